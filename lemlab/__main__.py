@@ -1,0 +1,3 @@
+from lemlab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""`lemlab` entry point. Subcommands live in lemlab.commands.<name>, each imported only when used,
+so `lemlab --help` never pays for mlx_lm (a bench script measures it)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+
+from lemlab import __version__
+from lemlab.core.errors import LemlabError
+
+# (command name, module, one-line help). Modules are imported lazily.
+COMMANDS: list[tuple[str, str, str]] = [
+    ("chat", "chat", "chat with a model: one reply with --prompt, else a line REPL"),
+    ("models", "models", "list discovered MLX models and LoRA adapters"),
+    ("make-tiny-model", "make_tiny_model", "write a tiny random-weight MLX model (offline demos, tests)"),
+    ("score", "score", "score one response text and show why each signal fired"),
+    ("rescore", "rescore", "recompute scores in A/B JSONL files"),
+    ("ab", "ab", "run a probe battery under conditions (kernels, adapters) and score it"),
+    ("report", "report", "summarise an A/B run, or compare two runs (--vs)"),
+    ("train", "train", "run a LoRA training with an events log"),
+    ("watch", "watch", "follow a training run (events file, adapter folder or mlx-lm log)"),
+    ("curriculum", "curriculum", "run a staged training curriculum with fuses between stages"),
+    ("distill", "distill", "self-distillation: sample, score and keep good responses"),
+    ("extract", "extract", "turn self-distill output into mlx-lm training JSONL"),
+    ("rephrase", "rephrase", "write perspective / urgency / cultural variants of a battery"),
+    ("pipeline", "pipeline", "run a multi-phase distill -> extract -> train pipeline"),
+    ("probes", "probes", "list shipped and configured probe batteries"),
+    ("sessions", "sessions", "list saved sessions"),
+]
+
+
+def _command_module(module: str):  # type: ignore[no-untyped-def]
+    return importlib.import_module(f"lemlab.commands.{module}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lemlab",
+        description="A keyboard-driven terminal lab for local MLX models. "
+        "With no command, opens the TUI.",
+    )
+    parser.add_argument("--version", action="version", version=f"lemlab {__version__}")
+    parser.add_argument("--session", help="open (or create) this session in the TUI")
+    parser.add_argument("--model", help="model folder or Hugging Face id to load at start")
+    parser.add_argument("--adapter", help="LoRA adapter folder to load with --model")
+    parser.add_argument("--theme", help="theme name for this run")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="load the embedded random-weight demo model when no --model is given",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module, help_text in COMMANDS:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        # Arguments are added only for the command being run (see main), to keep --help fast.
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    # Two-stage parse: find the command, then let its module add its own arguments.
+    first = _find_command(argv)
+    if first is not None:
+        module = dict((n, m) for n, m, _ in COMMANDS)[first]
+        sub = _subparser(parser, first)
+        _command_module(module).add_arguments(sub)
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            from lemlab.tui.launch import launch
+
+            return launch(args)
+        return int(_command_module(args._module).run(args) or 0)
+    except LemlabError as exc:
+        print(f"lemlab: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("lemlab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `lemlab ... | head` closed the pipe: not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only on request
+        if os.environ.get("LEMLAB_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"lemlab: internal error: {type(exc).__name__}: {exc} (LEMLAB_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 70
+
+
+def _find_command(argv: list[str]) -> str | None:
+    names = {n for n, _, _ in COMMANDS}
+    takes_value = {"--session", "--model", "--adapter", "--theme"}
+    skip = False
+    for tok in argv:
+        if skip:
+            skip = False
+            continue
+        if tok in takes_value:
+            skip = True
+            continue
+        if tok.startswith("-"):
+            continue
+        return tok if tok in names else None
+    return None
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]
+    raise KeyError(name)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

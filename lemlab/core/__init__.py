@@ -1,0 +1,1 @@
+"""Headless core: plain functions and dataclasses. Never imports textual or mlx (a test checks)."""

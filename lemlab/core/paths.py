@@ -1,0 +1,62 @@
+"""Where lemlab keeps things. LEMLAB_HOME relocates everything (tests use it). No side effects on import."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+APP_NAME = "lemlab"
+HOME_ENV = "LEMLAB_HOME"
+
+
+@dataclass(frozen=True)
+class Paths:
+    config_dir: Path
+    data_dir: Path
+    cache_dir: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.data_dir / "sessions"
+
+    @property
+    def kernels_dir(self) -> Path:
+        return self.data_dir / "kernels"
+
+    @property
+    def themes_dir(self) -> Path:
+        return self.config_dir / "themes"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
+
+    @property
+    def demo_model_dir(self) -> Path:
+        return self.cache_dir / "demo-model"
+
+
+def get_paths() -> Paths:
+    """Resolve paths now (not at import), so a changed LEMLAB_HOME is honoured."""
+    home = os.environ.get(HOME_ENV)
+    if home:
+        root = Path(home).expanduser()
+        return Paths(root / "config", root / "data", root / "cache")
+    import platformdirs
+
+    return Paths(
+        Path(platformdirs.user_config_dir(APP_NAME)),
+        Path(platformdirs.user_data_dir(APP_NAME)),
+        Path(platformdirs.user_cache_dir(APP_NAME)),
+    )
+
+
+def repo_root() -> Path | None:
+    """The source checkout, when lemlab runs from one (for the shipped probes/ and themes/)."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "pyproject.toml").exists() else None

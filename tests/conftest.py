@@ -1,0 +1,49 @@
+"""Shared fixtures. MLX kernel compilation is disabled before mlx is imported anywhere: a cold
+g++ kernel cache costs ~25 s per run and gains nothing on tiny models (notes/mlx-on-linux.md)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MLX_DISABLE_COMPILE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+SPEC_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "spec"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def lemlab_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own LEMLAB_HOME, so nothing touches the user's real config or data."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("LEMLAB_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A gemma3_text random-weight model with a system-role chat template (built once)."""
+    from lemlab.engine.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-gemma")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_nosys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Same architecture, but its chat template raises on a system role."""
+    from lemlab.engine.tiny import build_tiny_model
+
+    return build_tiny_model(
+        tmp_path_factory.mktemp("models") / "tiny-gemma-nosys", system_role=False
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A different architecture, e.g. for adapter/base mismatch tests."""
+    from lemlab.engine.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama", model_type="llama")
