@@ -1,0 +1,49 @@
+"""`lemlab sessions [--json]`: saved sessions (name, updated, model, messages, runs) and the
+files that could not be read (reported, left untouched). Exit 1 when any file is damaged."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--dir", help="sessions folder (default: config's sessions_dir or the data folder)")
+
+
+def sessions_dir(arg: str | None) -> Path:
+    if arg:
+        return Path(arg).expanduser()
+    try:
+        from lemlab.core.config import load_config
+
+        return load_config().resolved_sessions_dir
+    except ImportError:
+        from lemlab.core.paths import get_paths
+
+        return get_paths().sessions_dir
+
+
+def run(args: argparse.Namespace) -> int:
+    from lemlab.core.sessions import list_sessions
+
+    folder = sessions_dir(args.dir)
+    found, damaged = list_sessions(folder)
+    if args.json:
+        print(json.dumps({"dir": str(folder), "sessions": [s.as_dict() for s in found],
+                          "damaged": damaged}, indent=2))  # fmt: skip
+    elif not found and not damaged:
+        print(f"no sessions in {folder} (start one with `lemlab --session NAME`)")
+    else:
+        rows = [("NAME", "UPDATED", "MODEL", "MSGS", "RUNS")] + [
+            (s.name, s.updated[:19].replace("T", " "), Path(s.model).name or "-",
+             str(s.messages), str(s.runs)) for s in found
+        ]  # fmt: skip
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        for row in rows:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        for line in damaged:
+            print(f"damaged (left untouched): {line}")
+    return 1 if damaged else 0

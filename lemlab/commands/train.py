@@ -1,0 +1,230 @@
+"""`lemlab train`: a LoRA training run in a child process, with an events log and live progress.
+
+Settings resolve as mlx-lm defaults < `-c CONFIG.toml` < flags, are checked (model folder, data
+lines, layer count), written to ADAPTER/lemlab-train.toml, and then run by
+`python -m lemlab.engine.train_child`. Ctrl+C asks the child to save and stop (exit 130).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lemlab.core.errors import LemlabError
+from lemlab.core.training_config import (
+    GradientFigures,
+    TrainingConfig,
+    format_figures,
+    gradient_figures,
+    read_config_toml,
+    read_model_facts,
+    resolve_config,
+    small_model_warning,
+)
+from lemlab.core.training_data import validate_data_folder
+
+RESUME_NOTE = (
+    "--resume-adapter-file restores adapter weights only: optimizer state and the iteration "
+    "count start fresh (mlx-lm saves no optimizer state)"
+)
+
+# flag name -> (type, help). Flags left out take the TOML value, else mlx-lm's default.
+_VALUE_FLAGS: dict[str, tuple[Any, str]] = {
+    "iters": (int, "optimizer steps (default 1000)"),
+    "batch_size": (int, "examples per step (default 4)"),
+    "num_layers": (int, "layers to train, from the top; -1 = all (default 16)"),
+    "learning_rate": (float, "Adam learning rate (default 1e-5)"),
+    "rank": (int, "LoRA rank (default 8)"),
+    "scale": (float, "LoRA scale (default 20.0)"),
+    "dropout": (float, "LoRA dropout (default 0.0)"),
+    "max_seq_length": (int, "truncate longer examples (default 2048)"),
+    "save_every": (int, "checkpoint NNNNNNN_adapters.safetensors every N steps (default 100)"),
+    "steps_per_eval": (int, "validate every N steps (default 200)"),
+    "steps_per_report": (int, "report train loss every N steps (default 10)"),
+    "seed": (int, "random seed (default 0)"),
+    "val_batches": (int, "validation batches, -1 = all (default 25)"),
+}
+
+
+class TrainingFailed(LemlabError):
+    """The run started but ended in an error event (or without a final event)."""
+
+    exit_code = 1
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = (
+        "Small-model warning: for models under ~3B parameters or 30 layers, lemlab warns when\n"
+        "the settings resemble the run that collapsed a 1B model (LR >= 1e-5, > 50% of layers,\n"
+        "batch >= 4, >= 1,000 effective steps) and suggests LR 5e-6, ~30% of layers, batch 1.\n"
+        "It asks before training (or needs --yes when not at a terminal).\n\n"
+        f"Note: {RESUME_NOTE}."
+    )
+    p.add_argument("--model", help="model folder (local)")
+    p.add_argument("--data", help="folder with train.jsonl and valid.jsonl")
+    p.add_argument("--adapter-path", help="output folder (adapters, checkpoints, events.jsonl)")
+    p.add_argument("-c", "--config", help="TOML file with a [train] table (paths relative to it)")
+    for name, (kind, help_text) in _VALUE_FLAGS.items():
+        p.add_argument("--" + name.replace("_", "-"), type=kind, help=help_text)
+    p.add_argument("--grad-checkpoint", action="store_true", default=None, help="trade compute for memory")
+    p.add_argument("--mask-prompt", action="store_true", default=None, help="loss on the reply only")
+    p.add_argument("--resume-adapter-file", help="start from these adapter weights (weights only; see below)")
+    p.add_argument("--yes", action="store_true", help="do not ask: train despite warnings, archive an earlier run")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainingConfig:
+    toml_values = read_config_toml(args.config) if args.config else {}
+    flags: dict[str, Any] = {name: getattr(args, name) for name in _VALUE_FLAGS}
+    flags.update(grad_checkpoint=args.grad_checkpoint, mask_prompt=args.mask_prompt)
+    for name in ("model", "data", "adapter_path", "resume_adapter_file"):
+        value = getattr(args, name)
+        flags[name] = str(Path(value).expanduser().resolve()) if value else None
+    cfg = resolve_config(toml_values, flags)
+    for name, flag in (("model", "--model"), ("data", "--data")):
+        if not getattr(cfg, name):
+            raise LemlabError(f"{flag} is required (or set {name} in the -c config)")
+    return cfg
+
+
+def preflight(cfg: TrainingConfig) -> GradientFigures:
+    """Check everything that can be checked before a child is started; raise LemlabError."""
+    model = Path(cfg.model)
+    if not model.is_dir():
+        raise LemlabError(f"model folder not found: {model}")
+    if not (model / "config.json").is_file():
+        raise LemlabError(f"{model} has no config.json: not an MLX model folder")
+    facts = read_model_facts(model)
+    if facts.num_layers and cfg.num_layers > facts.num_layers:
+        raise LemlabError(f"--num-layers {cfg.num_layers} but the model has {facts.num_layers} layers")
+    if cfg.resume_adapter_file and not Path(cfg.resume_adapter_file).is_file():
+        raise LemlabError(f"resume adapter file not found: {cfg.resume_adapter_file}")
+    validate_data_folder(cfg.data, cfg.batch_size)
+    return gradient_figures(cfg, facts)
+
+
+def confirm(question: str, yes: bool, refusal: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise LemlabError(refusal)
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise LemlabError("cancelled")
+
+
+def print_plan(cfg: TrainingConfig, fig: GradientFigures, out: Any = None) -> list[str]:
+    """Print the effective-gradient figures and any warning; return the warning lines."""
+    out = out or sys.stdout
+    print(f"training {cfg.model}\n  data {cfg.data}\n  adapters {cfg.adapter_path}", file=out)
+    for line in format_figures(fig):
+        print("  " + line, file=out)
+    if cfg.resume_adapter_file:
+        print(f"note: {RESUME_NOTE}", file=out)
+    warning = small_model_warning(fig)
+    for line in warning:
+        print(line, file=out)
+    return warning
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    cfg.adapter_path = str(Path(cfg.adapter_path).expanduser().resolve())
+    fig = preflight(cfg)
+    warning = print_plan(cfg, fig)
+    if warning:
+        confirm("train anyway?", args.yes, "small-model warning above: pass --yes to train anyway")
+    from lemlab.core.train_runner import archive_previous_run, previous_run
+
+    folder = Path(cfg.adapter_path)
+    if previous_run(folder):
+        confirm(f"{folder} holds an earlier run; archive its events and start again?", args.yes,
+                f"{folder} holds an earlier run (events.jsonl): pass --yes to archive it and start again")
+        archive_previous_run(folder)
+    return train_and_follow(cfg)
+
+
+def train_and_follow(cfg: TrainingConfig, label: str = "") -> int:
+    """Start the child, show progress on stderr until it ends, map its outcome to an exit code."""
+    from lemlab.core.train_runner import EXIT_STOPPED, start_training
+    from lemlab.core.training_events import RunWatcher
+
+    proc = start_training(cfg)
+    watcher = RunWatcher(proc.source, clock=time.time)
+    interrupts = {"n": 0}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        interrupts["n"] += 1
+        if interrupts["n"] == 1:
+            print("\nstopping: the trainer saves adapters.safetensors first (Ctrl+C again to kill)",
+                  file=sys.stderr)
+            proc.request_stop()
+        else:
+            proc.kill()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _follow(proc, watcher, label)
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    return _outcome(proc.wait(), watcher, proc.log_path, EXIT_STOPPED)
+
+
+def _follow(proc: Any, watcher: Any, label: str) -> None:
+    from rich.console import Console
+
+    console = Console(file=sys.stderr, highlight=False)
+    if console.is_terminal:
+        _follow_live(proc, watcher, console, label)
+        return
+    while True:
+        done = proc.poll() is not None
+        for ev in watcher.poll():
+            from lemlab.core.training_summary import event_line
+
+            print(label + event_line(ev), file=sys.stderr, flush=True)
+        if done:
+            return
+        time.sleep(0.2)
+
+
+def _follow_live(proc: Any, watcher: Any, console: Any, label: str) -> None:
+    from rich.live import Live
+    from rich.text import Text
+
+    from lemlab.core.training_summary import summary_lines
+
+    def view() -> Text:
+        head = [label.strip()] if label else []
+        return Text("\n".join(head + summary_lines(watcher.state, width=min(console.width, 100))))
+
+    with Live(view(), console=console, auto_refresh=False, transient=False) as live:
+        while True:
+            done = proc.poll() is not None
+            if watcher.poll() or done:
+                live.update(view(), refresh=True)
+            if done:
+                return
+            time.sleep(0.25)
+
+
+def _outcome(code: int, watcher: Any, log: Path, stopped_code: int) -> int:
+    state = watcher.state
+    if state.status == "done":
+        print(f"done: {len(state.checkpoints)} checkpoints, adapters in {watcher.source.folder}",
+              file=sys.stderr)
+        return 0
+    if state.status == "stopped":
+        print(f"stopped at iteration {state.iteration}: adapters.safetensors saved, "
+              f"{len(state.checkpoints)} checkpoints kept in {watcher.source.folder}", file=sys.stderr)
+        return stopped_code
+    if state.status == "error":
+        raise TrainingFailed(f"training failed: {state.message} (log: {log})")
+    if code < 0:
+        raise TrainingFailed(f"training process killed by signal {-code}; checkpoints kept (log: {log})")
+    raise TrainingFailed(f"training process exited with code {code} and no final event (log: {log})")

@@ -1,0 +1,284 @@
+"""Where an A/B run's results go: the research A/B JSONL (one probe line, flushed and fsynced, as
+each probe completes; a summary line at the end), a sidecar `<output>.partial.jsonl` holding
+per-variant partial results of runs with adapters, and resuming from both.
+
+Crash safety. Probe lines are appended with one write each and fsynced, so a SIGKILL leaves every
+earlier line intact and at most one half-written last line; resume detects that line, rewrites
+the file without it (atomically), and redoes the probe. The sidecar is append-only the same way;
+it is deleted once the summary line is on disk. Headless: no mlx.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lemlab.core import abfile
+from lemlab.core.atomic import write_text_atomic
+from lemlab.core.conditions import ConditionPlan
+from lemlab.core.errors import LemlabError
+from lemlab.core.runner import ConditionMap, ProbeLike, ResumeState
+
+SIDECAR_SUFFIX = ".partial.jsonl"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What makes a run's outputs what they are. Compared on --resume: any difference refuses."""
+
+    model: str
+    scorer: str
+    sampler: dict[str, Any]  # Sampler.as_dict(): temperature, top_p, max_tokens[, seed]
+    conditions: dict[str, dict[str, str | None]]  # name -> {adapter, kernel_sha256}, in order
+
+    @classmethod
+    def for_plan(cls, plan: ConditionPlan, scorer: str, sampler: dict[str, Any]) -> RunSettings:
+        return cls(plan.model, scorer, dict(sampler), plan.settings())
+
+    def line_extras(self) -> dict[str, Any]:
+        """lemlab's keys after the research keys of every probe line (what resume checks)."""
+        return {"model": self.model, "scorer": self.scorer, "sampler": self.sampler}
+
+    def header(self) -> dict[str, Any]:
+        return {"type": "header", **self.line_extras(), "conditions": self.conditions}
+
+
+def sidecar_path(output: str | Path) -> Path:
+    p = Path(output)
+    return p.with_name(p.name + SIDECAR_SUFFIX)
+
+
+@dataclass
+class OpenedRun:
+    """The state an output file was opened in (what the CLI reports before starting)."""
+
+    state: ResumeState
+    notes: list[str] = field(default_factory=list)
+    already_complete: bool = False
+    prior_seconds: float = 0.0  # generation time already spent in kept lines
+
+
+# --- opening ---------------------------------------------------------------------------------
+
+
+def open_output(
+    output: str | Path,
+    settings: RunSettings,
+    probes: Sequence[ProbeLike],
+    *,
+    resume: bool,
+) -> OpenedRun:
+    """A fresh file (refusing to overwrite one without --resume), or the kept work of a resumed
+    one. Raises LemlabError (one line) on settings that differ or a corrupt file."""
+    out, side = Path(output), sidecar_path(output)
+    if not resume or not out.exists():
+        if out.exists():
+            raise LemlabError(f"{out} already exists: add --resume to continue it, or choose another --output")
+        _create_empty(out)
+        side.unlink(missing_ok=True)  # stale partial results of an older run of that name
+        notes = [f"{out} does not exist yet: starting a new run"] if resume else []
+        return OpenedRun(ResumeState(), notes)
+    opened = _resume_output(out, settings, probes)
+    _resume_sidecar(side, settings, probes, opened)
+    return opened
+
+
+def _create_empty(out: Path) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "x", encoding="utf-8"):
+            pass
+    except FileExistsError:
+        raise LemlabError(f"{out} already exists: add --resume to continue it") from None
+    except OSError as exc:
+        raise LemlabError(f"cannot write {out}: {exc.strerror or exc}") from None
+
+
+def _resume_output(out: Path, settings: RunSettings, probes: Sequence[ProbeLike]) -> OpenedRun:
+    parsed = abfile.read_ab(out)
+    notes: list[str] = []
+    if parsed.errors:
+        first = parsed.errors[0]
+        raise LemlabError(f"{out}: line {first[0]}: {first[1]} (not a clean A/B file; cannot resume)")
+    by_id = {p.id: p for p in probes}
+    state = ResumeState()
+    seconds = 0.0
+    for line in parsed.probes:
+        _check_probe_line(out, line, settings, by_id)
+        state.complete[line["id"]] = dict(line["conditions"])
+        seconds += sum(float(c.get("time_s", 0.0)) for c in line["conditions"].values())
+    rewrite = False
+    if parsed.truncated_tail is not None:
+        notes.append(f"{out}: dropped a half-written last line (that probe is redone)")
+        rewrite = True
+    if parsed.summary is not None:
+        rewrite = True
+    done = all(p.id in state.complete for p in probes)
+    if rewrite and not (done and parsed.summary is not None and parsed.truncated_tail is None):
+        write_text_atomic(out, "".join(abfile.dumps_line(ln) for ln in parsed.probes))
+    opened = OpenedRun(state, notes, prior_seconds=seconds)
+    opened.already_complete = done and parsed.summary is not None and parsed.truncated_tail is None
+    return opened
+
+
+def _check_probe_line(
+    out: Path, line: Mapping[str, Any], settings: RunSettings, by_id: Mapping[str, ProbeLike]
+) -> None:
+    pid = line.get("id")
+    where = f"{out}: probe {pid!r}"
+    probe = by_id.get(str(pid))
+    if probe is None:
+        raise LemlabError(f"{where} is not in this battery: cannot resume with another battery")
+    if line.get("prompt") != probe.prompt:
+        raise LemlabError(f"{where} has another prompt than the battery's: cannot resume")
+    for key, want in settings.line_extras().items():
+        if key not in line:
+            raise LemlabError(f"{where} has no {key!r}: it was not written by `lemlab ab`, cannot resume")
+        if not _same_setting(key, line[key], want):
+            raise LemlabError(f"{out}: settings differ: {key} was {line[key]!r}, now {want!r}")
+    conds = line.get("conditions")
+    if not isinstance(conds, dict) or list(conds) != list(settings.conditions):
+        have = list(conds) if isinstance(conds, dict) else conds
+        raise LemlabError(f"{out}: settings differ: conditions were {have}, now {list(settings.conditions)}")
+    for name, want_c in settings.conditions.items():
+        _check_condition(out, name, conds[name], want_c)
+
+
+def _check_condition(out: Path, name: str, got: Any, want: Mapping[str, str | None]) -> None:
+    if not isinstance(got, dict):
+        raise LemlabError(f"{out}: condition {name!r} is not an object: cannot resume")
+    if got.get("kernel_sha256") != want["kernel_sha256"]:
+        raise LemlabError(f"{out}: settings differ: kernel of {name!r} changed (sha256)")
+    if not _same_setting("adapter", got.get("adapter"), want["adapter"]):
+        raise LemlabError(f"{out}: settings differ: adapter of {name!r} was {got.get('adapter')!r}")
+
+
+def _same_setting(key: str, got: Any, want: Any) -> bool:
+    if key in ("model", "adapter") and isinstance(got, str) and isinstance(want, str):
+        return _norm_path(got) == _norm_path(want)
+    return bool(got == want)
+
+
+def _norm_path(p: str) -> str:
+    q = Path(p).expanduser()
+    return str(q.resolve()) if q.exists() else p
+
+
+def _resume_sidecar(
+    side: Path, settings: RunSettings, probes: Sequence[ProbeLike], opened: OpenedRun
+) -> None:
+    if not side.exists():
+        return
+    if opened.already_complete:
+        side.unlink(missing_ok=True)  # the summary is on disk: partial results are stale
+        return
+    records, truncated = _read_sidecar(side)
+    if not records:
+        side.unlink(missing_ok=True)
+        return
+    header = records[0]
+    if header.get("type") != "header" or header != settings.header():
+        raise LemlabError(f"{side}: partial results were made with other settings: cannot resume")
+    ids = {p.id for p in probes}
+    for rec in records[1:]:
+        key = (str(rec.get("variant")), str(rec.get("id")))
+        if rec.get("type") == "partial" and key[1] in ids and key[1] not in opened.state.complete:
+            opened.state.partial[key] = dict(rec["conditions"])
+            opened.prior_seconds += sum(
+                float(c.get("time_s", 0.0)) for c in rec["conditions"].values()
+            )
+    if truncated:
+        opened.notes.append(f"{side}: dropped a half-written last line (redone)")
+        write_text_atomic(side, "".join(_dumps(r) for r in records))
+
+
+def _read_sidecar(side: Path) -> tuple[list[dict[str, Any]], bool]:
+    try:
+        text = side.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LemlabError(f"cannot read {side}: {exc}") from None
+    lines = text.split("\n")
+    records: list[dict[str, Any]] = []
+    truncated = False
+    for i, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw)
+        except json.JSONDecodeError:
+            if i == len(lines) and not text.endswith("\n"):
+                truncated = True  # the last line, cut by a kill
+                break
+            raise LemlabError(f"{side}: line {i}: invalid JSON: cannot resume") from None
+        if not isinstance(rec, dict):
+            raise LemlabError(f"{side}: line {i}: not an object: cannot resume")
+        records.append(rec)
+    if text and not text.endswith("\n") and not truncated:
+        truncated = True  # a complete JSON value whose newline never made it: rewrite cleanly
+    return records, truncated
+
+
+def _dumps(obj: Mapping[str, Any]) -> str:
+    return json.dumps(obj, ensure_ascii=False) + "\n"
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def append_line(path: Path, line: str) -> None:
+    """One write, flush, fsync: a kill leaves either the whole line or a detectable half."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+class ABRecorder:
+    """Writes the events of a BatteryRunner to the output file and the sidecar."""
+
+    def __init__(self, output: str | Path, settings: RunSettings) -> None:
+        self.output = Path(output)
+        self.sidecar = sidecar_path(output)
+        self.settings = settings
+
+    def probe_done(self, probe: ProbeLike, conditions: ConditionMap) -> dict[str, Any]:
+        line = abfile.probe_line(
+            probe.id, probe.category, probe.prompt, conditions, extra=self.settings.line_extras()
+        )
+        append_line(self.output, abfile.dumps_line(line))
+        return line
+
+    def variant_probe_done(self, variant: str, probe_id: str, conditions: ConditionMap) -> None:
+        if not self.sidecar.exists():
+            append_line(self.sidecar, _dumps(self.settings.header()))
+        rec = {"type": "partial", "variant": variant, "id": probe_id, "conditions": conditions,
+               "ts": abfile.utc_ts()}  # fmt: skip
+        append_line(self.sidecar, _dumps(rec))
+
+    def finish(
+        self,
+        probes: Sequence[ProbeLike],
+        results: Mapping[str, ConditionMap],
+        duration_s: float,
+        extra: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """Append the summary line and drop the sidecar; returns the summary."""
+        lines = [
+            abfile.probe_line(p.id, p.category, p.prompt, results[p.id])
+            for p in probes
+            if p.id in results
+        ]
+        summary = abfile.summarize(
+            lines,
+            model=self.settings.model,
+            duration_s=duration_s,
+            max_tokens=int(self.settings.sampler["max_tokens"]),
+            extra=extra,
+        )
+        append_line(self.output, abfile.dumps_line(summary))
+        self.sidecar.unlink(missing_ok=True)
+        return summary

@@ -1,0 +1,413 @@
+"""The A/B battery runner: a pure generator that drives any Engine through a battery of probes
+under a plan of conditions, scores every response and yields events. No file I/O and no mlx
+here; lemlab.core.ab_store records the events (output file, sidecar, resume) and the CLI / TUI
+show them.
+
+Order of work. Loading a model is the expensive step, so the runner goes variant by variant
+(base model, then each adapter): load once, then every probe still to do, each under all of that
+variant's conditions (probe-major, as the published runs did). With a single variant - no
+adapters - each probe line is complete, and yielded as ProbeDone, as soon as its conditions are.
+With adapters, a probe is complete only when the last variant has run it: earlier variants yield
+VariantProbeDone (the store keeps those in a sidecar file, so a killed run resumes without redoing
+them) and the last variant's pass yields ProbeDone lines in battery order.
+
+Kernel requests use the engine's prefix reuse, so a kernel's system turn is prefilled once per
+model instead of once per probe.
+
+Usage:
+    run = BatteryRunner(engine, probes, plan, scorer, Sampler(), resume=state)
+    for event in run.events():
+        ...            # run.cancel() from any thread stops at the next token
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from lemlab.core.conditions import BASE_VARIANT, Condition, ConditionPlan, Variant
+from lemlab.core.engine_api import Engine, GenerationHandle, GenStats, LoadInfo, Sampler
+from lemlab.core.errors import LemlabError
+
+SYSTEM_FORM_NONE = "none"  # no kernel: no system message
+SYSTEM_FORM_SYSTEM = "system"  # kernel sent as the system turn
+SYSTEM_FORM_USER = "user_prefix"  # template rejects system: kernel, blank line, prompt as user turn
+
+
+class ProbeLike(Protocol):
+    id: str
+    category: str
+    prompt: str
+
+
+class ScorerLike(Protocol):
+    id: str
+
+    def score(self, text: str) -> dict[str, Any]: ...
+
+
+ConditionMap = dict[str, dict[str, Any]]
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Figures for a progress bar: units are (probe, condition) generations still to do."""
+
+    done_units: int
+    total_units: int
+    elapsed_s: float
+    eta_s: float | None  # None until one unit is done
+
+    @property
+    def fraction(self) -> float:
+        return self.done_units / self.total_units if self.total_units else 1.0
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    total_probes: int
+    todo_probes: int  # probes without a complete line yet
+    resumed_probes: int  # complete lines kept from an earlier run
+    conditions: list[str]
+    variants: list[str]
+    total_units: int
+
+
+@dataclass(frozen=True)
+class VariantLoading:
+    variant: Variant
+
+
+@dataclass(frozen=True)
+class VariantLoaded:
+    variant: Variant
+    info: LoadInfo
+    system_form: str  # how kernels reach the model on this variant
+
+
+@dataclass(frozen=True)
+class ProbeStarted:
+    index: int  # 1-based position in the battery
+    total: int
+    probe: ProbeLike
+    variant: Variant
+
+
+@dataclass(frozen=True)
+class ConditionStarted:
+    probe_id: str
+    condition: str
+
+
+@dataclass(frozen=True)
+class ConditionProgress:
+    """Throttled while tokens stream (for live tokens/s)."""
+
+    probe_id: str
+    condition: str
+    tokens: int
+    tokens_per_s: float
+    text: str  # the reply so far
+
+
+@dataclass(frozen=True)
+class ConditionDone:
+    probe_id: str
+    condition: str
+    result: dict[str, Any]  # the probe line's entry for this condition
+    stats: GenStats
+    progress: Progress
+
+
+@dataclass(frozen=True)
+class VariantProbeDone:
+    """One probe finished on a variant that is not the last: a partial result to keep."""
+
+    variant: str
+    probe_id: str
+    conditions: ConditionMap
+
+
+@dataclass(frozen=True)
+class ProbeDone:
+    index: int
+    total: int
+    probe: ProbeLike
+    conditions: ConditionMap  # every condition, in plan order
+    progress: Progress
+
+
+@dataclass(frozen=True)
+class RunDone:
+    """The end. `results` maps probe id -> conditions for every complete probe, battery order
+    (kept lines included). cancelled=True when cancel() stopped the run early."""
+
+    results: dict[str, ConditionMap]
+    cancelled: bool
+    elapsed_s: float
+
+
+RunEvent = (
+    RunStarted
+    | VariantLoading
+    | VariantLoaded
+    | ProbeStarted
+    | ConditionStarted
+    | ConditionProgress
+    | ConditionDone
+    | VariantProbeDone
+    | ProbeDone
+    | RunDone
+)
+
+
+@dataclass
+class ResumeState:
+    """Work already done: complete probes (id -> conditions) and per-variant partial results."""
+
+    complete: dict[str, ConditionMap] = field(default_factory=dict)
+    partial: dict[tuple[str, str], ConditionMap] = field(default_factory=dict)  # (variant, id)
+
+
+class RunCancelled(Exception):
+    """Raised inside the runner when cancel() interrupts a generation."""
+
+
+# --- the runner ------------------------------------------------------------------------------
+
+
+class BatteryRunner:
+    def __init__(
+        self,
+        engine: Engine,
+        probes: Sequence[ProbeLike],
+        plan: ConditionPlan,
+        scorer: ScorerLike,
+        sampler: Sampler,
+        *,
+        resume: ResumeState | None = None,
+        failure_detector: Callable[[str, str], Any] | None = None,
+        generate_options: Mapping[str, Any] | None = None,
+        progress_every: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine, self.probes, self.plan = engine, list(probes), plan
+        self.scorer, self.sampler = scorer, sampler
+        self.state = resume or ResumeState()
+        self.failure_detector = failure_detector
+        self.generate_options = dict(generate_options or {})  # engine extras, e.g. logits_processors
+        self.progress_every = progress_every
+        self._clock = clock
+        self._cancel = threading.Event()
+        self._handle: GenerationHandle | None = None
+        self._lock = threading.Lock()
+        self._done_units = 0
+        self._total_units = 0
+        self._start = 0.0
+
+    # -- control --
+
+    def cancel(self) -> None:
+        """Stop at the next token. The probe in progress is dropped (it is redone on resume)."""
+        self._cancel.set()
+        with self._lock:
+            if self._handle is not None:
+                self._handle.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    # -- work --
+
+    def todo(self, variant: Variant) -> list[tuple[int, ProbeLike]]:
+        """(1-based index, probe) still to run on this variant."""
+        return [
+            (i, p)
+            for i, p in enumerate(self.probes, 1)
+            if p.id not in self.state.complete and (variant.name, p.id) not in self.state.partial
+        ]
+
+    def events(self) -> Iterator[RunEvent]:
+        self._start = self._clock()
+        per_variant = {v.name: self.todo(v) for v in self.plan.variants}
+        self._total_units = sum(
+            len(per_variant[v.name]) * len(self.plan.for_variant(v.name)) for v in self.plan.variants
+        )
+        yield RunStarted(
+            total_probes=len(self.probes),
+            todo_probes=sum(1 for p in self.probes if p.id not in self.state.complete),
+            resumed_probes=sum(1 for p in self.probes if p.id in self.state.complete),
+            conditions=self.plan.names,
+            variants=[v.label for v in self.plan.variants],
+            total_units=self._total_units,
+        )
+        last = self.plan.variants[-1].name
+        try:
+            for variant in self.plan.variants:
+                todo = per_variant[variant.name]
+                if not todo:
+                    continue
+                yield VariantLoading(variant)
+                info = self._load(variant)
+                form = SYSTEM_FORM_SYSTEM if info.supports_system_role else SYSTEM_FORM_USER
+                yield VariantLoaded(variant, info, form)
+                for index, probe in todo:
+                    yield ProbeStarted(index, len(self.probes), probe, variant)
+                    conds: ConditionMap = {}
+                    for cond in self.plan.for_variant(variant.name):
+                        yield ConditionStarted(probe.id, cond.name)
+                        result, stats = yield from self._run_condition(probe, cond, form)
+                        conds[cond.name] = result
+                        self._done_units += 1
+                        yield ConditionDone(probe.id, cond.name, result, stats, self.progress())
+                    if variant.name == last:
+                        full = self._assemble(probe.id, conds)
+                        self.state.complete[probe.id] = full
+                        yield ProbeDone(index, len(self.probes), probe, full, self.progress())
+                    else:
+                        self.state.partial[(variant.name, probe.id)] = conds
+                        yield VariantProbeDone(variant.name, probe.id, conds)
+        except RunCancelled:
+            pass
+        yield RunDone(self._complete_results(), self.cancelled, self._clock() - self._start)
+
+    def progress(self) -> Progress:
+        elapsed = self._clock() - self._start
+        eta = None
+        if self._done_units:
+            eta = elapsed / self._done_units * (self._total_units - self._done_units)
+        return Progress(self._done_units, self._total_units, elapsed, eta)
+
+    def _load(self, variant: Variant) -> LoadInfo:
+        if self.cancelled:
+            raise RunCancelled
+        return self.engine.load(self.plan.model, variant.adapter).result()
+
+    def _assemble(self, probe_id: str, last_conds: ConditionMap) -> ConditionMap:
+        merged: ConditionMap = {}
+        for v in self.plan.variants[:-1]:
+            merged.update(self.state.partial[(v.name, probe_id)])
+        merged.update(last_conds)
+        return {name: merged[name] for name in self.plan.names}  # plan order
+
+    def _complete_results(self) -> dict[str, ConditionMap]:
+        return {p.id: self.state.complete[p.id] for p in self.probes if p.id in self.state.complete}
+
+    def _run_condition(
+        self, probe: ProbeLike, cond: Condition, form: str
+    ) -> Iterator[ConditionProgress | Any]:
+        """Generate and score one (probe, condition); yields throttled ConditionProgress, returns
+        (result dict, stats)."""
+        if self.cancelled:
+            raise RunCancelled
+        sampler = request_sampler(self.sampler, probe.id, cond.name)
+        handle = self.engine.generate(
+            cond.messages(probe.prompt),
+            sampler,
+            reuse_prefix=cond.kernel is not None,
+            **self.generate_options,
+        )
+        with self._lock:
+            self._handle = handle
+        parts: list[str] = []
+        started = last_report = self._clock()
+        stats = GenStats()
+        try:
+            for chunk in handle:
+                parts.append(chunk.text)
+                stats = chunk.stats
+                if chunk.error:
+                    raise LemlabError(f"generation failed on {probe.id} / {cond.name}: {chunk.error}")
+                now = self._clock()
+                if not chunk.done and now - last_report >= self.progress_every:
+                    last_report = now
+                    yield ConditionProgress(
+                        probe.id, cond.name, stats.generation_tokens, stats.generation_tps, "".join(parts)
+                    )
+        except BaseException:
+            handle.cancel()  # Ctrl+C or a consumer closing the generator: stop the engine too
+            raise
+        finally:
+            with self._lock:
+                self._handle = None
+        if self.cancelled or stats.finish_reason == "cancelled":
+            raise RunCancelled
+        text = "".join(parts)
+        if not stats.elapsed:  # an engine that does not time itself: use the wall clock
+            stats = replace(stats, elapsed=self._clock() - started)
+        return self.condition_result(probe, cond, text, stats, form), stats
+
+    def condition_result(
+        self, probe: ProbeLike, cond: Condition, text: str, stats: GenStats, form: str
+    ) -> dict[str, Any]:
+        """The research keys (response, lek_score, heuristic, chars, time_s), then lemlab's."""
+        heuristic = dict(self.scorer.score(text))
+        out: dict[str, Any] = {
+            "response": text,
+            "lek_score": round(float(heuristic["lek_score"]), 2),
+            "heuristic": heuristic,
+            "chars": len(text),
+            "time_s": round(stats.elapsed, 1),
+            "tokens": stats.generation_tokens,
+            "finish_reason": stats.finish_reason,
+            "system_form": form if cond.kernel is not None else SYSTEM_FORM_NONE,
+        }
+        if cond.kernel is not None:
+            out["kernel_sha256"] = cond.kernel.sha256
+        if cond.adapter is not None:
+            out["adapter"] = cond.adapter
+        if self.failure_detector is not None:
+            out["failure_modes"] = _jsonable(self.failure_detector(text, probe.prompt))
+        return out
+
+
+def request_sampler(sampler: Sampler, probe_id: str, condition: str) -> Sampler:
+    """The sampler for one request. A seeded sampling run gets a seed per (probe, condition), so
+    a resumed run draws exactly what an uninterrupted one would have; greedy is unchanged."""
+    if sampler.greedy or sampler.seed is None:
+        return sampler
+    digest = hashlib.sha256(f"{sampler.seed}|{probe_id}|{condition}".encode()).digest()
+    return replace(sampler, seed=int.from_bytes(digest[:4], "big") & 0x7FFFFFFF)
+
+
+def _jsonable(value: Any) -> Any:
+    """Failure-mode detectors may return dataclasses or tuples; keep what JSON can hold."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return _jsonable(asdict(value))
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+__all__ = [
+    "BASE_VARIANT",
+    "BatteryRunner",
+    "ConditionDone",
+    "ConditionProgress",
+    "ConditionStarted",
+    "ProbeDone",
+    "ProbeStarted",
+    "Progress",
+    "ResumeState",
+    "RunDone",
+    "RunEvent",
+    "RunStarted",
+    "VariantLoaded",
+    "VariantLoading",
+    "VariantProbeDone",
+    "request_sampler",
+]

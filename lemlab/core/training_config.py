@@ -1,0 +1,333 @@
+"""The resolved LoRA training configuration (defaults < TOML file < flags), its TOML form, and
+the "effective gradient" figures with the small-model warning.
+
+Defaults are mlx-lm 0.32's own, so a run here matches `mlx_lm lora` with the same flags.
+TOML layout (`lemlab-train.toml`, also accepted by `lemlab train -c`):
+
+    schema_version = 1
+    [train]
+    model = "..."   # every field of TrainingConfig; absent keys take the defaults
+
+Relative paths in a TOML file are resolved against the file's folder. TOML has no null, so
+"no resume file" is the empty string.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import struct
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from lemlab.core.atomic import write_text_atomic
+from lemlab.core.errors import LemlabError
+
+SCHEMA_VERSION = 1
+PATH_FIELDS = ("model", "data", "adapter_path", "resume_adapter_file")
+FINE_TUNE_TYPES = ("lora", "dora")
+OPTIMIZERS = ("adam", "adamw", "muon", "sgd", "adafactor")
+
+
+@dataclass
+class TrainingConfig:
+    model: str = ""  # model folder (local path; Hugging Face ids are not fetched here)
+    data: str = ""  # folder with train.jsonl and valid.jsonl
+    adapter_path: str = "adapters"  # output folder: adapters, checkpoints, events, log
+    iters: int = 1000  # optimizer steps
+    batch_size: int = 4
+    num_layers: int = 16  # trained layers, counted from the top; -1 = all
+    learning_rate: float = 1e-5
+    rank: int = 8  # LoRA rank
+    scale: float = 20.0  # LoRA scale (alpha)
+    dropout: float = 0.0
+    max_seq_length: int = 2048
+    grad_checkpoint: bool = False
+    mask_prompt: bool = False  # loss on the assistant turn only
+    save_every: int = 100  # checkpoint NNNNNNN_adapters.safetensors every N steps
+    steps_per_eval: int = 200
+    steps_per_report: int = 10
+    seed: int = 0
+    val_batches: int = 25  # -1 = the whole validation set
+    resume_adapter_file: str = ""  # weights only: no optimizer state, iteration restarts at 1
+    fine_tune_type: str = "lora"  # lora or dora
+    optimizer: str = "adam"
+
+    def validate(self) -> None:
+        """Raise LemlabError (one line) on values mlx-lm would reject mid-run."""
+        for name in ("iters", "batch_size", "rank", "save_every", "steps_per_eval",
+                     "steps_per_report", "max_seq_length"):
+            if getattr(self, name) < 1:
+                raise LemlabError(f"{name} must be at least 1 (got {getattr(self, name)})")
+        if self.num_layers == 0 or self.num_layers < -1:
+            raise LemlabError(f"num_layers must be -1 (all) or at least 1 (got {self.num_layers})")
+        if self.val_batches == 0 or self.val_batches < -1:
+            raise LemlabError(f"val_batches must be -1 (all) or at least 1 (got {self.val_batches})")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise LemlabError(f"learning_rate must be a positive number (got {self.learning_rate})")
+        if not 0 <= self.dropout < 1:
+            raise LemlabError(f"dropout must be in [0, 1) (got {self.dropout})")
+        if self.fine_tune_type not in FINE_TUNE_TYPES:
+            raise LemlabError(f"fine_tune_type must be one of {', '.join(FINE_TUNE_TYPES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise LemlabError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
+
+    def mlx_lm_args(self) -> dict[str, Any]:
+        """The argument namespace mlx-lm's trainer and adapter_config.json expect."""
+        out = {k: v for k, v in asdict(self).items() if k not in ("rank", "scale", "dropout")}
+        out.update(
+            lora_parameters={"rank": self.rank, "scale": self.scale, "dropout": self.dropout},
+            resume_adapter_file=self.resume_adapter_file or None,
+            optimizer_config={self.optimizer: {}},
+            train=True, test=False, test_batches=0, lr_schedule=None, config=None,
+            grad_accumulation_steps=1, clear_cache_threshold=0, report_to=None,
+            project_name=None, trust_remote_code=False,
+        )
+        return out
+
+
+FIELD_NAMES = tuple(f.name for f in fields(TrainingConfig))
+_FIELD_TYPES = {f.name: type(getattr(TrainingConfig(), f.name)) for f in fields(TrainingConfig)}
+
+
+def check_keys(values: dict[str, Any], where: str) -> None:
+    """Unknown keys are errors, with a "did you mean" hint (a typo would silently do nothing)."""
+    for key in values:
+        if key not in FIELD_NAMES:
+            close = difflib.get_close_matches(key, FIELD_NAMES, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise LemlabError(f"{where}: unknown training setting {key!r}{hint}")
+
+
+def coerce_values(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """Type-check TOML values; ints are accepted for float fields (learning_rate = 1)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        want = _FIELD_TYPES[key]
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not want:
+            raise LemlabError(
+                f"{where}: {key} must be {want.__name__}, got {type(value).__name__} {value!r}"
+            )
+        out[key] = value
+    return out
+
+
+def _flatten_lora(values: dict[str, Any]) -> dict[str, Any]:
+    # mlx-lm configs nest rank/scale/dropout under lora_parameters; accept that shape too.
+    values = dict(values)
+    lora = values.pop("lora_parameters", None)
+    if isinstance(lora, dict):
+        for key in ("rank", "scale", "dropout"):
+            if key in lora:
+                values.setdefault(key, lora[key])
+    return values
+
+
+def read_config_toml(path: str | Path) -> dict[str, Any]:
+    """Settings given in a TOML file (only those present), paths made absolute."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise LemlabError(f"config file not found: {p}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise LemlabError(f"{p}: not valid TOML ({exc})") from None
+    table = doc.get("train", {k: v for k, v in doc.items() if k != "schema_version"})
+    if not isinstance(table, dict):
+        raise LemlabError(f"{p}: [train] must be a table")
+    values = _flatten_lora(table)
+    check_keys(values, str(p))
+    values = coerce_values(values, str(p))
+    return absolutize(values, p.parent)
+
+
+def absolutize(values: dict[str, Any], base: Path) -> dict[str, Any]:
+    out = dict(values)
+    for key in PATH_FIELDS:
+        if out.get(key):
+            out[key] = str((base / Path(out[key]).expanduser()).resolve())
+    return out
+
+
+def resolve_config(*layers: dict[str, Any]) -> TrainingConfig:
+    """Defaults, then each layer in order (later wins); None values in a layer are ignored."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update({k: v for k, v in layer.items() if v is not None})
+    check_keys(merged, "settings")
+    cfg = TrainingConfig(**merged)
+    cfg.validate()
+    return cfg
+
+
+def config_to_toml(cfg: TrainingConfig) -> str:
+    return tomli_w.dumps({"schema_version": SCHEMA_VERSION, "train": asdict(cfg)})
+
+
+def write_config_toml(cfg: TrainingConfig, path: str | Path) -> None:
+    write_text_atomic(path, config_to_toml(cfg))
+
+
+def load_config_toml(path: str | Path) -> TrainingConfig:
+    return resolve_config(read_config_toml(path))
+
+
+# ---------------------------------------------------------------- model facts
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    num_layers: int | None
+    params: int | None  # counted from safetensors headers (quantized weights unpacked)
+
+
+def read_model_facts(model_dir: str | Path) -> ModelFacts:
+    d = Path(model_dir)
+    try:
+        cfg = json.loads((d / "config.json").read_text())
+    except (OSError, ValueError):
+        return ModelFacts(None, None)
+    text_cfg = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else {}
+    layers = cfg.get("num_hidden_layers", text_cfg.get("num_hidden_layers"))
+    bits = (cfg.get("quantization") or {}).get("bits") if isinstance(cfg.get("quantization"), dict) else None
+    return ModelFacts(layers if isinstance(layers, int) else None, count_params(d, bits))
+
+
+def count_params(model_dir: Path, bits: int | None) -> int | None:
+    """Parameter count from the safetensors headers (no weights read). Packed uint32 tensors of a
+    quantized model hold 32/bits values each; their scales and biases are not parameters."""
+    total = 0
+    files = sorted(model_dir.glob("*.safetensors"))
+    if not files:
+        return None
+    for f in files:
+        try:
+            with open(f, "rb") as fh:
+                (n,) = struct.unpack("<Q", fh.read(8))
+                header = json.loads(fh.read(n))
+        except (OSError, ValueError, struct.error):
+            return None
+        for name, meta in header.items():
+            if name == "__metadata__" or not isinstance(meta, dict):
+                continue
+            if bits and (name.endswith(".scales") or name.endswith(".biases")):
+                continue
+            count = math.prod(meta.get("shape", []))
+            if bits and meta.get("dtype") == "U32":
+                count = count * 32 // bits
+            total += count
+    return total
+
+
+# ---------------------------------------------------------------- effective gradient
+
+# Small-model heuristic (documented in `lemlab train --help`): fewer than 3 billion parameters
+# or fewer than 30 layers. Gemma 3 1B (26 layers) is small; Gemma 3 4B (34 layers) is not.
+SMALL_PARAMS = 3_000_000_000
+SMALL_LAYERS = 30
+# Risk thresholds from the collapsed 1B run (LR 1e-5, 16 of 26 layers, batch 4, 500 iters =
+# ~2,000 effective steps) against the 27B run that worked (LR 5e-6, 25.8% of layers, batch 1,
+# 400 iters). 1,000 effective steps is half the collapsed run and 2.5x the working one.
+RISKY_LR = 1e-5
+RISKY_LAYER_FRACTION = 0.5
+RISKY_BATCH = 4
+RISKY_EFFECTIVE = 1000
+RECOMMENDED_LR = 5e-6
+RECOMMENDED_LAYER_FRACTION = 0.3
+RECOMMENDED_BATCH = 1
+
+
+@dataclass(frozen=True)
+class GradientFigures:
+    model_layers: int | None
+    trained_layers: int  # -1 resolved to all when the model's layer count is known
+    layer_fraction: float | None
+    iters: int
+    batch_size: int
+    learning_rate: float
+    model_params: int | None
+
+    @property
+    def effective_gradient(self) -> int:
+        """Examples pushed through the optimizer: iterations x batch size."""
+        return self.iters * self.batch_size
+
+    @property
+    def small_model(self) -> bool:
+        if self.model_params is not None and self.model_params < SMALL_PARAMS:
+            return True
+        return self.model_layers is not None and self.model_layers < SMALL_LAYERS
+
+
+def gradient_figures(cfg: TrainingConfig, facts: ModelFacts) -> GradientFigures:
+    trained = cfg.num_layers
+    if trained == -1 and facts.num_layers:
+        trained = facts.num_layers
+    fraction = trained / facts.num_layers if facts.num_layers and trained > 0 else None
+    return GradientFigures(
+        facts.num_layers, trained, fraction, cfg.iters, cfg.batch_size, cfg.learning_rate, facts.params
+    )
+
+
+def format_figures(fig: GradientFigures) -> list[str]:
+    layers = f"{fig.trained_layers} / {fig.model_layers}" if fig.model_layers else f"{fig.trained_layers} / ?"
+    if fig.layer_fraction is not None:
+        layers += f" ({fig.layer_fraction:.3f} = {fig.layer_fraction:.1%})"
+    params = "unknown"
+    if fig.model_params:
+        big = fig.model_params >= 1e9
+        params = f"{fig.model_params / 1e9:.2f}B" if big else f"{fig.model_params / 1e6:.2f}M"
+    return [
+        f"model parameters    {params}",
+        f"trained layers      {layers}",
+        f"iterations x batch  {fig.iters:,} x {fig.batch_size} = {fig.effective_gradient:,} examples",
+        f"learning rate       {fig.learning_rate:.1e}",
+        f"effective gradient  ~{fig.effective_gradient:,} steps (iters x batch)",
+    ]
+
+
+def risk_factors(fig: GradientFigures) -> list[str]:
+    """What in this configuration resembles the run that collapsed a 1B model."""
+    out = []
+    if fig.learning_rate >= RISKY_LR:
+        out.append(f"learning rate {fig.learning_rate:.1e} >= {RISKY_LR:.0e}")
+    if fig.layer_fraction is not None and fig.layer_fraction > RISKY_LAYER_FRACTION:
+        out.append(f"{fig.layer_fraction:.0%} of layers trained (> {RISKY_LAYER_FRACTION:.0%})")
+    if fig.batch_size >= RISKY_BATCH:
+        out.append(f"batch size {fig.batch_size} >= {RISKY_BATCH}")
+    if fig.effective_gradient >= RISKY_EFFECTIVE:
+        out.append(f"~{fig.effective_gradient:,} effective steps (>= {RISKY_EFFECTIVE:,})")
+    return out
+
+
+def small_model_warning(fig: GradientFigures) -> list[str]:
+    """Warning lines for a small model given a 1B-collapse-like configuration; [] when fine."""
+    if not fig.small_model:
+        return []
+    factors = risk_factors(fig)
+    if not factors:
+        return []
+    return [
+        "warning: small model with a configuration like the one that collapsed a 1B model "
+        "(LR 1e-5, 16/26 layers, batch 4, ~2,000 effective steps):",
+        "  " + "; ".join(factors),
+        "  suggested: " + " ".join(recommended_flags(fig)),
+    ]
+
+
+def recommended_flags(fig: GradientFigures) -> list[str]:
+    flags = [f"--learning-rate {RECOMMENDED_LR:.0e}", f"--batch-size {RECOMMENDED_BATCH}"]
+    if fig.model_layers:
+        n = max(1, round(fig.model_layers * RECOMMENDED_LAYER_FRACTION))
+        flags.insert(1, f"--num-layers {n}  (~{n / fig.model_layers:.0%} of {fig.model_layers})")
+    else:
+        flags.insert(1, "--num-layers <~30% of the model's layers>")
+    return flags

@@ -1,0 +1,92 @@
+"""Plain-text views of a `RunState`: the block `lemlab watch` and `lemlab train` redraw, and
+one-line event descriptions for non-terminal output. Plain strings (no markup), so the TUI can
+reuse them inside `rich.text.Text` or `Static(markup=False)`."""
+
+from __future__ import annotations
+
+from lemlab.core.textchart import render_loss_chart
+from lemlab.core.training_events import RunState, TrainingEvent, perplexity
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def _num(value: float | None, spec: str, unit: str = "") -> str:
+    return "?" if value is None else f"{value:{spec}}{unit}"
+
+
+def _loss(loss: float | None) -> str:
+    if loss is None:
+        return "?"
+    ppl = perplexity(loss)
+    return f"{loss:.3f} (ppl {ppl:,.1f})" if ppl is not None else f"{loss:.3f}"
+
+
+def _timing(state: RunState) -> str:
+    elapsed = None
+    if state.first_seen is not None and state.last_seen is not None:
+        elapsed = state.last_seen - state.first_seen
+    if state.finished:
+        return f"took {fmt_duration(elapsed)}"
+    return f"ETA {fmt_duration(state.eta_seconds)}"
+
+
+def progress_line(state: RunState) -> str:
+    total = state.total_iters
+    if total:
+        pct = min(state.iteration / total, 1.0)
+        bar = "#" * int(pct * 20)
+        return f"iteration {state.iteration:,}/{total:,} [{bar:<20}] {pct:.0%}"
+    return f"iteration {state.iteration:,}/?"
+
+
+def best_line(state: RunState) -> str:
+    if state.best_val is None:
+        return "best val   ?"
+    it, loss = state.best_val
+    ckpt = state.best_checkpoint
+    where = f", nearest checkpoint {ckpt.rsplit('/', 1)[-1]}" if ckpt else ""
+    return f"best val   {loss:.3f} at iteration {it:,}{where}"
+
+
+def summary_lines(state: RunState, *, chart: bool = True, width: int = 72) -> list[str]:
+    """The monitor block: status, progress, losses, rate, memory, ETA, best val, chart."""
+    status = state.status + (f": {state.message}" if state.message else "")
+    lines = [
+        f"status     {status}" + (f"   (log format: {state.log_format})" if state.log_format else ""),
+        progress_line(state),
+        f"train loss {_loss(state.train_loss)}",
+        f"val loss   {_loss(state.val_loss)}",
+        f"lr {_num(state.learning_rate, '.2e')}   tokens/s {_num(state.tokens_per_second, ',.0f')}"
+        f"   peak mem {_num(state.peak_memory, '.3g', ' GB')}   {_timing(state)}",
+        best_line(state),
+        f"checkpoints {len(state.checkpoints)}"
+        + (f" (last {state.checkpoints[-1][1].rsplit('/', 1)[-1]})" if state.checkpoints else ""),
+    ]
+    if chart:
+        lines.append("")
+        lines.extend(
+            render_loss_chart(state.train_points, state.val_points, width=max(width - 10, 20),
+                              height=8, total_iters=state.total_iters)
+        )
+    return lines
+
+
+def event_line(ev: TrainingEvent) -> str:
+    """One line per event, for logs and pipes where redrawing is impossible."""
+    it = f"{ev.iteration:>6}" if ev.iteration is not None else "      "
+    if ev.kind == "train":
+        return f"{it}  train {_loss(ev.train_loss)}  tok/s {_num(ev.tokens_per_second, ',.0f')}"
+    if ev.kind == "val":
+        return f"{it}  val   {_loss(ev.val_loss)}  ({_num(ev.val_time, '.2f', 's')})"
+    if ev.kind == "checkpoint":
+        return f"{it}  save  {ev.path}"
+    if ev.kind == "start":
+        return f"        start ({ev.total_iters or '?'} iterations)"
+    return f"{it}  {ev.kind}" + (f": {ev.message}" if ev.message else "")

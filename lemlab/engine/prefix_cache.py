@@ -1,0 +1,114 @@
+"""Reuse of KV caches for prompt prefixes shared between requests (a kernel's system turn, an
+earlier part of a chat), so a battery prefills a 1,500-token kernel once, not once per probe.
+
+How a prefix gets cached: each request's tokens are remembered; when a new request shares at
+least MIN_SHARED tokens with a remembered one, the shared part is prefilled into a cache entry
+(costing no more than prefilling it in this request anyway). Later requests that start with an
+entry's tokens get a deep copy of its cache and prefill only the rest. Entries live in a small
+LRU, so conditions interleaved probe by probe (baseline, kernel A, kernel B, ...) each keep theirs.
+Only called on the engine thread.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+MIN_SHARED = 32  # shorter shared prefixes (BOS + turn markers) are not worth an entry
+MIN_EXTEND = 32  # grow an entry only when a request shares this many more tokens
+MAX_ENTRIES = 4
+HISTORY = 8
+
+
+@dataclass
+class _Entry:
+    tokens: list[int]
+    cache: list[Any]
+
+
+@dataclass
+class Prepared:
+    """A cache ready for this request: prefill `rest`, the first `cached` tokens are in `cache`."""
+
+    cache: list[Any]
+    rest: list[int]
+    cached: int  # tokens served from an existing entry
+    built: int  # tokens prefilled now to make a new entry (part of this request's prompt)
+    build_time: float
+
+
+def common_prefix_len(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class PrefixCache:
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self._entries: list[_Entry] = []  # most recently used last
+        self._recent: deque[list[int]] = deque(maxlen=HISTORY)
+        self._max = max_entries
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._recent.clear()
+
+    @property
+    def entry_lengths(self) -> list[int]:
+        return [len(e.tokens) for e in self._entries]
+
+    def prepare(self, model: Any, tokens: list[int]) -> Prepared:
+        """A cache for `tokens` (at least one token is always left to prefill)."""
+        from mlx_lm.models.cache import make_prompt_cache
+
+        limit = len(tokens) - 1
+        best = self._best_entry(tokens, limit)
+        shared = max((common_prefix_len(r, tokens) for r in self._recent), default=0)
+        shared = min(shared, limit)
+        self._recent.append(list(tokens))
+        base_len = len(best.tokens) if best else 0
+        if shared >= MIN_SHARED and shared >= base_len + MIN_EXTEND:
+            t0 = time.perf_counter()
+            cache = copy.deepcopy(best.cache) if best else make_prompt_cache(model)
+            _prefill(model, cache, tokens[base_len:shared])
+            entry = _Entry(list(tokens[:shared]), cache)
+            self._store(entry)
+            built = shared - base_len
+            return Prepared(
+                copy.deepcopy(cache), tokens[shared:], base_len, built, time.perf_counter() - t0
+            )
+        if best is not None:
+            self._touch(best)
+            return Prepared(copy.deepcopy(best.cache), tokens[base_len:], base_len, 0, 0.0)
+        return Prepared(make_prompt_cache(model), list(tokens), 0, 0, 0.0)
+
+    def _best_entry(self, tokens: list[int], limit: int) -> _Entry | None:
+        fitting = [
+            e
+            for e in self._entries
+            if len(e.tokens) <= limit and tokens[: len(e.tokens)] == e.tokens
+        ]
+        return max(fitting, key=lambda e: len(e.tokens), default=None)
+
+    def _touch(self, entry: _Entry) -> None:
+        self._entries.remove(entry)
+        self._entries.append(entry)
+
+    def _store(self, entry: _Entry) -> None:
+        self._entries.append(entry)
+        while len(self._entries) > self._max:
+            self._entries.pop(0)
+
+
+def _prefill(model: Any, cache: list[Any], tokens: list[int], step: int = 2048) -> None:
+    """Run tokens through the model into cache, in steps like mlx_lm.generate_step does."""
+    import mlx.core as mx
+
+    for i in range(0, len(tokens), step):
+        model(mx.array(tokens[i : i + step])[None], cache=cache)
+        mx.eval([c.state for c in cache])

@@ -1,0 +1,565 @@
+"""An Engine that talks to an OpenAI-compatible chat completions server (mlx_lm.server, vLLM,
+Ollama) over HTTP.
+
+Pure standard library, no mlx: each request runs on a short-lived thread of its own, which is
+safe here because no MLX stream is involved. The API key is read from the environment per
+request (lemlab.core.endpoints.api_key) and only ever placed in the Authorization header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http.client
+import json
+import socket
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from concurrent.futures import Future
+from dataclasses import replace
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from lemlab.core.dispatch import Worker
+from lemlab.core.endpoints import (
+    Endpoint,
+    EndpointError,
+    EndpointHTTPError,
+    EndpointUnreachable,
+    api_key,
+    parse_model_spec,
+)
+from lemlab.core.engine_api import Chunk, GenStats, LoadInfo, Message, Sampler
+from lemlab.core.errors import LemlabError
+
+U = TypeVar("U")
+R = TypeVar("R")
+
+CONNECT_TIMEOUT = 10.0
+ADAPTER_FIELD = "adapters"  # mlx_lm.server reads a per-request adapter path from this field
+
+
+# ---------------------------------------------------------------- HTTP plumbing
+
+
+def _headers(endpoint: Endpoint, has_body: bool) -> dict[str, str]:
+    headers = {"Accept": "application/json, text/event-stream", "User-Agent": "lemlab"}
+    if has_body:
+        headers["Content-Type"] = "application/json"
+    key = api_key(endpoint)
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    elif endpoint.userinfo:
+        token = base64.b64encode(endpoint.userinfo.encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    return headers
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(exc, ConnectionResetError | http.client.RemoteDisconnected):
+        return "connection closed by the server"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return text or type(exc).__name__
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _error_message(raw: bytes) -> str:
+    """The message of an error body: OpenAI's {"error": {"message"}}, mlx_lm's {"error": str}."""
+    text = raw.decode("utf-8", "replace")
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return _one_line(text) or "(no message)"
+    err = obj.get("error", obj) if isinstance(obj, dict) else obj
+    if isinstance(err, dict):
+        err = err.get("message", err)
+    return _one_line(str(err))
+
+
+def open_request(
+    endpoint: Endpoint,
+    method: str,
+    path: str,
+    body: Mapping[str, Any] | None = None,
+    *,
+    read_timeout: float | None = None,
+    on_connect: Callable[[http.client.HTTPConnection], None] | None = None,
+) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    """Send one request; returns the open connection and a 2xx response (headers read).
+
+    Raises EndpointUnreachable (retryable) or EndpointHTTPError (retryable when 5xx/429)."""
+    parts = urlsplit(endpoint.url)
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = cls(parts.hostname or "", parts.port, timeout=CONNECT_TIMEOUT)
+    data = json.dumps(body).encode() if body is not None else None
+    headers = _headers(endpoint, data is not None)
+    try:
+        conn.connect()
+        if on_connect is not None:
+            on_connect(conn)
+        if conn.sock is not None:
+            conn.sock.settimeout(read_timeout or endpoint.timeout)
+        conn.request(method, parts.path + path, body=data, headers=headers)
+        resp = conn.getresponse()
+    except (OSError, http.client.HTTPException) as e:
+        conn.close()
+        raise EndpointUnreachable(f"{endpoint.url}: {_reason(e)}") from None
+    except BaseException:
+        conn.close()
+        raise
+    if resp.status >= 400:
+        try:
+            msg = _error_message(resp.read(8192))
+        except (OSError, http.client.HTTPException):
+            msg = resp.reason
+        conn.close()
+        raise EndpointHTTPError(resp.status, f"{endpoint.url}: HTTP {resp.status}: {msg}")
+    return conn, resp
+
+
+def list_models(endpoint: Endpoint, timeout: float = CONNECT_TIMEOUT) -> list[str] | None:
+    """GET /models: the model ids the server lists, or None when it answers without a list
+    (mlx_lm.server sends an empty 200 body when no Hugging Face cache folder exists)."""
+    conn, resp = open_request(endpoint, "GET", "/models", read_timeout=timeout)
+    try:
+        raw = resp.read()
+    except (OSError, http.client.HTTPException) as e:
+        raise EndpointUnreachable(f"{endpoint.url}: {_reason(e)}") from None
+    finally:
+        conn.close()
+    try:
+        data = json.loads(raw)
+        return [str(m["id"]) for m in data["data"]]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def iter_sse(resp: http.client.HTTPResponse) -> Iterator[str]:
+    """The `data:` payloads of a server-sent-events stream, one per event; comments skipped."""
+    lines: list[str] = []
+    while True:
+        raw = resp.readline()
+        if not raw:
+            break
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if not line:
+            if lines:
+                yield "\n".join(lines)
+                lines = []
+        elif line.startswith("data:"):
+            lines.append(line[5:].removeprefix(" "))
+    if lines:
+        yield "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the handle
+
+
+class _ChunkLog:
+    """Append-only chunks shared by one producer thread and any number of (a)sync readers."""
+
+    def __init__(self) -> None:
+        self._chunks: list[Chunk] = []
+        self._closed = False
+        self._cond = threading.Condition()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    def append(self, chunk: Chunk) -> None:
+        with self._cond:
+            self._chunks.append(chunk)
+            self._closed = self._closed or chunk.done
+            self._cond.notify_all()
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # that reader's loop has closed
+                pass
+
+    def since(self, index: int, wait: float = 0.0) -> tuple[list[Chunk], bool]:
+        with self._cond:
+            if wait and index >= len(self._chunks) and not self._closed:
+                self._cond.wait(wait)
+            return self._chunks[index:], self._closed
+
+    def subscribe(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+        with self._cond:
+            self._waiters.append((loop, event))
+
+    def unsubscribe(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+        with self._cond:
+            self._waiters.remove((loop, event))
+
+
+class RemoteGeneration:
+    """A GenerationHandle for one HTTP request. Chunks can be read more than once (each
+    iteration starts at the first chunk); `error` holds the EndpointError of a failed request."""
+
+    def __init__(self, endpoint: Endpoint, body: dict[str, Any]) -> None:
+        self._endpoint = endpoint
+        self._body = body
+        self._log = _ChunkLog()
+        self._cancelled = threading.Event()
+        self._conn_lock = threading.Lock()
+        self._conn: http.client.HTTPConnection | None = None
+        self._stats = GenStats()
+        self._text: list[str] = []
+        self._usage_tokens = 0
+        self.error: EndpointError | None = None
+        self._thread = threading.Thread(target=self._run, name="lemlab-remote-gen", daemon=True)
+        self._thread.start()
+
+    # -- reader side
+
+    def __iter__(self) -> Iterator[Chunk]:
+        index = 0
+        while True:
+            chunks, closed = self._log.since(index, wait=0.5)
+            yield from chunks
+            index += len(chunks)
+            if closed and not chunks:
+                return
+
+    async def __aiter__(self) -> AsyncIterator[Chunk]:
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        self._log.subscribe(loop, event)
+        index = 0
+        try:
+            while True:
+                chunks, closed = self._log.since(index)
+                for chunk in chunks:
+                    yield chunk
+                index += len(chunks)
+                if closed and not chunks:
+                    return
+                if not chunks:
+                    await event.wait()
+                    event.clear()
+        finally:
+            self._log.unsubscribe(loop, event)
+
+    def cancel(self) -> None:
+        """Stop now: closing the socket wakes the reading thread, which ends the stream."""
+        self._cancelled.set()
+        with self._conn_lock:
+            sock = self._conn.sock if self._conn is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def result(self) -> tuple[str, GenStats]:
+        for _ in self:  # drain: returns once the final chunk is in
+            pass
+        return "".join(self._text), self._stats
+
+    def raise_for_error(self) -> tuple[str, GenStats]:
+        """result(), but a failed request raises its EndpointError (for dispatcher workers)."""
+        text, stats = self.result()
+        if self.error is not None:
+            raise self.error
+        return text, stats
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    # -- producer side (runs on the request thread)
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        try:
+            conn, resp = open_request(
+                self._endpoint, "POST", "/chat/completions", self._body, on_connect=self._attach
+            )
+            try:
+                if "text/event-stream" in (resp.getheader("Content-Type") or ""):
+                    self._read_stream(resp, t0)
+                else:
+                    self._read_whole(resp, t0)
+            finally:
+                conn.close()
+        except EndpointError as e:
+            if not self._cancelled.is_set():
+                self._fail(e, t0)
+        except (OSError, http.client.HTTPException) as e:
+            if not self._cancelled.is_set():
+                lost = EndpointUnreachable(f"{self._endpoint.url}: {_reason(e)} mid-reply")
+                self._fail(lost, t0)
+        except (ValueError, AttributeError) as e:  # not JSON, or not the OpenAI shape
+            self._fail(EndpointError(f"{self._endpoint.url}: unreadable reply: {e}"), t0)
+        if not self._log.since(0)[1]:  # cancelled, or ended without a final chunk
+            reason = "cancelled" if self._cancelled.is_set() else "stop"
+            self._finish(reason, t0)
+
+    def _attach(self, conn: http.client.HTTPConnection) -> None:
+        with self._conn_lock:
+            self._conn = conn
+        if self._cancelled.is_set():
+            raise EndpointError("cancelled")
+
+    def _read_stream(self, resp: http.client.HTTPResponse, t0: float) -> None:
+        finish: str | None = None
+        counted = 0
+        for data in iter_sse(resp):
+            if self._cancelled.is_set():
+                return
+            if data.strip() == "[DONE]":
+                break
+            event = json.loads(data)
+            if isinstance(event, dict) and "error" in event:
+                raise EndpointHTTPError(500, f"{self._endpoint.url}: {_error_message(data.encode())}")
+            self._take_usage(event.get("usage"))
+            for choice in event.get("choices") or []:
+                text = (choice.get("delta") or {}).get("content") or ""
+                if text:
+                    counted += 1
+                    self._emit(text, t0, counted)
+                finish = choice.get("finish_reason") or finish
+        else:
+            if finish is None and not self._cancelled.is_set():
+                raise EndpointUnreachable(f"{self._endpoint.url}: stream ended mid-reply")
+        if not self._cancelled.is_set():
+            self._finish(finish or "stop", t0, counted)
+
+    def _read_whole(self, resp: http.client.HTTPResponse, t0: float) -> None:
+        event = json.loads(resp.read())
+        self._take_usage(event.get("usage"))
+        choice = (event.get("choices") or [{}])[0]
+        text = (choice.get("message") or {}).get("content") or ""
+        if text:
+            self._emit(text, t0, 1)
+        self._finish(choice.get("finish_reason") or "stop", t0, 1 if text else 0)
+
+    def _take_usage(self, usage: Any) -> None:
+        if not isinstance(usage, dict):
+            return
+        self._stats.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        self._usage_tokens = int(usage.get("completion_tokens") or 0)
+        details = usage.get("prompt_tokens_details") or {}
+        self._stats.cached_prompt_tokens = int(details.get("cached_tokens") or 0)
+
+    def _emit(self, text: str, t0: float, counted: int) -> None:
+        now = time.monotonic() - t0
+        if not self._text:
+            self._stats.time_to_first_token = now
+        self._text.append(text)
+        self._stats.generation_tokens = counted
+        self._stats.elapsed = now
+        self._log.append(Chunk(text, replace(self._stats)))
+
+    def _finish(self, reason: str, t0: float, counted: int | None = None) -> None:
+        stats = self._stats
+        stats.elapsed = time.monotonic() - t0
+        stats.finish_reason = reason
+        stats.generation_tokens = self._usage_tokens or counted or stats.generation_tokens
+        decode_time = stats.elapsed - stats.time_to_first_token
+        if stats.generation_tokens > 1 and decode_time > 0:
+            stats.generation_tps = (stats.generation_tokens - 1) / decode_time
+        if stats.prompt_tokens and stats.time_to_first_token > 0:
+            stats.prompt_tps = stats.prompt_tokens / stats.time_to_first_token
+        self._log.append(Chunk("", replace(stats), done=True))
+
+    def _fail(self, error: EndpointError, t0: float) -> None:
+        self.error = error
+        self._stats.elapsed = time.monotonic() - t0
+        self._stats.finish_reason = "error"
+        line = _one_line(str(error), 300)
+        self._log.append(Chunk("", replace(self._stats), done=True, error=line))
+
+
+# ---------------------------------------------------------------- the engine
+
+
+class RemoteEngine:
+    """lemlab.core.engine_api.Engine over an OpenAI-compatible server.
+
+    `load("openai:http://host:8080/v1#model")` or `load("endpoint:<name>")` checks the server;
+    `endpoints` overrides the named endpoints of config.toml (tests, or a caller that already
+    read them); `extra_body` adds fields to every request (e.g. top_k, logit_bias)."""
+
+    def __init__(
+        self,
+        endpoints: Mapping[str, Endpoint] | None = None,
+        *,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._endpoints = endpoints
+        self._extra = dict(extra_body or {})
+        self._endpoint: Endpoint | None = None
+        self._adapter: str | None = None
+        self._info: LoadInfo | None = None
+        self._active: weakref.WeakSet[RemoteGeneration] = weakref.WeakSet()
+
+    def __repr__(self) -> str:
+        where = self._endpoint.spec if self._endpoint else "not loaded"
+        return f"RemoteEngine({where})"
+
+    @property
+    def loaded(self) -> LoadInfo | None:
+        return self._info
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        """The loaded endpoint, with the model name resolved (no credentials inside)."""
+        return self._endpoint
+
+    def load(self, model: str, adapter: str | None = None) -> Future[LoadInfo]:
+        return _in_thread(lambda: self._load(model, adapter), "lemlab-remote-load")
+
+    def unload(self) -> Future[None]:
+        self._info, self._endpoint, self._adapter = None, None, None
+        done: Future[None] = Future()
+        done.set_result(None)
+        return done
+
+    def shutdown(self) -> None:
+        for handle in list(self._active):
+            handle.cancel()
+        self.unload()
+
+    def ping(self) -> None:
+        """Raise EndpointUnreachable / EndpointHTTPError unless the server answers now."""
+        if self._endpoint is None:
+            raise LemlabError("no remote model loaded")
+        list_models(self._endpoint)
+
+    def generate(
+        self,
+        messages: list[Message],
+        sampler: Sampler,
+        *,
+        reuse_prefix: bool = False,  # servers keep their own prompt caches
+    ) -> RemoteGeneration:
+        if self._endpoint is None:
+            raise LemlabError("no remote model loaded")
+        handle = RemoteGeneration(self._endpoint, self._body(messages, sampler))
+        self._active.add(handle)
+        return handle
+
+    def _body(self, messages: list[Message], sampler: Sampler) -> dict[str, Any]:
+        assert self._endpoint is not None
+        body: dict[str, Any] = {"messages": list(messages), "stream": self._endpoint.stream}
+        body.update(sampler.as_dict())
+        if self._endpoint.model:
+            body["model"] = self._endpoint.model
+        if self._endpoint.stream:
+            body["stream_options"] = {"include_usage": True}
+        if self._adapter:
+            body[ADAPTER_FIELD] = self._adapter
+        body.update(self._extra)
+        return body
+
+    def _load(self, spec: str, adapter: str | None) -> LoadInfo:
+        t0 = time.monotonic()
+        endpoint = parse_model_spec(spec, self._endpoints)
+        warnings: list[str] = []
+        listed = list_models(endpoint)
+        endpoint = endpoint.with_model(_choose_model(endpoint, listed, adapter, warnings))
+        if adapter:
+            _check_adapter(endpoint, adapter, self._extra)
+            warnings.append(
+                f"adapter sent per request as `{ADAPTER_FIELD}` (mlx_lm.server); "
+                "other servers may ignore it"
+            )
+        self._endpoint, self._adapter = endpoint, adapter
+        self._info = LoadInfo(
+            model_path=endpoint.spec,
+            adapter_path=adapter,
+            model_type="remote",
+            supports_system_role=True,  # the server applies its own chat template
+            load_time=time.monotonic() - t0,
+            warnings=warnings,
+        )
+        return self._info
+
+
+def _choose_model(
+    endpoint: Endpoint, listed: list[str] | None, adapter: str | None, warnings: list[str]
+) -> str | None:
+    if endpoint.model:
+        if listed and endpoint.model not in listed:
+            warnings.append(f"model {endpoint.model!r} is not in the server's model list")
+        return endpoint.model
+    if listed and len(listed) == 1:
+        return listed[0]
+    if listed:
+        shown = ", ".join(listed[:3]) + (", …" if len(listed) > 3 else "")
+        raise LemlabError(
+            f"{endpoint.url} serves {len(listed)} models ({shown}); "
+            f"name one: {endpoint.spec}#<model>"
+        )
+    if adapter:
+        # mlx_lm.server ignores a per-request adapter sent for its default model.
+        raise LemlabError(f"{endpoint.url} lists no models; name the model: {endpoint.spec}#<model>")
+    warnings.append("the server did not list its models; using its default model")
+    return None
+
+
+def _check_adapter(endpoint: Endpoint, adapter: str, extra: Mapping[str, Any]) -> None:
+    """One 1-token request with the adapter, so a path the server cannot load fails at load."""
+    body: dict[str, Any] = {
+        "messages": [{"role": "user", "content": "ping"}],
+        "max_tokens": 1,
+        "stream": False,
+        ADAPTER_FIELD: adapter,
+        **({"model": endpoint.model} if endpoint.model else {}),
+        **extra,
+    }
+    try:
+        conn, resp = open_request(endpoint, "POST", "/chat/completions", body)
+        conn.close()
+    except EndpointHTTPError as e:
+        raise LemlabError(f"the server cannot use adapter {adapter}: {e}") from None
+
+
+def _in_thread(work: Callable[[], LoadInfo], name: str) -> Future[LoadInfo]:
+    future: Future[LoadInfo] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as e:  # delivered to the caller through the future
+            future.set_exception(e)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
+
+
+# ---------------------------------------------------------------- dispatcher glue
+
+
+def complete(engine: RemoteEngine, messages: list[Message], sampler: Sampler) -> tuple[str, GenStats]:
+    """One whole reply; a failed request raises its EndpointError (retryable or not)."""
+    return engine.generate(messages, sampler).raise_for_error()
+
+
+def remote_worker(
+    engine: RemoteEngine,
+    do: Callable[[RemoteEngine, U], R],
+    *,
+    max_in_flight: int | None = None,
+) -> Worker[U, R]:
+    """A dispatcher Worker for a loaded RemoteEngine: `do(engine, unit)` runs each unit, the
+    server's model list is the health probe, the capacity defaults to the endpoint's."""
+    endpoint = engine.endpoint
+    if endpoint is None:
+        raise LemlabError("load the remote model before making a worker of it")
+    return Worker(
+        name=endpoint.label,
+        do=lambda unit: do(engine, unit),
+        max_in_flight=max_in_flight or endpoint.max_in_flight,
+        probe=engine.ping,
+    )

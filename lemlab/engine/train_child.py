@@ -1,0 +1,220 @@
+"""The training child process: `python -m lemlab.engine.train_child ADAPTER/lemlab-train.toml`.
+
+Runs mlx-lm's tuner in-process (not `mlx_lm.lora.run`, which drops custom callbacks) and appends
+one JSON line per event to ADAPTER/events.jsonl: start, train, val, checkpoint, then one of
+done / stopped / error. Every line is flushed; the last one is fsynced.
+
+Stopping: SIGINT or SIGTERM (or the parent process going away) is noticed before the next
+batch; the child then saves the current weights to adapters.safetensors, keeps every
+checkpoint, writes a "stopped" event and exits 130. Errors: an "error" event with a one-line
+message, the traceback in the log, exit 1.
+
+Validation events carry CLI numbering (see lemlab.core.training_events): `iteration` is the
+mlx-lm callback's value + 1, and `weights_after` is the callback's own value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sys
+import time
+import traceback
+import types
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lemlab.core.training_config import TrainingConfig, load_config_toml
+from lemlab.core.training_events import EVENTS_FILE
+
+EXIT_DONE, EXIT_ERROR, EXIT_STOPPED = 0, 1, 130
+CHECKPOINT_RE = re.compile(r"^(\d{7})_adapters\.safetensors$")
+
+
+class StopRequested(Exception):
+    """Raised between batches once a stop was asked for."""
+
+
+class EventWriter:
+    def __init__(self, path: Path) -> None:
+        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
+
+    def write(self, event: str, *, sync: bool = False, **fields: Any) -> None:
+        obj = {"event": event, "ts": datetime.now(UTC).isoformat(), **fields}
+        self._fh.write(json.dumps(obj) + "\n")
+        self._fh.flush()
+        if sync:
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; also set when the parent that started us is gone."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._parent = os.getppid()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.reason = self.reason or f"stopped by {signal.Signals(signum).name}"
+
+    def check(self) -> None:
+        if self.reason is None and os.getppid() != self._parent:
+            self.reason = "parent process exited"
+        if self.reason is not None:
+            raise StopRequested(self.reason)
+
+
+class CheckpointWatch:
+    """Emit a checkpoint event for each NNNNNNN_adapters.safetensors that appears in the folder
+    (mlx-lm saves them inside its loop and tells no callback)."""
+
+    def __init__(self, folder: Path, events: EventWriter) -> None:
+        self.folder, self.events = folder, events
+        self.seen = {p.name for p in folder.glob("*_adapters.safetensors")}
+
+    def scan(self) -> None:
+        new = sorted(n for n in os.listdir(self.folder) if CHECKPOINT_RE.match(n) and n not in self.seen)
+        for name in new:
+            self.seen.add(name)
+            iteration = int(CHECKPOINT_RE.match(name)[1])  # type: ignore[index]
+            self.events.write("checkpoint", iteration=iteration, path=str(self.folder / name))
+
+
+def make_callback(events: EventWriter) -> Any:
+    from mlx_lm.tuner.callbacks import TrainingCallback
+
+    class EventCallback(TrainingCallback):
+        def on_train_loss_report(self, info: dict) -> None:
+            events.write("train", **{k: _plain(v) for k, v in info.items()})
+
+        def on_val_loss_report(self, info: dict) -> None:
+            fields = {k: _plain(v) for k, v in info.items()}
+            fields["weights_after"] = fields["iteration"]
+            fields["iteration"] = fields["iteration"] + 1  # back to CLI numbering
+            events.write("val", **fields)
+
+    return EventCallback()
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def make_batch_iterator(stop: StopFlag, checkpoints: CheckpointWatch) -> Any:
+    from mlx_lm.tuner.trainer import iterate_batches
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        training = kwargs.get("loop", False)
+        for batch in iterate_batches(*args, **kwargs):
+            if training:
+                checkpoints.scan()  # the previous step may have saved one
+            stop.check()
+            yield batch
+
+    return wrapped
+
+
+def build_optimizer(cfg: TrainingConfig) -> Any:
+    import mlx.optimizers as optim
+
+    classes = {"adam": optim.Adam, "adamw": optim.AdamW, "muon": optim.Muon,
+               "sgd": optim.SGD, "adafactor": optim.Adafactor}
+    return classes[cfg.optimizer](learning_rate=cfg.learning_rate)
+
+
+def prepare(cfg: TrainingConfig) -> tuple[Any, Any, Any]:
+    """Load model and data and turn on LoRA layers, as mlx_lm.lora.train_model does."""
+    import mlx.core as mx
+    import numpy as np
+    from mlx_lm.tuner.datasets import CacheDataset, load_dataset
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+    from mlx_lm.utils import load, save_config
+
+    np.random.seed(cfg.seed)
+    args = types.SimpleNamespace(**cfg.mlx_lm_args())
+    model, tokenizer = load(cfg.model, tokenizer_config={"trust_remote_code": False})
+    train_set, valid_set, _ = load_dataset(args, tokenizer)
+    mx.random.seed(cfg.seed)
+    model.freeze()
+    if cfg.num_layers > len(model.layers):
+        raise ValueError(f"num_layers {cfg.num_layers} > the model's {len(model.layers)} layers")
+    linear_to_lora_layers(model, cfg.num_layers, args.lora_parameters,
+                          use_dora=cfg.fine_tune_type == "dora")
+    if cfg.resume_adapter_file:
+        model.load_weights(cfg.resume_adapter_file, strict=False)  # weights only
+    save_config(vars(args), Path(cfg.adapter_path) / "adapter_config.json")
+    return model, CacheDataset(train_set), CacheDataset(valid_set)
+
+
+def run_training(cfg: TrainingConfig, events: EventWriter, stop: StopFlag) -> int:
+    from mlx_lm.tuner.trainer import TrainingArgs, train
+
+    folder = Path(cfg.adapter_path)
+    model, train_set, valid_set = prepare(cfg)
+    stop.check()
+    checkpoints = CheckpointWatch(folder, events)
+    targs = TrainingArgs(
+        batch_size=cfg.batch_size, iters=cfg.iters, val_batches=cfg.val_batches,
+        steps_per_report=cfg.steps_per_report, steps_per_eval=cfg.steps_per_eval,
+        steps_per_save=cfg.save_every, adapter_file=str(folder / "adapters.safetensors"),
+        max_seq_length=cfg.max_seq_length, grad_checkpoint=cfg.grad_checkpoint,
+    )
+    try:
+        train(model=model, optimizer=build_optimizer(cfg), train_dataset=train_set,
+              val_dataset=valid_set, args=targs, training_callback=make_callback(events),
+              iterate_batches=make_batch_iterator(stop, checkpoints))
+    except StopRequested as exc:
+        _save_adapters(model, folder / "adapters.safetensors")
+        checkpoints.scan()
+        events.write("stopped", sync=True, message=str(exc), path=str(folder / "adapters.safetensors"))
+        return EXIT_STOPPED
+    checkpoints.scan()
+    events.write("done", sync=True, iteration=cfg.iters, path=str(folder / "adapters.safetensors"))
+    return EXIT_DONE
+
+
+def _save_adapters(model: Any, path: Path) -> None:
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    mx.save_safetensors(str(path), dict(tree_flatten(model.trainable_parameters())))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    stop = StopFlag()  # first, so an early Ctrl+C is not lost
+    if len(argv) != 1:
+        print("usage: python -m lemlab.engine.train_child ADAPTER/lemlab-train.toml", file=sys.stderr)
+        return 2
+    cfg = load_config_toml(argv[0])
+    folder = Path(cfg.adapter_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    events = EventWriter(folder / EVENTS_FILE)
+    events.write("start", total_iters=cfg.iters, model=cfg.model, data=cfg.data,
+                 adapter_path=cfg.adapter_path, pid=os.getpid(), config=str(argv[0]),
+                 resume_adapter_file=cfg.resume_adapter_file)
+    started = time.monotonic()
+    try:
+        code = run_training(cfg, events, stop)
+    except StopRequested as exc:  # stopped while loading, before any weights existed
+        events.write("stopped", sync=True, message=str(exc))
+        code = EXIT_STOPPED
+    except Exception as exc:  # noqa: BLE001 - reported as an event; traceback to the log
+        traceback.print_exc()
+        events.write("error", sync=True, message=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        code = EXIT_ERROR
+    print(f"lemlab train_child: exit {code} after {time.monotonic() - started:.1f}s", flush=True)
+    events.close()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Textual TUI. Imported only when `lemlab` runs with no command (textual is not core)."""

@@ -1,0 +1,60 @@
+"""`lemlab` with no command: open the TUI. Called by lemlab.cli.main with the parsed args
+(.session, .model, .adapter, .theme, .demo)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lemlab.core.engine_api import Engine
+from lemlab.core.errors import LemlabError
+
+
+def make_engine() -> Engine:
+    """The real MLX engine (one thread owns MLX). LEMLAB_FAKE_ENGINE=1 uses the fake one, for
+    trying the UI (and tmux tests) without MLX."""
+    import os
+
+    if os.environ.get("LEMLAB_FAKE_ENGINE"):
+        from lemlab.engine.fake import FakeEngine
+
+        return FakeEngine(delay=0.02)
+    try:
+        from lemlab.engine.mlx_engine import MLXEngine
+    except ImportError as exc:
+        raise LemlabError(f"the MLX engine is not available: {exc}") from exc
+    return MLXEngine()
+
+
+def launch(args: argparse.Namespace) -> int:
+    from lemlab.core.sessions import Session, default_session_name, open_or_create
+    from lemlab.tui.services import load_settings
+
+    settings = load_settings()
+    session_name = getattr(args, "session", None)
+    if session_name:
+        session, _ = open_or_create(session_name, settings.sessions_dir)  # LemlabError on bad name
+    else:
+        session = Session(name=default_session_name())
+    for flag in ("model", "adapter"):
+        value = getattr(args, flag, None)
+        if value and not Path(value).expanduser().exists() and flag == "adapter":
+            raise LemlabError(f"--adapter {value}: no such folder")
+    from lemlab.tui.app import LemlabApp
+
+    engine = make_engine()
+    try:
+        app = LemlabApp(
+            engine,
+            settings=settings,
+            session=session,
+            model=getattr(args, "model", None),
+            adapter=getattr(args, "adapter", None),
+            theme=getattr(args, "theme", None),
+            demo=bool(getattr(args, "demo", False)),
+        )
+        app.run()
+    finally:
+        # After App.run() returns, not in on_unmount: the engine thread clears its MLX streams.
+        engine.shutdown()
+    return int(app.return_code or 0)

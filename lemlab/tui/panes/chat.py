@@ -1,0 +1,259 @@
+"""Chat tab: streamed Markdown replies, kernel / system prompt, sampler settings, stats, scores,
+regenerate, edit-and-resend, slash commands, export. Every change is saved to the session."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Input, Static
+
+from lemlab.core.engine_api import Chunk, GenerationHandle, Sampler
+from lemlab.tui.chat_actions import SlashCommands
+from lemlab.tui.panes.base import LabPane, Verb
+from lemlab.tui.services import score_reply
+from lemlab.tui.widgets.message import MessageView, stats_text
+
+FLUSH_SECONDS = 0.03  # batch UI updates: per-token calls make the display lag the engine
+
+
+def _parse_sampler(values: dict[str, str], base: Sampler) -> Sampler:
+    """Sampler from the four setting fields; ValueError names the bad field."""
+    try:
+        temperature = float(values["temperature"])
+        top_p = float(values["top_p"])
+        max_tokens = int(values["max_tokens"])
+        seed = int(values["seed"]) if values["seed"].strip() else None
+    except ValueError as exc:
+        raise ValueError(f"not a number: {exc}") from None
+    if temperature < 0 or not 0 < top_p <= 1 or max_tokens < 1:
+        raise ValueError("need temperature >= 0, 0 < top_p <= 1, max tokens >= 1")
+    return replace(base, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+
+
+class ChatPane(LabPane):
+    TAB_ID = "chat"
+    TITLE = "Chat"
+    FOCUS = "#chat-input"
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="chat.cancel",
+                tooltip="Stop the reply being generated"),  # fmt: skip
+        Binding("ctrl+r", "regenerate", "Regenerate", id="chat.regenerate",
+                tooltip="Drop the last reply and generate it again"),  # fmt: skip
+        Binding("ctrl+y", "edit_last", "Edit last", id="chat.edit_last",
+                tooltip="Put your last message back in the input and drop that exchange"),  # fmt: skip
+        Binding("up", "edit_last_if_empty", "Edit last", id="chat.edit_last_up", show=False,
+                tooltip="In an empty input: edit your last message"),  # fmt: skip
+        Binding("ctrl+g", "pick_kernel", "Kernel", id="chat.kernel",
+                tooltip="Choose a kernel file or type a system prompt"),  # fmt: skip
+        Binding("ctrl+s", "export('md')", "Export", id="chat.export",
+                tooltip="Export this chat as Markdown (palette: also training JSONL)"),  # fmt: skip
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="chat-pane")
+        self.handle: GenerationHandle | None = None
+        self.slash = SlashCommands(self)
+        self.displayed_tokens = 0  # tokens put on screen (the chat bench reads this)
+        self.first_display: float | None = None
+        self.last_display: float | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="chat-settings"):
+            yield Static("kernel: none", id="kernel-label", markup=False)
+            for key, label in (("temperature", "temp"), ("top_p", "top-p"),
+                               ("max_tokens", "max"), ("seed", "seed")):  # fmt: skip
+                yield Static(label, classes="setting-label", markup=False)
+                yield Input(id=f"set-{key}", classes="setting", compact=True)
+        yield VerticalScroll(id="messages")
+        yield Static("", id="chat-stats", markup=False)
+        yield Input(placeholder="Message — Enter sends, /help lists commands", id="chat-input")
+
+    def on_mount(self) -> None:
+        self.show_sampler()
+        self.query_one("#messages", VerticalScroll).anchor()
+
+    # -- settings ---------------------------------------------------------------------------
+    def show_sampler(self) -> None:
+        s = self.lab.sampler
+        values = {"temperature": str(s.temperature), "top_p": str(s.top_p),
+                  "max_tokens": str(s.max_tokens), "seed": "" if s.seed is None else str(s.seed)}  # fmt: skip
+        for key, value in values.items():
+            self.query_one(f"#set-{key}", Input).value = value
+        self.query_one("#kernel-label", Static).update(f"kernel: {self.lab.kernel_name or 'none'}")
+
+    @on(Input.Changed, ".setting")
+    def _setting_changed(self, event: Input.Changed) -> None:
+        values = {k: self.query_one(f"#set-{k}", Input).value
+                  for k in ("temperature", "top_p", "max_tokens", "seed")}  # fmt: skip
+        try:
+            sampler = _parse_sampler(values, self.lab.sampler)
+        except ValueError:
+            event.input.add_class("-invalid")
+            return
+        for field in self.query(".setting"):
+            field.remove_class("-invalid")
+        if sampler != self.lab.sampler:
+            self.lab.set_sampler(sampler)
+            self.lab.save()
+
+    # -- sending ------------------------------------------------------------------------------
+    @on(Input.Submitted, "#chat-input")
+    async def _submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            return
+        event.input.value = ""
+        if text.startswith("/"):
+            await self.slash.run(text)
+        else:
+            await self.send(text)
+
+    async def send(self, text: str) -> None:
+        if not self._ready():
+            return
+        msg = self.lab.session.add_message("user", text)
+        self._saved()
+        await self.query_one("#messages").mount(MessageView("user", msg["content"]))
+        await self.start_reply()
+
+    def _ready(self) -> bool:
+        if self.handle is not None:
+            self.app.notify("A reply is still streaming (Esc cancels it).", severity="warning")
+            return False
+        if self.lab.loaded is None:
+            what = f"Still loading {self.lab.loading}." if self.lab.loading else "Load a model first (Models tab)."
+            self.app.notify(what, severity="warning")
+            return False
+        return True
+
+    async def start_reply(self) -> None:
+        view = MessageView("assistant")
+        await self.query_one("#messages").mount(view)
+        try:
+            self.handle = self.lab.engine.generate(self.lab.turns(), self.lab.sampler)
+        except Exception as exc:  # noqa: BLE001 - engine refusal: one line, chat stays usable
+            await view.remove()
+            self.app.notify(f"generation failed: {exc}", severity="error")
+            return
+        self.add_class("-generating")
+        self._stream(self.handle, view)
+
+    @work(thread=True, exclusive=True, group="generate")
+    def _stream(self, handle: GenerationHandle, view: MessageView) -> None:
+        # Reads the engine's queue on a plain thread (no MLX here) and hands the UI one batch
+        # per FLUSH_SECONDS, so the display keeps pace with the engine's raw token rate.
+        pending: list[str] = []
+        last_flush = time.monotonic()
+        final: Chunk | None = None
+        for chunk in handle:
+            if chunk.text:
+                pending.append(chunk.text)
+            if chunk.done:
+                final = chunk
+                break
+            if pending and time.monotonic() - last_flush >= FLUSH_SECONDS:
+                self.app.call_from_thread(self._show, view, pending)
+                pending, last_flush = [], time.monotonic()
+        if pending:
+            self.app.call_from_thread(self._show, view, pending)
+        text, _ = handle.result()
+        prompt = next((t["content"] for t in reversed(self.lab.turns()) if t["role"] == "user"), "")
+        score, labels = score_reply(text, prompt) if text else (None, [])
+        self.app.call_from_thread(self._finished, view, text, final, score, labels)
+
+    async def _show(self, view: MessageView, pieces: list[str]) -> None:
+        await view.append("".join(pieces), len(pieces))
+        now = time.monotonic()
+        self.first_display = self.first_display or now
+        self.last_display = now
+        self.displayed_tokens += len(pieces)
+
+    async def _finished(self, view: MessageView, text: str, final: Chunk | None,
+                        score: float | None, labels: list[str]) -> None:  # fmt: skip
+        self.handle = None
+        self.remove_class("-generating")
+        stats: dict[str, Any] = dict(vars(final.stats)) if final else {}
+        stats = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in stats.items()}
+        if final is not None and final.error:
+            await view.remove()
+            self.app.notify(f"generation failed: {final.error.splitlines()[0]}", severity="error")
+            return
+        meta = {"stats": stats, "score": score, "labels": labels}
+        await view.finish(meta)
+        self.lab.session.add_message("assistant", text, stats=stats, score=score,
+                                     labels=labels or None)  # fmt: skip
+        self._saved()
+        self.query_one("#chat-stats", Static).update(stats_text(stats))
+
+    def _saved(self) -> None:
+        if error := self.lab.save():
+            self.app.notify(error, severity="error")
+
+    # -- actions ------------------------------------------------------------------------------
+    def action_cancel(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+
+    async def action_regenerate(self) -> None:
+        msgs = self.lab.session.messages
+        if self.handle is not None or not msgs:
+            return
+        if msgs[-1]["role"] == "assistant":
+            msgs.pop()
+            views = self.query(MessageView)
+            if views:
+                await views.last().remove()
+        if self._ready():
+            await self.start_reply()
+
+    async def action_edit_last(self) -> None:
+        msgs = self.lab.session.messages
+        idx = next((i for i in range(len(msgs) - 1, -1, -1) if msgs[i]["role"] == "user"), None)
+        if idx is None or self.handle is not None:
+            return
+        text = msgs[idx]["content"]
+        del msgs[idx:]
+        self._saved()
+        await self.rebuild()
+        box = self.query_one("#chat-input", Input)
+        box.value = text
+        box.focus()
+
+    async def action_edit_last_if_empty(self) -> None:
+        box = self.query_one("#chat-input", Input)
+        if box.has_focus and not box.value:
+            await self.action_edit_last()
+
+    def action_pick_kernel(self) -> None:
+        self.slash.pick_kernel()
+
+    def action_export(self, kind: str) -> None:
+        self.slash.export(kind)
+
+    async def rebuild(self) -> None:
+        box = self.query_one("#messages", VerticalScroll)
+        await box.remove_children()
+        await box.mount_all(
+            [MessageView(m["role"], m["content"], m) for m in self.lab.session.messages]
+        )
+        self.show_sampler()
+        last = next((m for m in reversed(self.lab.session.messages) if "stats" in m), None)
+        self.query_one("#chat-stats", Static).update(stats_text(last["stats"]) if last else "")
+
+    def session_opened(self) -> None:
+        self.run_worker(self.rebuild(), exclusive=True, group="rebuild")
+
+    def model_changed(self) -> None:
+        self.show_sampler()
+
+    def palette_verbs(self) -> list[Verb]:
+        return self.slash.verbs()
+
+
+PANE = ChatPane

@@ -1,0 +1,151 @@
+"""Models tab: discovered models and LoRA adapters, filter, load / unload, base mismatch warning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Input, Static
+
+from lemlab.tui.model_rows import ADAPTER_COLUMNS, MODEL_COLUMNS, AdapterRow, ModelRow, scan
+from lemlab.tui.panes.base import LabPane, Verb
+
+
+def adapter_warning(adapter: str, base: str) -> str:
+    """The adapter/base mismatch line ('' when they match or cannot be told apart)."""
+    try:
+        from lemlab.core.adapters import check_adapter_base
+
+        return check_adapter_base(adapter, base) or ""
+    except Exception as exc:  # noqa: BLE001 - an unreadable adapter is itself worth a warning
+        return f"cannot check adapter {Path(adapter).name}: {exc}"
+
+
+class ModelsPane(LabPane):
+    TAB_ID = "models"
+    TITLE = "Models"
+    FOCUS = "#models-table"
+    BINDINGS = [
+        Binding("slash", "focus_filter", "Filter", id="models.filter",
+                tooltip="Type to filter models and adapters by name"),  # fmt: skip
+        Binding("ctrl+u", "unload", "Unload", id="models.unload",
+                tooltip="Unload the current model and adapter"),  # fmt: skip
+        Binding("ctrl+l", "rescan", "Rescan", id="models.rescan",
+                tooltip="Scan the model folders again"),  # fmt: skip
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="models-pane")
+        self.models: list[ModelRow] = []
+        self.adapters: list[AdapterRow] = []
+        self.base: str | None = None  # the model an adapter will be put on
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="filter (name, type, base)…", id="model-filter")
+        yield Static("", id="adapter-warning", markup=False)
+        yield Static("Models  (Enter loads)", classes="table-title", markup=False)
+        yield DataTable(id="models-table", cursor_type="row", zebra_stripes=True)
+        yield Static("Adapters  (Enter loads on the chosen base)", classes="table-title",
+                     markup=False)  # fmt: skip
+        yield DataTable(id="adapters-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="models-status", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#models-table", DataTable).add_columns(*MODEL_COLUMNS)
+        self.query_one("#adapters-table", DataTable).add_columns(*ADAPTER_COLUMNS)
+        self.action_rescan()
+
+    @work(thread=True, exclusive=True, group="scan")
+    def action_rescan(self) -> None:
+        # File scanning only (no MLX): a plain thread worker is safe here.
+        settings = self.app.settings  # type: ignore[attr-defined]
+        models, adapters, problems = scan(settings.model_dirs, settings.scan_hf_cache)
+        self.app.call_from_thread(self._show_scan, models, adapters, problems)
+
+    def _show_scan(self, models: list[ModelRow], adapters: list[AdapterRow], problems: list[str]) -> None:
+        self.models, self.adapters = models, adapters
+        self._fill()
+        note = f"{len(models)} models, {len(adapters)} adapters"
+        self.set_status(note + (f"; {len(problems)} unreadable: {problems[0]}" if problems else ""))
+
+    def _fill(self) -> None:
+        needle = self.query_one("#model-filter", Input).value.strip().lower()
+        for table_id, rows in (("#models-table", self.models), ("#adapters-table", self.adapters)):
+            table = self.query_one(table_id, DataTable)
+            table.clear()
+            for row in rows:
+                if needle in " ".join(row.cells()).lower():
+                    table.add_row(*row.cells(), key=row.path)
+
+    @on(Input.Changed, "#model-filter")
+    def _filter_changed(self) -> None:
+        self._fill()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#model-filter", Input).focus()
+
+    @on(DataTable.RowHighlighted, "#models-table")
+    def _base_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value:
+            self.base = str(event.row_key.value)
+
+    @on(DataTable.RowSelected, "#models-table")
+    def _model_chosen(self, event: DataTable.RowSelected) -> None:
+        self.base = str(event.row_key.value)
+        self.show_warning("")
+        self.app.load_model(self.base, None)  # type: ignore[attr-defined]
+
+    @on(DataTable.RowSelected, "#adapters-table")
+    def _adapter_chosen(self, event: DataTable.RowSelected) -> None:
+        self.load_adapter(str(event.row_key.value))
+
+    def load_adapter(self, adapter: str) -> None:
+        loaded = self.lab.loaded
+        base = self.base or (loaded.model_path if loaded else None)
+        if not base:
+            self.app.notify("Choose a base model first (Enter on a model row).", severity="warning")
+            return
+        self.show_warning(adapter_warning(adapter, base))
+        self.app.load_model(base, adapter)  # type: ignore[attr-defined]
+
+    def show_warning(self, text: str) -> None:
+        box = self.query_one("#adapter-warning", Static)
+        box.update(f"⚠ {text}" if text else "")
+        box.set_class(bool(text), "-shown")
+        if text:
+            self.app.notify(text, title="Adapter / base mismatch", severity="warning", timeout=10)
+
+    def set_status(self, text: str) -> None:
+        self.query_one("#models-status", Static).update(text)
+
+    def action_unload(self) -> None:
+        self.app.unload_model()  # type: ignore[attr-defined]
+
+    def model_changed(self) -> None:
+        info = self.lab.loaded
+        if self.lab.loading:
+            self.set_status(f"loading {self.lab.loading}…")
+        elif info is None:
+            self.set_status("no model loaded")
+        else:
+            extra = f" + {Path(info.adapter_path).name}" if info.adapter_path else ""
+            self.set_status(f"loaded {Path(info.model_path).name}{extra} in {info.load_time:.2f} s")
+            if info.warnings:
+                self.show_warning("; ".join(info.warnings))
+
+    def palette_verbs(self) -> list[Verb]:
+        verbs = [Verb(f"Load model: {m.name}", m.path, lambda p=m.path: self._pick_model(p))
+                 for m in self.models]  # fmt: skip
+        verbs += [Verb(f"Load adapter: {a.name}", f"on the chosen base; trained on {a.base or '?'}",
+                       lambda p=a.path: self.load_adapter(p)) for a in self.adapters]  # fmt: skip
+        return verbs
+
+    def _pick_model(self, path: str) -> None:
+        self.base = path
+        self.show_warning("")
+        self.app.load_model(path, None)  # type: ignore[attr-defined]
+
+
+PANE = ModelsPane

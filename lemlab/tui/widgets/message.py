@@ -1,0 +1,71 @@
+"""One chat message: role line, Markdown body (streamed with Markdown.get_stream), meta line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Markdown, Static
+from textual.widgets.markdown import MarkdownStream
+
+
+def stats_text(stats: dict[str, Any]) -> str:
+    """The stats line: tokens, tokens/s, time to first token, peak memory, finish reason."""
+    if not stats:
+        return ""
+    return (
+        f"{stats.get('generation_tokens', 0)} tok · {stats.get('generation_tps', 0.0):.1f} tok/s · "
+        f"ttft {stats.get('time_to_first_token', 0.0) * 1000:.0f} ms · "
+        f"peak {stats.get('peak_memory', 0.0):.2f} GB · {stats.get('finish_reason', '?')}"
+    )
+
+
+def score_text(score: float | None, labels: list[str]) -> Text:
+    text = Text()
+    if score is not None:
+        text.append(f"score {score:.2f}", style="bold")
+    for label in labels:
+        text.append(f"  {label}", style="italic")
+    return text
+
+
+class MessageView(Vertical):
+    """role: user | assistant | system | error. Text is Markdown, never Textual markup."""
+
+    def __init__(self, role: str, content: str = "", meta: dict[str, Any] | None = None) -> None:
+        super().__init__(classes=f"message -{role}")
+        self.role = role
+        self.content = content
+        self.meta = meta or {}
+        self._stream: MarkdownStream | None = None
+        self.tokens_shown = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.role, classes="message-role", markup=False)
+        yield Markdown(self.content, classes="message-body")
+        yield Static(self._meta_text(), classes="message-meta", markup=False)
+
+    def _meta_text(self) -> Text:
+        text = Text(stats_text(self.meta.get("stats", {})), style="dim")
+        scored = score_text(self.meta.get("score"), self.meta.get("labels", []))
+        if scored:
+            text.append("   ")
+            text.append_text(scored)
+        return text
+
+    async def append(self, fragment: str, tokens: int) -> None:
+        """Add streamed text; the stream folds writes together when rendering falls behind."""
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self.query_one(Markdown))
+        self.content += fragment
+        self.tokens_shown += tokens
+        await self._stream.write(fragment)
+
+    async def finish(self, meta: dict[str, Any]) -> None:
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+        self.meta = meta
+        self.query_one(".message-meta", Static).update(self._meta_text())

@@ -1,0 +1,91 @@
+"""reuse_prefix: a kernel's prefill is shared between requests, and outputs equal no reuse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lemlab.core.engine_api import Message, Sampler
+from lemlab.engine.mlx_engine import MLXEngine
+
+# Longer than tiny gemma's 512-token sliding window, so the rotating KV cache is exercised too.
+KERNEL_A = " ".join(
+    f"Rule {i}: answer with care, cite what you know, say what you do not." for i in range(40)
+)
+KERNEL_B = " ".join(
+    f"Principle {i}: respect autonomy and consent in every answer." for i in range(30)
+)
+PROBES = [
+    "What happened at the lighthouse?",
+    "Write a short poem about the sea at night.",
+    "Can a government ever be wrong?",
+    "What is a kernel?",
+    "Describe loss going down during training.",
+]
+
+
+@pytest.fixture
+def engine(tiny_model: Path):
+    eng = MLXEngine()
+    eng.load(str(tiny_model)).result()
+    yield eng
+    eng.shutdown()
+
+
+def _chat(kernel: str | None, probe: str) -> list[Message]:
+    system = [{"role": "system", "content": kernel}] if kernel else []
+    return [*system, {"role": "user", "content": probe}]
+
+
+def _run(eng: MLXEngine, messages: list[Message], reuse: bool) -> tuple[str, int, int]:
+    text, stats = eng.generate(messages, Sampler(max_tokens=20), reuse_prefix=reuse).result()
+    assert stats.finish_reason in ("stop", "length")
+    return text, stats.cached_prompt_tokens, stats.prompt_tokens
+
+
+def test_reuse_gives_identical_greedy_outputs(engine: MLXEngine) -> None:
+    plain = [_run(engine, _chat(KERNEL_A, p), reuse=False)[0] for p in PROBES]
+    reused = [_run(engine, _chat(KERNEL_A, p), reuse=True) for p in PROBES]
+    assert [r[0] for r in reused] == plain
+    cached = [r[1] for r in reused]
+    # First request: nothing known. Second: the shared kernel is found and cached while it is
+    # prefilled. From the third on it is served from the cache.
+    assert cached[0] == 0
+    kernel_tokens = cached[2]
+    assert kernel_tokens > 512 and all(c == kernel_tokens for c in cached[2:])
+    assert all(kernel_tokens < r[2] for r in reused)
+
+
+def test_interleaved_conditions_keep_their_own_prefix(engine: MLXEngine) -> None:
+    """An A/B run goes probe by probe through baseline, kernel A, kernel B."""
+    plain, reused = [], []
+    for probe in PROBES:
+        for kernel in (None, KERNEL_A, KERNEL_B):
+            plain.append(_run(engine, _chat(kernel, probe), reuse=False)[0])
+            reused.append(_run(engine, _chat(kernel, probe), reuse=True))
+    assert [r[0] for r in reused] == plain
+    last_round = reused[-3:]
+    assert last_round[0][1] < 32  # baseline: only turn markers are shared, nothing cached
+    assert last_round[1][1] > 400 and last_round[2][1] > 300  # each kernel served from cache
+
+
+def test_growing_conversation_reuses_earlier_turns(engine: MLXEngine) -> None:
+    turns: list[Message] = [{"role": "system", "content": KERNEL_B}]
+    cached = []
+    for probe in PROBES[:4]:
+        turns.append({"role": "user", "content": probe})
+        plain = _run(engine, turns, reuse=False)[0]
+        text, hit, total = _run(engine, turns, reuse=True)
+        assert text == plain
+        cached.append(hit)
+        turns.append({"role": "assistant", "content": text})
+    assert cached[-1] > cached[-2] > 0  # each turn reuses more of the conversation
+
+
+def test_load_invalidates_the_cache(engine: MLXEngine, tiny_model: Path) -> None:
+    for probe in PROBES[:3]:
+        _run(engine, _chat(KERNEL_A, probe), reuse=True)
+    assert _run(engine, _chat(KERNEL_A, PROBES[3]), reuse=True)[1] > 0
+    engine.load(str(tiny_model)).result()
+    assert _run(engine, _chat(KERNEL_A, PROBES[4]), reuse=True)[1] == 0
