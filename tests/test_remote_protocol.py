@@ -46,6 +46,10 @@ class Recorder(BaseHTTPRequestHandler):
         self.seen.append({"path": self.path, "headers": dict(self.headers)})
         if self.mode == "401":
             self._send(401, {"error": {"message": "invalid api key"}})
+        elif self.mode == "nolist":  # what mlx_lm.server sends when it has no HF cache folder
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
         else:
             self._send(200, {"object": "list", "data": [{"id": "fake-model"}]})
 
@@ -212,3 +216,17 @@ def test_connection_refused() -> None:
     assert info.value.retryable
     with pytest.raises(LemlabError, match="no remote model loaded"):
         engine.generate(MSGS, Sampler())
+
+
+def test_server_without_a_model_list(fake: tuple[str, type[Recorder]]) -> None:
+    url, handler = fake
+    handler.mode = "nolist"
+    engine = RemoteEngine({})
+    info = engine.load(f"openai:{url}").result(timeout=10)
+    assert info.warnings == ["the server did not list its models; using its default model"]
+    handler.mode = "sse"
+    assert engine.generate(MSGS, Sampler(max_tokens=3)).result()[0] == "alpha beta"
+    assert "model" not in handler.seen[-1]["body"]  # the server picks its default
+    handler.mode = "nolist"
+    with pytest.raises(LemlabError, match="lists no models; name the model"):
+        RemoteEngine({}).load(f"openai:{url}", adapter="/some/adapter").result(timeout=10)

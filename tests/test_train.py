@@ -12,6 +12,7 @@ import pytest
 from test_train_support import lemlab_cmd, read_events, run_lemlab, write_chat_data
 
 from lemlab.cli import main
+from lemlab.core.errors import LemlabError
 from lemlab.core.training_config import (
     ModelFacts,
     TrainingConfig,
@@ -23,7 +24,6 @@ from lemlab.core.training_config import (
     small_model_warning,
     write_config_toml,
 )
-from lemlab.core.errors import LemlabError
 
 TRAIN_FLAGS = ["--iters", "30", "--batch-size", "2", "--num-layers", "2", "--steps-per-report", "5",
                "--steps-per-eval", "10", "--save-every", "10", "--yes"]
@@ -109,9 +109,10 @@ def test_layer_count_and_warning_refusal(tiny_model: Path, data: Path, tmp_path:
     argv = ["train", "--model", str(tiny_model), "--data", str(data), "--adapter-path", str(tmp_path / "a")]
     code, err = _main_err(argv + ["--num-layers", "5", "--yes"], capsys)
     assert code == 2 and "model has 2 layers" in err
-    code, err = _main_err(argv + ["--num-layers", "2"], capsys)  # warning, no terminal, no --yes
-    out = capsys.readouterr().out
-    assert code == 2 and "pass --yes" in err
+    code = main(argv + ["--num-layers", "2"])  # small-model warning, no terminal, no --yes
+    captured = capsys.readouterr()
+    assert code == 2 and "pass --yes" in captured.err and "warning: small model" in captured.out
+    assert not (tmp_path / "a").exists()
 
 
 def test_config_layers_and_toml_roundtrip(tmp_path: Path) -> None:

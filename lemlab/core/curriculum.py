@@ -31,7 +31,13 @@ import tomli_w
 
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import LemlabError
-from lemlab.core.training_config import TrainingConfig, absolutize, check_keys, coerce_values, resolve_config
+from lemlab.core.training_config import (
+    TrainingConfig,
+    absolutize,
+    check_keys,
+    coerce_values,
+    resolve_config,
+)
 
 SCHEMA_VERSION = 1
 STATE_FILE = "curriculum-state.toml"

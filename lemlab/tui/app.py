@@ -38,7 +38,7 @@ class LemlabApp(App[int]):
     TITLE = "lemlab"
     COMMANDS = App.COMMANDS | {LemlabCommands}
     BINDINGS = [
-        Binding("ctrl+p", "command_palette", "Palette", id="app.palette",
+        Binding("ctrl+p", "command_palette", "Palette", id="app.palette", show=False,
                 tooltip="Search every command"),  # fmt: skip
         Binding("f1", "help", "Help", id="app.help", tooltip="Show all keys and commands"),
         Binding("question_mark", "help", "Help", id="app.help_alt", show=False,

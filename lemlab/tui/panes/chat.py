@@ -17,8 +17,9 @@ from lemlab.core.engine_api import Chunk, GenerationHandle, Sampler
 from lemlab.tui.chat_actions import SlashCommands
 from lemlab.tui.panes.base import LabPane, Verb
 from lemlab.tui.services import score_reply
-from lemlab.tui.widgets.message import MessageView, stats_text
+from lemlab.tui.widgets.message import MessageView
 
+READY_HINT = "Enter sends · ctrl+r regenerates · ↑ edits your last message · /help"
 FLUSH_SECONDS = 0.03  # batch UI updates: per-token calls make the display lag the engine
 
 
@@ -71,7 +72,7 @@ class ChatPane(LabPane):
                 yield Static(label, classes="setting-label", markup=False)
                 yield Input(id=f"set-{key}", classes="setting", compact=True)
         yield VerticalScroll(id="messages")
-        yield Static("", id="chat-stats", markup=False)
+        yield Static(READY_HINT, id="chat-stats", markup=False)
         yield Input(placeholder="Message — Enter sends, /help lists commands", id="chat-input")
 
     def on_mount(self) -> None:
@@ -173,11 +174,14 @@ class ChatPane(LabPane):
         self.first_display = self.first_display or now
         self.last_display = now
         self.displayed_tokens += len(pieces)
+        self.query_one("#chat-stats", Static).update(
+            f"streaming… {view.tokens_shown} tokens · Esc cancels")
 
     async def _finished(self, view: MessageView, text: str, final: Chunk | None,
                         score: float | None, labels: list[str]) -> None:  # fmt: skip
         self.handle = None
         self.remove_class("-generating")
+        self.query_one("#chat-stats", Static).update(READY_HINT)
         stats: dict[str, Any] = dict(vars(final.stats)) if final else {}
         stats = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in stats.items()}
         if final is not None and final.error:
@@ -189,7 +193,7 @@ class ChatPane(LabPane):
         self.lab.session.add_message("assistant", text, stats=stats, score=score,
                                      labels=labels or None)  # fmt: skip
         self._saved()
-        self.query_one("#chat-stats", Static).update(stats_text(stats))
+        self.query_one("#chat-stats", Static).update(READY_HINT)
 
     def _saved(self) -> None:
         if error := self.lab.save():
@@ -243,8 +247,6 @@ class ChatPane(LabPane):
             [MessageView(m["role"], m["content"], m) for m in self.lab.session.messages]
         )
         self.show_sampler()
-        last = next((m for m in reversed(self.lab.session.messages) if "stats" in m), None)
-        self.query_one("#chat-stats", Static).update(stats_text(last["stats"]) if last else "")
 
     def session_opened(self) -> None:
         self.run_worker(self.rebuild(), exclusive=True, group="rebuild")

@@ -45,7 +45,10 @@ class MessageView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(self.role, classes="message-role", markup=False)
         yield Markdown(self.content, classes="message-body")
-        yield Static(self._meta_text(), classes="message-meta", markup=False)
+        meta = self._meta_text()
+        line = Static(meta, classes="message-meta", markup=False)
+        line.display = bool(meta.plain)  # user turns have no stats: no empty line under them
+        yield line
 
     def _meta_text(self) -> Text:
         text = Text(stats_text(self.meta.get("stats", {})), style="dim")
@@ -68,4 +71,6 @@ class MessageView(Vertical):
             await self._stream.stop()
             self._stream = None
         self.meta = meta
-        self.query_one(".message-meta", Static).update(self._meta_text())
+        line = self.query_one(".message-meta", Static)
+        line.update(self._meta_text())
+        line.display = True

@@ -1,0 +1,99 @@
+"""`lemlab curriculum`: two real stages with a fuse between them, resume, refusals, parsing."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+from test_train_support import read_events, run_lemlab, write_chat_data
+
+from lemlab.cli import main
+from lemlab.core.curriculum import load_curriculum
+from lemlab.core.errors import LemlabError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write_curriculum(tmp_path: Path, model: Path, stages: int = 2) -> Path:
+    write_chat_data(tmp_path / "data-a")
+    write_chat_data(tmp_path / "data-b", n_train=8)
+    text = (
+        f'schema_version = 1\nbase_model = "{model}"\noutput = "out"\n'
+        "[defaults]\nsteps_per_report = 5\nsteps_per_eval = 10\nsave_every = 10\n"
+        "learning_rate = 5e-6\nnum_layers = 1\nbatch_size = 1\n"
+    )
+    for i, (name, data) in enumerate([("ethics", "data-a"), ("watts zen", "data-b")][:stages]):
+        text += f'[[stage]]\nname = "{name}"\ndata = "{data}"\niters = {20 if i == 0 else 10}\n'
+    path = tmp_path / "cur.toml"
+    path.write_text(text)
+    return path
+
+
+def test_two_stages_with_fuse_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
+    cur = _write_curriculum(tmp_path, tiny_model)
+    res = run_lemlab("curriculum", cur, "--fuse", "--yes")
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "out"
+    fused = out / "01-ethics" / "fused"
+    assert (fused / "config.json").is_file() and (fused / "lemlab-fused.json").is_file()
+    stage2 = out / "02-watts-zen" / "adapter"
+    # The second stage trained on the merged weights, not the base model.
+    assert json.loads((stage2 / "adapter_config.json").read_text())["model"] == str(fused)
+    assert tomllib.loads((stage2 / "lemlab-train.toml").read_text())["train"]["model"] == str(fused)
+    for adapter in (out / "01-ethics" / "adapter", stage2):
+        assert read_events(adapter / "events.jsonl")[-1]["event"] == "done"
+    assert not (out / "02-watts-zen" / "fused").exists()  # nothing after the last stage needs it
+    state = tomllib.loads((out / "curriculum-state.toml").read_text())
+    assert [s["status"] for s in state["stage"]] == ["fused", "trained"]
+    again = run_lemlab("curriculum", cur, "--fuse", "--yes")  # resumable: both skipped
+    assert again.returncode == 0 and again.stdout.count("already trained, skipped") == 2
+
+
+def test_refuses_without_fuse_and_dry_run_writes_nothing(tiny_model: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    cur = _write_curriculum(tmp_path, tiny_model)
+    assert main(["curriculum", str(cur)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "fusing is required between stages" in err and "--fuse" in err
+    assert main(["curriculum", str(cur), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "stage 1 ethics" in out and "then fuse ->" in out and "dry run: nothing written" in out
+    assert not (tmp_path / "out").exists()
+    # A later stage alone needs the earlier stage's fused model first.
+    assert main(["curriculum", str(cur), "--only", "2", "--yes"]) == 2
+    assert "needs stage 'ethics' fused first" in capsys.readouterr().err
+
+
+def test_single_stage_needs_no_fuse(tiny_model: Path, tmp_path: Path) -> None:
+    cur = _write_curriculum(tmp_path, tiny_model, stages=1)
+    res = run_lemlab("curriculum", cur, "--yes")
+    assert res.returncode == 0, res.stderr
+    assert not (tmp_path / "out" / "01-ethics" / "fused").exists()
+
+
+def test_curriculum_parse_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "c.toml"
+    cases = {
+        'base_model = "m"\noutput = "o"\n': "at least one [[stage]]",
+        'base_model = "m"\noutput = "o"\n[[stage]]\nname = "a"\n': "data (a folder) is required",
+        'base_model = "m"\noutput = "o"\n[[stage]]\nname = "a"\ndata = "d"\nitres = 5\n': "did you mean iters",
+        'base_model = "m"\noutput = "o"\n[[stage]]\nname = "a"\ndata = "d"\n[[stage]]\nname = "a"\ndata = "d"\n': "duplicate",
+        'output = "o"\n[[stage]]\nname = "a"\ndata = "d"\n': "base_model",
+        'base_model = "m"\noutput = "o"\n[[stage]]\nname = "a"\ndata = "d"\nmodel = "x"\n': "set by the curriculum",
+    }
+    for text, message in cases.items():
+        bad.write_text(text)
+        with pytest.raises(LemlabError) as info:
+            load_curriculum(bad)
+        assert message in str(info.value)
+
+
+def test_shipped_example_parses_with_recommended_settings() -> None:
+    cur = load_curriculum(REPO / "examples" / "curriculum-1b.toml")
+    assert [s.name for s in cur.stages] == ["ethics", "watts-zen", "lek-reinforcement"]
+    cfg = cur.stage_config(0)
+    assert (cfg.learning_rate, cfg.num_layers, cfg.batch_size, cfg.iters) == (5e-6, 8, 1, 200)
+    assert sum(cur.stage_config(i).iters for i in range(3)) == 400
+    assert cfg.model == str(cur.base_model) and cur.stage_config(1).model == str(cur.fused_dir(0))

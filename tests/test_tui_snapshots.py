@@ -1,0 +1,53 @@
+"""SVG snapshots of each pane at 120x40 in a dark and a light theme. Content is fixed: FakeEngine
+with fixed stats, fixed names, no HF cache scan. Update with `pytest --snapshot-update`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_tui_support import fake_model_dir, make_app, wait_idle
+from textual.widgets import Input
+
+THEMES = ("lemlab-dark", "lemlab-light")
+
+
+def _app(tmp_path: Path, theme: str):  # type: ignore[no-untyped-def]
+    root = tmp_path / "lab"  # one fixed layout per test; names (not paths) reach the screen
+    model = fake_model_dir(root / "models", "tiny-gemma-4bit")
+    fake_model_dir(root / "models", "other-model")
+    app, _ = make_app(root, model=model, theme=theme, session="snapshot")
+    return app
+
+
+async def _settle(pilot) -> None:  # type: ignore[no-untyped-def]
+    app = pilot.app
+    await wait_idle(pilot, app)
+    for box in app.query(Input):
+        box.cursor_blink = False
+    app.clear_notifications()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("tab", ["models", "battery", "training"])
+def test_pane_snapshot(snap_compare, tmp_path: Path, theme: str, tab: str) -> None:  # type: ignore[no-untyped-def]
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await _settle(pilot)
+        pilot.app.action_show_tab(tab)
+        await _settle(pilot)
+
+    assert snap_compare(_app(tmp_path, theme), terminal_size=(120, 40), run_before=run_before)
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_chat_snapshot(snap_compare, tmp_path: Path, theme: str) -> None:  # type: ignore[no-untyped-def]
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await _settle(pilot)
+        app = pilot.app
+        app.query_one("#chat-pane").slash.set_system("Answer briefly.", "brief")
+        app.query_one("#chat-input", Input).value = "What is a kernel?"
+        await pilot.press("enter")
+        await _settle(pilot)
+
+    assert snap_compare(_app(tmp_path, theme), terminal_size=(120, 40), run_before=run_before)
