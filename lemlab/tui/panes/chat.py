@@ -3,6 +3,7 @@ regenerate, edit-and-resend, slash commands, export. Every change is saved to th
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 from typing import Any
@@ -20,7 +21,7 @@ from lemlab.tui.services import score_reply
 from lemlab.tui.widgets.message import MessageView
 
 READY_HINT = "Enter sends · ctrl+r regenerates · ↑ edits your last message · /help"
-FLUSH_SECONDS = 0.03  # batch UI updates: per-token calls make the display lag the engine
+FLUSH_SECONDS = float(os.environ.get("LEMLAB_FLUSH_SECONDS", "0.03"))  # batch UI updates: per-token calls make the display lag the engine
 
 
 def _parse_sampler(values: dict[str, str], base: Sampler) -> Sampler:
@@ -150,30 +151,32 @@ class ChatPane(LabPane):
         # Reads the engine's queue on a plain thread (no MLX here) and hands the UI one batch
         # per FLUSH_SECONDS, so the display keeps pace with the engine's raw token rate.
         pending: list[str] = []
+        shown = 0  # engine tokens already handed to the UI (a token may decode to no text yet)
         last_flush = time.monotonic()
         final: Chunk | None = None
         for chunk in handle:
-            if chunk.text:
-                pending.append(chunk.text)
+            pending.append(chunk.text)
             if chunk.done:
                 final = chunk
                 break
-            if pending and time.monotonic() - last_flush >= FLUSH_SECONDS:
-                self.app.call_from_thread(self._show, view, pending)
-                pending, last_flush = [], time.monotonic()
-        if pending:
-            self.app.call_from_thread(self._show, view, pending)
+            if time.monotonic() - last_flush >= FLUSH_SECONDS:
+                tokens = chunk.stats.generation_tokens
+                self.app.call_from_thread(self._show, view, "".join(pending), tokens - shown)
+                pending, shown, last_flush = [], tokens, time.monotonic()
+        total = final.stats.generation_tokens if final else shown
+        if "".join(pending) or total > shown:
+            self.app.call_from_thread(self._show, view, "".join(pending), total - shown)
         text, _ = handle.result()
         prompt = next((t["content"] for t in reversed(self.lab.turns()) if t["role"] == "user"), "")
         score, labels = score_reply(text, prompt) if text else (None, [])
         self.app.call_from_thread(self._finished, view, text, final, score, labels)
 
-    async def _show(self, view: MessageView, pieces: list[str]) -> None:
-        await view.append("".join(pieces), len(pieces))
+    async def _show(self, view: MessageView, text: str, tokens: int) -> None:
+        await view.append(text, tokens)
         now = time.monotonic()
         self.first_display = self.first_display or now
         self.last_display = now
-        self.displayed_tokens += len(pieces)
+        self.displayed_tokens += tokens
         self.query_one("#chat-stats", Static).update(
             f"streaming… {view.tokens_shown} tokens · Esc cancels")
 

@@ -1,0 +1,247 @@
+"""`lemlab distill`: self-distillation. Sample N responses per probe (optionally with a kernel as
+the system message), score each, and keep those scoring >= --threshold as training lines in the
+research self-distill JSONL; a summary line ends the file. Resumable with --resume.
+
+Exit status: 0 done; 1 done but NOTHING passed the threshold (the file and its summary are
+written, with total_kept 0, so scripts and `lemlab pipeline` can stop before training on
+nothing); 2 bad input, or OUT exists without --resume; 130 interrupted (resume it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lemlab.core import distill as d
+from lemlab.core.errors import LemlabError
+
+EXIT_NOTHING_KEPT = 1
+EXIT_INTERRUPTED = 130
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = ("exit status: 0 done, 1 done but no sample reached the threshold (summary "
+                "written), 2 bad input, 130 interrupted (rerun with --resume)")  # fmt: skip
+    p.add_argument("--model", required=True, help="model folder (or a cached Hugging Face id)")
+    p.add_argument("--adapter", help="LoRA adapter folder or checkpoint file")
+    p.add_argument("--kernel", metavar="FILE",
+                   help="kernel text used as the system message (never stored in the output)")  # fmt: skip
+    p.add_argument("--prompts", required=True, metavar="BATTERY", help="battery file or shipped name")
+    p.add_argument("--output", required=True, metavar="OUT", help="self-distill JSONL to write")
+    p.add_argument("--samples", type=int, default=d.DEFAULT_SAMPLES, help="samples per probe (default 10)")
+    p.add_argument("--threshold", type=float, default=d.DEFAULT_THRESHOLD,
+                   help="keep samples scoring >= this (default 24.0; Phase 0 used 15.0)")  # fmt: skip
+    p.add_argument("--max-tokens", type=int, default=d.DEFAULT_MAX_TOKENS, help="per sample (default 4096)")
+    p.add_argument("--temperature", type=float, default=d.DEFAULT_TEMPERATURE, help="default 0.8")
+    p.add_argument("--top-p", type=float, default=d.DEFAULT_TOP_P, help="default 0.95")
+    p.add_argument("--seed", type=int, default=d.DEFAULT_SEED,
+                   help="base seed; each sample's seed derives from (seed, probe id, index) (default 42)")  # fmt: skip
+    p.add_argument("--scorer", default=d.DEFAULT_SCORER, help="scorer id (default v2-distill)")
+    p.add_argument("--resume", action="store_true", help="continue OUT where it stopped")
+
+
+@dataclass
+class DistillJob:
+    """Everything checked and opened, ready to run (no model loaded yet)."""
+
+    output: Path
+    settings: d.DistillSettings
+    probes: list[Any]
+    scorer: Any
+    kernel_text: str | None
+    state: d.DistillState
+    battery: str = ""
+
+
+@dataclass
+class DistillOutcome:
+    summary: dict[str, Any] | None  # None when interrupted
+    cancelled: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.cancelled or self.summary is None:
+            return EXIT_INTERRUPTED
+        return EXIT_NOTHING_KEPT if self.summary["total_kept"] == 0 else 0
+
+
+def prepare_distill(
+    *, model: str, prompts: str | list[Any], output: str | Path, adapter: str | None = None,
+    kernel: str | None = None, resume: bool = False, **settings: Any,
+) -> DistillJob:  # fmt: skip
+    """Every check that can fail on user input, before any model is loaded. `prompts` is a
+    battery spec (path or shipped name) or a list of probes; `settings` are DistillSettings
+    fields (samples, threshold, temperature, top_p, max_tokens, seed, scorer)."""
+    from lemlab.core.adapters import resolve_adapter
+    from lemlab.core.kernels import parse_kernel_arg
+    from lemlab.core.probes import resolve_battery
+    from lemlab.core.scoring import get_scorer
+    from lemlab.engine.loading import resolve_model_dir
+
+    battery = prompts if isinstance(prompts, str) else "(given probes)"
+    probes = list(resolve_battery(prompts).probes) if isinstance(prompts, str) else list(prompts)
+    if not probes:
+        raise LemlabError(f"battery {battery} has no probes: nothing to distill")
+    resolve_model_dir(model)
+    if adapter:
+        resolve_adapter(adapter)
+    k = parse_kernel_arg(kernel) if kernel else None
+    cfg = d.DistillSettings(model=model, adapter=adapter or None, kernel=k.name if k else None,
+                            kernel_sha256=k.sha256 if k else None, **settings)  # fmt: skip
+    cfg.check()
+    scorer = get_scorer(cfg.scorer)
+    state = d.open_distill_output(output, cfg, probes, resume=resume)
+    return DistillJob(Path(output), cfg, probes, scorer, k.text if k else None, state, battery)
+
+
+def run(args: argparse.Namespace) -> int:
+    job = prepare_distill(
+        model=args.model, prompts=args.prompts, output=args.output, adapter=args.adapter,
+        kernel=args.kernel, resume=args.resume, samples=args.samples, threshold=args.threshold,
+        temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
+        seed=args.seed, scorer=args.scorer,
+    )  # fmt: skip
+    for note in job.state.notes:
+        print(f"lemlab: {note}", file=sys.stderr)
+    if job.state.already_complete:
+        print(f"{job.output} is already complete: nothing to do")
+        return DistillOutcome(job.state.summary).exit_code
+    warning = job.settings.greedy_warning()
+    if warning:
+        print(f"lemlab: warning: {warning}", file=sys.stderr)
+    from lemlab.engine.mlx_engine import MLXEngine
+
+    engine = MLXEngine()
+    try:
+        outcome = execute_distill(job, engine)
+    finally:
+        engine.shutdown()
+    report_outcome(job, outcome)
+    return outcome.exit_code
+
+
+def execute_distill(job: DistillJob, engine: Any, label: str = "") -> DistillOutcome:
+    """Run the job on a started engine: write lines as samples finish, the summary at the end.
+    Ctrl+C stops after the current token (the sample in progress is redone on resume)."""
+    from lemlab.core.distill_runner import DistillDone, DistillRunner, SampleScored
+
+    runner = DistillRunner(engine, job.probes, job.settings, job.scorer, job.kernel_text, job.state)
+    recorder = d.DistillRecorder(job.output, job.settings)
+    done: DistillDone | None = None
+    with SigintCancels(runner), DistillView(label) as view:
+        for event in runner.events():
+            if isinstance(event, SampleScored):
+                recorder.sample_done(event.sample, event.wall_s)
+            elif isinstance(event, DistillDone):
+                done = event
+            view.show(event)
+    assert done is not None
+    if done.cancelled:
+        return DistillOutcome(None, cancelled=True)
+    summary = recorder.finish(len(job.probes), job.state.records, job.state.prior_seconds,
+                              {"battery": job.battery})  # fmt: skip
+    return DistillOutcome(summary)
+
+
+def report_outcome(job: DistillJob, outcome: DistillOutcome) -> None:
+    s = outcome.summary
+    if s is None:
+        kept = job.state.kept
+        print(f"lemlab: stopped; {len(job.state.records)} samples generated, {kept} kept in "
+              f"{job.output}. Run the same command with --resume to continue it.", file=sys.stderr)
+        return
+    print(f"{s['total_kept']}/{s['total_generated']} samples kept ({s['keep_rate']:.1f}%), "
+          f"avg kept score {s['avg_kept_score']:.2f}, {s['probes']} probes, {s['duration_s']:.1f}s")
+    print(f"wrote {job.output}")
+    if s["total_kept"] == 0:
+        print(f"lemlab: WARNING: no sample reached the threshold {s['threshold']} "
+              f"(best score {best_score(job.state):.2f}): the output holds no training lines. "
+              "Lower --threshold or change the kernel/sampling.", file=sys.stderr)
+
+
+def best_score(state: d.DistillState) -> float:
+    return max((r.lek_score for r in state.records.values()), default=0.0)
+
+
+class SigintCancels:
+    """First Ctrl+C cancels the runner (it stops at the next token, keeping every flushed line);
+    a second one interrupts at once. Works with any runner that has cancel() and cancelled
+    (lemlab.core.runner.BatteryRunner too)."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+        self.previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.runner.cancelled:
+            raise KeyboardInterrupt
+        print("\nlemlab: stopping after the current token... (Ctrl+C again to quit now)", file=sys.stderr)
+        self.runner.cancel()
+
+    def __enter__(self) -> SigintCancels:
+        self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+
+
+class DistillView:
+    """Progress on stderr: a rich bar at a terminal, else one plain line per finished probe."""
+
+    def __init__(self, label: str = "") -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.live = self.console.is_terminal
+        self.label = label
+        self.progress: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> DistillView:
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"), console=self.console, transient=True,
+            )  # fmt: skip
+            self.progress.start()
+            self.task = self.progress.add_task(self.label + "loading", total=None, rate="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def say(self, text: str) -> None:
+        self.console.print(self.label + text, markup=False, highlight=False)
+
+    def show(self, event: Any) -> None:
+        from lemlab.core import distill_runner as ev
+
+        if isinstance(event, ev.DistillStarted) and event.counts.generated:
+            c = event.counts
+            self.say(f"resuming: {c.generated} samples done ({c.kept} kept), {c.total - c.generated} to go")
+        elif isinstance(event, ev.ModelLoaded):
+            for w in event.info.warnings:
+                self.say(f"warning: {w}")
+        elif isinstance(event, ev.SampleStarted) and self.progress is not None:
+            desc = f"{self.label}probe {event.probe_index}/{event.probes} {event.probe.id} · sample {event.sample_idx + 1}"
+            self.progress.update(self.task, description=desc)
+        elif isinstance(event, ev.SampleScored):
+            self._scored(event)
+
+    def _scored(self, event: Any) -> None:
+        c, s = event.counts, event.sample
+        rate = f"kept {c.kept}/{c.generated} ({c.keep_rate:.1f}%)"
+        if self.progress is not None:
+            self.progress.update(self.task, total=c.total, completed=c.generated, rate=rate)
+            return
+        self.say(f"probe {event.probe_index}/{event.probes} {s.probe.id} sample {s.sample_idx + 1}: "
+                 f"score {s.lek_score:.2f} {'kept' if s.kept else 'rejected'} · {rate}")  # fmt: skip

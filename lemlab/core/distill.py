@@ -1,0 +1,383 @@
+"""The self-distillation JSONL (research format) and its resume state.
+
+Output file (one line per KEPT sample, then a summary line; spec/formats.md):
+
+    {"type": "training", "training": {"messages": [user, assistant]},
+     "meta": {probe_id, category, sample_idx, lek_score, chars, time_s, model, threshold,
+              temperature, ts, <lemlab keys>}}
+    {"type": "summary", model, probes, samples_per_probe, total_generated, total_kept,
+     keep_rate, avg_kept_score, threshold, temperature, duration_s, ts, <lemlab keys>}
+
+Rejected samples never reach that file, so resuming needs a sidecar, `<output>.progress.jsonl`:
+a header line with the run's settings, then one line per GENERATED sample (probe_id,
+sample_idx, lek_score, kept, wall_s). A kept sample's training line is written first and its
+progress line second; on resume a training line without a progress line counts as done, and
+a progress line saying "kept" whose training line was lost (a cut last line) is redone. Every
+sample's seed comes from (seed, probe id, sample idx), so a redone sample is the same sample.
+
+Both files are appended one fsynced write per line: a SIGKILL leaves at most one half-written
+last line, which resume drops (rewriting the file atomically). Headless: no mlx.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from lemlab.core.atomic import write_text_atomic
+from lemlab.core.engine_api import Sampler
+from lemlab.core.errors import LemlabError
+
+PROGRESS_SUFFIX = ".progress.jsonl"
+DEFAULT_SAMPLES = 10
+DEFAULT_THRESHOLD = 24.0  # Phase 1; Phase 0 ("baseline lock") used 15.0
+DEFAULT_MAX_TOKENS = 4096
+DEFAULT_TEMPERATURE = 0.8  # Phase 1; Phase 0 used 0.9
+DEFAULT_TOP_P = 0.95
+DEFAULT_SEED = 42
+DEFAULT_SCORER = "v2-distill"
+
+META_KEYS = ("probe_id", "category", "sample_idx", "lek_score", "chars", "time_s", "model",
+             "threshold", "temperature", "ts")  # fmt: skip
+SUMMARY_KEYS = ("type", "model", "probes", "samples_per_probe", "total_generated", "total_kept",
+                "keep_rate", "avg_kept_score", "threshold", "temperature", "duration_s", "ts")  # fmt: skip
+
+
+class ProbeLike(Protocol):
+    id: str
+    category: str
+    prompt: str
+
+
+def utc_ts() -> str:
+    """UTC ISO-8601 with microseconds, as the research files write it."""
+    return datetime.now(UTC).isoformat()
+
+
+def dumps_line(obj: Mapping[str, Any]) -> str:
+    return json.dumps(obj, ensure_ascii=False) + "\n"
+
+
+def append_line(path: Path, line: str) -> None:
+    """One write, flush, fsync: a kill leaves either the whole line or a detectable half."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def progress_path(output: str | Path) -> Path:
+    p = Path(output)
+    return p.with_name(p.name + PROGRESS_SUFFIX)
+
+
+# --- settings and seeds ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """What makes a run's samples what they are. Compared on --resume: any difference refuses."""
+
+    model: str
+    adapter: str | None = None
+    kernel: str | None = None  # kernel name (never part of the training example)
+    kernel_sha256: str | None = None
+    samples: int = DEFAULT_SAMPLES
+    threshold: float = DEFAULT_THRESHOLD
+    temperature: float = DEFAULT_TEMPERATURE
+    top_p: float = DEFAULT_TOP_P
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    seed: int = DEFAULT_SEED
+    scorer: str = DEFAULT_SCORER
+
+    def header(self) -> dict[str, Any]:
+        return {"type": "header", **asdict(self)}
+
+    def sampler(self, probe_id: str, sample_idx: int) -> Sampler:
+        return Sampler(self.temperature, self.top_p, self.max_tokens,
+                       sample_seed(self.seed, probe_id, sample_idx))  # fmt: skip
+
+    def greedy_warning(self) -> str | None:
+        if self.temperature <= 0 and self.samples > 1:
+            return f"temperature 0 is greedy decoding: the {self.samples} samples of a probe will be identical"
+        return None
+
+    def check(self) -> None:
+        """One-line errors for values the engine or the research format cannot take."""
+        if self.samples < 1:
+            raise LemlabError("--samples must be at least 1")
+        if self.max_tokens < 1:
+            raise LemlabError("--max-tokens must be at least 1")
+        if self.temperature < 0:
+            raise LemlabError("--temperature must be 0 (greedy) or more")
+        if not 0 < self.top_p <= 1:
+            raise LemlabError("--top-p must be in (0, 1]")
+
+
+def sample_seed(seed: int, probe_id: str, sample_idx: int) -> int:
+    """A stable 31-bit seed per sample (sha256, never Python's salted hash()), so a resumed run
+    draws exactly the samples an uninterrupted one would."""
+    digest = hashlib.sha256(f"{seed}|{probe_id}|{sample_idx}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+# --- lines -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated and scored response."""
+
+    probe: ProbeLike
+    sample_idx: int
+    text: str
+    lek_score: float  # rounded to 2 decimals
+    kept: bool
+    time_s: float  # generation seconds
+    tokens: int = 0
+    finish_reason: str | None = None
+
+
+def training_line(sample: Sample, settings: DistillSettings, ts: str | None = None) -> dict[str, Any]:
+    """The research training line; lemlab's keys follow the research meta keys."""
+    p = sample.probe
+    meta: dict[str, Any] = {
+        "probe_id": p.id, "category": p.category, "sample_idx": sample.sample_idx,
+        "lek_score": sample.lek_score, "chars": len(sample.text), "time_s": round(sample.time_s, 1),
+        "model": settings.model, "threshold": settings.threshold,
+        "temperature": settings.temperature, "ts": ts or utc_ts(),
+        "scorer": settings.scorer, "seed": sample_seed(settings.seed, p.id, sample.sample_idx),
+        "tokens": sample.tokens, "finish_reason": sample.finish_reason,
+    }  # fmt: skip
+    if settings.adapter:
+        meta["adapter"] = settings.adapter
+    if settings.kernel_sha256:
+        meta["kernel"], meta["kernel_sha256"] = settings.kernel, settings.kernel_sha256
+    messages = [{"role": "user", "content": p.prompt}, {"role": "assistant", "content": sample.text}]
+    return {"type": "training", "training": {"messages": messages}, "meta": meta}
+
+
+def progress_line(sample: Sample, wall_s: float) -> dict[str, Any]:
+    return {"type": "sample", "probe_id": sample.probe.id, "sample_idx": sample.sample_idx,
+            "lek_score": sample.lek_score, "kept": sample.kept, "wall_s": round(wall_s, 3)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Record:
+    """A generated sample as the progress file remembers it."""
+
+    lek_score: float
+    kept: bool
+    wall_s: float = 0.0
+
+
+def summary_line(
+    settings: DistillSettings, n_probes: int, records: Mapping[tuple[str, int], Record],
+    duration_s: float, extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    kept = [r.lek_score for r in records.values() if r.kept]
+    generated = len(records)
+    out: dict[str, Any] = {
+        "type": "summary", "model": settings.model, "probes": n_probes,
+        "samples_per_probe": settings.samples, "total_generated": generated,
+        "total_kept": len(kept),
+        "keep_rate": round(100.0 * len(kept) / generated, 1) if generated else 0.0,
+        "avg_kept_score": round(sum(kept) / len(kept), 2) if kept else 0.0,
+        "threshold": settings.threshold, "temperature": settings.temperature,
+        "duration_s": round(duration_s, 1), "ts": utc_ts(),
+        "scorer": settings.scorer, "seed": settings.seed, "top_p": settings.top_p,
+        "max_tokens": settings.max_tokens,
+    }  # fmt: skip
+    if settings.adapter:
+        out["adapter"] = settings.adapter
+    if settings.kernel_sha256:
+        out["kernel"], out["kernel_sha256"] = settings.kernel, settings.kernel_sha256
+    out.update(extra or {})
+    return out
+
+
+# --- reading back (resume) -------------------------------------------------------------------
+
+
+@dataclass
+class JsonlRead:
+    records: list[tuple[int, dict[str, Any]]]  # (line number, object)
+    torn_tail: bool  # the last line was cut (or lacks its newline): rewrite without/with it
+
+
+def read_jsonl_strict(path: Path) -> JsonlRead:
+    """Objects of a file this tool wrote. Only the last line may be broken (a kill); anything
+    else is a LemlabError naming file:line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise LemlabError(f"{path}: not UTF-8 text (byte {exc.start}): cannot resume") from None
+    except OSError as exc:
+        raise LemlabError(f"cannot read {path}: {exc.strerror or exc}") from None
+    lines = text.split("\n")
+    out: list[tuple[int, dict[str, Any]]] = []
+    torn = bool(text) and not text.endswith("\n")
+    for n, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError:
+            if n == len(lines) and torn:
+                break  # the half-written last line: dropped
+            raise LemlabError(f"{path}:{n}: invalid JSON: cannot resume") from None
+        if not isinstance(obj, dict):
+            raise LemlabError(f"{path}:{n}: not a JSON object: cannot resume")
+        out.append((n, obj))
+    return JsonlRead(out, torn)
+
+
+@dataclass
+class DistillState:
+    """Work already done, as an opened output file holds it."""
+
+    records: dict[tuple[str, int], Record] = field(default_factory=dict)  # (probe id, idx)
+    kept_lines: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    already_complete: bool = False
+    summary: dict[str, Any] | None = None
+
+    @property
+    def prior_seconds(self) -> float:
+        return sum(r.wall_s for r in self.records.values())
+
+    @property
+    def kept(self) -> int:
+        return sum(1 for r in self.records.values() if r.kept)
+
+
+def open_distill_output(
+    output: str | Path, settings: DistillSettings, probes: Sequence[ProbeLike], *, resume: bool
+) -> DistillState:
+    """A fresh output (refusing to overwrite one without --resume) or the state of a resumed one."""
+    out, prog = Path(output), progress_path(output)
+    if not resume or not out.exists():
+        if out.exists():
+            raise LemlabError(f"{out} already exists: add --resume to continue it, or choose another --output")
+        _create_fresh(out, prog, settings)
+        notes = [f"{out} does not exist yet: starting a new run"] if resume else []
+        return DistillState(notes=notes)
+    return _resume(out, prog, settings, probes)
+
+
+def _create_fresh(out: Path, prog: Path, settings: DistillSettings) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "x", encoding="utf-8"):
+            pass
+    except FileExistsError:
+        raise LemlabError(f"{out} already exists: add --resume to continue it") from None
+    except OSError as exc:
+        raise LemlabError(f"cannot write {out}: {exc.strerror or exc}") from None
+    write_text_atomic(prog, dumps_line(settings.header()))  # replaces a stale sidecar
+
+
+def _resume(out: Path, prog: Path, settings: DistillSettings, probes: Sequence[ProbeLike]) -> DistillState:
+    if not prog.exists():
+        raise LemlabError(f"{out}: its progress file {prog.name} is missing: cannot resume "
+                          "(rejected samples are only recorded there)")  # fmt: skip
+    state = DistillState()
+    main, side = read_jsonl_strict(out), read_jsonl_strict(prog)
+    _check_header(prog, side, settings)
+    ids = {p.id for p in probes}
+    kept_by_key = _kept_lines(out, main, ids)
+    for n, rec in side.records[1:]:
+        key = _key(prog, n, rec, ids)
+        if rec.get("kept") and key not in kept_by_key:
+            continue  # its training line was cut off: redo it (same seed, same sample)
+        state.records[key] = Record(float(rec["lek_score"]), bool(rec["kept"]), float(rec.get("wall_s", 0.0)))
+    for key, line in kept_by_key.items():  # a training line written just before a kill
+        state.records.setdefault(key, Record(float(line["meta"]["lek_score"]), True))
+    state.kept_lines = list(kept_by_key.values())
+    state.summary = next((r for _, r in main.records if r.get("type") == "summary"), None)
+    total = len(probes) * settings.samples
+    done = sum(1 for p in probes for i in range(settings.samples) if (p.id, i) in state.records)
+    state.already_complete = done == total and state.summary is not None and not main.torn_tail
+    _rewrite_if_needed(out, prog, main, side, state)
+    return state
+
+
+def _check_header(prog: Path, side: JsonlRead, settings: DistillSettings) -> None:
+    if not side.records or side.records[0][1].get("type") != "header":
+        raise LemlabError(f"{prog}: no settings header: cannot resume")
+    had = side.records[0][1]
+    for key, want in settings.header().items():
+        got = had.get(key)
+        if key in ("model", "adapter") and isinstance(got, str) and isinstance(want, str):
+            got, want = _norm_path(got), _norm_path(want)
+        if got != want:
+            raise LemlabError(f"{prog}: settings differ: {key} was {had.get(key)!r}, now "
+                              f"{settings.header()[key]!r}: cannot resume")  # fmt: skip
+
+
+def _norm_path(p: str) -> str:
+    q = Path(p).expanduser()
+    return str(q.resolve()) if q.exists() else p
+
+
+def _kept_lines(out: Path, main: JsonlRead, ids: set[str]) -> dict[tuple[str, int], dict[str, Any]]:
+    kept: dict[tuple[str, int], dict[str, Any]] = {}
+    for n, rec in main.records:
+        if rec.get("type") == "summary":
+            continue
+        if rec.get("type") != "training" or not isinstance(rec.get("meta"), dict):
+            raise LemlabError(f"{out}:{n}: not a self-distill training line: cannot resume")
+        kept.setdefault(_key(out, n, rec["meta"], ids), rec)
+    return kept
+
+
+def _key(path: Path, n: int, rec: Mapping[str, Any], ids: set[str]) -> tuple[str, int]:
+    pid, idx = rec.get("probe_id"), rec.get("sample_idx")
+    if not isinstance(pid, str) or not isinstance(idx, int) or not isinstance(rec.get("lek_score"), int | float):
+        raise LemlabError(f"{path}:{n}: missing probe_id / sample_idx / lek_score: cannot resume")
+    if pid not in ids:
+        raise LemlabError(f"{path}:{n}: probe {pid!r} is not in this battery: cannot resume with another battery")
+    return pid, idx
+
+
+def _rewrite_if_needed(out: Path, prog: Path, main: JsonlRead, side: JsonlRead, state: DistillState) -> None:
+    if state.already_complete:
+        return
+    if main.torn_tail or state.summary is not None:
+        if main.torn_tail:
+            state.notes.append(f"{out}: dropped a half-written last line (that sample is redone)")
+        write_text_atomic(out, "".join(dumps_line(line) for line in state.kept_lines))
+        state.summary = None
+    if side.torn_tail:
+        state.notes.append(f"{prog}: dropped a half-written last line")
+        write_text_atomic(prog, "".join(dumps_line(r) for _, r in side.records))
+
+
+class DistillRecorder:
+    """Writes scored samples: the training line (kept only) first, then the progress line."""
+
+    def __init__(self, output: str | Path, settings: DistillSettings) -> None:
+        self.output = Path(output)
+        self.progress = progress_path(output)
+        self.settings = settings
+
+    def sample_done(self, sample: Sample, wall_s: float) -> dict[str, Any] | None:
+        line = training_line(sample, self.settings) if sample.kept else None
+        if line is not None:
+            append_line(self.output, dumps_line(line))
+        append_line(self.progress, dumps_line(progress_line(sample, wall_s)))
+        return line
+
+    def finish(self, n_probes: int, records: Mapping[tuple[str, int], Record], duration_s: float,
+               extra: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+        """Append the summary line. The progress file stays: it is the only record of rejected
+        samples (scores for the histogram) and costs a line per sample."""
+        summary = summary_line(self.settings, n_probes, records, duration_s, extra)
+        append_line(self.output, dumps_line(summary))
+        return summary

@@ -1,0 +1,184 @@
+"""One battery run started from the TUI: the same preparation and writer as `lemlab ab`
+(lemlab.commands.ab prepares, lemlab.core.ab_store records), driven from a worker thread that
+only iterates the runner (the engine thread does all MLX work) and posts messages back.
+
+The run file goes next to the session: `<sessions_dir>/<session>.runs/<UTC time>-<battery>.jsonl`,
+and the session's `[[battery_runs]]` holds one record per run (what resume reads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from textual.message import Message
+
+from lemlab.core.engine_api import Engine, Sampler
+from lemlab.core.sessions import Session, now_iso
+from lemlab.tui.battery.messages import ProbeScored, RunFailed, RunFinished, RunProgressed
+
+RUNS_KIND = "battery_runs"
+PROGRESS_EVERY = 0.1  # seconds between progress messages: the UI never lags the engine
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the setup form asks for; also what a session record keeps so a run can resume."""
+
+    battery: str  # shipped name or file path
+    kernels: tuple[str, ...] = ()  # kernel names or NAME=PATH / PATH
+    adapters: tuple[str, ...] = ()  # adapter folders / checkpoint files (NAME=PATH allowed)
+    scorer: str = "v2"
+    sampler: Sampler = field(default_factory=lambda: Sampler(max_tokens=1024))
+    limit: int | None = None  # only the first N probes
+
+    def to_record(self) -> dict[str, Any]:
+        rec: dict[str, Any] = {"battery": self.battery, "kernels": list(self.kernels),
+                               "adapters": list(self.adapters), "scorer": self.scorer,
+                               "sampler": self.sampler.as_dict()}  # fmt: skip
+        if self.limit:
+            rec["limit"] = self.limit
+        return rec
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> RunRequest:
+        s = dict(rec.get("sampler", {}))
+        sampler = Sampler(float(s.get("temperature", 0.0)), float(s.get("top_p", 1.0)),
+                          int(s.get("max_tokens", 1024)), s.get("seed"))  # fmt: skip
+        return cls(str(rec["battery"]), tuple(rec.get("kernels", ())), tuple(rec.get("adapters", ())),
+                   str(rec.get("scorer", "v2")), sampler, rec.get("limit"))  # fmt: skip
+
+
+def run_output_path(sessions_dir: Path, session: str, battery: str, when: datetime | None = None) -> Path:
+    stamp = (when or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(battery).stem or "battery").strip("._") or "battery"
+    return sessions_dir / f"{session}.runs" / f"{stamp}-{name}.jsonl"
+
+
+def cli_args(req: RunRequest, model: str, output: Path, resume: bool) -> argparse.Namespace:
+    """The `lemlab ab` arguments for this request, so the TUI takes the CLI's checked path."""
+    s = req.sampler
+    return argparse.Namespace(
+        model=model, adapter=list(req.adapters), kernel=list(req.kernels), prompts=req.battery,
+        output=str(output), max_tokens=s.max_tokens, scorer=req.scorer, temp=s.temperature,
+        top_p=s.top_p, seed=s.seed, resume=resume, limit=req.limit,
+    )  # fmt: skip
+
+
+# -- session records ------------------------------------------------------------------------------
+def add_run_record(session: Session, req: RunRequest, path: Path, model: str, total: int) -> None:
+    session.add_record(RUNS_KIND, {"path": str(path), "model": model, **req.to_record(),
+                                   "total_probes": total, "started": now_iso(),
+                                   "status": "running"})  # fmt: skip
+
+
+def update_run_record(session: Session, path: str | Path, **changes: Any) -> None:
+    for rec in session.extra.get(RUNS_KIND, []):
+        if rec.get("path") == str(path):
+            rec.update({k: v for k, v in changes.items() if v is not None})
+
+
+def resumable_run(session: Session) -> dict[str, Any] | None:
+    """The newest run record that did not finish (cancelled, failed, or killed while running)."""
+    for rec in reversed(session.records(RUNS_KIND)):
+        if rec.get("status") != "done" and rec.get("path") and Path(rec["path"]).exists():
+            return rec
+    return None
+
+
+# -- the job --------------------------------------------------------------------------------------
+class RunJob:
+    """Prepared on the UI thread (every user error surfaces there as one line); `drive` runs in
+    a worker thread."""
+
+    def __init__(self, engine: Engine, req: RunRequest, model: str, output: Path, resume: bool) -> None:
+        from lemlab.commands.ab import _failure_detector, _prepare
+        from lemlab.core.runner import BatteryRunner
+
+        self.req, self.output, self.model = req, output, model
+        self.setup = _prepare(cli_args(req, model, output, resume))
+        self.total = len(self.setup["probes"])
+        self.done = len(self.setup["opened"].state.complete)
+        self.already_complete = bool(self.setup["opened"].already_complete)
+        self.notes: list[str] = list(self.setup["opened"].notes)
+        self.runner = BatteryRunner(
+            engine, self.setup["probes"], self.setup["plan"], self.setup["scorer"],
+            self.setup["sampler"], resume=self.setup["opened"].state,
+            failure_detector=_failure_detector(),
+        )  # fmt: skip
+        self._last_progress = 0.0
+        self._label = ""
+
+    def cancel(self) -> None:
+        self.runner.cancel()
+
+    def drive(self, post: Callable[[Message], object]) -> None:
+        """Iterate the runner to its end, writing lines as the CLI does; never raises."""
+        from lemlab.core.ab_store import ABRecorder
+
+        recorder = ABRecorder(self.output, self.setup["settings"])
+        try:
+            for event in self.runner.events():
+                if self._handle(event, recorder, post):
+                    return
+        except Exception as exc:  # noqa: BLE001 - a failed run is one line in the UI, never a crash
+            text = str(exc).strip().splitlines()
+            post(RunFailed(str(self.output), text[0] if text else type(exc).__name__))
+
+    def _handle(self, event: Any, recorder: Any, post: Callable[[Message], object]) -> bool:
+        from lemlab.commands.ab import summary_extras
+        from lemlab.core import runner as ev
+
+        if isinstance(event, ev.ProbeDone):
+            line = recorder.probe_done(event.probe, event.conditions)
+            self.done += 1
+            post(ProbeScored(line, self.done, self.total))
+        elif isinstance(event, ev.VariantProbeDone):
+            recorder.variant_probe_done(event.variant, event.probe_id, event.conditions)
+        elif isinstance(event, ev.RunDone):
+            if not event.cancelled:
+                s = self.setup
+                recorder.finish(s["probes"], event.results, s["opened"].prior_seconds + event.elapsed_s,
+                                summary_extras(s["plan"], s["settings"], event.results))  # fmt: skip
+            post(RunFinished(str(self.output), event.cancelled, len(event.results), self.total))
+            return True
+        else:
+            self._progress(event, post)
+        return False
+
+    def _progress(self, event: Any, post: Callable[[Message], object]) -> None:
+        from lemlab.core import runner as ev
+
+        tps = ""
+        if isinstance(event, ev.ProbeStarted):
+            self._label = f"probe {event.index}/{event.total} {event.probe.id}"
+        elif isinstance(event, ev.VariantLoading):
+            self._label = f"loading {event.variant.label}"
+        elif isinstance(event, ev.ConditionStarted):
+            self._label = self._label.split(" · ")[0] + f" · {event.condition}"
+        elif isinstance(event, ev.ConditionProgress):
+            tps = f"{event.tokens_per_s:.0f} tok/s"
+        elif isinstance(event, ev.ConditionDone):
+            tps = f"{event.stats.generation_tps:.0f} tok/s"
+            self._eta = event.progress
+        now = time.monotonic()
+        if now - self._last_progress < PROGRESS_EVERY and not isinstance(event, ev.ProbeStarted):
+            return
+        self._last_progress = now
+        post(RunProgressed(self._line(tps), self._fraction()))
+
+    def _line(self, tps: str) -> str:
+        p = getattr(self, "_eta", None)
+        eta = f"ETA {p.eta_s:.0f}s" if p is not None and p.eta_s is not None else "ETA -"
+        parts = [self._label or "starting", tps, eta, f"{self.done}/{self.total} probes"]
+        return " · ".join(x for x in parts if x)
+
+    def _fraction(self) -> float:
+        p = getattr(self, "_eta", None)
+        return p.fraction if p is not None else 0.0

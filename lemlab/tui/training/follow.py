@@ -1,0 +1,120 @@
+"""One followed training run: the core RunWatcher over its file, plus the child process when the
+TUI started it. No Textual here; the pane polls `poll()` from a timer."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lemlab.core.sessions import now_iso
+from lemlab.core.train_runner import EXIT_STOPPED, TrainingProcess
+from lemlab.core.training_events import RunSource, RunState, RunWatcher, resolve_run_source
+
+
+class LiveClock:
+    """Time for untimed (stdout-log) events, but only once the file's existing lines are read:
+    a finished log attached after the fact would otherwise look like a zero-second run."""
+
+    def __init__(self) -> None:
+        self.armed = False
+
+    def __call__(self) -> float | None:
+        return time.time() if self.armed else None
+
+
+@dataclass
+class FollowedRun:
+    watcher: RunWatcher
+    process: TrainingProcess | None = None
+    origin: str = "attached"  # "started" (by this TUI) or "attached"
+    exit_note: str = ""  # set when our child ended without a final event
+    started_at: str = field(default_factory=now_iso)
+    stop_asked: bool = False
+    _clock: LiveClock = field(default_factory=LiveClock)
+
+    @classmethod
+    def attach(cls, path: str | Path) -> FollowedRun:
+        """Follow an events file, adapter folder or mlx-lm log. FileNotFoundError (one line)."""
+        clock = LiveClock()
+        return cls(RunWatcher(resolve_run_source(path), clock=clock), _clock=clock, origin="attached")
+
+    @classmethod
+    def started(cls, process: TrainingProcess) -> FollowedRun:
+        clock = LiveClock()
+        clock.armed = True  # every line of a run we started is new
+        return cls(RunWatcher(process.source, clock=clock), process, "started", _clock=clock)
+
+    @property
+    def state(self) -> RunState:
+        return self.watcher.state
+
+    @property
+    def source(self) -> RunSource:
+        return self.watcher.source
+
+    @property
+    def folder(self) -> Path:
+        return self.watcher.source.folder
+
+    @property
+    def running(self) -> bool:
+        """Our child is alive (attached runs: the file says it is still going)."""
+        if self.process is not None:
+            return self.process.poll() is None
+        return not self.state.finished
+
+    def poll(self) -> bool:
+        """Read new complete lines; True when the view should be redrawn."""
+        exited = self.process is not None and self.process.poll() is not None
+        changed = bool(self.watcher.poll())
+        self._clock.armed = True
+        if exited and not self.exit_note and not self.state.finished:
+            self.exit_note = self._exit_note()
+            changed = True
+        return changed
+
+    def _exit_note(self) -> str:
+        assert self.process is not None
+        code = self.process.poll()
+        log = self.process.log_path
+        if code is not None and code < 0:
+            return f"training process killed by signal {-code}; checkpoints kept (log: {log})"
+        if code == EXIT_STOPPED:
+            return f"training process stopped; checkpoints kept (log: {log})"
+        return f"training process exited with code {code} and no final event (log: {log})"
+
+    def request_stop(self) -> str:
+        """First call: ask the child to save and stop; a second call kills it. Returns a note."""
+        if self.process is None:
+            return "this run was not started here: stop it where it runs"
+        if self.process.poll() is not None:
+            return "the run has already ended"
+        if self.stop_asked:
+            self.process.kill()
+            return "training process killed; checkpoints kept"
+        self.process.request_stop()
+        self.stop_asked = True
+        return "stopping: the trainer saves adapters.safetensors first (stop again to kill)"
+
+    def session_record(self) -> dict[str, Any]:
+        """The [[training_runs]] entry for this run (no None values: TOML has no null)."""
+        st = self.state
+        rec: dict[str, Any] = {
+            "origin": self.origin,
+            "path": str(self.folder),
+            "file": str(self.source.file),
+            "started": self.started_at,
+            "status": st.status,
+            "iteration": st.iteration,
+        }
+        if st.total_iters:
+            rec["total_iters"] = st.total_iters
+        if st.best_val:
+            rec["best_val_iteration"], rec["best_val_loss"] = st.best_val[0], round(st.best_val[1], 4)
+        if st.best_checkpoint:
+            rec["best_checkpoint"] = st.best_checkpoint
+        if st.log_format:
+            rec["log_format"] = st.log_format
+        return rec
