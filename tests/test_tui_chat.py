@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from test_tui_support import fake_model_dir, make_app, wait_idle
 from textual.widgets import Input
 
 from lemlab.core.sessions import load_session_file
 from lemlab.engine.fake import FakeEngine
 from lemlab.tui.widgets.message import MessageView
-from test_tui_support import fake_model_dir, make_app, wait_idle
 
 
 async def _send(pilot, text: str) -> None:  # type: ignore[no-untyped-def]
@@ -36,7 +36,9 @@ async def test_chat_streams_reply_and_saves(tmp_path: Path) -> None:
         assert [m["role"] for m in saved.messages] == ["user", "assistant"]
         assert saved.messages[1]["stats"]["finish_reason"] == "stop"
         assert saved.model["path"] == str(model)
+        assert isinstance(saved.messages[1]["score"], float)  # scored live by the default scorer
         meta = str(views.last().query_one(".message-meta").render())
+        assert f"score {saved.messages[1]['score']:.2f}" in meta
         assert "40 tok · 100.0 tok/s · ttft 10 ms" in meta and "stop" in meta
 
 
@@ -165,6 +167,7 @@ async def test_gibberish_with_markup_characters_renders(tmp_path: Path) -> None:
 
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
+        await wait_idle(pilot, app)  # the startup redraw of the chat must not remove our view
         view = MV("assistant")
         await app.query_one("#messages").mount(view)
         await view.append("[bold]<end_of_turn>[/] [link=x]ÿ\x00 *", 3)

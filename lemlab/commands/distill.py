@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +30,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adapter", help="LoRA adapter folder or checkpoint file")
     p.add_argument("--kernel", metavar="FILE",
                    help="kernel text used as the system message (never stored in the output)")  # fmt: skip
-    p.add_argument("--prompts", required=True, metavar="BATTERY", help="battery file or shipped name")
+    p.add_argument(
+        "--prompts", required=True, metavar="BATTERY", help="battery file or shipped name"
+    )
     p.add_argument("--output", required=True, metavar="OUT", help="self-distill JSONL to write")
-    p.add_argument("--samples", type=int, default=d.DEFAULT_SAMPLES, help="samples per probe (default 10)")
+    p.add_argument(
+        "--samples", type=int, default=d.DEFAULT_SAMPLES, help="samples per probe (default 10)"
+    )
     p.add_argument("--threshold", type=float, default=d.DEFAULT_THRESHOLD,
                    help="keep samples scoring >= this (default 24.0; Phase 0 used 15.0)")  # fmt: skip
-    p.add_argument("--max-tokens", type=int, default=d.DEFAULT_MAX_TOKENS, help="per sample (default 4096)")
+    p.add_argument(
+        "--max-tokens", type=int, default=d.DEFAULT_MAX_TOKENS, help="per sample (default 4096)"
+    )
     p.add_argument("--temperature", type=float, default=d.DEFAULT_TEMPERATURE, help="default 0.8")
     p.add_argument("--top-p", type=float, default=d.DEFAULT_TOP_P, help="default 0.95")
     p.add_argument("--seed", type=int, default=d.DEFAULT_SEED,
@@ -61,7 +67,6 @@ class DistillJob:
 class DistillOutcome:
     summary: dict[str, Any] | None  # None when interrupted
     cancelled: bool = False
-    notes: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -152,16 +157,24 @@ def report_outcome(job: DistillJob, outcome: DistillOutcome) -> None:
     s = outcome.summary
     if s is None:
         kept = job.state.kept
-        print(f"lemlab: stopped; {len(job.state.records)} samples generated, {kept} kept in "
-              f"{job.output}. Run the same command with --resume to continue it.", file=sys.stderr)
+        print(
+            f"lemlab: stopped; {len(job.state.records)} samples generated, {kept} kept in "
+            f"{job.output}. Run the same command with --resume to continue it.",
+            file=sys.stderr,
+        )
         return
-    print(f"{s['total_kept']}/{s['total_generated']} samples kept ({s['keep_rate']:.1f}%), "
-          f"avg kept score {s['avg_kept_score']:.2f}, {s['probes']} probes, {s['duration_s']:.1f}s")
+    print(
+        f"{s['total_kept']}/{s['total_generated']} samples kept ({s['keep_rate']:.1f}%), "
+        f"avg kept score {s['avg_kept_score']:.2f}, {s['probes']} probes, {s['duration_s']:.1f}s"
+    )
     print(f"wrote {job.output}")
     if s["total_kept"] == 0:
-        print(f"lemlab: WARNING: no sample reached the threshold {s['threshold']} "
-              f"(best score {best_score(job.state):.2f}): the output holds no training lines. "
-              "Lower --threshold or change the kernel/sampling.", file=sys.stderr)
+        print(
+            f"lemlab: WARNING: no sample reached the threshold {s['threshold']} "
+            f"(best score {best_score(job.state):.2f}): the output holds no training lines. "
+            "Lower --threshold or change the kernel/sampling.",
+            file=sys.stderr,
+        )
 
 
 def best_score(state: d.DistillState) -> float:
@@ -180,7 +193,10 @@ class SigintCancels:
     def _handler(self, signum: int, frame: Any) -> None:
         if self.runner.cancelled:
             raise KeyboardInterrupt
-        print("\nlemlab: stopping after the current token... (Ctrl+C again to quit now)", file=sys.stderr)
+        print(
+            "\nlemlab: stopping after the current token... (Ctrl+C again to quit now)",
+            file=sys.stderr,
+        )
         self.runner.cancel()
 
     def __enter__(self) -> SigintCancels:
@@ -227,7 +243,9 @@ class DistillView:
 
         if isinstance(event, ev.DistillStarted) and event.counts.generated:
             c = event.counts
-            self.say(f"resuming: {c.generated} samples done ({c.kept} kept), {c.total - c.generated} to go")
+            self.say(
+                f"resuming: {c.generated} samples done ({c.kept} kept), {c.total - c.generated} to go"
+            )
         elif isinstance(event, ev.ModelLoaded):
             for w in event.info.warnings:
                 self.say(f"warning: {w}")

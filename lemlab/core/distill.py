@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from lemlab.core import abfile
+from lemlab.core.ab_store import append_line
+from lemlab.core.abfile import utc_ts
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.engine_api import Sampler
 from lemlab.core.errors import LemlabError
@@ -55,21 +56,9 @@ class ProbeLike(Protocol):
     prompt: str
 
 
-def utc_ts() -> str:
-    """UTC ISO-8601 with microseconds, as the research files write it."""
-    return datetime.now(UTC).isoformat()
-
-
 def dumps_line(obj: Mapping[str, Any]) -> str:
-    return json.dumps(obj, ensure_ascii=False) + "\n"
-
-
-def append_line(path: Path, line: str) -> None:
-    """One write, flush, fsync: a kill leaves either the whole line or a detectable half."""
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+    """One line with its newline, JSON written as the A/B files are (abfile.dumps_line)."""
+    return abfile.dumps_line(obj) + "\n"
 
 
 def progress_path(output: str | Path) -> Path:
@@ -108,16 +97,21 @@ class DistillSettings:
             return f"temperature 0 is greedy decoding: the {self.samples} samples of a probe will be identical"
         return None
 
-    def check(self) -> None:
-        """One-line errors for values the engine or the research format cannot take."""
+    def check(self, as_flags: bool = True) -> None:
+        """One-line errors for values the engine cannot take, naming `--max-tokens` (CLI) or
+        `max_tokens` (a TOML key) as the caller asks."""
+
+        def name(key: str) -> str:
+            return "--" + key.replace("_", "-") if as_flags else key
+
         if self.samples < 1:
-            raise LemlabError("--samples must be at least 1")
+            raise LemlabError(f"{name('samples')} must be at least 1")
         if self.max_tokens < 1:
-            raise LemlabError("--max-tokens must be at least 1")
+            raise LemlabError(f"{name('max_tokens')} must be at least 1")
         if self.temperature < 0:
-            raise LemlabError("--temperature must be 0 (greedy) or more")
+            raise LemlabError(f"{name('temperature')} must be 0 (greedy) or more")
         if not 0 < self.top_p <= 1:
-            raise LemlabError("--top-p must be in (0, 1]")
+            raise LemlabError(f"{name('top_p')} must be in (0, 1]")
 
 
 def sample_seed(seed: int, probe_id: str, sample_idx: int) -> int:
@@ -144,7 +138,9 @@ class Sample:
     finish_reason: str | None = None
 
 
-def training_line(sample: Sample, settings: DistillSettings, ts: str | None = None) -> dict[str, Any]:
+def training_line(
+    sample: Sample, settings: DistillSettings, ts: str | None = None
+) -> dict[str, Any]:
     """The research training line; lemlab's keys follow the research meta keys."""
     p = sample.probe
     meta: dict[str, Any] = {
@@ -159,7 +155,10 @@ def training_line(sample: Sample, settings: DistillSettings, ts: str | None = No
         meta["adapter"] = settings.adapter
     if settings.kernel_sha256:
         meta["kernel"], meta["kernel_sha256"] = settings.kernel, settings.kernel_sha256
-    messages = [{"role": "user", "content": p.prompt}, {"role": "assistant", "content": sample.text}]
+    messages = [
+        {"role": "user", "content": p.prompt},
+        {"role": "assistant", "content": sample.text},
+    ]
     return {"type": "training", "training": {"messages": messages}, "meta": meta}
 
 
@@ -264,7 +263,9 @@ def open_distill_output(
     out, prog = Path(output), progress_path(output)
     if not resume or not out.exists():
         if out.exists():
-            raise LemlabError(f"{out} already exists: add --resume to continue it, or choose another --output")
+            raise LemlabError(
+                f"{out} already exists: add --resume to continue it, or choose another --output"
+            )
         _create_fresh(out, prog, settings)
         notes = [f"{out} does not exist yet: starting a new run"] if resume else []
         return DistillState(notes=notes)
@@ -283,7 +284,9 @@ def _create_fresh(out: Path, prog: Path, settings: DistillSettings) -> None:
     write_text_atomic(prog, dumps_line(settings.header()))  # replaces a stale sidecar
 
 
-def _resume(out: Path, prog: Path, settings: DistillSettings, probes: Sequence[ProbeLike]) -> DistillState:
+def _resume(
+    out: Path, prog: Path, settings: DistillSettings, probes: Sequence[ProbeLike]
+) -> DistillState:
     if not prog.exists():
         raise LemlabError(f"{out}: its progress file {prog.name} is missing: cannot resume "
                           "(rejected samples are only recorded there)")  # fmt: skip
@@ -296,7 +299,9 @@ def _resume(out: Path, prog: Path, settings: DistillSettings, probes: Sequence[P
         key = _key(prog, n, rec, ids)
         if rec.get("kept") and key not in kept_by_key:
             continue  # its training line was cut off: redo it (same seed, same sample)
-        state.records[key] = Record(float(rec["lek_score"]), bool(rec["kept"]), float(rec.get("wall_s", 0.0)))
+        state.records[key] = Record(
+            float(rec["lek_score"]), bool(rec["kept"]), float(rec.get("wall_s", 0.0))
+        )
     for key, line in kept_by_key.items():  # a training line written just before a kill
         state.records.setdefault(key, Record(float(line["meta"]["lek_score"]), True))
     state.kept_lines = list(kept_by_key.values())
@@ -339,14 +344,22 @@ def _kept_lines(out: Path, main: JsonlRead, ids: set[str]) -> dict[tuple[str, in
 
 def _key(path: Path, n: int, rec: Mapping[str, Any], ids: set[str]) -> tuple[str, int]:
     pid, idx = rec.get("probe_id"), rec.get("sample_idx")
-    if not isinstance(pid, str) or not isinstance(idx, int) or not isinstance(rec.get("lek_score"), int | float):
+    if (
+        not isinstance(pid, str)
+        or not isinstance(idx, int)
+        or not isinstance(rec.get("lek_score"), int | float)
+    ):
         raise LemlabError(f"{path}:{n}: missing probe_id / sample_idx / lek_score: cannot resume")
     if pid not in ids:
-        raise LemlabError(f"{path}:{n}: probe {pid!r} is not in this battery: cannot resume with another battery")
+        raise LemlabError(
+            f"{path}:{n}: probe {pid!r} is not in this battery: cannot resume with another battery"
+        )
     return pid, idx
 
 
-def _rewrite_if_needed(out: Path, prog: Path, main: JsonlRead, side: JsonlRead, state: DistillState) -> None:
+def _rewrite_if_needed(
+    out: Path, prog: Path, main: JsonlRead, side: JsonlRead, state: DistillState
+) -> None:
     if state.already_complete:
         return
     if main.torn_tail or state.summary is not None:

@@ -155,7 +155,9 @@ class DistillRunner:
                     yield SampleStarted(index, len(self.probes), probe, idx)
                     sample = self._sample(probe, idx)
                     now = self._clock()
-                    self.state.records[(probe.id, idx)] = Record(sample.lek_score, sample.kept, now - mark)
+                    self.state.records[(probe.id, idx)] = Record(
+                        sample.lek_score, sample.kept, now - mark
+                    )
                     yield SampleScored(index, len(self.probes), sample, now - mark, self.counts())
                     mark = now
         except DistillCancelled:
@@ -187,7 +189,9 @@ class DistillRunner:
             raise LemlabError(f"generation failed on {probe.id} sample {idx}: {err}")
         return self._scored(probe, idx, text, stats, self._clock() - started)
 
-    def _scored(self, probe: ProbeLike, idx: int, text: str, stats: GenStats, wall: float) -> Sample:
+    def _scored(
+        self, probe: ProbeLike, idx: int, text: str, stats: GenStats, wall: float
+    ) -> Sample:
         score = round(float(self.scorer.score(text)["lek_score"]), 2)
         return Sample(probe, idx, text, score, score >= self.settings.threshold,
                       stats.elapsed or wall, stats.generation_tokens, stats.finish_reason)  # fmt: skip

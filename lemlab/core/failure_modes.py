@@ -160,7 +160,9 @@ def _is_alternating_case(word: str) -> bool:
     letters = [ch for ch in word if ch.isalpha()]
     if len(letters) < 4:
         return False
-    switches = sum(1 for a, b in zip(letters, letters[1:], strict=False) if a.islower() and b.isupper())
+    switches = sum(
+        1 for a, b in zip(letters, letters[1:], strict=False) if a.islower() and b.isupper()
+    )
     return switches >= 2 and switches * 3 >= len(letters)
 
 
@@ -208,4 +210,3 @@ def _topic_evasion(text: str, prompt: str) -> FailureMode | None:
         f"response shares {len(shared)} of {len(asked)} prompt terms (overlap {overlap:.2f})",
         {"overlap": round(overlap, 2), "prompt_terms": sorted(asked), "shared": sorted(shared)},
     )
-

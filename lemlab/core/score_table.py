@@ -14,13 +14,13 @@ only `id`, `category`, `prompt` and `conditions.<name>.lek_score` / `.response` 
 
 from __future__ import annotations
 
-import math
-import random
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from lemlab.core.overrides import Override
+from lemlab.core.stats import bootstrap_ci, sign_test
 
 THRESHOLD = 0.5  # a probe improved when its score minus the baseline's is > 0.5 (research rule)
 BASELINE = "baseline"
@@ -53,8 +53,20 @@ class ProbeRow:
         return dict(h) if isinstance(h, Mapping) else {}
 
     def failure_modes(self, condition: str) -> list[str]:
+        """Stored labels; for files written before failure modes existed, detected now."""
         entry = self.conditions.get(condition)
-        return failure_labels(entry.get("failure_modes")) if isinstance(entry, Mapping) else []
+        if not isinstance(entry, Mapping):
+            return []
+        if "failure_modes" in entry:
+            return failure_labels(entry["failure_modes"])
+        return list(_detected(str(entry.get("response", "")), self.prompt))
+
+
+@functools.lru_cache(maxsize=4096)
+def _detected(text: str, prompt: str) -> tuple[str, ...]:
+    from lemlab.core.failure_modes import detect
+
+    return tuple(m.label for m in detect(text, prompt))
 
 
 def failure_labels(value: Any) -> list[str]:
@@ -124,6 +136,9 @@ class ScoreTable:
     sort: Sort = field(default_factory=Sort)
     category: str | None = None
     failure_mode: str | None = None
+    # column -> the column its deltas are taken against (default: the baseline); a run-vs-run
+    # table compares B:<cond> with A:<cond>
+    references: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_lines(
@@ -133,11 +148,18 @@ class ScoreTable:
         conditions: Sequence[str] | None = None,
         baseline: str | None = None,
         overrides: Mapping[tuple[str, str], Override] | None = None,
+        references: Mapping[str, str] | None = None,
     ) -> ScoreTable:
         rows = [_row(i, line) for i, line in enumerate(lines) if line.get("type", "probe") == "probe"]
         names = list(conditions) if conditions else _condition_names(rows)
         base = baseline or (BASELINE if BASELINE in names else (names[0] if names else BASELINE))
-        return cls(rows, names, base, dict(overrides or {}))
+        return cls(rows, names, base, dict(overrides or {}), references=dict(references or {}))
+
+    def add_line(self, line: Mapping[str, Any]) -> ProbeRow:
+        """Append a probe line (a live run); a line for a probe already present replaces it."""
+        row = _row(len(self.rows), line)
+        self.rows = [r for r in self.rows if r.id != row.id] + [row]
+        return row
 
     # -- cells --------------------------------------------------------------------------------
     def effective(self, row: ProbeRow, condition: str) -> float | None:
@@ -151,9 +173,10 @@ class ScoreTable:
         return Cell(score, row.score(condition), self.overrides.get((row.id, condition)), delta, marker)
 
     def delta(self, row: ProbeRow, condition: str) -> float | None:
-        if condition == self.baseline:
+        ref = self.reference(condition)
+        if condition == ref:
             return None
-        score, base = self.effective(row, condition), self.effective(row, self.baseline)
+        score, base = self.effective(row, condition), self.effective(row, ref)
         return None if score is None or base is None else round(score - base, 2)
 
     # -- filtering and sorting -----------------------------------------------------------------
@@ -186,20 +209,24 @@ class ScoreTable:
 
     def delta_column(self, column: str | None) -> str | None:
         """The column a delta sort uses: the given one, or the first non-baseline condition."""
-        if column is not None and column != self.baseline:
+        if column is not None and column != self.reference(column):
             return column
-        return next((c for c in self.conditions if c != self.baseline), None)
+        return next((c for c in self.conditions if c != self.reference(c)), None)
+
+    def reference(self, condition: str) -> str:
+        return self.references.get(condition, self.baseline)
 
     # -- summary -------------------------------------------------------------------------------
     def summary(self, rows: Sequence[ProbeRow] | None = None) -> list[ConditionSummary]:
         rows = self.visible() if rows is None else rows
-        base_mean = _mean([self.effective(r, self.baseline) for r in rows])
-        return [self._summarize(c, rows, base_mean) for c in self.conditions]
+        return [self._summarize(c, rows) for c in self.conditions]
 
-    def _summarize(self, cond: str, rows: Sequence[ProbeRow], base_mean: float | None) -> ConditionSummary:
+    def _summarize(self, cond: str, rows: Sequence[ProbeRow]) -> ConditionSummary:
         scores = [self.effective(r, cond) for r in rows]
         mean = _mean(scores)
-        if cond == self.baseline:
+        ref = self.reference(cond)
+        base_mean = _mean([self.effective(r, ref) for r in rows])
+        if cond == ref:
             return ConditionSummary(cond, _count(scores), mean, None)
         deltas = [d for d in (self.delta(r, cond) for r in rows) if d is not None]
         delta = None if mean is None or base_mean is None else round(mean - base_mean, 2)
@@ -209,9 +236,27 @@ class ScoreTable:
             regressed=sum(d < -THRESHOLD for d in deltas),
             unchanged=sum(-THRESHOLD <= d <= THRESHOLD for d in deltas),
             paired=len(deltas),
-            sign_p=sign_test_p(deltas) if deltas else None,
-            ci=bootstrap_mean_ci(deltas) if len(deltas) > 1 else None,
+            sign_p=sign_test(deltas).p_value if deltas else None,
+            ci=_ci(deltas),
         )  # fmt: skip
+
+
+def _ci(deltas: Sequence[float]) -> tuple[float, float] | None:
+    # Resampled in sorted order: the interval does not change when the view is re-sorted, and
+    # a redraw with the same deltas (sort, new cursor) reuses it instead of resampling again.
+    return _ci_sorted(tuple(sorted(deltas)))
+
+
+@functools.lru_cache(maxsize=256)
+def _ci_sorted(deltas: tuple[float, ...]) -> tuple[float, float] | None:
+    ci = bootstrap_ci(deltas) if len(deltas) > 1 else None
+    return None if ci is None else (round(ci.low, 2), round(ci.high, 2))
+
+
+def table_from_run(run: Any, overrides: Mapping[tuple[str, str], Override] | None = None) -> ScoreTable:
+    """A table for an abfile.ABRun (read_ab): its condition order and baseline."""
+    return ScoreTable.from_lines([p.to_dict() for p in run.probes], conditions=run.condition_names,
+                                 baseline=run.baseline, overrides=overrides)  # fmt: skip
 
 
 def _row(index: int, line: Mapping[str, Any]) -> ProbeRow:
@@ -241,9 +286,10 @@ def _mean(values: Sequence[float | None]) -> float | None:
 def merge_runs(
     a_lines: Iterable[Mapping[str, Any]], b_lines: Iterable[Mapping[str, Any]],
     a_label: str = "A", b_label: str = "B",
-) -> tuple[list[dict[str, Any]], list[str]]:  # fmt: skip
+) -> tuple[list[dict[str, Any]], list[str], dict[str, str]]:  # fmt: skip
     """Run vs run: probe lines whose conditions are `<label>:<condition>` for the conditions both
-    runs share (A's first, then B's), over the probes both runs hold, in A's order."""
+    runs share (A's first, then B's), over the probes both runs hold, in A's order; and the
+    references: each B column against the same condition in A (A's own against A's first)."""
     a = {str(x["id"]): x for x in a_lines if x.get("type", "probe") == "probe"}
     b = {str(x["id"]): x for x in b_lines if x.get("type", "probe") == "probe"}
     a_conds = _condition_names([_row(0, x) for x in a.values()])
@@ -258,31 +304,8 @@ def merge_runs(
         conds |= {f"{b_label}:{c}": b[pid]["conditions"][c] for c in shared}
         merged.append({"type": "probe", "id": pid, "category": line.get("category", ""),
                        "prompt": line.get("prompt", ""), "conditions": conds})  # fmt: skip
-    return merged, names
-
-
-# -- paired statistics (small and exact; used until core/stats offers the same) ---------------
-def sign_test_p(deltas: Sequence[float]) -> float:
-    """Two-sided exact sign test: ties (delta 0) are dropped, as the test defines."""
-    pos = sum(d > 0 for d in deltas)
-    neg = sum(d < 0 for d in deltas)
-    n = pos + neg
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(pos, neg) + 1)) / 2**n
-    return min(1.0, 2 * tail)
-
-
-def bootstrap_mean_ci(
-    deltas: Sequence[float], *, level: float = 0.95, resamples: int = 2000, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean delta; a fixed seed makes it repeatable."""
-    rng = random.Random(seed)
-    n = len(deltas)
-    means = sorted(sum(rng.choices(deltas, k=n)) / n for _ in range(resamples))
-    lo = means[int((1 - level) / 2 * resamples)]
-    hi = means[min(resamples - 1, int((1 + level) / 2 * resamples))]
-    return round(lo, 2), round(hi, 2)
+    refs = {f"{b_label}:{c}": f"{a_label}:{c}" for c in shared}
+    return merged, names, refs
 
 
 # -- exports of the current view ---------------------------------------------------------------
@@ -292,44 +315,50 @@ def _fmt(value: float | None, signed: bool = False) -> str:
     return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
-def view_markdown(table: ScoreTable, title: str = "") -> str:
-    """The visible rows in the seed addendum's shape: | Probe | <conditions> | Δ <cond> |, an
-    Average row, then one `Summary:` line per non-baseline condition."""
+def view_report(table: ScoreTable, title: str = "", scorer: str = "") -> Any:
+    """The current view (visible rows, in view order, overrides applied when on) as a
+    core.report.RunReport: one comparison per non-baseline condition."""
+    from lemlab.core.report import Comparison, ProbeDelta, RunReport
+    from lemlab.core.stats import failure_counts, signal_changes
+
     rows = table.visible()
-    others = [c for c in table.conditions if c != table.baseline]
-    head = ["Probe", *table.conditions, *(f"Δ {c}" if len(others) > 1 else "Delta" for c in others)]
-    lines = [f"# {title}", ""] if title else []
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [table.cell(r, c) for c in table.conditions]
-        scores = [_fmt(x.score) + ("*" if x.override and table.with_overrides else "") for x in cells]
-        deltas = [_fmt(table.delta(r, c), signed=True) for c in others]
-        lines.append("| " + " | ".join([r.id, *scores, *deltas]) + " |")
-    summary = table.summary(rows)
-    avg = [_fmt(s.mean) for s in summary] + [_fmt(s.delta, signed=True) for s in summary[1:]]
-    lines.append("| " + " | ".join(["Average", *avg]) + " |")
-    lines.append("")
-    for s in summary:
-        if s.name == table.baseline or not s.paired:
-            continue
-        lines.append(summary_sentence(s))
-    if table.with_overrides and any(table.cell(r, c).override for r in rows for c in table.conditions):
-        lines += ["", "`*` = score overridden by hand (see the session's overrides)."]
-    return "\n".join(lines).rstrip() + "\n"
+    comps = []
+    for cond in (c for c in table.conditions if c != table.reference(c)):
+        ref = table.reference(cond)
+        pairs = [(r, table.effective(r, ref), table.effective(r, cond)) for r in rows]
+        known = [(r, b, o) for r, b, o in pairs if b is not None and o is not None]
+        base_f = failure_counts(r.failure_modes(ref) for r, _, _ in known)
+        other_f = failure_counts(r.failure_modes(cond) for r, _, _ in known)
+        comps.append(Comparison(
+            title=f"{cond} vs {ref}", base_label=ref, other_label=cond,
+            rows=[ProbeDelta(r.id, r.category, b, o) for r, b, o in known],
+            signals=signal_changes((r.heuristic(ref), r.heuristic(cond)) for r, _, _ in known),
+            failures={k: (base_f[k], other_f[k]) for k in sorted(set(base_f) | set(other_f))},
+            notes=_view_notes(table),
+        ))  # fmt: skip
+    return RunReport(source=title or "battery view", model="", scorer=scorer or "unknown",
+                     total_probes=len(rows), duration="", summary_recomputed=False,
+                     comparisons=comps)  # fmt: skip
 
 
-def summary_sentence(s: ConditionSummary) -> str:
-    def part(count: int, word: str) -> str:
-        return f"{s.pct(count):.0f}% {word} ({count}/{s.paired})"
+def _view_notes(table: ScoreTable) -> list[str]:
+    notes = []
+    if table.category or table.failure_mode:
+        notes.append(f"Filtered view: category {table.category or 'any'}, failure mode "
+                     f"{table.failure_mode or 'any'}.")  # fmt: skip
+    used = [o for o in table.overrides.values() if any(r.id == o.probe_id for r in table.visible())]
+    if used and table.with_overrides:
+        notes.append(f"{len(used)} score(s) overridden by hand (see the session's overrides).")
+    elif used:
+        notes.append("Overrides exist but are not applied: these are the scorer's values.")
+    return notes
 
-    text = f"Summary ({s.name}): " + ", ".join(
-        [part(s.improved, "improved"), part(s.regressed, "regressed"), part(s.unchanged, "unchanged")]
-    )
-    if s.sign_p is not None:
-        text += f"; sign test p={s.sign_p:.3f}"
-    if s.ci is not None:
-        text += f"; 95% CI of Δ [{s.ci[0]:+.2f}, {s.ci[1]:+.2f}]"
-    return text + "."
+
+def view_markdown(table: ScoreTable, title: str = "", scorer: str = "") -> str:
+    """The current view in the seed addendum's shapes, rendered by core.report."""
+    from lemlab.core.report import to_markdown
+
+    return to_markdown(view_report(table, title, scorer))
 
 
 def view_csv(table: ScoreTable) -> str:
@@ -338,7 +367,7 @@ def view_csv(table: ScoreTable) -> str:
     import csv
     import io
 
-    others = [c for c in table.conditions if c != table.baseline]
+    others = [c for c in table.conditions if c != table.reference(c)]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["id", "category", *table.conditions, *(f"delta_{c}" for c in others), "overridden"])

@@ -50,9 +50,7 @@ def iter_repeats(
         yield from _runs_with_period(seq, p, min_copies)
 
 
-def find_repeat(
-    seq: Sequence[int] | memoryview, min_period: int, min_copies: int
-) -> Repeat | None:
+def find_repeat(seq: Sequence[int] | memoryview, min_period: int, min_copies: int) -> Repeat | None:
     """The first run found (shortest period) with a unit >= min_period repeated min_copies times."""
     return next(iter_repeats(seq, min_period, None, min_copies), None)
 

@@ -1,25 +1,484 @@
-"""Battery tab: slot for the probe-battery runner (issue 6 replaces this module's PANE)."""
+"""Battery tab: set up and run a probe battery on the app's engine (live progress, cancel,
+resume), read the score table (sort, filter, summary with sign test and CI), drill into
+responses side by side, override wrong scores, open / rescore / compare past runs, export.
+
+The run itself is `lemlab ab`'s code path (lemlab.tui.battery.run_job); the table's logic is
+lemlab.core.score_table; overrides are lemlab.core.overrides, kept in the session."""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.widgets import Static
+from pathlib import Path
 
-from lemlab.tui.panes.base import LabPane
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from lemlab.core.errors import LemlabError
+from lemlab.core.score_table import NO_FAILURE, ScoreTable, Sort
+from lemlab.tui.battery.messages import ProbeScored, RunFailed, RunFinished, RunProgressed
+from lemlab.tui.battery.run_job import RunJob, RunRequest
+from lemlab.tui.battery.table_view import ScoreGrid
+from lemlab.tui.panes.base import LabPane, Verb
+
+HINT = "n new run · l open a run file · F1 all keys"
+
+
+def _b(key: str, action: str, desc: str, bid: str, tip: str, show: bool = True) -> Binding:
+    return Binding(key, action, desc, id=f"battery.{bid}", tooltip=tip, show=show)
 
 
 class BatteryPane(LabPane):
     TAB_ID = "battery"
     TITLE = "Battery"
+    FOCUS = "#battery-table"
+    DEFAULT_CSS = """
+    BatteryPane #battery-status { height: 1; padding: 0 1; background: $surface; color: $text-muted; }
+    BatteryPane.-running #battery-status { color: $accent; }
+    """
+    BINDINGS = [
+        _b("n", "new_run", "New run", "new_run", "Set up and start a battery run on the loaded model"),
+        _b("escape", "cancel_run", "Cancel", "cancel", "Stop the run after the current token (resumable)"),
+        _b("r", "resume_run", "Resume", "resume", "Continue this session's last unfinished run", False),
+        _b("s", "sort", "Sort", "sort", "Sort by the column under the cursor (again: reverse, then file order)"),
+        _b("d", "sort_delta", "Sort Δ", "sort_delta", "Sort by this condition's delta vs the baseline"),
+        _b("f", "filter_category", "Category", "filter_category", "Show one category (cycles; all at the end)"),
+        _b("m", "filter_failure", "Failure", "filter_failure", "Show one failure mode (cycles)", False),
+        _b("v", "side_by_side", "Side by side", "side_by_side", "Compare two conditions of this probe"),
+        _b("o", "override", "Override", "override", "Correct the score under the cursor (value + reason)"),
+        _b("O", "remove_override", "Drop override", "remove_override", "Remove this cell's override", False),
+        _b("w", "toggle_overrides", "± overrides", "toggle_overrides", "Table and summary with or without overrides", False),
+        _b("l", "open_run", "Open", "open_run", "Open an A/B JSONL file (lemlab's or the research's)"),
+        _b("R", "rescore", "Rescore", "rescore", "Rescore the open file in place with a chosen scorer", False),
+        _b("c", "compare", "Compare", "compare", "Compare the open run with another run file", False),
+        _b("e", "export('md')", "Export", "export_md", "Export the current view as Markdown", False),
+        _b("E", "export('csv')", "CSV", "export_csv", "Export the current view as CSV", False),
+    ]  # fmt: skip
+
+    def __init__(self) -> None:
+        super().__init__(id="battery-pane")
+        self.job: RunJob | None = None
+        self.run_path: Path | None = None  # the A/B file shown (None in a comparison)
+        self.scorer_id = "v2"
+        self.title = ""
+        self.last_request: RunRequest | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(
-            "Battery runs go here: pick a probe battery and conditions (baseline, kernels, "
-            "adapters), run and score them, compare runs. Not built yet; "
-            "`lemlab ab` runs batteries from the command line.",
-            classes="slot",
-            markup=False,
-        )
+        yield Static(HINT, id="battery-status", markup=False)
+        yield ScoreGrid()
+
+    @property
+    def grid(self) -> ScoreGrid:
+        return self.query_one(ScoreGrid)
+
+    @property
+    def model(self) -> ScoreTable | None:
+        return self.grid.model
+
+    def status(self, text: str) -> None:
+        self.query_one("#battery-status", Static).update(text)
+
+    def view_status(self) -> None:
+        m = self.model
+        if m is None:
+            self.status(HINT)
+            return
+        filters = [f"category {m.category}" if m.category else "", f"failure {m.failure_mode}" if m.failure_mode else ""]
+        parts = [self.title, f"sort: {m.sort.label}", *[x for x in filters if x]]
+        self.status(" · ".join(p for p in parts if p))
+
+    # -- pane hooks ------------------------------------------------------------------------------
+    def session_opened(self) -> None:
+        """Show the session's latest run file, with its overrides."""
+        from lemlab.tui.battery.run_job import RUNS_KIND
+
+        if self.job is not None:
+            return
+        runs = [r for r in self.lab.session.records(RUNS_KIND) if Path(str(r.get("path", ""))).exists()]
+        if runs:
+            self.open_run(Path(runs[-1]["path"]), quiet=True)
+        else:
+            self.run_path, self.grid.model = None, None
+            self.grid.table.clear(columns=True)
+            self.grid.refresh_summary()
+            self.view_status()
+
+    def palette_verbs(self) -> list[Verb]:
+        return [
+            Verb("Battery: new run…", "choose battery, conditions, scorer, sampler", self._show(self.action_new_run)),
+            Verb("Battery: cancel run", "stop after the current token", self.action_cancel_run),
+            Verb("Battery: resume run", "continue the last unfinished run", self._show(self.action_resume_run)),
+            Verb("Battery: open run file…", "load any A/B JSONL", self._show(self.action_open_run)),
+            Verb("Battery: rescore file…", "rescore the open file in place", self.action_rescore),
+            Verb("Battery: compare with run…", "run vs run columns", self.action_compare),
+            Verb("Battery: sort by delta", "this condition vs the baseline", self.action_sort_delta),
+            Verb("Battery: side by side", "two conditions of one probe", self.action_side_by_side),
+            Verb("Battery: override score…", "correct the score under the cursor", self.action_override),
+            Verb("Battery: toggle overrides", "summary with / without overrides", self.action_toggle_overrides),
+            Verb("Battery: export view as Markdown", "next to the run file", lambda: self.action_export("md")),
+            Verb("Battery: export view as CSV", "next to the run file", lambda: self.action_export("csv")),
+        ]  # fmt: skip
+
+    def _show(self, then):  # type: ignore[no-untyped-def]
+        def run() -> None:
+            self.app.action_show_tab(self.TAB_ID)  # type: ignore[attr-defined]
+            then()
+
+        return run
+
+    # -- running ------------------------------------------------------------------------------------
+    def action_new_run(self) -> None:
+        from lemlab.tui.battery.setup_form import RunSetupScreen
+
+        if self._busy():
+            return
+        sampler = self.last_request.sampler if self.last_request else self.lab.sampler
+        self.app.push_screen(RunSetupScreen(sampler, self.last_request),
+                             lambda req: self.start_run(req) if req else None)  # fmt: skip
+
+    def _busy(self) -> bool:
+        if self.job is not None:
+            self.notify("a battery run is in progress: Esc cancels it", severity="warning")
+        return self.job is not None
+
+    def start_run(self, req: RunRequest, *, resume: Path | None = None, model: str | None = None) -> bool:
+        """Prepare (every input error is one line here) and start the worker. True if started."""
+        from lemlab.tui.battery.run_job import add_run_record, run_output_path, update_run_record
+
+        if self._busy():
+            return False
+        model = model or (self.lab.loaded.model_path if self.lab.loaded else None)
+        if model is None:
+            self.notify("load a model first (Models tab): the run uses the chat's engine", severity="error")
+            return False
+        s = self.lab.session
+        output = resume or run_output_path(self.lab.sessions_dir, s.name, req.battery)
+        try:
+            job = RunJob(self.lab.engine, req, model, output, resume=resume is not None)
+        except (LemlabError, OSError) as exc:
+            self.notify(str(exc).splitlines()[0], severity="error", timeout=10)
+            return False
+        if job.already_complete:
+            update_run_record(s, output, status="done")
+            self.lab.save()
+            self.notify(f"{output.name} is already complete")
+            self.open_run(output, quiet=True)
+            return False
+        for note in job.notes:
+            self.notify(note, severity="warning")
+        if resume is None:
+            add_run_record(s, req, output, model, job.total)
+        update_run_record(s, output, status="running")
+        self.lab.save()
+        self.last_request, self.job, self.scorer_id = req, job, req.scorer
+        self._show_live(job)
+        self.add_class("-running")
+        self._drive(job)
+        return True
+
+    def _show_live(self, job: RunJob) -> None:
+        from lemlab.core import abfile
+        from lemlab.core.overrides import overrides_for_run
+
+        lines = [p.to_dict() for p in abfile.read_ab(job.output).probes] if job.done else []
+        names = job.setup["plan"].names
+        self.run_path = job.output
+        self.title = f"{job.output.name} (running)"
+        model = ScoreTable.from_lines(lines, conditions=names, baseline=names[0],
+                                      overrides=overrides_for_run(self.lab.session, job.output))  # fmt: skip
+        self.grid.show(model)
+        self.status(f"starting {job.output.name}: {job.done}/{job.total} probes done")
+
+    @work(thread=True, exclusive=True, group="battery-run")
+    def _drive(self, job: RunJob) -> None:
+        # This thread only iterates the runner; the engine thread does the MLX work.
+        job.drive(self.post_message)
+
+    def action_cancel_run(self) -> None:
+        if self.job is None:
+            return
+        self.job.cancel()
+        self.status("cancelling: stopping after the current token…")
+
+    def action_resume_run(self) -> None:
+        from lemlab.tui.battery.run_job import resumable_run
+
+        rec = resumable_run(self.lab.session)
+        if rec is None:
+            self.notify("no unfinished battery run in this session")
+            return
+        try:
+            req = RunRequest.from_record(rec)
+        except (KeyError, TypeError, ValueError) as exc:
+            self.notify(f"cannot resume: damaged run record ({exc})", severity="error")
+            return
+        self.start_run(req, resume=Path(rec["path"]), model=str(rec.get("model") or "") or None)
+
+    @on(ProbeScored)
+    def _probe_scored(self, msg: ProbeScored) -> None:
+        if self.model is not None:
+            self.model.add_line(msg.line)
+            self.grid.refresh_rows()
+
+    @on(RunProgressed)
+    def _run_progressed(self, msg: RunProgressed) -> None:
+        self.status(f"{self.run_path.name if self.run_path else ''} · {msg.text}")
+
+    @on(RunFinished)
+    def _run_finished(self, msg: RunFinished) -> None:
+        from lemlab.tui.battery.run_job import update_run_record
+
+        self.job = None
+        self.remove_class("-running")
+        status = "cancelled" if msg.cancelled else "done"
+        update_run_record(self.lab.session, msg.path, status=status, probes_done=msg.done)
+        self.lab.save()
+        self.app.refresh_status()  # type: ignore[attr-defined]
+        self.open_run(Path(msg.path), quiet=True)
+        tail = "r resumes it" if msg.cancelled else "summary written"
+        self.notify(f"battery run {status}: {msg.done}/{msg.total} probes; {tail}")
+
+    @on(RunFailed)
+    def _run_failed(self, msg: RunFailed) -> None:
+        from lemlab.tui.battery.run_job import update_run_record
+
+        self.job = None
+        self.remove_class("-running")
+        update_run_record(self.lab.session, msg.path, status="failed")
+        self.lab.save()
+        self.app.refresh_status()  # type: ignore[attr-defined]
+        self.status(f"run failed: {msg.error} (r resumes after a fix)")
+        self.notify(f"battery run failed: {msg.error}", severity="error", timeout=10)
+
+    # -- opening, rescoring, comparing ---------------------------------------------------------------
+    def action_open_run(self) -> None:
+        from lemlab.tui.screens.prompt import TextPrompt
+
+        self.app.push_screen(TextPrompt("A/B JSONL file to open"),
+                             lambda p: self.open_run(Path(p.strip()).expanduser()) if p and p.strip() else None)  # fmt: skip
+
+    def open_run(self, path: Path, *, quiet: bool = False) -> bool:
+        from lemlab.core import abfile
+        from lemlab.core.overrides import overrides_for_run
+        from lemlab.core.score_table import table_from_run
+
+        if self.job is not None and path != self.job.output:
+            self._busy()
+            return False
+        try:
+            run = abfile.read_ab(path)
+        except LemlabError as exc:
+            self.notify(str(exc).splitlines()[0], severity="error")
+            return False
+        if not run.probes:
+            self.notify(f"{path}: no probe lines", severity="error")
+            return False
+        model = table_from_run(run, overrides_for_run(self.lab.session, path))
+        old = self.model
+        if old is not None and old.conditions == model.conditions:
+            model.sort, model.with_overrides = old.sort, old.with_overrides
+        self.run_path, self.scorer_id = path, run.scorer
+        complete = "" if run.summary is not None else ", no summary yet"
+        self.title = f"{path.name} ({len(run.probes)} probes, scorer {run.scorer}{complete})"
+        self.grid.show(model)
+        self.view_status()
+        if run.issues and not quiet:
+            self.notify(f"{len(run.issues)} bad lines skipped; first: {run.issues[0]}", severity="warning")
+        return True
+
+    def action_rescore(self) -> None:
+        from lemlab.tui.screens.prompt import TextPrompt
+
+        if self.run_path is None:
+            self.notify("open a run file first (l)")
+            return
+        if self._busy():
+            return
+        self.app.push_screen(TextPrompt("Rescore in place with scorer (v2, v2-distill, v0)", "v2"),
+                             lambda s: self.rescore(s.strip()) if s and s.strip() else None)  # fmt: skip
+
+    def rescore(self, scorer_id: str) -> bool:
+        from lemlab.core import abfile
+
+        path = self.run_path
+        if path is None:
+            return False
+        try:
+            run = abfile.read_ab(path)
+            abfile.write_ab(path, abfile.rescore_run(run, scorer_id))
+        except (LemlabError, OSError) as exc:
+            self.notify(f"rescore failed: {str(exc).splitlines()[0]}", severity="error")
+            return False
+        self.open_run(path, quiet=True)
+        self.notify(f"rescored {path.name} with {scorer_id}; overrides keep their own values")
+        return True
+
+    def action_compare(self) -> None:
+        from lemlab.tui.screens.prompt import TextPrompt
+
+        if self.run_path is None:
+            self.notify("open a run file first (l), then compare it with another")
+            return
+        self.app.push_screen(TextPrompt(f"Compare {self.run_path.name} with which A/B file?"),
+                             lambda p: self.compare(Path(p.strip()).expanduser()) if p and p.strip() else None)  # fmt: skip
+
+    def compare(self, other: Path) -> bool:
+        from lemlab.core import abfile
+        from lemlab.core.score_table import merge_runs
+
+        if self.run_path is None or self._busy():
+            return False
+        try:
+            a, b = abfile.read_ab(self.run_path), abfile.read_ab(other)
+        except LemlabError as exc:
+            self.notify(str(exc).splitlines()[0], severity="error")
+            return False
+        lines, names, refs = merge_runs([p.to_dict() for p in a.probes], [p.to_dict() for p in b.probes])
+        if not lines or not names:
+            self.notify("these runs share no probes or no conditions", severity="error")
+            return False
+        self.title = f"A = {self.run_path.name} vs B = {other.name} ({len(lines)} shared probes)"
+        self.run_path = None  # a comparison is no file: overrides and rescoring are off
+        self.grid.show(ScoreTable.from_lines(lines, conditions=names, baseline=names[0], references=refs))
+        self.view_status()
+        return True
+
+    # -- table: sorting, filtering, drill-down --------------------------------------------------------
+    def action_sort(self) -> None:
+        m = self.model
+        if m is None:
+            return
+        col = self.grid.current_condition()
+        s = m.sort
+        if col is None:
+            m.sort = Sort()
+        elif s.column == col and not s.by_delta:
+            m.sort = Sort(col, False, False) if s.descending else Sort()
+        else:
+            m.sort = Sort(col, False, True)
+        self._redraw()
+
+    def action_sort_delta(self) -> None:
+        m = self.model
+        if m is None:
+            return
+        col = m.delta_column(self.grid.current_condition())
+        if col is None:
+            self.notify("no condition besides the baseline to take a delta of")
+            return
+        same = m.sort.column == col and m.sort.by_delta
+        m.sort = Sort(col, True, not m.sort.descending if same else True)
+        self._redraw()
+
+    def _cycle(self, options: list[str], current: str | None) -> str | None:
+        seq: list[str | None] = [*options, None]
+        return seq[(seq.index(current) + 1) % len(seq)] if current in seq else seq[0]
+
+    def action_filter_category(self) -> None:
+        if self.model is not None:
+            self.model.category = self._cycle(self.model.categories(), self.model.category)
+            self._redraw()
+
+    def action_filter_failure(self) -> None:
+        if self.model is not None:
+            self.model.failure_mode = self._cycle(self.model.failure_modes(), self.model.failure_mode)
+            if self.model.failure_mode == NO_FAILURE:
+                self.notify("showing probes where no failure mode fired")
+            self._redraw()
+
+    def _redraw(self) -> None:
+        self.grid.refresh_rows()
+        self.view_status()
+
+    @on(DataTable.CellSelected, "#battery-table")
+    def _cell_selected(self) -> None:
+        self.action_side_by_side()
+
+    def action_side_by_side(self) -> None:
+        from lemlab.tui.battery.side_by_side import SideBySideScreen
+
+        m, row = self.model, self.grid.current_row()
+        if m is None or row is None or len(m.conditions) < 1:
+            return
+        cond = self.grid.current_condition()
+        right = cond if cond and cond != m.baseline else m.delta_column(None) or m.baseline
+        rows = list(self.grid.shown)
+        self.app.push_screen(SideBySideScreen(m, rows, rows.index(row), m.baseline, right, self.scorer_id))
+
+    # -- overrides ----------------------------------------------------------------------------------
+    def _cell(self) -> tuple[str, str, float] | None:
+        row, cond = self.grid.current_row(), self.grid.current_condition()
+        if self.run_path is None or row is None or cond is None:
+            self.notify("move to a score cell of an open run file to override it")
+            return None
+        original = row.score(cond)
+        if original is None:
+            self.notify("this cell has no score")
+            return None
+        return row.id, cond, original
+
+    def action_override(self) -> None:
+        from lemlab.tui.battery.override_dialog import OverrideDialog
+
+        cell, m = self._cell(), self.model
+        if cell is None or m is None or self.run_path is None:
+            return
+        existing = m.overrides.get((cell[0], cell[1]))
+        dialog = OverrideDialog(self.run_path, *cell, existing.corrected if existing else None)
+        self.app.push_screen(dialog, lambda ov: self.record_override(ov) if ov else None)
+
+    def record_override(self, override: object) -> None:
+        from lemlab.core.overrides import Override, add_override
+
+        assert isinstance(override, Override)
+        add_override(self.lab.session, override)
+        self._overrides_changed(f"override saved: {override.probe_id} / {override.condition} = {override.corrected:.2f}")
+
+    def action_remove_override(self) -> None:
+        from lemlab.core.overrides import remove_override
+
+        cell = self._cell()
+        if cell is None or self.run_path is None:
+            return
+        if remove_override(self.lab.session, self.run_path, cell[0], cell[1]):
+            self._overrides_changed(f"override removed: {cell[0]} / {cell[1]}")
+
+    def _overrides_changed(self, note: str) -> None:
+        from lemlab.core.overrides import overrides_for_run
+
+        error = self.lab.save()
+        if self.model is not None and self.run_path is not None:
+            self.model.overrides = overrides_for_run(self.lab.session, self.run_path)
+        self._redraw()
+        self.notify(error or note, severity="error" if error else "information")
+
+    def action_toggle_overrides(self) -> None:
+        if self.model is not None:
+            self.model.with_overrides = not self.model.with_overrides
+            self._redraw()
+
+    # -- export -----------------------------------------------------------------------------------
+    def action_export(self, kind: str) -> None:
+        self.export(kind)
+
+    def export(self, kind: str) -> Path | None:
+        from lemlab.core.atomic import write_text_atomic
+        from lemlab.core.score_table import view_csv, view_markdown
+
+        m = self.model
+        if m is None:
+            self.notify("nothing to export: run a battery or open a run file")
+            return None
+        base = self.run_path or self.lab.sessions_dir / f"{self.lab.session.name}.runs" / "comparison"
+        out = base.with_name(f"{base.stem}.view.{kind}")
+        text = view_markdown(m, self.title, self.scorer_id) if kind == "md" else view_csv(m)
+        try:
+            write_text_atomic(out, text)
+        except OSError as exc:
+            self.notify(f"export failed: {exc.strerror or exc}", severity="error")
+            return None
+        self.notify(f"exported {out}")
+        return out
 
 
 PANE = BatteryPane

@@ -21,7 +21,12 @@ from lemlab.tui.services import score_reply
 from lemlab.tui.widgets.message import MessageView
 
 READY_HINT = "Enter sends · ctrl+r regenerates · ↑ edits your last message · /help"
-FLUSH_SECONDS = float(os.environ.get("LEMLAB_FLUSH_SECONDS", "0.03"))  # batch UI updates: per-token calls make the display lag the engine
+# UI updates are batched: at most one per FLUSH_SECONDS, and spaced further apart when drawing
+# them costs the UI thread more than UI_BUDGET of its time. The engine needs the GIL for every
+# token, so UI work slows generation itself (measured by bench/chat_bench.py).
+FLUSH_SECONDS = float(os.environ.get("LEMLAB_FLUSH_SECONDS", "0.03"))
+MAX_FLUSH_SECONDS = 0.25
+UI_BUDGET = 0.05  # batch UI updates: per-token calls make the display lag the engine
 
 
 def _parse_sampler(values: dict[str, str], base: Sampler) -> Sampler:
@@ -64,6 +69,8 @@ class ChatPane(LabPane):
         self.displayed_tokens = 0  # tokens put on screen (the chat bench reads this)
         self.first_display: float | None = None
         self.last_display: float | None = None
+        self.flush_interval = FLUSH_SECONDS  # adapted while streaming, read by the worker
+        self._ui_clock = (0.0, 0.0)  # (wall, UI-thread CPU) at the previous display
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-settings"):
@@ -120,9 +127,9 @@ class ChatPane(LabPane):
         if not self._ready():
             return
         msg = self.lab.session.add_message("user", text)
-        self._saved()
         await self.query_one("#messages").mount(MessageView("user", msg["content"]))
         await self.start_reply()
+        self._saved()  # after the request is queued: the fsync need not delay the first token
 
     def _ready(self) -> bool:
         if self.handle is not None:
@@ -144,6 +151,7 @@ class ChatPane(LabPane):
             self.app.notify(f"generation failed: {exc}", severity="error")
             return
         self.add_class("-generating")
+        self.flush_interval, self._ui_clock = FLUSH_SECONDS, (0.0, 0.0)
         self._stream(self.handle, view)
 
     @work(thread=True, exclusive=True, group="generate")
@@ -159,7 +167,7 @@ class ChatPane(LabPane):
             if chunk.done:
                 final = chunk
                 break
-            if time.monotonic() - last_flush >= FLUSH_SECONDS:
+            if time.monotonic() - last_flush >= self.flush_interval:
                 tokens = chunk.stats.generation_tokens
                 self.app.call_from_thread(self._show, view, "".join(pending), tokens - shown)
                 pending, shown, last_flush = [], tokens, time.monotonic()
@@ -173,12 +181,22 @@ class ChatPane(LabPane):
 
     async def _show(self, view: MessageView, text: str, tokens: int) -> None:
         await view.append(text, tokens)
+        self._adapt_interval()
         now = time.monotonic()
         self.first_display = self.first_display or now
         self.last_display = now
         self.displayed_tokens += tokens
         self.query_one("#chat-stats", Static).update(
             f"streaming… {view.tokens_shown} tokens · Esc cancels")
+
+    def _adapt_interval(self) -> None:
+        """Space displays so the UI thread's CPU stays near UI_BUDGET of wall time."""
+        wall, cpu = time.monotonic(), time.thread_time()
+        last_wall, last_cpu = self._ui_clock
+        self._ui_clock = (wall, cpu)
+        if last_wall and wall > last_wall:
+            wanted = (cpu - last_cpu) / UI_BUDGET
+            self.flush_interval = min(MAX_FLUSH_SECONDS, max(FLUSH_SECONDS, wanted))
 
     async def _finished(self, view: MessageView, text: str, final: Chunk | None,
                         score: float | None, labels: list[str]) -> None:  # fmt: skip

@@ -1,25 +1,410 @@
-"""Training tab: slot for the LoRA training monitor (issue 7/8 replaces this module's PANE)."""
+"""Training tab: start, attach to, follow and stop LoRA runs; loss curves with zoom, the run's
+figures, its checkpoints, and score vs checkpoint (a battery run on every checkpoint).
+
+Parsing, launching and alignment live in the core (training_events, train_runner,
+checkpoint_scores); this module only wires them to widgets. A Textual timer polls the followed
+file for new complete lines.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-from lemlab.tui.panes.base import LabPane
+from lemlab.core.checkpoint_scores import CheckpointComparison, align_scores, compare
+from lemlab.core.errors import LemlabError
+from lemlab.core.training_config import TrainingConfig
+from lemlab.core.training_summary import summary_lines
+from lemlab.tui.panes.base import LabPane, Verb
+from lemlab.tui.training.checkpoint_scoring import (
+    CheckpointScored,
+    CheckpointScoring,
+    ScoreRequest,
+    ScoringDone,
+    ScoringEvent,
+    ScoringProgress,
+    checkpoints_to_score,
+    prepare_scoring,
+)
+from lemlab.tui.training.checkpoint_table import CheckpointTable
+from lemlab.tui.training.distill_flow import DistillRequest
+from lemlab.tui.training.distill_flow import default_request as default_distill_request
+from lemlab.tui.training.follow import FollowedRun
+from lemlab.tui.training.loss_plot import LossPlot
+from lemlab.tui.widgets.distill_progress import DistillProgress
+
+HINT = "no run yet: n starts one; a attaches to an events file, adapter folder or mlx-lm log; d self-distills data"
+RECORD_KIND = "training_runs"
 
 
 class TrainingPane(LabPane):
     TAB_ID = "training"
     TITLE = "Training"
+    FOCUS = "#training-checkpoints"
+    POLL_SECONDS = 0.25
+    DEFAULT_CSS = """
+    #training-head { height: 1; padding: 0 1; background: $surface; color: $text-muted; }
+    #training-figures { height: auto; padding: 0 1; }
+    #training-body { height: 1fr; }
+    #training-left { width: 1fr; }
+    #training-right { width: 52; }
+    #training-scores { height: auto; padding: 0 1; color: $text-muted; }
+    #training-scores.-differ { color: $warning; text-style: bold; }
+    #training-distill, #training-distill-title { display: none; }
+    TrainingPane.-distilling #training-distill, TrainingPane.-distilling #training-distill-title { display: block; }
+    #training-right .table-title { height: 1; color: $secondary; text-style: bold; padding: 0 1; }
+    """
+    BINDINGS = [
+        Binding("n", "start_run", "New run", id="training.start",
+                tooltip="Start a LoRA training run from a form"),  # fmt: skip
+        Binding("a", "attach", "Attach", id="training.attach",
+                tooltip="Follow a run: events file, adapter folder or mlx-lm stdout log"),  # fmt: skip
+        Binding("x", "stop", "Stop", id="training.stop",
+                tooltip="Stop the run started here (saves adapters, keeps checkpoints; again = kill)"),  # fmt: skip
+        Binding("plus,equals_sign", "zoom(1)", "Zoom in", id="training.zoom_in",
+                tooltip="Plot fewer, later iterations"),  # fmt: skip
+        Binding("minus", "zoom(-1)", "Zoom out", id="training.zoom_out",
+                tooltip="Plot more iterations"),  # fmt: skip
+        Binding("0", "zoom_all", "All", id="training.zoom_all", show=False,
+                tooltip="Plot the whole run"),  # fmt: skip
+        Binding("s", "score", "Score ckpts", id="training.score",
+                tooltip="Run a battery on every checkpoint: mean score vs loss"),  # fmt: skip
+        Binding("d", "distill", "Distill", id="training.distill", show=False,
+                tooltip="Self-distill training data from the loaded model (samples, scores, keeps)"),  # fmt: skip
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="training-pane")
+        self.run: FollowedRun | None = None
+        self.comparison: CheckpointComparison | None = None
+        self.scores: list[tuple[int, float]] = []
+        self.score_note = ""
+        self.scoring: CheckpointScoring | None = None
+        self.score_request = ScoreRequest()
+        self.distiller: Any = None  # the running DistillRunner
+        self.distill_request = default_distill_request()
+        self._record: dict[str, Any] | None = None
+        self._saved_status = ""
 
     def compose(self) -> ComposeResult:
-        yield Static(
-            "Training runs go here: start a LoRA run, follow loss curves, learning rate, "
-            "tokens/s and checkpoints. Not built yet; `lemlab train` and `lemlab watch` work "
-            "from the command line.",
-            classes="slot",
-            markup=False,
-        )
+        yield Static(HINT, id="training-head", markup=False)
+        yield Static("", id="training-figures", markup=False)
+        with Horizontal(id="training-body"):
+            with Vertical(id="training-left"):
+                yield LossPlot(id="training-plot")
+                yield Static("", id="training-scores", markup=False)
+            with Vertical(id="training-right"):
+                yield Static("Checkpoints", classes="table-title", markup=False)
+                yield CheckpointTable(id="training-checkpoints")
+                yield Static("Self-distillation", classes="table-title", id="training-distill-title",
+                             markup=False)  # fmt: skip
+                yield DistillProgress(id="training-distill")
+
+    def on_mount(self) -> None:
+        self.set_interval(self.POLL_SECONDS, self._poll, name="training-poll")
+        self.query_one(LossPlot).replot()
+
+    # -- following ---------------------------------------------------------------------------
+    def follow(self, run: FollowedRun) -> None:
+        """Show `run` from now on (its existing lines are read at once)."""
+        self.run, self.comparison, self.scores, self.score_note = run, None, [], ""
+        run.poll()
+        self._add_record()
+        self.redraw()
+
+    def attach(self, path: str) -> bool:
+        if self.run is not None and self.run.process is not None and self.run.running:
+            self.notify("a run started here is still going: stop it (x) first", severity="warning")
+            return False
+        try:
+            run = FollowedRun.attach(path.strip())
+        except (FileNotFoundError, OSError) as exc:
+            self.notify(f"cannot attach: {exc}", severity="error", timeout=10)
+            return False
+        self.follow(run)
+        self.notify(f"following {run.source.file}")
+        return True
+
+    def start_training(self, cfg: TrainingConfig) -> None:
+        from lemlab.core.train_runner import archive_previous_run, start_training
+
+        try:
+            archive_previous_run(Path(cfg.adapter_path))
+            proc = start_training(cfg)
+        except (OSError, LemlabError) as exc:
+            self.notify(f"could not start training: {exc}", severity="error", timeout=10)
+            return
+        self.follow(FollowedRun.started(proc))
+        self.notify(f"training started: {cfg.adapter_path}")
+
+    def _poll(self) -> None:
+        if self.run is not None and self.run.poll():
+            self.redraw()
+
+    def redraw(self) -> None:
+        run = self.run
+        if run is None:
+            return
+        st = run.state
+        where = "started here" if run.origin == "started" else "attached"
+        name = f"{run.folder.name}/{run.source.file.name}"  # the full path is in the notification
+        self.query_one("#training-head", Static).update(f"{where}: {name}")
+        lines = summary_lines(st, chart=False)
+        if run.exit_note:
+            lines.append(run.exit_note)
+        self.query_one("#training-figures", Static).update("\n".join(lines))
+        self.query_one(LossPlot).show_run(st.train_points, st.val_points, st.total_iters, self._best_val_iteration())
+        self.query_one(CheckpointTable).show(st, self.comparison)
+        self._show_scores()
+        self._update_record()
+
+    def _best_val_iteration(self) -> int | None:
+        if self.comparison and self.comparison.best_by_val_loss:
+            return self.comparison.best_by_val_loss.iteration
+        assert self.run is not None
+        best = self.run.state.best_checkpoint
+        return next((it for it, p in self.run.state.checkpoints if p == best), None)
+
+    # -- session records -----------------------------------------------------------------------
+    def _add_record(self) -> None:
+        if self.run is None:
+            return
+        self.lab.session.add_record(RECORD_KIND, self.run.session_record())
+        self._record = self.lab.session.extra[RECORD_KIND][-1]
+        self._saved_status = self.run.state.status
+        self._save_session()
+
+    def _update_record(self) -> None:
+        if self.run is None or self._record is None:
+            return
+        self._record.update(self.run.session_record())
+        if self.scores and self.comparison:
+            self._record["checkpoint_scores"] = [[it, round(s, 3)] for it, s in self.scores]
+        if self.run.state.status != self._saved_status:  # save on changes of status, not per poll
+            self._saved_status = self.run.state.status
+            self._save_session()
+
+    def _save_session(self) -> None:
+        error = self.lab.save()
+        if error:
+            self.notify(error, severity="error")
+
+    def session_opened(self) -> None:
+        if self.run is not None:
+            self._add_record()  # the followed run belongs to the new session too
+
+    # -- actions -------------------------------------------------------------------------------
+    def action_start_run(self) -> None:
+        from lemlab.tui.training.start_form import StartRunScreen, initial_values
+
+        loaded = self.lab.loaded
+        model = loaded.model_path if loaded else str(self.lab.session.model.get("path", ""))
+        self.app.push_screen(StartRunScreen(initial_values(model)),
+                             lambda cfg: self.start_training(cfg) if cfg else None)  # fmt: skip
+
+    def action_attach(self) -> None:
+        from lemlab.tui.screens.prompt import TextPrompt
+
+        start = str(self.run.folder) if self.run else ""
+        self.app.push_screen(TextPrompt("Attach to a run: events file, adapter folder or mlx-lm log", start),
+                             lambda p: self.attach(p) if p else None)  # fmt: skip
+
+    def action_stop(self) -> None:
+        if self.run is None:
+            self.notify("no run to stop", severity="warning")
+            return
+        self.notify(self.run.request_stop())
+
+    def action_zoom(self, step: int) -> None:
+        plot = self.query_one(LossPlot)
+        plot.set_zoom(plot.zoom + step)
+
+    def action_zoom_all(self) -> None:
+        self.query_one(LossPlot).set_zoom(0)
+
+    def action_score(self) -> None:
+        from lemlab.tui.training.score_dialog import ScoreDialog
+
+        if self.run is None:
+            self.notify("attach to a run or start one first", severity="warning")
+            return
+        if self.scoring is not None:
+            self.scoring.cancel()
+            self.notify("cancelling the checkpoint scoring")
+            return
+        count = len(checkpoints_to_score(self.run.folder, self.run.state))
+        if not count:
+            self.notify("this run has no saved checkpoints yet", severity="warning")
+            return
+        self.app.push_screen(ScoreDialog(self.score_request, count),
+                             lambda req: self.score_checkpoints(req) if req else None)  # fmt: skip
+
+    def palette_verbs(self) -> list[Verb]:
+        return [
+            Verb("Training: start a run…", "LoRA training from a form", self.action_start_run),
+            Verb("Training: attach to a run…", "events file, adapter folder or mlx-lm log", self.action_attach),
+            Verb("Training: stop the run", "saves adapters, keeps checkpoints", self.action_stop),
+            Verb("Training: score checkpoints…", "mean battery score per checkpoint vs loss", self.action_score),
+            Verb("Training: zoom in", "plot the later iterations", lambda: self.action_zoom(1)),
+            Verb("Training: zoom out", "plot more iterations", lambda: self.action_zoom(-1)),
+            Verb("Training: self-distill data…", "sample, score and keep replies", self.action_distill),
+        ]
+
+    # -- score vs checkpoint -------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="training-score")
+    def score_checkpoints(self, request: ScoreRequest) -> None:
+        # This thread only iterates the runner; every MLX call runs on the engine's own thread.
+        assert self.run is not None
+        self.score_request = request
+        engine, loaded = self.lab.engine, self.lab.loaded
+        try:
+            scoring = prepare_scoring(engine, self.run.folder, self.run.state, request,
+                                      loaded.model_path if loaded else None)  # fmt: skip
+        except LemlabError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
+            return
+        self.scoring = scoring
+        self.app.call_from_thread(self._scoring_started, len(scoring.checkpoints), len(scoring.probes))
+        try:
+            for event in scoring.events():
+                self.app.call_from_thread(self._on_scoring_event, event)
+        except Exception as exc:  # noqa: BLE001 - any failure is one line; the pane stays usable
+            self.app.call_from_thread(self.notify, f"scoring failed: {exc}", severity="error", timeout=10)
+        finally:
+            self.scoring = None
+            self._restore_model(loaded)
+
+    def _restore_model(self, loaded: Any, then: Any = None) -> None:
+        """Put back what the chat had loaded (scoring and distilling load their own weights)."""
+        try:
+            if loaded is not None:
+                self.lab.engine.load(loaded.model_path, loaded.adapter_path).result()
+            else:
+                self.lab.engine.unload().result()
+        except Exception as exc:  # noqa: BLE001
+            self.app.call_from_thread(self.notify, f"could not reload the model: {exc}", severity="error")
+        self.app.call_from_thread(then or self._scoring_ended)
+
+    def _scoring_started(self, checkpoints: int, probes: int) -> None:
+        self.scores, self.comparison = [], None
+        req = self.score_request
+        self.score_note = (f"scoring {checkpoints} checkpoints: {probes} probes of {req.battery}, "
+                           f"max {req.max_tokens} tokens (s again cancels)")  # fmt: skip
+        self.redraw()
+
+    def _on_scoring_event(self, event: ScoringEvent) -> None:
+        if isinstance(event, ScoringProgress):
+            self.lab.loading = f"scoring checkpoint {event.iteration} ({event.done_units}/{event.total_units})"
+            self.app.refresh_status()  # type: ignore[attr-defined]
+        elif isinstance(event, CheckpointScored):
+            self.scores.append((event.iteration, event.mean))
+            self._compare()
+            self.redraw()
+        elif isinstance(event, ScoringDone):
+            self.score_note = "scoring cancelled" if event.cancelled else ""
+            self._compare()
+            self.redraw()
+
+    def _scoring_ended(self) -> None:
+        self.lab.loading = ""
+        self.app.refresh_status()  # type: ignore[attr-defined]
+        self._save_session()
+
+    def _compare(self) -> None:
+        assert self.run is not None
+        files = dict(checkpoints_to_score(self.run.folder, self.run.state))
+        self.comparison = compare(align_scores(self.run.state, self.scores, files), self.run.state.best_val)
+
+    def _show_scores(self) -> None:
+        box = self.query_one("#training-scores", Static)
+        cmp = self.comparison
+        plot = self.query_one(LossPlot)
+        best_score = cmp.best_by_score.iteration if cmp and cmp.best_by_score else None
+        plot.show_scores(self.scores, best_score)
+        text = self.score_note
+        if cmp and cmp.best_by_score:
+            s, v = cmp.best_by_score, cmp.best_by_val_loss
+            text = (f"{text}\n" if text else "") + f"best by score: iteration {s.iteration:,} ({s.score:.2f})"
+            if v is not None and v.val_loss is not None:
+                verdict = "same checkpoint" if cmp.agree else "DIFFERENT checkpoints"
+                text += f" · best by val loss: iteration {v.iteration:,} ({v.val_loss:.3f}) · {verdict}"
+        box.update(text)
+        box.set_class(bool(cmp and not cmp.agree and cmp.best_by_val_loss), "-differ")
+
+
+    # -- self-distillation ---------------------------------------------------------------------
+    def action_distill(self) -> None:
+        from lemlab.tui.training.distill_flow import DistillDialog
+
+        loaded = self.lab.loaded
+        if self.distiller is not None:
+            self.distiller.cancel()
+            self.notify("cancelling the self-distillation")
+            return
+        if loaded is None:
+            self.notify("load a model first: self-distillation samples from it", severity="warning")
+            return
+        self.app.push_screen(DistillDialog(self.distill_request, loaded.model_path),
+                             lambda req: self.distill(req) if req else None)  # fmt: skip
+
+    @work(thread=True, exclusive=True, group="training-distill")
+    def distill(self, req: DistillRequest) -> None:
+        # Same shape as scoring: this thread iterates the core runner, the engine thread does MLX.
+        from lemlab.commands.distill import prepare_distill
+        from lemlab.core.distill import DistillRecorder
+        from lemlab.core.distill_runner import DistillDone, DistillRunner, SampleScored
+
+        self.distill_request, loaded = req, self.lab.loaded
+        if loaded is None:
+            return
+        try:
+            job = prepare_distill(model=loaded.model_path, adapter=loaded.adapter_path, prompts=req.battery,
+                                  output=req.output, resume=Path(req.output).exists(), samples=req.samples,
+                                  threshold=req.threshold, max_tokens=req.max_tokens,
+                                  temperature=req.temperature)  # fmt: skip
+        except (LemlabError, OSError) as exc:
+            self.app.call_from_thread(self.notify, f"cannot distill: {exc}", severity="error", timeout=10)
+            return
+        self.distiller = DistillRunner(self.lab.engine, job.probes, job.settings, job.scorer, job.kernel_text,
+                                       job.state)  # fmt: skip
+        recorder = DistillRecorder(job.output, job.settings)
+        self.app.call_from_thread(self._distill_started, req.threshold)
+        widget = self.query_one(DistillProgress)
+        done: DistillDone | None = None
+        try:
+            for event in self.distiller.events():
+                if isinstance(event, SampleScored):
+                    recorder.sample_done(event.sample, event.wall_s)
+                elif isinstance(event, DistillDone):
+                    done = event
+                self.app.call_from_thread(widget.apply, event)
+            if done is not None and not done.cancelled:
+                s = recorder.finish(len(job.probes), job.state.records, job.state.prior_seconds,
+                                    {"battery": job.battery})  # fmt: skip
+                note = f"self-distill: kept {s['total_kept']}/{s['total_generated']} in {job.output}"
+                self.app.call_from_thread(self.notify, note, timeout=10)
+        except Exception as exc:  # noqa: BLE001 - one line; the samples written so far stay
+            self.app.call_from_thread(self.notify, f"self-distill failed: {exc}", severity="error", timeout=10)
+        finally:
+            self.distiller = None
+            self._restore_model(loaded, self._distill_ended)
+
+    def _distill_started(self, threshold: float) -> None:
+        self.query_one(DistillProgress).threshold = threshold
+        self.add_class("-distilling")
+        self.lab.loading = "self-distilling (d again cancels)"
+        self.app.refresh_status()  # type: ignore[attr-defined]
+
+    def _distill_ended(self) -> None:
+        self.lab.loading = ""
+        self.app.refresh_status()  # type: ignore[attr-defined]
 
 
 PANE = TrainingPane
+

@@ -11,7 +11,7 @@ from textual.widgets import DataTable
 from lemlab.core.checkpoint_scores import CheckpointComparison, nearest_val
 from lemlab.core.training_events import RunState
 
-COLUMNS = ("iter", "checkpoint", "val loss", "score", "best")
+COLUMNS = ("iter", "val loss", "score", "best", "file")
 BEST_VAL, BEST_SCORE = "◆ val", "★ score"
 
 
@@ -29,10 +29,10 @@ def checkpoint_rows(state: RunState, cmp: CheckpointComparison | None) -> list[t
         marks = [m for m, hit in ((BEST_VAL, it == best_val), (BEST_SCORE, it == best_score)) if hit]
         rows.append((
             f"{it:,}",
-            Path(paths[it]).name if paths[it] else "?",
             f"{near[1]:.3f}" if near else "",
             f"{scores[it]:.2f}" if it in scores else "",
             " ".join(marks),
+            Path(paths[it]).name if paths[it] else "?",
         ))  # fmt: skip
     return rows
 
@@ -63,8 +63,7 @@ class CheckpointTable(DataTable[Text]):
         self._rows = rows
         self.clear()
         for row in rows:
-            style = "bold" if row[4] else ""
-            self.add_row(*(Text(cell, style=style) for cell in row), key=row[0])
+            self.add_row(*(Text(cell) for cell in row), key=row[0])
 
     @property
     def rows_shown(self) -> list[tuple[str, ...]]:

@@ -97,8 +97,8 @@ class LossPlot(PlotextPlot):
             plt.plot([p[0] for p in val], [p[1] for p in val], label="val",
                      marker="dot", color=self._colour("accent"))  # fmt: skip
         if scores:
-            plt.plot([p[0] for p in scores], [p[1] for p in scores], label="score (right)",
-                     marker="●", yside="right", color=self._colour("success"))  # fmt: skip
+            plt.scatter([p[0] for p in scores], [p[1] for p in scores], label="score (right)",
+                        marker="●", yside="right", color=self._colour("success"))  # fmt: skip
             plt.ylabel("mean score", yside="right")
         self._mark_best(lo)
         span = "all iterations" if window is None else f"last {window:,} iterations (+/- zoom)"

@@ -41,10 +41,12 @@ class MessageView(Vertical):
         self.meta = meta or {}
         self._stream: MarkdownStream | None = None
         self.tokens_shown = 0
+        # Kept, not queried: a stream may start before compose's children finish mounting.
+        self.body = Markdown(content, classes="message-body")
 
     def compose(self) -> ComposeResult:
         yield Static(self.role, classes="message-role", markup=False)
-        yield Markdown(self.content, classes="message-body")
+        yield self.body
         meta = self._meta_text()
         line = Static(meta, classes="message-meta", markup=False)
         line.display = bool(meta.plain)  # user turns have no stats: no empty line under them
@@ -61,7 +63,7 @@ class MessageView(Vertical):
     async def append(self, fragment: str, tokens: int) -> None:
         """Add streamed text; the stream folds writes together when rendering falls behind."""
         if self._stream is None:
-            self._stream = Markdown.get_stream(self.query_one(Markdown))
+            self._stream = Markdown.get_stream(self.body)
         self.content += fragment
         self.tokens_shown += tokens
         await self._stream.write(fragment)

@@ -1,0 +1,156 @@
+"""The score grid: one row per probe, one column per condition (score with + / - vs the baseline,
+overridden cells marked `*` and styled apart), a summary table pinned under it and a preview
+of the highlighted response. It draws a lemlab.core.score_table.ScoreTable; all logic is there."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from lemlab.core.score_table import Cell, ConditionSummary, ProbeRow, ScoreTable
+
+PREVIEW_CHARS = 2000  # the preview shows the start; the side-by-side view shows all
+FIXED = ("probe", "category")  # leading columns before the conditions
+
+
+def cell_text(cell: Cell, colours: dict[str, str], with_overrides: bool) -> Text:
+    if cell.score is None:
+        return Text("—", style=colours.get("text-muted", ""), justify="right")
+    shown = cell.override is not None and with_overrides
+    mark = cell.marker or " "
+    text = Text(f"{cell.score:.2f}{mark}{'*' if shown else ' '}", justify="right")
+    if cell.marker == "+":
+        text.stylize(colours.get("success", ""))
+    elif cell.marker == "-":
+        text.stylize(colours.get("error", ""))
+    if shown:
+        text.stylize(f"italic underline {colours.get('warning', '')}")
+    return text
+
+
+def summary_cells(s: ConditionSummary, is_reference: bool) -> list[str]:
+    def num(v: float | None, signed: bool = False) -> str:
+        return "" if v is None else (f"{v:+.2f}" if signed else f"{v:.2f}")
+
+    if is_reference:
+        return [s.name, str(s.n), num(s.mean), "", "", "", "", "", ""]
+    ci = f"[{s.ci[0]:+.2f}, {s.ci[1]:+.2f}]" if s.ci else ""
+    p = f"{s.sign_p:.3f}" if s.sign_p is not None else ""
+    return [s.name, str(s.n), num(s.mean), num(s.delta, True), f"{s.pct(s.improved):.0f}%",
+            f"{s.pct(s.regressed):.0f}%", f"{s.pct(s.unchanged):.0f}%", p, ci]  # fmt: skip
+
+
+class ScoreGrid(Vertical):
+    DEFAULT_CSS = """
+    ScoreGrid { height: 1fr; }
+    ScoreGrid #battery-table { height: 1fr; }
+    ScoreGrid #battery-summary-title { height: 1; color: $secondary; text-style: bold; padding: 0 1; }
+    ScoreGrid #battery-summary { height: auto; max-height: 8; }
+    ScoreGrid #battery-preview {
+        height: 5; padding: 0 1; color: $text-muted; border-top: solid $secondary;
+        overflow: hidden;
+    }
+    """
+
+    def __init__(self) -> None:
+        super().__init__(id="battery-grid")
+        self.model: ScoreTable | None = None
+        self.shown: list[ProbeRow] = []
+
+    def compose(self) -> ComposeResult:
+        table: DataTable[Text | str] = DataTable(id="battery-table", cursor_type="cell", zebra_stripes=True)
+        table.fixed_columns = 1
+        yield table
+        yield Static("Summary", id="battery-summary-title", markup=False)
+        summary: DataTable[str] = DataTable(id="battery-summary", show_cursor=False)
+        summary.can_focus = False
+        yield summary
+        yield Static("", id="battery-preview", markup=False)
+
+    @property
+    def table(self) -> DataTable[Text | str]:
+        return self.query_one("#battery-table", DataTable)
+
+    # -- drawing ----------------------------------------------------------------------------
+    def show(self, model: ScoreTable) -> None:
+        """Draw a table from scratch (a new run, a loaded file, a comparison)."""
+        self.model = model
+        t = self.table
+        t.clear(columns=True)
+        t.add_column("probe", key="probe")
+        t.add_column("category", key="category")
+        for c in model.conditions:
+            t.add_column(c, key=f"c:{c}")
+        self.refresh_rows()
+
+    def refresh_rows(self) -> None:
+        """Redraw rows and the summary after a sort, filter, override or new line; the cursor
+        stays on the same probe and column."""
+        model, t = self.model, self.table
+        if model is None:
+            return
+        probe, col = self.current_probe(), t.cursor_coordinate.column
+        colours = self.app.get_css_variables()
+        t.clear()
+        self.shown = model.visible()
+        for r in self.shown:
+            cells = [cell_text(model.cell(r, c), colours, model.with_overrides) for c in model.conditions]
+            t.add_row(r.id, r.category, *cells, key=r.id)
+        if probe is not None and probe in {r.id for r in self.shown}:
+            t.move_cursor(row=t.get_row_index(probe), column=col)
+        elif self.shown:
+            t.move_cursor(row=0, column=col)
+        self.refresh_summary()
+        self.show_preview()
+
+    def refresh_summary(self) -> None:
+        model = self.model
+        s: DataTable[str] = self.query_one("#battery-summary", DataTable)
+        s.clear(columns=True)
+        if model is None:
+            return
+        s.add_columns("condition", "n", "mean", "Δ ref", "improved", "regressed", "unchanged",
+                      "sign p", "95% CI Δ")  # fmt: skip
+        for row in model.summary(self.shown):
+            s.add_row(*summary_cells(row, model.reference(row.name) == row.name))
+        state = "with overrides" if model.with_overrides else "without overrides (scorer's values)"
+        title = f"Summary of {len(self.shown)} of {len(model.rows)} probes, {state}"
+        self.query_one("#battery-summary-title", Static).update(title)
+
+    # -- where the cursor is ------------------------------------------------------------------
+    def current_probe(self) -> str | None:
+        t = self.table
+        if not t.row_count:
+            return None
+        key = t.coordinate_to_cell_key(t.cursor_coordinate).row_key.value
+        return str(key) if key is not None else None
+
+    def current_condition(self) -> str | None:
+        """The condition under the cursor (None on the probe / category columns)."""
+        t = self.table
+        if not t.row_count or self.model is None:
+            return None
+        key = t.coordinate_to_cell_key(t.cursor_coordinate).column_key.value or ""
+        return key[2:] if key.startswith("c:") else None
+
+    def current_row(self) -> ProbeRow | None:
+        pid = self.current_probe()
+        return next((r for r in self.shown if r.id == pid), None)
+
+    def show_preview(self) -> None:
+        row, cond = self.current_row(), self.current_condition()
+        box = self.query_one("#battery-preview", Static)
+        if row is None:
+            box.update("")
+            return
+        if cond is None:
+            box.update(Text(f"{row.id} [{row.category}]: {row.prompt}"))
+            return
+        text = row.response(cond)[:PREVIEW_CHARS]
+        box.update(Text(f"{cond}: {text}" if text else f"{cond}: (no response)"))
+
+    def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
+        if event.data_table.id == "battery-table":
+            self.show_preview()

@@ -1,0 +1,197 @@
+"""The start-a-run form: training settings, then the effective-gradient figures and the
+small-model warning (core.training_config) before anything starts. Dismisses with the checked
+TrainingConfig, or None. A warning, or an earlier run in the adapter folder (whose events are
+archived, never deleted), needs a second press of Start."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, Static
+
+from lemlab.core.errors import LemlabError
+from lemlab.core.paths import get_paths
+from lemlab.core.train_runner import previous_run
+from lemlab.core.training_config import (
+    TrainingConfig,
+    format_figures,
+    gradient_figures,
+    read_model_facts,
+    resolve_config,
+    small_model_warning,
+)
+
+# (field, label, parser) in form order; parsers turn the text into the config's type.
+TEXT_FIELDS: tuple[tuple[str, str, type], ...] = (
+    ("model", "model folder", str),
+    ("data", "data folder (train.jsonl, valid.jsonl)", str),
+    ("adapter_path", "adapter folder (output)", str),
+    ("iters", "iterations", int),
+    ("batch_size", "batch size", int),
+    ("num_layers", "layers (-1 = all)", int),
+    ("learning_rate", "learning rate", float),
+    ("rank", "LoRA rank", int),
+    ("save_every", "checkpoint every", int),
+    ("steps_per_eval", "validate every", int),
+    ("steps_per_report", "report every", int),
+    ("val_batches", "val batches (-1 = all)", int),
+)
+
+
+def default_adapter_path(model: str) -> str:
+    name = Path(model).name or "model"
+    return str(get_paths().runs_dir / "adapters" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def initial_values(model: str, data: str = "", adapter_path: str = "") -> dict[str, Any]:
+    """Form defaults: mlx-lm's, with the trained layers capped at the model's layer count."""
+    cfg = TrainingConfig()
+    layers = cfg.num_layers
+    facts = read_model_facts(model) if model else None
+    if facts and facts.num_layers:
+        layers = min(layers, facts.num_layers)
+    return {
+        "model": model, "data": data, "adapter_path": adapter_path or (default_adapter_path(model) if model else ""),
+        "iters": cfg.iters, "batch_size": cfg.batch_size, "num_layers": layers,
+        "learning_rate": cfg.learning_rate, "rank": cfg.rank, "save_every": cfg.save_every,
+        "steps_per_eval": cfg.steps_per_eval, "steps_per_report": cfg.steps_per_report,
+        "val_batches": cfg.val_batches, "mask_prompt": cfg.mask_prompt,
+    }  # fmt: skip
+
+
+def parse_form(texts: dict[str, str], mask_prompt: bool) -> TrainingConfig:
+    """Form text -> a validated config; LemlabError (one line) for the first bad field."""
+    values: dict[str, Any] = {"mask_prompt": mask_prompt}
+    for name, label, kind in TEXT_FIELDS:
+        raw = texts.get(name, "").strip()
+        if kind is str:
+            values[name] = str(Path(raw).expanduser().resolve()) if raw else ""
+            continue
+        try:
+            values[name] = kind(raw)
+        except ValueError:
+            raise LemlabError(f"{label}: {raw!r} is not a {'whole number' if kind is int else 'number'}") from None
+    for name, label in (("model", "model folder"), ("data", "data folder"), ("adapter_path", "adapter folder")):
+        if not values[name]:
+            raise LemlabError(f"{label} is required")
+    return resolve_config(values)
+
+
+def plan_lines(cfg: TrainingConfig) -> tuple[list[str], list[str]]:
+    """(figures, warnings) shown before starting; reads only the model's headers (cheap)."""
+    fig = gradient_figures(cfg, read_model_facts(cfg.model))
+    warnings = small_model_warning(fig)
+    if previous_run(Path(cfg.adapter_path)):
+        warnings = [*warnings, f"{cfg.adapter_path} holds an earlier run: its events and log will be "
+                               "archived (kept) and checkpoints saved again are overwritten"]  # fmt: skip
+    return format_figures(fig), warnings
+
+
+class StartRunScreen(ModalScreen["TrainingConfig | None"]):
+    DEFAULT_CSS = """
+    StartRunScreen { align: center middle; }
+    #train-form { width: 96%; height: 92%; border: round $primary; background: $surface; padding: 0 1; }
+    #train-form Grid { grid-size: 4; grid-columns: 1fr 2fr 1fr 2fr; grid-gutter: 0 1; height: auto; }
+    #train-form Label { padding: 1 0 0 0; color: $text-muted; }
+    #train-form Input.-wide { column-span: 3; }
+    #train-plan { height: auto; padding: 0 1; margin: 1 0 0 0; }
+    #train-warning { height: auto; padding: 0 1; color: $text; background: $warning 25%; display: none; }
+    #train-warning.-shown { display: block; }
+    #train-error { height: auto; padding: 0 1; color: $error; text-style: bold; }
+    #train-buttons { height: 3; align: right middle; }
+    """
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="train_form.cancel", tooltip="Close, start nothing"),
+        Binding("ctrl+s", "start", "Start", id="train_form.start",
+                tooltip="Check the settings and start training"),  # fmt: skip
+    ]
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        super().__init__()
+        self.values = values
+        self.acknowledged: TrainingConfig | None = None  # warnings seen for this exact config
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="train-form"):
+            yield Static("Start a LoRA training run  (ctrl+s starts, Esc cancels)", classes="table-title",
+                         markup=False)  # fmt: skip
+            with VerticalScroll():
+                with Grid():
+                    for name, label, _ in TEXT_FIELDS:
+                        wide = name in ("model", "data", "adapter_path")
+                        yield Label(label)
+                        yield Input(str(self.values.get(name, "")), id=f"tf-{name}", classes="-wide" if wide else "")
+                yield Checkbox("loss on the reply only (mask prompt)", bool(self.values.get("mask_prompt")),
+                               id="tf-mask_prompt")  # fmt: skip
+                yield Static("", id="train-plan", markup=False)
+                yield Static("", id="train-warning", markup=False)
+                yield Static("", id="train-error", markup=False)
+            with Horizontal(id="train-buttons"):
+                yield Button("Cancel", id="train-cancel")
+                yield Button("Start", id="train-start", variant="primary")
+
+    def on_mount(self) -> None:
+        self.refresh_plan()
+        self.query_one("#tf-data", Input).focus()
+
+    def _texts(self) -> dict[str, str]:
+        return {name: self.query_one(f"#tf-{name}", Input).value for name, _, _ in TEXT_FIELDS}
+
+    def _config(self) -> TrainingConfig:
+        return parse_form(self._texts(), self.query_one("#tf-mask_prompt", Checkbox).value)
+
+    @on(Input.Changed)
+    @on(Checkbox.Changed)
+    def refresh_plan(self) -> None:
+        plan, warning, error = self.query_one("#train-plan", Static), self.query_one("#train-warning", Static), \
+            self.query_one("#train-error", Static)  # fmt: skip
+        start = self.query_one("#train-start", Button)
+        try:
+            cfg = self._config()
+            figures, warnings = plan_lines(cfg)
+        except LemlabError as exc:
+            plan.update("")
+            warning.update("")
+            warning.remove_class("-shown")
+            error.update(str(exc))
+            return
+        plan.update("\n".join(figures))
+        warning.update("\n".join(warnings))
+        warning.set_class(bool(warnings), "-shown")
+        error.update("")
+        start.label = "Start anyway" if warnings and self.acknowledged == cfg else "Start"
+
+    def action_start(self) -> None:
+        from lemlab.commands.train import preflight
+
+        try:
+            cfg = self._config()
+            preflight(cfg)  # the same checks `lemlab train` makes (model, layers, data lines)
+            _, warnings = plan_lines(cfg)
+        except LemlabError as exc:
+            self.query_one("#train-error", Static).update(str(exc))
+            return
+        if warnings and self.acknowledged != cfg:
+            self.acknowledged = cfg
+            self.refresh_plan()
+            self.notify("read the warning, then press Start anyway (ctrl+s) to train", severity="warning")
+            return
+        self.dismiss(cfg)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#train-start")
+    def _start_pressed(self) -> None:
+        self.action_start()
+
+    @on(Button.Pressed, "#train-cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()
