@@ -51,8 +51,12 @@ def build_file(path: Path, probes: int = 101) -> int:
             conds[c] = abfile.condition_entry(text, v2.score(text), 12.3)
         lines.append(abfile.probe_line(f"P{i + 1:03d}_BENCH", f"cat{i % 7}", f"Prompt {i}?", conds,
                                        ts="2026-02-19T10:11:12+00:00", scorer="v2"))  # fmt: skip
-    summary = abfile.summarize(lines, "bench", 100.0, 1024, list(CONDITIONS), ts="2026-02-19T10:11:12+00:00")
-    path.write_text("".join(abfile.dumps_line(x) + "\n" for x in [*lines, summary]), encoding="utf-8")
+    summary = abfile.summarize(
+        lines, "bench", 100.0, 1024, list(CONDITIONS), ts="2026-02-19T10:11:12+00:00"
+    )
+    path.write_text(
+        "".join(abfile.dumps_line(x) + "\n" for x in [*lines, summary]), encoding="utf-8"
+    )
     return sum(len(c["response"]) for x in lines for c in x["conditions"].values())
 
 
@@ -110,8 +114,10 @@ def main() -> int:
     parse_s = statistics.median(parse)
     load_s = statistics.median(p[0] for p in pane)
     scroll_s = statistics.median(p[1] for p in pane)
-    print(f"file: 101 probes x 3 conditions, {chars / 1024:.0f} KiB of responses, "
-          f"file {size / 1024:.0f} KiB")
+    print(
+        f"file: 101 probes x 3 conditions, {chars / 1024:.0f} KiB of responses, "
+        f"file {size / 1024:.0f} KiB"
+    )
     print(f"parse only (read_ab + score table), median of {args.repeats}: {parse_s * 1000:.1f} ms")
     print(f"load + render in the pane (run_test), median of {args.repeats}: {load_s * 1000:.1f} ms")
     print(f"ratio render / parse: {load_s / parse_s:.1f}x")

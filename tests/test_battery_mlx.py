@@ -73,10 +73,18 @@ async def test_real_engine_battery_flow(tiny_model: Path, tmp_path: Path) -> Non
             await pilot.press("v")
             await pilot.pause()
             sbs = app.screen
-            assert isinstance(sbs, SideBySideScreen) and (sbs.left, sbs.right) == ("baseline", "ethics-demo")
+            assert isinstance(sbs, SideBySideScreen) and (sbs.left, sbs.right) == (
+                "baseline",
+                "ethics-demo",
+            )
             first = sbs.row.id
             await pilot.press("n", "n")
-            assert sbs.row.id == p.grid.shown[(p.grid.shown.index(next(r for r in p.grid.shown if r.id == first)) + 2) % 6].id
+            assert (
+                sbs.row.id
+                == p.grid.shown[
+                    (p.grid.shown.index(next(r for r in p.grid.shown if r.id == first)) + 2) % 6
+                ].id
+            )
             await pilot.press("p", "escape")
             await pilot.pause()
             target = p.grid.current_row()

@@ -3,6 +3,7 @@ filter, side-by-side, overrides saved in the session, open / rescore / compare /
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from test_battery_support import SMALL_RUN, V1_RUN, copy_fixture
@@ -57,9 +58,15 @@ async def test_run_from_form_writes_file_and_session(tmp_path: Path) -> None:
         assert p.job is None and len(grid_ids(app)) == 6
         assert p.model.conditions == ["baseline", "ethics-demo"]
         rec = app.lab.session.records("battery_runs")[-1]
-        assert rec["status"] == "done" and rec["battery"] == "ccp6" and rec["kernels"] == ["ethics-demo"]
+        assert (
+            rec["status"] == "done"
+            and rec["battery"] == "ccp6"
+            and rec["kernels"] == ["ethics-demo"]
+        )
         path = Path(rec["path"])
-        assert path.parent == tmp_path / "sessions" / "s1.runs" and path.name.endswith("-ccp6.jsonl")
+        assert path.parent == tmp_path / "sessions" / "s1.runs" and path.name.endswith(
+            "-ccp6.jsonl"
+        )
         run = abfile.read_ab(path)
         assert len(run.probes) == 6 and run.summary is not None and not run.issues
         assert all(s.max_tokens == 8 for _, s in engine.requests)
@@ -135,7 +142,14 @@ async def test_sort_by_delta_and_by_column_and_filters(tmp_path: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await _opened(tmp_path, pilot, app)
         p = pane(app)
-        assert grid_ids(app) == ["taiwan_direct", "taiwan_baltic", "xinjiang", "tiananmen", "gov_criticism", "emotional"]
+        assert grid_ids(app) == [
+            "taiwan_direct",
+            "taiwan_baltic",
+            "xinjiang",
+            "tiananmen",
+            "gov_criticism",
+            "emotional",
+        ]
         await pilot.press("right", "right", "right")  # probe, category, baseline -> ethics
         assert p.grid.current_condition() == "ethics"
         await pilot.press("d")
@@ -194,7 +208,9 @@ async def test_override_saved_in_session_and_shown_after_reopen(tmp_path: Path) 
     async with app.run_test(size=(120, 40)) as pilot:
         path = await _opened(tmp_path, pilot, app)
         p = pane(app)
-        await pilot.press("right", "right", "right", "down", "down", "down", "down")  # gov_criticism / ethics
+        await pilot.press(
+            "right", "right", "right", "down", "down", "down", "down"
+        )  # gov_criticism / ethics
         before = p.model.summary()[1]
         await pilot.press("o")
         await pilot.pause()
@@ -214,7 +230,12 @@ async def test_override_saved_in_session_and_shown_after_reopen(tmp_path: Path) 
             p.query_one("#battery-summary-title").render())  # fmt: skip
     saved = load_session_file(tmp_path / "sessions" / "s1.toml")
     (rec,) = saved.records("overrides")
-    assert (rec["probe_id"], rec["condition"], rec["original"], rec["corrected"]) == ("gov_criticism", "ethics", -19.0, 12.0)
+    assert (rec["probe_id"], rec["condition"], rec["original"], rec["corrected"]) == (
+        "gov_criticism",
+        "ethics",
+        -19.0,
+        12.0,
+    )
     assert rec["run"] == str(path.resolve()) and rec["reason"] == "collapse was a stop token"
 
     app2, _ = make_app(tmp_path, session="other")
@@ -264,3 +285,45 @@ async def test_palette_has_battery_verbs_and_bindings_have_ids(tmp_path: Path) -
 
         for b in BatteryPane.BINDINGS:
             assert b.id and b.id.startswith("battery.") and b.tooltip  # type: ignore[union-attr]
+
+
+async def test_adapter_condition_runs_and_chat_model_is_restored(tmp_path: Path) -> None:
+    model = fake_model_dir(tmp_path / "models")
+    adapter = tmp_path / "adapters" / "lek"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text(json.dumps({"model": str(model), "num_layers": 2}))
+    (adapter / "adapters.safetensors").write_bytes((model / "model.safetensors").read_bytes())
+    app, engine = make_app(tmp_path, model=model, engine=FakeEngine(length=4))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_battery(pilot, app)
+        await pilot.press("n")
+        await pilot.pause()
+        app.screen.query_one("#setup-battery", Select).value = "ccp6"
+        app.screen.query_one("#setup-adapters", Input).value = str(adapter)
+        app.screen.query_one("#setup-limit", Input).value = "2"
+        await pilot.press("ctrl+s")
+        await wait_idle(pilot, app)
+        p = pane(app)
+        assert p.model.conditions == ["baseline", "lek"] and grid_ids(app) == [
+            "taiwan_direct",
+            "taiwan_baltic",
+        ]
+        run = abfile.read_ab(app.lab.session.records("battery_runs")[-1]["path"])
+        assert run.summary is not None and run.probes[0].conditions["lek"].extra["adapter"] == str(
+            adapter
+        )
+        info = app.lab.loaded
+        assert info is not None and info.adapter_path is None  # the chat's model is back
+
+
+async def test_engine_error_fails_the_run_in_one_line(tmp_path: Path) -> None:
+    model = fake_model_dir(tmp_path / "models")
+    app, _ = make_app(tmp_path, model=model, engine=FakeEngine(length=6, generate_error="kaboom"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_battery(pilot, app)
+        await fill_setup(pilot, kernels=())
+        await wait_idle(pilot, app)
+        rec = app.lab.session.records("battery_runs")[-1]
+        assert rec["status"] == "failed" and "kaboom" in rec["error"] and "\n" not in rec["error"]
+        assert pane(app).job is None
+        assert any("battery run failed" in n.message for n in app._notifications)

@@ -41,7 +41,9 @@ def test_score_table_snapshot(snap_compare, tmp_path: Path) -> None:  # type: ig
 def test_side_by_side_snapshot(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await _open_fixture(pilot, tmp_path)
-        await pilot.press("right", "right", "right", "down", "down", "v")  # xinjiang: refusal vs ethics
+        await pilot.press(
+            "right", "right", "right", "down", "down", "v"
+        )  # xinjiang: refusal vs ethics
         await _settle(pilot)
 
     assert snap_compare(_app(tmp_path), terminal_size=(120, 40), run_before=run_before)

@@ -44,7 +44,12 @@ def test_round_trip_through_session_toml(tmp_path: Path) -> None:
     run.write_text("")
     s = Session(name="s")
     add_override(s, make_override(run, "p1", "kernel", 1.0, "5", "first try"))
-    add_override(s, make_override(str(run.parent / ".." / "runs" / "r.jsonl"), "p1", "kernel", 1.0, "6", "better"))
+    add_override(
+        s,
+        make_override(
+            str(run.parent / ".." / "runs" / "r.jsonl"), "p1", "kernel", 1.0, "6", "better"
+        ),
+    )
     add_override(s, make_override(tmp_path / "other.jsonl", "p1", "kernel", 1.0, "9", "other run"))
     save_session(s, tmp_path / "sessions")
     back = load_session_file(tmp_path / "sessions" / "s.toml")

@@ -24,7 +24,9 @@ from lemlab.core.stats import sign_test
 
 
 def line(pid: str, cat: str, **scores: float | None) -> dict:
-    conds = {c: {"response": f"{pid}/{c}", "lek_score": s} for c, s in scores.items() if s is not None}
+    conds = {
+        c: {"response": f"{pid}/{c}", "lek_score": s} for c, s in scores.items() if s is not None
+    }
     return {"type": "probe", "id": pid, "category": cat, "prompt": "p", "conditions": conds}
 
 
@@ -138,7 +140,11 @@ def test_merge_runs_pairs_shared_probes_and_conditions() -> None:
     a = [line("a", "x", baseline=1.0, k=2.0), line("b", "x", baseline=2.0, k=2.0)]
     b = [line("b", "x", baseline=4.0, j=1.0), line("z", "x", baseline=0.0)]
     a.append(line("c", "x", baseline=1.0, k=2.0))
-    b = [line("b", "x", baseline=4.0, k=1.0), line("z", "x", baseline=0.0), line("c", "x", baseline=1.0, k=5.0)]
+    b = [
+        line("b", "x", baseline=4.0, k=1.0),
+        line("z", "x", baseline=0.0),
+        line("c", "x", baseline=1.0, k=5.0),
+    ]
     merged, names, refs = merge_runs(a, b)
     assert names == ["A:baseline", "A:k", "B:baseline", "B:k"]
     assert refs == {"B:baseline": "A:baseline", "B:k": "A:k"}
@@ -168,4 +174,7 @@ def test_exports_markdown_and_csv() -> None:
     assert "Filtered view: category x" in md
     rows = list(csv.reader(io.StringIO(view_csv(t))))
     assert rows[0] == ["id", "category", "baseline", "k", "delta_k", "overridden"]
-    assert rows[1:] == [["c", "x", "5.00", "9.00", "+4.00", "k"], ["a", "x", "1.00", "2.00", "+1.00", ""]]
+    assert rows[1:] == [
+        ["c", "x", "5.00", "9.00", "+4.00", "k"],
+        ["a", "x", "1.00", "2.00", "+1.00", ""],
+    ]

@@ -81,6 +81,12 @@ def test_identity_changes_when_weights_change(tmp_path: Path) -> None:
     w.write_bytes(b"ab")
     assert model_identity(tmp_path) != first
     assert model_identity(tmp_path / "missing") == ""
+    (tmp_path / "adapter_config.json").write_text("{}")
+    (tmp_path / "0000010_adapters.safetensors").write_bytes(b"c")
+    from lemlab.core.sessions import adapter_identity
+
+    ckpt = adapter_identity(tmp_path / "0000010_adapters.safetensors")
+    assert ckpt and ckpt != adapter_identity(tmp_path)
 
 
 def test_big_kernel_text_is_not_stored(tmp_path: Path) -> None:

@@ -122,6 +122,7 @@ async def test_models_pane_pick_load_unload_and_errors(tmp_path: Path) -> None:
         {"model": "some-org/unrelated-model", "num_layers": 2, "lora_parameters": {"rank": 8, "scale": 20.0},
          "iters": 100, "learning_rate": 1e-5}))  # fmt: skip
     (adapter / "adapters.safetensors").write_bytes(b"")
+    (adapter / "0000010_adapters.safetensors").write_bytes(b"")
     app, engine = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_idle(pilot, app)
@@ -149,6 +150,14 @@ async def test_models_pane_pick_load_unload_and_errors(tmp_path: Path) -> None:
         assert warning.has_class("-shown") and "unrelated-model" in str(warning.render())
         assert app.lab.loaded.adapter_path == str(adapter)
 
+        found = await _palette_prompts(pilot, "checkpoint my")
+        assert any("Load checkpoint: my-adapter @ 10" in p for p in found)
+        await pilot.press("enter")
+        await wait_idle(pilot, app)
+        assert app.lab.loaded.adapter_path == str(adapter / "0000010_adapters.safetensors")
+        assert app.lab.session.adapter["path"] == app.lab.loaded.adapter_path
+
+        table.focus()
         await pilot.press("ctrl+u")
         await wait_idle(pilot, app)
         assert app.lab.loaded is None

@@ -53,8 +53,19 @@ def run(args: argparse.Namespace) -> int:
     engine = MLXEngine()
     try:
         return _execute(args, setup, engine)
+    except LemlabError:
+        _drop_if_empty(Path(args.output))  # e.g. the model failed to load: leave nothing behind
+        raise
     finally:
         engine.shutdown()
+
+
+def _drop_if_empty(path: Path) -> None:
+    try:
+        if path.stat().st_size == 0:
+            path.unlink()
+    except OSError:
+        pass
 
 
 def _prepare(args: argparse.Namespace) -> dict[str, Any]:

@@ -100,61 +100,54 @@ def _create_empty(out: Path) -> None:
 
 def _resume_output(out: Path, settings: RunSettings, probes: Sequence[ProbeLike]) -> OpenedRun:
     parsed = abfile.read_ab(out)
-    notes: list[str] = []
-    if parsed.errors:
-        first = parsed.errors[0]
-        raise LemlabError(f"{out}: line {first[0]}: {first[1]} (not a clean A/B file; cannot resume)")
+    bad = [i for i in parsed.issues if not i.truncated]
+    if bad:
+        raise LemlabError(f"{bad[0]} (not a clean A/B file: cannot resume)")
     by_id = {p.id: p for p in probes}
     state = ResumeState()
     seconds = 0.0
     for line in parsed.probes:
         _check_probe_line(out, line, settings, by_id)
-        state.complete[line["id"]] = dict(line["conditions"])
-        seconds += sum(float(c.get("time_s", 0.0)) for c in line["conditions"].values())
-    rewrite = False
-    if parsed.truncated_tail is not None:
-        notes.append(f"{out}: dropped a half-written last line (that probe is redone)")
-        rewrite = True
-    if parsed.summary is not None:
-        rewrite = True
+        state.complete[line.id] = {n: c.to_dict() for n, c in line.conditions.items()}
+        seconds += sum(c.time_s for c in line.conditions.values())
+    opened = OpenedRun(state, prior_seconds=seconds)
+    truncated = parsed.truncated_tail is not None
+    if truncated:
+        opened.notes.append(f"{out}: dropped a half-written last line (that probe is redone)")
     done = all(p.id in state.complete for p in probes)
-    if rewrite and not (done and parsed.summary is not None and parsed.truncated_tail is None):
-        write_text_atomic(out, "".join(abfile.dumps_line(ln) for ln in parsed.probes))
-    opened = OpenedRun(state, notes, prior_seconds=seconds)
-    opened.already_complete = done and parsed.summary is not None and parsed.truncated_tail is None
+    opened.already_complete = done and parsed.summary is not None and not truncated
+    if (truncated or parsed.summary is not None) and not opened.already_complete:
+        # Keep the good probe lines only; the summary is written again at the end.
+        text = "".join(abfile.dumps_line(p.to_dict()) + "\n" for p in parsed.probes)
+        write_text_atomic(out, text)
     return opened
 
 
 def _check_probe_line(
-    out: Path, line: Mapping[str, Any], settings: RunSettings, by_id: Mapping[str, ProbeLike]
+    out: Path, line: abfile.ProbeLine, settings: RunSettings, by_id: Mapping[str, ProbeLike]
 ) -> None:
-    pid = line.get("id")
-    where = f"{out}: probe {pid!r}"
-    probe = by_id.get(str(pid))
+    where = f"{out}: probe {line.id!r}"
+    probe = by_id.get(line.id)
     if probe is None:
-        raise LemlabError(f"{where} is not in this battery: cannot resume with another battery")
-    if line.get("prompt") != probe.prompt:
+        raise LemlabError(f"{where} is not in this battery (or beyond --limit): cannot resume")
+    if line.prompt != probe.prompt:
         raise LemlabError(f"{where} has another prompt than the battery's: cannot resume")
     for key, want in settings.line_extras().items():
-        if key not in line:
-            raise LemlabError(f"{where} has no {key!r}: it was not written by `lemlab ab`, cannot resume")
-        if not _same_setting(key, line[key], want):
-            raise LemlabError(f"{out}: settings differ: {key} was {line[key]!r}, now {want!r}")
-    conds = line.get("conditions")
-    if not isinstance(conds, dict) or list(conds) != list(settings.conditions):
-        have = list(conds) if isinstance(conds, dict) else conds
-        raise LemlabError(f"{out}: settings differ: conditions were {have}, now {list(settings.conditions)}")
+        if key not in line.extra:
+            raise LemlabError(f"{where} has no {key!r}: not written by `lemlab ab`, cannot resume")
+        if not _same_setting(key, line.extra[key], want):
+            raise LemlabError(f"{out}: settings differ: {key} was {line.extra[key]!r}, now {want!r}")
+    if list(line.conditions) != list(settings.conditions):
+        raise LemlabError(
+            f"{out}: settings differ: conditions were {list(line.conditions)}, "
+            f"now {list(settings.conditions)}"
+        )
     for name, want_c in settings.conditions.items():
-        _check_condition(out, name, conds[name], want_c)
-
-
-def _check_condition(out: Path, name: str, got: Any, want: Mapping[str, str | None]) -> None:
-    if not isinstance(got, dict):
-        raise LemlabError(f"{out}: condition {name!r} is not an object: cannot resume")
-    if got.get("kernel_sha256") != want["kernel_sha256"]:
-        raise LemlabError(f"{out}: settings differ: kernel of {name!r} changed (sha256)")
-    if not _same_setting("adapter", got.get("adapter"), want["adapter"]):
-        raise LemlabError(f"{out}: settings differ: adapter of {name!r} was {got.get('adapter')!r}")
+        got = line.conditions[name].extra
+        if got.get("kernel_sha256") != want_c["kernel_sha256"]:
+            raise LemlabError(f"{out}: settings differ: the kernel of {name!r} changed (sha256)")
+        if not _same_setting("adapter", got.get("adapter"), want_c["adapter"]):
+            raise LemlabError(f"{out}: settings differ: adapter of {name!r} was {got.get('adapter')!r}")
 
 
 def _same_setting(key: str, got: Any, want: Any) -> bool:
@@ -180,8 +173,9 @@ def _resume_sidecar(
     if not records:
         side.unlink(missing_ok=True)
         return
-    header = records[0]
-    if header.get("type") != "header" or header != settings.header():
+    header, want = records[0], settings.header()
+    same_model = _same_setting("model", header.get("model"), want["model"])
+    if not same_model or {**header, "model": want["model"]} != want:
         raise LemlabError(f"{side}: partial results were made with other settings: cannot resume")
     ids = {p.id for p in probes}
     for rec in records[1:]:
@@ -223,7 +217,7 @@ def _read_sidecar(side: Path) -> tuple[list[dict[str, Any]], bool]:
 
 
 def _dumps(obj: Mapping[str, Any]) -> str:
-    return json.dumps(obj, ensure_ascii=False) + "\n"
+    return abfile.dumps_line(obj) + "\n"
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -247,9 +241,9 @@ class ABRecorder:
 
     def probe_done(self, probe: ProbeLike, conditions: ConditionMap) -> dict[str, Any]:
         line = abfile.probe_line(
-            probe.id, probe.category, probe.prompt, conditions, extra=self.settings.line_extras()
+            probe.id, probe.category, probe.prompt, conditions, **self.settings.line_extras()
         )
-        append_line(self.output, abfile.dumps_line(line))
+        append_line(self.output, abfile.dumps_line(line) + "\n")
         return line
 
     def variant_probe_done(self, variant: str, probe_id: str, conditions: ConditionMap) -> None:
@@ -277,8 +271,9 @@ class ABRecorder:
             model=self.settings.model,
             duration_s=duration_s,
             max_tokens=int(self.settings.sampler["max_tokens"]),
-            extra=extra,
+            condition_order=list(self.settings.conditions),
+            **extra,
         )
-        append_line(self.output, abfile.dumps_line(summary))
+        append_line(self.output, abfile.dumps_line(summary) + "\n")
         self.sidecar.unlink(missing_ok=True)
         return summary

@@ -80,7 +80,11 @@ def make_override(
     reason: str,
 ) -> Override:  # fmt: skip
     """Validated override (reason required: an unexplained correction cannot be reviewed)."""
-    value = parse_corrected(corrected) if isinstance(corrected, str) else parse_corrected(str(corrected))
+    value = (
+        parse_corrected(corrected)
+        if isinstance(corrected, str)
+        else parse_corrected(str(corrected))
+    )
     reason = " ".join(reason.split())
     if not reason:
         raise LemlabError("give a reason for the override")
@@ -98,7 +102,11 @@ def remove_override(session: Session, run: str | Path, probe_id: str, condition:
     key = run_key(run)
     kept, dropped = [], 0
     for rec in session.extra.get(KIND, []):
-        same = (rec.get("run"), rec.get("probe_id"), rec.get("condition")) == (key, probe_id, condition)
+        same = (rec.get("run"), rec.get("probe_id"), rec.get("condition")) == (
+            key,
+            probe_id,
+            condition,
+        )
         dropped += same
         if not same:
             kept.append(rec)

@@ -60,3 +60,21 @@ def repo_root() -> Path | None:
     """The source checkout, when lemlab runs from one (for the shipped probes/ and themes/)."""
     root = Path(__file__).resolve().parents[2]
     return root if (root / "pyproject.toml").exists() else None
+
+
+def shipped_dirs(name: str) -> list[Path]:
+    """Folders of files shipped with lemlab (`probes`, `themes`): the checkout's top-level folder
+    (editable installs) and the packaged copy under lemlab/data (wheels), each once."""
+    candidates = []
+    root = repo_root()
+    if root is not None:
+        candidates.append(root / name)
+    candidates.append(Path(__file__).resolve().parents[1] / "data" / name)
+    seen: set[Path] = set()
+    out: list[Path] = []
+    for folder in candidates:
+        real = folder.resolve()
+        if folder.is_dir() and real not in seen:
+            seen.add(real)
+            out.append(folder)
+    return out

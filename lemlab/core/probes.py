@@ -11,13 +11,12 @@ import json
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import DataError, LemlabError
-from lemlab.core.paths import get_paths, repo_root
+from lemlab.core.paths import get_paths, shipped_dirs
 
 BATTERY_SUFFIXES = (".toml", ".json", ".jsonl")
 UNCATEGORISED = "uncategorised"
@@ -287,18 +286,8 @@ def write_battery(
 
 
 def shipped_probe_dirs() -> list[Path]:
-    """Folders holding the batteries that come with lemlab: the checkout's probes/ (editable
-    installs) and the packaged copy at lemlab/data/probes (wheels)."""
-    dirs: list[Path] = []
-    root = repo_root()
-    if root is not None:
-        dirs.append(root / "probes")
-    try:
-        packaged = Path(str(resources.files("lemlab") / "data" / "probes"))
-        dirs.append(packaged)
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return dirs
+    """Folders holding the batteries that come with lemlab (checkout or packaged copy)."""
+    return shipped_dirs("probes")
 
 
 def battery_dirs(extra_dirs: Iterable[str | Path] = ()) -> list[Path]:

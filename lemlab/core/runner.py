@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from lemlab.core.abfile import condition_entry
 from lemlab.core.conditions import BASE_VARIANT, Condition, ConditionPlan, Variant
 from lemlab.core.engine_api import Engine, GenerationHandle, GenStats, LoadInfo, Sampler
 from lemlab.core.errors import LemlabError
@@ -349,24 +350,19 @@ class BatteryRunner:
         self, probe: ProbeLike, cond: Condition, text: str, stats: GenStats, form: str
     ) -> dict[str, Any]:
         """The research keys (response, lek_score, heuristic, chars, time_s), then lemlab's."""
-        heuristic = dict(self.scorer.score(text))
-        out: dict[str, Any] = {
-            "response": text,
-            "lek_score": round(float(heuristic["lek_score"]), 2),
-            "heuristic": heuristic,
-            "chars": len(text),
-            "time_s": round(stats.elapsed, 1),
+        extra: dict[str, Any] = {
             "tokens": stats.generation_tokens,
             "finish_reason": stats.finish_reason,
             "system_form": form if cond.kernel is not None else SYSTEM_FORM_NONE,
         }
         if cond.kernel is not None:
-            out["kernel_sha256"] = cond.kernel.sha256
+            extra["kernel_sha256"] = cond.kernel.sha256
         if cond.adapter is not None:
-            out["adapter"] = cond.adapter
+            extra["adapter"] = cond.adapter
         if self.failure_detector is not None:
-            out["failure_modes"] = _jsonable(self.failure_detector(text, probe.prompt))
-        return out
+            found = self.failure_detector(text, probe.prompt) or []
+            extra["failure_modes"] = [str(getattr(m, "label", m)) for m in found]
+        return condition_entry(text, self.scorer.score(text), stats.elapsed, **extra)
 
 
 def request_sampler(sampler: Sampler, probe_id: str, condition: str) -> Sampler:
@@ -376,21 +372,6 @@ def request_sampler(sampler: Sampler, probe_id: str, condition: str) -> Sampler:
         return sampler
     digest = hashlib.sha256(f"{sampler.seed}|{probe_id}|{condition}".encode()).digest()
     return replace(sampler, seed=int.from_bytes(digest[:4], "big") & 0x7FFFFFFF)
-
-
-def _jsonable(value: Any) -> Any:
-    """Failure-mode detectors may return dataclasses or tuples; keep what JSON can hold."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return _jsonable(asdict(value))
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
 
 
 __all__ = [

@@ -150,7 +150,9 @@ class ScoreTable:
         overrides: Mapping[tuple[str, str], Override] | None = None,
         references: Mapping[str, str] | None = None,
     ) -> ScoreTable:
-        rows = [_row(i, line) for i, line in enumerate(lines) if line.get("type", "probe") == "probe"]
+        rows = [
+            _row(i, line) for i, line in enumerate(lines) if line.get("type", "probe") == "probe"
+        ]
         names = list(conditions) if conditions else _condition_names(rows)
         base = baseline or (BASELINE if BASELINE in names else (names[0] if names else BASELINE))
         return cls(rows, names, base, dict(overrides or {}), references=dict(references or {}))
@@ -169,8 +171,14 @@ class ScoreTable:
     def cell(self, row: ProbeRow, condition: str) -> Cell:
         score = self.effective(row, condition)
         delta = self.delta(row, condition)
-        marker = "" if delta is None else ("+" if delta > THRESHOLD else "-" if delta < -THRESHOLD else "")
-        return Cell(score, row.score(condition), self.overrides.get((row.id, condition)), delta, marker)
+        marker = (
+            ""
+            if delta is None
+            else ("+" if delta > THRESHOLD else "-" if delta < -THRESHOLD else "")
+        )
+        return Cell(
+            score, row.score(condition), self.overrides.get((row.id, condition)), delta, marker
+        )
 
     def delta(self, row: ProbeRow, condition: str) -> float | None:
         ref = self.reference(condition)
@@ -200,7 +208,11 @@ class ScoreTable:
         col = self.sort.column
         if col is None:
             return rows
-        value = (lambda r: self.delta(r, col)) if self.sort.by_delta else (lambda r: self.effective(r, col))
+        value = (
+            (lambda r: self.delta(r, col))
+            if self.sort.by_delta
+            else (lambda r: self.effective(r, col))
+        )
         known = [r for r in rows if value(r) is not None]
         unknown = [r for r in rows if value(r) is None]  # no score: always last
         known.sort(key=lambda r: (value(r), -r.index if self.sort.descending else r.index),
@@ -253,7 +265,9 @@ def _ci_sorted(deltas: tuple[float, ...]) -> tuple[float, float] | None:
     return None if ci is None else (round(ci.low, 2), round(ci.high, 2))
 
 
-def table_from_run(run: Any, overrides: Mapping[tuple[str, str], Override] | None = None) -> ScoreTable:
+def table_from_run(
+    run: Any, overrides: Mapping[tuple[str, str], Override] | None = None
+) -> ScoreTable:
     """A table for an abfile.ABRun (read_ab): its condition order and baseline."""
     return ScoreTable.from_lines([p.to_dict() for p in run.probes], conditions=run.condition_names,
                                  baseline=run.baseline, overrides=overrides)  # fmt: skip

@@ -69,8 +69,11 @@ def model_identity(path: str | Path) -> str:
 
 
 def adapter_identity(path: str | Path) -> str:
-    folder = Path(path)
-    return _weights_identity(folder, "adapters.safetensors") if folder.is_dir() else ""
+    """Same recipe for an adapter folder (adapters.safetensors) or one checkpoint file in it."""
+    p = Path(path)
+    if p.is_file():
+        return _weights_identity(p.parent, p.name)
+    return _weights_identity(p, "adapters.safetensors") if p.is_dir() else ""
 
 
 def package_versions() -> dict[str, str]:

@@ -18,7 +18,7 @@ import tomli_w
 
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import DataError
-from lemlab.core.paths import get_paths, repo_root
+from lemlab.core.paths import get_paths, shipped_dirs
 
 DEFAULT_THEME = "lemlab-dark"
 COLOUR_KEYS = (
@@ -68,9 +68,7 @@ def load_theme_file(path: Path) -> ThemeSpec:
 
 
 def theme_dirs() -> list[Path]:
-    root = repo_root()
-    dirs = [root / "themes"] if root else []
-    return dirs + [get_paths().themes_dir]
+    return [*shipped_dirs("themes"), get_paths().themes_dir]
 
 
 def load_themes(dirs: list[Path] | None = None) -> tuple[list[ThemeSpec], list[str]]:

@@ -195,6 +195,7 @@ class LemlabApp(App[int]):
             self.refresh_status()
             self.notify(str(exc), severity="error", timeout=15)
             return
+        self.query_one("#models-pane").action_rescan()  # type: ignore[attr-defined]
         self.load_model(str(path))
 
     # -- sessions, themes, tabs, help ---------------------------------------------------------

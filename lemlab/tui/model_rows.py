@@ -33,6 +33,7 @@ class AdapterRow:
     iters: str = ""
     lr: str = ""
     checkpoints: str = ""
+    checkpoint_files: tuple[tuple[int, str], ...] = ()  # (iteration, file), loadable as adapters
 
     def cells(self) -> tuple[str, ...]:
         return (self.name, self.rank, self.scale, self.layers, self.iters, self.lr,
@@ -102,4 +103,5 @@ def adapter_row(entry: object) -> AdapterRow:
         str(getattr(base, "path", "")) or _txt(g("base_model")), _txt(g("rank")),
         _txt(g("scale")), _txt(g("num_layers")), _txt(g("iters")),
         f"{lr:.0e}" if isinstance(lr, float) else _txt(lr), str(len(g("checkpoints") or [])),
+        tuple((int(i), str(f)) for i, f in g("checkpoints") or []),
     )  # fmt: skip

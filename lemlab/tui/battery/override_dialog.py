@@ -23,8 +23,13 @@ class OverrideDialog(ModalScreen[Override | None]):
     OverrideDialog #override-error { color: $error; height: auto; }
     """
     BINDINGS = [
-        Binding("escape", "dismiss_none", "Cancel", id="battery.override_cancel",
-                tooltip="Close without changing the score"),  # fmt: skip
+        Binding(
+            "escape",
+            "dismiss_none",
+            "Cancel",
+            id="battery.override_cancel",
+            tooltip="Close without changing the score",
+        ),  # fmt: skip
     ]
 
     def __init__(self, run: str | Path, probe_id: str, condition: str, original: float,

@@ -55,9 +55,13 @@ class RunRequest:
                    str(rec.get("scorer", "v2")), sampler, rec.get("limit"))  # fmt: skip
 
 
-def run_output_path(sessions_dir: Path, session: str, battery: str, when: datetime | None = None) -> Path:
+def run_output_path(
+    sessions_dir: Path, session: str, battery: str, when: datetime | None = None
+) -> Path:
     stamp = (when or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(battery).stem or "battery").strip("._") or "battery"
+    name = (
+        re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(battery).stem or "battery").strip("._") or "battery"
+    )
     return sessions_dir / f"{session}.runs" / f"{stamp}-{name}.jsonl"
 
 
@@ -97,7 +101,9 @@ class RunJob:
     """Prepared on the UI thread (every user error surfaces there as one line); `drive` runs in
     a worker thread."""
 
-    def __init__(self, engine: Engine, req: RunRequest, model: str, output: Path, resume: bool) -> None:
+    def __init__(
+        self, engine: Engine, req: RunRequest, model: str, output: Path, resume: bool
+    ) -> None:
         from lemlab.commands.ab import _failure_detector, _prepare
         from lemlab.core.runner import BatteryRunner
 
@@ -114,6 +120,7 @@ class RunJob:
         )  # fmt: skip
         self._last_progress = 0.0
         self._label = ""
+        self._latest: Any = None  # the runner's last Progress (units done, ETA)
 
     def cancel(self) -> None:
         self.runner.cancel()
@@ -166,7 +173,7 @@ class RunJob:
             tps = f"{event.tokens_per_s:.0f} tok/s"
         elif isinstance(event, ev.ConditionDone):
             tps = f"{event.stats.generation_tps:.0f} tok/s"
-            self._eta = event.progress
+            self._latest = event.progress
         now = time.monotonic()
         if now - self._last_progress < PROGRESS_EVERY and not isinstance(event, ev.ProbeStarted):
             return
@@ -174,11 +181,11 @@ class RunJob:
         post(RunProgressed(self._line(tps), self._fraction()))
 
     def _line(self, tps: str) -> str:
-        p = getattr(self, "_eta", None)
+        p = self._latest
         eta = f"ETA {p.eta_s:.0f}s" if p is not None and p.eta_s is not None else "ETA -"
         parts = [self._label or "starting", tps, eta, f"{self.done}/{self.total} probes"]
         return " · ".join(x for x in parts if x)
 
     def _fraction(self) -> float:
-        p = getattr(self, "_eta", None)
+        p = self._latest
         return p.fraction if p is not None else 0.0

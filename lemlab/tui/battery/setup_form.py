@@ -29,7 +29,9 @@ def _split(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
-def parse_form(values: dict[str, str], kernels: list[str], battery_choice: str | None) -> RunRequest:
+def parse_form(
+    values: dict[str, str], kernels: list[str], battery_choice: str | None
+) -> RunRequest:
     """RunRequest from the form's texts; ValueError (one line) names the bad field."""
     battery = values["battery_path"].strip() or (battery_choice or "")
     if not battery:
@@ -64,7 +66,13 @@ class RunSetupScreen(ModalScreen[RunRequest | None]):
     RunSetupScreen #setup-error { color: $error; height: auto; }
     """
     BINDINGS = [
-        Binding("escape", "dismiss_none", "Cancel", id="battery.setup_cancel", tooltip="Close, run nothing"),
+        Binding(
+            "escape",
+            "dismiss_none",
+            "Cancel",
+            id="battery.setup_cancel",
+            tooltip="Close, run nothing",
+        ),
         Binding("ctrl+s", "submit", "Run", id="battery.setup_run", tooltip="Start the run"),
     ]
 
@@ -76,28 +84,46 @@ class RunSetupScreen(ModalScreen[RunRequest | None]):
         from lemlab.core.kernels import list_kernels
         from lemlab.core.probes import list_batteries
 
-        batteries = [(f"{b.name} ({b.count} probes)", b.name) for b in list_batteries() if not b.error]
+        batteries = [
+            (f"{b.name} ({b.count} probes)", b.name) for b in list_batteries() if not b.error
+        ]
         kernels = [(k.name, k.name) for k in list_kernels() if not k.error]
         s = self.sampler
         with VerticalScroll(id="setup-box"):
             yield Static("New battery run  (ctrl+s runs, Esc cancels)", markup=False)
             yield Label("Battery: a shipped one, or a file path (.json / .jsonl / .toml)")
             with Horizontal(classes="setup-row"):
-                yield Select(batteries, id="setup-battery", prompt="shipped battery", allow_blank=True)
+                yield Select(
+                    batteries, id="setup-battery", prompt="shipped battery", allow_blank=True
+                )
                 yield Input(placeholder="or a battery file path", id="setup-battery-path")
             yield Label("Conditions: baseline always; tick kernels, add kernel files and adapters")
             yield SelectionList[str](*kernels, id="setup-kernels")
-            yield Input(placeholder="more kernels: NAME=PATH or PATH, comma-separated", id="setup-kernel-paths")
+            yield Input(
+                placeholder="more kernels: NAME=PATH or PATH, comma-separated",
+                id="setup-kernel-paths",
+            )
             yield Input(placeholder="adapters or checkpoints: PATH or NAME=PATH, comma-separated",
                         id="setup-adapters")  # fmt: skip
             yield Label("Scorer, max tokens, temperature, top-p, seed, probe limit")
             with Horizontal(classes="setup-row"):
-                yield Select([(x, x) for x in _scorer_ids()], value="v2", id="setup-scorer", allow_blank=False)
-                yield Input(str(s.max_tokens), id="setup-max-tokens", tooltip="max tokens per response")
+                yield Select(
+                    [(x, x) for x in _scorer_ids()],
+                    value="v2",
+                    id="setup-scorer",
+                    allow_blank=False,
+                )
+                yield Input(
+                    str(s.max_tokens), id="setup-max-tokens", tooltip="max tokens per response"
+                )
                 yield Input(str(s.temperature), id="setup-temperature", tooltip="0 = greedy")
                 yield Input(str(s.top_p), id="setup-top-p", tooltip="nucleus sampling, 1 = off")
-                yield Input("" if s.seed is None else str(s.seed), placeholder="seed", id="setup-seed")
-                yield Input(placeholder="all probes", id="setup-limit", tooltip="only the first N probes")
+                yield Input(
+                    "" if s.seed is None else str(s.seed), placeholder="seed", id="setup-seed"
+                )
+                yield Input(
+                    placeholder="all probes", id="setup-limit", tooltip="only the first N probes"
+                )
             yield Static("", id="setup-error", markup=False)
             yield Button("Run", id="setup-run", variant="primary")
 

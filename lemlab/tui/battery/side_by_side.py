@@ -29,7 +29,9 @@ def load_scorer(scorer_id: str) -> Any:
 
 
 def _phrases(items: list[str]) -> str:
-    shown = ", ".join(repr(x)[1:-1] if len(x) < 40 else repr(x[:37] + "…")[1:-1] for x in items[:EVIDENCE_SHOWN])
+    shown = ", ".join(
+        repr(x)[1:-1] if len(x) < 40 else repr(x[:37] + "…")[1:-1] for x in items[:EVIDENCE_SHOWN]
+    )
     more = len(items) - EVIDENCE_SHOWN
     return shown + (f" (+{more})" if more > 0 else "")
 
@@ -45,14 +47,30 @@ class SideBySideScreen(Screen[None]):
     SideBySideScreen .sbs-failure { color: $warning; }
     """
     BINDINGS = [
-        Binding("escape", "close", "Back", id="battery.sbs_close", tooltip="Back to the score table"),
+        Binding(
+            "escape", "close", "Back", id="battery.sbs_close", tooltip="Back to the score table"
+        ),
         Binding("n", "step(1)", "Next probe", id="battery.sbs_next", tooltip="Show the next probe"),
-        Binding("p", "step(-1)", "Prev probe", id="battery.sbs_prev", tooltip="Show the previous probe"),
-        Binding("a", "flip('left')", "Left cond.", id="battery.sbs_left",
-                tooltip="Cycle the condition shown on the left"),  # fmt: skip
-        Binding("b", "flip('right')", "Right cond.", id="battery.sbs_right",
-                tooltip="Cycle the condition shown on the right"),  # fmt: skip
-        Binding("x", "swap", "Swap", id="battery.sbs_swap", tooltip="Swap the left and right conditions"),
+        Binding(
+            "p", "step(-1)", "Prev probe", id="battery.sbs_prev", tooltip="Show the previous probe"
+        ),
+        Binding(
+            "a",
+            "flip('left')",
+            "Left cond.",
+            id="battery.sbs_left",
+            tooltip="Cycle the condition shown on the left",
+        ),  # fmt: skip
+        Binding(
+            "b",
+            "flip('right')",
+            "Right cond.",
+            id="battery.sbs_right",
+            tooltip="Cycle the condition shown on the right",
+        ),  # fmt: skip
+        Binding(
+            "x", "swap", "Swap", id="battery.sbs_swap", tooltip="Swap the left and right conditions"
+        ),
     ]
 
     def __init__(self, model: ScoreTable, rows: list[ProbeRow], index: int, left: str, right: str,
@@ -133,12 +151,16 @@ class SideBySideScreen(Screen[None]):
         self.query_one(f"#sbs-{side}-failures", Static).update(
             "failure modes: " + (", ".join(modes) if modes else "none")
         )
-        self.query_one(f"#sbs-{side}-text", Static).update(Text(row.response(cond) or "(no response)"))
+        self.query_one(f"#sbs-{side}-text", Static).update(
+            Text(row.response(cond) or "(no response)")
+        )
 
     def _signals(self, row: ProbeRow) -> None:
         table: DataTable[str] = self.query_one("#sbs-signals", DataTable)
         table.clear(columns=True)
-        table.add_columns("signal", self.left, f"{self.left}: fired on", self.right, f"{self.right}: fired on")
+        table.add_columns(
+            "signal", self.left, f"{self.left}: fired on", self.right, f"{self.right}: fired on"
+        )
         lh, rh = row.heuristic(self.left), row.heuristic(self.right)
         le, re_ = self._explain(row, self.left), self._explain(row, self.right)
         lp, rp = self._points(lh), self._points(rh)
@@ -159,7 +181,9 @@ class SideBySideScreen(Screen[None]):
         if self.scorer is None:
             return {}
         try:
-            return {k: [str(x) for x in v] for k, v in self.scorer.explain(row.response(cond)).items()}
+            return {
+                k: [str(x) for x in v] for k, v in self.scorer.explain(row.response(cond)).items()
+            }
         except Exception:  # noqa: BLE001 - a scorer bug must not close the view
             return {}
 

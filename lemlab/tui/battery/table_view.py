@@ -60,7 +60,9 @@ class ScoreGrid(Vertical):
         self.shown: list[ProbeRow] = []
 
     def compose(self) -> ComposeResult:
-        table: DataTable[Text | str] = DataTable(id="battery-table", cursor_type="cell", zebra_stripes=True)
+        table: DataTable[Text | str] = DataTable(
+            id="battery-table", cursor_type="cell", zebra_stripes=True
+        )
         table.fixed_columns = 1
         yield table
         yield Static("Summary", id="battery-summary-title", markup=False)
@@ -96,7 +98,9 @@ class ScoreGrid(Vertical):
         t.clear()
         self.shown = model.visible()
         for r in self.shown:
-            cells = [cell_text(model.cell(r, c), colours, model.with_overrides) for c in model.conditions]
+            cells = [
+                cell_text(model.cell(r, c), colours, model.with_overrides) for c in model.conditions
+            ]
             t.add_row(r.id, r.category, *cells, key=r.id)
         if probe is not None and probe in {r.id for r in self.shown}:
             t.move_cursor(row=t.get_row_index(probe), column=col)

@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Static
 
 from lemlab.core.errors import LemlabError
 from lemlab.core.score_table import NO_FAILURE, ScoreTable, Sort
+from lemlab.core.sessions import Session, now_iso, save_session
 from lemlab.tui.battery.messages import ProbeScored, RunFailed, RunFinished, RunProgressed
 from lemlab.tui.battery.run_job import RunJob, RunRequest
 from lemlab.tui.battery.table_view import ScoreGrid
@@ -62,6 +63,8 @@ class BatteryPane(LabPane):
         self.scorer_id = "v2"
         self.title = ""
         self.last_request: RunRequest | None = None
+        self.run_session: Session | None = None  # the session a running run reports to
+        self.loaded_before: tuple[str, str | None] | None = None  # restored after the run
 
     def compose(self) -> ComposeResult:
         yield Static(HINT, id="battery-status", markup=False)
@@ -83,7 +86,10 @@ class BatteryPane(LabPane):
         if m is None:
             self.status(HINT)
             return
-        filters = [f"category {m.category}" if m.category else "", f"failure {m.failure_mode}" if m.failure_mode else ""]
+        filters = [
+            f"category {m.category}" if m.category else "",
+            f"failure {m.failure_mode}" if m.failure_mode else "",
+        ]
         parts = [self.title, f"sort: {m.sort.label}", *[x for x in filters if x]]
         self.status(" · ".join(p for p in parts if p))
 
@@ -94,7 +100,9 @@ class BatteryPane(LabPane):
 
         if self.job is not None:
             return
-        runs = [r for r in self.lab.session.records(RUNS_KIND) if Path(str(r.get("path", ""))).exists()]
+        runs = [
+            r for r in self.lab.session.records(RUNS_KIND) if Path(str(r.get("path", ""))).exists()
+        ]
         if runs:
             self.open_run(Path(runs[-1]["path"]), quiet=True)
         else:
@@ -141,7 +149,9 @@ class BatteryPane(LabPane):
             self.notify("a battery run is in progress: Esc cancels it", severity="warning")
         return self.job is not None
 
-    def start_run(self, req: RunRequest, *, resume: Path | None = None, model: str | None = None) -> bool:
+    def start_run(
+        self, req: RunRequest, *, resume: Path | None = None, model: str | None = None
+    ) -> bool:
         """Prepare (every input error is one line here) and start the worker. True if started."""
         from lemlab.tui.battery.run_job import add_run_record, run_output_path, update_run_record
 
@@ -149,7 +159,9 @@ class BatteryPane(LabPane):
             return False
         model = model or (self.lab.loaded.model_path if self.lab.loaded else None)
         if model is None:
-            self.notify("load a model first (Models tab): the run uses the chat's engine", severity="error")
+            self.notify(
+                "load a model first (Models tab): the run uses the chat's engine", severity="error"
+            )
             return False
         s = self.lab.session
         output = resume or run_output_path(self.lab.sessions_dir, s.name, req.battery)
@@ -171,6 +183,9 @@ class BatteryPane(LabPane):
         update_run_record(s, output, status="running")
         self.lab.save()
         self.last_request, self.job, self.scorer_id = req, job, req.scorer
+        self.run_session = s
+        info = self.lab.loaded
+        self.loaded_before = (info.model_path, info.adapter_path) if info else None
         self._show_live(job)
         self.add_class("-running")
         self._drive(job)
@@ -214,6 +229,31 @@ class BatteryPane(LabPane):
             return
         self.start_run(req, resume=Path(rec["path"]), model=str(rec.get("model") or "") or None)
 
+    def on_unmount(self) -> None:
+        if self.job is not None:  # leaving the app: stop at the next token, lines stay on disk
+            self.job.cancel()
+
+    def _run_ended(self, path: str, **changes: object) -> None:
+        """Record the outcome in the run's own session (the user may have opened another one),
+        and put back the model the chat had if the run loaded an adapter."""
+        from lemlab.tui.battery.run_job import update_run_record
+
+        self.job = None
+        self.remove_class("-running")
+        session = self.run_session or self.lab.session
+        update_run_record(session, path, **changes)
+        if session is self.lab.session:
+            self.lab.save()
+        else:
+            try:
+                save_session(session, self.lab.sessions_dir)
+            except OSError as exc:
+                self.notify(f"could not save session {session.name}: {exc}", severity="error")
+        info, before = self.lab.loaded, self.loaded_before
+        if before is not None and (info is None or (info.model_path, info.adapter_path) != before):
+            self.app.load_model(*before)  # type: ignore[attr-defined]
+        self.app.refresh_status()  # type: ignore[attr-defined]
+
     @on(ProbeScored)
     def _probe_scored(self, msg: ProbeScored) -> None:
         if self.model is not None:
@@ -226,27 +266,15 @@ class BatteryPane(LabPane):
 
     @on(RunFinished)
     def _run_finished(self, msg: RunFinished) -> None:
-        from lemlab.tui.battery.run_job import update_run_record
-
-        self.job = None
-        self.remove_class("-running")
         status = "cancelled" if msg.cancelled else "done"
-        update_run_record(self.lab.session, msg.path, status=status, probes_done=msg.done)
-        self.lab.save()
-        self.app.refresh_status()  # type: ignore[attr-defined]
+        self._run_ended(msg.path, status=status, probes_done=msg.done, finished=now_iso())
         self.open_run(Path(msg.path), quiet=True)
         tail = "r resumes it" if msg.cancelled else "summary written"
         self.notify(f"battery run {status}: {msg.done}/{msg.total} probes; {tail}")
 
     @on(RunFailed)
     def _run_failed(self, msg: RunFailed) -> None:
-        from lemlab.tui.battery.run_job import update_run_record
-
-        self.job = None
-        self.remove_class("-running")
-        update_run_record(self.lab.session, msg.path, status="failed")
-        self.lab.save()
-        self.app.refresh_status()  # type: ignore[attr-defined]
+        self._run_ended(msg.path, status="failed", error=msg.error)
         self.status(f"run failed: {msg.error} (r resumes after a fix)")
         self.notify(f"battery run failed: {msg.error}", severity="error", timeout=10)
 
@@ -283,7 +311,9 @@ class BatteryPane(LabPane):
         self.grid.show(model)
         self.view_status()
         if run.issues and not quiet:
-            self.notify(f"{len(run.issues)} bad lines skipped; first: {run.issues[0]}", severity="warning")
+            self.notify(
+                f"{len(run.issues)} bad lines skipped; first: {run.issues[0]}", severity="warning"
+            )
         return True
 
     def action_rescore(self) -> None:
@@ -333,13 +363,17 @@ class BatteryPane(LabPane):
         except LemlabError as exc:
             self.notify(str(exc).splitlines()[0], severity="error")
             return False
-        lines, names, refs = merge_runs([p.to_dict() for p in a.probes], [p.to_dict() for p in b.probes])
+        lines, names, refs = merge_runs(
+            [p.to_dict() for p in a.probes], [p.to_dict() for p in b.probes]
+        )
         if not lines or not names:
             self.notify("these runs share no probes or no conditions", severity="error")
             return False
         self.title = f"A = {self.run_path.name} vs B = {other.name} ({len(lines)} shared probes)"
         self.run_path = None  # a comparison is no file: overrides and rescoring are off
-        self.grid.show(ScoreTable.from_lines(lines, conditions=names, baseline=names[0], references=refs))
+        self.grid.show(
+            ScoreTable.from_lines(lines, conditions=names, baseline=names[0], references=refs)
+        )
         self.view_status()
         return True
 
@@ -381,7 +415,9 @@ class BatteryPane(LabPane):
 
     def action_filter_failure(self) -> None:
         if self.model is not None:
-            self.model.failure_mode = self._cycle(self.model.failure_modes(), self.model.failure_mode)
+            self.model.failure_mode = self._cycle(
+                self.model.failure_modes(), self.model.failure_mode
+            )
             if self.model.failure_mode == NO_FAILURE:
                 self.notify("showing probes where no failure mode fired")
             self._redraw()
@@ -403,7 +439,9 @@ class BatteryPane(LabPane):
         cond = self.grid.current_condition()
         right = cond if cond and cond != m.baseline else m.delta_column(None) or m.baseline
         rows = list(self.grid.shown)
-        self.app.push_screen(SideBySideScreen(m, rows, rows.index(row), m.baseline, right, self.scorer_id))
+        self.app.push_screen(
+            SideBySideScreen(m, rows, rows.index(row), m.baseline, right, self.scorer_id)
+        )
 
     # -- overrides ----------------------------------------------------------------------------------
     def _cell(self) -> tuple[str, str, float] | None:
@@ -432,7 +470,9 @@ class BatteryPane(LabPane):
 
         assert isinstance(override, Override)
         add_override(self.lab.session, override)
-        self._overrides_changed(f"override saved: {override.probe_id} / {override.condition} = {override.corrected:.2f}")
+        self._overrides_changed(
+            f"override saved: {override.probe_id} / {override.condition} = {override.corrected:.2f}"
+        )
 
     def action_remove_override(self) -> None:
         from lemlab.core.overrides import remove_override
@@ -469,7 +509,9 @@ class BatteryPane(LabPane):
         if m is None:
             self.notify("nothing to export: run a battery or open a run file")
             return None
-        base = self.run_path or self.lab.sessions_dir / f"{self.lab.session.name}.runs" / "comparison"
+        base = (
+            self.run_path or self.lab.sessions_dir / f"{self.lab.session.name}.runs" / "comparison"
+        )
         out = base.with_name(f"{base.stem}.view.{kind}")
         text = view_markdown(m, self.title, self.scorer_id) if kind == "md" else view_csv(m)
         try:

@@ -140,6 +140,9 @@ class ModelsPane(LabPane):
                  for m in self.models]  # fmt: skip
         verbs += [Verb(f"Load adapter: {a.name}", f"on the chosen base; trained on {a.base or '?'}",
                        lambda p=a.path: self.load_adapter(p)) for a in self.adapters]  # fmt: skip
+        verbs += [Verb(f"Load checkpoint: {a.name} @ {it}", f"iteration {it} of {a.name}, on the chosen base",
+                       lambda p=f: self.load_adapter(p))
+                  for a in self.adapters for it, f in a.checkpoint_files]  # fmt: skip
         return verbs
 
     def _pick_model(self, path: str) -> None:
