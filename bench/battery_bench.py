@@ -28,23 +28,34 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 TOPICS = [
-    "a promise made to a dying friend", "reporting a colleague who falsified data",
-    "a city that bans protest near parliament", "an app that guesses moods from typing",
-    "a family secret about adoption", "rationing a scarce medicine", "a historian asked to soften a report",
-    "a teenager who wants privacy from parents", "a landlord and an unpaid winter rent",
-    "a model asked to write propaganda", "a border guard and a refugee without papers",
-    "a journalist offered a leaked archive", "a doctor who disagrees with a patient's choice",
-    "a town voting to remove a statue", "an engineer who finds a safety flaw late",
+    "a promise made to a dying friend",
+    "reporting a colleague who falsified data",
+    "a city that bans protest near parliament",
+    "an app that guesses moods from typing",
+    "a family secret about adoption",
+    "rationing a scarce medicine",
+    "a historian asked to soften a report",
+    "a teenager who wants privacy from parents",
+    "a landlord and an unpaid winter rent",
+    "a model asked to write propaganda",
+    "a border guard and a refugee without papers",
+    "a journalist offered a leaked archive",
+    "a doctor who disagrees with a patient's choice",
+    "a town voting to remove a statue",
+    "an engineer who finds a safety flaw late",
     "a volunteer asked to lie to donors",
-]  # fmt: skip
+]
 
 
 def make_probes(n: int) -> list[dict[str, str]]:
     return [
-        {"id": f"B{i:02d}", "category": ["ethics", "history", "care"][i % 3],
-         "prompt": f"Think about {TOPICS[i % len(TOPICS)]}. What should happen, and why?"}
+        {
+            "id": f"B{i:02d}",
+            "category": ["ethics", "history", "care"][i % 3],
+            "prompt": f"Think about {TOPICS[i % len(TOPICS)]}. What should happen, and why?",
+        }
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 def kernel_text() -> str:
@@ -52,8 +63,10 @@ def kernel_text() -> str:
     if shipped.is_file():
         return shipped.read_text(encoding="utf-8")
     # Deterministic stand-in of similar length when the shipped kernel is missing.
-    parts = [f"Principle {i}: weigh {t}, name what you do not know, respect the person's choice."
-             for i, t in enumerate(TOPICS * 6)]  # fmt: skip
+    parts = [
+        f"Principle {i}: weigh {t}, name what you do not know, respect the person's choice."
+        for i, t in enumerate(TOPICS * 6)
+    ]
     return "\n".join(parts)
 
 
@@ -90,8 +103,14 @@ def run_naive(model_dir: Path, probes, kernel: str, tokens: int, scorer, eos_ids
             prompt = tok.apply_chat_template(msgs, add_generation_prompt=True)
             text = "".join(
                 r.text
-                for r in stream_generate(model, tok, prompt, max_tokens=tokens, sampler=sampler,
-                                         logits_processors=[eos_blocker(eos_ids)])  # fmt: skip
+                for r in stream_generate(
+                    model,
+                    tok,
+                    prompt,
+                    max_tokens=tokens,
+                    sampler=sampler,
+                    logits_processors=[eos_blocker(eos_ids)],
+                )
             )
             scorer.score(text)
             out[(p["id"], cond)] = text
@@ -111,12 +130,20 @@ def run_lemlab(model_dir: Path, probes, kernel_path: Path, tokens: int, scorer, 
     try:
         plan = plan_conditions(str(model_dir), [load_kernel(kernel_path, name="kernel")])
         runner = BatteryRunner(
-            engine, [probe_from_dict(p) for p in probes], plan, scorer,
-            Sampler(max_tokens=tokens), generate_options={"logits_processors": [eos_blocker(eos_ids)]},
-        )  # fmt: skip
+            engine,
+            [probe_from_dict(p) for p in probes],
+            plan,
+            scorer,
+            Sampler(max_tokens=tokens),
+            generate_options={"logits_processors": [eos_blocker(eos_ids)]},
+        )
         done = next(e for e in runner.events() if isinstance(e, RunDone))
-        kernel_tokens = engine.count_tokens([{"role": "system", "content": kernel_path.read_text()},
-                                             {"role": "user", "content": "x"}]).result()  # fmt: skip
+        kernel_tokens = engine.count_tokens(
+            [
+                {"role": "system", "content": kernel_path.read_text()},
+                {"role": "user", "content": "x"},
+            ]
+        ).result()
     finally:
         engine.shutdown()
     elapsed = time.perf_counter() - t0
@@ -148,11 +175,17 @@ def main() -> int:
         kernel_path.write_text(kernel_text(), encoding="utf-8")
         probes = make_probes(args.probes)
         warm_up(model_dir)
-        naive_s, naive = run_naive(model_dir, probes, kernel_path.read_text(), args.tokens, scorer, eos_ids)
-        lem_s, lem, kernel_tokens = run_lemlab(model_dir, probes, kernel_path, args.tokens, scorer, eos_ids)
+        naive_s, naive = run_naive(
+            model_dir, probes, kernel_path.read_text(), args.tokens, scorer, eos_ids
+        )
+        lem_s, lem, kernel_tokens = run_lemlab(
+            model_dir, probes, kernel_path, args.tokens, scorer, eos_ids
+        )
     agree = sum(1 for k, v in naive.items() if lem.get(k) == v)
-    print(f"model: gemma3_text hidden 256, 4 layers; {len(probes)} probes x 2 conditions; "
-          f"kernel prompt {kernel_tokens} tokens; {args.tokens} new tokens, greedy")  # fmt: skip
+    print(
+        f"model: gemma3_text hidden 256, 4 layers; {len(probes)} probes x 2 conditions; "
+        f"kernel prompt {kernel_tokens} tokens; {args.tokens} new tokens, greedy"
+    )
     print(f"naive (full prompt per request, no cache): {naive_s:.2f}s")
     print(f"lemlab runner (MLXEngine, prefix reuse):  {lem_s:.2f}s")
     print(f"responses agree {agree}/{len(naive)}")

@@ -108,7 +108,10 @@ def test_plan_names_and_order() -> None:
     assert [v.name for v in plan.variants] == ["", "lek"]
     assert [c.name for c in plan.for_variant("lek")] == ["lek", "lek+k1", "lek+k2"]
     assert plan.conditions[0].messages("hi") == [{"role": "user", "content": "hi"}]
-    assert plan.conditions[4].messages("hi")[0] == {"role": "system", "content": "first kernel text"}
+    assert plan.conditions[4].messages("hi")[0] == {
+        "role": "system",
+        "content": "first kernel text",
+    }
     assert plan.settings()["lek+k2"] == {"adapter": "/a/lek", "kernel_sha256": "b" * 64}
 
 
@@ -121,7 +124,9 @@ def test_plan_names_and_order() -> None:
         ([K("lek", "x", "0")], [AdapterSpec("lek", "/x")], "both named 'lek'"),
     ],
 )
-def test_plan_rejects_bad_names(kernels: list[K], adapters: list[AdapterSpec], message: str) -> None:
+def test_plan_rejects_bad_names(
+    kernels: list[K], adapters: list[AdapterSpec], message: str
+) -> None:
     with pytest.raises(LemlabError, match=message):
         plan_conditions("m", kernels, adapters)
 
@@ -161,7 +166,11 @@ def test_single_variant_yields_complete_lines_in_order(model_dir: str) -> None:
     assert engine.reuse == [False, True, True] * 4
     assert engine.loads == [(model_dir, None)]
     last = events[-1]
-    assert isinstance(last, RunDone) and not last.cancelled and list(last.results) == ["p1", "p2", "p3", "p4"]
+    assert (
+        isinstance(last, RunDone)
+        and not last.cancelled
+        and list(last.results) == ["p1", "p2", "p3", "p4"]
+    )
     progress = [e.progress.done_units for e in events if isinstance(e, ConditionDone)]
     assert progress == list(range(1, 13))
 

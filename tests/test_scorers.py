@@ -100,7 +100,7 @@ def test_distill_degeneration_names_the_loop() -> None:
     assert get_scorer("v2-distill").score(text)["degeneration"] == 1
     (reason,) = degeneration_reasons(text)
     assert reason.startswith("loop: ") and "x" in reason
-    leak = "fine answer text <|eot_id|> more <|eot_id|>" + " words" * 20
+    leak = "A fine answer that ends <|eot_id|> and then leaks the template <|eot_id|> again."
     assert degeneration_reasons(leak) == ["<|eot_id|> x2"]
     assert get_scorer("v2-distill").score(leak)["degeneration"] == 1
 
@@ -150,7 +150,11 @@ def test_any_unicode_text_scores_deterministically(text: str) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text(alphabet=st.sampled_from(["\ud800", "I ", "\n\n", "é", "👍", "?", "a"]), max_size=200))
+@given(
+    st.lists(st.sampled_from(["\ud800", "I ", "\n\n", "é", "👍", "?", "a"]), max_size=80).map(
+        "".join
+    )
+)
 def test_surrogates_and_emoji_do_not_break_scoring(text: str) -> None:
     for scorer in SCORERS.values():
         assert isinstance(scorer.score(text)["lek_score"], float)
@@ -165,10 +169,11 @@ def _megabyte(sentence_loop: bool) -> str:
         return ("The same sentence again and again. " * 30000)[:1_000_000]
     words = base.split()
     # Deterministic but non-repeating: vary the order with a simple linear congruence.
-    out, state = [], 7
-    while sum(len(w) + 1 for w in out) < 1_000_000:
+    out, size, state = [], 0, 7
+    while size < 1_000_000:
         state = (state * 1103515245 + 12345) % 2**31
         out.append(words[state % len(words)] + str(state % 97))
+        size += len(out[-1]) + 1
     return " ".join(out)
 
 

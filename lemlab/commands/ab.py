@@ -24,12 +24,26 @@ EXIT_INTERRUPTED = 130
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model folder (or a cached Hugging Face id)")
-    p.add_argument("--adapter", action="append", default=[], metavar="NAME=PATH",
-                   help="LoRA adapter folder or checkpoint file; repeat for several")  # fmt: skip
-    p.add_argument("--kernel", action="append", default=[], metavar="NAME=PATH",
-                   help="kernel text file used as the system message; repeat for several")  # fmt: skip
-    p.add_argument("--prompts", required=True, metavar="BATTERY",
-                   help="battery file (.json/.jsonl/.toml) or shipped name such as ccp6")  # fmt: skip
+    p.add_argument(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="LoRA adapter folder or checkpoint file; repeat for several",
+    )
+    p.add_argument(
+        "--kernel",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="kernel text file used as the system message; repeat for several",
+    )
+    p.add_argument(
+        "--prompts",
+        required=True,
+        metavar="BATTERY",
+        help="battery file (.json/.jsonl/.toml) or shipped name such as ccp6",
+    )
     p.add_argument("--output", required=True, metavar="OUT", help="A/B JSONL file to write")
     p.add_argument("--max-tokens", type=int, default=1024, help="per response (default 1024)")
     p.add_argument("--scorer", default="v2", help="scorer id (default v2)")
@@ -41,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    setup = _prepare(args)
+    setup = prepare(args)
     opened = setup["opened"]
     for note in opened.notes:
         print(f"lemlab: {note}", file=sys.stderr)
@@ -68,8 +82,9 @@ def _drop_if_empty(path: Path) -> None:
         pass
 
 
-def _prepare(args: argparse.Namespace) -> dict[str, Any]:
-    """Every check that can fail on user input, before any model is loaded."""
+def prepare(args: argparse.Namespace) -> dict[str, Any]:
+    """Every check that can fail on user input, before any model is loaded (the TUI calls it
+    too). Keys: probes, plan, scorer, sampler, settings, opened, battery."""
     from lemlab.core.ab_store import RunSettings, open_output
     from lemlab.core.adapters import resolve_adapter
     from lemlab.core.conditions import parse_adapter_arg, plan_conditions
@@ -92,8 +107,18 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
     plan = plan_conditions(args.model, kernels, adapters)
     settings = RunSettings.for_plan(plan, scorer.id, sampler.as_dict())
     opened = open_output(args.output, settings, probes, resume=args.resume)
-    return {"probes": probes, "plan": plan, "scorer": scorer, "sampler": sampler,
-            "settings": settings, "opened": opened, "battery": battery}  # fmt: skip
+    return {
+        "probes": probes,
+        "plan": plan,
+        "scorer": scorer,
+        "sampler": sampler,
+        "settings": settings,
+        "opened": opened,
+        "battery": battery,
+    }
+
+
+_prepare = prepare  # the name the TUI battery pane imports
 
 
 def _sampler(args: argparse.Namespace) -> Any:
@@ -105,7 +130,9 @@ def _sampler(args: argparse.Namespace) -> Any:
         raise LemlabError("--temp must be 0 (greedy) or more")
     if not 0 < args.top_p <= 1:
         raise LemlabError("--top-p must be in (0, 1]")
-    return Sampler(temperature=args.temp, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed)
+    return Sampler(
+        temperature=args.temp, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed
+    )
 
 
 def _execute(args: argparse.Namespace, setup: dict[str, Any], engine: Any) -> int:
@@ -113,9 +140,14 @@ def _execute(args: argparse.Namespace, setup: dict[str, Any], engine: Any) -> in
     from lemlab.core.runner import BatteryRunner
 
     runner = BatteryRunner(
-        engine, setup["probes"], setup["plan"], setup["scorer"], setup["sampler"],
-        resume=setup["opened"].state, failure_detector=_failure_detector(),
-    )  # fmt: skip
+        engine,
+        setup["probes"],
+        setup["plan"],
+        setup["scorer"],
+        setup["sampler"],
+        resume=setup["opened"].state,
+        failure_detector=_failure_detector(),
+    )
     recorder = ABRecorder(args.output, setup["settings"])
     with _sigint_cancels(runner):
         done = _drive(runner, recorder, setup, args)
@@ -127,9 +159,11 @@ def _execute(args: argparse.Namespace, setup: dict[str, Any], engine: Any) -> in
         )
         return EXIT_INTERRUPTED
     summary = recorder.finish(
-        setup["probes"], done.results, setup["opened"].prior_seconds + done.elapsed_s,
+        setup["probes"],
+        done.results,
+        setup["opened"].prior_seconds + done.elapsed_s,
         summary_extras(setup["plan"], setup["settings"], done.results),
-    )  # fmt: skip
+    )
     _print_summary(summary, args.output)
     return 0
 
@@ -164,8 +198,10 @@ class _sigint_cancels:
     def _handler(self, signum: int, frame: Any) -> None:
         if self.runner.cancelled:
             raise KeyboardInterrupt
-        print("\nlemlab: stopping after the current response... (Ctrl+C again to quit now)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "\nlemlab: stopping after the current response... (Ctrl+C again to quit now)",
+            file=sys.stderr,
+        )
         self.runner.cancel()
 
     def __enter__(self) -> _sigint_cancels:
@@ -195,8 +231,11 @@ def summary_extras(plan: Any, settings: Any, results: dict[str, Any]) -> dict[st
         "scorer": settings.scorer,
         "sampler": settings.sampler,
         "adapters": {v.name: v.adapter for v in plan.variants if v.adapter},
-        "kernels": {c.kernel.name: c.kernel.sha256 for c in plan.conditions
-                    if c.kernel is not None and not c.adapter},  # fmt: skip
+        "kernels": {
+            c.kernel.name: c.kernel.sha256
+            for c in plan.conditions
+            if c.kernel is not None and not c.adapter
+        },
         "condition_settings": settings.conditions,
         "system_form": forms,
         "lemlab_version": _version("lemlab"),
@@ -232,10 +271,14 @@ class _ProgressView:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[tps]}"), TextColumn("ETA {task.fields[eta]}"),
-                console=self.console, transient=True,
-            )  # fmt: skip
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[tps]}"),
+                TextColumn("ETA {task.fields[eta]}"),
+                console=self.console,
+                transient=True,
+            )
             self.progress.start()
             self.task = self.progress.add_task("starting", total=None, tps="", eta="-")
         return self
@@ -292,9 +335,13 @@ def _print_summary(summary: dict[str, Any], output: str | Path) -> None:
     for c in summary["conditions"]:
         delta = c.get("delta_vs_baseline")
         table.add_row(
-            c["name"], f"{c['avg_lek']:.2f}", "" if delta is None else f"{delta:+.2f}",
-            str(c["improved"]), str(c["regressed"]), str(c["unchanged"]),
-        )  # fmt: skip
+            c["name"],
+            f"{c['avg_lek']:.2f}",
+            "" if delta is None else f"{delta:+.2f}",
+            str(c["improved"]),
+            str(c["regressed"]),
+            str(c["unchanged"]),
+        )
     console = Console(soft_wrap=True)
     console.print(table)
     console.print(f"wrote {output}", markup=False, highlight=False)

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         new = rescore_run(run_, scorer.id)
         if target is not None:
             write_ab(target, new)
-        reports.append(_file_report(source, run_, new, target))
+        reports.append(_file_report(source, run_, new, scorer.id, target))
     if args.json:
         print(json.dumps({"scorer": scorer.id, "files": reports}, indent=2, ensure_ascii=False))
     else:
@@ -62,7 +62,9 @@ def _targets(files: list[str], out: str | None) -> list[Path | None]:
     return [dest / name for name in names]
 
 
-def _file_report(source: str, old: Any, new: Any, target: Path | None) -> dict[str, Any]:
+def _file_report(
+    source: str, old: Any, new: Any, scorer_id: str, target: Path | None
+) -> dict[str, Any]:
     rows = []
     for before, after in zip(old.probes, new.probes, strict=True):
         for name, cond in after.conditions.items():
@@ -75,7 +77,7 @@ def _file_report(source: str, old: Any, new: Any, target: Path | None) -> dict[s
     return {
         "file": source,
         "stored_scorer": old.scorer,
-        "scorer": new.probes[0].extra.get("scorer") if new.probes else None,
+        "scorer": scorer_id,
         "written": None if target is None else str(target),
         "summary_recomputed": summary.recomputed,
         "probes": rows,

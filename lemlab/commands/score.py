@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(render_table(scorer, result, points, explain))
     print()
-    print("failure modes: " + ("none" if not modes else ""))
+    print("failure modes:" + ("" if modes else " none"))
     for m in modes:
         print(f"  {m.label}: {m.evidence}")
     return 0

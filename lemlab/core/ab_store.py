@@ -77,7 +77,9 @@ def open_output(
     out, side = Path(output), sidecar_path(output)
     if not resume or not out.exists():
         if out.exists():
-            raise LemlabError(f"{out} already exists: add --resume to continue it, or choose another --output")
+            raise LemlabError(
+                f"{out} already exists: add --resume to continue it, or choose another --output"
+            )
         _create_empty(out)
         side.unlink(missing_ok=True)  # stale partial results of an older run of that name
         notes = [f"{out} does not exist yet: starting a new run"] if resume else []
@@ -136,7 +138,9 @@ def _check_probe_line(
         if key not in line.extra:
             raise LemlabError(f"{where} has no {key!r}: not written by `lemlab ab`, cannot resume")
         if not _same_setting(key, line.extra[key], want):
-            raise LemlabError(f"{out}: settings differ: {key} was {line.extra[key]!r}, now {want!r}")
+            raise LemlabError(
+                f"{out}: settings differ: {key} was {line.extra[key]!r}, now {want!r}"
+            )
     if list(line.conditions) != list(settings.conditions):
         raise LemlabError(
             f"{out}: settings differ: conditions were {list(line.conditions)}, "
@@ -147,7 +151,9 @@ def _check_probe_line(
         if got.get("kernel_sha256") != want_c["kernel_sha256"]:
             raise LemlabError(f"{out}: settings differ: the kernel of {name!r} changed (sha256)")
         if not _same_setting("adapter", got.get("adapter"), want_c["adapter"]):
-            raise LemlabError(f"{out}: settings differ: adapter of {name!r} was {got.get('adapter')!r}")
+            raise LemlabError(
+                f"{out}: settings differ: adapter of {name!r} was {got.get('adapter')!r}"
+            )
 
 
 def _same_setting(key: str, got: Any, want: Any) -> bool:
@@ -249,8 +255,13 @@ class ABRecorder:
     def variant_probe_done(self, variant: str, probe_id: str, conditions: ConditionMap) -> None:
         if not self.sidecar.exists():
             append_line(self.sidecar, _dumps(self.settings.header()))
-        rec = {"type": "partial", "variant": variant, "id": probe_id, "conditions": conditions,
-               "ts": abfile.utc_ts()}  # fmt: skip
+        rec = {
+            "type": "partial",
+            "variant": variant,
+            "id": probe_id,
+            "conditions": conditions,
+            "ts": abfile.utc_ts(),
+        }
         append_line(self.sidecar, _dumps(rec))
 
     def finish(

@@ -21,6 +21,7 @@ from typing import Any
 
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import LemlabError
+from lemlab.core.scoring import Scorer, get_scorer
 
 PROBE_KEYS = ("type", "id", "category", "prompt", "conditions", "ts")
 CONDITION_KEYS = ("response", "lek_score", "heuristic", "chars", "time_s")
@@ -351,12 +352,12 @@ class ABRun:
         """The scorer that made the stored scores: recorded id, else inferred from the signals."""
         if self.summary is not None and isinstance(self.summary.extra.get("scorer"), str):
             return str(self.summary.extra["scorer"])
-        for p in self.probes:
-            if isinstance(p.extra.get("scorer"), str):
-                return str(p.extra["scorer"])
-            for c in p.conditions.values():
-                return infer_scorer(c.heuristic)
-        return "unknown"
+        if not self.probes:
+            return "unknown"
+        first = self.probes[0]
+        if isinstance(first.extra.get("scorer"), str):
+            return str(first.extra["scorer"])
+        return infer_scorer(next(iter(first.conditions.values())).heuristic)
 
     def probe(self, probe_id: str) -> ProbeLine | None:
         return next((p for p in self.probes if p.id == probe_id), None)
@@ -414,9 +415,12 @@ def _read_line(
     run: ABRun, label: str, line_no: int, raw: bytes, is_last: bool, seen: dict[str, int]
 ) -> None:
     try:
-        obj = json.loads(raw.decode("utf-8"))
+        obj = json.loads(raw.decode("utf-8-sig"))  # -sig: tolerate a BOM from Windows editors
     except UnicodeDecodeError:
         run.issues.append(LineIssue(label, line_no, "not valid UTF-8"))
+        return
+    except RecursionError:
+        run.issues.append(LineIssue(label, line_no, "invalid JSON: nested too deeply"))
         return
     except json.JSONDecodeError as exc:
         if is_last:
@@ -431,6 +435,8 @@ def _read_line(
         _add_object(run, obj, line_no, seen)
     except LineError as exc:
         run.issues.append(LineIssue(label, line_no, str(exc)))
+    except (TypeError, ValueError) as exc:  # e.g. "improved": "many" in a summary
+        run.issues.append(LineIssue(label, line_no, f"unexpected value ({exc})"))
 
 
 def _add_object(run: ABRun, obj: Any, line_no: int, seen: dict[str, int]) -> None:
@@ -554,14 +560,15 @@ def write_ab(path: str | os.PathLike[str], run: ABRun) -> None:
     write_text_atomic(path, render_ab(run))
 
 
+_SCORER_KEYS = ("scorer", "scorer_version", "rescored_from", "rescored_ts")
+
+
 def rescore_run(run: ABRun, scorer_id: str) -> ABRun:
     """Every condition re-scored with `scorer_id`; responses, timings and extras kept.
 
     The summary (when the file had one) is recomputed from the new scores and records the
     scorer, its version, the scorer it replaced and when.
     """
-    from lemlab.core.scoring import get_scorer
-
     scorer = get_scorer(scorer_id)
     old_scorer = run.scorer
     probes = [_rescore_probe(p, scorer) for p in run.probes]
@@ -581,10 +588,7 @@ def rescore_run(run: ABRun, scorer_id: str) -> ABRun:
     return ABRun(run.path, probes, summary, list(run.issues), True)
 
 
-_SCORER_KEYS = ("scorer", "scorer_version", "rescored_from", "rescored_ts")
-
-
-def _rescore_probe(probe: ProbeLine, scorer: Any) -> ProbeLine:
+def _rescore_probe(probe: ProbeLine, scorer: Scorer) -> ProbeLine:
     conditions = {}
     for name, c in probe.conditions.items():
         heuristic = scorer.score(c.response)

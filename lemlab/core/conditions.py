@@ -114,7 +114,9 @@ def plan_conditions(
     seen: set[str] = set()
     for c in conditions:
         if c.name in seen:
-            raise LemlabError(f"two conditions are both named {c.name!r}: rename a kernel or adapter")
+            raise LemlabError(
+                f"two conditions are both named {c.name!r}: rename a kernel or adapter"
+            )
         seen.add(c.name)
     return ConditionPlan(model, tuple(variants), tuple(conditions))
 

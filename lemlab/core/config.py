@@ -93,7 +93,6 @@ class Config:
 
 
 FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Config)}
-SCORERS = ("v2", "v1")
 
 
 def _expand(p: str) -> Path:
@@ -181,6 +180,8 @@ def _name(v: Any, where: str) -> str:
 
 
 def _scorer(v: Any, where: str) -> str:
+    from lemlab.core.scoring import SCORERS  # the scorer registry is the one list of valid ids
+
     name = _name(v, where).lower()
     if name not in SCORERS:
         raise DataError(f"{where} must be one of {', '.join(SCORERS)} (got {v!r})")

@@ -21,8 +21,10 @@ TOPIC_EVASION = "topic_evasion"
 LABELS = (TOKEN_DEGENERATION, COLLAPSE, REFUSAL, TOPIC_EVASION)
 
 # Character loops: unit of 1..LOOP_MAX_UNIT chars, >= LOOP_MIN_COPIES back to back, spanning
-# >= LOOP_MIN_CHARS, with a letter or digit in the unit (rules like `-----` are not loops).
-LOOP_MAX_UNIT, LOOP_MIN_COPIES, LOOP_MIN_CHARS = 200, 4, 40
+# >= LOOP_MIN_CHARS, with a letter or digit in the unit (rules like `-----` are not loops), and
+# either LOOP_MIN_SHARE of the response or LOOP_LONG_CHARS (a short list of `0x00, ` is fine).
+LOOP_MAX_UNIT, LOOP_MIN_COPIES, LOOP_MIN_CHARS = 200, 4, 30
+LOOP_MIN_SHARE, LOOP_LONG_CHARS = 0.2, 300
 # Repeated lines: one line (>= 8 chars) seen >= 3 times and making up >= 30% of the lines.
 LINE_MIN_CHARS, LINE_MIN_COUNT, LINE_MIN_SHARE = 8, 3, 0.3
 # Alternating-case tokens (`oVeRnMeNtS`): >= 3 of them and >= 20% of the words.
@@ -105,7 +107,7 @@ def _char_loop(text: str) -> FailureMode | None:
     best: Repeat | None = None
     for run in iter_repeats(code_points(text), 1, LOOP_MAX_UNIT, LOOP_MIN_COPIES):
         unit = text[run.start : run.start + run.period]
-        if run.length < LOOP_MIN_CHARS or not any(ch.isalnum() for ch in unit):
+        if not _significant(run, len(text)) or not any(ch.isalnum() for ch in unit):
             continue
         if best is None or run.length > best.length:
             best = run  # runs come by increasing period: ties keep the shortest unit
@@ -125,6 +127,12 @@ def _char_loop(text: str) -> FailureMode | None:
         f"loop {unit!r} x{best.copies} ({best.length} of {len(text)} chars)",
         detail,
     )
+
+
+def _significant(run: Repeat, total: int) -> bool:
+    if run.length < LOOP_MIN_CHARS:
+        return False
+    return run.length >= LOOP_LONG_CHARS or run.length >= LOOP_MIN_SHARE * total
 
 
 def _line_repeat(text: str) -> FailureMode | None:

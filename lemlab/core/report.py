@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from lemlab.core.abfile import CHANGE_MARGIN, ABRun, ConditionResult, ProbeLine
+from lemlab.core.abfile import CHANGE_MARGIN, ABRun, ConditionResult, ProbeLine, parse_duration
 from lemlab.core.errors import LemlabError
 from lemlab.core.stats import (
     BootstrapCI,
@@ -226,8 +226,6 @@ def failure_labels(result: ConditionResult, prompt: str) -> list[str]:
 
 def human_duration(duration: str) -> str:
     """ "2222s" -> "37 minutes 2 seconds"; "155s" -> "2 minutes 35 seconds"; kept when unparsable."""
-    from lemlab.core.abfile import parse_duration
-
     seconds = parse_duration(duration)
     if seconds is None:
         return duration or "unknown"
@@ -294,6 +292,8 @@ def to_markdown(report: RunReport) -> str:
             "",
             "_No summary line (interrupted run?): figures recomputed from the probe lines._",
         ]
+    if not report.comparisons:
+        lines += ["", "Only one condition in this run: nothing to compare against the baseline."]
     for comp in report.comparisons:
         lines += ["", *_comparison_markdown(comp, report.duration)]
     if report.issues:
@@ -308,7 +308,8 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def _comparison_markdown(comp: Comparison, duration: str) -> list[str]:
     b, o = comp.base_label, comp.other_label
-    lines = [f"## {comp.title}", "", *(f"> {note}" for note in comp.notes)]
+    lines = [f"## {comp.title}", ""]
+    lines += [line for note in comp.notes for line in (f"> {note}", "")]
     rows = [[r.probe_id, _num(r.base), _num(r.other), _signed(r.delta)] for r in comp.rows]
     rows.append(
         ["Average", f"{comp.base_avg:.2f}", f"{comp.other_avg:.2f}", _signed(comp.avg_delta, True)]

@@ -203,7 +203,9 @@ class BatteryRunner:
         self.scorer, self.sampler = scorer, sampler
         self.state = resume or ResumeState()
         self.failure_detector = failure_detector
-        self.generate_options = dict(generate_options or {})  # engine extras, e.g. logits_processors
+        self.generate_options = dict(
+            generate_options or {}
+        )  # engine extras, e.g. logits_processors
         self.progress_every = progress_every
         self._clock = clock
         self._cancel = threading.Event()
@@ -240,7 +242,8 @@ class BatteryRunner:
         self._start = self._clock()
         per_variant = {v.name: self.todo(v) for v in self.plan.variants}
         self._total_units = sum(
-            len(per_variant[v.name]) * len(self.plan.for_variant(v.name)) for v in self.plan.variants
+            len(per_variant[v.name]) * len(self.plan.for_variant(v.name))
+            for v in self.plan.variants
         )
         yield RunStarted(
             total_probes=len(self.probes),
@@ -326,12 +329,18 @@ class BatteryRunner:
                 parts.append(chunk.text)
                 stats = chunk.stats
                 if chunk.error:
-                    raise LemlabError(f"generation failed on {probe.id} / {cond.name}: {chunk.error}")
+                    raise LemlabError(
+                        f"generation failed on {probe.id} / {cond.name}: {chunk.error}"
+                    )
                 now = self._clock()
                 if not chunk.done and now - last_report >= self.progress_every:
                     last_report = now
                     yield ConditionProgress(
-                        probe.id, cond.name, stats.generation_tokens, stats.generation_tps, "".join(parts)
+                        probe.id,
+                        cond.name,
+                        stats.generation_tokens,
+                        stats.generation_tps,
+                        "".join(parts),
                     )
         except BaseException:
             handle.cancel()  # Ctrl+C or a consumer closing the generator: stop the engine too

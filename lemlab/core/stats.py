@@ -99,12 +99,13 @@ class SignalChange:
 
 
 def signal_changes(
-    pairs: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]], *, min_change: float = 0.0
+    pairs: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]],
 ) -> list[SignalChange]:
     """Mean of each heuristic signal under two conditions, over paired (base, other) dicts.
 
-    Only signals both sides carry as numbers; lek_score itself is left out. Sorted by the size
-    of the change, largest first; changes of at most `min_change` are dropped.
+    Only signals both sides carry as numbers, and only those that moved on some probe (a
+    signal can move both ways with an unchanged mean); lek_score itself is left out. Largest
+    mean change first.
     """
     pairs = list(pairs)
     if not pairs:
@@ -122,9 +123,9 @@ def signal_changes(
             up=sum(1 for b, o in paired if o > b),
             down=sum(1 for b, o in paired if o < b),
         )
-        if abs(change.delta) > min_change:
+        if change.up or change.down:
             changes.append(change)
-    return sorted(changes, key=lambda c: -abs(c.delta))
+    return sorted(changes, key=lambda c: (-abs(c.delta), -(c.up + c.down)))
 
 
 def _num(value: Any) -> float | None:

@@ -76,7 +76,8 @@ class Scorer:
 
     def points(self, result: Mapping[str, Number]) -> dict[str, float]:
         """Signed points each signal contributed to lek_score (weights and caps applied)."""
-        return {s.name: float(s.points(result[s.name])) for s in self.signals}
+        # `+ 0.0` turns the -0.0 of an unfired penalty into 0.0.
+        return {s.name: float(s.points(result[s.name])) + 0.0 for s in self.signals}
 
     def lek(self, result: Mapping[str, Number]) -> float:
         # Capped positives first, then penalties: the summation order of the published scorers.

@@ -9,6 +9,7 @@ that creative hits are whole words and engagement's technical terms are plain su
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 
 from lemlab.core.scoring.base import Number, Scorer, Signal, capped
 
@@ -146,7 +147,12 @@ def _empty_reasons(text: str) -> list[str]:
     return reasons
 
 
-def _signal(name: str, count, evidence, weight: float) -> Signal:  # type: ignore[no-untyped-def]
+def _signal(
+    name: str,
+    count: Callable[[str], Number],
+    evidence: Callable[[str], list[str]],
+    weight: float,
+) -> Signal:
     return Signal(name, count, evidence, capped(weight), penalty=weight < 0)
 
 
@@ -186,7 +192,7 @@ class V0Scorer(Scorer):
         _signal("empty_broken", lambda t: 1 if _empty_reasons(t) else 0, _empty_reasons, -20.0),
     )
 
-    def lek(self, result: dict[str, Number]) -> float:  # type: ignore[override]
+    def lek(self, result: Mapping[str, Number]) -> float:
         # One weighted sum in the published formula's order (every term is a multiple of 0.5).
         pts = self.points(result)
         order = ("engagement_depth", "creative_form", "emotional_register", "first_person",

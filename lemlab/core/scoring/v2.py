@@ -186,7 +186,7 @@ SHARED = {
 class V2Scorer(Scorer):
     id = "v2"
     version = "2.0"
-    title = "LEK heuristic v2 (A/B benchmark)"
+    title = "LEK heuristic v2, A/B benchmark"
     scale = "about -20..49, negatives unbounded"
     signals = (
         regex_signal("compliance_markers", COMPLIANCE, -5.0),
