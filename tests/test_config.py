@@ -57,7 +57,7 @@ max_tokens = 4096
 temperature = 0.8
 top_p = 0.95
 seed = 42
-default_scorer = "V1"
+default_scorer = "V2-Distill"
 
 [keymap]
 quit = "ctrl+q, f10"
@@ -74,7 +74,7 @@ api_key_env = "STUDIO_KEY"
     assert cfg.adapter_dirs == ["~/adapters"]
     assert cfg.resolved_sessions_dir == Path.home() / "lab" / "sessions"
     assert (cfg.max_tokens, cfg.temperature, cfg.top_p, cfg.seed) == (4096, 0.8, 0.95, 42)
-    assert cfg.default_scorer == "v1"
+    assert cfg.default_scorer == "v2-distill"
     assert cfg.keymap == {"quit": "ctrl+q,f10", "run_battery": "ctrl+r,f5"}
     assert cfg.endpoints["studio"]["api_key_env"] == "STUDIO_KEY"
 
@@ -90,7 +90,7 @@ api_key_env = "STUDIO_KEY"
         ("top_p = 2", "top_p must be a number between 0.0 and 1.0 (got 2)"),
         ("temperature = true", "temperature must be a number between 0.0 and 5.0 (got True)"),
         ("model_dirs = [1]", "model_dirs must be a list of folder paths"),
-        ("default_scorer = 'v9'", "default_scorer must be one of v2, v1 (got 'v9')"),
+        ("default_scorer = 'v9'", "default_scorer must be one of v2, v2-distill, v0 (got 'v9')"),
         ("scan_hf_cache = 'yes'", "scan_hf_cache must be true or false"),
         ("[keymap]\nquit = 3", "keymap.quit must be keys such as"),
     ],
