@@ -97,3 +97,45 @@ def test_shipped_example_parses_with_recommended_settings() -> None:
     assert (cfg.learning_rate, cfg.num_layers, cfg.batch_size, cfg.iters) == (5e-6, 8, 1, 200)
     assert sum(cur.stage_config(i).iters for i in range(3)) == 400
     assert cfg.model == str(cur.base_model) and cur.stage_config(1).model == str(cur.fused_dir(0))
+
+
+def _finish_stage(cur_path: Path, folder: Path) -> None:
+    """A stage whose adapter run ended with a done event (written as the training child would)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [{"event": "start", "total_iters": 2}, {"event": "done", "iteration": 2, "path": "x"}]
+    (folder / "events.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+
+def test_progress_steps_rows_and_fuse_job(tmp_path: Path) -> None:
+    from lemlab.core.curriculum import CurriculumProgress, fuse_job, stage_rows
+
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"0" * 1000)
+    (model / "adapters.safetensors").write_bytes(b"0" * 50)  # never counted as model weights
+    path = _write_curriculum(tmp_path, model)
+    cur = load_curriculum(path)
+    fused: set[Path] = set()
+    check = fused.__contains__
+
+    def statuses() -> list[str]:
+        return [r.status for r in stage_rows(cur, check)]
+
+    progress = CurriculumProgress(cur)
+    assert progress.next_step(check) == ("train", 0) and statuses() == ["pending", "pending"]
+    progress.begin_training(0)
+    assert tomllib.loads((cur.output / "curriculum-state.toml").read_text())["stage"][0]["status"] == "training"
+    assert statuses() == ["stopped", "pending"]  # an attempt that never finished
+    _finish_stage(path, cur.adapter_dir(0))
+    assert progress.next_step(check) == ("fuse", 0) and statuses() == ["trained (not fused)", "pending"]
+    job = fuse_job(cur, 0)
+    assert (job.model, job.adapter, job.out, job.size_bytes) == (model, cur.adapter_dir(0), cur.fused_dir(0), 1000)
+    fused.add(cur.fused_dir(0))
+    assert progress.next_step(check) == ("train", 1)
+    assert fuse_job(cur, 1).model == cur.fused_dir(0)
+    _finish_stage(path, cur.adapter_dir(1))
+    assert progress.next_step(check) is None and statuses() == ["done", "done"]
+    assert progress.statuses == {"ethics": "fused", "watts zen": "trained"}
+    rows = stage_rows(cur, check)
+    assert [(r.name, r.data, r.iters, r.learning_rate, r.num_layers) for r in rows] == [
+        ("ethics", "data-a", 20, 5e-6, 1), ("watts zen", "data-b", 10, 5e-6, 1)]

@@ -49,11 +49,11 @@ def test_reuse_gives_identical_greedy_outputs(engine: MLXEngine) -> None:
     reused = [_run(engine, _chat(KERNEL_A, p), reuse=True) for p in PROBES]
     assert [r[0] for r in reused] == plain
     cached = [r[1] for r in reused]
-    # First request: nothing known. Second: the shared kernel is found and cached while it is
-    # prefilled. From the third on it is served from the cache.
+    # First request: nothing known; its kernel turn becomes an entry while it is prefilled.
+    # From the second on the kernel is served from the cache.
     assert cached[0] == 0
-    kernel_tokens = cached[2]
-    assert kernel_tokens > 512 and all(c == kernel_tokens for c in cached[2:])
+    kernel_tokens = cached[1]
+    assert kernel_tokens > 512 and all(c == kernel_tokens for c in cached[1:])
     assert all(kernel_tokens < r[2] for r in reused)
 
 
@@ -89,3 +89,51 @@ def test_load_invalidates_the_cache(engine: MLXEngine, tiny_model: Path) -> None
     assert _run(engine, _chat(KERNEL_A, PROBES[3]), reuse=True)[1] > 0
     engine.load(str(tiny_model)).result()
     assert _run(engine, _chat(KERNEL_A, PROBES[4]), reuse=True)[1] == 0
+
+
+def _prefix_entries(eng: MLXEngine) -> list[int]:
+    return eng._prefix.entry_lengths  # engine-thread state, read while the engine is idle
+
+
+def test_each_kernel_prefilled_once_when_alternating(engine: MLXEngine) -> None:
+    """baseline, kernel A (> 512-token sliding window), kernel B per probe: each kernel's turn
+    becomes an entry on its first request, so the second request of a kernel already reuses it."""
+    plain, reused = [], []
+    for probe in PROBES[:3]:
+        for kernel in (None, KERNEL_A, KERNEL_B):
+            plain.append(_run(engine, _chat(kernel, probe), reuse=False)[0])
+            reused.append(_run(engine, _chat(kernel, probe), reuse=True))
+        if probe == PROBES[0]:
+            first_entries = sorted(_prefix_entries(engine))
+    assert [r[0] for r in reused] == plain
+    assert [r[1] for r in reused[:3]] == [0, 0, 0]  # first round: nothing cached yet
+    a_tokens, b_tokens = reused[4][1], reused[5][1]
+    assert a_tokens > 512 and b_tokens > 32
+    assert first_entries == sorted([a_tokens, b_tokens])  # built in round one, no baseline entry
+    assert [r[1] for r in reused[6:]] == [reused[6][1], a_tokens, b_tokens]
+    assert reused[6][1] < 32
+
+
+def test_kernel_folded_into_user_turn_is_cached_on_first_sight(tiny_model_nosys: Path) -> None:
+    """A template without a system role: the kernel leads the user turn and is still shared."""
+    eng = MLXEngine()
+    try:
+        eng.load(str(tiny_model_nosys)).result()
+        plain = [_run(eng, _chat(KERNEL_A, p), reuse=False)[0] for p in PROBES[:3]]
+        reused = [_run(eng, _chat(KERNEL_A, p), reuse=True) for p in PROBES[:3]]
+    finally:
+        eng.shutdown()
+    assert [r[0] for r in reused] == plain
+    assert reused[0][1] == 0 and reused[1][1] > 512 and reused[2][1] == reused[1][1]
+
+
+def test_llama_full_kv_cache_is_cached_on_first_sight(tiny_llama: Path) -> None:
+    eng = MLXEngine()
+    try:
+        eng.load(str(tiny_llama)).result()
+        plain = [_run(eng, _chat(KERNEL_B, p), reuse=False)[0] for p in PROBES[:3]]
+        reused = [_run(eng, _chat(KERNEL_B, p), reuse=True) for p in PROBES[:3]]
+    finally:
+        eng.shutdown()
+    assert [r[0] for r in reused] == plain
+    assert reused[0][1] == 0 and reused[1][1] > 32 and reused[2][1] == reused[1][1]

@@ -61,3 +61,32 @@ def test_training_pane_snapshot_with_scores(snap_compare, tmp_path: Path) -> Non
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def test_training_pane_snapshot_curriculum_stage(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A curriculum whose first stage trained and was not fused yet: the stage line under the head."""
+    from lemlab.core.curriculum import load_curriculum
+    from lemlab.tui.training.follow import FollowedRun
+
+    lab = tmp_path / "lab"
+    stage = lab / "out" / "01-ethics" / "adapter"
+    stage.mkdir(parents=True)
+    shutil.copy(EVENTS, stage / "events.jsonl")
+    cur = lab / "cur.toml"
+    cur.write_text('base_model = "model"\noutput = "out"\n[[stage]]\nname = "ethics"\ndata = "d1"\n'
+                   '[[stage]]\nname = "watts zen"\ndata = "d2"\n')  # fmt: skip
+    app, _ = make_app(lab, session="snapshot")
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await wait_idle(pilot, app)
+        app.action_show_tab("training")
+        await pilot.pause()
+        pane = app.query_one(TrainingPane)
+        run = FollowedRun.attach(stage)
+        run.labels = {"curriculum": str(cur), "stage": "ethics", "stage_number": 1}
+        pane.follow(run)
+        pane.flow.cur = load_curriculum(cur)
+        pane.flow.show_line()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

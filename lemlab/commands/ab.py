@@ -5,6 +5,17 @@ Condition names: `baseline` and the kernel names on the base model; `<adapter>` 
 `<adapter>+<kernel>` on each adapter. The model is loaded once per variant (base, then each
 adapter); with adapters, probe lines reach the output during the last adapter's pass and earlier
 passes are kept in `<output>.partial.jsonl` so --resume never redoes them.
+
+Servers. `--model openai:URL#MODEL` (or `--endpoint NAME`, a `[endpoints.NAME]` table of
+config.toml) runs on an OpenAI-compatible server; give several to spread the probes over them,
+each with up to `--max-in-flight` requests at once (default: the endpoint's `max_in_flight`,
+else 1). One probe, with all its conditions, runs on one endpoint and its line is written once;
+connection errors and 5xx are retried with backoff (`--retries`, `--retry-delay`), possibly on
+another endpoint. Lines then arrive in completion order; readers and --resume match them by id
+and the summary is computed in battery order. Each line records the endpoint that answered
+(`endpoint`: its config name or host:port, never a key). Adapters are sent per request
+(mlx_lm.server's `adapters` field) and tried once per endpoint first: a server that cannot load
+one refuses the run.
 """
 
 from __future__ import annotations
@@ -20,10 +31,32 @@ from typing import Any
 from lemlab.core.errors import LemlabError
 
 EXIT_INTERRUPTED = 130
+EXIT_RUN_FAILED = 3  # a server failed for good mid-run: the lines so far are kept (--resume)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="model folder (or a cached Hugging Face id)")
+    p.epilog = ("exit status: 0 done, 2 bad input, 3 a server failed for good mid-run, 130 "
+                "interrupted (rerun the same command with --resume after 3 or 130)")  # fmt: skip
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="model folder, cached Hugging Face id, or server openai:URL#MODEL; repeat a server "
+        "spec (same model) to spread the probes over several servers",
+    )
+    p.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a server from config.toml's [endpoints.NAME]; repeat for several",
+    )
+    p.add_argument("--max-in-flight", type=int, default=None, metavar="N",
+                   help="requests per server at once (default: the endpoint's, else 1)")  # fmt: skip
+    p.add_argument("--retries", type=int, default=5, metavar="N",
+                   help="tries per probe on server errors before the run stops (default 5)")  # fmt: skip
+    p.add_argument("--retry-delay", type=float, default=1.0, metavar="S",
+                   help="seconds before the first retry, doubling each time (default 1)")  # fmt: skip
     p.add_argument(
         "--adapter",
         action="append",
@@ -62,16 +95,66 @@ def run(args: argparse.Namespace) -> int:
     if opened.already_complete:
         print(f"{args.output} is already complete ({len(setup['probes'])} probes): nothing to do")
         return 0
-    from lemlab.engine.mlx_engine import MLXEngine
-
-    engine = MLXEngine()
     try:
-        return _execute(args, setup, engine)
+        if setup["remote"]:
+            return _run_remote(args, setup)
+        return _run_local(args, setup)
     except LemlabError:
         _drop_if_empty(Path(args.output))  # e.g. the model failed to load: leave nothing behind
         raise
+
+
+def _run_local(args: argparse.Namespace, setup: dict[str, Any]) -> int:
+    from lemlab.core.runner import BatteryRunner
+    from lemlab.engine.router import EngineRouter
+
+    engine = EngineRouter()
+    try:
+        runner = BatteryRunner(
+            engine, setup["probes"], setup["plan"], setup["scorer"], setup["sampler"],
+            resume=setup["opened"].state, failure_detector=failure_detector(),
+        )  # fmt: skip
+        return _execute(args, setup, runner)
     finally:
         engine.shutdown()
+
+
+def _run_remote(args: argparse.Namespace, setup: dict[str, Any]) -> int:
+    """Probes spread over the endpoints through lemlab.core.dispatch."""
+    from lemlab.core.dispatch import DispatchError
+    from lemlab.core.parallel_runs import ParallelBatteryRunner
+    from lemlab.engine.remote_pool import connect_slots, shutdown_slots
+
+    plan = setup["plan"]
+    variants = [(v.name, v.adapter) for v in plan.variants]
+    slots, warnings = connect_slots(setup["specs"], variants, max_in_flight=args.max_in_flight)
+    try:
+        for w in warnings:
+            print(f"lemlab: warning: {w}", file=sys.stderr)
+        setup["endpoints"] = [s.label for s in slots]
+        runner = ParallelBatteryRunner(
+            slots, setup["probes"], plan, setup["scorer"], setup["sampler"],
+            resume=setup["opened"].state, failure_detector=failure_detector(),
+            retry=retry_policy(args),
+        )  # fmt: skip
+        try:
+            return _execute(args, setup, runner)
+        except DispatchError as exc:
+            done = len(runner.state.complete)
+            print(f"lemlab: error: {exc}", file=sys.stderr)
+            print(f"lemlab: stopped; {done}/{len(setup['probes'])} probes are in {args.output}. "
+                  "Run the same command with --resume when the server is back.", file=sys.stderr)  # fmt: skip
+            return EXIT_RUN_FAILED
+    finally:
+        shutdown_slots(slots)
+
+
+def retry_policy(args: argparse.Namespace) -> Any:
+    from lemlab.core.dispatch import RetryPolicy
+
+    # Re-probes of a server that went down: twice the tries, so a restart has time to finish.
+    return RetryPolicy(max_attempts=args.retries, base_delay=args.retry_delay,
+                       max_probes=2 * args.retries)  # fmt: skip
 
 
 def _drop_if_empty(path: Path) -> None:
@@ -88,24 +171,33 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
     from lemlab.core.ab_store import RunSettings, open_output
     from lemlab.core.adapters import resolve_adapter
     from lemlab.core.conditions import parse_adapter_arg, plan_conditions
+    from lemlab.core.endpoints import is_remote_spec
     from lemlab.core.kernels import parse_kernel_arg
+    from lemlab.core.parallel_runs import remote_model_label
     from lemlab.core.probes import resolve_battery
     from lemlab.core.scoring import get_scorer
     from lemlab.engine.loading import resolve_model_dir
 
     sampler = _sampler(args)
+    check_dispatch_args(args)
     if args.limit is not None and args.limit < 1:
         raise LemlabError("--limit must be at least 1")
+    specs = model_specs(args)
+    remote = is_remote_spec(specs[0])
     battery = resolve_battery(args.prompts)
     probes = list(battery.probes[: args.limit] if args.limit else battery.probes)
     kernels = [parse_kernel_arg(k) for k in args.kernel]
     adapters = [parse_adapter_arg(a) for a in args.adapter]
-    for a in adapters:
-        resolve_adapter(a.path)
-    resolve_model_dir(args.model)
+    if remote:  # an adapter path is the server's; connecting tries each one there
+        label = remote_model_label(specs)
+    else:
+        for a in adapters:
+            resolve_adapter(a.path)
+        resolve_model_dir(specs[0])
+        label = specs[0]
     scorer = get_scorer(args.scorer)
-    plan = plan_conditions(args.model, kernels, adapters)
-    settings = RunSettings.for_plan(plan, scorer.id, sampler.as_dict())
+    plan = plan_conditions(specs[0], kernels, adapters)
+    settings = RunSettings(label, scorer.id, sampler.as_dict(), plan.settings())
     opened = open_output(args.output, settings, probes, resume=args.resume)
     return {
         "probes": probes,
@@ -115,10 +207,35 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
         "settings": settings,
         "opened": opened,
         "battery": battery,
+        "specs": specs,
+        "remote": remote,
     }
 
 
-_prepare = prepare  # the name the TUI battery pane imports
+_prepare = prepare  # old name, kept for callers written before it was public
+
+
+def model_specs(args: argparse.Namespace) -> list[str]:
+    """--model values (one string, or the list argparse collects) then `endpoint:NAME` for each
+    --endpoint. Several are allowed only as servers of one model."""
+    from lemlab.core.endpoints import NAMED_PREFIX
+    from lemlab.core.parallel_runs import check_model_specs
+
+    model = getattr(args, "model", None)
+    specs = [model] if isinstance(model, str) else list(model or [])
+    specs += [NAMED_PREFIX + n for n in getattr(args, "endpoint", None) or []]
+    return check_model_specs(specs)
+
+
+def check_dispatch_args(args: argparse.Namespace) -> None:
+    """--max-in-flight, --retries, --retry-delay (absent attributes: the defaults)."""
+    cap = getattr(args, "max_in_flight", None)
+    if cap is not None and cap < 1:
+        raise LemlabError("--max-in-flight must be at least 1")
+    if getattr(args, "retries", 5) < 1:
+        raise LemlabError("--retries must be at least 1")
+    if getattr(args, "retry_delay", 1.0) < 0:
+        raise LemlabError("--retry-delay must be 0 or more")
 
 
 def _sampler(args: argparse.Namespace) -> Any:
@@ -135,19 +252,9 @@ def _sampler(args: argparse.Namespace) -> Any:
     )
 
 
-def _execute(args: argparse.Namespace, setup: dict[str, Any], engine: Any) -> int:
+def _execute(args: argparse.Namespace, setup: dict[str, Any], runner: Any) -> int:
     from lemlab.core.ab_store import ABRecorder
-    from lemlab.core.runner import BatteryRunner
 
-    runner = BatteryRunner(
-        engine,
-        setup["probes"],
-        setup["plan"],
-        setup["scorer"],
-        setup["sampler"],
-        resume=setup["opened"].state,
-        failure_detector=_failure_detector(),
-    )
     recorder = ABRecorder(args.output, setup["settings"])
     with _sigint_cancels(runner):
         done = _drive(runner, recorder, setup, args)
@@ -162,7 +269,7 @@ def _execute(args: argparse.Namespace, setup: dict[str, Any], engine: Any) -> in
         setup["probes"],
         done.results,
         setup["opened"].prior_seconds + done.elapsed_s,
-        summary_extras(setup["plan"], setup["settings"], done.results),
+        summary_extras(setup["plan"], setup["settings"], done.results, setup.get("endpoints")),
     )
     _print_summary(summary, args.output)
     return 0
@@ -175,7 +282,7 @@ def _drive(runner: Any, recorder: Any, setup: dict[str, Any], args: argparse.Nam
     with view:
         for event in runner.events():
             if isinstance(event, ev.ProbeDone):
-                recorder.probe_done(event.probe, event.conditions)
+                recorder.probe_done(event.probe, event.conditions, endpoint=event.endpoint)
             elif isinstance(event, ev.VariantProbeDone):
                 recorder.variant_probe_done(event.variant, event.probe_id, event.conditions)
             elif isinstance(event, ev.VariantLoaded):
@@ -212,7 +319,8 @@ class _sigint_cancels:
         signal.signal(signal.SIGINT, self.previous)
 
 
-def _failure_detector() -> Any:
+def failure_detector() -> Any:
+    """The failure-mode detector for condition entries (None while that module is missing)."""
     try:
         from lemlab.core.failure_modes import detect
     except ImportError:  # the failure-mode module is optional for a run
@@ -220,8 +328,13 @@ def _failure_detector() -> Any:
     return detect
 
 
-def summary_extras(plan: Any, settings: Any, results: dict[str, Any]) -> dict[str, Any]:
-    """lemlab's keys after the research summary keys."""
+_failure_detector = failure_detector  # old name, kept for callers written before it was public
+
+
+def summary_extras(
+    plan: Any, settings: Any, results: dict[str, Any], endpoints: list[str] | None = None
+) -> dict[str, Any]:
+    """lemlab's keys after the research summary keys (`endpoints`: labels of a remote run)."""
     forms: dict[str, str] = {}
     for conds in results.values():
         for name, c in conds.items():
@@ -240,6 +353,7 @@ def summary_extras(plan: Any, settings: Any, results: dict[str, Any]) -> dict[st
         "system_form": forms,
         "lemlab_version": _version("lemlab"),
         "mlx_lm_version": _version("mlx-lm"),
+        **({"endpoints": endpoints} if endpoints else {}),
     }
 
 
@@ -320,7 +434,9 @@ def _event_lines(event: Any, view: _ProgressView) -> Iterator[str]:
         p = event.progress
         eta = f"{p.eta_s:.0f}s" if p.eta_s is not None else "-"
         view.update(completed=p.done_units, tps=f"{event.stats.generation_tps:.0f} tok/s", eta=eta)
-    elif isinstance(event, ev.ProbeDone) and not view.live:
+    elif isinstance(event, ev.ProbeDone) and view.live:
+        view.update(completed=event.progress.done_units)  # runs over endpoints: per probe
+    elif isinstance(event, ev.ProbeDone):
         scores = ", ".join(f"{n} {c['lek_score']:.2f}" for n, c in event.conditions.items())
         yield f"probe {event.index}/{event.total} {event.probe.id}: {scores}"
 

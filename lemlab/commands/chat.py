@@ -20,7 +20,7 @@ from lemlab.core.engine_api import GenStats, Message, Sampler
 from lemlab.core.errors import LemlabError
 
 if TYPE_CHECKING:
-    from lemlab.engine.mlx_engine import MLXEngine
+    from lemlab.core.engine_api import Engine
 
 HELP = """commands:
   /system TEXT   set the system prompt (kernel) for the next replies; /system shows it, /system - clears it
@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--model",
         dest="chat_model",
         metavar="MODEL",
-        help="model folder (or cached Hugging Face id)",
+        help="model folder, cached Hugging Face id, or server: openai:URL#MODEL / endpoint:NAME",
     )
     p.add_argument(
         "--adapter",
@@ -70,21 +70,28 @@ class ChatState:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lemlab.engine.mlx_engine import MLXEngine
+    from lemlab.engine.router import EngineRouter  # mlx only once a local model is loaded
 
     sampler = _sampler(args)
     state = ChatState(system=_system_text(args))
     model, adapter = _model_args(args)
-    engine = MLXEngine()
+    engine = EngineRouter()
     try:
         info = engine.load(model, adapter).result()
         for warning in info.warnings:
             print(f"lemlab: warning: {warning}", file=sys.stderr)
         if args.prompt is not None:
             return _one_shot(engine, state, args.prompt, sampler)
-        return _repl(engine, state, sampler, f"{Path(info.model_path).name} ({info.model_type})")
+        return _repl(engine, state, sampler, _title(info.model_path, info.model_type))
     finally:
         engine.shutdown()
+
+
+def _title(model_path: str, model_type: str) -> str:
+    from lemlab.core.endpoints import is_remote_spec
+
+    name = model_path if is_remote_spec(model_path) else Path(model_path).name
+    return f"{name} ({model_type})"
 
 
 def _sampler(args: argparse.Namespace) -> Sampler:
@@ -140,7 +147,7 @@ class Reply:
 
 
 def stream_reply(
-    engine: MLXEngine, messages: list[Message], sampler: Sampler, out: TextIO
+    engine: Engine, messages: list[Message], sampler: Sampler, out: TextIO
 ) -> Reply:
     """Stream one reply to `out`; Ctrl+C cancels it and returns what was generated."""
     handle = engine.generate(messages, sampler, reuse_prefix=True)
@@ -177,7 +184,7 @@ def printable(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-def _one_shot(engine: MLXEngine, state: ChatState, prompt: str, sampler: Sampler) -> int:
+def _one_shot(engine: Engine, state: ChatState, prompt: str, sampler: Sampler) -> int:
     reply = stream_reply(engine, state.messages(prompt), sampler, sys.stdout)
     print(stats_line(reply.stats), file=sys.stderr)
     if reply.error:
@@ -189,7 +196,7 @@ def _one_shot(engine: MLXEngine, state: ChatState, prompt: str, sampler: Sampler
 # --- REPL ------------------------------------------------------------------------------------
 
 
-def _repl(engine: MLXEngine, state: ChatState, sampler: Sampler, title: str) -> int:
+def _repl(engine: Engine, state: ChatState, sampler: Sampler, title: str) -> int:
     interactive = sys.stdin.isatty()
     print(f"lemlab chat: {title}. /help for commands, Ctrl+D to leave.", file=sys.stderr)
     while True:
@@ -211,7 +218,7 @@ def _repl(engine: MLXEngine, state: ChatState, sampler: Sampler, title: str) -> 
         _exchange(engine, state, line[1:] if line.startswith("//") else line, sampler)
 
 
-def _exchange(engine: MLXEngine, state: ChatState, text: str, sampler: Sampler) -> None:
+def _exchange(engine: Engine, state: ChatState, text: str, sampler: Sampler) -> None:
     reply = stream_reply(engine, state.messages(text), sampler, sys.stdout)
     print(stats_line(reply.stats), file=sys.stderr)
     if reply.error:

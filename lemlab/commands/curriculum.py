@@ -9,9 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lemlab.core.curriculum import STATE_FILE, Curriculum, load_curriculum, read_state, write_state
+from lemlab.core.curriculum import (
+    STATE_FILE,
+    Curriculum,
+    CurriculumProgress,
+    fuse_job,
+    load_curriculum,
+    stage_done,
+)
 from lemlab.core.errors import LemlabError
-from lemlab.core.training_events import EVENTS_FILE, load_run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,12 +27,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", metavar="STAGE", help="run just this stage (name or number)")
     p.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
     p.add_argument("--yes", action="store_true", help="do not ask about small-model warnings")
-
-
-def stage_done(cur: Curriculum, i: int) -> bool:
-    if not (cur.adapter_dir(i) / EVENTS_FILE).is_file():
-        return False
-    return load_run(cur.adapter_dir(i)).status == "done"
 
 
 def _selected(cur: Curriculum, only: str | None) -> list[int]:
@@ -86,42 +86,31 @@ def run(args: argparse.Namespace) -> int:
     return run_stages(cur, todo)
 
 
-def _statuses(cur: Curriculum) -> dict[str, str]:
-    old = {s.get("name"): s.get("status", "pending") for s in read_state(cur).get("stage", [])}
-    return {st.name: old.get(st.name, "pending") for st in cur.stages}
-
-
 def run_stages(cur: Curriculum, todo: list[int]) -> int:
     from lemlab.commands.train import train_and_follow
-    from lemlab.core.train_runner import archive_previous_run
     from lemlab.engine.fuse import FuseError, fuse_adapter, is_fused
 
-    statuses = _statuses(cur)
+    progress = CurriculumProgress(cur, todo)
     for i in todo:
         name = cur.stages[i].name
         if stage_done(cur, i):
             print(f"stage {i + 1} {name}: already trained, skipped (delete {cur.stage_dir(i)} to retrain)")
         else:
-            archive_previous_run(cur.adapter_dir(i))  # an interrupted attempt: keep its events
-            statuses[name] = "training"
-            write_state(cur, statuses)
+            progress.begin_training(i)
             print(f"stage {i + 1} {name}: training on {cur.input_model(i)}", file=sys.stderr)
             code = train_and_follow(cur.stage_config(i), label=f"[{i + 1}/{len(cur.stages)} {name}] ")
             if code != 0:
-                statuses[name] = "stopped"
-                write_state(cur, statuses)
+                progress.set(i, "stopped")
                 return code
-        statuses[name] = "trained"
+        progress.set(i, "trained", save=False)
         if cur.needs_fuse(i) and not is_fused(cur.fused_dir(i)):
             print(f"stage {i + 1} {name}: fusing into {cur.fused_dir(i)}", file=sys.stderr)
+            job = fuse_job(cur, i)
             try:
-                fuse_adapter(cur.input_model(i), cur.adapter_dir(i), cur.fused_dir(i),
-                             cur.stage_dir(i) / "fuse.log")
+                fuse_adapter(job.model, job.adapter, job.out, job.log)
             except FuseError as exc:
-                write_state(cur, statuses)
+                progress.save()
                 raise LemlabError(str(exc)) from None
-        if cur.needs_fuse(i):
-            statuses[name] = "fused"
-        write_state(cur, statuses)
+        progress.set(i, "fused" if cur.needs_fuse(i) else "trained")
     print(f"curriculum done: state in {cur.output / STATE_FILE}")
     return 0

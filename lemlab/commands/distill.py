@@ -4,7 +4,13 @@ research self-distill JSONL; a summary line ends the file. Resumable with --resu
 
 Exit status: 0 done; 1 done but NOTHING passed the threshold (the file and its summary are
 written, with total_kept 0, so scripts and `lemlab pipeline` can stop before training on
-nothing); 2 bad input, or OUT exists without --resume; 130 interrupted (resume it).
+nothing); 2 bad input, or OUT exists without --resume; 3 a server failed for good mid-run;
+130 interrupted (resume it after 3 or 130).
+
+Servers: `--model openai:URL#MODEL` or `--endpoint NAME`, repeated for several servers of one
+model, spreads the samples over them (one unit = one sample, whose seed comes from its probe
+and index, so a retried sample is the same request); lines arrive in completion order and
+resume matches them by (probe, sample). Kept lines record the server in meta `endpoint`.
 """
 
 from __future__ import annotations
@@ -20,13 +26,25 @@ from lemlab.core import distill as d
 from lemlab.core.errors import LemlabError
 
 EXIT_NOTHING_KEPT = 1
+EXIT_RUN_FAILED = 3  # a server failed for good mid-run: the samples so far are kept (--resume)
 EXIT_INTERRUPTED = 130
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = ("exit status: 0 done, 1 done but no sample reached the threshold (summary "
-                "written), 2 bad input, 130 interrupted (rerun with --resume)")  # fmt: skip
-    p.add_argument("--model", required=True, help="model folder (or a cached Hugging Face id)")
+                "written), 2 bad input, 3 a server failed for good mid-run, 130 interrupted "
+                "(rerun with --resume after 3 or 130)")  # fmt: skip
+    p.add_argument("--model", action="append", default=[],
+                   help="model folder, cached Hugging Face id, or server openai:URL#MODEL; "
+                   "repeat a server spec (same model) to spread samples over servers")  # fmt: skip
+    p.add_argument("--endpoint", action="append", default=[], metavar="NAME",
+                   help="a server from config.toml's [endpoints.NAME]; repeat for several")  # fmt: skip
+    p.add_argument("--max-in-flight", type=int, default=None, metavar="N",
+                   help="requests per server at once (default: the endpoint's, else 1)")  # fmt: skip
+    p.add_argument("--retries", type=int, default=5, metavar="N",
+                   help="tries per sample on server errors before the run stops (default 5)")  # fmt: skip
+    p.add_argument("--retry-delay", type=float, default=1.0, metavar="S",
+                   help="seconds before the first retry, doubling each time (default 1)")  # fmt: skip
     p.add_argument("--adapter", help="LoRA adapter folder or checkpoint file")
     p.add_argument("--kernel", metavar="FILE",
                    help="kernel text used as the system message (never stored in the output)")  # fmt: skip
@@ -61,29 +79,42 @@ class DistillJob:
     kernel_text: str | None
     state: d.DistillState
     battery: str = ""
+    specs: list[str] | None = None  # the model specs as given (servers: one or more)
+
+    @property
+    def remote(self) -> bool:
+        from lemlab.core.endpoints import is_remote_spec
+
+        return bool(self.specs) and is_remote_spec(self.specs[0])
 
 
 @dataclass
 class DistillOutcome:
     summary: dict[str, Any] | None  # None when interrupted
     cancelled: bool = False
+    failed: bool = False  # a server failed for good
 
     @property
     def exit_code(self) -> int:
+        if self.failed:
+            return EXIT_RUN_FAILED
         if self.cancelled or self.summary is None:
             return EXIT_INTERRUPTED
         return EXIT_NOTHING_KEPT if self.summary["total_kept"] == 0 else 0
 
 
 def prepare_distill(
-    *, model: str, prompts: str | list[Any], output: str | Path, adapter: str | None = None,
+    *, model: str | list[str], prompts: str | list[Any], output: str | Path, adapter: str | None = None,
     kernel: str | None = None, resume: bool = False, **settings: Any,
 ) -> DistillJob:  # fmt: skip
     """Every check that can fail on user input, before any model is loaded. `prompts` is a
     battery spec (path or shipped name) or a list of probes; `settings` are DistillSettings
-    fields (samples, threshold, temperature, top_p, max_tokens, seed, scorer)."""
+    fields (samples, threshold, temperature, top_p, max_tokens, seed, scorer). `model` may be a
+    list of server specs of one model (a run spread over servers)."""
     from lemlab.core.adapters import resolve_adapter
+    from lemlab.core.endpoints import is_remote_spec
     from lemlab.core.kernels import parse_kernel_arg
+    from lemlab.core.parallel_runs import check_model_specs, remote_model_label
     from lemlab.core.probes import resolve_battery
     from lemlab.core.scoring import get_scorer
     from lemlab.engine.loading import resolve_model_dir
@@ -92,21 +123,31 @@ def prepare_distill(
     probes = list(resolve_battery(prompts).probes) if isinstance(prompts, str) else list(prompts)
     if not probes:
         raise LemlabError(f"battery {battery} has no probes: nothing to distill")
-    resolve_model_dir(model)
-    if adapter:
-        resolve_adapter(adapter)
+    specs = check_model_specs([model] if isinstance(model, str) else model)
+    if is_remote_spec(specs[0]):  # an adapter path is the server's: connecting tries it there
+        label = remote_model_label(specs)
+    else:
+        resolve_model_dir(specs[0])
+        if adapter:
+            resolve_adapter(adapter)
+        label = specs[0]
     k = parse_kernel_arg(kernel) if kernel else None
-    cfg = d.DistillSettings(model=model, adapter=adapter or None, kernel=k.name if k else None,
+    cfg = d.DistillSettings(model=label, adapter=adapter or None, kernel=k.name if k else None,
                             kernel_sha256=k.sha256 if k else None, **settings)  # fmt: skip
     cfg.check()
     scorer = get_scorer(cfg.scorer)
     state = d.open_distill_output(output, cfg, probes, resume=resume)
-    return DistillJob(Path(output), cfg, probes, scorer, k.text if k else None, state, battery)
+    return DistillJob(Path(output), cfg, probes, scorer, k.text if k else None, state, battery,
+                      specs)  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
+    from lemlab.commands.ab import check_dispatch_args
+    from lemlab.core.endpoints import NAMED_PREFIX
+
+    check_dispatch_args(args)
     job = prepare_distill(
-        model=args.model, prompts=args.prompts, output=args.output, adapter=args.adapter,
+        model=[*args.model, *(NAMED_PREFIX + n for n in args.endpoint)], prompts=args.prompts, output=args.output, adapter=args.adapter,
         kernel=args.kernel, resume=args.resume, samples=args.samples, threshold=args.threshold,
         temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
         seed=args.seed, scorer=args.scorer,
@@ -119,15 +160,55 @@ def run(args: argparse.Namespace) -> int:
     warning = job.settings.greedy_warning()
     if warning:
         print(f"lemlab: warning: {warning}", file=sys.stderr)
-    from lemlab.engine.mlx_engine import MLXEngine
+    if job.remote:
+        outcome = execute_distill_remote(job, args)
+    else:
+        from lemlab.engine.router import EngineRouter
 
-    engine = MLXEngine()
-    try:
-        outcome = execute_distill(job, engine)
-    finally:
-        engine.shutdown()
+        engine = EngineRouter()
+        try:
+            outcome = execute_distill(job, engine)
+        finally:
+            engine.shutdown()
     report_outcome(job, outcome)
     return outcome.exit_code
+
+
+def execute_distill_remote(job: DistillJob, args: argparse.Namespace) -> DistillOutcome:
+    """Samples spread over the job's servers (lemlab.core.dispatch); lines as samples finish."""
+    from lemlab.commands.ab import retry_policy
+    from lemlab.core.dispatch import DispatchError
+    from lemlab.core.distill_runner import DistillDone, SampleScored
+    from lemlab.core.parallel_runs import LabelledDistillRecorder, ParallelDistillRunner
+    from lemlab.engine.remote_pool import connect_slots, shutdown_slots
+
+    slots, warnings = connect_slots(job.specs or [], [("", job.settings.adapter)],
+                                    max_in_flight=args.max_in_flight)  # fmt: skip
+    runner = ParallelDistillRunner(slots, job.probes, job.settings, job.scorer, job.kernel_text,
+                                   job.state, retry=retry_policy(args))  # fmt: skip
+    recorder = LabelledDistillRecorder(job.output, job.settings)
+    done: DistillDone | None = None
+    try:
+        with SigintCancels(runner), DistillView() as view:
+            for w in warnings:
+                view.say(f"warning: {w}")
+            for event in runner.events():
+                if isinstance(event, SampleScored):
+                    recorder.sample_done(event.sample, event.wall_s, runner.last_endpoint)
+                elif isinstance(event, DistillDone):
+                    done = event
+                view.show(event)
+    except DispatchError as exc:
+        print(f"lemlab: error: {exc}", file=sys.stderr)
+        return DistillOutcome(None, failed=True)
+    finally:
+        shutdown_slots(slots)
+    assert done is not None
+    if done.cancelled:
+        return DistillOutcome(None, cancelled=True)
+    extra = {"battery": job.battery, "endpoints": [s.label for s in slots]}
+    summary = recorder.finish(len(job.probes), job.state.records, job.state.prior_seconds, extra)
+    return DistillOutcome(summary)
 
 
 def execute_distill(job: DistillJob, engine: Any, label: str = "") -> DistillOutcome:

@@ -297,7 +297,7 @@ class PipelineRun:
 
     def _engine(self) -> Any:
         if self.engine is None:
-            from lemlab.engine.mlx_engine import MLXEngine
+            from lemlab.engine.router import EngineRouter
 
-            self.engine = MLXEngine()
+            self.engine = EngineRouter()
         return self.engine

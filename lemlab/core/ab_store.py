@@ -2,6 +2,10 @@
 each probe completes; a summary line at the end), a sidecar `<output>.partial.jsonl` holding
 per-variant partial results of runs with adapters, and resuming from both.
 
+Probe lines of a run spread over several servers arrive in completion order, not battery order:
+resume keys them by probe id and the summary is built in battery order, so nothing depends on
+the order of lines.
+
 Crash safety. Probe lines are appended with one write each and fsynced, so a SIGKILL leaves every
 earlier line intact and at most one half-written last line; resume detects that line, rewrites
 the file without it (atomically), and redoes the probe. The sidecar is append-only the same way;
@@ -245,10 +249,15 @@ class ABRecorder:
         self.sidecar = sidecar_path(output)
         self.settings = settings
 
-    def probe_done(self, probe: ProbeLike, conditions: ConditionMap) -> dict[str, Any]:
-        line = abfile.probe_line(
-            probe.id, probe.category, probe.prompt, conditions, **self.settings.line_extras()
-        )
+    def probe_done(
+        self, probe: ProbeLike, conditions: ConditionMap, endpoint: str | None = None
+    ) -> dict[str, Any]:
+        """Append one probe line. `endpoint` (runs over servers) names the server that answered:
+        its config name or host:port, never a key; resume ignores it."""
+        extras = self.settings.line_extras()
+        if endpoint:
+            extras["endpoint"] = endpoint
+        line = abfile.probe_line(probe.id, probe.category, probe.prompt, conditions, **extras)
         append_line(self.output, abfile.dumps_line(line) + "\n")
         return line
 

@@ -16,12 +16,17 @@
 Stage N trains on stage N-1's fused model (the base model for stage 1). Layout under `output`:
 `NN-name/adapter/` (adapters, checkpoints, events.jsonl) and `NN-name/fused/` (merged weights,
 written only when a later stage needs them). `curriculum-state.toml` records progress.
+
+`CurriculumProgress` holds the order of work and the state file for both front ends: the CLI
+trains and fuses blocking, the TUI event by event. Fusing itself (engine.fuse, a child process)
+is passed in as an `is_fused` check, so this module stays free of the engine layer.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +36,8 @@ import tomli_w
 
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import LemlabError
+from lemlab.core.model_folder import weight_files
+from lemlab.core.train_runner import archive_previous_run
 from lemlab.core.training_config import (
     TrainingConfig,
     absolutize,
@@ -38,6 +45,7 @@ from lemlab.core.training_config import (
     coerce_values,
     resolve_config,
 )
+from lemlab.core.training_events import EVENTS_FILE, load_run
 
 SCHEMA_VERSION = 1
 STATE_FILE = "curriculum-state.toml"
@@ -177,3 +185,107 @@ def write_state(cur: Curriculum, statuses: dict[str, str]) -> None:
         ],
     }
     write_text_atomic(cur.output / STATE_FILE, tomli_w.dumps(doc))
+
+
+# ---------------------------------------------------------------- progress (CLI and TUI)
+
+FusedCheck = Callable[[Path], bool]  # engine.fuse.is_fused: the merged model is complete
+
+
+def stage_done(cur: Curriculum, i: int) -> bool:
+    """The stage's adapter run ended with a done event: a rerun skips its training."""
+    if not (cur.adapter_dir(i) / EVENTS_FILE).is_file():
+        return False
+    return load_run(cur.adapter_dir(i)).status == "done"
+
+
+def saved_statuses(cur: Curriculum) -> dict[str, str]:
+    """Stage name -> status from the state file (pending for stages it does not name)."""
+    old = {s.get("name"): s.get("status", "pending") for s in read_state(cur).get("stage", [])}
+    return {st.name: old.get(st.name, "pending") for st in cur.stages}
+
+
+@dataclass(frozen=True)
+class FuseJob:
+    """One fuse: stage `stage`'s adapter merged into the weights it trained on."""
+
+    stage: int
+    model: Path
+    adapter: Path
+    out: Path
+    log: Path
+    size_bytes: int  # the merged model has the shapes and dtypes of the model it starts from
+
+
+def fuse_job(cur: Curriculum, i: int) -> FuseJob:
+    model = cur.input_model(i)
+    size = sum(f.stat().st_size for f in weight_files(model)) if model.is_dir() else 0
+    return FuseJob(i, model, cur.adapter_dir(i), cur.fused_dir(i), cur.stage_dir(i) / "fuse.log", size)
+
+
+@dataclass(frozen=True)
+class StageRow:
+    number: int
+    name: str
+    data: str
+    iters: int
+    learning_rate: float
+    num_layers: int
+    status: str  # done, trained (not fused), stopped, pending
+
+
+def stage_status(cur: Curriculum, i: int, is_fused: FusedCheck, saved: str = "pending") -> str:
+    if stage_done(cur, i):
+        return "trained (not fused)" if cur.needs_fuse(i) and not is_fused(cur.fused_dir(i)) else "done"
+    return "stopped" if saved in ("stopped", "failed", "training") else "pending"
+
+
+def _near(path: Path, base: Path) -> str:
+    """A path as written next to the curriculum file when it lies under it (shorter to read)."""
+    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
+
+
+def stage_rows(cur: Curriculum, is_fused: FusedCheck) -> list[StageRow]:
+    """What a plan view shows per stage, read from the files on disk."""
+    saved = saved_statuses(cur)
+    rows = []
+    for i, st in enumerate(cur.stages):
+        cfg = cur.stage_config(i)
+        rows.append(StageRow(i + 1, st.name, _near(Path(cfg.data), cur.path.parent.resolve()), cfg.iters,
+                             cfg.learning_rate, cfg.num_layers,
+                             stage_status(cur, i, is_fused, saved[st.name])))  # fmt: skip
+    return rows
+
+
+class CurriculumProgress:
+    """The stages still to run, in order, and the state file. The caller trains and fuses."""
+
+    def __init__(self, cur: Curriculum, todo: list[int] | None = None) -> None:
+        self.cur = cur
+        self.todo = list(range(len(cur.stages))) if todo is None else todo
+        self.statuses = saved_statuses(cur)
+
+    def set(self, i: int, status: str, *, save: bool = True) -> None:
+        self.statuses[self.cur.stages[i].name] = status
+        if save:
+            self.save()
+
+    def save(self) -> None:
+        write_state(self.cur, self.statuses)
+
+    def begin_training(self, i: int) -> None:
+        archive_previous_run(self.cur.adapter_dir(i))  # an interrupted attempt: keep its events
+        self.set(i, "training")
+
+    def next_step(self, is_fused: FusedCheck) -> tuple[str, int] | None:
+        """("train", i) or ("fuse", i) for the first stage with work left; None when all is done.
+        Stages passed over are marked trained / fused (not saved until the next write)."""
+        for i in self.todo:
+            if not stage_done(self.cur, i):
+                return "train", i
+            needs = self.cur.needs_fuse(i)
+            if needs and not is_fused(self.cur.fused_dir(i)):
+                self.set(i, "trained", save=False)
+                return "fuse", i
+            self.set(i, "fused" if needs else "trained", save=False)
+        return None

@@ -27,10 +27,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from lemlab.core.abfile import condition_entry
 from lemlab.core.conditions import BASE_VARIANT, Condition, ConditionPlan, Variant
+from lemlab.core.endpoints import is_remote_spec
 from lemlab.core.engine_api import Engine, GenerationHandle, GenStats, LoadInfo, Sampler
 from lemlab.core.errors import LemlabError
 
@@ -143,6 +145,7 @@ class ProbeDone:
     probe: ProbeLike
     conditions: ConditionMap  # every condition, in plan order
     progress: Progress
+    endpoint: str | None = None  # the server that answered (runs spread over endpoints)
 
 
 @dataclass(frozen=True)
@@ -293,6 +296,9 @@ class BatteryRunner:
     def _load(self, variant: Variant) -> LoadInfo:
         if self.cancelled:
             raise RunCancelled
+        loaded = self.engine.loaded
+        if loaded is not None and loaded_matches(loaded, self.plan.model, variant.adapter):
+            return loaded  # already there (e.g. the TUI chat loaded it): no reload
         return self.engine.load(self.plan.model, variant.adapter).result()
 
     def _assemble(self, probe_id: str, last_conds: ConditionMap) -> ConditionMap:
@@ -359,19 +365,55 @@ class BatteryRunner:
         self, probe: ProbeLike, cond: Condition, text: str, stats: GenStats, form: str
     ) -> dict[str, Any]:
         """The research keys (response, lek_score, heuristic, chars, time_s), then lemlab's."""
-        extra: dict[str, Any] = {
-            "tokens": stats.generation_tokens,
-            "finish_reason": stats.finish_reason,
-            "system_form": form if cond.kernel is not None else SYSTEM_FORM_NONE,
-        }
-        if cond.kernel is not None:
-            extra["kernel_sha256"] = cond.kernel.sha256
-        if cond.adapter is not None:
-            extra["adapter"] = cond.adapter
-        if self.failure_detector is not None:
-            found = self.failure_detector(text, probe.prompt) or []
-            extra["failure_modes"] = [str(getattr(m, "label", m)) for m in found]
-        return condition_entry(text, self.scorer.score(text), stats.elapsed, **extra)
+        return condition_result(
+            probe, cond, text, stats, form, self.scorer, self.failure_detector
+        )
+
+
+def condition_result(
+    probe: ProbeLike,
+    cond: Condition,
+    text: str,
+    stats: GenStats,
+    form: str,
+    scorer: ScorerLike,
+    failure_detector: Callable[[str, str], Any] | None = None,
+) -> dict[str, Any]:
+    """One condition's entry of a probe line: the research keys (response, lek_score,
+    heuristic, chars, time_s), then lemlab's (tokens, finish_reason, system_form, ...)."""
+    extra: dict[str, Any] = {
+        "tokens": stats.generation_tokens,
+        "finish_reason": stats.finish_reason,
+        "system_form": form if cond.kernel is not None else SYSTEM_FORM_NONE,
+    }
+    if cond.kernel is not None:
+        extra["kernel_sha256"] = cond.kernel.sha256
+    if cond.adapter is not None:
+        extra["adapter"] = cond.adapter
+    if failure_detector is not None:
+        found = failure_detector(text, probe.prompt) or []
+        extra["failure_modes"] = [str(getattr(m, "label", m)) for m in found]
+    return condition_entry(text, scorer.score(text), stats.elapsed, **extra)
+
+
+def loaded_matches(info: LoadInfo, model: str, adapter: str | None) -> bool:
+    """Whether the engine already holds `model` + `adapter`: resolved paths for local models;
+    for a server spec, the same spec (one without #model matches the model the server chose)."""
+    if is_remote_spec(model):
+        loaded = info.model_path
+        same = loaded == model or ("#" not in model and loaded.partition("#")[0] == model)
+        return same and info.adapter_path == adapter
+    if adapter is None or info.adapter_path is None:
+        same_adapter = adapter is None and info.adapter_path is None
+    else:
+        same_adapter = _same_path(adapter, info.adapter_path)
+    return same_adapter and _same_path(model, info.model_path)
+
+
+def _same_path(a: str, b: str) -> bool:
+    """Both exist and resolve to one place (a hub id or a missing path never matches)."""
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
 
 
 def request_sampler(sampler: Sampler, probe_id: str, condition: str) -> Sampler:
@@ -399,5 +441,7 @@ __all__ = [
     "VariantLoaded",
     "VariantLoading",
     "VariantProbeDone",
+    "condition_result",
+    "loaded_matches",
     "request_sampler",
 ]

@@ -21,7 +21,7 @@ from lemlab.core.engine_api import Chunk, GenStats, LoadInfo, Message, Sampler
 from lemlab.core.errors import LemlabError
 from lemlab.engine.handle import ChunkStream
 from lemlab.engine.loading import LoadedModel, load_model
-from lemlab.engine.prefix_cache import MAX_ENTRIES, PrefixCache, Prepared
+from lemlab.engine.prefix_cache import MAX_ENTRIES, PrefixCache, Prepared, common_prefix_len
 
 T = TypeVar("T")
 LogitsProcessor = Callable[[Any, Any], Any]  # (tokens, logits) -> logits, as in mlx_lm
@@ -185,6 +185,19 @@ class MLXEngine:
         msgs = list(messages) if lm.info.supports_system_role else fold_system_into_user(messages)
         return list(tok.apply_chat_template(msgs, add_generation_prompt=True))
 
+    def _stable_prefix_len(
+        self, lm: LoadedModel, messages: Sequence[Message], tokens: list[int]
+    ) -> int:
+        """How many leading prompt tokens do not depend on the last message's text: the prompt
+        rendered again with that text emptied, compared token by token. 0 if that fails."""
+        last = dict(messages[-1])
+        last["content"] = ""
+        try:
+            other = self._prompt_tokens(lm, [*messages[:-1], last])
+        except Exception:  # noqa: BLE001 - a template may reject empty text: no hint then
+            return 0
+        return common_prefix_len(tokens, other)
+
     def _generate(
         self,
         handle: ChunkStream,
@@ -224,7 +237,11 @@ class MLXEngine:
         if sampler.max_tokens < 1:
             raise LemlabError("max_tokens must be at least 1")
         tokens = self._prompt_tokens(lm, messages)
-        prep = self._prefix.prepare(lm.model, tokens) if reuse_prefix else _fresh(lm, tokens)
+        if reuse_prefix:
+            boundary = self._stable_prefix_len(lm, messages, tokens)
+            prep = self._prefix.prepare(lm.model, tokens, boundary)
+        else:
+            prep = _fresh(lm, tokens)
         stats.prompt_tokens, stats.cached_prompt_tokens = len(tokens), prep.cached
         if sampler.seed is not None:
             mx.random.seed(sampler.seed)

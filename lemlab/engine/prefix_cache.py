@@ -1,12 +1,17 @@
 """Reuse of KV caches for prompt prefixes shared between requests (a kernel's system turn, an
 earlier part of a chat), so a battery prefills a 1,500-token kernel once, not once per probe.
 
-How a prefix gets cached: each request's tokens are remembered; when a new request shares at
-least MIN_SHARED tokens with a remembered one, the shared part is prefilled into a cache entry
-(costing no more than prefilling it in this request anyway). Later requests that start with an
-entry's tokens get a deep copy of its cache and prefill only the rest. Entries live in a small
-LRU, so conditions interleaved probe by probe (baseline, kernel A, kernel B, ...) each keep theirs.
-Only called on the engine thread.
+How a prefix gets cached, in both cases while this request prefills it anyway (no extra cost):
+- the caller names a boundary, the tokens that do not depend on the request's last message (a
+  kernel's system turn, a chat's earlier turns); that part becomes an entry on first sight, so a
+  kernel is prefilled once per model, not twice;
+- else each request's tokens are remembered, and when a new request shares at least MIN_SHARED
+  tokens with a remembered one, the shared part becomes an entry.
+Entries are snapshots taken at the end of their prefix, never trimmed back from a longer cache: a
+sliding-window (rotating) KV cache that has wrapped cannot be trimmed. Later requests that start
+with an entry's tokens get a deep copy of its cache and prefill only the rest. Entries live in a
+small LRU, so conditions interleaved probe by probe (baseline, kernel A, kernel B, ...) each keep
+theirs. Only called on the engine thread.
 """
 
 from __future__ import annotations
@@ -62,14 +67,15 @@ class PrefixCache:
     def entry_lengths(self) -> list[int]:
         return [len(e.tokens) for e in self._entries]
 
-    def prepare(self, model: Any, tokens: list[int]) -> Prepared:
-        """A cache for `tokens` (at least one token is always left to prefill)."""
+    def prepare(self, model: Any, tokens: list[int], boundary: int = 0) -> Prepared:
+        """A cache for `tokens` (at least one token is always left to prefill). boundary: how
+        many leading tokens later requests are likely to share (0: unknown)."""
         from mlx_lm.models.cache import make_prompt_cache
 
         limit = len(tokens) - 1
         best = self._best_entry(tokens, limit)
-        shared = max((common_prefix_len(r, tokens) for r in self._recent), default=0)
-        shared = min(shared, limit)
+        seen = max((common_prefix_len(r, tokens) for r in self._recent), default=0)
+        shared = min(max(seen, boundary), limit)
         self._recent.append(list(tokens))
         base_len = len(best.tokens) if best else 0
         if shared >= MIN_SHARED and shared >= base_len + MIN_EXTEND:

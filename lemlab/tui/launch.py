@@ -6,19 +6,27 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lemlab.core.endpoints import is_remote_spec
 from lemlab.core.engine_api import Engine
 from lemlab.core.errors import LemlabError
 
 
 def make_engine() -> Engine:
-    """The real MLX engine (one thread owns MLX). LEMLAB_FAKE_ENGINE=1 uses the fake one, for
-    trying the UI (and tmux tests) without MLX."""
+    """An EngineRouter: local models on the MLX engine (one thread owns MLX, created on the
+    first local load), `openai:` / `endpoint:` specs on a remote engine. LEMLAB_FAKE_ENGINE=1
+    puts the fake engine in MLX's place, for trying the UI (and tmux tests) without MLX."""
     import os
+
+    from lemlab.engine.router import EngineRouter
 
     if os.environ.get("LEMLAB_FAKE_ENGINE"):
         from lemlab.engine.fake import FakeEngine
 
-        return FakeEngine(delay=0.02)
+        return EngineRouter(local_factory=lambda: FakeEngine(delay=0.02))
+    return EngineRouter(local_factory=_mlx_engine)
+
+
+def _mlx_engine() -> Engine:
     try:
         from lemlab.engine.mlx_engine import MLXEngine
     except ImportError as exc:
@@ -36,10 +44,11 @@ def launch(args: argparse.Namespace) -> int:
         session, _ = open_or_create(session_name, settings.sessions_dir)  # LemlabError on bad name
     else:
         session = Session(name=default_session_name())
-    for flag in ("model", "adapter"):
-        value = getattr(args, flag, None)
-        if value and not Path(value).expanduser().exists() and flag == "adapter":
-            raise LemlabError(f"--adapter {value}: no such folder")
+    adapter = getattr(args, "adapter", None)
+    # A remote model's adapter is a path on the server: only a local one is checked here.
+    if adapter and not is_remote_spec(str(getattr(args, "model", None) or "")):
+        if not Path(adapter).expanduser().exists():
+            raise LemlabError(f"--adapter {adapter}: no such folder")
     from lemlab.tui.app import LemlabApp
 
     engine = make_engine()

@@ -1,9 +1,13 @@
-"""Rows for the Models pane, from lemlab.core.discovery (configured folders, HF cache, demo)."""
+"""Rows for the Models pane, from lemlab.core.discovery (configured folders, HF cache, demo)
+and from the configured endpoints (the models each server lists)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lemlab.core.paths import get_paths
 
@@ -59,7 +63,9 @@ def _txt(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def scan(dirs: list[Path], hf_cache: bool = True) -> tuple[list[ModelRow], list[AdapterRow], list[str]]:
+def scan(
+    dirs: list[Path], hf_cache: bool = True
+) -> tuple[list[ModelRow], list[AdapterRow], list[str]]:
     """(models, adapters, problems) from core.discovery, plus the demo model when built.
     Never raises: an unreadable folder becomes a problem line."""
     from lemlab.core.discovery import discover
@@ -105,3 +111,68 @@ def adapter_row(entry: object) -> AdapterRow:
         f"{lr:.0e}" if isinstance(lr, float) else _txt(lr), str(len(g("checkpoints") or [])),
         tuple((int(i), str(f)) for i, f in g("checkpoints") or []),
     )  # fmt: skip
+
+
+# --- endpoints (OpenAI-compatible servers from config.toml's [endpoints.NAME]) ----------------
+
+ENDPOINT_COLUMNS = ("endpoint", "model", "url", "status")
+ENDPOINT_TIMEOUT = 5.0  # seconds to wait for a server's model list
+
+
+@dataclass(frozen=True)
+class EndpointRow:
+    """One model a server lists (spec loads it), or one line for a server that did not answer."""
+
+    name: str
+    spec: str  # endpoint:NAME#MODEL (or endpoint:NAME): what the router loads
+    url: str
+    model: str = ""
+    status: str = "ok"
+
+    def cells(self) -> tuple[str, ...]:
+        return (self.name, self.model, self.url, self.status)
+
+
+def scan_endpoints(
+    endpoints: Mapping[str, Any], timeout: float = ENDPOINT_TIMEOUT
+) -> list[EndpointRow]:
+    """Ask every endpoint for its models at once (plain HTTP, no MLX); never raises."""
+    if not endpoints:
+        return []
+    with ThreadPoolExecutor(
+        max_workers=min(8, len(endpoints)), thread_name_prefix="endpoints"
+    ) as pool:
+        found = list(pool.map(lambda item: endpoint_rows(*item, timeout), endpoints.items()))
+    return [row for rows in found for row in rows]
+
+
+def endpoint_rows(name: str, endpoint: Any, timeout: float = ENDPOINT_TIMEOUT) -> list[EndpointRow]:
+    from lemlab.core.endpoints import NAMED_PREFIX
+    from lemlab.engine.remote import list_models  # standard library HTTP only
+
+    base = NAMED_PREFIX + name
+    if endpoint.model:  # the config names the model: that is what a load asks for
+        return [EndpointRow(name, f"{base}#{endpoint.model}", endpoint.url, endpoint.model,
+                            _reachable(endpoint, timeout))]  # fmt: skip
+    try:
+        models = list_models(endpoint, timeout)
+    except Exception as exc:  # noqa: BLE001 - an unreachable server is one line, not a crash
+        return [EndpointRow(name, base, endpoint.url, "", _one_line(exc))]
+    if not models:
+        return [EndpointRow(name, base, endpoint.url, "(server default)", "no model list")]
+    return [EndpointRow(name, f"{base}#{m}", endpoint.url, m) for m in models]
+
+
+def _reachable(endpoint: Any, timeout: float) -> str:
+    from lemlab.engine.remote import list_models
+
+    try:
+        list_models(endpoint, timeout)
+    except Exception as exc:  # noqa: BLE001
+        return _one_line(exc)
+    return "ok"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 120 else text[:119] + "…"

@@ -21,6 +21,7 @@ class Settings:
     scan_hf_cache: bool = True
     sampler: Sampler = field(default_factory=Sampler)
     sessions_dir: Path = field(default_factory=lambda: get_paths().sessions_dir)
+    endpoints: dict[str, Any] = field(default_factory=dict)  # name -> core.endpoints.Endpoint
     error: str = ""  # one line when the config file could not be used
 
 
@@ -41,7 +42,17 @@ def load_settings() -> Settings:
     s.scan_hf_cache = bool(cfg.scan_hf_cache)
     s.sessions_dir = cfg.resolved_sessions_dir
     s.sampler = _sampler_from(cfg, s.sampler)
+    s.endpoints = _endpoints_from(cfg)
     return s
+
+
+def _endpoints_from(cfg: Any) -> dict[str, Any]:
+    from lemlab.core.endpoints import endpoints_from_config
+
+    try:
+        return dict(endpoints_from_config(getattr(cfg, "endpoints", None) or {}))
+    except Exception:  # noqa: BLE001 - load_config already checked them; never stop the TUI
+        return {}
 
 
 def _sampler_from(cfg: Any, default: Sampler) -> Sampler:

@@ -104,11 +104,11 @@ class RunJob:
     def __init__(
         self, engine: Engine, req: RunRequest, model: str, output: Path, resume: bool
     ) -> None:
-        from lemlab.commands.ab import _failure_detector, _prepare
+        from lemlab.commands.ab import failure_detector, prepare
         from lemlab.core.runner import BatteryRunner
 
         self.req, self.output, self.model = req, output, model
-        self.setup = _prepare(cli_args(req, model, output, resume))
+        self.setup = prepare(cli_args(req, model, output, resume))
         self.total = len(self.setup["probes"])
         self.done = len(self.setup["opened"].state.complete)
         self.already_complete = bool(self.setup["opened"].already_complete)
@@ -116,7 +116,7 @@ class RunJob:
         self.runner = BatteryRunner(
             engine, self.setup["probes"], self.setup["plan"], self.setup["scorer"],
             self.setup["sampler"], resume=self.setup["opened"].state,
-            failure_detector=_failure_detector(),
+            failure_detector=failure_detector(),
         )  # fmt: skip
         self._last_progress = 0.0
         self._label = ""

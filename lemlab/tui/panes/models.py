@@ -1,4 +1,6 @@
-"""Models tab: discovered models and LoRA adapters, filter, load / unload, base mismatch warning."""
+"""Models tab: discovered models and LoRA adapters, filter, load / unload, base mismatch warning;
+configured endpoints (OpenAI-compatible servers) with the models they list, loaded through the
+engine router like any local model."""
 
 from __future__ import annotations
 
@@ -9,7 +11,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
-from lemlab.tui.model_rows import ADAPTER_COLUMNS, MODEL_COLUMNS, AdapterRow, ModelRow, scan
+from lemlab.tui.model_rows import (
+    ADAPTER_COLUMNS,
+    ENDPOINT_COLUMNS,
+    MODEL_COLUMNS,
+    AdapterRow,
+    EndpointRow,
+    ModelRow,
+    scan,
+    scan_endpoints,
+)
 from lemlab.tui.panes.base import LabPane, Verb
 
 
@@ -24,6 +35,10 @@ def adapter_warning(adapter: str, base: str) -> str:
 
 
 class ModelsPane(LabPane):
+    DEFAULT_CSS = """
+    ModelsPane #endpoints-table { height: auto; max-height: 8; }
+    ModelsPane .-no-endpoints { display: none; }
+    """
     TAB_ID = "models"
     TITLE = "Models"
     FOCUS = "#models-table"
@@ -33,13 +48,14 @@ class ModelsPane(LabPane):
         Binding("ctrl+u", "unload", "Unload", id="models.unload",
                 tooltip="Unload the current model and adapter"),  # fmt: skip
         Binding("ctrl+l", "rescan", "Rescan", id="models.rescan",
-                tooltip="Scan the model folders again"),  # fmt: skip
+                tooltip="Scan the model folders and ask the endpoints again"),  # fmt: skip
     ]
 
     def __init__(self) -> None:
         super().__init__(id="models-pane")
         self.models: list[ModelRow] = []
         self.adapters: list[AdapterRow] = []
+        self.endpoints: list[EndpointRow] = []
         self.base: str | None = None  # the model an adapter will be put on
 
     def compose(self) -> ComposeResult:
@@ -50,17 +66,42 @@ class ModelsPane(LabPane):
         yield Static("Adapters  (Enter loads on the chosen base)", classes="table-title",
                      markup=False)  # fmt: skip
         yield DataTable(id="adapters-table", cursor_type="row", zebra_stripes=True)
+        # Shown only when config.toml has [endpoints.NAME] tables.
+        yield Static("Endpoints  (Enter loads)", id="endpoints-title", markup=False,
+                     classes="table-title -no-endpoints")  # fmt: skip
+        yield DataTable(id="endpoints-table", cursor_type="row", zebra_stripes=True,
+                        classes="-no-endpoints")  # fmt: skip
         yield Static("", id="models-status", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#models-table", DataTable).add_columns(*MODEL_COLUMNS)
         self.query_one("#adapters-table", DataTable).add_columns(*ADAPTER_COLUMNS)
+        self.query_one("#endpoints-table", DataTable).add_columns(*ENDPOINT_COLUMNS)
         self.action_rescan()
+
+    @property
+    def configured_endpoints(self) -> dict[str, object]:
+        return dict(getattr(self.app.settings, "endpoints", {}) or {})  # type: ignore[attr-defined]
+
+    @work(thread=True, exclusive=True, group="endpoints")
+    def scan_endpoints(self) -> None:
+        # Plain HTTP with a timeout per server (no MLX): a thread worker is safe here.
+        rows = scan_endpoints(self.configured_endpoints)
+        self.app.call_from_thread(self._show_endpoints, rows)
+
+    def _show_endpoints(self, rows: list[EndpointRow]) -> None:
+        self.endpoints = rows
+        for widget in self.query(".-no-endpoints, .-has-endpoints"):
+            widget.set_class(not rows, "-no-endpoints")
+            widget.set_class(bool(rows), "-has-endpoints")
+        self._fill()
 
     @work(thread=True, exclusive=True, group="scan")
     def action_rescan(self) -> None:
         # File scanning only (no MLX): a plain thread worker is safe here.
         settings = self.app.settings  # type: ignore[attr-defined]
+        if self.configured_endpoints:
+            self.app.call_from_thread(self.scan_endpoints)
         models, adapters, problems = scan(settings.model_dirs, settings.scan_hf_cache)
         self.app.call_from_thread(self._show_scan, models, adapters, problems)
 
@@ -72,12 +113,17 @@ class ModelsPane(LabPane):
 
     def _fill(self) -> None:
         needle = self.query_one("#model-filter", Input).value.strip().lower()
-        for table_id, rows in (("#models-table", self.models), ("#adapters-table", self.adapters)):
+        tables: list[tuple[str, list[ModelRow] | list[AdapterRow] | list[EndpointRow]]] = [
+            ("#models-table", self.models), ("#adapters-table", self.adapters),
+            ("#endpoints-table", self.endpoints),
+        ]  # fmt: skip
+        for table_id, rows in tables:
             table = self.query_one(table_id, DataTable)
             table.clear()
             for row in rows:
                 if needle in " ".join(row.cells()).lower():
-                    table.add_row(*row.cells(), key=row.path)
+                    key = row.spec if isinstance(row, EndpointRow) else row.path
+                    table.add_row(*row.cells(), key=key)
 
     @on(Input.Changed, "#model-filter")
     def _filter_changed(self) -> None:
@@ -96,6 +142,16 @@ class ModelsPane(LabPane):
         self.base = str(event.row_key.value)
         self.show_warning("")
         self.app.load_model(self.base, None)  # type: ignore[attr-defined]
+
+    @on(DataTable.RowSelected, "#endpoints-table")
+    def _endpoint_chosen(self, event: DataTable.RowSelected) -> None:
+        self.load_endpoint(str(event.row_key.value))
+
+    def load_endpoint(self, spec: str) -> None:
+        """Load a server's model through the engine router (chat and battery then use it)."""
+        self.base = spec
+        self.show_warning("")
+        self.app.load_model(spec, None)  # type: ignore[attr-defined]
 
     @on(DataTable.RowSelected, "#adapters-table")
     def _adapter_chosen(self, event: DataTable.RowSelected) -> None:
@@ -131,7 +187,8 @@ class ModelsPane(LabPane):
             self.set_status("no model loaded")
         else:
             extra = f" + {Path(info.adapter_path).name}" if info.adapter_path else ""
-            self.set_status(f"loaded {Path(info.model_path).name}{extra} in {info.load_time:.2f} s")
+            name = info.model_path if info.model_type == "remote" else Path(info.model_path).name
+            self.set_status(f"loaded {name}{extra} in {info.load_time:.2f} s")
             if info.warnings:
                 self.show_warning("; ".join(info.warnings))
 
@@ -143,6 +200,9 @@ class ModelsPane(LabPane):
         verbs += [Verb(f"Load checkpoint: {a.name} @ {it}", f"iteration {it} of {a.name}, on the chosen base",
                        lambda p=f: self.load_adapter(p))
                   for a in self.adapters for it, f in a.checkpoint_files]  # fmt: skip
+        verbs += [Verb(f"Load endpoint model: {e.name} {e.model}", e.url,
+                       lambda s=e.spec: self.load_endpoint(s))
+                  for e in self.endpoints if e.status == "ok"]  # fmt: skip
         return verbs
 
     def _pick_model(self, path: str) -> None:

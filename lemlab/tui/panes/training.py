@@ -1,5 +1,6 @@
 """Training tab: start, attach to, follow and stop LoRA runs; loss curves with zoom, the run's
-figures, its checkpoints, and score vs checkpoint (a battery run on every checkpoint).
+figures, its checkpoints, score vs checkpoint (a battery run on every checkpoint) and staged
+curricula (training/curriculum_flow.py: stages followed here, a confirmed fuse between them).
 
 Parsing, launching and alignment live in the core (training_events, train_runner,
 checkpoint_scores); this module only wires them to widgets. A Textual timer polls the followed
@@ -33,13 +34,15 @@ from lemlab.tui.training.checkpoint_scoring import (
     prepare_scoring,
 )
 from lemlab.tui.training.checkpoint_table import CheckpointTable
+from lemlab.tui.training.curriculum_flow import CurriculumFlow
 from lemlab.tui.training.distill_flow import DistillRequest
 from lemlab.tui.training.distill_flow import default_request as default_distill_request
 from lemlab.tui.training.follow import FollowedRun
 from lemlab.tui.training.loss_plot import LossPlot
 from lemlab.tui.widgets.distill_progress import DistillProgress
 
-HINT = "no run yet: n starts one; a attaches to an events file, adapter folder or mlx-lm log; d self-distills data"
+HINT = ("no run yet: n starts one; a attaches to an events file, adapter folder or mlx-lm log; "
+        "c runs a curriculum; d self-distills data")
 RECORD_KIND = "training_runs"
 
 
@@ -50,6 +53,8 @@ class TrainingPane(LabPane):
     POLL_SECONDS = 0.25
     DEFAULT_CSS = """
     #training-head { height: 1; padding: 0 1; background: $surface; color: $text-muted; }
+    #training-curriculum { height: 1; padding: 0 1; color: $secondary; display: none; }
+    TrainingPane.-curriculum #training-curriculum { display: block; }
     #training-figures { height: auto; padding: 0 1; }
     #training-body { height: 1fr; }
     #training-left { width: 1fr; }
@@ -75,6 +80,8 @@ class TrainingPane(LabPane):
                 tooltip="Plot the whole run"),  # fmt: skip
         Binding("s", "score", "Score ckpts", id="training.score",
                 tooltip="Run a battery on every checkpoint: mean score vs loss"),  # fmt: skip
+        Binding("c", "curriculum", "Curriculum", id="training.curriculum", show=False,
+                tooltip="Run a staged curriculum (TOML): stages in order, a confirmed fuse between them"),  # fmt: skip
         Binding("d", "distill", "Distill", id="training.distill", show=False,
                 tooltip="Self-distill training data from the loaded model (samples, scores, keeps)"),  # fmt: skip
     ]
@@ -91,9 +98,11 @@ class TrainingPane(LabPane):
         self.distill_request = default_distill_request()
         self._record: dict[str, Any] | None = None
         self._saved_status = ""
+        self.flow = CurriculumFlow(self)
 
     def compose(self) -> ComposeResult:
         yield Static(HINT, id="training-head", markup=False)
+        yield Static("", id="training-curriculum", markup=False)
         yield Static("", id="training-figures", markup=False)
         with Horizontal(id="training-body"):
             with Vertical(id="training-left"):
@@ -114,12 +123,13 @@ class TrainingPane(LabPane):
     def follow(self, run: FollowedRun) -> None:
         """Show `run` from now on (its existing lines are read at once)."""
         self.run, self.comparison, self.scores, self.score_note = run, None, [], ""
+        self.set_class(bool(run.labels.get("curriculum")), "-curriculum")
         run.poll()
         self._add_record()
         self.redraw()
 
     def attach(self, path: str) -> bool:
-        if self.run is not None and self.run.process is not None and self.run.running:
+        if self.flow.active or (self.run is not None and self.run.process is not None and self.run.running):
             self.notify("a run started here is still going: stop it (x) first", severity="warning")
             return False
         try:
@@ -146,6 +156,7 @@ class TrainingPane(LabPane):
     def _poll(self) -> None:
         if self.run is not None and self.run.poll():
             self.redraw()
+        self.flow.poll()
 
     def redraw(self) -> None:
         run = self.run
@@ -154,6 +165,8 @@ class TrainingPane(LabPane):
         st = run.state
         where = "started here" if run.origin == "started" else "attached"
         name = f"{run.folder.name}/{run.source.file.name}"  # the full path is in the notification
+        if run.labels.get("curriculum"):  # stage folders all end in adapter/: name the stage's
+            name = f"{run.folder.parent.name}/{name}"
         self.query_one("#training-head", Static).update(f"{where}: {name}")
         lines = summary_lines(st, chart=False)
         if run.exit_note:
@@ -190,6 +203,12 @@ class TrainingPane(LabPane):
             self._saved_status = self.run.state.status
             self._save_session()
 
+    def refresh_record(self, save: bool = False) -> None:
+        """The followed run's labels changed (a curriculum stage was fused): update its entry."""
+        self._update_record()
+        if save:
+            self._save_session()
+
     def _save_session(self) -> None:
         error = self.lab.save()
         if error:
@@ -203,6 +222,9 @@ class TrainingPane(LabPane):
     def action_start_run(self) -> None:
         from lemlab.tui.training.start_form import StartRunScreen, initial_values
 
+        if self.flow.active:
+            self.notify("a curriculum is running here: stop it (x) first", severity="warning")
+            return
         loaded = self.lab.loaded
         model = loaded.model_path if loaded else str(self.lab.session.model.get("path", ""))
         self.app.push_screen(StartRunScreen(initial_values(model)),
@@ -216,6 +238,9 @@ class TrainingPane(LabPane):
                              lambda p: self.attach(p) if p else None)  # fmt: skip
 
     def action_stop(self) -> None:
+        if self.flow.phase == "fusing":
+            self.notify(self.flow.request_stop())
+            return
         if self.run is None:
             self.notify("no run to stop", severity="warning")
             return
@@ -254,7 +279,16 @@ class TrainingPane(LabPane):
             Verb("Training: zoom in", "plot the later iterations", lambda: self.action_zoom(1)),
             Verb("Training: zoom out", "plot more iterations", lambda: self.action_zoom(-1)),
             Verb("Training: self-distill data…", "sample, score and keep replies", self.action_distill),
+            Verb("Training: run curriculum…", "stages from a TOML file, a confirmed fuse between them",
+                 self.action_curriculum),  # fmt: skip
         ]
+
+    def action_curriculum(self) -> None:
+        self.flow.ask_path()
+
+    def show_curriculum(self, line: str) -> None:
+        self.query_one("#training-curriculum", Static).update(line)
+        self.set_class(bool(line), "-curriculum")
 
     # -- score vs checkpoint -------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="training-score")

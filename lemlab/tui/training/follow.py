@@ -32,6 +32,7 @@ class FollowedRun:
     exit_note: str = ""  # set when our child ended without a final event
     started_at: str = field(default_factory=now_iso)
     stop_asked: bool = False
+    labels: dict[str, Any] = field(default_factory=dict)  # extra record keys (curriculum, stage)
     _clock: LiveClock = field(default_factory=LiveClock)
 
     @classmethod
@@ -41,10 +42,11 @@ class FollowedRun:
         return cls(RunWatcher(resolve_run_source(path), clock=clock), _clock=clock, origin="attached")
 
     @classmethod
-    def started(cls, process: TrainingProcess) -> FollowedRun:
+    def started(cls, process: TrainingProcess, labels: dict[str, Any] | None = None) -> FollowedRun:
         clock = LiveClock()
         clock.armed = True  # every line of a run we started is new
-        return cls(RunWatcher(process.source, clock=clock), process, "started", _clock=clock)
+        return cls(RunWatcher(process.source, clock=clock), process, "started", labels=dict(labels or {}),
+                   _clock=clock)  # fmt: skip
 
     @property
     def state(self) -> RunState:
@@ -57,6 +59,13 @@ class FollowedRun:
     @property
     def folder(self) -> Path:
         return self.watcher.source.folder
+
+    @property
+    def ended(self) -> bool:
+        """Our child has exited and its outcome is known (a final event, or an exit note)."""
+        if self.process is None or self.process.poll() is None:
+            return False
+        return self.state.finished or bool(self.exit_note)
 
     @property
     def running(self) -> bool:
@@ -117,4 +126,5 @@ class FollowedRun:
             rec["best_checkpoint"] = st.best_checkpoint
         if st.log_format:
             rec["log_format"] = st.log_format
+        rec.update(self.labels)
         return rec

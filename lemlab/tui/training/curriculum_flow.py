@@ -1,0 +1,207 @@
+"""A staged curriculum run from the Training pane, one step at a time.
+
+The order of work and the state file are the core's (CurriculumProgress, the same as `lemlab
+curriculum`); each stage trains in the same child `lemlab train` uses and is followed by the pane
+like any run it started; before each fuse a dialog asks. The fuse itself is `python -m mlx_lm
+fuse` in a child process (engine.fuse), waited for on a worker thread that does no MLX work.
+Declining a fuse, stopping a stage or a failure ends the flow; a rerun skips finished work.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lemlab.core.curriculum import (
+    Curriculum,
+    CurriculumProgress,
+    FuseJob,
+    fuse_job,
+    load_curriculum,
+    stage_rows,
+)
+from lemlab.core.errors import LemlabError
+from lemlab.engine.fuse import FuseError, fuse_adapter, is_fused
+from lemlab.tui.training.follow import FollowedRun
+
+if TYPE_CHECKING:
+    from lemlab.tui.panes.training import TrainingPane
+
+# What the one-line view says per stage while the flow works on it.
+PHASE_WORDS = {"training": "training", "confirm": "trained, fuse?", "fusing": "fusing"}
+
+
+class CurriculumFlow:
+    def __init__(self, pane: TrainingPane) -> None:
+        self.pane = pane
+        self.cur: Curriculum | None = None
+        self.progress: CurriculumProgress | None = None
+        self.stage: int | None = None
+        self.phase = ""  # "", training, confirm, fusing
+        self.run: FollowedRun | None = None
+        self.stop_asked = False
+        self.last_path = ""
+
+    @property
+    def active(self) -> bool:
+        return bool(self.phase)
+
+    # -- opening --------------------------------------------------------------------------------
+    def ask_path(self) -> None:
+        from lemlab.tui.screens.prompt import TextPrompt
+
+        if self.active:
+            self.pane.notify("a curriculum is already running here", severity="warning")
+            return
+        self.pane.app.push_screen(TextPrompt("Run a curriculum: TOML file with [[stage]] tables", self.last_path),
+                                  lambda p: self.open(p) if p else None)  # fmt: skip
+
+    def open(self, path: str) -> bool:
+        """Load and check every stage, then show the plan; a bad file is one line of notice."""
+        from lemlab.commands.curriculum import preflight
+        from lemlab.tui.training.curriculum_dialogs import CurriculumDialog
+
+        self.last_path = path.strip()
+        try:
+            cur = load_curriculum(self.last_path)
+            plan, warned = preflight(cur, list(range(len(cur.stages))))
+            rows = stage_rows(cur, is_fused)
+        except (LemlabError, OSError) as exc:
+            self.pane.notify(f"curriculum: {exc}", severity="error", timeout=10)
+            return False
+        self.pane.app.push_screen(CurriculumDialog(cur, rows, plan, warned),
+                                  lambda yes: self.start(cur) if yes else None)  # fmt: skip
+        return True
+
+    def start(self, cur: Curriculum) -> None:
+        self.cur, self.progress, self.stop_asked = cur, CurriculumProgress(cur), False
+        self.show_line()
+        self.advance()
+
+    # -- stepping -------------------------------------------------------------------------------
+    def advance(self) -> None:
+        assert self.progress is not None
+        if self.stop_asked and self.stage is not None:
+            self.finish(f"curriculum stopped after stage {self.stage + 1}; run it again to continue")
+            return
+        step = self.progress.next_step(is_fused)
+        if step is None:
+            self.progress.save()
+            self.finish("curriculum done: every stage trained" + self._state_note())
+            return
+        kind, i = step
+        self.stage = i
+        if kind == "train":
+            self._train(i)
+        else:
+            self._ask_fuse(i)
+
+    def _train(self, i: int) -> None:
+        from lemlab.core.train_runner import start_training
+
+        assert self.cur is not None and self.progress is not None
+        st = self.cur.stages[i]
+        try:
+            self.progress.begin_training(i)
+            proc = start_training(self.cur.stage_config(i))
+        except (OSError, LemlabError) as exc:
+            self.progress.set(i, "failed")
+            self.finish(f"stage {i + 1} {st.name}: could not start training: {exc}", error=True)
+            return
+        labels = {"curriculum": str(self.cur.path), "stage": st.name, "stage_number": i + 1,
+                  "stages": len(self.cur.stages), "model": str(self.cur.input_model(i))}  # fmt: skip
+        self.run = FollowedRun.started(proc, labels)
+        self.phase = "training"
+        self.pane.follow(self.run)
+        self.show_line()
+        self.pane.notify(f"curriculum stage {i + 1}/{len(self.cur.stages)} {st.name}: training")
+
+    def poll(self) -> None:
+        """Called from the pane's timer after the followed run was read."""
+        if self.phase != "training" or self.run is None or not self.run.ended:
+            return
+        assert self.progress is not None and self.stage is not None and self.cur is not None
+        i, status = self.stage, self.run.state.status
+        if status != "done":
+            how = f"ended {status}" if self.run.state.finished else "ended without a final event"
+            self.progress.set(i, "stopped")
+            self.finish(f"curriculum stopped: stage {i + 1} {self.cur.stages[i].name} {how}; "
+                        "run the curriculum again to retrain it", error=status != "stopped")  # fmt: skip
+            return
+        self.progress.set(i, "trained")
+        self.advance()
+
+    def _ask_fuse(self, i: int) -> None:
+        from lemlab.tui.training.curriculum_dialogs import FuseDialog
+
+        assert self.cur is not None
+        self.phase = "confirm"
+        self.show_line()
+        job = fuse_job(self.cur, i)
+        self.pane.app.push_screen(FuseDialog(self.cur, job), lambda yes: self._fuse_answer(job, bool(yes)))
+
+    def _fuse_answer(self, job: FuseJob, yes: bool) -> None:
+        assert self.cur is not None and self.progress is not None
+        if not yes:
+            self.progress.save()
+            nxt = job.stage + 2
+            self.finish(f"curriculum stopped after stage {job.stage + 1} (not fused); "
+                        f"run it again to fuse and continue with stage {nxt}")  # fmt: skip
+            return
+        self.phase = "fusing"
+        self.show_line()
+        self.pane.lab.loading = f"fusing stage {job.stage + 1} into {job.out.name}"
+        self.pane.app.refresh_status()  # type: ignore[attr-defined]
+        self.pane.run_worker(lambda: self._fuse(job), thread=True, group="training-fuse", exclusive=True,
+                             exit_on_error=False)  # fmt: skip
+
+    def _fuse(self, job: FuseJob) -> None:
+        # Worker thread: it only waits for the `mlx_lm fuse` child; no MLX runs in this process.
+        error = ""
+        try:
+            fuse_adapter(job.model, job.adapter, job.out, job.log)
+        except (FuseError, OSError) as exc:
+            error = str(exc)
+        self.pane.app.call_from_thread(self._fused, job, error)
+
+    def _fused(self, job: FuseJob, error: str) -> None:
+        assert self.progress is not None
+        self.pane.lab.loading = ""
+        self.pane.app.refresh_status()  # type: ignore[attr-defined]
+        if error:
+            self.progress.save()
+            self.finish(f"curriculum stopped: {error}", error=True)
+            return
+        self.progress.set(job.stage, "fused")
+        if self.run is not None and self.run.labels.get("stage_number") == job.stage + 1:
+            self.run.labels["fused"] = str(job.out)
+            self.pane.refresh_record(save=True)
+        self.advance()
+
+    # -- stopping and showing -------------------------------------------------------------------
+    def request_stop(self) -> str:
+        """x while fusing: the fuse finishes (a half-written model is never used), then the flow stops."""
+        self.stop_asked = True
+        return "the fuse finishes first; the curriculum stops after it"
+
+    def finish(self, note: str, error: bool = False) -> None:
+        self.phase, self.stop_asked = "", False
+        self.show_line()
+        self.stage = None
+        self.pane.notify(note, severity="error" if error else "information", timeout=10)
+
+    def _state_note(self) -> str:
+        assert self.cur is not None
+        return f" (state in {self.cur.output.name}/curriculum-state.toml)"
+
+    def line(self) -> str:
+        """One line: every stage with its status, the current one with what the flow is doing."""
+        if self.cur is None:
+            return ""
+        parts = []
+        for row in stage_rows(self.cur, is_fused):
+            status = PHASE_WORDS.get(self.phase, row.status) if row.number - 1 == self.stage else row.status
+            parts.append(f"{row.number} {row.name} {status}")
+        return f"curriculum {self.cur.path.name}: " + " · ".join(parts)
+
+    def show_line(self) -> None:
+        self.pane.show_curriculum(self.line())
