@@ -237,3 +237,33 @@ def test_launch_rejects_bad_session_name() -> None:
     args = argparse.Namespace(session="../escape", model=None, adapter=None, theme=None, demo=False)
     with pytest.raises(LemlabError, match="bad session name"):
         launch(args)
+
+
+async def test_reopened_session_restores_adapter_and_remote_model(tmp_path: Path) -> None:
+    model = fake_model_dir(tmp_path / "models")
+    adapter = tmp_path / "adapters" / "a1"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text("{}")
+    sessions = tmp_path / "sessions"
+    settings = Settings(sessions_dir=sessions, scan_hf_cache=False)
+
+    session, _ = open_or_create("with-adapter", sessions)
+    session.model = {"path": str(model)}
+    session.set_adapter(str(adapter))
+    app = LemlabApp(FakeEngine(), settings=settings, session=session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_idle(pilot, app)
+        assert app.lab.loaded is not None
+        assert app.lab.loaded.adapter_path == str(adapter)
+
+    # A server spec is not a folder, but the session still names it: it is loaded, not dropped.
+    remote, _ = open_or_create("remote", sessions)
+    remote.model = {"path": "openai:http://127.0.0.1:9/v1#m"}
+    engine = FakeEngine()
+    asked: list[str] = []
+    real_load = engine.load
+    engine.load = lambda m, a=None: (asked.append(m), real_load(m, a))[1]  # type: ignore[method-assign]
+    app2 = LemlabApp(engine, settings=settings, session=remote)
+    async with app2.run_test(size=(120, 40)) as pilot:
+        await wait_idle(pilot, app2)
+    assert asked == ["openai:http://127.0.0.1:9/v1#m"]

@@ -13,6 +13,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, TabbedContent, TabPane
 
+from lemlab.core.endpoints import is_remote_spec
 from lemlab.core.engine_api import Engine, Sampler
 from lemlab.core.errors import DataError, LemlabError
 from lemlab.core.sessions import Session, default_session_name, open_or_create
@@ -132,12 +133,23 @@ class LemlabApp(App[int]):
             pane.session_opened()
         model = self.start_model or self._session_model()
         if model:
-            self.load_model(model, self.start_adapter)
+            adapter = self.start_adapter
+            if adapter is None and not self.start_model:
+                adapter = self._session_adapter()
+            self.load_model(model, adapter)
         elif self.demo:
             self.prepare_demo()
 
     def _session_model(self) -> str | None:
+        """The session's model, when it can still be loaded: a folder that exists, or a server
+        spec (the router reaches it; an unreachable server is reported like any load error)."""
         path = self.lab.session.model.get("path")
+        if not path:
+            return None
+        return path if is_remote_spec(path) or Path(path).exists() else None
+
+    def _session_adapter(self) -> str | None:
+        path = self.lab.session.adapter.get("path")
         return path if path and Path(path).exists() else None
 
     # -- status --------------------------------------------------------------------------------
