@@ -4,6 +4,7 @@ so `lemlab --help` never pays for mlx_lm (a bench script measures it)."""
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -87,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         # `lemlab ... | head` closed the pipe: not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        # Full disk, permissions, a vanished folder: the environment, not a bug. Writes are
+        # atomic, so the user's existing files are as they were.
+        print(f"lemlab: error: {_os_error_line(exc)}", file=sys.stderr)
+        return 2
     except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only on request
         if os.environ.get("LEMLAB_DEBUG"):
             traceback.print_exc()
@@ -95,6 +101,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 70
+
+
+def _os_error_line(exc: OSError) -> str:
+    what = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        what += " (nothing was half-written; free some space and run again)"
+    where = exc.filename if exc.filename is not None else ""
+    return f"{what}: {where}" if where else what
 
 
 def _find_command(argv: list[str]) -> str | None:

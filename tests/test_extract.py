@@ -207,3 +207,22 @@ def test_bad_arguments(distilled: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert "--split must be between 0 and 1" in capsys.readouterr().err
     assert main(["extract", "--input", str(distilled), "--output", str(distilled)]) == 2
     assert "--output must differ from --input" in capsys.readouterr().err
+
+
+def test_ab_run_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    src = tmp_path / "run.jsonl"
+    shutil.copy(Path(__file__).parent / "fixtures" / "abfile-v1-sample.jsonl", src)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lemlab", "extract", "--input", str(src), "--output", str(tmp_path / "o.jsonl")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"lemlab: error: {src} is an A/B run file (from `lemlab ab`), not self-distill output "
+        "(from `lemlab distill`)"
+    ]
+    assert not (tmp_path / "o.jsonl").exists()

@@ -71,6 +71,12 @@ def read_distill(path: str | Path) -> DistillFile:
             out.errors.append(f"{p}:{n}: invalid JSON ({exc.msg})")
             continue
         kind = obj.get("type") if isinstance(obj, dict) else None
+        if kind == "probe" and not out.samples:
+            # A whole file of the wrong kind deserves one line, not one error per probe.
+            raise LemlabError(
+                f"{p} is an A/B run file (from `lemlab ab`), not self-distill output "
+                "(from `lemlab distill`)"
+            )
         if kind == "summary":
             out.summary = obj
             continue
