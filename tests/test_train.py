@@ -150,3 +150,25 @@ def test_effective_gradient_warning_for_1b_like_config_only() -> None:
 def test_model_facts_from_tiny_model(tiny_model: Path) -> None:
     facts = read_model_facts(tiny_model)
     assert facts.num_layers == 2 and facts.params is not None and 100_000 < facts.params < 200_000
+
+
+def test_default_num_layers_fits_a_small_model_but_an_explicit_value_is_checked(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from lemlab.commands import train as train_cmd
+    from lemlab.core.errors import LemlabError
+
+    parser = argparse.ArgumentParser()
+    train_cmd.add_arguments(parser)
+    base = ["--model", str(tiny_model), "--data", str(tmp_path), "--adapter-path", str(tmp_path / "a")]
+
+    cfg = train_cmd.config_from_args(parser.parse_args(base))
+    assert cfg.num_layers == 2  # the tiny model's layer count, not mlx-lm's default 16
+    assert "training all of them" in capsys.readouterr().err
+
+    explicit = train_cmd.config_from_args(parser.parse_args([*base, "--num-layers", "16"]))
+    assert explicit.num_layers == 16
+    with pytest.raises(LemlabError, match="--num-layers 16 but the model has 2 layers"):
+        train_cmd.preflight(explicit)

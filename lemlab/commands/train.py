@@ -8,6 +8,7 @@ lines, layer count), written to ADAPTER/lemlab-train.toml, and then run by
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import time
@@ -88,6 +89,22 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     for name, flag in (("model", "--model"), ("data", "--data")):
         if not getattr(cfg, name):
             raise LemlabError(f"{flag} is required (or set {name} in the -c config)")
+    if flags.get("num_layers") is None and "num_layers" not in toml_values:
+        cfg = _fit_default_layers(cfg)
+    return cfg
+
+
+def _fit_default_layers(cfg: TrainingConfig) -> TrainingConfig:
+    """mlx-lm's default of 16 trained layers means "all of them" on a smaller model; say so
+    instead of refusing a value the user never chose."""
+    model = Path(cfg.model)
+    if not (model / "config.json").is_file():
+        return cfg  # preflight reports the missing model
+    layers = read_model_facts(model).num_layers
+    if layers and cfg.num_layers > layers:
+        print(f"note: the model has {layers} layers; training all of them "
+              f"(default --num-layers {cfg.num_layers})", file=sys.stderr)  # fmt: skip
+        return dataclasses.replace(cfg, num_layers=layers)
     return cfg
 
 
