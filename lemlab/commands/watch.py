@@ -2,9 +2,11 @@
 
 PATH is an events.jsonl, an adapter folder (its events.jsonl, else its train.log) or a saved
 mlx-lm stdout log in either format (old `Iter N: ...` lines or the 0.32 table); the format is
-detected from the first line. Live mode redraws a summary and loss chart, follows the file as
-it grows (restarting if it is truncated or replaced), and ends at a done / error / stopped
-event (or, for logs, the final report) or on Ctrl+C. `--once` prints the summary and exits 0.
+detected from the first line. Live mode redraws a full-screen monitor (figures and a loss chart
+sized to the terminal) every interval, follows the file as it grows (restarting if it is
+truncated or replaced), and exits 0 at a done / error / stopped event (or, for logs, the final
+report) or on Ctrl+C. `--once` prints the summary and exits 0. Output that is not a terminal
+gets one line per event and a closing summary.
 """
 
 from __future__ import annotations
@@ -13,10 +15,19 @@ import argparse
 import shutil
 import sys
 import time
+from pathlib import Path
 
 from lemlab.core.errors import LemlabError
-from lemlab.core.training_events import RunSource, RunWatcher, resolve_run_source
-from lemlab.core.training_summary import event_line, summary_lines
+from lemlab.core.training_events import (
+    CONFIG_FILE,
+    EVENTS_FILE,
+    RunSource,
+    RunWatcher,
+    resolve_run_source,
+)
+from lemlab.core.training_summary import event_line, monitor_lines
+
+MAX_WIDTH = 160  # wider charts add no information
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,6 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def source_for(path: str) -> RunSource:
+    folder = Path(path).expanduser()
+    # `lemlab train` writes its config and train.log before the child writes its first event:
+    # a watch started in that moment must wait for events.jsonl, not settle for the log.
+    if folder.is_dir() and (folder / CONFIG_FILE).is_file() and not (folder / EVENTS_FILE).exists():
+        return RunSource(folder / EVENTS_FILE, folder)
     try:
         return resolve_run_source(path)
     except FileNotFoundError as exc:
@@ -36,32 +52,47 @@ def summary_text(path: str, *, chart: bool = True, width: int = 72) -> str:
     """The `--once` output for PATH (a function, so the bench can time it in-process)."""
     watcher = RunWatcher(source_for(path))
     watcher.poll()
-    return "\n".join([f"run {watcher.source.file}"] + summary_lines(watcher.state, chart=chart, width=width))
+    lines = monitor_lines(watcher.state, chart=chart, width=width, now=time.time())
+    return "\n".join([f"run {watcher.source.file}"] + lines)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         raise LemlabError("--interval must be positive")
-    width = min(shutil.get_terminal_size((80, 24)).columns, 100)
     if args.once:
-        print(summary_text(args.path, width=width))
+        print(summary_text(args.path, width=min(shutil.get_terminal_size((80, 24)).columns, 100)))
         return 0
     watcher = RunWatcher(source_for(args.path), clock=time.time)
     tty = sys.stdout.isatty()
     try:
-        _live(watcher, args.interval, width) if tty else _plain(watcher, args.interval)
+        _live(watcher, args.interval) if tty else _plain(watcher, args.interval)
     except KeyboardInterrupt:
         pass  # leaving the watch is not an error; the run itself carries on
     if not tty:
-        print("\n".join(summary_lines(watcher.state, chart=False)))
+        print("\n".join(monitor_lines(watcher.state, chart=False, now=time.time())))
     return 0
 
 
-def _finished(watcher: RunWatcher) -> bool:
-    return watcher.state.finished
+def screen_lines(watcher: RunWatcher, width: int, height: int) -> list[str]:
+    """One redraw of the live monitor for a terminal of width x height."""
+    state = watcher.state
+    if state.finished:
+        verb, note = "run", f"   (ended: {state.status})"
+    else:
+        verb, note = "watching", "   (Ctrl+C leaves the watch; the run carries on)"
+    head = f"{verb} {_fit_left(str(watcher.source.file), width - len(verb) - 1 - len(note))}{note}"
+    # One row spare: a screen filled to the last row scrolls when the cursor moves below it.
+    body = monitor_lines(state, width=min(width, MAX_WIDTH), height=height - 2, now=time.time())
+    return [head] + body
 
 
-def _live(watcher: RunWatcher, interval: float, width: int) -> None:
+def _fit_left(text: str, room: int) -> str:
+    """Keep the end of a long path (the run's folder and file), so the hint after it shows."""
+    room = max(room, 12)
+    return text if len(text) <= room else "…" + text[-(room - 1) :]
+
+
+def _live(watcher: RunWatcher, interval: float) -> None:
     from rich.console import Console
     from rich.live import Live
     from rich.text import Text
@@ -69,21 +100,21 @@ def _live(watcher: RunWatcher, interval: float, width: int) -> None:
     console = Console(highlight=False)
 
     def view() -> Text:
-        head = f"watching {watcher.source.file}   (Ctrl+C to leave; the run continues)"
-        return Text("\n".join([head] + summary_lines(watcher.state, width=width)))
+        width, height = console.size  # read per redraw: follows a resized terminal
+        return Text("\n".join(screen_lines(watcher, width, height)), no_wrap=True, overflow="crop")
 
     watcher.poll()
     with Live(view(), console=console, auto_refresh=False) as live:
-        while not _finished(watcher):
+        while not watcher.state.finished:
             time.sleep(interval)
-            if watcher.poll():
-                live.update(view(), refresh=True)
+            watcher.poll()
+            live.update(view(), refresh=True)  # every interval: the clock and ETA tick too
 
 
 def _plain(watcher: RunWatcher, interval: float) -> None:
     while True:
         for ev in watcher.poll():
             print(event_line(ev), flush=True)
-        if _finished(watcher):
+        if watcher.state.finished:
             return
         time.sleep(interval)

@@ -1,6 +1,7 @@
 """A plain-text loss chart for terminals: no colour, no curses, works over bare SSH and in logs.
 
-Train points are drawn with `·`, validation points with `o` (`@` where both fall in a cell).
+Train points are drawn with `·`, validation points with `o` (`@` where both fall in a cell);
+loss labels sit on the top, middle and bottom rows, iteration labels under the axis.
 Long runs are binned per column (the mean of the points in the column) so the chart costs
 O(points) and its size is fixed.
 """
@@ -49,13 +50,36 @@ def render_loss_chart(
             row = round((hi_y - y) * (height - 1) / (hi_y - lo_y))
             cell = grid[row][col]
             grid[row][col] = BOTH_MARK if cell not in (" ", mark) else mark
-    label_w = max(len(f"{hi_y:.3f}"), len(f"{lo_y:.3f}"))
+    return _frame(grid, lo_x, hi_x, lo_y, hi_y)
+
+
+def _frame(grid: list[list[str]], lo_x: int, hi_x: int, lo_y: float, hi_y: float) -> list[str]:
+    """Axes around the grid: loss labels at the top, middle and bottom rows, iterations at the
+    left, middle and right columns, and a legend."""
+    height, width = len(grid), len(grid[0])
+    mid_row = (height - 1) // 2 if height >= 5 else -1
+    labels = {0: hi_y, height - 1: lo_y}
+    if mid_row > 0:
+        labels[mid_row] = hi_y - (hi_y - lo_y) * mid_row / (height - 1)
+    label_w = max(len(f"{v:.3f}") for v in labels.values())
     lines = []
     for i, row in enumerate(grid):
-        label = f"{hi_y:.3f}" if i == 0 else f"{lo_y:.3f}" if i == height - 1 else ""
+        label = f"{labels[i]:.3f}" if i in labels else ""
         lines.append(f"{label:>{label_w}} │{''.join(row)}")
     lines.append(" " * label_w + " └" + "─" * width)
-    left, right = str(lo_x), str(hi_x)
-    lines.append(" " * (label_w + 2) + left + right.rjust(width - len(left)))
-    lines.append(" " * (label_w + 2) + f"{TRAIN_MARK} train   {VAL_MARK} val   iterations →")
+    axis = [" "] * width
+    mid_col = (width - 1) // 2
+    # Ends first, so a crowded axis drops the middle label rather than the run's length.
+    marks = [
+        (0, str(lo_x)),
+        (width, str(hi_x)),
+        (mid_col, str(lo_x + (hi_x - lo_x) * mid_col // max(width - 1, 1))),
+    ]
+    for col, text in marks:
+        start = col - len(text) if col == width else max(col - len(text) // 2, 0)
+        if all(c == " " for c in axis[max(start - 1, 0) : start + len(text) + 1]):
+            axis[start : start + len(text)] = text
+    lines.append(" " * (label_w + 2) + "".join(axis).rstrip())
+    legend = f"{TRAIN_MARK} train   {VAL_MARK} val   {BOTH_MARK} both   x: iteration   y: loss"
+    lines.append(" " * (label_w + 2) + legend)
     return lines

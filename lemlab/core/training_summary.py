@@ -59,7 +59,8 @@ def summary_lines(state: RunState, *, chart: bool = True, width: int = 72) -> li
     """The monitor block: status, progress, losses, rate, memory, ETA, best val, chart."""
     status = state.status + (f": {state.message}" if state.message else "")
     lines = [
-        f"status     {status}" + (f"   (log format: {state.log_format})" if state.log_format else ""),
+        f"status     {status}"
+        + (f"   (log format: {state.log_format})" if state.log_format else ""),
         progress_line(state),
         f"train loss {_loss(state.train_loss)}",
         f"val loss   {_loss(state.val_loss)}",
@@ -72,10 +73,109 @@ def summary_lines(state: RunState, *, chart: bool = True, width: int = 72) -> li
     if chart:
         lines.append("")
         lines.extend(
-            render_loss_chart(state.train_points, state.val_points, width=max(width - 10, 20),
-                              height=8, total_iters=state.total_iters)
+            render_loss_chart(
+                state.train_points,
+                state.val_points,
+                width=max(width - 10, 20),
+                height=8,
+                total_iters=state.total_iters,
+            )
         )
     return lines
+
+
+# ---------------------------------------------------------------- full-screen monitor
+
+MONITOR_CHART_ROWS = (6, 24)  # chart height bounds when fitted to the terminal
+
+
+def _elapsed(state: RunState, now: float | None) -> float | None:
+    """Run time so far: to the last event once finished, else to `now` (the clock ticks between
+    reports)."""
+    if state.first_seen is None:
+        return None
+    end = state.last_seen if state.finished or now is None else max(now, state.last_seen or now)
+    return (end or state.first_seen) - state.first_seen
+
+
+def _clock(state: RunState, now: float | None) -> str:
+    seconds = _elapsed(state, now)
+    elapsed = fmt_duration(seconds)
+    if state.finished:
+        return "" if seconds is None else f"took {elapsed}"  # a stdout log read once has no times
+    if state.status == "waiting":
+        return ""
+    eta = state.eta_seconds
+    quiet = now - state.last_seen if now is not None and state.last_seen is not None else None
+    if eta is not None and quiet is not None:
+        eta = max(eta - quiet, 0.0)  # count down between reports
+    parts = [f"elapsed {elapsed}", f"ETA {fmt_duration(eta)}"]
+    if quiet is not None:
+        parts.append(f"last event {fmt_duration(quiet)} ago")  # a stalled or killed run shows here
+    return "   ".join(parts)
+
+
+def _at(points: list[tuple[int, float]]) -> str:
+    return f" at iteration {points[-1][0]:,}" if points else ""
+
+
+def _best_with_checkpoint(state: RunState) -> str:
+    """Like `best_line`, shorter (fits 80 columns), and "nearest" only when the checkpoint was
+    saved at a different iteration than the best validation."""
+    if state.best_val is None or state.best_checkpoint is None:
+        return best_line(state)
+    it, loss = state.best_val
+    ckpt_it = next(i for i, p in state.checkpoints if p == state.best_checkpoint)
+    name = state.best_checkpoint.rsplit("/", 1)[-1]
+    return f"best val   {loss:.3f} at iteration {it:,}, {'' if ckpt_it == it else 'nearest '}checkpoint {name}"
+
+
+def _figures(state: RunState, now: float | None) -> list[str]:
+    status = state.status + (f": {state.message}" if state.message else "")
+    if state.log_format:
+        status += f"   (log format: {state.log_format})"
+    rate = state.iterations_per_second
+    tokens = state.trained_tokens
+    return [
+        f"status     {status}   {_clock(state, now)}".rstrip(),
+        progress_line(state) + (f"   {rate:,.1f} it/s" if rate else ""),
+        f"train loss {_loss(state.train_loss)}{_at(state.train_points)}",
+        f"val loss   {_loss(state.val_loss)}{_at(state.val_points)}",
+        _best_with_checkpoint(state),
+        f"lr {_num(state.learning_rate, '.2e')}   tokens/s {_num(state.tokens_per_second, ',.0f')}"
+        f"   trained tokens {'?' if tokens is None else f'{tokens:,}'}"
+        f"   peak mem {_num(state.peak_memory, '.3g', ' GB')}",
+        f"checkpoints {len(state.checkpoints)}"
+        + (f" (last {state.checkpoints[-1][1].rsplit('/', 1)[-1]})" if state.checkpoints else ""),
+    ]
+
+
+def monitor_lines(
+    state: RunState,
+    *,
+    width: int = 100,
+    height: int | None = None,
+    now: float | None = None,
+    chart: bool = True,
+) -> list[str]:
+    """The full-screen terminal monitor (`lemlab watch`): the figures of `summary_lines` plus
+    where each loss was measured, it/s, trained tokens, a ticking clock, and a loss chart that
+    fills `height` rows in all (8 chart rows when no height is given). `now` = Unix time of the redraw."""
+    lines = _figures(state, now)
+    if not chart:
+        return lines
+    rows = 8
+    if height is not None:  # what is left below the figures, a blank line and the chart's axes
+        lo, hi = MONITOR_CHART_ROWS
+        rows = min(max(height - len(lines) - 1 - 3, lo), hi)
+    plot = render_loss_chart(
+        state.train_points,
+        state.val_points,
+        width=max(width - 10, 20),
+        height=rows,
+        total_iters=state.total_iters,
+    )
+    return lines + [""] + plot
 
 
 def event_line(ev: TrainingEvent) -> str:
