@@ -49,14 +49,14 @@ async def test_escape_cancels_stream(tmp_path: Path) -> None:
         await wait_idle(pilot, app)
         await _send(pilot, "long one please")
         await pilot.pause(0.2)
-        assert app.query_one("#chat-pane").has_class("-generating")
+        assert app.query_one("#chat-stats").has_class("-generating")
         await pilot.press("escape")
         await wait_idle(pilot, app)
         msgs = app.lab.session.messages
         assert msgs[-1]["role"] == "assistant"
         assert msgs[-1]["stats"]["finish_reason"] == "cancelled"
         assert 0 < msgs[-1]["stats"]["generation_tokens"] < 500
-        assert not app.query_one("#chat-pane").has_class("-generating")
+        assert not app.query_one("#chat-stats").has_class("-generating")
 
 
 async def test_regenerate_edit_and_slash_commands(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ class ChunkStream:
         self._chunks: list[Chunk] = []
         self._cond = threading.Condition()
         self._cancel = threading.Event()
+        self._done = threading.Event()  # set once, so waiting for the end wakes up once
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Chunk]]] = []
 
     # --- engine side -------------------------------------------------------------------------
@@ -36,6 +37,8 @@ class ChunkStream:
             if self._chunks and self._chunks[-1].done:
                 return  # already finished (e.g. failed before it started)
             self._chunks.append(chunk)
+            if chunk.done:
+                self._done.set()
             self._cond.notify_all()
             subscribers = list(self._subscribers)
         for loop, queue in subscribers:
@@ -61,6 +64,19 @@ class ChunkStream:
             yield chunk
             if chunk.done:
                 return
+
+    def take(self, start: int, timeout: float | None = None) -> list[Chunk]:
+        """The chunks from index `start` on, waiting up to `timeout` only if there are none yet.
+        Lets a reader collect a batch per display tick instead of waking up for every token
+        (each wake-up takes the GIL from the engine thread)."""
+        with self._cond:
+            if len(self._chunks) <= start:
+                self._cond.wait_for(lambda: len(self._chunks) > start, timeout)
+            return self._chunks[start:]
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the reply has finished or `timeout` passed; True if finished."""
+        return self._done.wait(timeout)
 
     def __aiter__(self) -> AsyncIterator[Chunk]:
         return self._aiter()

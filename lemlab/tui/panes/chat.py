@@ -3,8 +3,10 @@ regenerate, edit-and-resend, slash commands, export. Every change is saved to th
 
 from __future__ import annotations
 
+import gc
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -23,10 +25,52 @@ from lemlab.tui.widgets.message import MessageView
 READY_HINT = "Enter sends · ctrl+r regenerates · ↑ edits your last message · /help"
 # UI updates are batched: at most one per FLUSH_SECONDS, and spaced further apart when drawing
 # them costs the UI thread more than UI_BUDGET of its time. The engine needs the GIL for every
-# token, so UI work slows generation itself (measured by bench/chat_bench.py).
+# token, so UI work slows generation itself (measured by bench/chat_bench.py): each display
+# costs ~10 ms of UI-thread CPU (two layout + render passes), which the engine loses.
 FLUSH_SECONDS = float(os.environ.get("LEMLAB_FLUSH_SECONDS", "0.03"))
-MAX_FLUSH_SECONDS = 0.25
-UI_BUDGET = 0.05  # batch UI updates: per-token calls make the display lag the engine
+MAX_FLUSH_SECONDS = 0.25  # at least 4 displays a second, whatever drawing costs
+UI_BUDGET = 0.03  # share of wall time the UI thread may spend drawing a stream
+
+
+def defer_full_gc() -> Callable[[], None]:
+    """Hold off full (oldest-generation) garbage collections; returns the undo. A full
+    collection walks the app's whole heap with the GIL held (~70 ms measured), a stall the
+    engine thread waits out mid-reply. Young generations are still collected meanwhile."""
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(young, middle, 1_000_000)
+    return lambda: gc.set_threshold(young, middle, old)
+
+
+def chunk_batches(handle: GenerationHandle, interval: Callable[[], float]) -> Iterator[list[Chunk]]:
+    """The reply's chunks in batches, at most one per interval() seconds; the first one and the
+    last one as soon as they arrive. Handles with take()/wait() (the MLX engine's ChunkStream)
+    are read without waking up per token: each wake-up takes the GIL the engine needs."""
+    take, wait = getattr(handle, "take", None), getattr(handle, "wait", None)
+    if take is None or wait is None:
+        yield from _batches_by_chunk(handle, interval)
+        return
+    seen = 0
+    while True:
+        batch = take(seen, None)
+        seen += len(batch)
+        yield batch
+        if batch[-1].done:
+            return
+        wait(interval())  # returns early when the reply ends
+
+
+def _batches_by_chunk(handle: GenerationHandle, interval: Callable[[], float]) -> Iterator[list[Chunk]]:
+    batch: list[Chunk] = []
+    last = 0.0  # the first chunk goes out at once
+    for chunk in handle:
+        batch.append(chunk)
+        if chunk.done or time.monotonic() - last >= interval():
+            yield batch
+            batch, last = [], time.monotonic()
+            if chunk.done:
+                return
+    if batch:
+        yield batch
 
 
 def _parse_sampler(values: dict[str, str], base: Sampler) -> Sampler:
@@ -127,8 +171,7 @@ class ChatPane(LabPane):
         if not self._ready():
             return
         msg = self.lab.session.add_message("user", text)
-        await self.query_one("#messages").mount(MessageView("user", msg["content"]))
-        await self.start_reply()
+        await self.start_reply(MessageView("user", msg["content"]))
         self._saved()  # after the request is queued: the fsync need not delay the first token
 
     def _ready(self) -> bool:
@@ -141,39 +184,45 @@ class ChatPane(LabPane):
             return False
         return True
 
-    async def start_reply(self) -> None:
-        view = MessageView("assistant")
-        await self.query_one("#messages").mount(view)
+    async def start_reply(self, *before: MessageView) -> None:
+        """Queue the request, then mount `before` (the user's message) and the reply's view in
+        one go: the engine prefills while the UI lays out."""
+        box = self.query_one("#messages")
+        restore_gc = defer_full_gc()  # before the request: the engine may start at once
         try:
-            self.handle = self.lab.engine.generate(self.lab.turns(), self.lab.sampler)
+            handle = self.lab.engine.generate(self.lab.turns(), self.lab.sampler)
         except Exception as exc:  # noqa: BLE001 - engine refusal: one line, chat stays usable
-            await view.remove()
+            restore_gc()
+            await box.mount_all(before)
             self.app.notify(f"generation failed: {exc}", severity="error")
             return
-        self.add_class("-generating")
+        self.handle = handle
+        view = MessageView("assistant")
+        await box.mount_all([*before, view])
+        # Only the stats line changes style: a class on the whole pane restyles every message.
+        self.query_one("#chat-stats", Static).add_class("-generating")
         self.flush_interval, self._ui_clock = FLUSH_SECONDS, (0.0, 0.0)
-        self._stream(self.handle, view)
+        self._stream(handle, view, restore_gc)
 
     @work(thread=True, exclusive=True, group="generate")
-    def _stream(self, handle: GenerationHandle, view: MessageView) -> None:
-        # Reads the engine's queue on a plain thread (no MLX here) and hands the UI one batch
-        # per FLUSH_SECONDS, so the display keeps pace with the engine's raw token rate.
-        pending: list[str] = []
+    def _stream(
+        self, handle: GenerationHandle, view: MessageView, restore_gc: Callable[[], None]
+    ) -> None:
+        # Reads the engine's chunks on a plain thread (no MLX here) and hands the UI one batch
+        # per flush interval, so the display keeps pace with the engine's raw token rate.
         shown = 0  # engine tokens already handed to the UI (a token may decode to no text yet)
-        last_flush = time.monotonic()
         final: Chunk | None = None
-        for chunk in handle:
-            pending.append(chunk.text)
-            if chunk.done:
-                final = chunk
-                break
-            if time.monotonic() - last_flush >= self.flush_interval:
-                tokens = chunk.stats.generation_tokens
-                self.app.call_from_thread(self._show, view, "".join(pending), tokens - shown)
-                pending, shown, last_flush = [], tokens, time.monotonic()
-        total = final.stats.generation_tokens if final else shown
-        if "".join(pending) or total > shown:
-            self.app.call_from_thread(self._show, view, "".join(pending), total - shown)
+        try:
+            for batch in chunk_batches(handle, lambda: self.flush_interval):
+                last = batch[-1]
+                final = last if last.done else None
+                text = "".join(c.text for c in batch)
+                tokens = max(last.stats.generation_tokens, shown) - shown
+                if text or tokens:
+                    self.app.call_from_thread(self._show, view, text, tokens)
+                    shown += tokens
+        finally:
+            restore_gc()  # after the last display: the deferred full collection may run now
         text, _ = handle.result()
         prompt = next((t["content"] for t in reversed(self.lab.turns()) if t["role"] == "user"), "")
         score, labels = score_reply(text, prompt) if text else (None, [])
@@ -201,7 +250,7 @@ class ChatPane(LabPane):
     async def _finished(self, view: MessageView, text: str, final: Chunk | None,
                         score: float | None, labels: list[str]) -> None:  # fmt: skip
         self.handle = None
-        self.remove_class("-generating")
+        self.query_one("#chat-stats", Static).remove_class("-generating")
         self.query_one("#chat-stats", Static).update(READY_HINT)
         stats: dict[str, Any] = dict(vars(final.stats)) if final else {}
         stats = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in stats.items()}

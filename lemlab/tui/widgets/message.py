@@ -1,4 +1,4 @@
-"""One chat message: role line, Markdown body (streamed with Markdown.get_stream), meta line."""
+"""One chat message: role line, Markdown body (streamed with incremental Markdown.append), meta line."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Markdown, Static
-from textual.widgets.markdown import MarkdownStream
 
 
 def stats_text(stats: dict[str, Any]) -> str:
@@ -39,7 +38,6 @@ class MessageView(Vertical):
         self.role = role
         self.content = content
         self.meta = meta or {}
-        self._stream: MarkdownStream | None = None
         self.tokens_shown = 0
         # Kept, not queried: a stream may start before compose's children finish mounting.
         self.body = Markdown(content, classes="message-body")
@@ -61,17 +59,16 @@ class MessageView(Vertical):
         return text
 
     async def append(self, fragment: str, tokens: int) -> None:
-        """Add streamed text; the stream folds writes together when rendering falls behind."""
-        if self._stream is None:
-            self._stream = Markdown.get_stream(self.body)
+        """Add streamed text. Markdown.append re-parses only from the last block on, as
+        Markdown.get_stream does; awaited here instead of queued to get_stream's task because
+        the pane already batches writes and waits for each one: the parse then counts in the
+        pane's UI-time budget, and the worker cannot run ahead of what is drawn."""
         self.content += fragment
         self.tokens_shown += tokens
-        await self._stream.write(fragment)
+        if fragment:
+            await self.body.append(fragment)
 
     async def finish(self, meta: dict[str, Any]) -> None:
-        if self._stream is not None:
-            await self._stream.stop()
-            self._stream = None
         self.meta = meta
         line = self.query_one(".message-meta", Static)
         line.update(self._meta_text())

@@ -1,0 +1,98 @@
+"""How the chat pane reads a streaming reply: batches from the engine's ChunkStream (no wake-up
+per token), the per-chunk fallback for other handles, and the real engine behind the pane."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from test_tui_support import wait_idle
+from textual.widgets import Input
+
+from lemlab.core.engine_api import Chunk, GenStats, Sampler
+from lemlab.core.sessions import Session
+from lemlab.engine.fake import FakeEngine
+from lemlab.engine.handle import ChunkStream
+from lemlab.tui.panes.chat import chunk_batches
+from lemlab.tui.widgets.message import MessageView
+
+
+def _push_reply(handle: ChunkStream, words: list[str]) -> None:
+    for i, word in enumerate(words):
+        handle.push(Chunk(word, GenStats(generation_tokens=i + 1)))
+    handle.finish(GenStats(generation_tokens=len(words), finish_reason="length"))
+
+
+def test_take_and_wait_on_a_chunk_stream() -> None:
+    handle = ChunkStream()
+    assert handle.take(0, timeout=0.01) == []
+    assert handle.wait(0.01) is False
+    handle.push(Chunk("a", GenStats(generation_tokens=1)))
+    handle.push(Chunk("b", GenStats(generation_tokens=2)))
+    assert [c.text for c in handle.take(0)] == ["a", "b"]
+    assert [c.text for c in handle.take(1)] == ["b"]
+    handle.finish(GenStats(generation_tokens=2, finish_reason="stop"))
+    assert handle.wait(0) is True
+    assert handle.take(2)[-1].done
+
+
+def test_a_finished_stream_comes_as_one_batch() -> None:
+    handle = ChunkStream()
+    words = [f" w{i}" for i in range(50)]
+    _push_reply(handle, words)
+    batches = list(chunk_batches(handle, lambda: 10.0))
+    assert len(batches) == 1
+    assert "".join(c.text for c in batches[0]) == "".join(words)
+    assert batches[0][-1].done and batches[0][-1].stats.generation_tokens == 50
+
+
+def test_batches_of_a_live_stream_hold_every_chunk_once_in_order() -> None:
+    handle = ChunkStream()
+    words = [f" w{i}" for i in range(300)]
+    producer = threading.Thread(target=_push_reply, args=(handle, words))
+    producer.start()
+    batches = list(chunk_batches(handle, lambda: 0.005))
+    producer.join()
+    chunks = [c for batch in batches for c in batch]
+    assert [c.text for c in chunks[:-1]] == words
+    assert chunks[-1].done and all(not c.done for c in chunks[:-1])
+    assert all(batch for batch in batches)
+
+
+def test_handles_without_take_are_batched_chunk_by_chunk(tmp_path: Path) -> None:
+    engine = FakeEngine(length=60)
+    engine.load(str(tmp_path)).result()
+    handle = engine.generate([{"role": "user", "content": "hi"}], Sampler())
+    batches = list(chunk_batches(handle, lambda: 10.0))
+    text, stats = handle.result()
+    # the first chunk goes out at once, the rest when the reply ends (interval never reached)
+    assert [len(b) for b in batches] == [1, 60]
+    assert "".join(c.text for b in batches for c in b) == text
+    assert batches[-1][-1].done and stats.generation_tokens == 60
+    engine.shutdown()
+
+
+async def test_pane_on_real_engine_shows_every_token(tiny_model: Path, tmp_path: Path) -> None:
+    from lemlab.engine.mlx_engine import MLXEngine
+    from lemlab.tui.app import LemlabApp
+    from lemlab.tui.services import Settings
+
+    engine = MLXEngine()
+    settings = Settings(sessions_dir=tmp_path / "sessions", scan_hf_cache=False)
+    app = LemlabApp(engine, settings=settings, session=Session(name="s"), model=str(tiny_model))
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_idle(pilot, app)
+            app.lab.set_sampler(app.lab.sampler.__class__(max_tokens=150))
+            app.query_one("#chat-input", Input).value = "Tell me about lighthouses."
+            await pilot.press("enter")
+            await wait_idle(pilot, app)
+            reply = app.lab.session.messages[-1]
+            pane = app.query_one("#chat-pane")
+            view = list(app.query(MessageView))[-1]
+            assert reply["role"] == "assistant" and view.content == reply["content"]
+            assert view.tokens_shown == reply["stats"]["generation_tokens"] > 0
+            assert pane.displayed_tokens == view.tokens_shown  # type: ignore[attr-defined]
+            assert [v.role for v in app.query(MessageView)] == ["user", "assistant"]
+    finally:
+        engine.shutdown()
