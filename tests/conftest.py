@@ -7,7 +7,9 @@ import os
 
 os.environ.setdefault("MLX_DISABLE_COMPILE", "1")
 
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -47,3 +49,28 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from lemlab.engine.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama", model_type="llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real LoRA adapter on tiny_model (built once): 4 steps on 1 layer, checkpoints at 2 and 4,
+    with a learning rate high enough (5e-2) that greedy output differs from the base model's."""
+    from test_train_support import train_lora, write_chat_data
+
+    root = tmp_path_factory.mktemp("lora")
+    data = write_chat_data(root / "data", n_train=6, n_valid=2)
+    return train_lora(tiny_model, data, root / "adapter", learning_rate=5e-2)
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real mlx_lm.server on 127.0.0.1 serving tiny_model (started once, stopped at the end).
+    Its hub cache is empty, so /v1/models lists exactly the served model."""
+    from lemlab.engine.mlx_server import start_mlx_server
+
+    tmp = tmp_path_factory.mktemp("mlx-server")
+    hub = tmp / "hf-hub"
+    hub.mkdir()
+    srv = start_mlx_server(tiny_model, log_path=tmp / "server.log", env={"HF_HUB_CACHE": str(hub)})
+    yield srv
+    srv.stop()

@@ -41,60 +41,18 @@ BATTERY = [
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> dict[str, Path]:
-    """Battery, two kernels and a really trained 4-iteration adapter (checkpoints every 2)."""
+def lab(tmp_path_factory: pytest.TempPathFactory, tiny_adapter: Path) -> dict[str, Path]:
+    """Battery, two kernels and the really trained adapter (checkpoints every 2 steps)."""
     d = tmp_path_factory.mktemp("ab")
     (d / "battery.json").write_text(json.dumps(BATTERY))
     (d / "short.txt").write_text("Answer honestly. Name what you do not know.\n")
     (d / "long.md").write_text("Weigh every claim with care; respect the reader's autonomy.\n" * 12)
-    data = d / "data"
-    data.mkdir()
-    rows = [
-        {
-            "messages": [
-                {"role": "user", "content": f"Question {i}?"},
-                {"role": "assistant", "content": f"A careful answer number {i}."},
-            ]
-        }
-        for i in range(4)
-    ]
-    for name in ("train", "valid"):
-        (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlx_lm",
-        "lora",
-        "--model",
-        str(tiny_model),
-        "--train",
-        "--data",
-        str(data),
-        "--iters",
-        "4",
-        "--batch-size",
-        "1",
-        "--num-layers",
-        "1",
-        "--adapter-path",
-        str(d / "adapter"),
-        "--steps-per-report",
-        "2",
-        "--steps-per-eval",
-        "100",
-        "--save-every",
-        "2",
-    ]
-    subprocess.run(
-        cmd, check=True, capture_output=True, cwd=d, env={**os.environ, "MLX_DISABLE_COMPILE": "1"}
-    )
-    assert (d / "adapter" / "adapters.safetensors").is_file()
     return {
         "dir": d,
         "battery": d / "battery.json",
         "short": d / "short.txt",
         "long": d / "long.md",
-        "adapter": d / "adapter",
+        "adapter": tiny_adapter,
     }
 
 

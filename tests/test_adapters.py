@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from test_train_support import train_lora, write_chat_data
 
 from lemlab.core.adapters import (
     base_match_strength,
@@ -266,47 +265,10 @@ def trained_adapter(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) 
     """Two LoRA iterations on the tiny model via `python -m mlx_lm lora` (~1 s), run from a work
     folder with a relative --model, the way people start trainings."""
     work = tmp_path_factory.mktemp("train")
-    data = work / "data"
-    data.mkdir()
-    rows = [
-        {
-            "messages": [
-                {"role": "user", "content": f"q{i} sea"},
-                {"role": "assistant", "content": f"a{i} calm"},
-            ]
-        }
-        for i in range(6)
-    ]
-    for name in ("train", "valid"):
-        (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_chat_data(work / "data", n_train=6, n_valid=6)
     model_rel = os.path.relpath(tiny_model, work)
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlx_lm",
-        "lora",
-        "--model",
-        model_rel,
-        "--train",
-        "--data",
-        "data",
-        "--iters",
-        "2",
-        "--batch-size",
-        "2",
-        "--num-layers",
-        "2",
-        "--adapter-path",
-        "adapters/r1",
-        "--steps-per-eval",
-        "100",
-        "--save-every",
-        "1",
-    ]
-    env = {**os.environ, "MLX_DISABLE_COMPILE": "1"}
-    out = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return work / "adapters" / "r1"
+    return train_lora(model_rel, "data", "adapters/r1", iters=2, batch_size=2, num_layers=2,
+                      save_every=1, cwd=work)  # fmt: skip
 
 
 @pytest.mark.slow

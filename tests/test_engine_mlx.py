@@ -40,58 +40,6 @@ def ban_tokens(ids: list[int], vocab: int = 512):
     return lambda tokens, logits: logits + bias
 
 
-def _train_adapter(model: Path, out: Path, data: Path, lr: float = 1e-2) -> Path:
-    data.mkdir(parents=True, exist_ok=True)
-    rows = [
-        {
-            "messages": [
-                {"role": "user", "content": f"Question {i}: what is a kernel?"},
-                {"role": "assistant", "content": "A kernel is a system prompt given to the model."},
-            ]
-        }
-        for i in range(6)
-    ]
-    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (data / "valid.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlx_lm",
-        "lora",
-        "--model",
-        str(model),
-        "--train",
-        "--data",
-        str(data),
-        "--iters",
-        "4",
-        "--batch-size",
-        "1",
-        "--num-layers",
-        "1",
-        "--adapter-path",
-        str(out),
-        "--steps-per-report",
-        "2",
-        "--steps-per-eval",
-        "100",
-        "--save-every",
-        "2",
-        "--learning-rate",
-        str(lr),
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return out
-
-
-@pytest.fixture(scope="session")
-def adapter(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real LoRA adapter: 4 training steps on tiny_model, checkpoints at 2 and 4."""
-    root = tmp_path_factory.mktemp("lora")
-    return _train_adapter(tiny_model, root / "adapter", root / "data")
-
-
 @pytest.fixture(scope="session")
 def other_gemma(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Same architecture as tiny_model, other weights: an adapter loads onto it without error."""
@@ -150,46 +98,46 @@ def test_model_without_chat_template_warns_and_generates(
 
 
 def test_adapter_loads_and_changes_output(
-    engine: MLXEngine, tiny_model: Path, adapter: Path
+    engine: MLXEngine, tiny_model: Path, tiny_adapter: Path
 ) -> None:
     engine.load(str(tiny_model)).result()
     base = greedy(engine)
-    info = engine.load(str(tiny_model), str(adapter)).result()
-    assert info.adapter_path == str(adapter)
+    info = engine.load(str(tiny_model), str(tiny_adapter)).result()
+    assert info.adapter_path == str(tiny_adapter)
     assert not [w for w in info.warnings if "trained on" in w], info.warnings
     assert greedy(engine) != base
 
 
 def test_checkpoint_file_is_accepted_as_adapter(
-    engine: MLXEngine, tiny_model: Path, adapter: Path, tmp_path: Path
+    engine: MLXEngine, tiny_model: Path, tiny_adapter: Path, tmp_path: Path
 ) -> None:
-    ckpt = adapter / "0000002_adapters.safetensors"
+    ckpt = tiny_adapter / "0000002_adapters.safetensors"
     info = engine.load(str(tiny_model), str(ckpt)).result()
     assert info.adapter_path == str(ckpt)
     from_ckpt = greedy(engine)
     # The same weights presented as an ordinary adapter folder give the same text...
     folder = tmp_path / "ckpt2"
     folder.mkdir()
-    shutil.copy(adapter / "adapter_config.json", folder)
+    shutil.copy(tiny_adapter / "adapter_config.json", folder)
     shutil.copy(ckpt, folder / "adapters.safetensors")
     engine.load(str(tiny_model), str(folder)).result()
     assert greedy(engine) == from_ckpt
     # ...and differ from the final (step 4) weights.
-    engine.load(str(tiny_model), str(adapter)).result()
+    engine.load(str(tiny_model), str(tiny_adapter)).result()
     assert greedy(engine) != from_ckpt
 
 
-def test_adapter_on_another_base_warns(engine: MLXEngine, other_gemma: Path, adapter: Path) -> None:
-    info = engine.load(str(other_gemma), str(adapter)).result()
+def test_adapter_on_another_base_warns(engine: MLXEngine, other_gemma: Path, tiny_adapter: Path) -> None:
+    info = engine.load(str(other_gemma), str(tiny_adapter)).result()
     mismatch = [w for w in info.warnings if "trained on" in w]
     assert len(mismatch) == 1 and "\n" not in mismatch[0]
 
 
 def test_adapter_on_other_architecture_warns_or_fails_in_one_line(
-    engine: MLXEngine, tiny_llama: Path, adapter: Path
+    engine: MLXEngine, tiny_llama: Path, tiny_adapter: Path
 ) -> None:
     try:
-        info = engine.load(str(tiny_llama), str(adapter)).result()
+        info = engine.load(str(tiny_llama), str(tiny_adapter)).result()
     except LemlabError as exc:
         assert "\n" not in str(exc)
     else:
@@ -197,13 +145,13 @@ def test_adapter_on_other_architecture_warns_or_fails_in_one_line(
 
 
 def test_adapter_that_does_not_fit_is_an_error(
-    engine: MLXEngine, adapter: Path, tmp_path: Path
+    engine: MLXEngine, tiny_adapter: Path, tmp_path: Path
 ) -> None:
     from lemlab.engine.tiny import build_tiny_model
 
     wide = build_tiny_model(tmp_path / "wide", hidden=128)
     with pytest.raises(LemlabError, match="does not fit") as err:
-        engine.load(str(wide), str(adapter)).result()
+        engine.load(str(wide), str(tiny_adapter)).result()
     assert "\n" not in str(err.value)
     assert engine.loaded is None
 
@@ -242,17 +190,17 @@ def test_bad_model_folders_fail_in_one_line(
 
 
 def test_bad_adapter_folders_fail_in_one_line(
-    engine: MLXEngine, tiny_model: Path, adapter: Path, tmp_path: Path
+    engine: MLXEngine, tiny_model: Path, tiny_adapter: Path, tmp_path: Path
 ) -> None:
     no_config = tmp_path / "no-config"
     no_config.mkdir()
-    shutil.copy(adapter / "adapters.safetensors", no_config)
+    shutil.copy(tiny_adapter / "adapters.safetensors", no_config)
     no_weights = tmp_path / "no-weights"
     no_weights.mkdir()
-    shutil.copy(adapter / "adapter_config.json", no_weights)
+    shutil.copy(tiny_adapter / "adapter_config.json", no_weights)
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
-    shutil.copy(adapter / "adapter_config.json", corrupt)
+    shutil.copy(tiny_adapter / "adapter_config.json", corrupt)
     (corrupt / "adapters.safetensors").write_bytes(b"garbage")
     cases = {
         tmp_path / "missing": "not found",

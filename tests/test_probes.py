@@ -4,12 +4,10 @@ batteries, resolution by name and path, listing, and writing back."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from test_train_support import run_lemlab
 
 from lemlab.core.errors import LemlabError
 from lemlab.core.paths import get_paths, repo_root
@@ -272,20 +270,11 @@ def test_list_batteries_shows_bad_files_without_failing(tmp_path: Path) -> None:
 # --- CLI -------------------------------------------------------------------------------------
 
 
-def _lemlab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lemlab", *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-    )
-
-
 def test_cli_probes_json(tmp_path: Path) -> None:
     kdir = get_paths().kernels_dir
     kdir.mkdir(parents=True)
     (kdir / "mine.txt").write_text("Be honest.\n", encoding="utf-8")
-    res = _lemlab("probes", "--json", "--dir", str(tmp_path))
+    res = run_lemlab("probes", "--json", "--dir", str(tmp_path))
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     bats = {b["name"]: b for b in data["batteries"]}
@@ -297,7 +286,7 @@ def test_cli_probes_json(tmp_path: Path) -> None:
 
 
 def test_cli_probes_table() -> None:
-    res = _lemlab("probes")
+    res = run_lemlab("probes")
     assert res.returncode == 0, res.stderr
     assert "ethics20" in res.stdout and "ethics-demo" in res.stdout and "sha256" in res.stdout
 

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +10,7 @@ import pytest
 from lemlab.core.endpoints import Endpoint, EndpointHTTPError
 from lemlab.core.engine_api import Sampler
 from lemlab.core.errors import LemlabError
-from lemlab.engine.mlx_server import LocalServer, start_mlx_server
+from lemlab.engine.mlx_server import LocalServer
 from lemlab.engine.remote import RemoteEngine
 
 pytestmark = pytest.mark.slow
@@ -24,56 +19,22 @@ MSGS = [{"role": "system", "content": "Answer kindly."}, {"role": "user", "conte
 NO_EOS = {"logit_bias": {"1": -1000.0, "5": -1000.0}}  # the tiny model's <eos>, <end_of_turn>
 
 
-@pytest.fixture(scope="module")
-def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    tmp = tmp_path_factory.mktemp("mlx-server")
-    hub = tmp / "hf-hub"  # an empty hub cache, so /v1/models lists exactly the served model
-    hub.mkdir()
-    srv = start_mlx_server(tiny_model, log_path=tmp / "server.log", env={"HF_HUB_CACHE": str(hub)})
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def adapter(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 4-iteration LoRA adapter with a large learning rate, so greedy output changes."""
-    tmp = tmp_path_factory.mktemp("lora")
-    data = tmp / "data"
-    data.mkdir()
-    rows = [
-        {"messages": [{"role": "user", "content": f"Question {i}?"},
-                      {"role": "assistant", "content": "Care first, always care first."}]}
-        for i in range(8)
-    ]  # fmt: skip
-    for name in ("train.jsonl", "valid.jsonl"):
-        (data / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = tmp / "adapter"
-    cmd = [sys.executable, "-m", "mlx_lm", "lora", "--model", str(tiny_model), "--train",
-           "--data", str(data), "--iters", "4", "--batch-size", "1", "--num-layers", "1",
-           "--learning-rate", "5e-2", "--adapter-path", str(out)]  # fmt: skip
-    env = {**os.environ, "MLX_DISABLE_COMPILE": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert (out / "adapters.safetensors").exists()
-    return out
-
-
-def _loaded(server: LocalServer, spec: str | None = None, **kw: object) -> RemoteEngine:
+def _loaded(tiny_server: LocalServer, spec: str | None = None, **kw: object) -> RemoteEngine:
     engine = RemoteEngine({}, **kw)  # type: ignore[arg-type]
-    engine.load(spec or f"openai:{server.url}").result(timeout=30)
+    engine.load(spec or f"openai:{tiny_server.url}").result(timeout=30)
     return engine
 
 
-def test_load_picks_the_served_model(server: LocalServer, tiny_model: Path) -> None:
+def test_load_picks_the_served_model(tiny_server: LocalServer, tiny_model: Path) -> None:
     engine = RemoteEngine({})
-    info = engine.load(f"openai:{server.url}").result(timeout=30)
-    assert info.model_path == f"openai:{server.url}#{tiny_model.resolve()}"
+    info = engine.load(f"openai:{tiny_server.url}").result(timeout=30)
+    assert info.model_path == f"openai:{tiny_server.url}#{tiny_model.resolve()}"
     assert info.supports_system_role and info.model_type == "remote" and info.warnings == []
     assert engine.loaded is info
 
 
-def test_stream_chat(server: LocalServer) -> None:
-    engine = _loaded(server, extra_body=NO_EOS)
+def test_stream_chat(tiny_server: LocalServer) -> None:
+    engine = _loaded(tiny_server, extra_body=NO_EOS)
     handle = engine.generate(MSGS, Sampler(max_tokens=12))
     chunks = list(handle)
     text, stats = handle.result()
@@ -89,26 +50,26 @@ def test_stream_chat(server: LocalServer) -> None:
     )
 
 
-async def test_async_stream(server: LocalServer) -> None:
-    engine = _loaded(server, extra_body=NO_EOS)
+async def test_async_stream(tiny_server: LocalServer) -> None:
+    engine = _loaded(tiny_server, extra_body=NO_EOS)
     handle = engine.generate(MSGS, Sampler(max_tokens=6))
     texts = [c.text async for c in handle]
     assert "".join(texts) == handle.result()[0] and len(texts) >= 2
 
 
-def test_greedy_is_repeatable_and_streaming_matches_non_streaming(server: LocalServer) -> None:
-    engine = _loaded(server, extra_body=NO_EOS)
+def test_greedy_is_repeatable_and_streaming_matches_non_streaming(tiny_server: LocalServer) -> None:
+    engine = _loaded(tiny_server, extra_body=NO_EOS)
     first = engine.generate(MSGS, Sampler(max_tokens=10)).result()[0]
     second = engine.generate(MSGS, Sampler(max_tokens=10)).result()[0]
     assert first == second and first
-    plain = RemoteEngine({"p": Endpoint(url=server.url, name="p", stream=False)}, extra_body=NO_EOS)
+    plain = RemoteEngine({"p": Endpoint(url=tiny_server.url, name="p", stream=False)}, extra_body=NO_EOS)
     plain.load("endpoint:p").result(timeout=30)
     text, stats = plain.generate(MSGS, Sampler(max_tokens=10)).result()
     assert text == first and stats.generation_tokens == 10 and stats.finish_reason == "length"
 
 
-def test_cancel_mid_stream(server: LocalServer) -> None:
-    engine = _loaded(server, extra_body=NO_EOS)
+def test_cancel_mid_stream(tiny_server: LocalServer) -> None:
+    engine = _loaded(tiny_server, extra_body=NO_EOS)
     handle = engine.generate(MSGS, Sampler(max_tokens=50_000))
     seen = 0
     deadline = time.monotonic() + 30
@@ -124,8 +85,8 @@ def test_cancel_mid_stream(server: LocalServer) -> None:
     assert engine.generate(MSGS, Sampler(max_tokens=3)).result()[1].finish_reason in ("stop", "length")
 
 
-def test_http_error_becomes_an_error_chunk(server: LocalServer) -> None:
-    engine = _loaded(server, f"openai:{server.url}#/no/such/model")
+def test_http_error_becomes_an_error_chunk(tiny_server: LocalServer) -> None:
+    engine = _loaded(tiny_server, f"openai:{tiny_server.url}#/no/such/model")
     assert engine.loaded is not None and "not in the server's model list" in engine.loaded.warnings[0]
     handle = engine.generate(MSGS, Sampler(max_tokens=4))
     last = list(handle)[-1]
@@ -133,12 +94,12 @@ def test_http_error_becomes_an_error_chunk(server: LocalServer) -> None:
     assert isinstance(handle.error, EndpointHTTPError) and not handle.error.retryable
 
 
-def test_adapter_per_request(server: LocalServer, adapter: Path) -> None:
-    base = _loaded(server, extra_body=NO_EOS)
+def test_adapter_per_request(tiny_server: LocalServer, tiny_adapter: Path) -> None:
+    base = _loaded(tiny_server, extra_body=NO_EOS)
     base_text = base.generate(MSGS, Sampler(max_tokens=10)).result()[0]
     tuned = RemoteEngine({}, extra_body=NO_EOS)
-    info = tuned.load(f"openai:{server.url}", adapter=str(adapter)).result(timeout=60)
-    assert info.adapter_path == str(adapter)
+    info = tuned.load(f"openai:{tiny_server.url}", adapter=str(tiny_adapter)).result(timeout=60)
+    assert info.adapter_path == str(tiny_adapter)
     tuned_text = tuned.generate(MSGS, Sampler(max_tokens=10)).result()[0]
     assert tuned_text != base_text
     assert tuned.generate(MSGS, Sampler(max_tokens=10)).result()[0] == tuned_text
@@ -146,9 +107,9 @@ def test_adapter_per_request(server: LocalServer, adapter: Path) -> None:
     assert base.generate(MSGS, Sampler(max_tokens=10)).result()[0] == base_text
 
 
-def test_missing_adapter_fails_at_load(server: LocalServer, tmp_path: Path) -> None:
+def test_missing_adapter_fails_at_load(tiny_server: LocalServer, tmp_path: Path) -> None:
     engine = RemoteEngine({})
     with pytest.raises(LemlabError) as info:
-        engine.load(f"openai:{server.url}", adapter=str(tmp_path / "nope")).result(timeout=30)
+        engine.load(f"openai:{tiny_server.url}", adapter=str(tmp_path / "nope")).result(timeout=30)
     assert "cannot use adapter" in str(info.value) and "does not exist" in str(info.value)
     assert engine.loaded is None

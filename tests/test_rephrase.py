@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from test_train_support import run_lemlab
 
 from lemlab.core.errors import LemlabError
 from lemlab.core.probes import Probe, load_battery, resolve_battery
@@ -65,19 +63,10 @@ def test_rejects_input_that_already_has_variants() -> None:
         rephrase_battery([Probe("A", "x", "p"), Probe("A_R_PERS", "x", "q")])
 
 
-def _lemlab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lemlab", *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-    )
-
-
 def test_cli_rephrase_json_byte_identical(tmp_path: Path) -> None:
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     for out in (a, b):
-        res = _lemlab("rephrase", "--input", "ccp6", "--output", str(out))
+        res = run_lemlab("rephrase", "--input", "ccp6", "--output", str(out))
         assert res.returncode == 0, res.stderr
         assert "wrote 24 probes" in res.stdout
     assert a.read_bytes() == b.read_bytes()
@@ -87,19 +76,19 @@ def test_cli_rephrase_json_byte_identical(tmp_path: Path) -> None:
     assert list(items[6])[:5] == ["id", "category", "prompt", "source_probe", "rephrase_type"]
     assert items[6]["prompt"].endswith("\n\n" + items[0]["prompt"])
     c = tmp_path / "c.json"
-    assert _lemlab("rephrase", "-i", "ccp6", "-o", str(c), "--seed", "7").returncode == 0
+    assert run_lemlab("rephrase", "-i", "ccp6", "-o", str(c), "--seed", "7").returncode == 0
     assert c.read_bytes() != a.read_bytes()
 
 
 def test_cli_rephrase_toml_output_and_errors(tmp_path: Path) -> None:
     out = tmp_path / "r.toml"
-    res = _lemlab("rephrase", "-i", "ccp6", "-o", str(out))
+    res = run_lemlab("rephrase", "-i", "ccp6", "-o", str(out))
     assert res.returncode == 0, res.stderr
     loaded = load_battery(out)
     assert len(loaded) == 24 and loaded.probes[23].id == "emotional_R_CULT"
     assert loaded.probes[23].rephrase_type == "cultural"
-    bad = _lemlab("rephrase", "-i", "nope", "-o", str(tmp_path / "x.json"))
+    bad = run_lemlab("rephrase", "-i", "nope", "-o", str(tmp_path / "x.json"))
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "unknown battery 'nope'" in bad.stderr
-    again = _lemlab("rephrase", "-i", str(out), "-o", str(tmp_path / "y.json"))
+    again = run_lemlab("rephrase", "-i", str(out), "-o", str(tmp_path / "y.json"))
     assert again.returncode == 2 and "already holds" in again.stderr

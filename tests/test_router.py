@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -17,25 +16,15 @@ from lemlab.core.engine_api import LoadInfo, Sampler
 from lemlab.core.errors import LemlabError
 from lemlab.core.runner import BatteryRunner, RunDone, VariantLoaded, loaded_matches
 from lemlab.engine.fake import FakeEngine
-from lemlab.engine.mlx_server import LocalServer, free_port, start_mlx_server
+from lemlab.engine.mlx_server import LocalServer, free_port
 from lemlab.engine.remote import RemoteEngine
 from lemlab.engine.router import EngineRouter
 
 MSGS = [{"role": "user", "content": "Say something about rivers."}]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    tmp = tmp_path_factory.mktemp("router-server")
-    hub = tmp / "hub"  # an empty hub cache: /v1/models lists exactly the served model
-    hub.mkdir()
-    srv = start_mlx_server(tiny_model, log_path=tmp / "server.log", env={"HF_HUB_CACHE": str(hub)})
-    yield srv
-    srv.stop()
-
-
 @pytest.mark.slow
-def test_routes_local_and_remote_and_frees_the_other(server: LocalServer, tiny_model: Path) -> None:
+def test_routes_local_and_remote_and_frees_the_other(tiny_server: LocalServer, tiny_model: Path) -> None:
     router = EngineRouter({})
     try:
         assert router.loaded is None and router.local is None and router.remote is None
@@ -45,9 +34,9 @@ def test_routes_local_and_remote_and_frees_the_other(server: LocalServer, tiny_m
         text, stats = router.generate(MSGS, Sampler(max_tokens=8)).result()
         assert stats.finish_reason in ("stop", "length") and stats.peak_memory > 0
 
-        remote = router.load(server.spec).result(timeout=60)
+        remote = router.load(tiny_server.spec).result(timeout=60)
         assert router.is_remote and router.active is router.remote
-        assert remote.model_type == "remote" and remote.model_path == server.spec
+        assert remote.model_type == "remote" and remote.model_path == tiny_server.spec
         assert router.loaded is remote
         text, stats = router.generate(MSGS, Sampler(max_tokens=8)).result()
         assert stats.finish_reason in ("stop", "length") and stats.peak_memory == 0.0
@@ -154,8 +143,8 @@ def test_loaded_matches() -> None:
 
 
 @pytest.mark.slow
-def test_remote_chat_streams_without_importing_mlx(server: LocalServer) -> None:
-    spec = server.spec
+def test_remote_chat_streams_without_importing_mlx(tiny_server: LocalServer) -> None:
+    spec = tiny_server.spec
     code = (
         "import sys\n"
         "from lemlab.cli import main\n"

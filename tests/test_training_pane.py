@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_tui_support import fake_model_dir, make_app, wait_idle
+from test_tui_support import fake_model_dir, make_app, open_training_tab, wait_idle
 from textual.widgets import Input, Static
 
 from lemlab.tui.panes.training import TrainingPane
@@ -38,20 +38,13 @@ def _figures(app) -> str:  # type: ignore[no-untyped-def]
     return str(app.query_one("#training-figures", Static).render())
 
 
-async def _open_tab(pilot) -> TrainingPane:  # type: ignore[no-untyped-def]
-    await wait_idle(pilot, pilot.app)
-    pilot.app.action_show_tab("training")
-    await pilot.pause()
-    return _pane(pilot.app)
-
-
 async def test_attach_events_file_shows_figures_plot_and_checkpoints(tmp_path: Path) -> None:
     run = tmp_path / "run-a"
     run.mkdir()
     shutil.copy(EVENTS, run / "events.jsonl")
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        pane = await _open_tab(pilot)
+        pane = await open_training_tab(pilot)
         await pilot.press("a")
         await pilot.pause()
         app.screen.query_one("#prompt-text", Input).value = str(run)  # the adapter folder
@@ -82,7 +75,7 @@ async def test_growing_events_file_updates_the_pane(tmp_path: Path) -> None:
     live.write_text("".join(lines[:4]))  # start, val 1, train 5, val 10
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        pane = await _open_tab(pilot)
+        pane = await open_training_tab(pilot)
         assert pane.attach(str(live))
         await pilot.pause()
         assert "iteration 10/30" in _figures(app) and "status     running" in _figures(app)
@@ -105,7 +98,7 @@ async def test_growing_events_file_updates_the_pane(tmp_path: Path) -> None:
 async def test_attach_stdout_logs_of_both_formats(tmp_path: Path, log: str) -> None:
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        pane = await _open_tab(pilot)
+        pane = await open_training_tab(pilot)
         assert pane.attach(str(FIXTURES / log))
         await pilot.pause()
         text = _figures(app)
@@ -119,7 +112,7 @@ async def test_attach_stdout_logs_of_both_formats(tmp_path: Path, log: str) -> N
 async def test_attach_to_nothing_is_one_line(tmp_path: Path) -> None:
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        pane = await _open_tab(pilot)
+        pane = await open_training_tab(pilot)
         assert not pane.attach(str(tmp_path / "missing"))
         empty = tmp_path / "empty"
         empty.mkdir()
@@ -134,7 +127,7 @@ async def test_attach_to_nothing_is_one_line(tmp_path: Path) -> None:
 async def test_zoom_keys_narrow_and_widen_the_plot(tmp_path: Path) -> None:
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        pane = await _open_tab(pilot)
+        pane = await open_training_tab(pilot)
         pane.attach(str(EVENTS))
         await pilot.pause()
         plot = app.query_one(LossPlot)
@@ -175,7 +168,7 @@ async def test_score_vs_checkpoint_on_fake_engine(tmp_path: Path) -> None:
     battery.write_text(TINY_BATTERY)
     app, engine = make_app(tmp_path, model=model)
     async with app.run_test(size=(120, 40)) as pilot:
-        pane = await _open_tab(pilot)
+        pane = await open_training_tab(pilot)
         pane.attach(str(run))
         await pilot.pause()
         await pilot.press("s")
@@ -219,7 +212,7 @@ async def test_self_distill_feeds_the_progress_widget(tmp_path: Path) -> None:
     out = tmp_path / "distill" / "out.jsonl"
     app, engine = make_app(tmp_path, model=model)
     async with app.run_test(size=(120, 40)) as pilot:
-        pane = await _open_tab(pilot)
+        pane = await open_training_tab(pilot)
         pane.focus_default()
         await pilot.press("d")
         await pilot.pause()

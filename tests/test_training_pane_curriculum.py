@@ -5,13 +5,11 @@ one line of notice."""
 from __future__ import annotations
 
 import json
-import time
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 
 from test_train_support import write_chat_data
-from test_tui_support import make_app, wait_idle
+from test_tui_support import make_app, open_training_tab, until, wait_idle
 from textual.widgets import Input, Static
 
 from lemlab.core.curriculum import load_curriculum, stage_rows
@@ -33,14 +31,6 @@ def write_curriculum(root: Path, model: Path) -> Path:
         '[[stage]]\nname = "watts zen"\ndata = "data-b"\niters = 2\nlearning_rate = 2e-6\n'
     )
     return path
-
-
-async def _until(pilot, ok: Callable[[], bool], guard: float = 120) -> None:  # type: ignore[no-untyped-def]
-    """Pause until ok() holds; the guard only stops a hung test (no timing is asserted)."""
-    deadline = time.monotonic() + guard
-    while not ok():
-        assert time.monotonic() < deadline, "gave up waiting"
-        await pilot.pause(0.1)
 
 
 async def _open_plan(pilot, path: Path | None) -> CurriculumDialog:  # type: ignore[no-untyped-def]
@@ -74,16 +64,13 @@ async def test_two_stages_with_confirmed_fuse(tiny_model: Path, tmp_path: Path) 
     cur = load_curriculum(path)
     app, _ = make_app(tmp_path, model=tiny_model)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_idle(pilot, app)
-        app.action_show_tab("training")
-        await pilot.pause()
-        pane = app.query_one(TrainingPane)
+        pane = await open_training_tab(pilot)
         dialog = await _open_plan(pilot, path)
         table = _table(dialog)
         assert "ethics" in table and "watts zen" in table and "data-a" in table and "2e-06" in table
         assert table.count("pending") == 2
         await pilot.press("enter")  # run
-        await _until(pilot, lambda: isinstance(app.screen, FuseDialog))
+        await until(pilot, lambda: isinstance(app.screen, FuseDialog))
         # Stage 1 was followed in the pane as a run started here.
         assert pane.run is not None and pane.run.origin == "started" and pane.run.state.status == "done"
         assert pane.run.folder == cur.adapter_dir(0)
@@ -92,7 +79,7 @@ async def test_two_stages_with_confirmed_fuse(tiny_model: Path, tmp_path: Path) 
         assert "size      about" in details and "KB" in details
         assert "1 ethics trained, fuse?" in str(app.query_one("#training-curriculum", Static).render())
         await pilot.press("enter")  # fuse
-        await _until(pilot, lambda: not pane.flow.active)
+        await until(pilot, lambda: not pane.flow.active)
         await wait_idle(pilot, app)
         assert [r.status for r in stage_rows(cur, is_fused)] == ["done", "done"]
         line = str(app.query_one("#training-curriculum", Static).render())
@@ -114,13 +101,10 @@ async def test_declined_fuse_stops_and_a_rerun_continues(tiny_model: Path, tmp_p
     cur = load_curriculum(path)
     app, _ = make_app(tmp_path, model=tiny_model)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_idle(pilot, app)
-        app.action_show_tab("training")
-        await pilot.pause()
-        pane = app.query_one(TrainingPane)
+        pane = await open_training_tab(pilot)
         await _open_plan(pilot, path)
         await pilot.press("y")
-        await _until(pilot, lambda: isinstance(app.screen, FuseDialog))
+        await until(pilot, lambda: isinstance(app.screen, FuseDialog))
         await pilot.press("n")  # stop here
         await pilot.pause()
         assert not pane.flow.active and not cur.fused_dir(0).exists() and not cur.stage_dir(1).exists()
@@ -131,11 +115,11 @@ async def test_declined_fuse_stops_and_a_rerun_continues(tiny_model: Path, tmp_p
         dialog = await _open_plan(pilot, None)  # the prompt offers the last path
         assert "trained (not fused)" in _table(dialog)
         await pilot.press("y")
-        await _until(pilot, lambda: isinstance(app.screen, FuseDialog))  # stage 1 is not retrained
+        await until(pilot, lambda: isinstance(app.screen, FuseDialog))  # stage 1 is not retrained
         assert (cur.adapter_dir(0) / "events.jsonl").read_text() == events
         assert not list(cur.adapter_dir(0).glob("events.*.jsonl"))  # nothing archived either
         await pilot.press("y")
-        await _until(pilot, lambda: not pane.flow.active)
+        await until(pilot, lambda: not pane.flow.active)
         await wait_idle(pilot, app)
         assert [r.status for r in stage_rows(cur, is_fused)] == ["done", "done"]
         config = json.loads((cur.adapter_dir(1) / "adapter_config.json").read_text())
@@ -154,10 +138,7 @@ async def test_bad_curriculum_file_is_one_line(tmp_path: Path) -> None:
     no_model.write_text('base_model = "missing"\noutput = "o"\n[[stage]]\nname = "a"\ndata = "d"\n')
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_idle(pilot, app)
-        app.action_show_tab("training")
-        await pilot.pause()
-        pane = app.query_one(TrainingPane)
+        pane = await open_training_tab(pilot)
         expected = {bad: "at least one [[stage]]", broken: "not valid TOML", tmp_path / "nope.toml": "not found",
                     no_model: "model folder not found"}  # fmt: skip
         for path, words in expected.items():
@@ -189,17 +170,14 @@ async def test_stopping_a_stage_stops_the_curriculum(tiny_model: Path, tmp_path:
     cur = load_curriculum(path)
     app, _ = make_app(tmp_path, model=tiny_model)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_idle(pilot, app)
-        app.action_show_tab("training")
-        await pilot.pause()
-        pane = app.query_one(TrainingPane)
+        pane = await open_training_tab(pilot)
         await _open_plan(pilot, path)
         await pilot.press("enter")
-        await _until(pilot, lambda: pane.run is not None and bool(pane.run.state.train_points))
+        await until(pilot, lambda: pane.run is not None and bool(pane.run.state.train_points))
         assert "1 ethics training" in str(app.query_one("#training-curriculum", Static).render())
         pane.focus_default()
         await pilot.press("x")
-        await _until(pilot, lambda: not pane.flow.active)
+        await until(pilot, lambda: not pane.flow.active)
         assert pane.run is not None and pane.run.state.status == "stopped"
         assert any("stage 1 ethics ended stopped" in m for m in _messages(app))
         assert not isinstance(app.screen, FuseDialog) and not cur.stage_dir(1).exists()

@@ -3,14 +3,12 @@ child `lemlab train` uses), stopping one, and score vs checkpoint through the re
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from test_train_support import write_chat_data
 from test_training_pane import TINY_BATTERY
-from test_tui_support import make_app, wait_idle
+from test_tui_support import make_app, open_training_tab, until, wait_idle
 from textual.widgets import Input, Static
 
 from lemlab.core.sessions import Session
@@ -20,14 +18,6 @@ from lemlab.tui.app import LemlabApp
 from lemlab.tui.panes.training import TrainingPane
 from lemlab.tui.services import Settings
 from lemlab.tui.training.checkpoint_table import CheckpointTable
-
-
-async def _until(pilot, ok: Callable[[], bool], guard: float = 120) -> None:  # type: ignore[no-untyped-def]
-    """Pause until ok() holds; the guard only stops a hung test (no timing is asserted)."""
-    deadline = time.monotonic() + guard
-    while not ok():
-        assert time.monotonic() < deadline, "gave up waiting"
-        await pilot.pause(0.2)
 
 
 async def _fill_form(pilot, values: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
@@ -43,9 +33,7 @@ async def test_start_from_form_runs_to_done_with_checkpoints(tiny_model: Path, t
     adapter = tmp_path / "adapter"
     app, _ = make_app(tmp_path, model=tiny_model)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_idle(pilot, app)
-        app.action_show_tab("training")
-        await pilot.pause()
+        await open_training_tab(pilot)
         await _fill_form(pilot, {"data": str(data), "adapter_path": str(adapter), "iters": "20",
                                  "batch_size": "2", "save_every": "10", "steps_per_eval": "10",
                                  "steps_per_report": "5"})  # fmt: skip
@@ -62,7 +50,7 @@ async def test_start_from_form_runs_to_done_with_checkpoints(tiny_model: Path, t
         await pilot.pause()
         pane = app.query_one(TrainingPane)
         assert pane.run is not None and pane.run.origin == "started"
-        await _until(pilot, lambda: pane.run is not None and pane.run.state.finished)
+        await until(pilot, lambda: pane.run is not None and pane.run.state.finished, step=0.2)
         await pilot.pause(TrainingPane.POLL_SECONDS * 2)
         assert pane.run.state.status == "done", pane.run.exit_note
         assert "status     done" in str(app.query_one("#training-figures", Static).render())
@@ -77,9 +65,7 @@ async def test_stop_keeps_checkpoints(tiny_model: Path, tmp_path: Path) -> None:
     adapter = tmp_path / "adapter"
     app, _ = make_app(tmp_path, model=tiny_model)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_idle(pilot, app)
-        app.action_show_tab("training")
-        await pilot.pause()
+        await open_training_tab(pilot)
         await _fill_form(pilot, {"data": str(data), "adapter_path": str(adapter), "iters": "100000",
                                  "batch_size": "1", "num_layers": "1", "learning_rate": "5e-6",
                                  "save_every": "5", "steps_per_eval": "100000", "steps_per_report": "5"})  # fmt: skip
@@ -87,10 +73,10 @@ async def test_stop_keeps_checkpoints(tiny_model: Path, tmp_path: Path) -> None:
         await pilot.pause()
         await pilot.press("ctrl+s")
         pane = app.query_one(TrainingPane)
-        await _until(pilot, lambda: pane.run is not None and bool(pane.run.state.checkpoints))
+        await until(pilot, lambda: pane.run is not None and bool(pane.run.state.checkpoints), step=0.2)
         pane.focus_default()
         await pilot.press("x")
-        await _until(pilot, lambda: pane.run is not None and pane.run.state.finished)
+        await until(pilot, lambda: pane.run is not None and pane.run.state.finished, step=0.2)
         await pilot.pause(TrainingPane.POLL_SECONDS * 2)
         assert pane.run.state.status == "stopped"
         assert pane.run.process is not None and pane.run.process.wait(30) == 130

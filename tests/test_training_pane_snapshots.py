@@ -7,9 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_tui_support import make_app, wait_idle
-
-from lemlab.tui.panes.training import TrainingPane
+from test_tui_support import make_app, open_training_tab
 
 EVENTS = Path(__file__).resolve().parent / "fixtures" / "training" / "lemlab_events.jsonl"
 
@@ -28,10 +26,7 @@ def test_training_pane_snapshot(snap_compare, tmp_path: Path, theme: str, zoom: 
     app, run = _app(tmp_path, theme)
 
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
-        await wait_idle(pilot, app)
-        app.action_show_tab("training")
-        await pilot.pause()
-        pane = app.query_one(TrainingPane)
+        pane = await open_training_tab(pilot)
         pane.attach(str(run))
         for _ in range(zoom):
             await pilot.press("plus")
@@ -46,10 +41,7 @@ def test_training_pane_snapshot_with_scores(snap_compare, tmp_path: Path) -> Non
     app, run = _app(tmp_path, "lemlab-dark")
 
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
-        await wait_idle(pilot, app)
-        app.action_show_tab("training")
-        await pilot.pause()
-        pane = app.query_one(TrainingPane)
+        pane = await open_training_tab(pilot)
         pane.attach(str(run))
         for it in (10, 20, 30):  # checkpoint files for the alignment; scores as a run would give
             (run / f"{it:07d}_adapters.safetensors").write_bytes(b"")
@@ -78,10 +70,7 @@ def test_training_pane_snapshot_curriculum_stage(snap_compare, tmp_path: Path) -
     app, _ = make_app(lab, session="snapshot")
 
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
-        await wait_idle(pilot, app)
-        app.action_show_tab("training")
-        await pilot.pause()
-        pane = app.query_one(TrainingPane)
+        pane = await open_training_tab(pilot)
         run = FollowedRun.attach(stage)
         run.labels = {"curriculum": str(cur), "stage": "ethics", "stage_number": 1}
         pane.follow(run)

@@ -4,7 +4,6 @@ through the engine router, and the app's engine then answers from the server."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,23 +14,13 @@ from lemlab.core.endpoints import Endpoint
 from lemlab.core.engine_api import Sampler
 from lemlab.core.sessions import Session
 from lemlab.engine.fake import FakeEngine
-from lemlab.engine.mlx_server import LocalServer, free_port, start_mlx_server
+from lemlab.engine.mlx_server import LocalServer, free_port
 from lemlab.engine.router import EngineRouter
 from lemlab.tui.app import LemlabApp
 from lemlab.tui.model_rows import endpoint_rows
 from lemlab.tui.services import Settings, load_settings
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    tmp = tmp_path_factory.mktemp("tui-server")
-    hub = tmp / "hub"  # an empty hub cache: /v1/models lists exactly the served model
-    hub.mkdir()
-    srv = start_mlx_server(tiny_model, log_path=tmp / "server.log", env={"HF_HUB_CACHE": str(hub)})
-    yield srv
-    srv.stop()
 
 
 def _app(tmp: Path, endpoints: dict[str, Endpoint]) -> tuple[LemlabApp, EngineRouter]:
@@ -50,12 +39,12 @@ SECRET = "sk-tui-test-91be"
 
 
 async def test_models_pane_lists_endpoints_and_loads_one(
-    server: LocalServer, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_server: LocalServer, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LEMLAB_TUI_TEST_KEY", SECRET)  # sent as a header, stored nowhere
     dead_url = f"http://127.0.0.1:{free_port()}/v1"
     endpoints = {
-        "studio": Endpoint(url=server.url, name="studio", api_key_env="LEMLAB_TUI_TEST_KEY"),
+        "studio": Endpoint(url=tiny_server.url, name="studio", api_key_env="LEMLAB_TUI_TEST_KEY"),
         "gone": Endpoint(url=dead_url, name="gone"),
     }
     app, router = _app(tmp_path, endpoints)
@@ -67,7 +56,7 @@ async def test_models_pane_lists_endpoints_and_loads_one(
             assert table.display and app.query_one("#endpoints-title").display
             rows = _rows(table)
             served = str(tiny_model.resolve())
-            assert ["studio", served, server.url, "ok"] in rows
+            assert ["studio", served, tiny_server.url, "ok"] in rows
             gone = [r for r in rows if r[0] == "gone"]
             assert len(gone) == 1 and "connection refused" in gone[0][3] and "\n" not in gone[0][3]
             # pick the server's model: loaded through the router, no local engine made
@@ -106,16 +95,16 @@ async def test_no_endpoints_keeps_the_section_hidden(tmp_path: Path) -> None:
         router.shutdown()
 
 
-def test_endpoint_rows_and_settings(server: LocalServer, lemlab_home: Path) -> None:
-    named = Endpoint(url=server.url, name="box", model="/some/model")
+def test_endpoint_rows_and_settings(tiny_server: LocalServer, lemlab_home: Path) -> None:
+    named = Endpoint(url=tiny_server.url, name="box", model="/some/model")
     assert [r.cells() for r in endpoint_rows("box", named)] == [
-        ("box", "/some/model", server.url, "ok")
+        ("box", "/some/model", tiny_server.url, "ok")
     ]
     from lemlab.core.paths import get_paths
 
     config = get_paths().config_file
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(f'[endpoints.box]\nurl = "{server.url}"\napi_key_env = "NO_SUCH_KEY_VAR"\n')
+    config.write_text(f'[endpoints.box]\nurl = "{tiny_server.url}"\napi_key_env = "NO_SUCH_KEY_VAR"\n')
     settings = load_settings()
     assert settings.error == "" and list(settings.endpoints) == ["box"]
     (row,) = endpoint_rows("box", settings.endpoints["box"])

@@ -1,14 +1,17 @@
-"""Helpers for the TUI tests: a fake model folder and an app wired to FakeEngine."""
+"""Helpers for the TUI tests: a fake model folder, an app wired to FakeEngine, waiting."""
 
 from __future__ import annotations
 
 import json
 import struct
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from lemlab.core.sessions import Session
 from lemlab.engine.fake import FakeEngine
 from lemlab.tui.app import LemlabApp
+from lemlab.tui.panes.training import TrainingPane
 from lemlab.tui.services import Settings
 
 
@@ -40,3 +43,19 @@ async def wait_idle(pilot, app: LemlabApp) -> None:  # type: ignore[no-untyped-d
     for _ in range(3):
         await app.workers.wait_for_complete()
         await pilot.pause()
+
+
+async def until(pilot, ok: Callable[[], bool], guard: float = 120, step: float = 0.1) -> None:  # type: ignore[no-untyped-def]
+    """Pause until ok() holds; the guard only stops a hung test (no timing is asserted)."""
+    deadline = time.monotonic() + guard
+    while not ok():
+        assert time.monotonic() < deadline, "gave up waiting"
+        await pilot.pause(step)
+
+
+async def open_training_tab(pilot) -> TrainingPane:  # type: ignore[no-untyped-def]
+    """Once the app is idle, the training tab shown; its pane."""
+    await wait_idle(pilot, pilot.app)
+    pilot.app.action_show_tab("training")
+    await pilot.pause()
+    return pilot.app.query_one(TrainingPane)

@@ -21,13 +21,24 @@ one refuses the run.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from lemlab.commands.run_support import (
+    RunProgress,
+    SigintCancels,
+    add_model_arguments,
+    check_dispatch_args,
+    local_engine,
+    model_specs,
+    print_notes,
+    retry_policy,
+    sampler_from_args,
+    server_slots,
+)
 from lemlab.core.errors import LemlabError
 
 EXIT_INTERRUPTED = 130
@@ -37,26 +48,7 @@ EXIT_RUN_FAILED = 3  # a server failed for good mid-run: the lines so far are ke
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = ("exit status: 0 done, 2 bad input, 3 a server failed for good mid-run, 130 "
                 "interrupted (rerun the same command with --resume after 3 or 130)")  # fmt: skip
-    p.add_argument(
-        "--model",
-        action="append",
-        default=[],
-        help="model folder, cached Hugging Face id, or server openai:URL#MODEL; repeat a server "
-        "spec (same model) to spread the probes over several servers",
-    )
-    p.add_argument(
-        "--endpoint",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a server from config.toml's [endpoints.NAME]; repeat for several",
-    )
-    p.add_argument("--max-in-flight", type=int, default=None, metavar="N",
-                   help="requests per server at once (default: the endpoint's, else 1)")  # fmt: skip
-    p.add_argument("--retries", type=int, default=5, metavar="N",
-                   help="tries per probe on server errors before the run stops (default 5)")  # fmt: skip
-    p.add_argument("--retry-delay", type=float, default=1.0, metavar="S",
-                   help="seconds before the first retry, doubling each time (default 1)")  # fmt: skip
+    add_model_arguments(p, spread="the probes over several servers", unit="probe")
     p.add_argument(
         "--adapter",
         action="append",
@@ -90,8 +82,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     setup = prepare(args)
     opened = setup["opened"]
-    for note in opened.notes:
-        print(f"lemlab: {note}", file=sys.stderr)
+    print_notes(opened.notes)
     if opened.already_complete:
         print(f"{args.output} is already complete ({len(setup['probes'])} probes): nothing to do")
         return 0
@@ -106,29 +97,23 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_local(args: argparse.Namespace, setup: dict[str, Any]) -> int:
     from lemlab.core.runner import BatteryRunner
-    from lemlab.engine.router import EngineRouter
 
-    engine = EngineRouter()
-    try:
+    with local_engine() as engine:
         runner = BatteryRunner(
             engine, setup["probes"], setup["plan"], setup["scorer"], setup["sampler"],
             resume=setup["opened"].state, failure_detector=failure_detector(),
         )  # fmt: skip
         return _execute(args, setup, runner)
-    finally:
-        engine.shutdown()
 
 
 def _run_remote(args: argparse.Namespace, setup: dict[str, Any]) -> int:
     """Probes spread over the endpoints through lemlab.core.dispatch."""
     from lemlab.core.dispatch import DispatchError
     from lemlab.core.parallel_runs import ParallelBatteryRunner
-    from lemlab.engine.remote_pool import connect_slots, shutdown_slots
 
     plan = setup["plan"]
     variants = [(v.name, v.adapter) for v in plan.variants]
-    slots, warnings = connect_slots(setup["specs"], variants, max_in_flight=args.max_in_flight)
-    try:
+    with server_slots(setup["specs"], variants, args.max_in_flight) as (slots, warnings):
         for w in warnings:
             print(f"lemlab: warning: {w}", file=sys.stderr)
         setup["endpoints"] = [s.label for s in slots]
@@ -145,16 +130,6 @@ def _run_remote(args: argparse.Namespace, setup: dict[str, Any]) -> int:
             print(f"lemlab: stopped; {done}/{len(setup['probes'])} probes are in {args.output}. "
                   "Run the same command with --resume when the server is back.", file=sys.stderr)  # fmt: skip
             return EXIT_RUN_FAILED
-    finally:
-        shutdown_slots(slots)
-
-
-def retry_policy(args: argparse.Namespace) -> Any:
-    from lemlab.core.dispatch import RetryPolicy
-
-    # Re-probes of a server that went down: twice the tries, so a restart has time to finish.
-    return RetryPolicy(max_attempts=args.retries, base_delay=args.retry_delay,
-                       max_probes=2 * args.retries)  # fmt: skip
 
 
 def _drop_if_empty(path: Path) -> None:
@@ -178,7 +153,7 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
     from lemlab.core.scoring import get_scorer
     from lemlab.engine.loading import resolve_model_dir
 
-    sampler = _sampler(args)
+    sampler = sampler_from_args(args)
     check_dispatch_args(args)
     if args.limit is not None and args.limit < 1:
         raise LemlabError("--limit must be at least 1")
@@ -215,48 +190,11 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
 _prepare = prepare  # old name, kept for callers written before it was public
 
 
-def model_specs(args: argparse.Namespace) -> list[str]:
-    """--model values (one string, or the list argparse collects) then `endpoint:NAME` for each
-    --endpoint. Several are allowed only as servers of one model."""
-    from lemlab.core.endpoints import NAMED_PREFIX
-    from lemlab.core.parallel_runs import check_model_specs
-
-    model = getattr(args, "model", None)
-    specs = [model] if isinstance(model, str) else list(model or [])
-    specs += [NAMED_PREFIX + n for n in getattr(args, "endpoint", None) or []]
-    return check_model_specs(specs)
-
-
-def check_dispatch_args(args: argparse.Namespace) -> None:
-    """--max-in-flight, --retries, --retry-delay (absent attributes: the defaults)."""
-    cap = getattr(args, "max_in_flight", None)
-    if cap is not None and cap < 1:
-        raise LemlabError("--max-in-flight must be at least 1")
-    if getattr(args, "retries", 5) < 1:
-        raise LemlabError("--retries must be at least 1")
-    if getattr(args, "retry_delay", 1.0) < 0:
-        raise LemlabError("--retry-delay must be 0 or more")
-
-
-def _sampler(args: argparse.Namespace) -> Any:
-    from lemlab.core.engine_api import Sampler
-
-    if args.max_tokens < 1:
-        raise LemlabError("--max-tokens must be at least 1")
-    if args.temp < 0:
-        raise LemlabError("--temp must be 0 (greedy) or more")
-    if not 0 < args.top_p <= 1:
-        raise LemlabError("--top-p must be in (0, 1]")
-    return Sampler(
-        temperature=args.temp, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed
-    )
-
-
 def _execute(args: argparse.Namespace, setup: dict[str, Any], runner: Any) -> int:
     from lemlab.core.ab_store import ABRecorder
 
     recorder = ABRecorder(args.output, setup["settings"])
-    with _sigint_cancels(runner):
+    with SigintCancels(runner, "the current response"):
         done = _drive(runner, recorder, setup, args)
     if done.cancelled:
         print(
@@ -278,7 +216,7 @@ def _execute(args: argparse.Namespace, setup: dict[str, Any], runner: Any) -> in
 def _drive(runner: Any, recorder: Any, setup: dict[str, Any], args: argparse.Namespace) -> Any:
     from lemlab.core import runner as ev
 
-    view = _ProgressView(len(setup["probes"]))
+    view = _ProgressView()
     with view:
         for event in runner.events():
             if isinstance(event, ev.ProbeDone):
@@ -292,31 +230,6 @@ def _drive(runner: Any, recorder: Any, setup: dict[str, Any], args: argparse.Nam
                 return event
             view.show(event)
     raise AssertionError("the runner ended without RunDone")
-
-
-class _sigint_cancels:
-    """First Ctrl+C: cancel the runner (it stops at the next token, keeping every flushed line);
-    a second one interrupts at once."""
-
-    def __init__(self, runner: Any) -> None:
-        self.runner = runner
-        self.previous: Any = None
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.runner.cancelled:
-            raise KeyboardInterrupt
-        print(
-            "\nlemlab: stopping after the current response... (Ctrl+C again to quit now)",
-            file=sys.stderr,
-        )
-        self.runner.cancel()
-
-    def __enter__(self) -> _sigint_cancels:
-        self.previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self.previous)
 
 
 def failure_detector() -> Any:
@@ -367,50 +280,20 @@ def _version(dist: str) -> str:
 # --- display ---------------------------------------------------------------------------------
 
 
-class _ProgressView:
+class _ProgressView(RunProgress):
     """rich progress on stderr when it is a terminal; one plain line per probe otherwise."""
 
-    def __init__(self, total_probes: int) -> None:
-        from rich.console import Console
-
-        self.console = Console(stderr=True)
-        self.live = self.console.is_terminal
-        self.total_probes = total_probes
-        self.progress: Any = None
-        self.task: Any = None
+    def __init__(self) -> None:
+        super().__init__("starting", ["{task.fields[tps]}", "ETA {task.fields[eta]}"],
+                         {"tps": "", "eta": "-"})  # fmt: skip
         self.label = ""
 
-    def __enter__(self) -> _ProgressView:
-        if self.live:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-            self.progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[tps]}"),
-                TextColumn("ETA {task.fields[eta]}"),
-                console=self.console,
-                transient=True,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task("starting", total=None, tps="", eta="-")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
     def warn(self, text: str) -> None:
-        self.console.print(f"lemlab: warning: {text}", markup=False, highlight=False)
+        self.print(f"lemlab: warning: {text}")
 
     def show(self, event: Any) -> None:
         for line in _event_lines(event, self):
-            self.console.print(line, markup=False, highlight=False)
-
-    def update(self, **kw: Any) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, **kw)
+            self.print(line)
 
 
 def _event_lines(event: Any, view: _ProgressView) -> Iterator[str]:

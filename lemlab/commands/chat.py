@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from lemlab.commands.run_support import local_engine, sampler_from_args
 from lemlab.core.chat_format import append_jsonl_text, build_messages, conversation_jsonl_line
 from lemlab.core.engine_api import GenStats, Message, Sampler
 from lemlab.core.errors import LemlabError
@@ -70,21 +71,16 @@ class ChatState:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lemlab.engine.router import EngineRouter  # mlx only once a local model is loaded
-
-    sampler = _sampler(args)
+    sampler: Sampler = sampler_from_args(args)
     state = ChatState(system=_system_text(args))
     model, adapter = _model_args(args)
-    engine = EngineRouter()
-    try:
+    with local_engine() as engine:  # mlx only once a local model is loaded
         info = engine.load(model, adapter).result()
         for warning in info.warnings:
             print(f"lemlab: warning: {warning}", file=sys.stderr)
         if args.prompt is not None:
             return _one_shot(engine, state, args.prompt, sampler)
         return _repl(engine, state, sampler, _title(info.model_path, info.model_type))
-    finally:
-        engine.shutdown()
 
 
 def _title(model_path: str, model_type: str) -> str:
@@ -92,18 +88,6 @@ def _title(model_path: str, model_type: str) -> str:
 
     name = model_path if is_remote_spec(model_path) else Path(model_path).name
     return f"{name} ({model_type})"
-
-
-def _sampler(args: argparse.Namespace) -> Sampler:
-    if args.max_tokens < 1:
-        raise LemlabError("--max-tokens must be at least 1")
-    if args.temp < 0:
-        raise LemlabError("--temp must be 0 (greedy) or more")
-    if not 0.0 < args.top_p <= 1.0:
-        raise LemlabError("--top-p must be in (0, 1]")
-    return Sampler(
-        temperature=args.temp, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed
-    )
 
 
 def _system_text(args: argparse.Namespace) -> str | None:

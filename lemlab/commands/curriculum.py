@@ -74,15 +74,11 @@ def run(args: argparse.Namespace) -> int:
     todo = _selected(cur, args.only)
     if not args.dry_run:
         _require_fuse(cur, todo, args.fuse)
-    plan, warned = preflight(cur, todo)
-    print("\n".join(plan))
-    if args.dry_run:
-        print(f"dry run: nothing written (state file would be {cur.output / STATE_FILE})")
-        return 0
-    if warned:
-        from lemlab.commands.train import confirm
+    from lemlab.commands.train import show_plan
 
-        confirm("train anyway?", args.yes, "small-model warning above: pass --yes to train anyway")
+    plan, warned = preflight(cur, todo)
+    if not show_plan(plan, warned, dry_run=args.dry_run, yes=args.yes, state_file=cur.output / STATE_FILE):
+        return 0
     return run_stages(cur, todo)
 
 

@@ -16,12 +16,22 @@ resume matches them by (probe, sample). Kept lines record the server in meta `en
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lemlab.commands.run_support import (
+    RunProgress,
+    SigintCancels,
+    add_model_arguments,
+    check_dispatch_args,
+    given_specs,
+    local_engine,
+    print_notes,
+    retry_policy,
+    server_slots,
+)
 from lemlab.core import distill as d
 from lemlab.core.errors import LemlabError
 
@@ -34,17 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = ("exit status: 0 done, 1 done but no sample reached the threshold (summary "
                 "written), 2 bad input, 3 a server failed for good mid-run, 130 interrupted "
                 "(rerun with --resume after 3 or 130)")  # fmt: skip
-    p.add_argument("--model", action="append", default=[],
-                   help="model folder, cached Hugging Face id, or server openai:URL#MODEL; "
-                   "repeat a server spec (same model) to spread samples over servers")  # fmt: skip
-    p.add_argument("--endpoint", action="append", default=[], metavar="NAME",
-                   help="a server from config.toml's [endpoints.NAME]; repeat for several")  # fmt: skip
-    p.add_argument("--max-in-flight", type=int, default=None, metavar="N",
-                   help="requests per server at once (default: the endpoint's, else 1)")  # fmt: skip
-    p.add_argument("--retries", type=int, default=5, metavar="N",
-                   help="tries per sample on server errors before the run stops (default 5)")  # fmt: skip
-    p.add_argument("--retry-delay", type=float, default=1.0, metavar="S",
-                   help="seconds before the first retry, doubling each time (default 1)")  # fmt: skip
+    add_model_arguments(p, spread="samples over servers", unit="sample")
     p.add_argument("--adapter", help="LoRA adapter folder or checkpoint file")
     p.add_argument("--kernel", metavar="FILE",
                    help="kernel text used as the system message (never stored in the output)")  # fmt: skip
@@ -142,18 +142,14 @@ def prepare_distill(
 
 
 def run(args: argparse.Namespace) -> int:
-    from lemlab.commands.ab import check_dispatch_args
-    from lemlab.core.endpoints import NAMED_PREFIX
-
     check_dispatch_args(args)
     job = prepare_distill(
-        model=[*args.model, *(NAMED_PREFIX + n for n in args.endpoint)], prompts=args.prompts, output=args.output, adapter=args.adapter,
+        model=given_specs(args), prompts=args.prompts, output=args.output, adapter=args.adapter,
         kernel=args.kernel, resume=args.resume, samples=args.samples, threshold=args.threshold,
         temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
         seed=args.seed, scorer=args.scorer,
     )  # fmt: skip
-    for note in job.state.notes:
-        print(f"lemlab: {note}", file=sys.stderr)
+    print_notes(job.state.notes)
     if job.state.already_complete:
         print(f"{job.output} is already complete: nothing to do")
         return DistillOutcome(job.state.summary).exit_code
@@ -163,74 +159,59 @@ def run(args: argparse.Namespace) -> int:
     if job.remote:
         outcome = execute_distill_remote(job, args)
     else:
-        from lemlab.engine.router import EngineRouter
-
-        engine = EngineRouter()
-        try:
+        with local_engine() as engine:
             outcome = execute_distill(job, engine)
-        finally:
-            engine.shutdown()
     report_outcome(job, outcome)
     return outcome.exit_code
 
 
 def execute_distill_remote(job: DistillJob, args: argparse.Namespace) -> DistillOutcome:
     """Samples spread over the job's servers (lemlab.core.dispatch); lines as samples finish."""
-    from lemlab.commands.ab import retry_policy
     from lemlab.core.dispatch import DispatchError
-    from lemlab.core.distill_runner import DistillDone, SampleScored
-    from lemlab.core.parallel_runs import LabelledDistillRecorder, ParallelDistillRunner
-    from lemlab.engine.remote_pool import connect_slots, shutdown_slots
+    from lemlab.core.parallel_runs import ParallelDistillRunner
 
-    slots, warnings = connect_slots(job.specs or [], [("", job.settings.adapter)],
-                                    max_in_flight=args.max_in_flight)  # fmt: skip
-    runner = ParallelDistillRunner(slots, job.probes, job.settings, job.scorer, job.kernel_text,
-                                   job.state, retry=retry_policy(args))  # fmt: skip
-    recorder = LabelledDistillRecorder(job.output, job.settings)
-    done: DistillDone | None = None
-    try:
-        with SigintCancels(runner), DistillView() as view:
-            for w in warnings:
-                view.say(f"warning: {w}")
-            for event in runner.events():
-                if isinstance(event, SampleScored):
-                    recorder.sample_done(event.sample, event.wall_s, runner.last_endpoint)
-                elif isinstance(event, DistillDone):
-                    done = event
-                view.show(event)
-    except DispatchError as exc:
-        print(f"lemlab: error: {exc}", file=sys.stderr)
-        return DistillOutcome(None, failed=True)
-    finally:
-        shutdown_slots(slots)
-    assert done is not None
-    if done.cancelled:
-        return DistillOutcome(None, cancelled=True)
-    extra = {"battery": job.battery, "endpoints": [s.label for s in slots]}
-    summary = recorder.finish(len(job.probes), job.state.records, job.state.prior_seconds, extra)
-    return DistillOutcome(summary)
+    variants: list[tuple[str, str | None]] = [("", job.settings.adapter)]
+    with server_slots(job.specs or [], variants, args.max_in_flight) as (slots, warnings):
+        runner = ParallelDistillRunner(slots, job.probes, job.settings, job.scorer,
+                                       job.kernel_text, job.state, retry=retry_policy(args))  # fmt: skip
+        try:
+            return _drive(job, runner, DistillView(), warnings,
+                          {"battery": job.battery, "endpoints": [s.label for s in slots]})  # fmt: skip
+        except DispatchError as exc:
+            print(f"lemlab: error: {exc}", file=sys.stderr)
+            return DistillOutcome(None, failed=True)
 
 
 def execute_distill(job: DistillJob, engine: Any, label: str = "") -> DistillOutcome:
     """Run the job on a started engine: write lines as samples finish, the summary at the end.
     Ctrl+C stops after the current token (the sample in progress is redone on resume)."""
-    from lemlab.core.distill_runner import DistillDone, DistillRunner, SampleScored
+    from lemlab.core.distill_runner import DistillRunner
 
     runner = DistillRunner(engine, job.probes, job.settings, job.scorer, job.kernel_text, job.state)
+    return _drive(job, runner, DistillView(label), [], {"battery": job.battery})
+
+
+def _drive(job: DistillJob, runner: Any, view: DistillView, warnings: list[str],
+           extra: dict[str, Any]) -> DistillOutcome:  # fmt: skip
+    """Record and show the runner's events (kept lines name the server of a run spread over
+    servers); the summary line unless the run was cancelled."""
+    from lemlab.core.distill_runner import DistillDone, SampleScored
+
     recorder = d.DistillRecorder(job.output, job.settings)
     done: DistillDone | None = None
-    with SigintCancels(runner), DistillView(label) as view:
+    with SigintCancels(runner), view:
+        for w in warnings:
+            view.say(f"warning: {w}")
         for event in runner.events():
             if isinstance(event, SampleScored):
-                recorder.sample_done(event.sample, event.wall_s)
+                recorder.sample_done(event.sample, event.wall_s, runner.last_endpoint)
             elif isinstance(event, DistillDone):
                 done = event
             view.show(event)
     assert done is not None
     if done.cancelled:
         return DistillOutcome(None, cancelled=True)
-    summary = recorder.finish(len(job.probes), job.state.records, job.state.prior_seconds,
-                              {"battery": job.battery})  # fmt: skip
+    summary = recorder.finish(len(job.probes), job.state.records, job.state.prior_seconds, extra)
     return DistillOutcome(summary)
 
 
@@ -262,62 +243,15 @@ def best_score(state: d.DistillState) -> float:
     return max((r.lek_score for r in state.records.values()), default=0.0)
 
 
-class SigintCancels:
-    """First Ctrl+C cancels the runner (it stops at the next token, keeping every flushed line);
-    a second one interrupts at once. Works with any runner that has cancel() and cancelled
-    (lemlab.core.runner.BatteryRunner too)."""
-
-    def __init__(self, runner: Any) -> None:
-        self.runner = runner
-        self.previous: Any = None
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.runner.cancelled:
-            raise KeyboardInterrupt
-        print(
-            "\nlemlab: stopping after the current token... (Ctrl+C again to quit now)",
-            file=sys.stderr,
-        )
-        self.runner.cancel()
-
-    def __enter__(self) -> SigintCancels:
-        self.previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self.previous)
-
-
-class DistillView:
+class DistillView(RunProgress):
     """Progress on stderr: a rich bar at a terminal, else one plain line per finished probe."""
 
     def __init__(self, label: str = "") -> None:
-        from rich.console import Console
-
-        self.console = Console(stderr=True)
-        self.live = self.console.is_terminal
+        super().__init__(label + "loading", ["{task.fields[rate]}"], {"rate": ""})
         self.label = label
-        self.progress: Any = None
-        self.task: Any = None
-
-    def __enter__(self) -> DistillView:
-        if self.live:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-            self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"), console=self.console, transient=True,
-            )  # fmt: skip
-            self.progress.start()
-            self.task = self.progress.add_task(self.label + "loading", total=None, rate="")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
     def say(self, text: str) -> None:
-        self.console.print(self.label + text, markup=False, highlight=False)
+        self.print(self.label + text)
 
     def show(self, event: Any) -> None:
         from lemlab.core import distill_runner as ev
@@ -332,7 +266,7 @@ class DistillView:
                 self.say(f"warning: {w}")
         elif isinstance(event, ev.SampleStarted) and self.progress is not None:
             desc = f"{self.label}probe {event.probe_index}/{event.probes} {event.probe.id} · sample {event.sample_idx + 1}"
-            self.progress.update(self.task, description=desc)
+            self.update(description=desc)
         elif isinstance(event, ev.SampleScored):
             self._scored(event)
 
@@ -340,7 +274,7 @@ class DistillView:
         c, s = event.counts, event.sample
         rate = f"kept {c.kept}/{c.generated} ({c.keep_rate:.1f}%)"
         if self.progress is not None:
-            self.progress.update(self.task, total=c.total, completed=c.generated, rate=rate)
+            self.update(total=c.total, completed=c.generated, rate=rate)
             return
         self.say(f"probe {event.probe_index}/{event.probes} {s.probe.id} sample {s.sample_idx + 1}: "
                  f"score {s.lek_score:.2f} {'kept' if s.kept else 'rejected'} · {rate}")  # fmt: skip

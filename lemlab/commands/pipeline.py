@@ -40,15 +40,12 @@ def run(args: argparse.Namespace) -> int:
     todo = [pipe.find_phase(args.only)] if args.only else list(range(len(pipe.phases)))
     check_inputs(pipe, todo)
     batteries = {i: phase_probes(pipe, i) for i in todo}  # checks every battery before any work
-    plan, warned = plan_lines(pipe, todo, batteries)
-    print("\n".join(plan))
-    if args.dry_run:
-        print(f"dry run: nothing written (state file would be {pipe.output / pl.STATE_FILE})")
-        return 0
-    if warned:
-        from lemlab.commands.train import confirm
+    from lemlab.commands.train import show_plan
 
-        confirm("train anyway?", args.yes, "small-model warning above: pass --yes to train anyway")
+    plan, warned = plan_lines(pipe, todo, batteries)
+    if not show_plan(plan, warned, dry_run=args.dry_run, yes=args.yes,
+                     state_file=pipe.output / pl.STATE_FILE):  # fmt: skip
+        return 0
     return PipelineRun(pipe).run(todo, batteries)
 
 
@@ -265,13 +262,13 @@ class PipelineRun:
     def train(self, i: int) -> int:
         from lemlab.commands.train import TrainingFailed, preflight, train_and_follow
         from lemlab.core.train_runner import archive_previous_run
-        from lemlab.core.training_events import EVENTS_FILE, load_run
+        from lemlab.core.training_events import load_run, run_finished
 
         pipe, ph = self.pipe, self.pipe.phases[i]
         folder = pipe.adapter_dir(i)
         cfg = pipe.train_config(i)
         assert cfg is not None
-        done = (folder / EVENTS_FILE).is_file() and load_run(folder).status == "done"
+        done = run_finished(folder)
         if done and settings_changed(folder, cfg):
             print(f"lemlab: note: phase {ph.name!r} was trained with other settings than the file's "
                   f"now; delete {folder} to retrain", file=sys.stderr)  # fmt: skip

@@ -134,6 +134,18 @@ def confirm(question: str, yes: bool, refusal: str) -> None:
         raise LemlabError("cancelled")
 
 
+def show_plan(lines: list[str], warned: bool, *, dry_run: bool, yes: bool, state_file: Path) -> bool:
+    """Print a staged plan (curriculum, pipeline); False on a dry run, else True once any
+    small-model warning is confirmed."""
+    print("\n".join(lines))
+    if dry_run:
+        print(f"dry run: nothing written (state file would be {state_file})")
+        return False
+    if warned:
+        confirm("train anyway?", yes, "small-model warning above: pass --yes to train anyway")
+    return True
+
+
 def print_plan(cfg: TrainingConfig, fig: GradientFigures, out: Any = None) -> list[str]:
     """Print the effective-gradient figures and any warning; return the warning lines."""
     out = out or sys.stdout

@@ -14,8 +14,6 @@ it is deleted once the summary line is on disk. Headless: no mlx.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ from lemlab.core import abfile
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.conditions import ConditionPlan
 from lemlab.core.errors import LemlabError
+from lemlab.core.run_files import append_line, read_jsonl_strict, same_setting, start_fresh
 from lemlab.core.runner import ConditionMap, ProbeLike, ResumeState
 
 SIDECAR_SUFFIX = ".partial.jsonl"
@@ -80,28 +79,12 @@ def open_output(
     one. Raises LemlabError (one line) on settings that differ or a corrupt file."""
     out, side = Path(output), sidecar_path(output)
     if not resume or not out.exists():
-        if out.exists():
-            raise LemlabError(
-                f"{out} already exists: add --resume to continue it, or choose another --output"
-            )
-        _create_empty(out)
+        notes = start_fresh(out, resume)
         side.unlink(missing_ok=True)  # stale partial results of an older run of that name
-        notes = [f"{out} does not exist yet: starting a new run"] if resume else []
         return OpenedRun(ResumeState(), notes)
     opened = _resume_output(out, settings, probes)
     _resume_sidecar(side, settings, probes, opened)
     return opened
-
-
-def _create_empty(out: Path) -> None:
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "x", encoding="utf-8"):
-            pass
-    except FileExistsError:
-        raise LemlabError(f"{out} already exists: add --resume to continue it") from None
-    except OSError as exc:
-        raise LemlabError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
 def _resume_output(out: Path, settings: RunSettings, probes: Sequence[ProbeLike]) -> OpenedRun:
@@ -141,7 +124,7 @@ def _check_probe_line(
     for key, want in settings.line_extras().items():
         if key not in line.extra:
             raise LemlabError(f"{where} has no {key!r}: not written by `lemlab ab`, cannot resume")
-        if not _same_setting(key, line.extra[key], want):
+        if not same_setting(key, line.extra[key], want):
             raise LemlabError(
                 f"{out}: settings differ: {key} was {line.extra[key]!r}, now {want!r}"
             )
@@ -154,21 +137,10 @@ def _check_probe_line(
         got = line.conditions[name].extra
         if got.get("kernel_sha256") != want_c["kernel_sha256"]:
             raise LemlabError(f"{out}: settings differ: the kernel of {name!r} changed (sha256)")
-        if not _same_setting("adapter", got.get("adapter"), want_c["adapter"]):
+        if not same_setting("adapter", got.get("adapter"), want_c["adapter"]):
             raise LemlabError(
                 f"{out}: settings differ: adapter of {name!r} was {got.get('adapter')!r}"
             )
-
-
-def _same_setting(key: str, got: Any, want: Any) -> bool:
-    if key in ("model", "adapter") and isinstance(got, str) and isinstance(want, str):
-        return _norm_path(got) == _norm_path(want)
-    return bool(got == want)
-
-
-def _norm_path(p: str) -> str:
-    q = Path(p).expanduser()
-    return str(q.resolve()) if q.exists() else p
 
 
 def _resume_sidecar(
@@ -179,12 +151,13 @@ def _resume_sidecar(
     if opened.already_complete:
         side.unlink(missing_ok=True)  # the summary is on disk: partial results are stale
         return
-    records, truncated = _read_sidecar(side)
+    read = read_jsonl_strict(side)
+    records, truncated = [rec for _, rec in read.records], read.torn_tail
     if not records:
         side.unlink(missing_ok=True)
         return
     header, want = records[0], settings.header()
-    same_model = _same_setting("model", header.get("model"), want["model"])
+    same_model = same_setting("model", header.get("model"), want["model"])
     if not same_model or {**header, "model": want["model"]} != want:
         raise LemlabError(f"{side}: partial results were made with other settings: cannot resume")
     ids = {p.id for p in probes}
@@ -200,45 +173,11 @@ def _resume_sidecar(
         write_text_atomic(side, "".join(_dumps(r) for r in records))
 
 
-def _read_sidecar(side: Path) -> tuple[list[dict[str, Any]], bool]:
-    try:
-        text = side.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LemlabError(f"cannot read {side}: {exc}") from None
-    lines = text.split("\n")
-    records: list[dict[str, Any]] = []
-    truncated = False
-    for i, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        try:
-            rec = json.loads(raw)
-        except json.JSONDecodeError:
-            if i == len(lines) and not text.endswith("\n"):
-                truncated = True  # the last line, cut by a kill
-                break
-            raise LemlabError(f"{side}: line {i}: invalid JSON: cannot resume") from None
-        if not isinstance(rec, dict):
-            raise LemlabError(f"{side}: line {i}: not an object: cannot resume")
-        records.append(rec)
-    if text and not text.endswith("\n") and not truncated:
-        truncated = True  # a complete JSON value whose newline never made it: rewrite cleanly
-    return records, truncated
-
-
 def _dumps(obj: Mapping[str, Any]) -> str:
     return abfile.dumps_line(obj) + "\n"
 
 
 # --- writing ---------------------------------------------------------------------------------
-
-
-def append_line(path: Path, line: str) -> None:
-    """One write, flush, fsync: a kill leaves either the whole line or a detectable half."""
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 class ABRecorder:

@@ -24,8 +24,6 @@ is passed in as an `is_fused` check, so this module stays free of the engine lay
 
 from __future__ import annotations
 
-import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,15 +35,11 @@ import tomli_w
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import LemlabError
 from lemlab.core.model_folder import weight_files
+from lemlab.core.plan_files import find_step, require_paths, step_dir, step_tables
 from lemlab.core.train_runner import archive_previous_run
-from lemlab.core.training_config import (
-    TrainingConfig,
-    absolutize,
-    check_keys,
-    coerce_values,
-    resolve_config,
-)
-from lemlab.core.training_events import EVENTS_FILE, load_run
+from lemlab.core.training_config import TrainingConfig, embedded_settings, resolve_config
+from lemlab.core.training_events import run_finished
+from lemlab.core.user_files import load_toml_file, read_toml_or_empty
 
 SCHEMA_VERSION = 1
 STATE_FILE = "curriculum-state.toml"
@@ -67,8 +61,7 @@ class Curriculum:
     stages: list[Stage] = field(default_factory=list)
 
     def stage_dir(self, i: int) -> Path:
-        slug = re.sub(r"[^a-z0-9]+", "-", self.stages[i].name.lower()).strip("-") or "stage"
-        return self.output / f"{i + 1:02d}-{slug}"
+        return step_dir(self.output, i, self.stages[i].name, "stage")
 
     def adapter_dir(self, i: int) -> Path:
         return self.stage_dir(i) / "adapter"
@@ -89,11 +82,7 @@ class Curriculum:
 
     def find_stage(self, key: str) -> int:
         """A stage by name or 1-based number."""
-        for i, st in enumerate(self.stages):
-            if st.name == key or str(i + 1) == key:
-                return i
-        names = ", ".join(s.name for s in self.stages)
-        raise LemlabError(f"no stage {key!r} in {self.path} (stages: {names})")
+        return find_step([s.name for s in self.stages], key, self.path, "stage")
 
 
 def _table(doc: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -104,29 +93,17 @@ def _table(doc: dict[str, Any], key: str, where: str) -> dict[str, Any]:
 
 
 def _settings(values: dict[str, Any], where: str, base: Path) -> dict[str, Any]:
-    for key in ("model", "adapter_path"):
-        if key in values:
-            raise LemlabError(f"{where}: {key} is set by the curriculum (base_model / output)")
-    check_keys(values, where)
-    values = coerce_values(values, where)
-    return absolutize(values, base)
+    return embedded_settings(values, where, base, fixed=("model", "adapter_path"),
+                             set_by="the curriculum (base_model / output)")  # fmt: skip
 
 
 def load_curriculum(path: str | Path) -> Curriculum:
     p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            doc = tomllib.load(fh)
-    except FileNotFoundError:
-        raise LemlabError(f"curriculum file not found: {p}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise LemlabError(f"{p}: not valid TOML ({exc})") from None
+    doc = load_toml_file(p, "curriculum")
     unknown = set(doc) - _TOP_KEYS
     if unknown:
         raise LemlabError(f"{p}: unknown key {sorted(unknown)[0]!r} (expected {', '.join(sorted(_TOP_KEYS))})")
-    for key in ("base_model", "output"):
-        if not isinstance(doc.get(key), str) or not doc[key]:
-            raise LemlabError(f"{p}: {key} (a path) is required")
+    require_paths(doc, ("base_model", "output"), p)
     base = p.parent.resolve()
     cur = Curriculum(p, (base / doc["base_model"]).resolve(), (base / doc["output"]).resolve())
     cur.defaults = _settings(dict(_table(doc, "defaults", str(p))), f"{p} [defaults]", base)
@@ -135,14 +112,8 @@ def load_curriculum(path: str | Path) -> Curriculum:
 
 
 def _stages(raw: Any, p: Path, base: Path) -> list[Stage]:
-    if not isinstance(raw, list) or not raw:
-        raise LemlabError(f"{p}: at least one [[stage]] is required")
     stages, seen = [], set()
-    for n, item in enumerate(raw, 1):
-        where = f"{p} stage {n}"
-        if not isinstance(item, dict):
-            raise LemlabError(f"{where}: must be a table")
-        values = dict(item)
+    for where, values in step_tables(raw, p, "stage"):
         name = values.pop("name", None)
         if not isinstance(name, str) or not name.strip():
             raise LemlabError(f"{where}: name is required")
@@ -159,11 +130,7 @@ def _stages(raw: Any, p: Path, base: Path) -> list[Stage]:
 
 
 def read_state(cur: Curriculum) -> dict[str, Any]:
-    try:
-        with open(cur.output / STATE_FILE, "rb") as fh:
-            return tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
+    return read_toml_or_empty(cur.output / STATE_FILE)
 
 
 def write_state(cur: Curriculum, statuses: dict[str, str]) -> None:
@@ -194,9 +161,7 @@ FusedCheck = Callable[[Path], bool]  # engine.fuse.is_fused: the merged model is
 
 def stage_done(cur: Curriculum, i: int) -> bool:
     """The stage's adapter run ended with a done event: a rerun skips its training."""
-    if not (cur.adapter_dir(i) / EVENTS_FILE).is_file():
-        return False
-    return load_run(cur.adapter_dir(i)).status == "done"
+    return run_finished(cur.adapter_dir(i))
 
 
 def saved_statuses(cur: Curriculum) -> dict[str, str]:

@@ -22,18 +22,23 @@ last line, which resume drops (rewriting the file atomically). Headless: no mlx.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from lemlab.core import abfile
-from lemlab.core.ab_store import append_line
 from lemlab.core.abfile import utc_ts
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.engine_api import Sampler
 from lemlab.core.errors import LemlabError
+from lemlab.core.run_files import (
+    JsonlRead,
+    append_line,
+    read_jsonl_strict,
+    same_setting,
+    start_fresh,
+)
 
 PROGRESS_SUFFIX = ".progress.jsonl"
 DEFAULT_SAMPLES = 10
@@ -205,39 +210,6 @@ def summary_line(
 
 
 @dataclass
-class JsonlRead:
-    records: list[tuple[int, dict[str, Any]]]  # (line number, object)
-    torn_tail: bool  # the last line was cut (or lacks its newline): rewrite without/with it
-
-
-def read_jsonl_strict(path: Path) -> JsonlRead:
-    """Objects of a file this tool wrote. Only the last line may be broken (a kill); anything
-    else is a LemlabError naming file:line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise LemlabError(f"{path}: not UTF-8 text (byte {exc.start}): cannot resume") from None
-    except OSError as exc:
-        raise LemlabError(f"cannot read {path}: {exc.strerror or exc}") from None
-    lines = text.split("\n")
-    out: list[tuple[int, dict[str, Any]]] = []
-    torn = bool(text) and not text.endswith("\n")
-    for n, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError:
-            if n == len(lines) and torn:
-                break  # the half-written last line: dropped
-            raise LemlabError(f"{path}:{n}: invalid JSON: cannot resume") from None
-        if not isinstance(obj, dict):
-            raise LemlabError(f"{path}:{n}: not a JSON object: cannot resume")
-        out.append((n, obj))
-    return JsonlRead(out, torn)
-
-
-@dataclass
 class DistillState:
     """Work already done, as an opened output file holds it."""
 
@@ -262,26 +234,10 @@ def open_distill_output(
     """A fresh output (refusing to overwrite one without --resume) or the state of a resumed one."""
     out, prog = Path(output), progress_path(output)
     if not resume or not out.exists():
-        if out.exists():
-            raise LemlabError(
-                f"{out} already exists: add --resume to continue it, or choose another --output"
-            )
-        _create_fresh(out, prog, settings)
-        notes = [f"{out} does not exist yet: starting a new run"] if resume else []
+        notes = start_fresh(out, resume)
+        write_text_atomic(prog, dumps_line(settings.header()))  # replaces a stale sidecar
         return DistillState(notes=notes)
     return _resume(out, prog, settings, probes)
-
-
-def _create_fresh(out: Path, prog: Path, settings: DistillSettings) -> None:
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "x", encoding="utf-8"):
-            pass
-    except FileExistsError:
-        raise LemlabError(f"{out} already exists: add --resume to continue it") from None
-    except OSError as exc:
-        raise LemlabError(f"cannot write {out}: {exc.strerror or exc}") from None
-    write_text_atomic(prog, dumps_line(settings.header()))  # replaces a stale sidecar
 
 
 def _resume(
@@ -318,17 +274,9 @@ def _check_header(prog: Path, side: JsonlRead, settings: DistillSettings) -> Non
         raise LemlabError(f"{prog}: no settings header: cannot resume")
     had = side.records[0][1]
     for key, want in settings.header().items():
-        got = had.get(key)
-        if key in ("model", "adapter") and isinstance(got, str) and isinstance(want, str):
-            got, want = _norm_path(got), _norm_path(want)
-        if got != want:
+        if not same_setting(key, had.get(key), want):
             raise LemlabError(f"{prog}: settings differ: {key} was {had.get(key)!r}, now "
-                              f"{settings.header()[key]!r}: cannot resume")  # fmt: skip
-
-
-def _norm_path(p: str) -> str:
-    q = Path(p).expanduser()
-    return str(q.resolve()) if q.exists() else p
+                              f"{want!r}: cannot resume")  # fmt: skip
 
 
 def _kept_lines(out: Path, main: JsonlRead, ids: set[str]) -> dict[tuple[str, int], dict[str, Any]]:
@@ -380,9 +328,14 @@ class DistillRecorder:
         self.progress = progress_path(output)
         self.settings = settings
 
-    def sample_done(self, sample: Sample, wall_s: float) -> dict[str, Any] | None:
+    def sample_done(
+        self, sample: Sample, wall_s: float, endpoint: str | None = None
+    ) -> dict[str, Any] | None:
+        """`endpoint` (runs over servers) names the server that made a kept sample (meta)."""
         line = training_line(sample, self.settings) if sample.kept else None
         if line is not None:
+            if endpoint:
+                line["meta"]["endpoint"] = endpoint
             append_line(self.output, dumps_line(line))
         append_line(self.progress, dumps_line(progress_line(sample, wall_s)))
         return line

@@ -14,15 +14,15 @@ Usage:
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from lemlab.core.distill import DistillSettings, DistillState, ProbeLike, Record, Sample
-from lemlab.core.engine_api import Engine, GenerationHandle, GenStats, LoadInfo, Message
+from lemlab.core.engine_api import Engine, GenStats, LoadInfo, Message
 from lemlab.core.errors import LemlabError
+from lemlab.core.in_flight import InFlight
 from lemlab.core.runner import ScorerLike
 
 
@@ -84,38 +84,35 @@ class DistillCancelled(Exception):
     pass
 
 
-class DistillRunner:
+class DistillWork:
+    """What the distill runners share (this one on one engine, ParallelDistillRunner over
+    servers): the work still to do, the figures, the chat sent, scoring and recording a reply,
+    and cancelling."""
+
+    last_endpoint = ""  # the server of the SampleScored just yielded ("" on a single engine)
+
     def __init__(
         self,
-        engine: Engine,
         probes: Sequence[ProbeLike],
         settings: DistillSettings,
         scorer: ScorerLike,
-        kernel_text: str | None = None,
-        state: DistillState | None = None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        generate_options: dict[str, Any] | None = None,
+        kernel_text: str | None,
+        state: DistillState | None,
+        clock: Callable[[], float],
     ) -> None:
-        self.engine, self.probes, self.settings = engine, list(probes), settings
+        self.probes, self.settings = list(probes), settings
         self.scorer, self.kernel_text = scorer, kernel_text
         self.state = state or DistillState()
-        self.generate_options = dict(generate_options or {})  # engine extras (logits_processors)
         self._clock = clock
-        self._cancel = threading.Event()
-        self._lock = threading.Lock()
-        self._handle: GenerationHandle | None = None
+        self._flight = InFlight()
 
     def cancel(self) -> None:
         """Stop at the next token; the sample in progress is dropped (redone on resume)."""
-        self._cancel.set()
-        with self._lock:
-            if self._handle is not None:
-                self._handle.cancel()
+        self._flight.cancel()
 
     @property
     def cancelled(self) -> bool:
-        return self._cancel.is_set()
+        return self._flight.cancelled
 
     def todo(self) -> list[tuple[int, ProbeLike, list[int]]]:
         """(1-based probe index, probe, sample indices still to generate), probes with work only."""
@@ -138,11 +135,50 @@ class DistillRunner:
             msgs.insert(0, {"role": "system", "content": self.kernel_text})
         return msgs
 
+    def started(self) -> DistillStarted:
+        return DistillStarted(len(self.probes), self.settings.samples, self.counts(),
+                              list(self.state.records.values()))  # fmt: skip
+
+    def scored_sample(
+        self, probe: ProbeLike, idx: int, text: str, stats: GenStats, wall: float
+    ) -> Sample:
+        """The reply scored against the keep threshold (wall: seconds, if the engine gave none)."""
+        score = round(float(self.scorer.score(text)["lek_score"]), 2)
+        return Sample(probe, idx, text, score, score >= self.settings.threshold,
+                      stats.elapsed or wall, stats.generation_tokens, stats.finish_reason)  # fmt: skip
+
+    def record(self, index: int, sample: Sample, wall_s: float) -> SampleScored:
+        """Remember a finished sample in the resume state; the event that reports it."""
+        self.state.records[(sample.probe.id, sample.sample_idx)] = Record(
+            sample.lek_score, sample.kept, wall_s
+        )
+        return SampleScored(index, len(self.probes), sample, wall_s, self.counts())
+
+    def done(self, start: float) -> DistillDone:
+        return DistillDone(self.cancelled, self._clock() - start, self.counts())
+
+
+class DistillRunner(DistillWork):
+    def __init__(
+        self,
+        engine: Engine,
+        probes: Sequence[ProbeLike],
+        settings: DistillSettings,
+        scorer: ScorerLike,
+        kernel_text: str | None = None,
+        state: DistillState | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        generate_options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(probes, settings, scorer, kernel_text, state, clock)
+        self.engine = engine
+        self.generate_options = dict(generate_options or {})  # engine extras (logits_processors)
+
     def events(self) -> Iterator[DistillEvent]:
         start = self._clock()
         todo = self.todo()
-        yield DistillStarted(len(self.probes), self.settings.samples, self.counts(),
-                             list(self.state.records.values()))  # fmt: skip
+        yield self.started()
         mark = start
         try:
             if todo:
@@ -155,14 +191,11 @@ class DistillRunner:
                     yield SampleStarted(index, len(self.probes), probe, idx)
                     sample = self._sample(probe, idx)
                     now = self._clock()
-                    self.state.records[(probe.id, idx)] = Record(
-                        sample.lek_score, sample.kept, now - mark
-                    )
-                    yield SampleScored(index, len(self.probes), sample, now - mark, self.counts())
+                    yield self.record(index, sample, now - mark)
                     mark = now
         except DistillCancelled:
             pass
-        yield DistillDone(self.cancelled, self._clock() - start, self.counts())
+        yield self.done(start)
 
     def _sample(self, probe: ProbeLike, idx: int) -> Sample:
         if self.cancelled:
@@ -171,27 +204,16 @@ class DistillRunner:
             self.messages(probe.prompt), self.settings.sampler(probe.id, idx),
             reuse_prefix=self.kernel_text is not None, **self.generate_options,
         )  # fmt: skip
-        with self._lock:
-            self._handle = handle
         started = self._clock()
         try:
-            text, stats = handle.result()
+            with self._flight.tracking(handle):
+                text, stats = handle.result()
         except BaseException:
             handle.cancel()  # Ctrl+C while waiting: stop the engine too
             raise
-        finally:
-            with self._lock:
-                self._handle = None
         if self.cancelled or stats.finish_reason == "cancelled":
             raise DistillCancelled
         if stats.finish_reason == "error":
             err = getattr(handle, "error", None) or "unknown error"
             raise LemlabError(f"generation failed on {probe.id} sample {idx}: {err}")
-        return self._scored(probe, idx, text, stats, self._clock() - started)
-
-    def _scored(
-        self, probe: ProbeLike, idx: int, text: str, stats: GenStats, wall: float
-    ) -> Sample:
-        score = round(float(self.scorer.score(text)["lek_score"]), 2)
-        return Sample(probe, idx, text, score, score >= self.settings.threshold,
-                      stats.elapsed or wall, stats.generation_tokens, stats.finish_reason)  # fmt: skip
+        return self.scored_sample(probe, idx, text, stats, self._clock() - started)

@@ -23,6 +23,7 @@ from typing import Any
 
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import LemlabError
+from lemlab.core.user_files import read_file_bytes
 
 DEDUP_MODES = ("best", "first", "all")
 DEFAULT_SPLIT = 0.9
@@ -53,14 +54,7 @@ class DistillFile:
 def read_distill(path: str | Path) -> DistillFile:
     """Every well-formed training line; malformed lines are reported (file:line) and skipped."""
     p = Path(path)
-    try:
-        text = p.read_bytes().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        raise LemlabError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise LemlabError(f"{p}: is a folder, not a self-distill JSONL file") from None
-    except OSError as exc:
-        raise LemlabError(f"cannot read {p}: {exc.strerror or exc}") from None
+    text = read_file_bytes(p, str(p), "self-distill JSONL file").decode("utf-8", errors="replace")
     out = DistillFile(p)
     for n, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():

@@ -14,6 +14,7 @@ from pathlib import Path
 from lemlab.core.errors import LemlabError
 from lemlab.core.paths import get_paths
 from lemlab.core.probes import shipped_probe_dirs
+from lemlab.core.user_files import decode_utf8, read_file_bytes
 
 KERNEL_SUFFIXES = (".txt", ".md")
 
@@ -42,18 +43,8 @@ class KernelInfo:
 def load_kernel(path: str | Path, name: str | None = None) -> Kernel:
     """Read a kernel file. Missing, empty (or whitespace-only) and non-UTF-8 files are errors."""
     p = Path(path).expanduser()
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise LemlabError(f"kernel {p}: no such file") from None
-    except IsADirectoryError:
-        raise LemlabError(f"kernel {p}: is a folder, not a text file") from None
-    except OSError as exc:
-        raise LemlabError(f"kernel {p}: cannot read ({exc.strerror or exc})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise LemlabError(f"kernel {p}: not UTF-8 text (bad byte at offset {exc.start})") from None
+    data = read_file_bytes(p, f"kernel {p}", "text file")
+    text = decode_utf8(data, f"kernel {p}")
     if not text.strip():
         raise LemlabError(f"kernel {p}: file is empty")
     return Kernel(name or p.stem, p, text, hashlib.sha256(data).hexdigest())

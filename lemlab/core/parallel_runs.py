@@ -19,7 +19,6 @@ recorders show and write them.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,19 +27,12 @@ from typing import Any
 from lemlab.core import distill as d
 from lemlab.core.conditions import ConditionPlan
 from lemlab.core.dispatch import RetryPolicy, Worker, run_units
-from lemlab.core.distill_runner import (
-    Counts,
-    DistillDone,
-    DistillEvent,
-    DistillStarted,
-    SampleScored,
-)
+from lemlab.core.distill_runner import DistillEvent, DistillWork
 from lemlab.core.endpoints import Endpoint, is_remote_spec, parse_model_spec, redact_url
-from lemlab.core.engine_api import Engine, GenerationHandle, GenStats, Message
+from lemlab.core.engine_api import Engine, GenerationHandle, GenStats
 from lemlab.core.errors import LemlabError
+from lemlab.core.in_flight import InFlight
 from lemlab.core.runner import (
-    SYSTEM_FORM_SYSTEM,
-    SYSTEM_FORM_USER,
     ConditionMap,
     ProbeDone,
     ProbeLike,
@@ -48,10 +40,12 @@ from lemlab.core.runner import (
     ResumeState,
     RunDone,
     RunEvent,
-    RunStarted,
     ScorerLike,
+    complete_results,
     condition_result,
     request_sampler,
+    run_started,
+    system_form,
 )
 
 
@@ -108,38 +102,16 @@ class Cancelled(Exception):
     """A unit stopped by cancel(); the dispatcher drops it (it is redone on resume)."""
 
 
-class _InFlight:
-    """The handles generating right now, so cancel() can stop them all at once."""
-
-    def __init__(self) -> None:
-        self.cancel_event = threading.Event()
-        self._lock = threading.Lock()
-        self._handles: set[Any] = set()
-
-    def cancel(self) -> None:
-        self.cancel_event.set()
-        with self._lock:
-            handles = list(self._handles)
-        for h in handles:
-            h.cancel()
-
-    def finish(self, handle: GenerationHandle) -> tuple[str, GenStats]:
-        """The whole reply; a failed request raises (its EndpointError says if retrying helps)."""
-        with self._lock:
-            self._handles.add(handle)
-        try:
-            if self.cancel_event.is_set():
-                handle.cancel()
-            strict = getattr(handle, "raise_for_error", None)
-            text, stats = strict() if strict is not None else handle.result()
-        finally:
-            with self._lock:
-                self._handles.discard(handle)
-        if self.cancel_event.is_set() or stats.finish_reason == "cancelled":
-            raise Cancelled
-        if stats.finish_reason == "error":
-            raise LemlabError(str(getattr(handle, "error", None) or "generation failed"))
-        return text, stats
+def finish(flight: InFlight, handle: GenerationHandle) -> tuple[str, GenStats]:
+    """The whole reply; a failed request raises (its EndpointError says if retrying helps)."""
+    with flight.tracking(handle):
+        strict = getattr(handle, "raise_for_error", None)
+        text, stats = strict() if strict is not None else handle.result()
+    if flight.cancelled or stats.finish_reason == "cancelled":
+        raise Cancelled
+    if stats.finish_reason == "error":
+        raise LemlabError(str(getattr(handle, "error", None) or "generation failed"))
+    return text, stats
 
 
 def _workers(
@@ -180,7 +152,7 @@ class ParallelBatteryRunner:
         self.failure_detector = failure_detector
         self.retry = retry or RetryPolicy()
         self._clock = clock
-        self._flight = _InFlight()
+        self._flight = InFlight()
         for s in self.slots:
             missing = [v.label for v in plan.variants if v.name not in s.engines]
             if missing:
@@ -192,35 +164,23 @@ class ParallelBatteryRunner:
 
     @property
     def cancelled(self) -> bool:
-        return self._flight.cancel_event.is_set()
+        return self._flight.cancelled
 
     def events(self) -> Iterator[RunEvent]:
         start = self._clock()
         todo = [(i, p) for i, p in enumerate(self.probes, 1) if p.id not in self.state.complete]
         per_probe = len(self.plan.conditions)
         total_units = len(todo) * per_probe
-        yield RunStarted(
-            total_probes=len(self.probes),
-            todo_probes=len(todo),
-            resumed_probes=len(self.probes) - len(todo),
-            conditions=self.plan.names,
-            variants=[v.label for v in self.plan.variants],
-            total_units=total_units,
-        )
+        yield run_started(self.probes, self.state, self.plan, total_units)
         done = 0
         units = run_units(todo, _workers(self.slots, self._run_probe), retry=self.retry,
                           cancel=self._flight.cancel_event, label=lambda u: u[1].id)  # fmt: skip
         for (index, probe), (conds, label) in units:
             self.state.complete[probe.id] = conds
             done += per_probe
-            elapsed = self._clock() - start
-            eta = elapsed / done * (total_units - done) if done else None
-            progress = Progress(done, total_units, elapsed, eta)
+            progress = Progress.at(done, total_units, self._clock() - start)
             yield ProbeDone(index, len(self.probes), probe, conds, progress, endpoint=label)
-        results = {
-            p.id: self.state.complete[p.id] for p in self.probes if p.id in self.state.complete
-        }
-        yield RunDone(results, self.cancelled, self._clock() - start)
+        yield RunDone(complete_results(self.probes, self.state), self.cancelled, self._clock() - start)
 
     def _run_probe(
         self, slot: EndpointSlot, unit: tuple[int, ProbeLike]
@@ -230,15 +190,10 @@ class ParallelBatteryRunner:
         conds: ConditionMap = {}
         for cond in self.plan.conditions:
             engine = slot.engines[cond.variant]
-            info = engine.loaded
-            form = (
-                SYSTEM_FORM_SYSTEM
-                if info is None or info.supports_system_role
-                else SYSTEM_FORM_USER
-            )
+            form = system_form(engine.loaded)
             sampler = request_sampler(self.sampler, probe.id, cond.name)
             handle = engine.generate(cond.messages(probe.prompt), sampler)
-            text, stats = self._flight.finish(handle)
+            text, stats = finish(self._flight, handle)
             conds[cond.name] = condition_result(
                 probe, cond, text, stats, form, self.scorer, self.failure_detector
             )
@@ -248,7 +203,7 @@ class ParallelBatteryRunner:
 # --- distill ---------------------------------------------------------------------------------
 
 
-class ParallelDistillRunner:
+class ParallelDistillRunner(DistillWork):
     """DistillRunner's events (DistillStarted, SampleScored, DistillDone) for samples spread over
     endpoints; `last_endpoint` names the endpoint of the SampleScored just yielded."""
 
@@ -264,49 +219,26 @@ class ParallelDistillRunner:
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.slots, self.probes, self.settings = list(slots), list(probes), settings
-        self.scorer, self.kernel_text = scorer, kernel_text
-        self.state = state or d.DistillState()
+        super().__init__(probes, settings, scorer, kernel_text, state, clock)
+        self.slots = list(slots)
         self.retry = retry or RetryPolicy()
-        self._clock = clock
-        self._flight = _InFlight()
-        self.last_endpoint = ""
 
     def cancel(self) -> None:
+        """Stop now: replies in flight are cancelled and their samples redone on resume."""
         self._flight.cancel()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._flight.cancel_event.is_set()
-
-    def counts(self) -> Counts:
-        recs = self.state.records
-        return Counts(len(recs), sum(1 for r in recs.values() if r.kept),
-                      len(self.probes) * self.settings.samples)  # fmt: skip
-
-    def messages(self, prompt: str) -> list[Message]:
-        msgs: list[Message] = [{"role": "user", "content": prompt}]
-        if self.kernel_text is not None:
-            msgs.insert(0, {"role": "system", "content": self.kernel_text})
-        return msgs
 
     def events(self) -> Iterator[DistillEvent]:
         start = mark = self._clock()
-        todo = [(i, p, s) for i, p in enumerate(self.probes, 1)
-                for s in range(self.settings.samples) if (p.id, s) not in self.state.records]  # fmt: skip
-        yield DistillStarted(len(self.probes), self.settings.samples, self.counts(),
-                             list(self.state.records.values()))  # fmt: skip
+        todo = [(i, p, s) for i, p, idxs in self.todo() for s in idxs]
+        yield self.started()
         units = run_units(todo, _workers(self.slots, self._sample), retry=self.retry,
                           cancel=self._flight.cancel_event, label=lambda u: f"{u[1].id}#{u[2]}")  # fmt: skip
-        for (index, probe, idx), (sample, label) in units:
+        for (index, _, _), (sample, label) in units:
             now = self._clock()
-            self.state.records[(probe.id, idx)] = d.Record(
-                sample.lek_score, sample.kept, now - mark
-            )
             self.last_endpoint = label
-            yield SampleScored(index, len(self.probes), sample, now - mark, self.counts())
+            yield self.record(index, sample, now - mark)
             mark = now
-        yield DistillDone(self.cancelled, self._clock() - start, self.counts())
+        yield self.done(start)
 
     def _sample(self, slot: EndpointSlot, unit: tuple[int, ProbeLike, int]) -> tuple[d.Sample, str]:
         _, probe, idx = unit
@@ -314,24 +246,5 @@ class ParallelDistillRunner:
         handle = slot.engines[""].generate(
             self.messages(probe.prompt), self.settings.sampler(probe.id, idx)
         )
-        text, stats = self._flight.finish(handle)
-        score = round(float(self.scorer.score(text)["lek_score"]), 2)
-        sample = d.Sample(probe, idx, text, score, score >= self.settings.threshold,
-                          stats.elapsed or self._clock() - started, stats.generation_tokens,
-                          stats.finish_reason)  # fmt: skip
-        return sample, slot.label
-
-
-class LabelledDistillRecorder(d.DistillRecorder):
-    """DistillRecorder that also records which endpoint made a kept sample (meta `endpoint`)."""
-
-    def sample_done(
-        self, sample: d.Sample, wall_s: float, endpoint: str | None = None
-    ) -> dict[str, Any] | None:
-        line = d.training_line(sample, self.settings) if sample.kept else None
-        if line is not None:
-            if endpoint:
-                line["meta"]["endpoint"] = endpoint
-            d.append_line(self.output, d.dumps_line(line))
-        d.append_line(self.progress, d.dumps_line(d.progress_line(sample, wall_s)))
-        return line
+        text, stats = finish(self._flight, handle)
+        return self.scored_sample(probe, idx, text, stats, self._clock() - started), slot.label

@@ -30,9 +30,6 @@ Layout under `output`: `NN-name/prompts.json` (rephrased battery), `NN-name/dist
 
 from __future__ import annotations
 
-import difflib
-import re
-import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,12 +41,13 @@ from lemlab.core import distill as d
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import LemlabError
 from lemlab.core.extract import DEDUP_MODES, DEFAULT_SPLIT, DEFAULT_SPLIT_SEED
-from lemlab.core.training_config import (
-    TrainingConfig,
-    absolutize,
-    check_keys,
-    coerce_values,
-    resolve_config,
+from lemlab.core.plan_files import find_step, require_paths, step_dir, step_tables
+from lemlab.core.training_config import TrainingConfig, embedded_settings, resolve_config
+from lemlab.core.user_files import (
+    check_types,
+    load_toml_file,
+    read_toml_or_empty,
+    reject_unknown,
 )
 
 SCHEMA_VERSION = 1
@@ -101,8 +99,7 @@ class Pipeline:
     phases: list[Phase] = field(default_factory=list)
 
     def phase_dir(self, i: int) -> Path:
-        slug = re.sub(r"[^a-z0-9]+", "-", self.phases[i].name.lower()).strip("-") or "phase"
-        return self.output / f"{i + 1:02d}-{slug}"
+        return step_dir(self.output, i, self.phases[i].name, "phase")
 
     def prompts_file(self, i: int) -> Path:
         return self.phase_dir(i) / "prompts.json"
@@ -126,11 +123,7 @@ class Pipeline:
 
     def find_phase(self, key: str) -> int:
         """A phase by name or 1-based number."""
-        for i, ph in enumerate(self.phases):
-            if ph.name == key or str(i + 1) == key:
-                return i
-        names = ", ".join(p.name for p in self.phases)
-        raise LemlabError(f"no phase {key!r} in {self.path} (phases: {names})")
+        return find_step([p.name for p in self.phases], key, self.path, "phase")
 
 
 def looks_like_path(spec: str) -> bool:
@@ -146,19 +139,9 @@ def _rel(base: Path, spec: str) -> str:
 
 def load_pipeline(path: str | Path) -> Pipeline:
     p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            doc = tomllib.load(fh)
-    except FileNotFoundError:
-        raise LemlabError(f"pipeline file not found: {p}") from None
-    except IsADirectoryError:
-        raise LemlabError(f"{p} is a folder, not a pipeline TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise LemlabError(f"{p}: not valid TOML ({exc})") from None
-    _reject_unknown(doc, _TOP_KEYS, str(p), "key")
-    for key in ("model", "output"):
-        if not isinstance(doc.get(key), str) or not doc[key]:
-            raise LemlabError(f"{p}: {key} (a path) is required")
+    doc = load_toml_file(p, "pipeline")
+    reject_unknown(doc, _TOP_KEYS, str(p), "key")
+    require_paths(doc, ("model", "output"), p)
     adapter = doc.get("adapter", "")
     if not isinstance(adapter, str):
         raise LemlabError(f'{p}: adapter must be a path string ("" for none)')
@@ -169,25 +152,10 @@ def load_pipeline(path: str | Path) -> Pipeline:
     return pipe
 
 
-def _reject_unknown(
-    table: dict[str, Any], known: tuple[str, ...] | list[str], where: str, what: str
-) -> None:
-    for key in table:
-        if key not in known:
-            close = difflib.get_close_matches(key, list(known), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise LemlabError(f"{where}: unknown {what} {key!r}{hint}")
-
-
 def _phases(raw: Any, p: Path, base: Path) -> list[Phase]:
-    if not isinstance(raw, list) or not raw:
-        raise LemlabError(f"{p}: at least one [[phase]] is required")
     phases: list[Phase] = []
-    for n, item in enumerate(raw, 1):
-        where = f"{p} phase {n}"
-        if not isinstance(item, dict):
-            raise LemlabError(f"{where}: must be a table")
-        phase = _phase(dict(item), where, base)
+    for where, values in step_tables(raw, p, "phase"):
+        phase = _phase(values, where, base)
         if any(ph.name == phase.name for ph in phases):
             raise LemlabError(f"{where}: duplicate phase name {phase.name!r}")
         phases.append(phase)
@@ -195,19 +163,12 @@ def _phases(raw: Any, p: Path, base: Path) -> list[Phase]:
 
 
 def _phase(values: dict[str, Any], where: str, base: Path) -> Phase:
-    _reject_unknown(values, list(_PHASE_TYPES), where, "phase setting")
+    reject_unknown(values, _PHASE_TYPES, where, "phase setting")
     for key in ("name", "prompts"):
         if not isinstance(values.get(key), str) or not values[key].strip():
             raise LemlabError(f"{where}: {key} is required")
     where = f"{where} ({values['name']})"
-    for key, value in values.items():
-        want = _PHASE_TYPES[key]
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            values[key] = value = float(value)
-        if type(value) is not want:
-            raise LemlabError(
-                f"{where}: {key} must be {want.__name__}, got {type(value).__name__} {value!r}"
-            )
+    values = check_types(values, _PHASE_TYPES, where)
     values["prompts"] = _rel(base, values["prompts"])
     values["kernel"] = _rel(base, values.get("kernel", ""))
     if "train" in values:
@@ -218,11 +179,8 @@ def _phase(values: dict[str, Any], where: str, base: Path) -> Phase:
 
 
 def _train_settings(values: dict[str, Any], where: str, base: Path) -> dict[str, Any]:
-    for key in ("model", "data", "adapter_path"):
-        if key in values:
-            raise LemlabError(f"{where}: {key} is set by the pipeline (model / output)")
-    check_keys(values, where)
-    values = absolutize(coerce_values(values, where), base)
+    values = embedded_settings(values, where, base, fixed=("model", "data", "adapter_path"),
+                               set_by="the pipeline (model / output)")  # fmt: skip
     resolve_config(values, {"model": "m", "data": "d"})  # value checks (iters >= 1, ...)
     return values
 
@@ -243,11 +201,7 @@ def _check_phase(ph: Phase, where: str) -> None:
 
 def read_state(pipe: Pipeline) -> dict[str, dict[str, Any]]:
     """Phase name -> its state table (status and figures); {} when there is no state yet."""
-    try:
-        with open(pipe.output / STATE_FILE, "rb") as fh:
-            doc = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
+    doc = read_toml_or_empty(pipe.output / STATE_FILE)
     rows = doc.get("phase", [])
     return {r["name"]: r for r in rows if isinstance(r, dict) and isinstance(r.get("name"), str)}
 

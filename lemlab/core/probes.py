@@ -17,6 +17,7 @@ from typing import Any
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import DataError, LemlabError
 from lemlab.core.paths import get_paths, shipped_dirs
+from lemlab.core.user_files import decode_utf8, read_file_bytes
 
 BATTERY_SUFFIXES = (".toml", ".json", ".jsonl")
 UNCATEGORISED = "uncategorised"
@@ -85,18 +86,7 @@ def load_battery(path: str | Path) -> Battery:
 
 
 def _read_text(p: Path) -> str:
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise LemlabError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise LemlabError(f"{p}: is a folder, not a battery file") from None
-    except OSError as exc:
-        raise LemlabError(f"{p}: cannot read ({exc.strerror or exc})") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{p}: not UTF-8 text (bad byte at offset {exc.start})") from None
+    return decode_utf8(read_file_bytes(p, str(p), "battery file"), str(p), "utf-8-sig")
 
 
 def _parse_json(p: Path, text: str) -> list[tuple[str, Any]]:

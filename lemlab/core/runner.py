@@ -23,7 +23,6 @@ Usage:
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,8 +32,9 @@ from typing import Any, Protocol
 from lemlab.core.abfile import condition_entry
 from lemlab.core.conditions import BASE_VARIANT, Condition, ConditionPlan, Variant
 from lemlab.core.endpoints import is_remote_spec
-from lemlab.core.engine_api import Engine, GenerationHandle, GenStats, LoadInfo, Sampler
+from lemlab.core.engine_api import Engine, GenStats, LoadInfo, Sampler
 from lemlab.core.errors import LemlabError
+from lemlab.core.in_flight import InFlight
 
 SYSTEM_FORM_NONE = "none"  # no kernel: no system message
 SYSTEM_FORM_SYSTEM = "system"  # kernel sent as the system turn
@@ -71,6 +71,12 @@ class Progress:
     @property
     def fraction(self) -> float:
         return self.done_units / self.total_units if self.total_units else 1.0
+
+    @classmethod
+    def at(cls, done_units: int, total_units: int, elapsed_s: float) -> Progress:
+        """The figures after done_units, the ETA from the mean time per unit so far."""
+        eta = elapsed_s / done_units * (total_units - done_units) if done_units else None
+        return cls(done_units, total_units, elapsed_s, eta)
 
 
 @dataclass(frozen=True)
@@ -211,9 +217,7 @@ class BatteryRunner:
         )  # engine extras, e.g. logits_processors
         self.progress_every = progress_every
         self._clock = clock
-        self._cancel = threading.Event()
-        self._handle: GenerationHandle | None = None
-        self._lock = threading.Lock()
+        self._flight = InFlight()
         self._done_units = 0
         self._total_units = 0
         self._start = 0.0
@@ -222,14 +226,11 @@ class BatteryRunner:
 
     def cancel(self) -> None:
         """Stop at the next token. The probe in progress is dropped (it is redone on resume)."""
-        self._cancel.set()
-        with self._lock:
-            if self._handle is not None:
-                self._handle.cancel()
+        self._flight.cancel()
 
     @property
     def cancelled(self) -> bool:
-        return self._cancel.is_set()
+        return self._flight.cancelled
 
     # -- work --
 
@@ -248,14 +249,7 @@ class BatteryRunner:
             len(per_variant[v.name]) * len(self.plan.for_variant(v.name))
             for v in self.plan.variants
         )
-        yield RunStarted(
-            total_probes=len(self.probes),
-            todo_probes=sum(1 for p in self.probes if p.id not in self.state.complete),
-            resumed_probes=sum(1 for p in self.probes if p.id in self.state.complete),
-            conditions=self.plan.names,
-            variants=[v.label for v in self.plan.variants],
-            total_units=self._total_units,
-        )
+        yield run_started(self.probes, self.state, self.plan, self._total_units)
         last = self.plan.variants[-1].name
         try:
             for variant in self.plan.variants:
@@ -264,7 +258,7 @@ class BatteryRunner:
                     continue
                 yield VariantLoading(variant)
                 info = self._load(variant)
-                form = SYSTEM_FORM_SYSTEM if info.supports_system_role else SYSTEM_FORM_USER
+                form = system_form(info)
                 yield VariantLoaded(variant, info, form)
                 for index, probe in todo:
                     yield ProbeStarted(index, len(self.probes), probe, variant)
@@ -284,14 +278,11 @@ class BatteryRunner:
                         yield VariantProbeDone(variant.name, probe.id, conds)
         except RunCancelled:
             pass
-        yield RunDone(self._complete_results(), self.cancelled, self._clock() - self._start)
+        results = complete_results(self.probes, self.state)
+        yield RunDone(results, self.cancelled, self._clock() - self._start)
 
     def progress(self) -> Progress:
-        elapsed = self._clock() - self._start
-        eta = None
-        if self._done_units:
-            eta = elapsed / self._done_units * (self._total_units - self._done_units)
-        return Progress(self._done_units, self._total_units, elapsed, eta)
+        return Progress.at(self._done_units, self._total_units, self._clock() - self._start)
 
     def _load(self, variant: Variant) -> LoadInfo:
         if self.cancelled:
@@ -308,9 +299,6 @@ class BatteryRunner:
         merged.update(last_conds)
         return {name: merged[name] for name in self.plan.names}  # plan order
 
-    def _complete_results(self) -> dict[str, ConditionMap]:
-        return {p.id: self.state.complete[p.id] for p in self.probes if p.id in self.state.complete}
-
     def _run_condition(
         self, probe: ProbeLike, cond: Condition, form: str
     ) -> Iterator[ConditionProgress | Any]:
@@ -325,35 +313,31 @@ class BatteryRunner:
             reuse_prefix=cond.kernel is not None,
             **self.generate_options,
         )
-        with self._lock:
-            self._handle = handle
         parts: list[str] = []
         started = last_report = self._clock()
         stats = GenStats()
         try:
-            for chunk in handle:
-                parts.append(chunk.text)
-                stats = chunk.stats
-                if chunk.error:
-                    raise LemlabError(
-                        f"generation failed on {probe.id} / {cond.name}: {chunk.error}"
-                    )
-                now = self._clock()
-                if not chunk.done and now - last_report >= self.progress_every:
-                    last_report = now
-                    yield ConditionProgress(
-                        probe.id,
-                        cond.name,
-                        stats.generation_tokens,
-                        stats.generation_tps,
-                        "".join(parts),
-                    )
+            with self._flight.tracking(handle):
+                for chunk in handle:
+                    parts.append(chunk.text)
+                    stats = chunk.stats
+                    if chunk.error:
+                        raise LemlabError(
+                            f"generation failed on {probe.id} / {cond.name}: {chunk.error}"
+                        )
+                    now = self._clock()
+                    if not chunk.done and now - last_report >= self.progress_every:
+                        last_report = now
+                        yield ConditionProgress(
+                            probe.id,
+                            cond.name,
+                            stats.generation_tokens,
+                            stats.generation_tps,
+                            "".join(parts),
+                        )
         except BaseException:
             handle.cancel()  # Ctrl+C or a consumer closing the generator: stop the engine too
             raise
-        finally:
-            with self._lock:
-                self._handle = None
         if self.cancelled or stats.finish_reason == "cancelled":
             raise RunCancelled
         text = "".join(parts)
@@ -368,6 +352,25 @@ class BatteryRunner:
         return condition_result(
             probe, cond, text, stats, form, self.scorer, self.failure_detector
         )
+
+
+def run_started(
+    probes: Sequence[ProbeLike], state: ResumeState, plan: ConditionPlan, total_units: int
+) -> RunStarted:
+    done = sum(1 for p in probes if p.id in state.complete)
+    return RunStarted(total_probes=len(probes), todo_probes=len(probes) - done,
+                      resumed_probes=done, conditions=plan.names,
+                      variants=[v.label for v in plan.variants], total_units=total_units)  # fmt: skip
+
+
+def complete_results(probes: Sequence[ProbeLike], state: ResumeState) -> dict[str, ConditionMap]:
+    """Probe id -> conditions of every complete probe, in battery order."""
+    return {p.id: state.complete[p.id] for p in probes if p.id in state.complete}
+
+
+def system_form(info: LoadInfo | None) -> str:
+    """How kernels reach a loaded model (a model not known yet is taken to have a system role)."""
+    return SYSTEM_FORM_SYSTEM if info is None or info.supports_system_role else SYSTEM_FORM_USER
 
 
 def condition_result(
@@ -441,7 +444,10 @@ __all__ = [
     "VariantLoaded",
     "VariantLoading",
     "VariantProbeDone",
+    "complete_results",
     "condition_result",
     "loaded_matches",
     "request_sampler",
+    "run_started",
+    "system_form",
 ]

@@ -14,11 +14,9 @@ Relative paths in a TOML file are resolved against the file's folder. TOML has n
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import struct
-import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import tomli_w
 
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import LemlabError
+from lemlab.core.user_files import check_types, load_toml_file, reject_unknown
 
 SCHEMA_VERSION = 1
 PATH_FIELDS = ("model", "data", "adapter_path", "resume_adapter_file")
@@ -97,26 +96,12 @@ _FIELD_TYPES = {f.name: type(getattr(TrainingConfig(), f.name)) for f in fields(
 
 def check_keys(values: dict[str, Any], where: str) -> None:
     """Unknown keys are errors, with a "did you mean" hint (a typo would silently do nothing)."""
-    for key in values:
-        if key not in FIELD_NAMES:
-            close = difflib.get_close_matches(key, FIELD_NAMES, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise LemlabError(f"{where}: unknown training setting {key!r}{hint}")
+    reject_unknown(values, FIELD_NAMES, where, "training setting")
 
 
 def coerce_values(values: dict[str, Any], where: str) -> dict[str, Any]:
     """Type-check TOML values; ints are accepted for float fields (learning_rate = 1)."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        want = _FIELD_TYPES[key]
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if type(value) is not want:
-            raise LemlabError(
-                f"{where}: {key} must be {want.__name__}, got {type(value).__name__} {value!r}"
-            )
-        out[key] = value
-    return out
+    return check_types(values, _FIELD_TYPES, where)
 
 
 def _flatten_lora(values: dict[str, Any]) -> dict[str, Any]:
@@ -133,13 +118,7 @@ def _flatten_lora(values: dict[str, Any]) -> dict[str, Any]:
 def read_config_toml(path: str | Path) -> dict[str, Any]:
     """Settings given in a TOML file (only those present), paths made absolute."""
     p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            doc = tomllib.load(fh)
-    except FileNotFoundError:
-        raise LemlabError(f"config file not found: {p}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise LemlabError(f"{p}: not valid TOML ({exc})") from None
+    doc = load_toml_file(p, "config")
     table = doc.get("train", {k: v for k, v in doc.items() if k != "schema_version"})
     if not isinstance(table, dict):
         raise LemlabError(f"{p}: [train] must be a table")
@@ -147,6 +126,18 @@ def read_config_toml(path: str | Path) -> dict[str, Any]:
     check_keys(values, str(p))
     values = coerce_values(values, str(p))
     return absolutize(values, p.parent)
+
+
+def embedded_settings(
+    values: dict[str, Any], where: str, base: Path, *, fixed: tuple[str, ...], set_by: str
+) -> dict[str, Any]:
+    """Training settings inside another TOML file (a curriculum stage, a pipeline phase): the
+    `fixed` keys are that file's to set (`set_by` says how), the rest checked, paths absolute."""
+    for key in fixed:
+        if key in values:
+            raise LemlabError(f"{where}: {key} is set by {set_by}")
+    check_keys(values, where)
+    return absolutize(coerce_values(values, where), base)
 
 
 def absolutize(values: dict[str, Any], base: Path) -> dict[str, Any]:

@@ -511,3 +511,8 @@ def load_run(path: str | Path) -> RunState:
     watcher = RunWatcher(resolve_run_source(path))
     watcher.poll()
     return watcher.state
+
+
+def run_finished(adapter_dir: Path) -> bool:
+    """The adapter folder's lemlab run ended with a done event (a rerun skips its training)."""
+    return (adapter_dir / EVENTS_FILE).is_file() and load_run(adapter_dir).status == "done"

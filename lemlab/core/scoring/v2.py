@@ -183,20 +183,21 @@ SHARED = {
 }
 
 
-class V2Scorer(Scorer):
-    id = "v2"
-    version = "2.0"
-    title = "LEK heuristic v2, A/B benchmark"
-    scale = "about -20..49, negatives unbounded"
-    signals = (
-        regex_signal("compliance_markers", COMPLIANCE, -5.0),
-        preamble_signal(PREAMBLE),
-        DEGENERATION,
-        empty_signal(20, 20.0),
-        regex_signal("first_person", FIRST_PERSON, 0.5, 4.0),
-        regex_signal("creative_form", CREATIVE_FORM, 0.6, 6.0),
+def v2_signals(
+    penalties: tuple[Signal, Signal, Signal, Signal],
+    first_person: re.Pattern[str],
+    creative_form: re.Pattern[str],
+    emotional: re.Pattern[str],
+) -> tuple[Signal, ...]:
+    """The v2 family's signals in output key order: the four penalties (compliance, preamble,
+    degeneration, empty), then the positives with v2's weights and caps; v2 and v2-distill
+    differ only in the penalties and the first-person / creative / emotional patterns."""
+    return (
+        *penalties,
+        regex_signal("first_person", first_person, 0.5, 4.0),
+        regex_signal("creative_form", creative_form, 0.6, 6.0),
         SHARED["engagement_depth"],
-        regex_signal("emotional_register", EMOTIONAL, 0.8, 5.0),
+        regex_signal("emotional_register", emotional, 0.8, 5.0),
         SHARED["nuance"],
         SHARED["specificity"],
         SHARED["axiom_resonance"],
@@ -204,6 +205,18 @@ class V2Scorer(Scorer):
         SHARED["metaphor"],
         SHARED["questioning"],
     )
+
+
+class V2Scorer(Scorer):
+    id = "v2"
+    version = "2.0"
+    title = "LEK heuristic v2, A/B benchmark"
+    scale = "about -20..49, negatives unbounded"
+    signals = v2_signals(
+        (regex_signal("compliance_markers", COMPLIANCE, -5.0), preamble_signal(PREAMBLE),
+         DEGENERATION, empty_signal(20, 20.0)),
+        FIRST_PERSON, CREATIVE_FORM, EMOTIONAL,
+    )  # fmt: skip
 
 
 SCORER = V2Scorer()

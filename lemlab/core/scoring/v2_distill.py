@@ -12,7 +12,7 @@ import re
 
 from lemlab.core.scoring.base import Scorer, Signal, alternation, regex_signal, word_bounded
 from lemlab.core.scoring.repeats import Repeat, code_points, find_repeat
-from lemlab.core.scoring.v2 import SHARED, empty_signal
+from lemlab.core.scoring.v2 import empty_signal, v2_signals
 
 ICASE = re.IGNORECASE
 
@@ -111,22 +111,11 @@ class V2DistillScorer(Scorer):
     version = "2.0"
     title = "LEK heuristic v2, self-distillation gate"
     scale = "v2 weights, distill signals (keep gate 24.0 Phase 1, 15.0 Phase 0)"
-    signals = (
-        regex_signal("compliance_markers", COMPLIANCE, -4.0),
-        regex_signal("formulaic_preamble", PREAMBLE, -2.0),
-        DEGENERATION,
-        empty_signal(50, 15.0),
-        regex_signal("first_person", FIRST_PERSON, 0.5, 4.0),
-        regex_signal("creative_form", CREATIVE_FORM, 0.6, 6.0),
-        SHARED["engagement_depth"],
-        regex_signal("emotional_register", EMOTIONAL, 0.8, 5.0),
-        SHARED["nuance"],
-        SHARED["specificity"],
-        SHARED["axiom_resonance"],
-        SHARED["perspective_taking"],
-        SHARED["metaphor"],
-        SHARED["questioning"],
-    )
+    signals = v2_signals(
+        (regex_signal("compliance_markers", COMPLIANCE, -4.0),
+         regex_signal("formulaic_preamble", PREAMBLE, -2.0), DEGENERATION, empty_signal(50, 15.0)),
+        FIRST_PERSON, CREATIVE_FORM, EMOTIONAL,
+    )  # fmt: skip
 
 
 SCORER = V2DistillScorer()

@@ -1,0 +1,81 @@
+"""Reading files the user wrote (kernels, batteries, curricula, pipelines, training configs) with
+one-line errors that name the file: raw bytes, UTF-8 text, TOML documents, unknown keys."""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from lemlab.core.errors import DataError, LemlabError
+
+
+def read_file_bytes(path: Path, where: str, kind: str) -> bytes:
+    """The file's bytes. `where` starts every message (e.g. "kernel k.txt"); `kind` names what a
+    folder given by mistake should have been (e.g. "battery file")."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise LemlabError(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise LemlabError(f"{where}: is a folder, not a {kind}") from None
+    except OSError as exc:
+        raise LemlabError(f"{where}: cannot read ({exc.strerror or exc})") from None
+
+
+def decode_utf8(data: bytes, where: str, encoding: str = "utf-8") -> str:
+    """Text of UTF-8 bytes (`utf-8-sig` drops a byte-order mark), or DataError naming the byte."""
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{where}: not UTF-8 text (bad byte at offset {exc.start})") from None
+
+
+def load_toml_file(path: Path, kind: str) -> dict[str, Any]:
+    """A TOML document; `kind` names the file in errors ("pipeline", "curriculum", "config")."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise LemlabError(f"{kind} file not found: {path}") from None
+    except IsADirectoryError:
+        raise LemlabError(f"{path} is a folder, not a {kind} TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise LemlabError(f"{path}: not valid TOML ({exc})") from None
+
+
+def read_toml_or_empty(path: Path) -> dict[str, Any]:
+    """A state file this tool wrote; {} when it is missing or unreadable (nothing recorded yet)."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def reject_unknown(table: Mapping[str, Any], known: Iterable[str], where: str, what: str) -> None:
+    """Unknown keys are errors with a "did you mean" hint (a typo would silently do nothing)."""
+    names = list(known)
+    for key in table:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise LemlabError(f"{where}: unknown {what} {key!r}{hint}")
+
+
+def check_types(values: Mapping[str, Any], types: Mapping[str, type], where: str) -> dict[str, Any]:
+    """TOML values of the expected types (`types` names every key); ints are accepted where a
+    float is wanted (learning_rate = 1)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        want = types[key]
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not want:
+            raise LemlabError(
+                f"{where}: {key} must be {want.__name__}, got {type(value).__name__} {value!r}"
+            )
+        out[key] = value
+    return out
