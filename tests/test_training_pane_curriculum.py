@@ -86,7 +86,7 @@ async def test_two_stages_with_confirmed_fuse(tiny_model: Path, tmp_path: Path) 
         assert "1 ethics done · 2 watts zen done" in line
         config = json.loads((cur.adapter_dir(1) / "adapter_config.json").read_text())
         assert config["model"] == str(cur.fused_dir(0))  # stage 2 trained on the merged weights
-        assert any(m.startswith("curriculum done") for m in _messages(app))
+        assert pane.flow.outcome.startswith("curriculum done"), pane.flow.outcome
         state = tomllib.loads((cur.output / "curriculum-state.toml").read_text())
         assert [s["status"] for s in state["stage"]] == ["fused", "trained"]
         records = [r for r in app.lab.session.records("training_runs") if r.get("curriculum")]
@@ -108,7 +108,7 @@ async def test_declined_fuse_stops_and_a_rerun_continues(tiny_model: Path, tmp_p
         await pilot.press("n")  # stop here
         await pilot.pause()
         assert not pane.flow.active and not cur.fused_dir(0).exists() and not cur.stage_dir(1).exists()
-        assert any("stopped after stage 1" in m and "stage 2" in m for m in _messages(app))
+        assert "stopped after stage 1" in pane.flow.outcome and "stage 2" in pane.flow.outcome
         assert [r.status for r in stage_rows(cur, is_fused)] == ["trained (not fused)", "pending"]
         events = (cur.adapter_dir(0) / "events.jsonl").read_text()
 
@@ -179,7 +179,9 @@ async def test_stopping_a_stage_stops_the_curriculum(tiny_model: Path, tmp_path:
         await pilot.press("x")
         await until(pilot, lambda: not pane.flow.active)
         assert pane.run is not None and pane.run.state.status == "stopped"
-        assert any("stage 1 ethics ended stopped" in m for m in _messages(app))
+        # The flow's own record of how it ended: toasts expire on a timer, so under load a
+        # notification can be gone before it is read.
+        assert "stage 1 ethics ended stopped" in pane.flow.outcome, pane.flow.outcome
         assert not isinstance(app.screen, FuseDialog) and not cur.stage_dir(1).exists()
         state = tomllib.loads((cur.output / "curriculum-state.toml").read_text())
         assert [s["status"] for s in state["stage"]] == ["stopped", "pending"]

@@ -40,6 +40,7 @@ class CurriculumFlow:
         self.run: FollowedRun | None = None
         self.stop_asked = False
         self.last_path = ""
+        self.outcome = ""  # how the last curriculum ended (also shown as a notification)
 
     @property
     def active(self) -> bool:
@@ -184,6 +185,7 @@ class CurriculumFlow:
         return "the fuse finishes first; the curriculum stops after it"
 
     def finish(self, note: str, error: bool = False) -> None:
+        self.outcome = note
         self.phase, self.stop_asked = "", False
         self.show_line()
         self.stage = None
