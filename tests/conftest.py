@@ -74,3 +74,16 @@ def tiny_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     srv = start_mlx_server(tiny_model, log_path=tmp / "server.log", env={"HF_HUB_CACHE": str(hub)})
     yield srv
     srv.stop()
+
+
+@pytest.fixture(autouse=True)
+def notifications_do_not_expire(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests read the app's notifications; on a loaded machine more than a toast's 5-10 s can pass
+    between raising one and reading it. Snapshot tests keep real expiry (their pictures show it)."""
+    if "snapshot" in request.node.module.__name__:
+        return
+    try:
+        from textual.notifications import Notification
+    except ImportError:
+        return
+    monkeypatch.setattr(Notification, "has_expired", property(lambda self: False))
