@@ -11,9 +11,12 @@ Headless: no textual / mlx imports (the TUI training pane and `lemlab watch` bot
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,13 +36,6 @@ _FLOAT_FIELDS = (
     "val_loss",
     "val_time",
 )
-
-_CONVERTERS: dict[str, type] = {
-    **dict.fromkeys(_FLOAT_FIELDS, float),
-    **dict.fromkeys(("iteration", "trained_tokens", "total_iters"), int),
-    **dict.fromkeys(("path", "message"), str),
-}
-
 
 @dataclass(slots=True)
 class TrainingEvent:
@@ -80,29 +76,44 @@ def parse_timestamp(value: Any) -> float | None:
     return None
 
 
-def _is_number(v: Any) -> bool:
-    # type() rather than isinstance: bool is an int subclass and must not count (and it is faster).
-    t = type(v)
-    return t is float or t is int
+_KINDS = frozenset(EVENT_KINDS)
+_FLOATS = frozenset(_FLOAT_FIELDS)
+_INTS = frozenset(("iteration", "trained_tokens", "total_iters"))
+_STRS = frozenset(("path", "message"))
 
 
 def event_from_dict(obj: dict[str, Any]) -> TrainingEvent | None:
     """Build an event from one decoded events-file object; None for unknown kinds."""
     kind = obj.get("event")
-    if kind not in EVENT_KINDS:
+    if kind not in _KINDS:
         return None
     values: dict[str, Any] = {}
     # Walk the object's own keys (a handful) rather than every field name: the hot loop of
-    # `watch --once` on a 100k-line file.
+    # `watch --once` on a 100k-line file. type() rather than isinstance: bool is an int
+    # subclass and must not count as a number (and type() is faster).
     for name, v in obj.items():
-        convert = _CONVERTERS.get(name)
-        if convert is not None and v is not None:
-            if convert is str:
-                if type(v) is str:
-                    values[name] = v
-            elif _is_number(v):
-                values[name] = convert(v)
-    return TrainingEvent(kind=kind, ts=parse_timestamp(obj.get("ts")), **values)
+        t = type(v)
+        if t is float:
+            if name in _FLOATS:
+                values[name] = v
+            elif name in _INTS:
+                values[name] = int(v)
+        elif t is int:
+            if name in _INTS:
+                values[name] = v
+            elif name in _FLOATS:
+                values[name] = float(v)
+        elif t is str and name in _STRS:
+            values[name] = v
+    ts = obj.get("ts")
+    return TrainingEvent(kind, ts=_iso_ts(ts) if type(ts) is str else parse_timestamp(ts), **values)
+
+
+def _iso_ts(value: str) -> float | None:
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
 
 
 def parse_event_line(line: str) -> TrainingEvent | None:
@@ -146,10 +157,33 @@ _OLD_START = re.compile(r"Starting training\.\.\., iters: (\d+)")
 _NEW_TRAIN = re.compile(rf"^\s*(\d+)\s+({_NUM})\s+[▼▲]\s+({_NUM})\s+({_NUM})k\s*$")
 _NEW_VAL = re.compile(rf"^\s*(\d+)\s+val\s+({_NUM})\s+({_NUM})s\s*$")
 _NEW_SAVE = re.compile(r"^\s*save\s+(\S*?(\d{7})_adapters\.safetensors)\s*$")
+# _NEW_TRAIN | _NEW_VAL over a whole text: whitespace but newlines, so a match is one line.
+_WS = r"[^\S\n]"
+_NEW_ROW = re.compile(
+    rf"^{_WS}*(\d+){_WS}+(?:({_NUM}){_WS}+[▼▲]{_WS}+({_NUM}){_WS}+({_NUM})k"
+    rf"|val{_WS}+({_NUM}){_WS}+({_NUM})s){_WS}*$",
+    re.MULTILINE,
+)
 _NEW_HEADER_ITERS = re.compile(r"batch · iters\s+([\d,]+)\s+·\s+([\d,]+)")
 
 
+_CSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # ANSI_RE's first branch
+_SAMPLE_CHARS = 1 << 16
+
+
 def strip_ansi(text: str) -> str:
+    """ANSI_RE.sub("", text), faster on a long log whose codes are a few colour sequences.
+
+    Those sequences are read from the text's head; str.replace removes them when every ESC in
+    the text starts one of them. Then the result is the same as the regex's: a CSI sequence
+    holds no other ESC and reads the same from its ESC whatever follows, so the occurrences
+    are exactly the regex's matches and removing one cannot form another."""
+    if len(text) > _SAMPLE_CHARS:
+        seqs = set(_CSI_RE.findall(text, 0, _SAMPLE_CHARS))
+        if seqs and text.count("\x1b") == sum(text.count(seq) for seq in seqs):
+            for seq in seqs:
+                text = text.replace(seq, "")
+            return text
     return ANSI_RE.sub("", text)
 
 
@@ -243,13 +277,50 @@ def parse_lines(lines: list[str], events_format: bool) -> list[TrainingEvent]:
     text = "\n".join(lines)
     if "\x1b" in text:
         text = strip_ansi(text)
+    return _parse_log_text(text.replace("\r", "\n"))
+
+
+def _parse_log_text(text: str) -> list[TrainingEvent]:
+    """Table-format train / val rows (nearly every line of a long log) are found by one
+    MULTILINE regex over the whole text; the lines between them go through the per-segment
+    parser. Such a row can hold no "Iter ", so both routes give the same events."""
+    # split() hands back [gap, 6 groups, gap, 6 groups, ..., gap] without a match object per row.
+    parts = _NEW_ROW.split(text)
     out: list[TrainingEvent] = []
-    for segment in text.replace("\r", "\n").split("\n"):
+    for i in range(0, len(parts) - 1, 7):
+        gap, it, loss, tps, tokens, vloss, vtime = parts[i : i + 7]
+        if gap and gap != "\n":  # more than the newline ending the previous row
+            _parse_log_gap(gap, out)
+        # float(x.replace(",", "")) is _f inlined: three calls per row add up over 100k rows.
+        if loss is not None:
+            event = TrainingEvent(
+                "train",
+                int(it),
+                train_loss=float(loss.replace(",", "")),
+                tokens_per_second=float(tps.replace(",", "")),
+                trained_tokens=round(float(tokens.replace(",", "")) * 1000),
+                source="log-new",
+            )
+        else:
+            event = TrainingEvent(
+                "val",
+                int(it),
+                val_loss=float(vloss.replace(",", "")),
+                val_time=float(vtime.replace(",", "")),
+                source="log-new",
+            )
+        out.append(event)
+    if parts[-1] and parts[-1] != "\n":
+        _parse_log_gap(parts[-1], out)
+    return out
+
+
+def _parse_log_gap(text: str, out: list[TrainingEvent]) -> None:
+    for segment in text.split("\n"):
         if segment:
             event = _parse_log_segment(segment)
             if event is not None:
                 out.append(event)
-    return out
 
 
 def _parse_event_lines(lines: list[str]) -> list[TrainingEvent]:
@@ -311,11 +382,11 @@ class RunState:
             self.log_format = ev.source
         if ev.total_iters is not None:
             self.total_iters = ev.total_iters
-        if ev.iteration is not None and ev.kind in ("train", "val", "checkpoint"):
+        if ev.iteration is not None and ev.kind in _PROGRESS_KINDS:
             self.iteration = max(self.iteration, ev.iteration)
-        handler = getattr(self, f"_on_{ev.kind}", None)
+        handler = _HANDLERS.get(ev.kind)  # a dict, not getattr(f"_on_{kind}"): the hot loop
         if handler is not None:
-            handler(ev, t)
+            handler(self, ev, t)
         if self.status == "waiting" and ev.kind not in TERMINAL_KINDS:
             self.status = "running"
 
@@ -415,6 +486,10 @@ class RunState:
         return min(self.checkpoints, key=lambda c: (abs(c[0] - it), c[0]))[1]
 
 
+_PROGRESS_KINDS = frozenset({"train", "val", "checkpoint"})
+_HANDLERS = {kind: getattr(RunState, f"_on_{kind}") for kind in EVENT_KINDS}
+
+
 def fold(events: list[TrainingEvent], state: RunState | None = None) -> RunState:
     state = state if state is not None else RunState()
     for ev in events:
@@ -499,11 +574,30 @@ class RunWatcher:
             if first is None:
                 return []
             self._events_format = looks_like_events(first)
-        events = parse_lines(lines, self._events_format)
         now = self._clock() if self._clock is not None else None
-        for ev in events:
-            self.state.apply(ev, now)
+        with _gc_paused(len(lines) >= _BULK_LINES):
+            events = parse_lines(lines, self._events_format)
+            for ev in events:
+                self.state.apply(ev, now)
         return events
+
+
+_BULK_LINES = 10_000
+
+
+@contextmanager
+def _gc_paused(pause: bool) -> Iterator[None]:
+    """Hold off the cyclic garbage collector while a big batch is parsed: every event, tuple
+    and decoded dict is a tracked allocation, so a 100k-line read sets off hundreds of
+    collections (~15% of `watch --once`) that can free nothing (none of them forms a cycle)."""
+    if not pause or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def load_run(path: str | Path) -> RunState:
