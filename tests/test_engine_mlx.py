@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -305,10 +306,25 @@ def test_errors_arrive_as_a_final_chunk(engine: MLXEngine, tiny_model: Path) -> 
     )
 
 
+@pytest.mark.skipif(not hasattr(time, "pthread_getcpuclockid"), reason="no per-thread CPU clocks")
+def test_engine_cpu_clock_counts_the_engine_thread_only(engine: MLXEngine, tiny_model: Path) -> None:
+    engine.load(str(tiny_model)).result()
+    before = engine.engine_cpu_seconds()
+    assert before is not None and before > 0  # loading ran on the engine thread
+    spin_until = time.thread_time() + 0.2  # CPU spent here, on the caller's thread, is not counted
+    while time.thread_time() < spin_until:
+        pass
+    assert engine.engine_cpu_seconds() - before < 0.2  # type: ignore[operator]
+    engine.generate(CHAT, Sampler(max_tokens=40), logits_processors=[ban_tokens(_eos_ids(tiny_model))]).result()
+    assert engine.engine_cpu_seconds() > before  # type: ignore[operator]
+
+
 def test_shutdown_ends_the_thread_and_refuses_work(tiny_model: Path) -> None:
     eng = MLXEngine()
     eng.load(str(tiny_model)).result()
+    assert eng.engine_cpu_seconds() is not None or not hasattr(time, "pthread_getcpuclockid")
     eng.shutdown()
+    assert eng.engine_cpu_seconds() is None  # the thread is gone: no clock to read
     eng.shutdown()  # twice is fine
     assert not eng.alive
     assert eng.generate(CHAT, Sampler(max_tokens=3)).error == "the engine is shut down"

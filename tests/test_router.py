@@ -33,11 +33,14 @@ def test_routes_local_and_remote_and_frees_the_other(tiny_server: LocalServer, t
         assert local.model_path == str(tiny_model.resolve()) and local.model_type == "gemma3_text"
         text, stats = router.generate(MSGS, Sampler(max_tokens=8)).result()
         assert stats.finish_reason in ("stop", "length") and stats.peak_memory > 0
+        local_cpu = router.engine_cpu_seconds()  # the MLX thread's clock (None without one)
+        assert local_cpu is None or local_cpu > 0
 
         remote = router.load(tiny_server.spec).result(timeout=60)
         assert router.is_remote and router.active is router.remote
         assert remote.model_type == "remote" and remote.model_path == tiny_server.spec
         assert router.loaded is remote
+        assert router.engine_cpu_seconds() == 0.0  # the server generates in another process
         text, stats = router.generate(MSGS, Sampler(max_tokens=8)).result()
         assert stats.finish_reason in ("stop", "length") and stats.peak_memory == 0.0
         assert router.local is not None

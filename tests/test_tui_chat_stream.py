@@ -13,7 +13,7 @@ from lemlab.core.engine_api import Chunk, GenStats, Sampler
 from lemlab.core.sessions import Session
 from lemlab.engine.fake import FakeEngine
 from lemlab.engine.handle import ChunkStream
-from lemlab.tui.panes.chat import chunk_batches
+from lemlab.tui.stream_pacing import chunk_batches
 from lemlab.tui.widgets.message import MessageView
 
 
@@ -96,3 +96,32 @@ async def test_pane_on_real_engine_shows_every_token(tiny_model: Path, tmp_path:
             assert [v.role for v in app.query(MessageView)] == ["user", "assistant"]
     finally:
         engine.shutdown()
+
+
+async def test_streamed_message_lays_out_like_one_mounted_whole(tmp_path: Path) -> None:
+    """Message widgets skip Textual's second layout pass after a resize (one pass per display):
+    a reply streamed in pieces must still end with the geometry of the same text mounted at once,
+    stay scrolled to its end, and keep the code block's horizontal scrolling."""
+    from test_tui_support import make_app
+
+    paragraphs = [f"Paragraph {i}: " + "lighthouse keepers kept logs " * (i % 5 + 1) for i in range(12)]
+    fence = "```\n" + "x = 1  # " + "long line " * 30 + "\n```"
+    text = "\n\n".join(paragraphs[:6] + [fence] + paragraphs[6:]) + "\n\n- one\n- two\n"
+    app, _engine = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_idle(pilot, app)
+        box = app.query_one("#messages")
+        streamed = MessageView("assistant")
+        await box.mount(streamed)
+        for start in range(0, len(text), 97):
+            await streamed.append(text[start : start + 97], 1)
+            await pilot.pause()
+        whole = MessageView("assistant", text)
+        await box.mount(whole, before=streamed)
+        await pilot.pause()
+        assert streamed.content == text
+        assert streamed.size == whole.size and streamed.body.size == whole.body.size
+        assert [b.size for b in streamed.body.children] == [b.size for b in whole.body.children]
+        assert box.scroll_y == box.max_scroll_y > 0  # anchored: the end of the reply in view
+        fences = [b for b in streamed.body.children if type(b).__name__ == "MarkdownFence"]
+        assert fences and fences[0].virtual_size.width > fences[0].size.width  # still scrolls sideways

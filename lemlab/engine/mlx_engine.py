@@ -28,7 +28,8 @@ LogitsProcessor = Callable[[Any, Any], Any]  # (tokens, logits) -> logits, as in
 
 
 class MLXEngine:
-    """Implements lemlab.core.engine_api.Engine. Extra members: count_tokens(), alive."""
+    """Implements lemlab.core.engine_api.Engine. Extra members: count_tokens(), alive,
+    engine_cpu_seconds()."""
 
     def __init__(self, prefix_entries: int = MAX_ENTRIES) -> None:
         self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
@@ -39,6 +40,9 @@ class MLXEngine:
         self._close_lock = threading.Lock()
         # Work not finished yet, so shutdown() can cancel it instead of running it to the end.
         self._pending: set[ChunkStream | Future[Any]] = set()
+        self._cpu_clock: int | None = (
+            None  # the engine thread's CPU clock, set by the thread itself
+        )
         self._thread = threading.Thread(target=self._serve, name="lemlab-mlx-engine", daemon=False)
         self._thread.start()
         _register_exit_hook(self.shutdown)
@@ -52,6 +56,18 @@ class MLXEngine:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    def engine_cpu_seconds(self) -> float | None:
+        """CPU time the engine thread has used so far, None where the platform can't tell (no
+        per-thread clocks, e.g. macOS) or once the thread is gone. Its Python work holds the GIL
+        (MLX releases it while evaluating), so the UI paces its redraws by this."""
+        clock = self._cpu_clock
+        if clock is None:
+            return None
+        try:
+            return time.clock_gettime(clock)
+        except OSError:
+            return None
 
     def load(self, model: str, adapter: str | None = None) -> Future[LoadInfo]:
         return self._submit(lambda: self._load(model, adapter))
@@ -131,11 +147,20 @@ class MLXEngine:
         return fut
 
     def _serve(self) -> None:
+        # Taken here, from the running thread: pthread_getcpuclockid on a finished thread's id
+        # is undefined behaviour.
+        getclock = getattr(time, "pthread_getcpuclockid", None)
+        if getclock is not None:
+            try:
+                self._cpu_clock = getclock(threading.get_ident())
+            except OSError:
+                pass
         try:
             while (job := self._jobs.get()) is not None:
                 job()
             self._drain_after_close()
         finally:
+            self._cpu_clock = None
             self._release()
             if "mlx.core" in sys.modules:
                 import mlx.core as mx

@@ -80,6 +80,15 @@ class EngineRouter:
     def is_remote(self) -> bool:
         return self._active is not None and self._active is self._remote
 
+    def engine_cpu_seconds(self) -> float | None:
+        """The active engine's thread CPU time (see MLXEngine). A remote server generates in
+        another process, so it takes nothing from this one: 0."""
+        active = self._active
+        if active is not None and active is self._remote:
+            return 0.0
+        clock = getattr(active, "engine_cpu_seconds", None)
+        return clock() if clock is not None else None
+
     def engine_for(self, model: str) -> Engine:
         """The engine that serves this spec, created now if needed."""
         with self._lock:

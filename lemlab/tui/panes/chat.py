@@ -3,10 +3,8 @@ regenerate, edit-and-resend, slash commands, export. Every change is saved to th
 
 from __future__ import annotations
 
-import gc
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -20,57 +18,10 @@ from lemlab.core.engine_api import Chunk, GenerationHandle, Sampler
 from lemlab.tui.chat_actions import SlashCommands
 from lemlab.tui.panes.base import LabPane, Verb
 from lemlab.tui.services import score_reply
+from lemlab.tui.stream_pacing import DisplayLog, Pacer, chunk_batches, defer_full_gc
 from lemlab.tui.widgets.message import MessageView
 
 READY_HINT = "Enter sends · ctrl+r regenerates · ↑ edits your last message · /help"
-# UI updates are batched: at most one per FLUSH_SECONDS, and spaced further apart when drawing
-# them costs the UI thread more than UI_BUDGET of its time. The engine needs the GIL for every
-# token, so UI work slows generation itself (measured by bench/chat_bench.py): each display
-# costs ~10 ms of UI-thread CPU (two layout + render passes), which the engine loses.
-FLUSH_SECONDS = float(os.environ.get("LEMLAB_FLUSH_SECONDS", "0.03"))
-MAX_FLUSH_SECONDS = 0.25  # at least 4 displays a second, whatever drawing costs
-UI_BUDGET = 0.03  # share of wall time the UI thread may spend drawing a stream
-
-
-def defer_full_gc() -> Callable[[], None]:
-    """Hold off full (oldest-generation) garbage collections; returns the undo. A full
-    collection walks the app's whole heap with the GIL held (~70 ms measured), a stall the
-    engine thread waits out mid-reply. Young generations are still collected meanwhile."""
-    young, middle, old = gc.get_threshold()
-    gc.set_threshold(young, middle, 1_000_000)
-    return lambda: gc.set_threshold(young, middle, old)
-
-
-def chunk_batches(handle: GenerationHandle, interval: Callable[[], float]) -> Iterator[list[Chunk]]:
-    """The reply's chunks in batches, at most one per interval() seconds; the first one and the
-    last one as soon as they arrive. Handles with take()/wait() (the MLX engine's ChunkStream)
-    are read without waking up per token: each wake-up takes the GIL the engine needs."""
-    take, wait = getattr(handle, "take", None), getattr(handle, "wait", None)
-    if take is None or wait is None:
-        yield from _batches_by_chunk(handle, interval)
-        return
-    seen = 0
-    while True:
-        batch = take(seen, None)
-        seen += len(batch)
-        yield batch
-        if batch[-1].done:
-            return
-        wait(interval())  # returns early when the reply ends
-
-
-def _batches_by_chunk(handle: GenerationHandle, interval: Callable[[], float]) -> Iterator[list[Chunk]]:
-    batch: list[Chunk] = []
-    last = 0.0  # the first chunk goes out at once
-    for chunk in handle:
-        batch.append(chunk)
-        if chunk.done or time.monotonic() - last >= interval():
-            yield batch
-            batch, last = [], time.monotonic()
-            if chunk.done:
-                return
-    if batch:
-        yield batch
 
 
 def _parse_sampler(values: dict[str, str], base: Sampler) -> Sampler:
@@ -92,29 +43,53 @@ class ChatPane(LabPane):
     TITLE = "Chat"
     FOCUS = "#chat-input"
     BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="chat.cancel",
-                tooltip="Stop the reply being generated"),  # fmt: skip
-        Binding("ctrl+r", "regenerate", "Regenerate", id="chat.regenerate",
-                tooltip="Drop the last reply and generate it again"),  # fmt: skip
-        Binding("ctrl+y", "edit_last", "Edit last", id="chat.edit_last",
-                tooltip="Put your last message back in the input and drop that exchange"),  # fmt: skip
-        Binding("up", "edit_last_if_empty", "Edit last", id="chat.edit_last_up", show=False,
-                tooltip="In an empty input: edit your last message"),  # fmt: skip
-        Binding("ctrl+g", "pick_kernel", "Kernel", id="chat.kernel",
-                tooltip="Choose a kernel file or type a system prompt"),  # fmt: skip
-        Binding("ctrl+s", "export('md')", "Export", id="chat.export",
-                tooltip="Export this chat as Markdown (palette: also training JSONL)"),  # fmt: skip
+        Binding(
+            "escape", "cancel", "Cancel", id="chat.cancel", tooltip="Stop the reply being generated"
+        ),  # fmt: skip
+        Binding(
+            "ctrl+r",
+            "regenerate",
+            "Regenerate",
+            id="chat.regenerate",
+            tooltip="Drop the last reply and generate it again",
+        ),  # fmt: skip
+        Binding(
+            "ctrl+y",
+            "edit_last",
+            "Edit last",
+            id="chat.edit_last",
+            tooltip="Put your last message back in the input and drop that exchange",
+        ),  # fmt: skip
+        Binding(
+            "up",
+            "edit_last_if_empty",
+            "Edit last",
+            id="chat.edit_last_up",
+            show=False,
+            tooltip="In an empty input: edit your last message",
+        ),  # fmt: skip
+        Binding(
+            "ctrl+g",
+            "pick_kernel",
+            "Kernel",
+            id="chat.kernel",
+            tooltip="Choose a kernel file or type a system prompt",
+        ),  # fmt: skip
+        Binding(
+            "ctrl+s",
+            "export('md')",
+            "Export",
+            id="chat.export",
+            tooltip="Export this chat as Markdown (palette: also training JSONL)",
+        ),  # fmt: skip
     ]
 
     def __init__(self) -> None:
         super().__init__(id="chat-pane")
         self.handle: GenerationHandle | None = None
         self.slash = SlashCommands(self)
-        self.displayed_tokens = 0  # tokens put on screen (the chat bench reads this)
-        self.first_display: float | None = None
-        self.last_display: float | None = None
-        self.flush_interval = FLUSH_SECONDS  # adapted while streaming, read by the worker
-        self._ui_clock = (0.0, 0.0)  # (wall, UI-thread CPU) at the previous display
+        self.display_log = DisplayLog()  # the current reply's displays (the chat bench reads it)
+        self.pacer = Pacer(self._engine_cpu)  # its interval is read by the streaming worker
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-settings"):
@@ -179,7 +154,11 @@ class ChatPane(LabPane):
             self.app.notify("A reply is still streaming (Esc cancels it).", severity="warning")
             return False
         if self.lab.loaded is None:
-            what = f"Still loading {self.lab.loading}." if self.lab.loading else "Load a model first (Models tab)."
+            what = (
+                f"Still loading {self.lab.loading}."
+                if self.lab.loading
+                else "Load a model first (Models tab)."
+            )
             self.app.notify(what, severity="warning")
             return False
         return True
@@ -189,6 +168,7 @@ class ChatPane(LabPane):
         one go: the engine prefills while the UI lays out."""
         box = self.query_one("#messages")
         restore_gc = defer_full_gc()  # before the request: the engine may start at once
+        sent = time.monotonic()
         try:
             handle = self.lab.engine.generate(self.lab.turns(), self.lab.sampler)
         except Exception as exc:  # noqa: BLE001 - engine refusal: one line, chat stays usable
@@ -197,11 +177,12 @@ class ChatPane(LabPane):
             self.app.notify(f"generation failed: {exc}", severity="error")
             return
         self.handle = handle
+        self.display_log = DisplayLog(sent=sent)
+        self.pacer.start()
         view = MessageView("assistant")
         await box.mount_all([*before, view])
         # Only the stats line changes style: a class on the whole pane restyles every message.
         self.query_one("#chat-stats", Static).add_class("-generating")
-        self.flush_interval, self._ui_clock = FLUSH_SECONDS, (0.0, 0.0)
         self._stream(handle, view, restore_gc)
 
     @work(thread=True, exclusive=True, group="generate")
@@ -213,7 +194,7 @@ class ChatPane(LabPane):
         shown = 0  # engine tokens already handed to the UI (a token may decode to no text yet)
         final: Chunk | None = None
         try:
-            for batch in chunk_batches(handle, lambda: self.flush_interval):
+            for batch in chunk_batches(handle, lambda: self.pacer.interval):
                 last = batch[-1]
                 final = last if last.done else None
                 text = "".join(c.text for c in batch)
@@ -229,23 +210,21 @@ class ChatPane(LabPane):
         self.app.call_from_thread(self._finished, view, text, final, score, labels)
 
     async def _show(self, view: MessageView, text: str, tokens: int) -> None:
-        await view.append(text, tokens)
-        self._adapt_interval()
-        now = time.monotonic()
-        self.first_display = self.first_display or now
-        self.last_display = now
-        self.displayed_tokens += tokens
+        # The stats line first: both changes then reach the screen in one refresh, not two.
         self.query_one("#chat-stats", Static).update(
-            f"streaming… {view.tokens_shown} tokens · Esc cancels")
+            f"streaming… {view.tokens_shown + tokens} tokens · Esc cancels", layout=False
+        )
+        await view.append(text, tokens)
+        self.display_log.shown(tokens)
+        self.pacer.displayed()
 
-    def _adapt_interval(self) -> None:
-        """Space displays so the UI thread's CPU stays near UI_BUDGET of wall time."""
-        wall, cpu = time.monotonic(), time.thread_time()
-        last_wall, last_cpu = self._ui_clock
-        self._ui_clock = (wall, cpu)
-        if last_wall and wall > last_wall:
-            wanted = (cpu - last_cpu) / UI_BUDGET
-            self.flush_interval = min(MAX_FLUSH_SECONDS, max(FLUSH_SECONDS, wanted))
+    def _engine_cpu(self) -> float | None:
+        clock = getattr(self.lab.engine, "engine_cpu_seconds", None)
+        return clock() if clock is not None else None
+
+    @property
+    def displayed_tokens(self) -> int:
+        return self.display_log.tokens
 
     async def _finished(self, view: MessageView, text: str, final: Chunk | None,
                         score: float | None, labels: list[str]) -> None:  # fmt: skip

@@ -30,7 +30,34 @@ def score_text(score: float | None, labels: list[str]) -> Text:
     return text
 
 
-class MessageView(Vertical):
+class _SettlesInOnePass:
+    """For widgets that never show scrollbars: when such a widget's size changes, the layout pass
+    that changed it already placed everything. Textual still runs a second whole-screen layout
+    (any widget with children counts as scrollable to it), which doubles the cost of each display
+    of a streaming reply; the engine pays for that UI time in GIL time. Overrides a private
+    Textual method: tests/test_tui_chat_stream.py checks a streamed reply still lays out like
+    the same text mounted whole."""
+
+    def _size_updated(
+        self, size: Any, virtual_size: Any, container_size: Any, layout: bool = True
+    ) -> bool:
+        styles = self.styles  # type: ignore[attr-defined]
+        scrolls = bool({styles.overflow_x, styles.overflow_y} & {"auto", "scroll"})
+        return super()._size_updated(  # type: ignore[misc]
+            size, virtual_size, container_size, layout=layout and scrolls
+        )
+
+
+def _settling(cls: type) -> type:
+    # Same class name, so the stylesheet's type selectors (MarkdownParagraph, ...) still apply.
+    return type(cls.__name__, (_SettlesInOnePass, cls), {})
+
+
+class ReplyMarkdown(_SettlesInOnePass, Markdown):
+    BLOCKS = {name: _settling(block) for name, block in Markdown.BLOCKS.items()}
+
+
+class MessageView(_SettlesInOnePass, Vertical):
     """role: user | assistant | system | error. Text is Markdown, never Textual markup."""
 
     def __init__(self, role: str, content: str = "", meta: dict[str, Any] | None = None) -> None:
@@ -40,7 +67,7 @@ class MessageView(Vertical):
         self.meta = meta or {}
         self.tokens_shown = 0
         # Kept, not queried: a stream may start before compose's children finish mounting.
-        self.body = Markdown(content, classes="message-body")
+        self.body = ReplyMarkdown(content, classes="message-body")
 
     def compose(self) -> ComposeResult:
         yield Static(self.role, classes="message-role", markup=False)
