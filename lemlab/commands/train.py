@@ -254,6 +254,11 @@ def _outcome(code: int, watcher: Any, log: Path, stopped_code: int) -> int:
         return stopped_code
     if state.status == "error":
         raise TrainingFailed(f"training failed: {state.message} (log: {log})")
+    from lemlab.core.train_runner import record_lost_trainer
+
     if code < 0:
-        raise TrainingFailed(f"training process killed by signal {-code}; checkpoints kept (log: {log})")
-    raise TrainingFailed(f"training process exited with code {code} and no final event (log: {log})")
+        why = f"training process killed by signal {-code}; checkpoints kept"
+    else:
+        why = f"training process exited with code {code} and no final event"
+    record_lost_trainer(watcher.source.folder, why)
+    raise TrainingFailed(f"{why} (log: {log})")

@@ -5,8 +5,9 @@ mlx-lm stdout log in either format (old `Iter N: ...` lines or the 0.32 table); 
 detected from the first line. Live mode redraws a full-screen monitor (figures and a loss chart
 sized to the terminal) every interval, follows the file as it grows (restarting if it is
 truncated or replaced), and exits 0 at a done / error / stopped event (or, for logs, the final
-report) or on Ctrl+C. `--once` prints the summary and exits 0. Output that is not a terminal
-gets one line per event and a closing summary.
+report) or on Ctrl+C. `--once` prints the summary and exits. Output that is not a terminal
+gets one line per event and a closing summary. A run whose trainer died without a final event
+(SIGKILL, a crash; told from the pid and host in its start event) ends the watch with status 1.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from lemlab.core.training_events import (
 from lemlab.core.training_summary import event_line, monitor_lines
 
 MAX_WIDTH = 160  # wider charts add no information
+GRACE_SECONDS = 3.0  # a trainer gone this long without a final event: the run was interrupted
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,8 +52,17 @@ def source_for(path: str) -> RunSource:
 
 def summary_text(path: str, *, chart: bool = True, width: int = 72) -> str:
     """The `--once` output for PATH (a function, so the bench can time it in-process)."""
-    watcher = RunWatcher(source_for(path))
+    return _summary(_read_once(path), chart=chart, width=width)
+
+
+def _read_once(path: str) -> RunWatcher:
+    watcher = RunWatcher(source_for(path), liveness=0.0)  # one look: no grace period
     watcher.poll()
+    watcher.check_trainer()
+    return watcher
+
+
+def _summary(watcher: RunWatcher, *, chart: bool = True, width: int = 72) -> str:
     lines = monitor_lines(watcher.state, chart=chart, width=width, now=time.time())
     return "\n".join([f"run {watcher.source.file}"] + lines)
 
@@ -60,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         raise LemlabError("--interval must be positive")
     if args.once:
-        print(summary_text(args.path, width=min(shutil.get_terminal_size((80, 24)).columns, 100)))
-        return 0
-    watcher = RunWatcher(source_for(args.path), clock=time.time)
+        watcher = _read_once(args.path)
+        print(_summary(watcher, width=min(shutil.get_terminal_size((80, 24)).columns, 100)))
+        return _interrupted(watcher)
+    watcher = RunWatcher(source_for(args.path), clock=time.time, liveness=GRACE_SECONDS)
     tty = sys.stdout.isatty()
     try:
         _live(watcher, args.interval) if tty else _plain(watcher, args.interval)
@@ -70,7 +82,16 @@ def run(args: argparse.Namespace) -> int:
         pass  # leaving the watch is not an error; the run itself carries on
     if not tty:
         print("\n".join(monitor_lines(watcher.state, chart=False, now=time.time())))
-    return 0
+    return _interrupted(watcher)
+
+
+def _interrupted(watcher: RunWatcher) -> int:
+    """Exit status: 1, with one line on stderr, when the trainer died without a final event."""
+    if watcher.state.status != "interrupted":
+        return 0
+    print(f"run interrupted: {watcher.state.message}; checkpoints so far are kept in "
+          f"{watcher.source.folder}", file=sys.stderr)  # fmt: skip
+    return 1
 
 
 def screen_lines(watcher: RunWatcher, width: int, height: int) -> list[str]:
@@ -108,6 +129,7 @@ def _live(watcher: RunWatcher, interval: float) -> None:
         while not watcher.state.finished:
             time.sleep(interval)
             watcher.poll()
+            watcher.check_trainer()
             live.update(view(), refresh=True)  # every interval: the clock and ETA tick too
 
 
@@ -115,6 +137,8 @@ def _plain(watcher: RunWatcher, interval: float) -> None:
     while True:
         for ev in watcher.poll():
             print(event_line(ev), flush=True)
+        if watcher.check_trainer():
+            print(f"interrupted: {watcher.state.message}", flush=True)
         if watcher.state.finished:
             return
         time.sleep(interval)

@@ -10,12 +10,14 @@ Usage (CLI and TUI alike):
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lemlab.core.training_config import TrainingConfig, write_config_toml
@@ -51,6 +53,27 @@ class TrainingProcess:
 
     def wait(self, timeout: float | None = None) -> int:
         return self.popen.wait(timeout)
+
+
+def record_lost_trainer(folder: Path, message: str) -> None:
+    """The child died without a final event (SIGKILL, OOM killer): append an error event for it,
+    so every other watcher of the file (`lemlab watch`, a TUI) learns the run has ended. Best
+    effort: a full disk must not hide the real failure, which the caller reports anyway."""
+    obj = {"event": "error", "ts": datetime.now(UTC).isoformat(), "message": message, "lost_trainer": True}
+    path = folder / EVENTS_FILE
+    try:
+        with open(path, "ab") as fh:
+            # A line the child left half-written stays a line of its own (and is skipped).
+            lead = b"\n" if fh.tell() and not _ends_with_newline(path) else b""
+            fh.write(lead + (json.dumps(obj) + "\n").encode())
+    except OSError:
+        pass
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
 
 
 def previous_run(folder: Path) -> bool:

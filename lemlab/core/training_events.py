@@ -14,7 +14,10 @@ from __future__ import annotations
 import gc
 import json
 import math
+import os
 import re
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -58,6 +61,8 @@ class TrainingEvent:
     path: str | None = None  # checkpoint / adapter file
     message: str | None = None  # error / stop reason
     total_iters: int | None = None  # start events
+    pid: int | None = None  # start events: the trainer process
+    host: str | None = None  # start events: the machine it runs on (a pid means nothing elsewhere)
     source: str = "events"  # "events", "log-old" or "log-new"
 
 
@@ -78,8 +83,8 @@ def parse_timestamp(value: Any) -> float | None:
 
 _KINDS = frozenset(EVENT_KINDS)
 _FLOATS = frozenset(_FLOAT_FIELDS)
-_INTS = frozenset(("iteration", "trained_tokens", "total_iters"))
-_STRS = frozenset(("path", "message"))
+_INTS = frozenset(("iteration", "trained_tokens", "total_iters", "pid"))
+_STRS = frozenset(("path", "message", "host"))
 
 
 def event_from_dict(obj: dict[str, Any]) -> TrainingEvent | None:
@@ -359,8 +364,9 @@ class RunState:
 
     total_iters: int | None = None
     iteration: int = 0
-    status: str = "waiting"  # waiting, running, done, error, stopped
+    status: str = "waiting"  # waiting, running, done, error, stopped, interrupted
     message: str | None = None
+    trainer: tuple[int, str] | None = None  # (pid, host) from the start event
     log_format: str | None = None
     train_points: list[tuple[int, float]] = field(default_factory=list)
     val_points: list[tuple[int, float]] = field(default_factory=list)
@@ -392,6 +398,11 @@ class RunState:
 
     def _on_start(self, ev: TrainingEvent, t: float | None) -> None:
         self.status = "running"
+        self.trainer = (ev.pid, ev.host) if ev.pid is not None and ev.host else None
+
+    def interrupt(self, message: str) -> None:
+        """The trainer is gone and wrote no final event (killed with SIGKILL, machine crash)."""
+        self.status, self.message = "interrupted", message
 
     def _on_train(self, ev: TrainingEvent, t: float | None) -> None:
         if ev.iteration is None or ev.train_loss is None:
@@ -432,7 +443,7 @@ class RunState:
 
     @property
     def finished(self) -> bool:
-        return self.status in TERMINAL_KINDS
+        return self.status in TERMINAL_KINDS or self.status == "interrupted"
 
     @property
     def train_loss(self) -> float | None:
@@ -548,11 +559,15 @@ class RunWatcher:
     """Follow a run's file and keep its `RunState` current; `poll()` returns the new events.
     The format (events JSONL or stdout log) is detected from the first complete line."""
 
-    def __init__(self, source: RunSource, clock: Any = None) -> None:
+    def __init__(self, source: RunSource, clock: Any = None, *, liveness: float | None = None) -> None:
         self.source = source
         self._follower = LineFollower(source.file)
         self._events_format: bool | None = None
         self._clock = clock  # callable giving "now" for untimed log events; None = no times
+        # Seconds the trainer may be gone before an unfinished run counts as interrupted (the
+        # `lemlab train` that started it needs a moment to write the final event); None: never.
+        self._liveness = liveness
+        self._gone_since: float | None = None
         self.state = self._fresh_state()
 
     def _fresh_state(self) -> RunState:
@@ -580,6 +595,47 @@ class RunWatcher:
             for ev in events:
                 self.state.apply(ev, now)
         return events
+
+    def check_trainer(self) -> bool:
+        """With liveness on: mark a running run interrupted once its trainer has been gone for
+        the grace period. True when that just happened."""
+        state = self.state
+        if self._liveness is None or state.finished or state.trainer is None:
+            return False
+        pid, host = state.trainer
+        if not trainer_gone(pid, host):
+            self._gone_since = None
+            return False
+        now = time.monotonic()
+        self._gone_since = self._gone_since or now
+        if now - self._gone_since < self._liveness:
+            return False
+        state.interrupt(f"the trainer (pid {pid}) ended without a final event (killed?)")
+        return True
+
+
+TRAINER_MODULE = "lemlab.engine.train_child"  # how train_runner starts the child (python -m ...)
+
+
+def trainer_gone(pid: int, host: str) -> bool:
+    """True only when it can be told: the run is on this machine and process `pid` no longer
+    exists, is a zombie, or now belongs to another program (pids are reused)."""
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # e.g. PermissionError: alive, another user's
+    proc = Path(f"/proc/{pid}")
+    try:
+        stat = (proc / "stat").read_text()
+        cmdline = (proc / "cmdline").read_bytes()
+    except OSError:
+        return False  # no /proc (macOS): the pid exists, take it as ours
+    state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else ""
+    return state == "Z" or TRAINER_MODULE.encode() not in cmdline
 
 
 _BULK_LINES = 10_000

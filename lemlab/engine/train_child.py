@@ -19,6 +19,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     events = EventWriter(folder / EVENTS_FILE)
     events.write("start", total_iters=cfg.iters, model=cfg.model, data=cfg.data,
-                 adapter_path=cfg.adapter_path, pid=os.getpid(), config=str(argv[0]),
+                 adapter_path=cfg.adapter_path, pid=os.getpid(), host=socket.gethostname(), config=str(argv[0]),
                  resume_adapter_file=cfg.resume_adapter_file)
     started = time.monotonic()
     try:

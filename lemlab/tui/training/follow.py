@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from lemlab.core.sessions import now_iso
-from lemlab.core.train_runner import EXIT_STOPPED, TrainingProcess
+from lemlab.core.train_runner import EXIT_STOPPED, TrainingProcess, record_lost_trainer
 from lemlab.core.training_events import RunSource, RunState, RunWatcher, resolve_run_source
+
+LOST_TRAINER_GRACE = 3.0  # seconds an attached run's trainer may be gone before it counts as interrupted
 
 
 class LiveClock:
@@ -39,7 +41,8 @@ class FollowedRun:
     def attach(cls, path: str | Path) -> FollowedRun:
         """Follow an events file, adapter folder or mlx-lm log. FileNotFoundError (one line)."""
         clock = LiveClock()
-        return cls(RunWatcher(resolve_run_source(path), clock=clock), _clock=clock, origin="attached")
+        watcher = RunWatcher(resolve_run_source(path), clock=clock, liveness=LOST_TRAINER_GRACE)
+        return cls(watcher, _clock=clock, origin="attached")
 
     @classmethod
     def started(cls, process: TrainingProcess, labels: dict[str, Any] | None = None) -> FollowedRun:
@@ -80,19 +83,22 @@ class FollowedRun:
         changed = bool(self.watcher.poll())
         self._clock.armed = True
         if exited and not self.exit_note and not self.state.finished:
-            self.exit_note = self._exit_note()
+            reason, lost = self._exit_reason()
+            if lost:  # tell other watchers of the file (`lemlab watch`, another TUI) it ended
+                record_lost_trainer(self.folder, reason)
+            self.exit_note = f"{reason} (log: {self.process.log_path})"  # type: ignore[union-attr]
             changed = True
-        return changed
+        return self.watcher.check_trainer() or changed
 
-    def _exit_note(self) -> str:
+    def _exit_reason(self) -> tuple[str, bool]:
+        """Why our child ended without a final event, and whether it died (not stopped)."""
         assert self.process is not None
         code = self.process.poll()
-        log = self.process.log_path
         if code is not None and code < 0:
-            return f"training process killed by signal {-code}; checkpoints kept (log: {log})"
+            return f"training process killed by signal {-code}; checkpoints kept", True
         if code == EXIT_STOPPED:
-            return f"training process stopped; checkpoints kept (log: {log})"
-        return f"training process exited with code {code} and no final event (log: {log})"
+            return "training process stopped; checkpoints kept", False
+        return f"training process exited with code {code} and no final event", True
 
     def request_stop(self) -> str:
         """First call: ask the child to save and stop; a second call kills it. Returns a note."""
