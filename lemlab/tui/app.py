@@ -183,7 +183,7 @@ class LemlabApp(App[int]):
         self.lab.session.set_adapter(info.adapter_path)
         self.lab.save()
         for warning in info.warnings:
-            self.notify(warning, severity="warning", timeout=10)
+            self.notify(warning, title="Loaded with warnings", severity="warning", timeout=10)
         self.refresh_status()
 
     @work(exclusive=True, group="load")

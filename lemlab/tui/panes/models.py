@@ -57,6 +57,7 @@ class ModelsPane(LabPane):
         self.adapters: list[AdapterRow] = []
         self.endpoints: list[EndpointRow] = []
         self.base: str | None = None  # the model an adapter will be put on
+        self._warning = ""  # the warning on show, so a status refresh does not toast it again
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter (name, type, base)…", id="model-filter")
@@ -166,11 +167,13 @@ class ModelsPane(LabPane):
         self.show_warning(adapter_warning(adapter, base))
         self.app.load_model(base, adapter)  # type: ignore[attr-defined]
 
-    def show_warning(self, text: str) -> None:
+    def show_warning(self, text: str, *, toast: bool = True) -> None:
         box = self.query_one("#adapter-warning", Static)
+        shown = box.has_class("-shown") and self._warning == text
+        self._warning = text
         box.update(f"⚠ {text}" if text else "")
         box.set_class(bool(text), "-shown")
-        if text:
+        if toast and text and not shown:  # the status refreshes often: one toast per new warning
             self.app.notify(text, title="Adapter / base mismatch", severity="warning", timeout=10)
 
     def set_status(self, text: str) -> None:
@@ -190,7 +193,7 @@ class ModelsPane(LabPane):
             name = info.model_path if info.model_type == "remote" else Path(info.model_path).name
             self.set_status(f"loaded {name}{extra} in {info.load_time:.2f} s")
             if info.warnings:
-                self.show_warning("; ".join(info.warnings))
+                self.show_warning("; ".join(info.warnings), toast=False)  # the app toasts load warnings
 
     def palette_verbs(self) -> list[Verb]:
         verbs = [Verb(f"Load model: {m.name}", m.path, lambda p=m.path: self._pick_model(p))
