@@ -43,45 +43,18 @@ class ChatPane(LabPane):
     TITLE = "Chat"
     FOCUS = "#chat-input"
     BINDINGS = [
-        Binding(
-            "escape", "cancel", "Cancel", id="chat.cancel", tooltip="Stop the reply being generated"
-        ),  # fmt: skip
-        Binding(
-            "ctrl+r",
-            "regenerate",
-            "Regenerate",
-            id="chat.regenerate",
-            tooltip="Drop the last reply and generate it again",
-        ),  # fmt: skip
-        Binding(
-            "ctrl+y",
-            "edit_last",
-            "Edit last",
-            id="chat.edit_last",
-            tooltip="Put your last message back in the input and drop that exchange",
-        ),  # fmt: skip
-        Binding(
-            "up",
-            "edit_last_if_empty",
-            "Edit last",
-            id="chat.edit_last_up",
-            show=False,
-            tooltip="In an empty input: edit your last message",
-        ),  # fmt: skip
-        Binding(
-            "ctrl+g",
-            "pick_kernel",
-            "Kernel",
-            id="chat.kernel",
-            tooltip="Choose a kernel file or type a system prompt",
-        ),  # fmt: skip
-        Binding(
-            "ctrl+s",
-            "export('md')",
-            "Export",
-            id="chat.export",
-            tooltip="Export this chat as Markdown (palette: also training JSONL)",
-        ),  # fmt: skip
+        Binding("escape", "cancel", "Cancel", id="chat.cancel",
+                tooltip="Stop the reply being generated"),  # fmt: skip
+        Binding("ctrl+r", "regenerate", "Regenerate", id="chat.regenerate",
+                tooltip="Drop the last reply and generate it again"),  # fmt: skip
+        Binding("ctrl+y", "edit_last", "Edit last", id="chat.edit_last",
+                tooltip="Put your last message back in the input and drop that exchange"),  # fmt: skip
+        Binding("up", "edit_last_if_empty", "Edit last", id="chat.edit_last_up", show=False,
+                tooltip="In an empty input: edit your last message"),  # fmt: skip
+        Binding("ctrl+g", "pick_kernel", "Kernel", id="chat.kernel",
+                tooltip="Choose a kernel file or type a system prompt"),  # fmt: skip
+        Binding("ctrl+s", "export('md')", "Export", id="chat.export",
+                tooltip="Export this chat as Markdown (palette: also training JSONL)"),  # fmt: skip
     ]
 
     def __init__(self) -> None:
@@ -154,11 +127,7 @@ class ChatPane(LabPane):
             self.app.notify("A reply is still streaming (Esc cancels it).", severity="warning")
             return False
         if self.lab.loaded is None:
-            what = (
-                f"Still loading {self.lab.loading}."
-                if self.lab.loading
-                else "Load a model first (Models tab)."
-            )
+            what = f"Still loading {self.lab.loading}." if self.lab.loading else "Load a model first (Models tab)."
             self.app.notify(what, severity="warning")
             return False
         return True
@@ -212,8 +181,7 @@ class ChatPane(LabPane):
     async def _show(self, view: MessageView, text: str, tokens: int) -> None:
         # The stats line first: both changes then reach the screen in one refresh, not two.
         self.query_one("#chat-stats", Static).update(
-            f"streaming… {view.tokens_shown + tokens} tokens · Esc cancels", layout=False
-        )
+            f"streaming… {view.tokens_shown + tokens} tokens · Esc cancels", layout=False)
         await view.append(text, tokens)
         self.display_log.shown(tokens)
         self.pacer.displayed()
