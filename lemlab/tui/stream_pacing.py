@@ -64,8 +64,8 @@ class Pacer:
         """Call on the UI thread after each display; returns the new interval."""
         clock = (time.monotonic(), time.thread_time(), self.engine_cpu())
         if self._clock is not None:
-            self.interval = next_interval(self._clock, clock)
             self.engine_share = engine_share(self._clock, clock)
+            self.interval = _interval(clock[1] - self._clock[1], self.engine_share)
         self._clock = clock
         return self.interval
 
@@ -83,10 +83,12 @@ def next_interval(
     before: tuple[float, float, float | None], after: tuple[float, float, float | None]
 ) -> float:
     """(wall, UI CPU, engine CPU) at two displays -> seconds until the next one."""
-    share = engine_share(before, after)
+    return _interval(after[1] - before[1], engine_share(before, after))
+
+
+def _interval(ui_seconds: float, share: float | None) -> float:
     allowed = min(MAX_UI_SHARE, UI_BUDGET / max(1.0 if share is None else share, 1e-6))
-    wanted = (after[1] - before[1]) / allowed
-    return min(MAX_FLUSH_SECONDS, max(FLUSH_SECONDS, wanted))
+    return min(MAX_FLUSH_SECONDS, max(FLUSH_SECONDS, ui_seconds / allowed))
 
 
 def defer_full_gc() -> Callable[[], None]:
