@@ -256,9 +256,4 @@ def _outcome(code: int, watcher: Any, log: Path, stopped_code: int) -> int:
         raise TrainingFailed(f"training failed: {state.message} (log: {log})")
     from lemlab.core.train_runner import record_lost_trainer
 
-    if code < 0:
-        why = f"training process killed by signal {-code}; checkpoints kept"
-    else:
-        why = f"training process exited with code {code} and no final event"
-    record_lost_trainer(watcher.source.folder, why)
-    raise TrainingFailed(f"{why} (log: {log})")
+    raise TrainingFailed(f"{record_lost_trainer(watcher.source.folder, code)} (log: {log})")

@@ -10,18 +10,16 @@ Usage (CLI and TUI alike):
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from lemlab.core.training_config import TrainingConfig, write_config_toml
-from lemlab.core.training_events import CONFIG_FILE, EVENTS_FILE, LOG_FILE, RunSource
+from lemlab.core.training_events import CONFIG_FILE, EVENTS_FILE, LOG_FILE, RunSource, event_json
 
 EXIT_DONE, EXIT_ERROR, EXIT_STOPPED = 0, 1, 130
 
@@ -55,25 +53,26 @@ class TrainingProcess:
         return self.popen.wait(timeout)
 
 
-def record_lost_trainer(folder: Path, message: str) -> None:
-    """The child died without a final event (SIGKILL, OOM killer): append an error event for it,
-    so every other watcher of the file (`lemlab watch`, a TUI) learns the run has ended. Best
-    effort: a full disk must not hide the real failure, which the caller reports anyway."""
-    obj = {"event": "error", "ts": datetime.now(UTC).isoformat(), "message": message, "lost_trainer": True}
-    path = folder / EVENTS_FILE
+def record_lost_trainer(folder: Path, code: int) -> str:
+    """The child ended with exit status `code` and no final event (SIGKILL, OOM killer): append
+    an error event for it, so every other watcher of the file (`lemlab watch`, a TUI) learns the
+    run has ended; returns the reason. Best effort: a full disk must not hide the real failure,
+    which the caller reports anyway."""
+    if code < 0:
+        reason = f"training process killed by signal {-code}; checkpoints kept"
+    else:
+        reason = f"training process exited with code {code} and no final event"
     try:
-        with open(path, "ab") as fh:
+        with open(folder / EVENTS_FILE, "a+b") as fh:
             # A line the child left half-written stays a line of its own (and is skipped).
-            lead = b"\n" if fh.tell() and not _ends_with_newline(path) else b""
-            fh.write(lead + (json.dumps(obj) + "\n").encode())
+            lead = b""
+            if fh.seek(0, os.SEEK_END):
+                fh.seek(-1, os.SEEK_END)
+                lead = b"" if fh.read(1) == b"\n" else b"\n"
+            fh.write(lead + (event_json("error", message=reason, lost_trainer=True) + "\n").encode())
     except OSError:
         pass
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        fh.seek(-1, os.SEEK_END)
-        return fh.read(1) == b"\n"
+    return reason
 
 
 def previous_run(folder: Path) -> bool:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,11 @@ class TrainingEvent:
 
 
 # ---------------------------------------------------------------- events JSONL
+
+
+def event_json(event: str, **fields: Any) -> str:
+    """One events-file line (no newline): the kind, a UTC ISO timestamp, then the fields."""
+    return json.dumps({"event": event, "ts": datetime.now(UTC).isoformat(), **fields})
 
 
 def parse_timestamp(value: Any) -> float | None:

@@ -15,7 +15,6 @@ mlx-lm callback's value + 1, and `weights_after` is the callback's own value.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -24,12 +23,11 @@ import sys
 import time
 import traceback
 import types
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from lemlab.core.training_config import TrainingConfig, load_config_toml
-from lemlab.core.training_events import EVENTS_FILE
+from lemlab.core.training_events import EVENTS_FILE, event_json
 
 EXIT_DONE, EXIT_ERROR, EXIT_STOPPED = 0, 1, 130
 CHECKPOINT_RE = re.compile(r"^(\d{7})_adapters\.safetensors$")
@@ -44,8 +42,7 @@ class EventWriter:
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
 
     def write(self, event: str, *, sync: bool = False, **fields: Any) -> None:
-        obj = {"event": event, "ts": datetime.now(UTC).isoformat(), **fields}
-        self._fh.write(json.dumps(obj) + "\n")
+        self._fh.write(event_json(event, **fields) + "\n")
         self._fh.flush()
         if sync:
             os.fsync(self._fh.fileno())

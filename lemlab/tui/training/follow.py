@@ -83,22 +83,15 @@ class FollowedRun:
         changed = bool(self.watcher.poll())
         self._clock.armed = True
         if exited and not self.exit_note and not self.state.finished:
-            reason, lost = self._exit_reason()
-            if lost:  # tell other watchers of the file (`lemlab watch`, another TUI) it ended
-                record_lost_trainer(self.folder, reason)
-            self.exit_note = f"{reason} (log: {self.process.log_path})"  # type: ignore[union-attr]
+            assert self.process is not None
+            code = self.process.poll()
+            if code == EXIT_STOPPED:
+                reason = "training process stopped; checkpoints kept"
+            else:  # it died: tell other watchers of the file (`lemlab watch`, another TUI)
+                reason = record_lost_trainer(self.folder, code)  # type: ignore[arg-type]
+            self.exit_note = f"{reason} (log: {self.process.log_path})"
             changed = True
         return self.watcher.check_trainer() or changed
-
-    def _exit_reason(self) -> tuple[str, bool]:
-        """Why our child ended without a final event, and whether it died (not stopped)."""
-        assert self.process is not None
-        code = self.process.poll()
-        if code is not None and code < 0:
-            return f"training process killed by signal {-code}; checkpoints kept", True
-        if code == EXIT_STOPPED:
-            return "training process stopped; checkpoints kept", False
-        return f"training process exited with code {code} and no final event", True
 
     def request_stop(self) -> str:
         """First call: ask the child to save and stop; a second call kills it. Returns a note."""
