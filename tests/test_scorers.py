@@ -38,7 +38,7 @@ def _vectors(scorer_id: str) -> list[dict]:
 def test_every_vector_matches_exactly(scorer_id: str) -> None:
     scorer = get_scorer(scorer_id)
     rows = _vectors(scorer_id)
-    assert len(rows) == 436
+    assert len(rows) == (440 if scorer_id == "v0" else 436)  # v0 gained 4 stripped-length cases
     mismatches = []
     for row in rows:
         got, want = scorer.score(row["text"]), row["expected"]

@@ -55,17 +55,22 @@ def bootstrap_ci(
 ) -> BootstrapCI | None:
     """Percentile bootstrap CI of the mean paired delta (None for no data).
 
-    Seeded, so the same deltas always give the same interval. Percentiles use linear
-    interpolation between order statistics (numpy's default definition).
+    Seeded, so the same deltas always give the same interval, in whatever order they come:
+    resampling draws by position, so the values are sorted first (the Battery pane and
+    `lemlab report` list probes in different orders and must show one interval). Percentiles
+    use linear interpolation between order statistics (numpy's default definition).
     """
     n = len(deltas)
     if n == 0:
         return None
+    # Scores are stored to 2 decimals, so one path's `a - b` (1.6399999999999988) and another's
+    # round(a - b, 2) (1.64) are the same delta: drop the float noise so both draw equal values.
+    values = sorted(round(d, 10) for d in deltas)
     rng = random.Random(seed)
-    means = sorted(math.fsum(rng.choices(deltas, k=n)) / n for _ in range(resamples))
+    means = sorted(math.fsum(rng.choices(values, k=n)) / n for _ in range(resamples))
     alpha = (1 - level) / 2
     return BootstrapCI(
-        mean=math.fsum(deltas) / n,
+        mean=math.fsum(values) / n,
         low=percentile(means, alpha),
         high=percentile(means, 1 - alpha),
         level=level,

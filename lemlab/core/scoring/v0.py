@@ -139,8 +139,9 @@ def _empty_reasons(text: str) -> list[str]:
     if not text:
         return ["empty"]
     reasons = []
-    if len(text) < 10:
-        reasons.append(f"{len(text)} chars (< 10)")
+    stripped = len(text.strip())  # surrounding whitespace is not content ("Of course " counts)
+    if stripped < 10:
+        reasons.append(f"{stripped} chars stripped (< 10)")
     if text.startswith("ERROR"):
         reasons.append("starts with ERROR")
     reasons += [tag for tag in ("<pad>", "<unused") if tag in text]
