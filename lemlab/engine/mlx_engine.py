@@ -276,27 +276,46 @@ class MLXEngine:
             sampler=_make_sampler(sampler),
             prompt_cache=prep.cache,
             logits_processors=processors,
+            prompt_progress_callback=_prefill_progress(handle, stats, prep.cached),
         )
+        reply: list[int] = []
         try:
             for resp in responses:
                 if handle.cancelled:
                     break
+                reply.append(resp.token)
                 _update_stats(stats, resp, prep, t0)
                 if resp.finish_reason is not None:
-                    handle.push(Chunk(resp.text, dataclasses.replace(stats), done=True))
-                    return
+                    break
                 handle.push(Chunk(resp.text, dataclasses.replace(stats)))
         finally:
             responses.close()
-        stats.finish_reason = "cancelled"
-        stats.elapsed = time.perf_counter() - t0
-        handle.finish(stats)
+        if reuse_prefix:  # the next chat turn starts with this prompt and this reply
+            self._prefix.remember(tokens + reply, prep.cache)
+        if stats.finish_reason is None:
+            stats.finish_reason = "cancelled"
+            stats.elapsed = time.perf_counter() - t0
+            handle.finish(stats)
+        else:
+            handle.push(Chunk(resp.text, dataclasses.replace(stats), done=True))
 
 
 def _fresh(lm: LoadedModel, tokens: list[int]) -> Prepared:
     from mlx_lm.models.cache import make_prompt_cache
 
     return Prepared(make_prompt_cache(lm.model), tokens, 0, 0, 0.0)
+
+
+def _prefill_progress(handle: ChunkStream, stats: GenStats, cached: int) -> Callable[[int, int], None]:
+    """mlx-lm's prompt_progress_callback: between prefill steps (long prompts only), an empty
+    chunk tells the reader how far the prompt is, so a UI can show progress before token one."""
+
+    def progress(done: int, total: int) -> None:
+        if 0 < done < total and not handle.cancelled:
+            stats.prompt_processed = cached + done
+            handle.push(Chunk("", dataclasses.replace(stats)))
+
+    return progress
 
 
 def _make_sampler(sampler: Sampler) -> Callable[[Any], Any]:

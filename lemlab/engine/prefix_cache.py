@@ -8,7 +8,11 @@ How a prefix gets cached, in both cases while this request prefills it anyway (n
 - else each request's tokens are remembered, and when a new request shares at least MIN_SHARED
   tokens with a remembered one, the shared part becomes an entry.
 Entries are snapshots taken at the end of their prefix, never trimmed back from a longer cache: a
-sliding-window (rotating) KV cache that has wrapped cannot be trimmed. Later requests that start
+sliding-window (rotating) KV cache that has wrapped cannot be trimmed. One exception, for chats:
+the cache of the last finished request (its prompt and its reply) is kept as a "tail" when it
+can be trimmed; the next turn's prompt starts with that conversation, so it reuses the tail cut
+back to the tokens the two share (where the re-templated reply first differs) and prefills only
+the new message, instead of the whole last exchange. Later requests that start
 with an entry's tokens get a deep copy of its cache and prefill only the rest. Entries live in a
 small LRU, so conditions interleaved probe by probe (baseline, kernel A, kernel B, ...) each keep
 theirs. Only called on the engine thread.
@@ -59,9 +63,23 @@ class PrefixCache:
         self._recent: deque[list[int]] = deque(maxlen=HISTORY)
         self._max = max_entries
 
+        self._tail: _Entry | None = None  # the last finished request's cache (trimmable only)
+
     def clear(self) -> None:
         self._entries.clear()
         self._recent.clear()
+        self._tail = None
+
+    def remember(self, tokens: list[int], cache: list[Any]) -> None:
+        """Keep a finished request's cache: `tokens` are its prompt and reply tokens; the cache
+        holds the first `offset` of them. The caller hands the cache over (no copy is made)."""
+        from mlx_lm.models.cache import can_trim_prompt_cache
+
+        fed = getattr(cache[0], "offset", None) if cache else None
+        if not isinstance(fed, int) or fed < MIN_SHARED or not can_trim_prompt_cache(cache):
+            self._tail = None
+            return
+        self._tail = _Entry(list(tokens[:fed]), cache)
 
     @property
     def entry_lengths(self) -> list[int]:
@@ -78,6 +96,9 @@ class PrefixCache:
         shared = min(max(seen, boundary), limit)
         self._recent.append(list(tokens))
         base_len = len(best.tokens) if best else 0
+        from_tail = self._from_tail(tokens, limit, base_len)
+        if from_tail is not None:
+            return from_tail
         if shared >= MIN_SHARED and shared >= base_len + MIN_EXTEND:
             t0 = time.perf_counter()
             cache = copy.deepcopy(best.cache) if best else make_prompt_cache(model)
@@ -92,6 +113,20 @@ class PrefixCache:
             self._touch(best)
             return Prepared(copy.deepcopy(best.cache), tokens[base_len:], base_len, 0, 0.0)
         return Prepared(make_prompt_cache(model), list(tokens), 0, 0, 0.0)
+
+    def _from_tail(self, tokens: list[int], limit: int, base_len: int) -> Prepared | None:
+        """The tail cut back to what it shares with `tokens`, when that beats the best entry."""
+        from mlx_lm.models.cache import trim_prompt_cache
+
+        tail = self._tail
+        if tail is None:
+            return None
+        shared = min(common_prefix_len(tail.tokens, tokens), limit)
+        if shared < MIN_SHARED or shared < base_len + MIN_EXTEND:
+            return None
+        cache = copy.deepcopy(tail.cache)
+        trim_prompt_cache(cache, len(tail.tokens) - shared)
+        return Prepared(cache, tokens[shared:], shared, 0, 0.0)
 
     def _best_entry(self, tokens: list[int], limit: int) -> _Entry | None:
         fitting = [
