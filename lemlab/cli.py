@@ -7,16 +7,19 @@ import argparse
 import errno
 import importlib
 import os
+import signal
 import sys
 import traceback
 
 from lemlab import __version__
 from lemlab.core.errors import LemlabError
+from lemlab.core.safe_text import visible_line
 
 # (command name, module, one-line help). Modules are imported lazily.
 COMMANDS: list[tuple[str, str, str]] = [
     ("chat", "chat", "chat with a model: one reply with --prompt, else a line REPL"),
     ("models", "models", "list discovered MLX models and LoRA adapters"),
+    ("import-gguf", "import_gguf", "convert a llama-architecture GGUF file into an MLX model folder"),
     ("make-tiny-model", "make_tiny_model", "write a tiny random-weight MLX model (offline demos, tests)"),
     ("score", "score", "score one response text and show why each signal fired"),
     ("rescore", "rescore", "recompute scores in A/B JSONL files"),
@@ -79,9 +82,19 @@ def main(argv: list[str] | None = None) -> int:
             return launch(args)
         return int(_command_module(args._module).run(args) or 0)
     except LemlabError as exc:
-        print(f"lemlab: error: {exc}", file=sys.stderr)
+        # Messages quote file, model and server text: shown with controls visible, on one line.
+        print(f"lemlab: error: {visible_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
+        # From here any further Ctrl+C ends the process at once, and requests still in flight
+        # are cancelled so their threads cannot hold the exit.
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+        except ValueError:  # main() called from another thread (tests): no handler to set
+            pass
+        remote = sys.modules.get("lemlab.engine.remote")
+        if remote is not None:
+            remote.cancel_all()
         print("lemlab: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
@@ -91,13 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         # Full disk, permissions, a vanished folder: the environment, not a bug. Writes are
         # atomic, so the user's existing files are as they were.
-        print(f"lemlab: error: {_os_error_line(exc)}", file=sys.stderr)
+        print(f"lemlab: error: {visible_line(_os_error_line(exc))}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only on request
         if os.environ.get("LEMLAB_DEBUG"):
             traceback.print_exc()
         print(
-            f"lemlab: internal error: {type(exc).__name__}: {exc} (LEMLAB_DEBUG=1 shows the traceback)",
+            f"lemlab: internal error: {type(exc).__name__}: {visible_line(exc)} "
+            "(LEMLAB_DEBUG=1 shows the traceback)",
             file=sys.stderr,
         )
         return 70

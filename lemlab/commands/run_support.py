@@ -130,6 +130,7 @@ class SigintCancels:
 
     def _handler(self, signum: int, frame: Any) -> None:
         if self.runner.cancelled:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # a third one can never be swallowed
             raise KeyboardInterrupt
         print(
             f"\nlemlab: stopping after {self.stops_after}... (Ctrl+C again to quit now)",

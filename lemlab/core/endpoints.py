@@ -33,6 +33,7 @@ ENDPOINT_KEYS: dict[str, str] = {
     "max_in_flight": "requests sent to this endpoint at the same time (default 1)",
     "stream": "stream replies (default true); false for servers that cannot",
     "timeout": "seconds to wait for the next piece of a reply (default 600)",
+    "deadline": "seconds one whole request may take, however the server trickles (default 1800)",
 }
 
 
@@ -68,6 +69,7 @@ class Endpoint:
     max_in_flight: int = 1
     stream: bool = True
     timeout: float = 600.0
+    deadline: float = 1800.0  # a whole request, so keep-alive comments cannot stretch it forever
     # user:password from the URL, kept only in memory and out of repr (HTTP basic auth).
     userinfo: str | None = field(default=None, repr=False, compare=False)
 
@@ -178,6 +180,7 @@ def _endpoint_from_entry(name: str, entry: Mapping[str, Any]) -> Endpoint:
         max_in_flight=_int_at_least(entry, "max_in_flight", name, 1, 1),
         stream=_bool(entry, "stream", name, True),
         timeout=float(_int_at_least(entry, "timeout", name, 600, 1)),
+        deadline=float(_int_at_least(entry, "deadline", name, 1800, 1)),
         userinfo=userinfo,
     )
 
@@ -191,8 +194,9 @@ def _opt_str(entry: Mapping[str, Any], key: str, name: str) -> str | None:
 
 def _int_at_least(entry: Mapping[str, Any], key: str, name: str, default: int, low: int) -> int:
     value = entry.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
-        raise LemlabError(f"config: [endpoints.{name}] {key} must be a number >= {low}")
+    # `not low <= value <= cap` is also true for NaN, which compares false with everything.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= 1e9:
+        raise LemlabError(f"config: [endpoints.{name}] {key} must be a number from {low} to 1e9")
     return int(value)
 
 

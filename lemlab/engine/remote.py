@@ -12,6 +12,7 @@ import asyncio
 import base64
 import http.client
 import json
+import re
 import socket
 import threading
 import time
@@ -30,6 +31,7 @@ from lemlab.core.endpoints import (
     EndpointUnreachable,
     api_key,
     parse_model_spec,
+    redact_url,
 )
 from lemlab.core.engine_api import Chunk, GenStats, LoadInfo, Message, Sampler
 from lemlab.core.errors import LemlabError
@@ -39,6 +41,13 @@ R = TypeVar("R")
 
 CONNECT_TIMEOUT = 10.0
 ADAPTER_FIELD = "adapters"  # mlx_lm.server reads a per-request adapter path from this field
+# A reply is cut (finish_reason "length") past max_tokens * these: no token is that long, so
+# only a server that ignores max_tokens reaches them, and it cannot keep a run busy for minutes.
+CHARS_PER_TOKEN_CAP = 128
+BYTES_PER_TOKEN_CAP = 1024  # a streamed event per token carries ids and JSON around the text
+LINE_CAP = 1 << 20
+LIST_CAP = 16 << 20  # GET /models  # one SSE line or error body read at most this many bytes at a time
+_AUTH_WORD = re.compile(r"\b(Bearer|Basic|Token)(\s+)[A-Za-z0-9._~+/=:-]+", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------- HTTP plumbing
@@ -66,6 +75,27 @@ def _reason(exc: BaseException) -> str:
         return "connection closed by the server"
     text = str(exc).splitlines()[0] if str(exc) else ""
     return text or type(exc).__name__
+
+
+def redact(text: str, endpoint: Endpoint) -> str:
+    """`text` (built from what a server sent) without the endpoint's API key, URL userinfo or
+    any Authorization credential: a gateway may echo the request headers in its error body."""
+    secrets: list[str] = []
+    try:
+        key = api_key(endpoint)
+    except EndpointError:
+        key = None
+    if key:
+        secrets.append(key)
+    if endpoint.userinfo:
+        secrets.append(endpoint.userinfo)
+        secrets.append(base64.b64encode(endpoint.userinfo.encode()).decode())
+        secrets += [part for part in endpoint.userinfo.split(":") if part]
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if len(secret) >= 4:  # shorter ones would blank out ordinary words
+            text = text.replace(secret, "[redacted]")
+    text = _AUTH_WORD.sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", text)
+    return redact_url(text)
 
 
 def _one_line(text: str, limit: int = 200) -> str:
@@ -121,8 +151,9 @@ def open_request(
         try:
             msg = _error_message(resp.read(8192))
         except (OSError, http.client.HTTPException):
-            msg = resp.reason
+            msg = str(resp.reason)
         conn.close()
+        msg = redact(msg, endpoint)
         raise EndpointHTTPError(resp.status, f"{endpoint.url}: HTTP {resp.status}: {msg}")
     return conn, resp
 
@@ -132,7 +163,7 @@ def list_models(endpoint: Endpoint, timeout: float = CONNECT_TIMEOUT) -> list[st
     (mlx_lm.server sends an empty 200 body when no Hugging Face cache folder exists)."""
     conn, resp = open_request(endpoint, "GET", "/models", read_timeout=timeout)
     try:
-        raw = resp.read()
+        raw = resp.read(LIST_CAP)
     except (OSError, http.client.HTTPException) as e:
         raise EndpointUnreachable(f"{endpoint.url}: {_reason(e)}") from None
     finally:
@@ -140,15 +171,20 @@ def list_models(endpoint: Endpoint, timeout: float = CONNECT_TIMEOUT) -> list[st
     try:
         data = json.loads(raw)
         return [str(m["id"]) for m in data["data"]]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
 
 
-def iter_sse(resp: http.client.HTTPResponse) -> Iterator[str]:
-    """The `data:` payloads of a server-sent-events stream, one per event; comments skipped."""
+def iter_sse(
+    resp: http.client.HTTPResponse, on_line: Callable[[bytes], None] | None = None
+) -> Iterator[str]:
+    """The `data:` payloads of a server-sent-events stream, one per event; comments skipped.
+    `on_line` sees every raw line (comments too), so a caller can bound what a stream costs."""
     lines: list[str] = []
     while True:
-        raw = resp.readline()
+        raw = resp.readline(LINE_CAP)
+        if on_line is not None:
+            on_line(raw)
         if not raw:
             break
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
@@ -163,6 +199,8 @@ def iter_sse(resp: http.client.HTTPResponse) -> Iterator[str]:
 
 
 # ---------------------------------------------------------------- the handle
+
+_LIVE: weakref.WeakSet[RemoteGeneration] = weakref.WeakSet()
 
 
 class _ChunkLog:
@@ -201,6 +239,13 @@ class _ChunkLog:
             self._waiters.remove((loop, event))
 
 
+def cancel_all() -> None:
+    """Cancel every request in flight in this process (Ctrl+C: pool threads waiting on a reply
+    must not keep the interpreter from exiting)."""
+    for handle in list(_LIVE):
+        handle.cancel()
+
+
 class RemoteGeneration:
     """A GenerationHandle for one HTTP request. Chunks can be read more than once (each
     iteration starts at the first chunk); `error` holds the EndpointError of a failed request."""
@@ -211,11 +256,18 @@ class RemoteGeneration:
         self._log = _ChunkLog()
         self._cancelled = threading.Event()
         self._conn_lock = threading.Lock()
-        self._conn: http.client.HTTPConnection | None = None
+        self._sock: socket.socket | None = None
         self._stats = GenStats()
         self._text: list[str] = []
         self._usage_tokens = 0
+        self._expired = threading.Event()
+        max_tokens = body.get("max_tokens")
+        tokens = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else 1024
+        self._char_cap = tokens * CHARS_PER_TOKEN_CAP + 4096
+        self._byte_cap = tokens * BYTES_PER_TOKEN_CAP + (1 << 20)
+        self._chars = 0
         self.error: EndpointError | None = None
+        _LIVE.add(self)
         self._thread = threading.Thread(target=self._run, name="lemlab-remote-gen", daemon=True)
         self._thread.start()
 
@@ -253,7 +305,7 @@ class RemoteGeneration:
         """Stop now: closing the socket wakes the reading thread, which ends the stream."""
         self._cancelled.set()
         with self._conn_lock:
-            sock = self._conn.sock if self._conn is not None else None
+            sock = self._sock
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -280,78 +332,149 @@ class RemoteGeneration:
 
     def _run(self) -> None:
         t0 = time.monotonic()
+        # The overall deadline: a timer closes the socket, which wakes any blocked read. Every
+        # read timeout alone is reset by each keep-alive comment, so it cannot bound a request.
+        timer = threading.Timer(self._endpoint.deadline, self._expire)
+        timer.daemon = True
+        timer.start()
         try:
-            conn, resp = open_request(
-                self._endpoint, "POST", "/chat/completions", self._body, on_connect=self._attach
+            self._request(t0)
+            if self._expired.is_set():
+                raise TimeoutError  # the timer closed the socket: the reply is not complete
+        except BaseException as e:  # noqa: BLE001 - a request thread never dies silently
+            stopped = self._cancelled.is_set() and not self._expired.is_set()
+            if not stopped and not self._log.since(0)[1]:
+                self._fail(self._as_endpoint_error(e), t0)
+        finally:
+            timer.cancel()
+            if not self._log.since(0)[1]:  # cancelled, or ended without a final chunk
+                reason = "cancelled" if self._cancelled.is_set() else "stop"
+                self._finish(reason, t0)
+
+    def _request(self, t0: float) -> None:
+        conn, resp = open_request(
+            self._endpoint, "POST", "/chat/completions", self._body, on_connect=self._attach
+        )
+        try:
+            if "text/event-stream" in (resp.getheader("Content-Type") or ""):
+                self._read_stream(resp, t0)
+            else:
+                self._read_whole(resp, t0)
+        finally:
+            conn.close()
+
+    def _as_endpoint_error(self, e: BaseException) -> EndpointError:
+        url = self._endpoint.url
+        if self._expired.is_set():
+            return EndpointUnreachable(
+                f"{url}: no complete reply within {self._endpoint.deadline:g} s "
+                "(the endpoint's deadline)"
             )
-            try:
-                if "text/event-stream" in (resp.getheader("Content-Type") or ""):
-                    self._read_stream(resp, t0)
-                else:
-                    self._read_whole(resp, t0)
-            finally:
-                conn.close()
-        except EndpointError as e:
-            if not self._cancelled.is_set():
-                self._fail(e, t0)
-        except (OSError, http.client.HTTPException) as e:
-            if not self._cancelled.is_set():
-                lost = EndpointUnreachable(f"{self._endpoint.url}: {_reason(e)} mid-reply")
-                self._fail(lost, t0)
-        except (ValueError, AttributeError) as e:  # not JSON, or not the OpenAI shape
-            self._fail(EndpointError(f"{self._endpoint.url}: unreadable reply: {e}"), t0)
-        if not self._log.since(0)[1]:  # cancelled, or ended without a final chunk
-            reason = "cancelled" if self._cancelled.is_set() else "stop"
-            self._finish(reason, t0)
+        if isinstance(e, _BadReply):
+            return EndpointError(f"{url}: {e}")
+        if isinstance(e, EndpointError):
+            return e
+        if isinstance(e, OSError | http.client.HTTPException):
+            return EndpointUnreachable(f"{url}: {_reason(e)} mid-reply")
+        if isinstance(e, RecursionError):
+            return EndpointError(f"{url}: unreadable reply: JSON nested too deeply")
+        if isinstance(e, ValueError):  # not JSON
+            return EndpointError(f"{url}: unreadable reply: not JSON ({_one_line(str(e), 80)})")
+        # Anything else is a bug of ours meeting a reply we did not foresee: fail this request
+        # (not retryable: the same reply would come again) rather than leave readers waiting.
+        return EndpointError(f"{url}: unreadable reply ({_one_line(str(e), 80) or 'unexpected'})")
+
+    def _expire(self) -> None:
+        self._expired.set()
+        self.cancel()
 
     def _attach(self, conn: http.client.HTTPConnection) -> None:
         with self._conn_lock:
-            self._conn = conn
+            # The socket itself: http.client drops conn.sock once a response that ends at
+            # connection close (HTTP/1.0, SSE) has begun, but its file still reads from this one.
+            self._sock = conn.sock
         if self._cancelled.is_set():
             raise EndpointError("cancelled")
 
     def _read_stream(self, resp: http.client.HTTPResponse, t0: float) -> None:
         finish: str | None = None
         counted = 0
-        for data in iter_sse(resp):
-            if self._cancelled.is_set():
-                return
-            if data.strip() == "[DONE]":
-                break
-            event = json.loads(data)
-            if isinstance(event, dict) and "error" in event:
-                raise EndpointHTTPError(500, f"{self._endpoint.url}: {_error_message(data.encode())}")
-            self._take_usage(event.get("usage"))
-            for choice in event.get("choices") or []:
-                text = (choice.get("delta") or {}).get("content") or ""
-                if text:
-                    counted += 1
-                    self._emit(text, t0, counted)
-                finish = choice.get("finish_reason") or finish
-        else:
-            if finish is None and not self._cancelled.is_set():
-                raise EndpointUnreachable(f"{self._endpoint.url}: stream ended mid-reply")
+        url = self._endpoint.url
+        budget = [self._byte_cap]
+        last_data = [time.monotonic()]
+
+        def on_line(raw: bytes) -> None:
+            budget[0] -= len(raw)
+            if budget[0] < 0:
+                raise _Cut()
+            now = time.monotonic()
+            if raw.startswith(b"data:"):
+                last_data[0] = now
+            elif now - last_data[0] > self._endpoint.timeout:
+                # Keep-alive comments alone for a whole read timeout: the server is not replying.
+                raise EndpointUnreachable(
+                    f"{url}: no data for {self._endpoint.timeout:g} s (only keep-alive comments)"
+                )
+
+        try:
+            for data in iter_sse(resp, on_line):
+                if self._cancelled.is_set():
+                    return
+                if data.strip() == "[DONE]":
+                    break
+                event = _object(json.loads(data), "event")
+                if "error" in event:
+                    msg = redact(_error_message(data.encode()), self._endpoint)
+                    raise EndpointHTTPError(500, f"{url}: {msg}")
+                self._take_usage(event.get("usage"))
+                for choice in _choices(event):
+                    delta = _object(choice.get("delta") or {}, "delta")
+                    text = _text(delta.get("content"))
+                    if text:
+                        counted += 1
+                        if self._emit(text, t0, counted):
+                            raise _Cut()
+                    finish = _text(choice.get("finish_reason")) or finish
+            else:
+                if finish is None and not self._cancelled.is_set():
+                    raise EndpointUnreachable(f"{url}: stream ended mid-reply")
+        except _Cut:
+            finish = "length"
         if not self._cancelled.is_set():
             self._finish(finish or "stop", t0, counted)
 
     def _read_whole(self, resp: http.client.HTTPResponse, t0: float) -> None:
-        event = json.loads(resp.read())
+        raw = resp.read(self._byte_cap + 1)
+        if len(raw) > self._byte_cap:
+            raise EndpointError(
+                f"{self._endpoint.url}: reply larger than {self._byte_cap} bytes "
+                "for max_tokens (does the server ignore max_tokens?)"
+            )
+        event = _object(json.loads(raw), "reply")
         self._take_usage(event.get("usage"))
-        choice = (event.get("choices") or [{}])[0]
-        text = (choice.get("message") or {}).get("content") or ""
-        if text:
-            self._emit(text, t0, 1)
-        self._finish(choice.get("finish_reason") or "stop", t0, 1 if text else 0)
+        choices = _choices(event)
+        choice = choices[0] if choices else {}
+        text = _text(_object(choice.get("message") or {}, "message").get("content"))
+        cut = bool(text) and self._emit(text[: self._char_cap], t0, 1)
+        finish = "length" if cut else _text(choice.get("finish_reason")) or "stop"
+        self._finish(finish, t0, 1 if text else 0)
 
     def _take_usage(self, usage: Any) -> None:
+        # Usage is advisory: a field that is not a count is ignored rather than failing a reply.
         if not isinstance(usage, dict):
             return
-        self._stats.prompt_tokens = int(usage.get("prompt_tokens") or 0)
-        self._usage_tokens = int(usage.get("completion_tokens") or 0)
-        details = usage.get("prompt_tokens_details") or {}
-        self._stats.cached_prompt_tokens = int(details.get("cached_tokens") or 0)
+        self._stats.prompt_tokens = _count(usage.get("prompt_tokens"))
+        self._usage_tokens = _count(usage.get("completion_tokens"))
+        details = usage.get("prompt_tokens_details")
+        if isinstance(details, dict):
+            self._stats.cached_prompt_tokens = _count(details.get("cached_tokens"))
 
-    def _emit(self, text: str, t0: float, counted: int) -> None:
+    def _emit(self, text: str, t0: float, counted: int) -> bool:
+        """Add text; True once the reply reached its size cap (the rest is not read)."""
+        room = self._char_cap - self._chars
+        cut = len(text) >= room
+        text = text[: max(room, 0)]
+        self._chars += len(text)
         now = time.monotonic() - t0
         if not self._text:
             self._stats.time_to_first_token = now
@@ -359,6 +482,7 @@ class RemoteGeneration:
         self._stats.generation_tokens = counted
         self._stats.elapsed = now
         self._log.append(Chunk(text, replace(self._stats)))
+        return cut
 
     def _finish(self, reason: str, t0: float, counted: int | None = None) -> None:
         stats = self._stats
@@ -373,11 +497,50 @@ class RemoteGeneration:
         self._log.append(Chunk("", replace(stats), done=True))
 
     def _fail(self, error: EndpointError, t0: float) -> None:
+        # Every message built from server text passes here or open_request: no credential in it.
+        clean = redact(str(error), self._endpoint)
+        if clean != str(error):
+            error.args = (clean,)
         self.error = error
         self._stats.elapsed = time.monotonic() - t0
         self._stats.finish_reason = "error"
-        line = _one_line(str(error), 300)
+        line = _one_line(clean, 300)
         self._log.append(Chunk("", replace(self._stats), done=True, error=line))
+
+
+class _BadReply(Exception):
+    """A reply that is JSON but not the OpenAI chat completions shape."""
+
+
+class _Cut(Exception):
+    """The reply reached its size cap: stop reading, keep what came (finish_reason 'length')."""
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _BadReply(f"unreadable reply: {what} is not a JSON object")
+    return value
+
+
+def _choices(event: dict[str, Any]) -> list[dict[str, Any]]:
+    choices = event.get("choices") or []
+    if not isinstance(choices, list):
+        raise _BadReply("unreadable reply: choices is not a list")
+    return [_object(c, "a choice") for c in choices]
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _BadReply("unreadable reply: content or finish_reason is not a string")
+    return value
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        return 0
+    return int(min(value, 1 << 40))
 
 
 # ---------------------------------------------------------------- the engine
