@@ -2,6 +2,10 @@
 weights the next stage starts from. Fusing writes a full merged copy of the model per stage, so
 it needs the explicit --fuse flag. Rerunning skips stages whose adapter finished (done event)
 and fuses that already completed.
+
+A quantized base is fused into a dequantized (full-precision) model that the next stage trains
+on; `--requantize` (or `requantize = true` in the file) re-quantizes instead, which rounds away
+part of each stage's update: the plan warns and asks.
 """
 
 from __future__ import annotations
@@ -13,17 +17,24 @@ from lemlab.core.curriculum import (
     STATE_FILE,
     Curriculum,
     CurriculumProgress,
+    FuseJob,
     fuse_job,
     load_curriculum,
+    quant_bits,
     stage_done,
 )
 from lemlab.core.errors import LemlabError
+
+FUSE_DRIFT_WARN = 1e-3  # validation loss change from merging that a user must be told about
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="curriculum TOML (see examples/)")
     p.add_argument("--fuse", action="store_true",
                    help="allow fusing each stage's adapter into a merged model for the next stage")
+    p.add_argument("--requantize", action="store_true",
+                   help="re-quantize fused models to the base's bits (smaller, but rounding loses "
+                   "part of each stage's update; default: fuse into a dequantized model)")  # fmt: skip
     p.add_argument("--only", metavar="STAGE", help="run just this stage (name or number)")
     p.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
     p.add_argument("--yes", action="store_true", help="do not ask about small-model warnings")
@@ -61,9 +72,17 @@ def preflight(cur: Curriculum, todo: list[int]) -> tuple[list[str], bool]:
         lines.append(f"stage {i + 1} {cur.stages[i].name}: {cur.stage_dir(i)}")
         lines.append(f"  model {cur.input_model(i)}\n  data {cfg.data}")
         lines.extend("  " + ln for ln in format_figures(fig))
+        warn = small_model_warning(fig)
         if cur.needs_fuse(i):
             lines.append(f"  then fuse -> {cur.fused_dir(i)}")
-        warn = small_model_warning(fig)
+            bits = quant_bits(cur.base_model) if i == 0 or cur.requantize else None
+            job = FuseJob(i, cur.input_model(i), cur.adapter_dir(i), cur.fused_dir(i),
+                          cur.stage_dir(i) / "fuse.log", 0, cur.requantize, bits)  # fmt: skip
+            lines.append(f"    merged model: {job.describe()}")
+            if bits is not None and cur.requantize:
+                warn = [*warn, f"lemlab: WARNING: stage {i + 1} {cur.stages[i].name}: the fused "
+                        f"model is re-quantized to {bits}-bit; the rounding can exceed what the "
+                        "stage learned (drop --requantize / requantize = true to keep it)"]  # fmt: skip
         lines.extend(warn)
         warned = warned or bool(warn)
     return lines, warned
@@ -71,6 +90,7 @@ def preflight(cur: Curriculum, todo: list[int]) -> tuple[list[str], bool]:
 
 def run(args: argparse.Namespace) -> int:
     cur = load_curriculum(args.file)
+    cur.requantize = cur.requantize or args.requantize
     todo = _selected(cur, args.only)
     if not args.dry_run:
         _require_fuse(cur, todo, args.fuse)
@@ -89,6 +109,9 @@ def run_stages(cur: Curriculum, todo: list[int]) -> int:
     progress = CurriculumProgress(cur, todo)
     for i in todo:
         name = cur.stages[i].name
+        if i > 0 and cur.needs_fuse(i - 1):
+            print(f"stage {i + 1} {name}: starts from stage {i}'s merged model "
+                  f"{cur.input_model(i)}", file=sys.stderr)  # fmt: skip
         if stage_done(cur, i):
             print(f"stage {i + 1} {name}: already trained, skipped (delete {cur.stage_dir(i)} to retrain)")
         else:
@@ -100,13 +123,19 @@ def run_stages(cur: Curriculum, todo: list[int]) -> int:
                 return code
         progress.set(i, "trained", save=False)
         if cur.needs_fuse(i) and not is_fused(cur.fused_dir(i)):
-            print(f"stage {i + 1} {name}: fusing into {cur.fused_dir(i)}", file=sys.stderr)
             job = fuse_job(cur, i)
+            print(f"stage {i + 1} {name}: fusing into {job.out}: {job.describe()}", file=sys.stderr)
             try:
-                fuse_adapter(job.model, job.adapter, job.out, job.log)
+                res = fuse_adapter(job.model, job.adapter, job.out, job.log, requantize=job.requantize)
             except FuseError as exc:
                 progress.save()
                 raise LemlabError(str(exc)) from None
+            print(f"stage {i + 1} {name}: {res.summary()}", file=sys.stderr)
+            drift = res.loss_drift()
+            if drift is not None and drift > FUSE_DRIFT_WARN:
+                print(f"lemlab: WARNING: stage {i + 1} {name}: the merged model's validation loss "
+                      f"differs from base + adapter by {drift:.4f}: the next stage does not start "
+                      "where this one ended", file=sys.stderr)  # fmt: skip
         progress.set(i, "fused" if cur.needs_fuse(i) else "trained")
     print(f"curriculum done: state in {cur.output / STATE_FILE}")
     return 0

@@ -3,6 +3,7 @@
     schema_version = 1
     base_model = "models/gemma-3-1b-it"      # paths are relative to this file
     output = "runs/lek-1b"
+    requantize = false                       # true: re-quantize fused models (lossy, warned)
     [defaults]                               # any training setting, for every stage
     rank = 8
     [[stage]]
@@ -16,6 +17,11 @@
 Stage N trains on stage N-1's fused model (the base model for stage 1). Layout under `output`:
 `NN-name/adapter/` (adapters, checkpoints, events.jsonl) and `NN-name/fused/` (merged weights,
 written only when a later stage needs them). `curriculum-state.toml` records progress.
+
+Fusing into a quantized base writes a DEQUANTIZED model (full-precision weights, about 3-4x the
+4-bit files) and later stages train on it: re-quantizing the merged weights rounds away more
+than a small learning rate's update. `requantize = true` (or `--requantize`) keeps the 4-bit
+size at that cost, with a warning in the plan.
 
 `CurriculumProgress` holds the order of work and the state file for both front ends: the CLI
 trains and fuses blocking, the TUI event by event. Fusing itself (engine.fuse, a child process)
@@ -34,8 +40,9 @@ import tomli_w
 
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import LemlabError
-from lemlab.core.model_folder import weight_files
+from lemlab.core.model_folder import read_model_config, read_weight_shapes, weight_files
 from lemlab.core.plan_files import find_step, require_paths, step_dir, step_tables
+from lemlab.core.safetensors_header import SafetensorsHeaderError
 from lemlab.core.train_runner import archive_previous_run
 from lemlab.core.training_config import TrainingConfig, embedded_settings, resolve_config
 from lemlab.core.training_events import run_finished
@@ -43,7 +50,7 @@ from lemlab.core.user_files import load_toml_file, read_toml_or_empty
 
 SCHEMA_VERSION = 1
 STATE_FILE = "curriculum-state.toml"
-_TOP_KEYS = {"schema_version", "base_model", "output", "defaults", "stage"}
+_TOP_KEYS = {"schema_version", "base_model", "output", "requantize", "defaults", "stage"}
 
 
 @dataclass
@@ -59,6 +66,7 @@ class Curriculum:
     output: Path
     defaults: dict[str, Any] = field(default_factory=dict)
     stages: list[Stage] = field(default_factory=list)
+    requantize: bool = False  # re-quantize fused models to the base's bits (lossy)
 
     def stage_dir(self, i: int) -> Path:
         return step_dir(self.output, i, self.stages[i].name, "stage")
@@ -106,6 +114,10 @@ def load_curriculum(path: str | Path) -> Curriculum:
     require_paths(doc, ("base_model", "output"), p)
     base = p.parent.resolve()
     cur = Curriculum(p, (base / doc["base_model"]).resolve(), (base / doc["output"]).resolve())
+    requantize = doc.get("requantize", False)
+    if not isinstance(requantize, bool):
+        raise LemlabError(f"{p}: requantize must be true or false")
+    cur.requantize = requantize
     cur.defaults = _settings(dict(_table(doc, "defaults", str(p))), f"{p} [defaults]", base)
     cur.stages = _stages(doc.get("stage"), p, base)
     return cur
@@ -139,6 +151,7 @@ def write_state(cur: Curriculum, statuses: dict[str, str]) -> None:
         "schema_version": SCHEMA_VERSION,
         "curriculum": str(cur.path.resolve()),
         "base_model": str(cur.base_model),
+        "requantize": cur.requantize,
         "updated": datetime.now(UTC).isoformat(),
         "stage": [
             {
@@ -179,13 +192,68 @@ class FuseJob:
     adapter: Path
     out: Path
     log: Path
-    size_bytes: int  # the merged model has the shapes and dtypes of the model it starts from
+    size_bytes: int  # estimated size of the merged model (dequantized unless requantize)
+    requantize: bool = False
+    quant_bits: int | None = None  # the input model's quantization bits, None if unquantized
+
+    def describe(self) -> str:
+        """What the merged model will be, for plans and dialogs."""
+        if self.quant_bits is None:
+            return "full precision, like the model it starts from"
+        if self.requantize:
+            return (f"RE-QUANTIZED to {self.quant_bits}-bit (requantize = true): rounding loses "
+                    "part of the stage's update")  # fmt: skip
+        return (f"dequantized from {self.quant_bits}-bit to full precision, so the stage's update "
+                "is kept exactly; the next stage trains on it")  # fmt: skip
+
+
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "U32": 4,
+                "I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1}  # fmt: skip
+
+
+def quant_bits(model: Path) -> int | None:
+    """The model's quantization bits from config.json (None when unquantized or unreadable)."""
+    try:
+        cfg = read_model_config(model)
+    except LemlabError:
+        return None
+    q = cfg.get("quantization") or cfg.get("quantization_config")
+    if not isinstance(q, dict):
+        return None
+    bits = q.get("bits")
+    return bits if isinstance(bits, int) else 4
+
+
+def dequantized_size(model: Path) -> int:
+    """Bytes of the model with every quantized tensor expanded to its scales' dtype, read from
+    the safetensors headers (a quantized X.weight has X.scales, one per group of values)."""
+    try:
+        shapes = read_weight_shapes(model)
+        q = read_model_config(model).get("quantization") or {}
+    except (LemlabError, SafetensorsHeaderError):
+        return 0
+    group = q.get("group_size", 64) if isinstance(q, dict) else 64
+    total = 0
+    for name, t in shapes.items():
+        stem = name.rsplit(".", 1)[0]
+        scales = shapes.get(stem + ".scales")
+        if name.endswith((".scales", ".biases")) and scales is not None:
+            continue  # folded into the dequantized weight
+        if name.endswith(".weight") and scales is not None:
+            total += scales.numel * group * _DTYPE_BYTES.get(scales.dtype, 2)
+        else:
+            total += t.numel * _DTYPE_BYTES.get(t.dtype, 2)
+    return total
 
 
 def fuse_job(cur: Curriculum, i: int) -> FuseJob:
     model = cur.input_model(i)
     size = sum(f.stat().st_size for f in weight_files(model)) if model.is_dir() else 0
-    return FuseJob(i, model, cur.adapter_dir(i), cur.fused_dir(i), cur.stage_dir(i) / "fuse.log", size)
+    bits = quant_bits(model) if model.is_dir() else None
+    if bits is not None and not cur.requantize:
+        size = dequantized_size(model) or size
+    return FuseJob(i, model, cur.adapter_dir(i), cur.fused_dir(i), cur.stage_dir(i) / "fuse.log",
+                   size, cur.requantize, bits)  # fmt: skip
 
 
 @dataclass(frozen=True)

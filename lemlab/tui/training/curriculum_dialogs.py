@@ -107,8 +107,8 @@ def fuse_lines(cur: Curriculum, job: FuseJob) -> list[str]:
         f"adapter   {job.adapter}",
         f"into      {job.model}",
         f"writes    {job.out}",
-        f"size      about {size} (a full copy of the weights it starts from)"
-        + (f"; {human_size(free)} free there" if free is not None else ""),
+        f"size      about {size}" + (f"; {human_size(free)} free there" if free is not None else ""),
+        f"merged    {job.describe()}",
     ]
 
 

@@ -159,7 +159,7 @@ class CurriculumFlow:
         # Worker thread: it only waits for the `mlx_lm fuse` child; no MLX runs in this process.
         error = ""
         try:
-            fuse_adapter(job.model, job.adapter, job.out, job.log)
+            fuse_adapter(job.model, job.adapter, job.out, job.log, requantize=job.requantize)
         except (FuseError, OSError) as exc:
             error = str(exc)
         self.pane.app.call_from_thread(self._fused, job, error)
