@@ -132,7 +132,7 @@ def test_a_killed_training_child_is_recorded_and_watch_ends(tiny_model: Path, tm
         last = read_events(events_path)[-1]
         assert last["event"] == "error" and last["lost_trainer"] and "signal 9" in last["message"]
         out, _ = watch.communicate(timeout=60)
-        assert watch.returncode == 0 and "signal 9" in out  # it ended on the recorded error event
+        assert watch.returncode == 1 and "signal 9" in out  # it ended on the recorded error event: a failure
     finally:
         for p in (train, watch):
             if p is not None and p.poll() is None:

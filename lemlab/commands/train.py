@@ -1,8 +1,12 @@
 """`lemlab train`: a LoRA training run in a child process, with an events log and live progress.
 
-Settings resolve as mlx-lm defaults < `-c CONFIG.toml` < flags, are checked (model folder, data
-lines, layer count), written to ADAPTER/lemlab-train.toml, and then run by
+Settings resolve as defaults (mlx-lm's, except the safe small-model ones: 400 iterations,
+batch 1, LR 5e-6, ~30% of the layers) < `-c CONFIG.toml` < flags, are checked (model folder,
+data lines, layer count), written to ADAPTER/lemlab-train.toml, and then run by
 `python -m lemlab.engine.train_child`. Ctrl+C asks the child to save and stop (exit 130).
+`--stop RUN` stops a run started elsewhere (the TUI's runs outlive it); `--continue RUN`
+starts a new run from RUN's last checkpoint (weights only, said so before it starts).
+A question (warning, earlier run) is asked only at a terminal; otherwise one line names --yes.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from lemlab.core.errors import LemlabError
 from lemlab.core.training_config import (
     GradientFigures,
     TrainingConfig,
+    default_num_layers,
     format_figures,
     gradient_figures,
     read_config_toml,
@@ -35,10 +40,10 @@ RESUME_NOTE = (
 
 # flag name -> (type, help). Flags left out take the TOML value, else mlx-lm's default.
 _VALUE_FLAGS: dict[str, tuple[Any, str]] = {
-    "iters": (int, "optimizer steps (default 1000)"),
-    "batch_size": (int, "examples per step (default 4)"),
-    "num_layers": (int, "layers to train, from the top; -1 = all (default 16)"),
-    "learning_rate": (float, "Adam learning rate (default 1e-5)"),
+    "iters": (int, "optimizer steps (default 400; mlx-lm's is 1000)"),
+    "batch_size": (int, "examples per step (default 1; mlx-lm's is 4)"),
+    "num_layers": (int, "layers to train, from the top; -1 = all (default ~30%% of the model's; mlx-lm's is 16)"),
+    "learning_rate": (float, "Adam learning rate (default 5e-6; mlx-lm's is 1e-5)"),
     "rank": (int, "LoRA rank (default 8)"),
     "scale": (float, "LoRA scale (default 20.0)"),
     "dropout": (float, "LoRA dropout (default 0.0)"),
@@ -62,8 +67,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = (
         "Small-model warning: for models under ~3B parameters or 30 layers, lemlab warns when\n"
         "the settings resemble the run that collapsed a 1B model (LR >= 1e-5, > 50% of layers,\n"
-        "batch >= 4, >= 1,000 effective steps) and suggests LR 5e-6, ~30% of layers, batch 1.\n"
-        "It asks before training (or needs --yes when not at a terminal).\n\n"
+        "batch >= 4, >= 1,000 effective steps) and suggests LR 5e-6, ~30% of layers, batch 1,\n"
+        "<= 400 iterations (the defaults). It asks before training at a terminal; elsewhere it\n"
+        "exits 2 with one line unless --yes is given.\n\n"
+        "Exit status: 0 done, 1 the run failed, 2 bad input or a refused question, 130 stopped.\n\n"
         f"Note: {RESUME_NOTE}."
     )
     p.add_argument("--model", help="model folder (local)")
@@ -76,10 +83,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask-prompt", action="store_true", default=None, help="loss on the reply only")
     p.add_argument("--resume-adapter-file", help="start from these adapter weights (weights only; see below)")
     p.add_argument("--yes", action="store_true", help="do not ask: train despite warnings, archive an earlier run")
+    p.add_argument("--stop", metavar="RUN",
+                   help="stop the run in adapter folder RUN (saves adapters, keeps checkpoints) and exit")
+    p.add_argument("--continue", dest="continue_run", metavar="RUN",
+                   help="new run from RUN's last checkpoint, for the iterations left (weights only; "
+                        "--adapter-path defaults to RUN-continued)")  # fmt: skip
 
 
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     toml_values = read_config_toml(args.config) if args.config else {}
+    if getattr(args, "continue_run", None):
+        from lemlab.core.training_resume import plan_continue
+
+        # The earlier run's settings, then the config file and flags over them.
+        plan = plan_continue(args.continue_run, args.adapter_path)
+        print("\n".join(plan.note_lines))
+        toml_values = {**plan.values, **toml_values}
     flags: dict[str, Any] = {name: getattr(args, name) for name in _VALUE_FLAGS}
     flags.update(grad_checkpoint=args.grad_checkpoint, mask_prompt=args.mask_prompt)
     for name in ("model", "data", "adapter_path", "resume_adapter_file"):
@@ -95,17 +114,13 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
 
 
 def _fit_default_layers(cfg: TrainingConfig) -> TrainingConfig:
-    """mlx-lm's default of 16 trained layers means "all of them" on a smaller model; say so
-    instead of refusing a value the user never chose."""
+    """No --num-layers given: train ~30% of the model's layers (the safe default), which the
+    plan printed next shows as "trained layers N / M"."""
     model = Path(cfg.model)
     if not (model / "config.json").is_file():
         return cfg  # preflight reports the missing model
     layers = read_model_facts(model).num_layers
-    if layers and cfg.num_layers > layers:
-        print(f"note: the model has {layers} layers; training all of them "
-              f"(default --num-layers {cfg.num_layers})", file=sys.stderr)  # fmt: skip
-        return dataclasses.replace(cfg, num_layers=layers)
-    return cfg
+    return dataclasses.replace(cfg, num_layers=default_num_layers(layers)) if layers else cfg
 
 
 def preflight(cfg: TrainingConfig) -> GradientFigures:
@@ -125,11 +140,14 @@ def preflight(cfg: TrainingConfig) -> GradientFigures:
 
 
 def confirm(question: str, yes: bool, refusal: str) -> None:
+    """Ask at a terminal; anywhere else (a pipe, a script, output redirected so the question
+    would not be seen) never wait: raise `refusal`, one line naming --yes (exit 2)."""
     if yes:
         return
-    if not sys.stdin.isatty():
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise LemlabError(refusal)
-    answer = input(f"{question} [y/N] ").strip().lower()
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline().strip().lower()
     if answer not in ("y", "yes"):
         raise LemlabError("cancelled")
 
@@ -161,6 +179,8 @@ def print_plan(cfg: TrainingConfig, fig: GradientFigures, out: Any = None) -> li
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.stop:
+        return stop_command(args.stop)
     cfg = config_from_args(args)
     cfg.adapter_path = str(Path(cfg.adapter_path).expanduser().resolve())
     fig = preflight(cfg)
@@ -175,6 +195,33 @@ def run(args: argparse.Namespace) -> int:
                 f"{folder} holds an earlier run (events.jsonl): pass --yes to archive it and start again")
         archive_previous_run(folder)
     return train_and_follow(cfg)
+
+
+def stop_command(run_folder: str, wait_seconds: float = 120.0) -> int:
+    """`lemlab train --stop RUN`: signal the run's trainer, then wait for its final event."""
+    from lemlab.core.train_runner import stop_run
+    from lemlab.core.training_events import EVENTS_FILE, RunSource, RunWatcher
+
+    folder = Path(run_folder).expanduser().resolve()
+    pid = stop_run(folder)
+    print(f"asked the trainer (pid {pid}) to stop: it saves adapters.safetensors first", file=sys.stderr)
+    watcher = RunWatcher(RunSource(folder / EVENTS_FILE, folder), liveness=3.0)
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        watcher.poll()
+        watcher.check_trainer()
+        st = watcher.state
+        if st.finished:
+            if st.status == "stopped":
+                print(f"stopped at iteration {st.iteration}: adapters.safetensors saved, "
+                      f"{len(st.checkpoints)} checkpoints kept in {folder}", file=sys.stderr)  # fmt: skip
+                return 0
+            print(f"the run ended: {st.status}" + (f": {st.message}" if st.message else ""), file=sys.stderr)
+            return 0 if st.status == "done" else 1
+        time.sleep(0.2)
+    print(f"the trainer has not stopped yet (it stops before its next batch): lemlab watch {folder}",
+          file=sys.stderr)  # fmt: skip
+    return 1
 
 
 def train_and_follow(cfg: TrainingConfig, label: str = "") -> int:

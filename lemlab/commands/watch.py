@@ -4,15 +4,21 @@ PATH is an events.jsonl, an adapter folder (its events.jsonl, else its train.log
 mlx-lm stdout log in either format (old `Iter N: ...` lines or the 0.32 table); the format is
 detected from the first line. Live mode redraws a full-screen monitor (figures and a loss chart
 sized to the terminal) every interval, follows the file as it grows (restarting if it is
-truncated or replaced), and exits 0 at a done / error / stopped event (or, for logs, the final
-report) or on Ctrl+C. `--once` prints the summary and exits. Output that is not a terminal
-gets one line per event and a closing summary. A run whose trainer died without a final event
-(SIGKILL, a crash; told from the pid and host in its start event) ends the watch with status 1.
+truncated or replaced), and ends at a done / error / stopped event (or, for logs, the final
+report) or on Ctrl+C. `--once` prints the summary and exits. Output that is not a terminal, or
+a terminal with TERM=dumb, gets one line per event and a closing summary. A PATH that does not
+exist yet is waited for (start the watch before the run). A run whose trainer died without a
+final event (SIGKILL, a crash; told from the pid and host in its start event) counts as failed.
+
+Exit status, the same in every mode: 0 the run is done (or still running: `--once`, or the
+watch left with Ctrl+C), 1 the run ended in error or its trainer died, 2 bad input (`--once`
+on a PATH that does not exist), 3 the run was stopped before its end (adapters saved).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -34,7 +40,7 @@ GRACE_SECONDS = 3.0  # a trainer gone this long without a final event: the run w
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="events.jsonl, adapter folder, or mlx-lm stdout log")
-    p.add_argument("--once", action="store_true", help="print the summary once and exit 0 (cron)")
+    p.add_argument("--once", action="store_true", help="print the summary once and exit (cron)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")
 
 
@@ -48,6 +54,27 @@ def source_for(path: str) -> RunSource:
         return resolve_run_source(path)
     except FileNotFoundError as exc:
         raise LemlabError(str(exc)) from None
+
+
+def wait_for_source(path: str, interval: float, settle_seconds: float = 10.0) -> RunSource:
+    """The run's source; a PATH that does not exist yet is waited for (one stderr line), so a
+    watch can be started before `lemlab train` or the TUI makes the folder. Once it appears it
+    gets `settle_seconds` to hold something to read. An existing folder with nothing in it is
+    bad input, as before (LemlabError)."""
+    p = Path(path).expanduser()
+    if p.exists():
+        return source_for(path)
+    print(f"waiting for {p} to appear (Ctrl+C leaves)", file=sys.stderr, flush=True)
+    while not p.exists():
+        time.sleep(interval)
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        try:
+            return source_for(path)
+        except LemlabError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(min(interval, 0.2))
 
 
 def summary_text(path: str, *, chart: bool = True, width: int = 72) -> str:
@@ -74,24 +101,41 @@ def run(args: argparse.Namespace) -> int:
         watcher = _read_once(args.path)
         print(_summary(watcher, width=min(shutil.get_terminal_size((80, 24)).columns, 100)))
         return _interrupted(watcher)
-    watcher = RunWatcher(source_for(args.path), clock=time.time, liveness=GRACE_SECONDS)
-    tty = sys.stdout.isatty()
+    # A dumb terminal cannot redraw in place (rich's Live would print nothing until the end).
+    tty = sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb"
+    watcher = None
     try:
+        watcher = RunWatcher(wait_for_source(args.path, args.interval), clock=time.time, liveness=GRACE_SECONDS)
         _live(watcher, args.interval) if tty else _plain(watcher, args.interval)
     except KeyboardInterrupt:
         pass  # leaving the watch is not an error; the run itself carries on
+    if watcher is None:
+        return 0
     if not tty:
         print("\n".join(monitor_lines(watcher.state, chart=False, now=time.time())))
     return _interrupted(watcher)
 
 
+EXIT_DONE, EXIT_FAILED, EXIT_STOPPED = 0, 1, 3
+
+
 def _interrupted(watcher: RunWatcher) -> int:
-    """Exit status: 1, with one line on stderr, when the trainer died without a final event."""
-    if watcher.state.status != "interrupted":
-        return 0
-    print(f"run interrupted: {watcher.state.message}; checkpoints so far are kept in "
-          f"{watcher.source.folder}", file=sys.stderr)  # fmt: skip
-    return 1
+    """The exit status for how the run ended, with one line on stderr unless it is done or
+    still running."""
+    st = watcher.state
+    where = watcher.source.folder
+    if st.status == "interrupted":
+        print(f"run interrupted: {st.message}; checkpoints so far are kept in {where}", file=sys.stderr)
+        return EXIT_FAILED
+    if st.status == "error":
+        print(f"run failed: {st.message or 'error event'}; checkpoints so far are kept in {where}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
+    if st.status == "stopped":
+        print(f"run stopped at iteration {st.iteration:,} before its end; adapters saved in {where}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_STOPPED
+    return EXIT_DONE
 
 
 def screen_lines(watcher: RunWatcher, width: int, height: int) -> list[str]:

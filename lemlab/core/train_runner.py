@@ -12,14 +12,24 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lemlab.core.errors import LemlabError
 from lemlab.core.training_config import TrainingConfig, write_config_toml
-from lemlab.core.training_events import CONFIG_FILE, EVENTS_FILE, LOG_FILE, RunSource, event_json
+from lemlab.core.training_events import (
+    CONFIG_FILE,
+    EVENTS_FILE,
+    LOG_FILE,
+    RunSource,
+    event_json,
+    load_run,
+    trainer_gone,
+)
 
 EXIT_DONE, EXIT_ERROR, EXIT_STOPPED = 0, 1, 130
 
@@ -98,11 +108,15 @@ def archive_previous_run(folder: Path) -> Path | None:
     return target
 
 
-def start_training(cfg: TrainingConfig, env: dict[str, str] | None = None) -> TrainingProcess:
+def start_training(
+    cfg: TrainingConfig, env: dict[str, str] | None = None, *, detached: bool = False
+) -> TrainingProcess:
     """Write the resolved config into the adapter folder and launch the child (no shell).
     Its stdout/stderr (mlx-lm's own table, warnings, a traceback on error) go to train.log.
-    The child gets its own session so a terminal Ctrl+C reaches only the parent, which then
-    forwards one clean stop request."""
+    The child gets its own session and process group, so a terminal Ctrl+C or hang-up reaches
+    only the parent (which forwards one clean stop request). `detached`: the child also keeps
+    going when the parent exits (the TUI's runs outlive the app; `lemlab train --stop` or the
+    pane stops them); otherwise it stops, saving adapters, once its parent is gone."""
     folder = Path(cfg.adapter_path)
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / CONFIG_FILE
@@ -111,7 +125,8 @@ def start_training(cfg: TrainingConfig, env: dict[str, str] | None = None) -> Tr
     child_env.setdefault("TOKENIZERS_PARALLELISM", "false")
     with open(folder / LOG_FILE, "ab") as log:
         popen = subprocess.Popen(
-            [sys.executable, "-m", "lemlab.engine.train_child", str(config_path)],
+            [sys.executable, "-m", "lemlab.engine.train_child", str(config_path),
+             *(["--detached"] if detached else [])],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -119,3 +134,40 @@ def start_training(cfg: TrainingConfig, env: dict[str, str] | None = None) -> Tr
             start_new_session=True,
         )
     return TrainingProcess(popen, folder)
+
+
+def stop_run(folder: str | Path) -> int:
+    """Ask the trainer of the run in `folder` to save and stop (SIGINT, as Ctrl+C would), from
+    any process on the same machine; returns its pid. The pid comes from the run's start event
+    and is signalled only when it is still this run's trainer: same host, alive, and (where
+    /proc tells) its command line is lemlab's trainer on this folder's config, since pids are
+    reused. LemlabError (one line) otherwise."""
+    folder = Path(folder).expanduser().resolve()
+    if not (folder / EVENTS_FILE).is_file():
+        raise LemlabError(f"{folder} holds no {EVENTS_FILE}: not a lemlab training run")
+    state = load_run(folder)
+    if state.finished:
+        raise LemlabError(f"the run in {folder} has already ended ({state.status})")
+    if state.trainer is None:
+        raise LemlabError(f"the run in {folder} recorded no trainer pid (started by an older lemlab?)")
+    pid, host = state.trainer
+    if host != socket.gethostname():
+        raise LemlabError(f"the run's trainer runs on {host}, not here: stop it there")
+    if trainer_gone(pid, host) or not _runs_config(pid, folder / CONFIG_FILE):
+        raise LemlabError(f"the run's trainer (pid {pid}) is gone: it ended without a final event")
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        raise LemlabError(f"the run's trainer (pid {pid}) is gone: it ended without a final event") from None
+    except PermissionError:
+        raise LemlabError(f"not allowed to signal the trainer (pid {pid}): another user's process") from None
+    return pid
+
+
+def _runs_config(pid: int, config: Path) -> bool:
+    """The process's command line names this config file (True where /proc cannot tell)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True
+    return any(arg and Path(os.fsdecode(arg)).resolve() == config for arg in args[1:])

@@ -1,7 +1,10 @@
 """The resolved LoRA training configuration (defaults < TOML file < flags), its TOML form, and
 the "effective gradient" figures with the small-model warning.
 
-Defaults are mlx-lm 0.32's own, so a run here matches `mlx_lm lora` with the same flags.
+Defaults are mlx-lm 0.32's own except four, which are the safe settings for small models
+(the addendum's fix for the collapsed 1B run): 400 iterations, batch 1, learning rate 5e-6, and,
+when the model's layer count is known, about 30% of its layers (`default_num_layers`). So the
+defaults never trigger lemlab's own small-model warning; pass flags to get mlx-lm's values.
 TOML layout (`lemlab-train.toml`, also accepted by `lemlab train -c`):
 
     schema_version = 1
@@ -38,10 +41,10 @@ class TrainingConfig:
     model: str = ""  # model folder (local path; Hugging Face ids are not fetched here)
     data: str = ""  # folder with train.jsonl and valid.jsonl
     adapter_path: str = "adapters"  # output folder: adapters, checkpoints, events, log
-    iters: int = 1000  # optimizer steps
-    batch_size: int = 4
-    num_layers: int = 16  # trained layers, counted from the top; -1 = all
-    learning_rate: float = 1e-5
+    iters: int = 400  # optimizer steps (mlx-lm: 1000)
+    batch_size: int = 1  # (mlx-lm: 4)
+    num_layers: int = 8  # trained layers, counted from the top; -1 = all (mlx-lm: 16)
+    learning_rate: float = 5e-6  # (mlx-lm: 1e-5)
     rank: int = 8  # LoRA rank
     scale: float = 20.0  # LoRA scale (alpha)
     dropout: float = 0.0
@@ -234,6 +237,7 @@ RISKY_EFFECTIVE = 1000
 RECOMMENDED_LR = 5e-6
 RECOMMENDED_LAYER_FRACTION = 0.3
 RECOMMENDED_BATCH = 1
+RECOMMENDED_ITERS = 400  # the 27B run that worked: 400 x batch 1
 
 
 @dataclass(frozen=True)
@@ -306,19 +310,39 @@ def small_model_warning(fig: GradientFigures) -> list[str]:
     factors = risk_factors(fig)
     if not factors:
         return []
+    flags = recommended_flags(fig)
     return [
         "warning: small model with a configuration like the one that collapsed a 1B model "
         "(LR 1e-5, 16/26 layers, batch 4, ~2,000 effective steps):",
         "  " + "; ".join(factors),
-        "  suggested: " + " ".join(recommended_flags(fig)),
+        "  suggested: " + (" ".join(flags) if flags else "(no smaller setting exists for this model)"),
     ]
 
 
+def default_num_layers(model_layers: int | None) -> int:
+    """Trained layers when none are given: ~30% of the model's (the addendum's 8 of 26), at
+    least 1; the dataclass default when the layer count is unknown."""
+    if not model_layers:
+        return TrainingConfig.num_layers
+    return max(1, round(model_layers * RECOMMENDED_LAYER_FRACTION))
+
+
 def recommended_flags(fig: GradientFigures) -> list[str]:
-    flags = [f"--learning-rate {RECOMMENDED_LR:.0e}", f"--batch-size {RECOMMENDED_BATCH}"]
-    if fig.model_layers:
-        n = max(1, round(fig.model_layers * RECOMMENDED_LAYER_FRACTION))
-        flags.insert(1, f"--num-layers {n}  (~{n / fig.model_layers:.0%} of {fig.model_layers})")
-    else:
-        flags.insert(1, "--num-layers <~30% of the model's layers>")
+    """Flags that clear every risk factor of `fig`, each one different from the value passed
+    (a suggestion that repeats the user's own flags helps nobody). Empty only when nothing
+    smaller exists (a 1-layer model trained whole)."""
+    flags: list[str] = []
+    if fig.learning_rate >= RISKY_LR:
+        flags.append(f"--learning-rate {RECOMMENDED_LR:.0e}")
+    if fig.layer_fraction is not None and fig.layer_fraction > RISKY_LAYER_FRACTION and fig.model_layers:
+        n = default_num_layers(fig.model_layers)
+        if n < fig.trained_layers:
+            flags.append(f"--num-layers {n}  (~{n / fig.model_layers:.0%} of {fig.model_layers})")
+    batch = fig.batch_size
+    if batch >= RISKY_BATCH:
+        batch = RECOMMENDED_BATCH
+        flags.append(f"--batch-size {batch}")
+    if fig.iters * batch >= RISKY_EFFECTIVE:
+        iters = min(RECOMMENDED_ITERS, (RISKY_EFFECTIVE - 1) // batch)
+        flags.append(f"--iters {iters}  (~{iters * batch:,} effective steps)")
     return flags

@@ -27,7 +27,7 @@ from typing import Any
 
 from lemlab.core.file_follower import LineFollower
 
-EVENT_KINDS = ("start", "train", "val", "checkpoint", "done", "error", "stopped")
+EVENT_KINDS = ("start", "phase", "train", "val", "checkpoint", "done", "error", "stopped")
 TERMINAL_KINDS = frozenset({"done", "error", "stopped"})
 
 _FLOAT_FIELDS = (
@@ -63,6 +63,7 @@ class TrainingEvent:
     total_iters: int | None = None  # start events
     pid: int | None = None  # start events: the trainer process
     host: str | None = None  # start events: the machine it runs on (a pid means nothing elsewhere)
+    phase: str | None = None  # phase events: loading, compiling, evaluating, training, saving
     source: str = "events"  # "events", "log-old" or "log-new"
 
 
@@ -89,7 +90,7 @@ def parse_timestamp(value: Any) -> float | None:
 _KINDS = frozenset(EVENT_KINDS)
 _FLOATS = frozenset(_FLOAT_FIELDS)
 _INTS = frozenset(("iteration", "trained_tokens", "total_iters", "pid"))
-_STRS = frozenset(("path", "message", "host"))
+_STRS = frozenset(("path", "message", "host", "phase"))
 
 
 def event_from_dict(obj: dict[str, Any]) -> TrainingEvent | None:
@@ -370,6 +371,7 @@ class RunState:
     total_iters: int | None = None
     iteration: int = 0
     status: str = "waiting"  # waiting, running, done, error, stopped, interrupted
+    phase: str | None = None  # the trainer's last phase event (None: no phase events, or ended)
     message: str | None = None
     trainer: tuple[int, str] | None = None  # (pid, host) from the start event
     log_format: str | None = None
@@ -407,7 +409,10 @@ class RunState:
 
     def interrupt(self, message: str) -> None:
         """The trainer is gone and wrote no final event (killed with SIGKILL, machine crash)."""
-        self.status, self.message = "interrupted", message
+        self.status, self.message, self.phase = "interrupted", message, None
+
+    def _on_phase(self, ev: TrainingEvent, t: float | None) -> None:
+        self.phase = ev.phase
 
     def _on_train(self, ev: TrainingEvent, t: float | None) -> None:
         if ev.iteration is None or ev.train_loss is None:
@@ -434,14 +439,14 @@ class RunState:
             self.checkpoints.append((ev.iteration, ev.path))
 
     def _on_done(self, ev: TrainingEvent, t: float | None) -> None:
-        self.status = "done"
+        self.status, self.phase = "done", None
 
     def _on_error(self, ev: TrainingEvent, t: float | None) -> None:
-        self.status = "error"
+        self.status, self.phase = "error", None
         self.message = ev.message
 
     def _on_stopped(self, ev: TrainingEvent, t: float | None) -> None:
-        self.status = "stopped"
+        self.status, self.phase = "stopped", None
         self.message = ev.message
 
     # -------------------------------------------------------------- derived figures

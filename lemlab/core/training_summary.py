@@ -17,6 +17,50 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
+# What each phase event means, as the monitors say it.
+PHASE_TEXT = {
+    "loading": "loading model and data",
+    "compiling": "compiling kernels (first steps; minutes on a cold MLX cache)",
+    "evaluating": "evaluating (validation loss)",
+    "training": "training",
+    "saving": "saving adapters",
+}
+QUIET_SECONDS = 30.0  # no event for this long: say so (a stalled, slow or killed trainer)
+
+
+def fmt_rate(rate: float | None) -> str:
+    """Iterations per second, or seconds per iteration below 1 it/s (never "0.0 it/s")."""
+    if not rate or rate <= 0:
+        return "? it/s"
+    return f"{rate:,.1f} it/s" if rate >= 1 else f"{1 / rate:,.1f} s/it"
+
+
+def phase_text(state: RunState) -> str:
+    """The trainer's phase while it runs ("" when finished or unknown)."""
+    if state.finished or state.phase is None:
+        return ""
+    return PHASE_TEXT.get(state.phase, state.phase)
+
+
+def quiet_seconds(state: RunState, now: float | None) -> float | None:
+    """Seconds since the last event of a running run; None when finished or unknown."""
+    if state.finished or now is None or state.last_seen is None:
+        return None
+    return max(now - state.last_seen, 0.0)
+
+
+def status_text(state: RunState, now: float | None = None) -> str:
+    """"running · compiling kernels (...) · no event for 1m40s"; the end reason once finished."""
+    parts = [state.status + (f": {state.message}" if state.message else "")]
+    phase = phase_text(state)
+    if phase:
+        parts.append(phase)
+    quiet = quiet_seconds(state, now)
+    if quiet is not None and quiet >= QUIET_SECONDS:
+        parts.append(f"no event for {fmt_duration(quiet)}")
+    return " · ".join(parts)
+
+
 def _num(value: float | None, spec: str, unit: str = "") -> str:
     return "?" if value is None else f"{value:{spec}}{unit}"
 
@@ -55,13 +99,14 @@ def best_line(state: RunState) -> str:
     return f"best val   {loss:.3f} at iteration {it:,}{where}"
 
 
-def summary_lines(state: RunState, *, chart: bool = True, width: int = 72) -> list[str]:
-    """The monitor block: status, progress, losses, rate, memory, ETA, best val, chart."""
-    status = state.status + (f": {state.message}" if state.message else "")
+def summary_lines(state: RunState, *, chart: bool = True, width: int = 72, now: float | None = None) -> list[str]:
+    """The monitor block: status (with the phase, and how long it has been quiet when `now` is
+    given), progress and rate, losses, memory, ETA, best val, chart."""
+    rate = state.iterations_per_second
     lines = [
-        f"status     {status}"
+        f"status     {status_text(state, now)}"
         + (f"   (log format: {state.log_format})" if state.log_format else ""),
-        progress_line(state),
+        progress_line(state) + (f"   {fmt_rate(rate)}" if rate else ""),
         f"train loss {_loss(state.train_loss)}",
         f"val loss   {_loss(state.val_loss)}",
         f"lr {_num(state.learning_rate, '.2e')}   tokens/s {_num(state.tokens_per_second, ',.0f')}"
@@ -131,14 +176,14 @@ def _best_with_checkpoint(state: RunState) -> str:
 
 
 def _figures(state: RunState, now: float | None) -> list[str]:
-    status = state.status + (f": {state.message}" if state.message else "")
+    status = status_text(state)  # the clock after it says how long ago the last event was
     if state.log_format:
         status += f"   (log format: {state.log_format})"
     rate = state.iterations_per_second
     tokens = state.trained_tokens
     return [
         f"status     {status}   {_clock(state, now)}".rstrip(),
-        progress_line(state) + (f"   {rate:,.1f} it/s" if rate else ""),
+        progress_line(state) + (f"   {fmt_rate(rate)}" if rate else ""),
         f"train loss {_loss(state.train_loss)}{_at(state.train_points)}",
         f"val loss   {_loss(state.val_loss)}{_at(state.val_points)}",
         _best_with_checkpoint(state),
@@ -189,4 +234,6 @@ def event_line(ev: TrainingEvent) -> str:
         return f"{it}  save  {ev.path}"
     if ev.kind == "start":
         return f"        start ({ev.total_iters or '?'} iterations)"
+    if ev.kind == "phase":
+        return f"        phase {PHASE_TEXT.get(ev.phase or '', ev.phase)}"
     return f"{it}  {ev.kind}" + (f": {ev.message}" if ev.message else "")

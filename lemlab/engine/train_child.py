@@ -1,13 +1,18 @@
 """The training child process: `python -m lemlab.engine.train_child ADAPTER/lemlab-train.toml`.
 
 Runs mlx-lm's tuner in-process (not `mlx_lm.lora.run`, which drops custom callbacks) and appends
-one JSON line per event to ADAPTER/events.jsonl: start, train, val, checkpoint, then one of
-done / stopped / error. Every line is flushed; the last one is fsynced.
+one JSON line per event to ADAPTER/events.jsonl: start, phase, train, val, checkpoint, then one
+of done / stopped / error. Every line is flushed; the last one is fsynced.
 
-Stopping: SIGINT or SIGTERM (or the parent process going away) is noticed before the next
-batch; the child then saves the current weights to adapters.safetensors, keeps every
-checkpoint, writes a "stopped" event and exits 130. Errors: an "error" event with a one-line
-message, the traceback in the log, exit 1.
+Phase events say what the trainer is doing between reports, which can be minutes: "loading"
+(the model and data), "compiling" (the first step: MLX builds its kernels, slow on a cold cache),
+"evaluating", "training", "saving". One is written on each change only.
+
+Stopping: SIGINT or SIGTERM (or, unless started with --detached, the parent process going
+away) is noticed before the next batch; the child then saves the current weights to
+adapters.safetensors, keeps every checkpoint, writes a "stopped" event and exits 130.
+`--detached` (runs the TUI starts, which outlive it) ignores the parent. Errors: an "error"
+event with a one-line message, the traceback in the log, exit 1.
 
 Validation events carry CLI numbering (see lemlab.core.training_events): `iteration` is the
 mlx-lm callback's value + 1, and `weights_after` is the callback's own value.
@@ -51,12 +56,30 @@ class EventWriter:
         self._fh.close()
 
 
-class StopFlag:
-    """Set by SIGINT/SIGTERM; also set when the parent that started us is gone."""
+class Phases:
+    """The trainer's current phase, written as an event when it changes."""
 
-    def __init__(self) -> None:
+    def __init__(self, events: EventWriter, total_iters: int) -> None:
+        self.events, self.total_iters = events, total_iters
+        self.current: str | None = None
+        self.steps_done = 0  # training batches handed out, less the one in progress
+
+    def set(self, phase: str) -> None:
+        if phase != self.current:
+            self.current = phase
+            self.events.write("phase", phase=phase, iteration=self.steps_done)
+
+    def after_eval(self) -> None:
+        self.set("training" if self.steps_done else "compiling")
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; also set when the parent that started us is gone (unless the run
+    is detached: started by the TUI to outlive it)."""
+
+    def __init__(self, detached: bool = False) -> None:
         self.reason: str | None = None
-        self._parent = os.getppid()
+        self._parent = None if detached else os.getppid()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
 
@@ -64,7 +87,7 @@ class StopFlag:
         self.reason = self.reason or f"stopped by {signal.Signals(signum).name}"
 
     def check(self) -> None:
-        if self.reason is None and os.getppid() != self._parent:
+        if self.reason is None and self._parent is not None and os.getppid() != self._parent:
             self.reason = "parent process exited"
         if self.reason is not None:
             raise StopRequested(self.reason)
@@ -86,18 +109,22 @@ class CheckpointWatch:
             self.events.write("checkpoint", iteration=iteration, path=str(self.folder / name))
 
 
-def make_callback(events: EventWriter) -> Any:
+def make_callback(events: EventWriter, phases: Phases) -> Any:
     from mlx_lm.tuner.callbacks import TrainingCallback
 
     class EventCallback(TrainingCallback):
         def on_train_loss_report(self, info: dict) -> None:
-            events.write("train", **{k: _plain(v) for k, v in info.items()})
+            fields = {k: _plain(v) for k, v in info.items()}
+            events.write("train", **fields)
+            if fields.get("iteration") == phases.total_iters:
+                phases.set("saving")  # the loop ends here; mlx-lm saves the final adapters next
 
         def on_val_loss_report(self, info: dict) -> None:
             fields = {k: _plain(v) for k, v in info.items()}
             fields["weights_after"] = fields["iteration"]
             fields["iteration"] = fields["iteration"] + 1  # back to CLI numbering
             events.write("val", **fields)
+            phases.after_eval()
 
     return EventCallback()
 
@@ -106,14 +133,20 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def make_batch_iterator(stop: StopFlag, checkpoints: CheckpointWatch) -> Any:
+def make_batch_iterator(stop: StopFlag, checkpoints: CheckpointWatch, phases: Phases) -> Any:
     from mlx_lm.tuner.trainer import iterate_batches
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        training = kwargs.get("loop", False)
+        training = kwargs.get("loop", False)  # mlx-lm loops over the training set only
+        if not training:
+            phases.set("evaluating")
+        handed_out = 0
         for batch in iterate_batches(*args, **kwargs):
             if training:
                 checkpoints.scan()  # the previous step may have saved one
+                phases.steps_done = handed_out
+                phases.set("training" if handed_out else "compiling")
+                handed_out += 1
             stop.check()
             yield batch
 
@@ -156,6 +189,8 @@ def run_training(cfg: TrainingConfig, events: EventWriter, stop: StopFlag) -> in
     from mlx_lm.tuner.trainer import TrainingArgs, train
 
     folder = Path(cfg.adapter_path)
+    phases = Phases(events, cfg.iters)
+    phases.set("loading")
     model, train_set, valid_set = prepare(cfg)
     stop.check()
     checkpoints = CheckpointWatch(folder, events)
@@ -167,12 +202,15 @@ def run_training(cfg: TrainingConfig, events: EventWriter, stop: StopFlag) -> in
     )
     try:
         train(model=model, optimizer=build_optimizer(cfg), train_dataset=train_set,
-              val_dataset=valid_set, args=targs, training_callback=make_callback(events),
-              iterate_batches=make_batch_iterator(stop, checkpoints))
+              val_dataset=valid_set, args=targs, training_callback=make_callback(events, phases),
+              iterate_batches=make_batch_iterator(stop, checkpoints, phases))
     except StopRequested as exc:
+        phases.set("saving")
         _save_adapters(model, folder / "adapters.safetensors")
         checkpoints.scan()
-        events.write("stopped", sync=True, message=str(exc), path=str(folder / "adapters.safetensors"))
+        # iteration: the updates in the saved weights (the batch being prepared was not used).
+        events.write("stopped", sync=True, message=str(exc), path=str(folder / "adapters.safetensors"),
+                     iteration=phases.steps_done)
         return EXIT_STOPPED
     checkpoints.scan()
     events.write("done", sync=True, iteration=cfg.iters, path=str(folder / "adapters.safetensors"))
@@ -187,10 +225,13 @@ def _save_adapters(model: Any, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    stop = StopFlag()  # first, so an early Ctrl+C is not lost
+    argv = list(sys.argv[1:] if argv is None else argv)
+    detached = "--detached" in argv
+    stop = StopFlag(detached)  # first, so an early Ctrl+C is not lost
+    argv = [a for a in argv if a != "--detached"]
     if len(argv) != 1:
-        print("usage: python -m lemlab.engine.train_child ADAPTER/lemlab-train.toml", file=sys.stderr)
+        print("usage: python -m lemlab.engine.train_child ADAPTER/lemlab-train.toml [--detached]",
+              file=sys.stderr)
         return 2
     cfg = load_config_toml(argv[0])
     folder = Path(cfg.adapter_path)
@@ -198,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     events = EventWriter(folder / EVENTS_FILE)
     events.write("start", total_iters=cfg.iters, model=cfg.model, data=cfg.data,
                  adapter_path=cfg.adapter_path, pid=os.getpid(), host=socket.gethostname(), config=str(argv[0]),
-                 resume_adapter_file=cfg.resume_adapter_file)
+                 resume_adapter_file=cfg.resume_adapter_file, detached=detached)
     started = time.monotonic()
     try:
         code = run_training(cfg, events, stop)
