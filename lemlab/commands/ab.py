@@ -317,6 +317,10 @@ def _event_lines(event: Any, view: _ProgressView) -> Iterator[str]:
         p = event.progress
         eta = f"{p.eta_s:.0f}s" if p.eta_s is not None else "-"
         view.update(completed=p.done_units, tps=f"{event.stats.generation_tps:.0f} tok/s", eta=eta)
+    elif isinstance(event, ev.VariantProbeDone) and not view.live:
+        # A run with adapters goes variant by variant: say so during the earlier passes too.
+        scores = ", ".join(f"{n} {c['lek_score']:.2f}" for n, c in event.conditions.items())
+        yield f"{event.variant or 'base'} pass: {view.label}: {scores}"
     elif isinstance(event, ev.ProbeDone) and view.live:
         view.update(completed=event.progress.done_units)  # runs over endpoints: per probe
     elif isinstance(event, ev.ProbeDone):

@@ -181,4 +181,8 @@ class RunProgress:
             self.progress.update(self.task, **kw)
 
     def print(self, text: str) -> None:
+        if not self.live:  # one unwrapped line per event: logs and grep see whole lines
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+            return
         self.console.print(text, markup=False, highlight=False)
