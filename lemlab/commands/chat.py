@@ -19,6 +19,7 @@ from lemlab.commands.run_support import local_engine, sampler_from_args
 from lemlab.core.chat_format import append_jsonl_text, build_messages, conversation_jsonl_line
 from lemlab.core.engine_api import GenStats, Message, Sampler
 from lemlab.core.errors import LemlabError
+from lemlab.core.safe_text import visible, visible_line
 
 if TYPE_CHECKING:
     from lemlab.core.engine_api import Engine
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     with local_engine() as engine:  # mlx only once a local model is loaded
         info = engine.load(model, adapter).result()
         for warning in info.warnings:
-            print(f"lemlab: warning: {warning}", file=sys.stderr)
+            print(f"lemlab: warning: {visible_line(warning)}", file=sys.stderr)
         if args.prompt is not None:
             return _one_shot(engine, state, args.prompt, sampler)
         return _repl(engine, state, sampler, _title(info.model_path, info.model_type))
@@ -105,15 +106,35 @@ def _model_args(args: argparse.Namespace) -> tuple[str, str | None]:
         return model, adapter
     if getattr(args, "demo", False):
         return str(_demo_model()), adapter
-    raise LemlabError("no model given: use --model FOLDER (or --demo for the random-weight demo)")
+    raise LemlabError("no model given: use --model FOLDER (or --demo for the embedded demo model)")
 
 
 def _demo_model() -> Path:
-    from lemlab.core.paths import get_paths
-    from lemlab.engine.tiny import build_tiny_model, is_demo_model
+    """The bundled real model (converted once), else the random-weight tiny one."""
+    from lemlab.core.demo_model import (
+        BUNDLED,
+        bundled_gguf,
+        folder_ready,
+        random_demo_dir,
+        real_demo_dir,
+    )
 
-    path = get_paths().demo_model_dir
-    return path if is_demo_model(path) else build_tiny_model(path)
+    gguf = bundled_gguf()
+    if gguf is not None:
+        path = real_demo_dir()
+        if not folder_ready(path):
+            from lemlab.engine.gguf_import import import_gguf
+
+            try:
+                import_gguf(gguf, path, name=BUNDLED.name)
+            except OSError:
+                if not folder_ready(path):  # else another lemlab converted it first
+                    raise
+        return path
+    from lemlab.engine.tiny import build_tiny_model
+
+    path = random_demo_dir()
+    return path if folder_ready(path) else build_tiny_model(path)
 
 
 # --- one reply ---------------------------------------------------------------------------------
@@ -136,15 +157,21 @@ def stream_reply(
     """Stream one reply to `out`; Ctrl+C cancels it and returns what was generated."""
     handle = engine.generate(messages, sampler, reuse_prefix=True)
     tty = out.isatty()
+    held = ""  # on a terminal, a CR ending a chunk may be the first half of a CR LF newline
     try:
         for chunk in handle:
             if chunk.text:
-                out.write(printable(chunk.text) if tty else chunk.text)
+                if tty:
+                    piece = held + chunk.text
+                    held = "\r" if piece.endswith("\r") else ""
+                    out.write(printable(piece[:-1] if held else piece))
+                else:
+                    out.write(chunk.text)  # a pipe or file gets the exact text
                 out.flush()
     except KeyboardInterrupt:
         handle.cancel()
     text, stats = handle.result()
-    out.write("\n")
+    out.write(printable(held) + "\n")
     out.flush()
     return Reply(text, stats, handle.error)
 
@@ -160,19 +187,15 @@ def stats_line(stats: GenStats) -> str:
 
 
 # Model output can hold terminal control bytes (random demo weights certainly do): on a
-# terminal they are shown as visible symbols instead of being obeyed.
-_CONTROL = {c: 0x2400 + c for c in range(32) if c not in (9, 10)} | {127: 0x2421}
-
-
-def printable(text: str) -> str:
-    return text.translate(_CONTROL)
+# terminal they are shown as visible symbols instead of being obeyed (core/safe_text).
+printable = visible
 
 
 def _one_shot(engine: Engine, state: ChatState, prompt: str, sampler: Sampler) -> int:
     reply = stream_reply(engine, state.messages(prompt), sampler, sys.stdout)
     print(stats_line(reply.stats), file=sys.stderr)
     if reply.error:
-        print(f"lemlab: error: generation failed: {reply.error}", file=sys.stderr)
+        print(f"lemlab: error: generation failed: {visible_line(reply.error)}", file=sys.stderr)
         return 1
     return 0 if reply.complete else 130
 
@@ -182,7 +205,8 @@ def _one_shot(engine: Engine, state: ChatState, prompt: str, sampler: Sampler) -
 
 def _repl(engine: Engine, state: ChatState, sampler: Sampler, title: str) -> int:
     interactive = sys.stdin.isatty()
-    print(f"lemlab chat: {title}. /help for commands, Ctrl+D to leave.", file=sys.stderr)
+    print(f"lemlab chat: {visible_line(title)}. /help for commands, Ctrl+D to leave.",
+          file=sys.stderr)  # fmt: skip
     while True:
         try:
             line = input("you> " if interactive else "")
@@ -206,7 +230,7 @@ def _exchange(engine: Engine, state: ChatState, text: str, sampler: Sampler) -> 
     reply = stream_reply(engine, state.messages(text), sampler, sys.stdout)
     print(stats_line(reply.stats), file=sys.stderr)
     if reply.error:
-        print(f"error: {reply.error}", file=sys.stderr)
+        print(f"error: {visible_line(reply.error)}", file=sys.stderr)
     elif not reply.complete:
         print("(reply cancelled; not kept in the conversation)", file=sys.stderr)
     else:
@@ -254,7 +278,7 @@ def _set_system(state: ChatState, arg: str) -> str:
         if not state.system:
             return "no system prompt (set one with /system TEXT)"
         shown = state.system if len(state.system) <= 200 else state.system[:200] + "..."
-        return f"system prompt ({len(state.system)} chars): {shown}"
+        return f"system prompt ({len(state.system)} chars): {visible(shown)}"
     if arg == "-":
         state.system = None
         return "system prompt cleared"

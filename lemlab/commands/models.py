@@ -29,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lemlab.core.config import load_config
+    from lemlab.core.demo_model import demo_models_root, random_demo_dir
     from lemlab.core.discovery import discover
     from lemlab.core.paths import get_paths
 
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config()
     folders = [*extra, *cfg.paths_of("model_dirs"), *cfg.paths_of("adapter_dirs")]
     folders.append(get_paths().runs_dir)  # adapters trained by `lemlab train`
+    folders += [p for p in (demo_models_root(), random_demo_dir()) if p.is_dir()]  # --demo's models
     found = discover(
         folders,
         include_hf_cache=cfg.scan_hf_cache and not args.no_hf_cache,

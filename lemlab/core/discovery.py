@@ -23,6 +23,7 @@ from lemlab.core.adapters import (
     read_adapter_info,
     resolve_base_reference,
 )
+from lemlab.core.demo_model import RANDOM_MARKER as DEMO_MARKER
 from lemlab.core.errors import LemlabError
 from lemlab.core.model_folder import (
     CONFIG_FILE,
@@ -38,9 +39,6 @@ from lemlab.core.model_folder import (
 )
 from lemlab.core.safetensors_header import TensorInfo
 
-DEMO_MARKER = (
-    "LEMLAB_DEMO_MODEL"  # same name as lemlab.engine.tiny.DEMO_MARKER (no mlx import here)
-)
 DEFAULT_MAX_DEPTH = 4
 # Folders never worth descending into while looking for models.
 _SKIP_DIRS = {

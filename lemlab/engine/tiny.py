@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-DEMO_MARKER = "LEMLAB_DEMO_MODEL"
+from lemlab.core.demo_model import RANDOM_MARKER as DEMO_MARKER
+
 MODEL_TYPES = ("gemma3_text", "llama", "qwen2")
 
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]

@@ -196,12 +196,13 @@ class LemlabApp(App[int]):
 
     @work(exclusive=True, group="demo")
     async def prepare_demo(self) -> None:
-        from lemlab.tui.demo import ensure_demo_model
+        from lemlab.tui.demo import demo_plan, ensure_demo_model
 
-        self.lab.loading = "demo model (building once)"
+        plan = demo_plan()
+        self.lab.loading = plan[2]
         self.refresh_status()
         try:
-            path = await ensure_demo_model()
+            path = await ensure_demo_model(plan)
         except LemlabError as exc:
             self.lab.loading = ""
             self.refresh_status()
@@ -212,14 +213,23 @@ class LemlabApp(App[int]):
 
     # -- sessions, themes, tabs, help ---------------------------------------------------------
     def open_session(self, name: str) -> None:
+        old = self.lab.session
+        if old.path is not None and old.lock is not None and name == old.name:
+            self.notify(f"session {name} is already open")
+            return
         try:
-            session, created = open_or_create(name, self.lab.sessions_dir)
+            # Locked while open here (writers: core/sessions.py); the one it replaces is freed
+            # unless a running job still records into it (that job's end frees it).
+            session, created = open_or_create(name, self.lab.sessions_dir, lock=True)
         except (DataError, LemlabError) as exc:
             self.notify(str(exc).splitlines()[0], severity="error", timeout=10)
             return
         chat = self.query_one("#chat-pane")
         chat.action_cancel()  # type: ignore[attr-defined]
         self.lab.session = session
+        if not any(getattr(p, "run_session", None) is old and getattr(p, "job", None) is not None
+                   for p in self.panes):  # fmt: skip
+            old.release()
         self.lab.kernel_text = ""
         if session.sampler:
             self.lab.set_sampler(Sampler(**{**self.lab.sampler.as_dict(), **session.sampler}))

@@ -68,10 +68,11 @@ def scan(
 ) -> tuple[list[ModelRow], list[AdapterRow], list[str]]:
     """(models, adapters, problems) from core.discovery, plus the demo model when built.
     Never raises: an unreadable folder becomes a problem line."""
+    from lemlab.core.demo_model import demo_models_root
     from lemlab.core.discovery import discover
 
-    demo = get_paths().demo_model_dir
-    folders = [*dirs, demo] if demo.is_dir() else list(dirs)
+    demos = [p for p in (demo_models_root(), get_paths().demo_model_dir) if p.is_dir()]
+    folders = [*dirs, *demos]
     try:
         found = discover(folders, include_hf_cache=hf_cache)
     except Exception as exc:  # noqa: BLE001 - a scan failure is a status line, not a crash

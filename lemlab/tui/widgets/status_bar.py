@@ -9,11 +9,18 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
+from lemlab.core.demo_model import is_bundled_demo
+
 DEMO_LABEL = "DEMO: random weights, output is noise"
 
 
 def _short(path: str | None) -> str:
     return Path(path).name if path else "none"
+
+
+def _model_label(path: str | None) -> str:
+    # The bundled real model is labelled by its name and as the demo (it is not noise).
+    return f"{_short(path)} (demo)" if path and is_bundled_demo(path) else _short(path)
 
 
 class StatusBar(Horizontal):
@@ -35,7 +42,7 @@ class StatusBar(Horizontal):
     ) -> None:
         text = Text()
         for label, value in (
-            ("model", _short(model) if not busy else busy),
+            ("model", _model_label(model) if not busy else busy),
             ("adapter", _short(adapter)),
             ("kernel", kernel or "none"),
             ("session", session),

@@ -1,0 +1,1 @@
+"""Helpers shared by tests (not collected: no test_ prefix)."""
