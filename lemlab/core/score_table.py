@@ -62,11 +62,42 @@ class ProbeRow:
         return list(_detected(str(entry.get("response", "")), self.prompt))
 
 
+    def failure_evidence(self, condition: str) -> list[tuple[str, str]]:
+        """(label, evidence) per failure mode: what the detector saw, so a reader can judge it."""
+        entry = self.conditions.get(condition)
+        if not isinstance(entry, Mapping):
+            return []
+        stored = entry.get("failure_modes")
+        if stored is None:
+            return list(_detected_evidence(str(entry.get("response", "")), self.prompt))
+        items = stored if isinstance(stored, list | tuple) else [stored]
+        out = []
+        for item, label in zip(items, failure_labels(items), strict=True):
+            ev = item.get("evidence", "") if isinstance(item, Mapping) else getattr(item, "evidence", "")
+            out.append((label, str(ev or "")))
+        return out
+
+
 @functools.lru_cache(maxsize=4096)
 def _detected(text: str, prompt: str) -> tuple[str, ...]:
+    return tuple(label for label, _ in _detected_evidence(text, prompt))
+
+
+@functools.lru_cache(maxsize=4096)
+def _detected_evidence(text: str, prompt: str) -> tuple[tuple[str, str], ...]:
     from lemlab.core.failure_modes import detect
 
-    return tuple(m.label for m in detect(text, prompt))
+    return tuple((m.label, m.evidence) for m in detect(text, prompt))
+
+
+# Short tags for the score table: a score a failure mode explains must not pass for a plain low
+# score. Labels this table does not know get their first letters.
+FAILURE_TAGS = {"token_degeneration": "DEGEN", "collapse": "COLLAPSE", "refusal": "REFUSAL",
+                "topic_evasion": "EVADE"}  # fmt: skip
+
+
+def failure_tag(labels: Sequence[str]) -> str:
+    return "+".join(FAILURE_TAGS.get(x, x[:6].upper()) for x in labels)
 
 
 def failure_labels(value: Any) -> list[str]:
@@ -158,9 +189,15 @@ class ScoreTable:
         return cls(rows, names, base, dict(overrides or {}), references=dict(references or {}))
 
     def add_line(self, line: Mapping[str, Any]) -> ProbeRow:
-        """Append a probe line (a live run); a line for a probe already present replaces it."""
-        row = _row(len(self.rows), line)
-        self.rows = [r for r in self.rows if r.id != row.id] + [row]
+        """Append a probe line (a live run); a line for a probe already present (a row filled
+        condition by condition) replaces it in place."""
+        pid = str(line.get("id", f"#{len(self.rows) + 1}"))
+        at = next((i for i, r in enumerate(self.rows) if r.id == pid), None)
+        row = _row(len(self.rows) if at is None else self.rows[at].index, line)
+        if at is None:
+            self.rows.append(row)
+        else:
+            self.rows[at] = row
         return row
 
     # -- cells --------------------------------------------------------------------------------

@@ -39,3 +39,23 @@ class RunFinished(Message):
 class RunFailed(Message):
     path: str
     error: str  # one line
+
+
+@dataclass
+class ConditionStreamed(Message):
+    """The reply being generated so far (the runner throttles these)."""
+
+    probe_id: str
+    condition: str
+    text: str
+    tokens: int
+    tokens_per_s: float
+
+
+@dataclass
+class ConditionScored(Message):
+    """One condition of a probe is scored before its probe line is complete: `line` is the
+    probe line so far (the conditions scored up to now), so a row can fill cell by cell."""
+
+    line: dict[str, Any]
+    condition: str

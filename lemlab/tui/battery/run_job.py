@@ -21,7 +21,14 @@ from textual.message import Message
 
 from lemlab.core.engine_api import Engine, Sampler
 from lemlab.core.sessions import Session, now_iso
-from lemlab.tui.battery.messages import ProbeScored, RunFailed, RunFinished, RunProgressed
+from lemlab.tui.battery.messages import (
+    ConditionScored,
+    ConditionStreamed,
+    ProbeScored,
+    RunFailed,
+    RunFinished,
+    RunProgressed,
+)
 
 RUNS_KIND = "battery_runs"
 PROGRESS_EVERY = 0.1  # seconds between progress messages: the UI never lags the engine
@@ -121,6 +128,11 @@ class RunJob:
         self._last_progress = 0.0
         self._label = ""
         self._latest: Any = None  # the runner's last Progress (units done, ETA)
+        # probe id -> the probe line so far (conditions scored, also those of earlier variants),
+        # so the table fills cell by cell while a slow model works through a probe
+        self._partial: dict[str, dict[str, Any]] = {}
+        for (_, pid), conds in self.setup["opened"].state.partial.items():
+            self._partial.setdefault(pid, {"conditions": {}})["conditions"].update(conds)
 
     def cancel(self) -> None:
         self.runner.cancel()
@@ -137,6 +149,15 @@ class RunJob:
         except Exception as exc:  # noqa: BLE001 - a failed run is one line in the UI, never a crash
             text = str(exc).strip().splitlines()
             post(RunFailed(str(self.output), text[0] if text else type(exc).__name__))
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Let go of the output's lock (held from prepare to the run's end), so resume or
+        another run can open the file."""
+        lock = getattr(self.setup["opened"], "lock", None)
+        if lock is not None:
+            lock.release()
 
     def _handle(self, event: Any, recorder: Any, post: Callable[[Message], object]) -> bool:
         from lemlab.commands.ab import summary_extras
@@ -144,6 +165,7 @@ class RunJob:
 
         if isinstance(event, ev.ProbeDone):
             line = recorder.probe_done(event.probe, event.conditions)
+            self._partial.pop(event.probe.id, None)
             self.done += 1
             post(ProbeScored(line, self.done, self.total))
         elif isinstance(event, ev.VariantProbeDone):
@@ -165,15 +187,25 @@ class RunJob:
         tps = ""
         if isinstance(event, ev.ProbeStarted):
             self._label = f"probe {event.index}/{event.total} {event.probe.id}"
+            p = event.probe
+            part = self._partial.setdefault(p.id, {"conditions": {}})
+            part.update(type="probe", id=p.id, category=p.category, prompt=p.prompt)
         elif isinstance(event, ev.VariantLoading):
             self._label = f"loading {event.variant.label}"
         elif isinstance(event, ev.ConditionStarted):
             self._label = self._label.split(" · ")[0] + f" · {event.condition}"
         elif isinstance(event, ev.ConditionProgress):
             tps = f"{event.tokens_per_s:.0f} tok/s"
+            post(ConditionStreamed(event.probe_id, event.condition, event.text, event.tokens,
+                                   event.tokens_per_s))  # fmt: skip
         elif isinstance(event, ev.ConditionDone):
             tps = f"{event.stats.generation_tps:.0f} tok/s"
             self._latest = event.progress
+            part = self._partial.get(event.probe_id)
+            if part is not None and "id" in part:
+                part["conditions"][event.condition] = event.result
+                line = {**part, "conditions": dict(part["conditions"])}
+                post(ConditionScored(line, event.condition))
         now = time.monotonic()
         if now - self._last_progress < PROGRESS_EVERY and not isinstance(event, ev.ProbeStarted):
             return

@@ -1,9 +1,13 @@
 """Two conditions of one probe side by side: scores, the per-signal breakdown, the phrases each
 signal fired on (the scorer's `explain`), failure modes and both responses (never parsed as
-markup: tiny models emit gibberish bytes). Keys flip either side's condition and step probes."""
+markup: tiny models emit gibberish bytes). Keys flip either side's condition, step probes (the
+score table's cursor follows) and override the focused side's score. Signals that are zero on
+both sides are hidden and the signal table folds away (t), so a small terminal keeps rows for
+the responses."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -37,53 +41,60 @@ def _phrases(items: list[str]) -> str:
 
 
 class SideBySideScreen(Screen[None]):
+    """`on_show(probe_id, condition)` is called whenever the probe or the right-hand condition
+    changes (the score table follows, so the cursor is on the probe shown when the reader goes
+    back); `on_override(probe_id, condition, done)` corrects a score shown here and calls
+    `done()` once it is saved."""
+
     DEFAULT_CSS = """
-    SideBySideScreen #sbs-title { height: 1; background: $panel; padding: 0 1; text-style: bold; }
+    SideBySideScreen #sbs-title { height: auto; background: $panel; padding: 0 1; text-style: bold; }
     SideBySideScreen #sbs-prompt { height: auto; max-height: 4; padding: 0 1; color: $text-muted; }
-    SideBySideScreen #sbs-signals { height: auto; max-height: 18; }
-    SideBySideScreen #sbs-sides { height: 1fr; }
+    SideBySideScreen #sbs-signals { height: auto; max-height: 40%; }
+    SideBySideScreen #sbs-signals-note { height: auto; padding: 0 1; color: $text-muted; }
+    SideBySideScreen #sbs-sides { height: 1fr; min-height: 6; }
     SideBySideScreen .sbs-side { width: 1fr; border: round $secondary; padding: 0 1; }
+    SideBySideScreen .sbs-side:focus { border: round $accent; }
     SideBySideScreen .sbs-head { text-style: bold; color: $accent; }
     SideBySideScreen .sbs-failure { color: $warning; }
     """
     BINDINGS = [
-        Binding(
-            "escape", "close", "Back", id="battery.sbs_close", tooltip="Back to the score table"
-        ),
-        Binding("n", "step(1)", "Next probe", id="battery.sbs_next", tooltip="Show the next probe"),
-        Binding(
-            "p", "step(-1)", "Prev probe", id="battery.sbs_prev", tooltip="Show the previous probe"
-        ),
-        Binding(
-            "a",
-            "flip('left')",
-            "Left cond.",
-            id="battery.sbs_left",
-            tooltip="Cycle the condition shown on the left",
-        ),  # fmt: skip
-        Binding(
-            "b",
-            "flip('right')",
-            "Right cond.",
-            id="battery.sbs_right",
-            tooltip="Cycle the condition shown on the right",
-        ),  # fmt: skip
-        Binding(
-            "x", "swap", "Swap", id="battery.sbs_swap", tooltip="Swap the left and right conditions"
-        ),
-    ]
+        # F1 first: the footer keeps its first keys when a small terminal cuts the rest.
+        Binding("f1", "app.help", "Help", id="battery.sbs_help", tooltip="Show all keys and commands"),
+        Binding("escape", "close", "Back", id="battery.sbs_close", tooltip="Back to the score table"),
+        Binding("n", "step(1)", "Next", id="battery.sbs_next", tooltip="Show the next probe"),
+        Binding("p", "step(-1)", "Prev", id="battery.sbs_prev", tooltip="Show the previous probe"),
+        Binding("o", "override", "Override", id="battery.sbs_override",
+                tooltip="Correct the score of the focused side (Tab switches sides)"),
+        Binding("t", "toggle_signals", "Signals", id="battery.sbs_signals",
+                tooltip="Show or hide the signal table (more rows for the responses)"),
+        Binding("a", "flip('left')", "Left cond.", id="battery.sbs_left",
+                tooltip="Cycle the condition shown on the left"),
+        Binding("b", "flip('right')", "Right cond.", id="battery.sbs_right",
+                tooltip="Cycle the condition shown on the right"),
+        Binding("x", "swap", "Swap", id="battery.sbs_swap", tooltip="Swap the left and right conditions"),
+        Binding("z", "toggle_zero", "Zero signals", id="battery.sbs_zero", show=False,
+                tooltip="Show or hide signals that are zero on both sides"),
+    ]  # fmt: skip
 
     def __init__(self, model: ScoreTable, rows: list[ProbeRow], index: int, left: str, right: str,
-                 scorer_id: str = "v2") -> None:  # fmt: skip
+                 scorer_id: str = "v2", *, on_show: Callable[[str, str], None] | None = None,
+                 on_override: Callable[[str, str, Callable[[], None]], None] | None = None,
+                 ) -> None:  # fmt: skip
         super().__init__()
         self.model, self.rows, self.index = model, rows, index
         self.left, self.right = left, right
         self.scorer = load_scorer(scorer_id)
+        self.on_show, self.on_override = on_show, on_override
+        self.signals_shown = True
+        self.zero_shown = False  # zero-on-both-sides signals take rows the responses need
 
     def compose(self) -> ComposeResult:
         yield Static("", id="sbs-title", markup=False)
         yield Static("", id="sbs-prompt", markup=False)
-        yield DataTable(id="sbs-signals", show_cursor=False)
+        signals: DataTable[str] = DataTable(id="sbs-signals", show_cursor=False)
+        signals.can_focus = False  # Tab moves between the two responses
+        yield signals
+        yield Static("", id="sbs-signals-note", markup=False)
         with Horizontal(id="sbs-sides"):
             for side in ("left", "right"):
                 with VerticalScroll(classes="sbs-side", id=f"sbs-{side}"):
@@ -93,14 +104,23 @@ class SideBySideScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one("#sbs-right").focus()
         self.redraw()
 
     @property
     def row(self) -> ProbeRow:
         return self.rows[self.index]
 
+    @property
+    def focused_condition(self) -> str:
+        """The condition of the focused side (the right one unless the left has focus)."""
+        focused = self.focused
+        left = self.query_one("#sbs-left")
+        return self.left if focused is not None and (focused is left or left in focused.ancestors) else self.right
+
     # -- actions --------------------------------------------------------------------------------
     def action_close(self) -> None:
+        self._shown()
         self.dismiss(None)
 
     def action_step(self, by: int) -> None:
@@ -121,17 +141,42 @@ class SideBySideScreen(Screen[None]):
         self.left, self.right = self.right, self.left
         self.redraw()
 
+    def action_toggle_signals(self) -> None:
+        self.signals_shown = not self.signals_shown
+        self.redraw()
+
+    def action_toggle_zero(self) -> None:
+        self.zero_shown = not self.zero_shown
+        self.redraw()
+
+    def action_override(self) -> None:
+        if self.on_override is None:
+            self.notify("overrides need an open run file (not a comparison)")
+            return
+        row, cond = self.row, self.focused_condition
+        if row.score(cond) is None:
+            self.notify(f"{cond} has no score on {row.id}")
+            return
+        self.on_override(row.id, cond, self.redraw)
+
+    def _shown(self) -> None:
+        if self.on_show is not None:
+            self.on_show(self.row.id, self.right)
+
     # -- drawing --------------------------------------------------------------------------------
     def redraw(self) -> None:
         row = self.row
+        # The conditions first: in a kernel A/B the kernel's name is the fact that matters, and
+        # a narrow terminal must wrap the title, never cut it.
         self.query_one("#sbs-title", Static).update(
-            f"{row.id} [{row.category}]  probe {self.index + 1}/{len(self.rows)}  ·  "
-            f"{self.left}  vs  {self.right}"
+            f"{self.left}  vs  {self.right}  ·  {row.id} [{row.category}]  "
+            f"probe {self.index + 1}/{len(self.rows)}"
         )
         self.query_one("#sbs-prompt", Static).update(Text(row.prompt))
         self._signals(row)
         for side, cond in (("left", self.left), ("right", self.right)):
             self._side(side, row, cond)
+        self._shown()
 
     def _head(self, row: ProbeRow, cond: str) -> str:
         cell = self.model.cell(row, cond)
@@ -147,9 +192,10 @@ class SideBySideScreen(Screen[None]):
 
     def _side(self, side: str, row: ProbeRow, cond: str) -> None:
         self.query_one(f"#sbs-{side}-head", Static).update(self._head(row, cond))
-        modes = row.failure_modes(cond)
+        found = row.failure_evidence(cond)
         self.query_one(f"#sbs-{side}-failures", Static).update(
-            "failure modes: " + (", ".join(modes) if modes else "none")
+            "failure modes: "
+            + ("; ".join(f"{label} ({ev})" if ev else label for label, ev in found) if found else "none")
         )
         self.query_one(f"#sbs-{side}-text", Static).update(
             Text(row.response(cond) or "(no response)")
@@ -157,14 +203,26 @@ class SideBySideScreen(Screen[None]):
 
     def _signals(self, row: ProbeRow) -> None:
         table: DataTable[str] = self.query_one("#sbs-signals", DataTable)
+        note = self.query_one("#sbs-signals-note", Static)
         table.clear(columns=True)
+        lh, rh = row.heuristic(self.left), row.heuristic(self.right)
+        names = list(dict.fromkeys([*lh, *rh]))
+        zero = [n for n in names if n != "lek_score" and not _nonzero(lh.get(n)) and not _nonzero(rh.get(n))]
+        shown = names if self.zero_shown else [n for n in names if n not in zero]
+        table.display = self.signals_shown
+        if not self.signals_shown:
+            note.display = True
+            note.update(f"signal table hidden ({len(shown)} signals) · t shows it")
+            return
+        note.update(f"{len(zero)} signals zero on both sides hidden · z shows them · t hides the table"
+                    if zero and not self.zero_shown else "")  # fmt: skip
+        note.display = bool(zero and not self.zero_shown)
         table.add_columns(
             "signal", self.left, f"{self.left}: fired on", self.right, f"{self.right}: fired on"
         )
-        lh, rh = row.heuristic(self.left), row.heuristic(self.right)
         le, re_ = self._explain(row, self.left), self._explain(row, self.right)
         lp, rp = self._points(lh), self._points(rh)
-        for name in dict.fromkeys([*lh, *rh]):
+        for name in shown:
             table.add_row(name, _value(lh.get(name), lp.get(name)), _phrases(le.get(name, [])),
                           _value(rh.get(name), rp.get(name)), _phrases(re_.get(name, [])))  # fmt: skip
 
@@ -186,6 +244,10 @@ class SideBySideScreen(Screen[None]):
             }
         except Exception:  # noqa: BLE001 - a scorer bug must not close the view
             return {}
+
+
+def _nonzero(value: Any) -> bool:
+    return bool(value) if isinstance(value, int | float) else value not in (None, "", [], {})
 
 
 def _value(count: Any, points: float | None) -> str:

@@ -1,33 +1,49 @@
 """The score grid: one row per probe, one column per condition (score with + / - vs the baseline,
-overridden cells marked `*` and styled apart), a summary table pinned under it and a preview
-of the highlighted response. It draws a lemlab.core.score_table.ScoreTable; all logic is there."""
+overridden cells marked `*` and styled apart, failure modes tagged), then one numeric delta column
+per compared condition, a summary table pinned under it and a preview of the highlighted response
+(while a run goes: the reply being generated). It draws a lemlab.core.score_table.ScoreTable; all
+logic is there."""
 
 from __future__ import annotations
+
+import textwrap
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from lemlab.core.score_table import Cell, ConditionSummary, ProbeRow, ScoreTable
+from lemlab.core.score_table import Cell, ConditionSummary, ProbeRow, ScoreTable, failure_tag
 
 PREVIEW_CHARS = 2000  # the preview shows the start; the side-by-side view shows all
+PREVIEW_LINES = 4  # rows of text in the preview box (its height minus the border)
 FIXED = ("probe", "category")  # leading columns before the conditions
 
 
-def cell_text(cell: Cell, colours: dict[str, str], with_overrides: bool) -> Text:
+def cell_text(cell: Cell, colours: dict[str, str], with_overrides: bool,
+              failures: list[str] | None = None) -> Text:  # fmt: skip
+    """Score, + / - marker, `*` when an override is shown, and the failure modes' tag (reversed,
+    in the warning colour: a -17.4 from token degeneration must not read as a plain low score)."""
     if cell.score is None:
         return Text("—", style=colours.get("text-muted", ""), justify="right")
     shown = cell.override is not None and with_overrides
     mark = cell.marker or " "
-    text = Text(f"{cell.score:.2f}{mark}{'*' if shown else ' '}", justify="right")
-    if cell.marker == "+":
-        text.stylize(colours.get("success", ""))
-    elif cell.marker == "-":
-        text.stylize(colours.get("error", ""))
+    mark_style = {"+": colours.get("success", ""), "-": colours.get("error", "")}.get(cell.marker, "")
+    score = Text(f"{cell.score:.2f}")
     if shown:
-        text.stylize(f"italic underline {colours.get('warning', '')}")
+        score.stylize(f"italic underline {colours.get('warning', '')}")
+    text = Text.assemble(score, (mark, mark_style), ("*" if shown else " "), justify="right")
+    if failures:
+        text.append(" ")
+        text.append(f"{failure_tag(failures)}", style=f"reverse {colours.get('warning', '')}")
     return text
+
+
+def delta_text(cell: Cell, colours: dict[str, str]) -> Text:
+    if cell.delta is None:
+        return Text("—", style=colours.get("text-muted", ""), justify="right")
+    style = {"+": colours.get("success", ""), "-": colours.get("error", "")}.get(cell.marker, "")
+    return Text(f"{cell.delta:+.2f}", style=style, justify="right")
 
 
 def summary_cells(s: ConditionSummary, is_reference: bool) -> list[str]:
@@ -58,6 +74,7 @@ class ScoreGrid(Vertical):
         super().__init__(id="battery-grid")
         self.model: ScoreTable | None = None
         self.shown: list[ProbeRow] = []
+        self.live: tuple[str, str, str, int, float] | None = None  # a reply being generated
 
     def compose(self) -> ComposeResult:
         table: DataTable[Text | str] = DataTable(
@@ -85,7 +102,14 @@ class ScoreGrid(Vertical):
         t.add_column("category", key="category")
         for c in model.conditions:
             t.add_column(c, key=f"c:{c}")
+        for c in self.compared():
+            t.add_column(f"Δ {c}", key=f"d:{c}")
         self.refresh_rows()
+
+    def compared(self) -> list[str]:
+        """Conditions with a delta column (all but their own references)."""
+        m = self.model
+        return [] if m is None else [c for c in m.conditions if c != m.reference(c)]
 
     def refresh_rows(self) -> None:
         """Redraw rows and the summary after a sort, filter, override or new line; the cursor
@@ -98,10 +122,10 @@ class ScoreGrid(Vertical):
         t.clear()
         self.shown = model.visible()
         for r in self.shown:
-            cells = [
-                cell_text(model.cell(r, c), colours, model.with_overrides) for c in model.conditions
-            ]
-            t.add_row(r.id, r.category, *cells, key=r.id)
+            cells = [cell_text(model.cell(r, c), colours, model.with_overrides, r.failure_modes(c))
+                     for c in model.conditions]  # fmt: skip
+            deltas = [delta_text(model.cell(r, c), colours) for c in self.compared()]
+            t.add_row(r.id, r.category, *cells, *deltas, key=r.id)
         if probe is not None and probe in {r.id for r in self.shown}:
             t.move_cursor(row=t.get_row_index(probe), column=col)
         elif self.shown:
@@ -132,20 +156,59 @@ class ScoreGrid(Vertical):
         return str(key) if key is not None else None
 
     def current_condition(self) -> str | None:
-        """The condition under the cursor (None on the probe / category columns)."""
+        """The condition under the cursor, on its score or its delta column (None on the probe /
+        category columns)."""
         t = self.table
         if not t.row_count or self.model is None:
             return None
         key = t.coordinate_to_cell_key(t.cursor_coordinate).column_key.value or ""
-        return key[2:] if key.startswith("c:") else None
+        return key[2:] if key[:2] in ("c:", "d:") else None
+
+    def on_delta_column(self) -> bool:
+        t = self.table
+        if not t.row_count:
+            return False
+        key = t.coordinate_to_cell_key(t.cursor_coordinate).column_key.value or ""
+        return key.startswith("d:")
+
+    def move_to(self, probe_id: str, condition: str | None = None) -> None:
+        """Put the cursor on this probe (and this condition's score column): side by side
+        steps through probes, and an override from the table must land where the reader was."""
+        t = self.table
+        if probe_id not in {r.id for r in self.shown}:
+            return
+        col = t.cursor_coordinate.column
+        if condition is not None and self.model is not None and condition in self.model.conditions:
+            col = len(FIXED) + self.model.conditions.index(condition)
+        t.move_cursor(row=t.get_row_index(probe_id), column=col)
 
     def current_row(self) -> ProbeRow | None:
         pid = self.current_probe()
         return next((r for r in self.shown if r.id == pid), None)
 
+    def show_live(self, probe_id: str, cond: str, text: str, tokens: int, tps: float) -> None:
+        self.live = (probe_id, cond, text, tokens, tps)
+        self.show_preview()
+
+    def end_live(self) -> None:
+        self.live = None
+        self.show_preview()
+
+    def _live_text(self, width: int) -> Text:
+        """The reply being generated: its last lines, so the newest tokens are in view."""
+        assert self.live is not None
+        pid, cond, text, tokens, tps = self.live
+        lines = [w for para in text.splitlines() or [""]
+                 for w in textwrap.wrap(para, max(10, width)) or [""]]  # fmt: skip
+        head = Text(f"generating {pid} / {cond}: {tokens} tokens, {tps:.1f} tok/s", style="bold")
+        return Text("\n").join([head, Text("\n".join(lines[-(PREVIEW_LINES - 1):]))])
+
     def show_preview(self) -> None:
         row, cond = self.current_row(), self.current_condition()
         box = self.query_one("#battery-preview", Static)
+        if self.live is not None:
+            box.update(self._live_text(box.content_region.width or self.size.width - 2))
+            return
         if row is None:
             box.update("")
             return
@@ -153,7 +216,11 @@ class ScoreGrid(Vertical):
             box.update(Text(f"{row.id} [{row.category}]: {row.prompt}"))
             return
         text = row.response(cond)[:PREVIEW_CHARS]
-        box.update(Text(f"{cond}: {text}" if text else f"{cond}: (no response)"))
+        out = Text()
+        for label, evidence in row.failure_evidence(cond):  # why the tag is there
+            out.append(f"{label}{': ' + evidence if evidence else ''}\n", style="bold")
+        out.append(f"{cond}: {text}" if text else f"{cond}: (no response)")
+        box.update(out)
 
     def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
         if event.data_table.id == "battery-table":

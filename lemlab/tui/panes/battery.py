@@ -7,6 +7,7 @@ lemlab.core.score_table; overrides are lemlab.core.overrides, kept in the sessio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from textual import on, work
@@ -17,7 +18,14 @@ from textual.widgets import DataTable, Static
 from lemlab.core.errors import LemlabError
 from lemlab.core.score_table import NO_FAILURE, ScoreTable, Sort
 from lemlab.core.sessions import Session, now_iso, save_session
-from lemlab.tui.battery.messages import ProbeScored, RunFailed, RunFinished, RunProgressed
+from lemlab.tui.battery.messages import (
+    ConditionScored,
+    ConditionStreamed,
+    ProbeScored,
+    RunFailed,
+    RunFinished,
+    RunProgressed,
+)
 from lemlab.tui.battery.run_job import RunJob, RunRequest
 from lemlab.tui.battery.table_view import ScoreGrid
 from lemlab.tui.panes.base import LabPane, Verb
@@ -171,6 +179,7 @@ class BatteryPane(LabPane):
             self.notify(str(exc).splitlines()[0], severity="error", timeout=10)
             return False
         if job.already_complete:
+            job.release()
             update_run_record(s, output, status="done")
             self.lab.save()
             self.notify(f"{output.name} is already complete")
@@ -239,6 +248,7 @@ class BatteryPane(LabPane):
         from lemlab.tui.battery.run_job import update_run_record
 
         self.job = None
+        self.grid.end_live()
         self.remove_class("-running")
         session = self.run_session or self.lab.session
         update_run_record(session, path, **changes)
@@ -249,6 +259,7 @@ class BatteryPane(LabPane):
                 save_session(session, self.lab.sessions_dir)
             except OSError as exc:
                 self.notify(f"could not save session {session.name}: {exc}", severity="error")
+            session.release()  # the app kept its lock for this run only (app.open_session)
         info, before = self.lab.loaded, self.loaded_before
         if before is not None and (info is None or (info.model_path, info.adapter_path) != before):
             self.app.load_model(*before)  # type: ignore[attr-defined]
@@ -259,6 +270,18 @@ class BatteryPane(LabPane):
         if self.model is not None:
             self.model.add_line(msg.line)
             self.grid.refresh_rows()
+
+    @on(ConditionScored)
+    def _condition_scored(self, msg: ConditionScored) -> None:
+        # A row fills cell by cell: on a slow model one probe's conditions take minutes.
+        if self.model is not None and self.job is not None:
+            self.model.add_line(msg.line)
+            self.grid.refresh_rows()
+
+    @on(ConditionStreamed)
+    def _condition_streamed(self, msg: ConditionStreamed) -> None:
+        if self.job is not None:
+            self.grid.show_live(msg.probe_id, msg.condition, msg.text, msg.tokens, msg.tokens_per_s)
 
     @on(RunProgressed)
     def _run_progressed(self, msg: RunProgressed) -> None:
@@ -383,6 +406,9 @@ class BatteryPane(LabPane):
         if m is None:
             return
         col = self.grid.current_condition()
+        if col is not None and self.grid.on_delta_column():
+            self.action_sort_delta()  # s on a Δ column sorts by that delta
+            return
         s = m.sort
         if col is None:
             m.sort = Sort()
@@ -439,9 +465,10 @@ class BatteryPane(LabPane):
         cond = self.grid.current_condition()
         right = cond if cond and cond != m.baseline else m.delta_column(None) or m.baseline
         rows = list(self.grid.shown)
-        self.app.push_screen(
-            SideBySideScreen(m, rows, rows.index(row), m.baseline, right, self.scorer_id)
-        )
+        on_override = self.override_cell if self.run_path is not None else None
+        self.app.push_screen(SideBySideScreen(m, rows, rows.index(row), m.baseline, right,
+                                              self.scorer_id, on_show=self.grid.move_to,
+                                              on_override=on_override))  # fmt: skip
 
     # -- overrides ----------------------------------------------------------------------------------
     def _cell(self) -> tuple[str, str, float] | None:
@@ -456,14 +483,31 @@ class BatteryPane(LabPane):
         return row.id, cond, original
 
     def action_override(self) -> None:
+        cell = self._cell()
+        if cell is not None:
+            self.override_cell(cell[0], cell[1])
+
+    def override_cell(self, probe_id: str, cond: str, then: Callable[[], None] | None = None) -> None:
+        """Ask for a corrected score of exactly this cell (the table's cursor or the probe shown
+        side by side), save it, then call `then`."""
         from lemlab.tui.battery.override_dialog import OverrideDialog
 
-        cell, m = self._cell(), self.model
-        if cell is None or m is None or self.run_path is None:
+        m, path = self.model, self.run_path
+        row = next((r for r in m.rows if r.id == probe_id), None) if m is not None else None
+        original = row.score(cond) if row is not None else None
+        if m is None or path is None or original is None:
+            self.notify("no score to override there", severity="warning")
             return
-        existing = m.overrides.get((cell[0], cell[1]))
-        dialog = OverrideDialog(self.run_path, *cell, existing.corrected if existing else None)
-        self.app.push_screen(dialog, lambda ov: self.record_override(ov) if ov else None)
+        existing = m.overrides.get((probe_id, cond))
+        dialog = OverrideDialog(path, probe_id, cond, original, existing.corrected if existing else None)
+
+        def saved(ov: object) -> None:
+            if ov:
+                self.record_override(ov)
+            if then is not None:
+                then()
+
+        self.app.push_screen(dialog, saved)
 
     def record_override(self, override: object) -> None:
         from lemlab.core.overrides import Override, add_override
