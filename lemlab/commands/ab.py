@@ -40,6 +40,7 @@ from lemlab.commands.run_support import (
     server_slots,
 )
 from lemlab.core.errors import LemlabError
+from lemlab.core.safe_text import visible_line
 
 EXIT_INTERRUPTED = 130
 EXIT_RUN_FAILED = 3  # a server failed for good mid-run: the lines so far are kept (--resume)
@@ -115,7 +116,7 @@ def _run_remote(args: argparse.Namespace, setup: dict[str, Any]) -> int:
     variants = [(v.name, v.adapter) for v in plan.variants]
     with server_slots(setup["specs"], variants, args.max_in_flight) as (slots, warnings):
         for w in warnings:
-            print(f"lemlab: warning: {w}", file=sys.stderr)
+            print(f"lemlab: warning: {visible_line(w)}", file=sys.stderr)
         setup["endpoints"] = [s.label for s in slots]
         runner = ParallelBatteryRunner(
             slots, setup["probes"], plan, setup["scorer"], setup["sampler"],
@@ -126,7 +127,7 @@ def _run_remote(args: argparse.Namespace, setup: dict[str, Any]) -> int:
             return _execute(args, setup, runner)
         except DispatchError as exc:
             done = len(runner.state.complete)
-            print(f"lemlab: error: {exc}", file=sys.stderr)
+            print(f"lemlab: error: {visible_line(exc)}", file=sys.stderr)  # quotes the server
             print(f"lemlab: stopped; {done}/{len(setup['probes'])} probes are in {args.output}. "
                   "Run the same command with --resume when the server is back.", file=sys.stderr)  # fmt: skip
             return EXIT_RUN_FAILED
@@ -331,6 +332,7 @@ def _event_lines(event: Any, view: _ProgressView) -> Iterator[str]:
 def _print_summary(summary: dict[str, Any], output: str | Path) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"{summary['total_probes']} probes, {summary['duration']}")
     for col in ("condition", "avg LEK", "Δ baseline", "improved", "regressed", "unchanged"):
@@ -338,7 +340,7 @@ def _print_summary(summary: dict[str, Any], output: str | Path) -> None:
     for c in summary["conditions"]:
         delta = c.get("delta_vs_baseline")
         table.add_row(
-            c["name"],
+            Text(visible_line(c["name"])),  # a user's condition name: never markup
             f"{c['avg_lek']:.2f}",
             "" if delta is None else f"{delta:+.2f}",
             str(c["improved"]),

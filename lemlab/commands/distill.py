@@ -34,6 +34,7 @@ from lemlab.commands.run_support import (
 )
 from lemlab.core import distill as d
 from lemlab.core.errors import LemlabError
+from lemlab.core.safe_text import visible_line
 
 EXIT_NOTHING_KEPT = 1
 EXIT_RUN_FAILED = 3  # a server failed for good mid-run: the samples so far are kept (--resume)
@@ -178,7 +179,7 @@ def execute_distill_remote(job: DistillJob, args: argparse.Namespace) -> Distill
             return _drive(job, runner, DistillView(), warnings,
                           {"battery": job.battery, "endpoints": [s.label for s in slots]})  # fmt: skip
         except DispatchError as exc:
-            print(f"lemlab: error: {exc}", file=sys.stderr)
+            print(f"lemlab: error: {visible_line(exc)}", file=sys.stderr)  # quotes the server
             return DistillOutcome(None, failed=True)
 
 

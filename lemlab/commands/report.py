@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
+
+from lemlab.core.safe_text import visible, visible_json, visible_line
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,6 +28,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         report = run_report(new, args.condition)
     for issue in report.issues:
-        print(issue, file=sys.stderr)
-    sys.stdout.write(RENDERERS[args.format](report))
+        print(visible_line(issue), file=sys.stderr)
+    sys.stdout.write(for_terminal(RENDERERS[args.format](report), args.format, sys.stdout))
     return 0
+
+
+def for_terminal(rendered: str, fmt: str, out: Any) -> str:
+    """A file or pipe gets the exact data; a terminal gets it with controls shown (ids and
+    responses come from the A/B file): md/csv with visible symbols, JSON with JSON escapes
+    so that it stays valid JSON holding the same strings."""
+    if not out.isatty():
+        return rendered
+    return visible_json(rendered) if fmt == "json" else visible(rendered)

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from lemlab.core.errors import LemlabError
+from lemlab.core.safe_text import visible, visible_line
 
 # --- models and servers ----------------------------------------------------------------------
 
@@ -165,11 +166,11 @@ class RunProgress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                 *(TextColumn(c) for c in self._columns), console=self.console, transient=True,
             )  # fmt: skip
             self.progress.start()
-            self.task = self.progress.add_task(self._first, total=None, **self._fields)
+            self.task = self.progress.add_task(visible_line(self._first), total=None, **self._fields)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -177,6 +178,8 @@ class RunProgress:
             self.progress.stop()
 
     def update(self, **kw: Any) -> None:
+        if "description" in kw:  # holds probe ids and condition names: never raw controls
+            kw["description"] = visible_line(kw["description"])
         if self.progress is not None:
             self.progress.update(self.task, **kw)
 
@@ -185,4 +188,4 @@ class RunProgress:
             sys.stderr.write(text + "\n")
             sys.stderr.flush()
             return
-        self.console.print(text, markup=False, highlight=False)
+        self.console.print(visible(text), markup=False, highlight=False)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lemlab.core.errors import LemlabError
+from lemlab.core.safe_text import visible, visible_json, visible_line
 
 PHRASES_SHOWN = 6
 
@@ -45,13 +46,16 @@ def run(args: argparse.Namespace) -> int:
                 {"label": m.label, "evidence": m.evidence, "detail": m.detail} for m in modes
             ],
         }
-        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        # The text is data: exact into a file or pipe, controls as JSON escapes on a terminal.
+        out = json.dumps(payload, indent=2, ensure_ascii=False)
+        print(visible_json(out) if sys.stdout.isatty() else out)
         return 0
-    print(render_table(scorer, result, points, explain))
+    # The table is for reading only: controls in quoted phrases are always shown visibly.
+    print(visible(render_table(scorer, result, points, explain)))
     print()
     print("failure modes:" + ("" if modes else " none"))
     for m in modes:
-        print(f"  {m.label}: {m.evidence}")
+        print(f"  {visible_line(m.label)}: {visible_line(m.evidence)}")
     return 0
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import DataError, LemlabError
 from lemlab.core.paths import get_paths, shipped_dirs
+from lemlab.core.safe_text import control_chars
 from lemlab.core.user_files import decode_utf8, read_file_bytes
 
 BATTERY_SUFFIXES = (".toml", ".json", ".jsonl")
@@ -172,7 +173,19 @@ def _required_str(item: dict[str, Any], key: str, where: str) -> str:
         raise DataError(f"{where}: {key!r} must be a string")
     if not value.strip():
         raise DataError(f"{where}: empty {key!r}")
+    if key == "id":
+        _one_line_label(value.strip(), key, where)
     return value.strip() if key == "id" else value
+
+
+def _one_line_label(value: str, key: str, where: str) -> None:
+    # Ids and categories name probes in progress lines, tables and file names: one line of
+    # printable text (a prompt may hold anything; it is shown with its controls made visible).
+    # repr() spells each such character as an escape (\x1b, \n, \u202e): the message is safe
+    # to print and shows the user what to look for in the file.
+    if control_chars(value):
+        raise DataError(f"{where}: {key!r} {value!r} holds control or invisible characters: "
+                        "use one line of printable text")  # fmt: skip
 
 
 def _optional_str(item: dict[str, Any], key: str, where: str) -> str | None:
@@ -191,6 +204,7 @@ def _category_of(item: dict[str, Any], where: str) -> str:
         if not isinstance(value, str):
             raise DataError(f"{where}: {key!r} must be a string")
         if value.strip():
+            _one_line_label(value.strip(), key, where)
             return value.strip().lower()
     return UNCATEGORISED
 

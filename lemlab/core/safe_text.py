@@ -97,3 +97,18 @@ def visible_line(text: object) -> str:
 def control_chars(text: str) -> list[str]:
     """The distinct characters `visible_line` would replace, as their visible forms."""
     return list(dict.fromkeys(LINE_TABLE[ord(c)] for c in _UNSAFE_LINE.findall(text)))
+
+
+def _json_sub(m: re.Match[str]) -> str:
+    cp = ord(m.group())
+    if cp < 0x10000:
+        return f"\\u{cp:04x}"
+    cp -= 0x10000  # astral (tag characters): a UTF-16 surrogate pair, as JSON spells them
+    return f"\\u{0xD800 + (cp >> 10):04x}\\u{0xDC00 + (cp & 0x3FF):04x}"
+
+
+def visible_json(text: str) -> str:
+    """JSON text for a terminal: the same characters, written as JSON escapes ("\\u001b"), so
+    the output stays valid JSON holding exactly the same data. Newlines and tabs between
+    tokens are layout; inside strings json.dumps has escaped them already."""
+    return _UNSAFE_TEXT.sub(_json_sub, text)
