@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from test_tui_support import fake_model_dir, make_app, wait_idle
-from textual.widgets import Input
 
 from lemlab.tui.stream_pacing import (
     FLUSH_SECONDS,
@@ -19,6 +18,7 @@ from lemlab.tui.stream_pacing import (
     engine_share,
     next_interval,
 )
+from lemlab.tui.widgets.composer import Composer
 
 
 def test_a_gil_bound_engine_leaves_the_ui_its_budget() -> None:
@@ -80,7 +80,7 @@ async def test_each_reply_gets_its_own_display_log(tmp_path: Path) -> None:
         pane = app.query_one("#chat-pane")
         logs = []
         for text in ("first", "second"):
-            app.query_one("#chat-input", Input).value = text
+            app.query_one("#chat-input", Composer).value = text
             await pilot.press("enter")
             await wait_idle(pilot, app)
             logs.append(pane.display_log)  # type: ignore[attr-defined]

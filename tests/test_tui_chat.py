@@ -9,11 +9,12 @@ from textual.widgets import Input
 
 from lemlab.core.sessions import load_session_file
 from lemlab.engine.fake import FakeEngine
+from lemlab.tui.widgets.composer import Composer
 from lemlab.tui.widgets.message import MessageView
 
 
 async def _send(pilot, text: str) -> None:  # type: ignore[no-untyped-def]
-    box = pilot.app.query_one("#chat-input", Input)
+    box = pilot.app.query_one("#chat-input", Composer)
     box.focus()
     box.value = text
     await pilot.press("enter")
@@ -86,7 +87,7 @@ async def test_regenerate_edit_and_slash_commands(tmp_path: Path) -> None:
         assert [m["content"] for m in app.lab.session.messages if m["role"] == "user"] == ["first"]
         assert len(app.query(MessageView)) == 2
 
-        box = app.query_one("#chat-input", Input)
+        box = app.query_one("#chat-input", Composer)
         box.focus()
         await pilot.press("up")  # empty input: edit last message
         await wait_idle(pilot, app)

@@ -7,13 +7,13 @@ import threading
 from pathlib import Path
 
 from test_tui_support import wait_idle
-from textual.widgets import Input
 
 from lemlab.core.engine_api import Chunk, GenStats, Sampler
 from lemlab.core.sessions import Session
 from lemlab.engine.fake import FakeEngine
 from lemlab.engine.handle import ChunkStream
 from lemlab.tui.stream_pacing import chunk_batches
+from lemlab.tui.widgets.composer import Composer
 from lemlab.tui.widgets.message import MessageView
 
 
@@ -84,7 +84,7 @@ async def test_pane_on_real_engine_shows_every_token(tiny_model: Path, tmp_path:
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_idle(pilot, app)
             app.lab.set_sampler(app.lab.sampler.__class__(max_tokens=150))
-            app.query_one("#chat-input", Input).value = "Tell me about lighthouses."
+            app.query_one("#chat-input", Composer).value = "Tell me about lighthouses."
             await pilot.press("enter")
             await wait_idle(pilot, app)
             reply = app.lab.session.messages[-1]

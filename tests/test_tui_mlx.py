@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from test_tui_support import wait_idle
-from textual.widgets import Input
 
 from lemlab.core.sessions import Session
 from lemlab.tui.app import LemlabApp
 from lemlab.tui.services import Settings
+from lemlab.tui.widgets.composer import Composer
 from lemlab.tui.widgets.message import MessageView
 from lemlab.tui.widgets.status_bar import DEMO_LABEL
 
@@ -33,7 +33,7 @@ async def test_real_engine_load_stream_cancel(tiny_model: Path, tmp_path: Path) 
             assert [n.title for n in toasts] == ["Loaded with warnings"]  # once, under its own title
 
             app.lab.set_sampler(app.lab.sampler.__class__(max_tokens=24))
-            app.query_one("#chat-input", Input).value = "Say something."
+            app.query_one("#chat-input", Composer).value = "Say something."
             await pilot.press("enter")
             await wait_idle(pilot, app)
             reply = app.lab.session.messages[-1]
@@ -43,7 +43,7 @@ async def test_real_engine_load_stream_cancel(tiny_model: Path, tmp_path: Path) 
             assert views[-1].content == reply["content"]  # gibberish rendered, no markup error
 
             app.lab.set_sampler(app.lab.sampler.__class__(max_tokens=100_000))
-            app.query_one("#chat-input", Input).value = "Go on for a long time."
+            app.query_one("#chat-input", Composer).value = "Go on for a long time."
             await pilot.press("enter")
             await pilot.pause(0.3)
             await pilot.press("escape")

@@ -17,6 +17,7 @@ from lemlab.core.sessions import Session, open_or_create
 from lemlab.engine.fake import FakeEngine
 from lemlab.tui.app import LemlabApp
 from lemlab.tui.services import Settings
+from lemlab.tui.widgets.composer import Composer
 from lemlab.tui.widgets.message import MessageView
 
 
@@ -69,7 +70,7 @@ async def test_keymap_override_changes_the_key(tmp_path: Path) -> None:
     app, engine = make_app(tmp_path, model=model, keymap={"chat.regenerate": "f9"})
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_idle(pilot, app)
-        box = app.query_one("#chat-input", Input)
+        box = app.query_one("#chat-input", Composer)
         box.value = "hello"
         await pilot.press("enter")
         await wait_idle(pilot, app)
@@ -175,7 +176,7 @@ async def test_chat_without_model_says_so(tmp_path: Path) -> None:
     app, engine = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_idle(pilot, app)
-        app.query_one("#chat-input", Input).value = "hello?"
+        app.query_one("#chat-input", Composer).value = "hello?"
         await pilot.press("enter")
         await wait_idle(pilot, app)
         assert any("Load a model first" in n.message for n in app._notifications)
@@ -191,7 +192,7 @@ async def test_quit_and_reopen_session_shows_same_conversation(tmp_path: Path) -
     app = LemlabApp(FakeEngine(), settings=settings, session=session, model=str(model))
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_idle(pilot, app)
-        app.query_one("#chat-input", Input).value = "remember this"
+        app.query_one("#chat-input", Composer).value = "remember this"
         await pilot.press("enter")
         await wait_idle(pilot, app)
         await pilot.press("ctrl+q")

@@ -10,6 +10,8 @@ import pytest
 from test_tui_support import fake_model_dir, make_app, wait_idle
 from textual.widgets import Input
 
+from lemlab.tui.widgets.composer import Composer
+
 THEMES = ("lemlab-dark", "lemlab-light")
 
 
@@ -24,7 +26,7 @@ def _app(tmp_path: Path, theme: str):  # type: ignore[no-untyped-def]
 async def _settle(pilot) -> None:  # type: ignore[no-untyped-def]
     app = pilot.app
     await wait_idle(pilot, app)
-    for box in app.query(Input):
+    for box in [*app.query(Input), *app.query(Composer)]:
         box.cursor_blink = False
     app.clear_notifications()
     await pilot.pause()
@@ -47,7 +49,7 @@ def test_chat_snapshot(snap_compare, tmp_path: Path, theme: str) -> None:  # typ
         await _settle(pilot)
         app = pilot.app
         app.query_one("#chat-pane").slash.set_system("Answer briefly.", "brief")
-        app.query_one("#chat-input", Input).value = "What is a kernel?"
+        app.query_one("#chat-input", Composer).value = "What is a kernel?"
         await pilot.press("enter")
         await _settle(pilot)
 

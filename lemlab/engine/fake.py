@@ -39,7 +39,8 @@ class FakeHandle:
     """Streams chunks from a producer thread; cancel() stops at the next token."""
 
     def __init__(self, tokens: list[str], delay: float, max_tokens: int, error: str | None,
-                 fixed_stats: bool) -> None:  # fmt: skip
+                 fixed_stats: bool, prompt: tuple[int, int] = (12, 0)) -> None:  # fmt: skip
+        self._prompt = prompt  # (prompt tokens, of which served from the cache)
         self._queue: queue.Queue[Chunk] = queue.Queue()
         self._cancel = threading.Event()
         self._done = threading.Event()
@@ -51,7 +52,8 @@ class FakeHandle:
 
     def _produce(self, tokens: list[str], delay: float, truncated: bool, error: str | None) -> None:
         start = time.perf_counter()
-        stats = GenStats(prompt_tokens=12, prompt_tps=1000.0, peak_memory=0.01)
+        stats = GenStats(prompt_tokens=self._prompt[0], prompt_tps=1000.0, peak_memory=0.01,
+                         cached_prompt_tokens=self._prompt[1])  # fmt: skip
         reason = "length" if truncated else "stop"
         for i, tok in enumerate(tokens):
             if self._cancel.is_set():
@@ -117,6 +119,7 @@ class FakeEngine:
         self.fixed_stats = fixed_stats
         self.requests: list[tuple[list[Message], Sampler]] = []  # what the UI asked, for tests
         self._loaded: LoadInfo | None = None
+        self._last: list[Message] | None = None  # the previous request, for cached figures
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fake-engine")
 
     @property
@@ -152,9 +155,21 @@ class FakeEngine:
             raise RuntimeError("no model loaded")
         self.requests.append((list(messages), sampler))
         tokens = fake_reply(messages, sampler, self.length)
-        return FakeHandle(
-            tokens, self.delay, sampler.max_tokens, self.generate_error, self.fixed_stats
-        )
+        return FakeHandle(tokens, self.delay, sampler.max_tokens, self.generate_error,
+                          self.fixed_stats, self._prompt_figures(messages, reuse_prefix))  # fmt: skip
+
+    def _prompt_figures(self, messages: list[Message], reuse: bool) -> tuple[int, int]:
+        """(prompt tokens, cached): a word is a token; with reuse, the messages the previous
+        request shares with this one come from the cache, as with the MLX engine."""
+        words = [len(m["content"].split()) + 4 for m in messages]
+        cached = 0
+        if reuse and self._last is not None:
+            shared = 0
+            while shared < min(len(messages), len(self._last)) and messages[shared] == self._last[shared]:
+                shared += 1
+            cached = sum(words[:shared])
+        self._last = list(messages) if reuse else None
+        return sum(words), cached
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 from textual.command import SimpleCommand
 
 from lemlab.core.atomic import write_text_atomic
+from lemlab.core.chat_export import chat_markdown, chat_training_jsonl
 from lemlab.core.errors import LemlabError
 from lemlab.core.paths import get_paths
-from lemlab.core.sessions import to_markdown, to_training_jsonl
 from lemlab.tui.panes.base import Verb
 
 if TYPE_CHECKING:
@@ -64,7 +64,10 @@ class SlashCommands:
             await result
 
     def set_system(self, text: str, name: str | None = None) -> None:
+        before = dict(self.pane.lab.session.kernel)
         self.pane.lab.set_kernel(name, text)
+        if self.pane.lab.session.kernel != before:
+            self.pane.kernel_switched()
         self.pane._saved()
         self.pane.show_sampler()
         self.app.refresh_status()
@@ -92,7 +95,7 @@ class SlashCommands:
         if kind not in ("md", "jsonl"):
             self.app.notify(f"export what? 'md' or 'jsonl', not {kind!r}", severity="warning")
             return
-        text = to_markdown(session) if kind == "md" else to_training_jsonl(session)
+        text = chat_markdown(session) if kind == "md" else chat_training_jsonl(session)
         if not text:
             self.app.notify("nothing to export yet: no finished exchange", severity="warning")
             return

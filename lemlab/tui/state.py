@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lemlab.core.chat_record import provenance as reply_provenance
 from lemlab.core.engine_api import Engine, LoadInfo, Sampler
 from lemlab.core.sessions import Session, chat_turns, save_session
 
@@ -41,6 +42,12 @@ class LabState:
     def set_sampler(self, sampler: Sampler) -> None:
         self.sampler = sampler
         self.session.sampler = sampler.as_dict()
+
+    def provenance(self) -> dict[str, object]:
+        """What a reply generated now is made with (kept on that reply's message)."""
+        info = self.loaded
+        return reply_provenance(info.model_path if info else None, info.adapter_path if info else None,
+                                self.session.kernel, self.sampler.as_dict())  # fmt: skip
 
     def turns(self) -> list[dict[str, str]]:
         turns = [t for t in chat_turns(self.session) if t["role"] != "system"]

@@ -1,5 +1,6 @@
 """Chat tab: streamed Markdown replies, kernel / system prompt, sampler settings, stats, scores,
-regenerate, edit-and-resend, slash commands, export. Every change is saved to the session."""
+regenerate (variants kept), edit-and-resend, slash commands, export. Every change is saved to
+the session; every reply records what it was generated with (lemlab.core.chat_record)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,20 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.timer import Timer
 from textual.widgets import Input, Static
 
+from lemlab.core.chat_record import add_variant, kernel_label, kernel_marks, show_variant
 from lemlab.core.engine_api import Chunk, GenerationHandle, Sampler
+from lemlab.core.safe_text import visible_line
 from lemlab.tui.chat_actions import SlashCommands
 from lemlab.tui.panes.base import LabPane, Verb
 from lemlab.tui.services import score_reply
 from lemlab.tui.stream_pacing import DisplayLog, Pacer, chunk_batches, defer_full_gc
-from lemlab.tui.widgets.message import MessageView
+from lemlab.tui.widgets.composer import Composer
+from lemlab.tui.widgets.message import KernelMark, MessageView
 
-READY_HINT = "Enter sends · ctrl+r regenerates · ↑ edits your last message · /help"
+READY_HINT = "Enter sends · shift+enter/ctrl+j newline · ctrl+r regenerates · ↑ edits last · /help"
 
 
 def _parse_sampler(values: dict[str, str], base: Sampler) -> Sampler:
@@ -38,6 +43,14 @@ def _parse_sampler(values: dict[str, str], base: Sampler) -> Sampler:
     return replace(base, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
 
 
+def waiting_text(elapsed: float, stats: Any | None) -> str:
+    """The stats line before the first token: elapsed time, and prefill progress when known."""
+    line = f"waiting for the first token · {elapsed:.1f} s"
+    if stats is not None and stats.prompt_processed and stats.prompt_tokens:
+        line += f" · prefill {stats.prompt_processed}/{stats.prompt_tokens} tokens"
+    return line + " · Esc cancels"
+
+
 class ChatPane(LabPane):
     TAB_ID = "chat"
     TITLE = "Chat"
@@ -46,15 +59,17 @@ class ChatPane(LabPane):
         Binding("escape", "cancel", "Cancel", id="chat.cancel",
                 tooltip="Stop the reply being generated"),  # fmt: skip
         Binding("ctrl+r", "regenerate", "Regenerate", id="chat.regenerate",
-                tooltip="Drop the last reply and generate it again"),  # fmt: skip
-        Binding("ctrl+y", "edit_last", "Edit last", id="chat.edit_last",
+                tooltip="Generate the last reply again (earlier versions are kept as variants)"),  # fmt: skip
+        Binding("ctrl+y", "edit_last", "Edit last", id="chat.edit_last", priority=True,
                 tooltip="Put your last message back in the input and drop that exchange"),  # fmt: skip
-        Binding("up", "edit_last_if_empty", "Edit last", id="chat.edit_last_up", show=False,
-                tooltip="In an empty input: edit your last message"),  # fmt: skip
         Binding("ctrl+g", "pick_kernel", "Kernel", id="chat.kernel",
                 tooltip="Choose a kernel file or type a system prompt"),  # fmt: skip
         Binding("ctrl+s", "export('md')", "Export", id="chat.export",
                 tooltip="Export this chat as Markdown (palette: also training JSONL)"),  # fmt: skip
+        Binding("alt+left", "variant(-1)", "Prev variant", id="chat.variant_prev", show=False,
+                tooltip="Show the previous version of the last reply"),  # fmt: skip
+        Binding("alt+right", "variant(1)", "Next variant", id="chat.variant_next", show=False,
+                tooltip="Show the next version of the last reply"),  # fmt: skip
     ]
 
     def __init__(self) -> None:
@@ -63,6 +78,10 @@ class ChatPane(LabPane):
         self.slash = SlashCommands(self)
         self.display_log = DisplayLog()  # the current reply's displays (the chat bench reads it)
         self.pacer = Pacer(self._engine_cpu)  # its interval is read by the streaming worker
+        self._waiting: Timer | None = None  # ticks the elapsed time until the first token
+        self._progress: Any = None  # the engine's latest prefill figures (long prompts)
+        self._regenerating: dict[str, Any] | None = None  # the reply a regenerate replaces
+        self._record: dict[str, Any] = {}  # what the reply in flight is generated with
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-settings"):
@@ -73,11 +92,16 @@ class ChatPane(LabPane):
                 yield Input(id=f"set-{key}", classes="setting", compact=True)
         yield VerticalScroll(id="messages")
         yield Static(READY_HINT, id="chat-stats", markup=False)
-        yield Input(placeholder="Message — Enter sends, /help lists commands", id="chat-input")
+        yield Composer("Message — Enter sends, shift+enter or ctrl+j for a new line, /help",
+                       id="chat-input")  # fmt: skip
 
     def on_mount(self) -> None:
         self.show_sampler()
         self.query_one("#messages", VerticalScroll).anchor()
+
+    @property
+    def composer(self) -> Composer:
+        return self.query_one("#chat-input", Composer)
 
     # -- settings ---------------------------------------------------------------------------
     def show_sampler(self) -> None:
@@ -86,7 +110,10 @@ class ChatPane(LabPane):
                   "max_tokens": str(s.max_tokens), "seed": "" if s.seed is None else str(s.seed)}  # fmt: skip
         for key, value in values.items():
             self.query_one(f"#set-{key}", Input).value = value
-        self.query_one("#kernel-label", Static).update(f"kernel: {self.lab.kernel_name or 'none'}")
+        kernel = self.lab.session.kernel
+        self.query_one("#kernel-label", Static).update(
+            visible_line(kernel_label(kernel.get("name") or "none", kernel.get("sha256", "")))
+        )
 
     @on(Input.Changed, ".setting")
     def _setting_changed(self, event: Input.Changed) -> None:
@@ -104,16 +131,20 @@ class ChatPane(LabPane):
             self.lab.save()
 
     # -- sending ------------------------------------------------------------------------------
-    @on(Input.Submitted, "#chat-input")
-    async def _submitted(self, event: Input.Submitted) -> None:
+    @on(Composer.Submitted, "#chat-input")
+    async def _submitted(self, event: Composer.Submitted) -> None:
         text = event.value.strip()
         if not text:
             return
-        event.input.value = ""
-        if text.startswith("/"):
+        event.composer.value = ""
+        if text.startswith("/") and not text.startswith("//") and "\n" not in text:
             await self.slash.run(text)
         else:
-            await self.send(text)
+            await self.send(text[1:] if text.startswith("//") else text)
+
+    @on(Composer.EmptyUp, "#chat-input")
+    async def _empty_up(self) -> None:
+        await self.action_edit_last()
 
     async def send(self, text: str) -> None:
         if not self._ready():
@@ -138,11 +169,15 @@ class ChatPane(LabPane):
         box = self.query_one("#messages")
         restore_gc = defer_full_gc()  # before the request: the engine may start at once
         sent = time.monotonic()
+        self._record = self.lab.provenance()  # taken now: a kernel switch mid-reply can't change it
         try:
-            handle = self.lab.engine.generate(self.lab.turns(), self.lab.sampler)
+            # reuse_prefix: the engine keeps the conversation's KV cache between turns, so a
+            # turn prefills only what is new (the CLI REPL asks the same).
+            handle = self.lab.engine.generate(self.lab.turns(), self.lab.sampler, reuse_prefix=True)
         except Exception as exc:  # noqa: BLE001 - engine refusal: one line, chat stays usable
             restore_gc()
             await box.mount_all(before)
+            self._restore_regenerated()
             self.app.notify(f"generation failed: {exc}", severity="error")
             return
         self.handle = handle
@@ -152,7 +187,19 @@ class ChatPane(LabPane):
         await box.mount_all([*before, view])
         # Only the stats line changes style: a class on the whole pane restyles every message.
         self.query_one("#chat-stats", Static).add_class("-generating")
+        self._progress = None
+        self._tick_waiting()
+        self._waiting = self.set_interval(0.25, self._tick_waiting)
         self._stream(handle, view, restore_gc)
+
+    def _tick_waiting(self) -> None:
+        elapsed = time.monotonic() - self.display_log.sent
+        self.query_one("#chat-stats", Static).update(waiting_text(elapsed, self._progress), layout=False)
+
+    def _stop_waiting(self) -> None:
+        if self._waiting is not None:
+            self._waiting.stop()
+            self._waiting = None
 
     @work(thread=True, exclusive=True, group="generate")
     def _stream(
@@ -169,8 +216,10 @@ class ChatPane(LabPane):
                 text = "".join(c.text for c in batch)
                 tokens = max(last.stats.generation_tokens, shown) - shown
                 if text or tokens:
-                    self.app.call_from_thread(self._show, view, text, tokens)
+                    self.app.call_from_thread(self._show, view, text, tokens, last.stats.generation_tps)
                     shown += tokens
+                elif last.stats.prompt_processed and not shown:
+                    self._progress = last.stats  # read by the waiting line's next tick
         finally:
             restore_gc()  # after the last display: the deferred full collection may run now
         text, _ = handle.result()
@@ -178,10 +227,13 @@ class ChatPane(LabPane):
         score, labels = score_reply(text, prompt) if text else (None, [])
         self.app.call_from_thread(self._finished, view, text, final, score, labels)
 
-    async def _show(self, view: MessageView, text: str, tokens: int) -> None:
+    async def _show(self, view: MessageView, text: str, tokens: int, tps: float) -> None:
+        if self._waiting is not None:
+            self._stop_waiting()
         # The stats line first: both changes then reach the screen in one refresh, not two.
         self.query_one("#chat-stats", Static).update(
-            f"streaming… {view.tokens_shown + tokens} tokens · Esc cancels", layout=False)
+            f"streaming… {view.tokens_shown + tokens} tokens · {tps:.1f} tok/s · Esc cancels",
+            layout=False)  # fmt: skip
         await view.append(text, tokens)
         self.display_log.shown(tokens)
         self.pacer.displayed()
@@ -197,20 +249,35 @@ class ChatPane(LabPane):
     async def _finished(self, view: MessageView, text: str, final: Chunk | None,
                         score: float | None, labels: list[str]) -> None:  # fmt: skip
         self.handle = None
+        self._stop_waiting()
         self.query_one("#chat-stats", Static).remove_class("-generating")
         self.query_one("#chat-stats", Static).update(READY_HINT)
         stats: dict[str, Any] = dict(vars(final.stats)) if final else {}
+        stats.pop("prompt_processed", None)  # a prefill progress figure, not a reply's
         stats = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in stats.items()}
         if final is not None and final.error:
             await view.remove()
+            self._restore_regenerated()
             self.app.notify(f"generation failed: {final.error.splitlines()[0]}", severity="error")
             return
-        meta = {"stats": stats, "score": score, "labels": labels}
-        await view.finish(meta)
-        self.lab.session.add_message("assistant", text, stats=stats, score=score,
-                                     labels=labels or None)  # fmt: skip
+        msg = self.lab.session.add_message("assistant", text, stats=stats, score=score,
+                                           labels=labels or None, **self._record)  # fmt: skip
+        if self._regenerating is not None:
+            msg = self._replace_last(add_variant(self._regenerating, msg))
+            self._regenerating = None
+        await view.finish(msg)
         self._saved()
-        self.query_one("#chat-stats", Static).update(READY_HINT)
+
+    def _replace_last(self, msg: dict[str, Any]) -> dict[str, Any]:
+        self.lab.session.messages[-1] = msg
+        return msg
+
+    def _restore_regenerated(self) -> None:
+        # A regenerate that failed: the reply it was to replace comes back.
+        if self._regenerating is not None:
+            self.lab.session.messages.append(self._regenerating)
+            self._regenerating = None
+            self.run_worker(self.rebuild(), exclusive=True, group="rebuild")
 
     def _saved(self) -> None:
         if error := self.lab.save():
@@ -223,15 +290,26 @@ class ChatPane(LabPane):
 
     async def action_regenerate(self) -> None:
         msgs = self.lab.session.messages
-        if self.handle is not None or not msgs:
+        if self.handle is not None or not msgs or not self._ready():
             return
         if msgs[-1]["role"] == "assistant":
-            msgs.pop()
+            # Kept, not dropped: the new reply becomes another variant of this message.
+            self._regenerating = msgs.pop()
             views = self.query(MessageView)
             if views:
                 await views.last().remove()
-        if self._ready():
-            await self.start_reply()
+        await self.start_reply()
+
+    async def action_variant(self, step: int) -> None:
+        msgs = self.lab.session.messages
+        if self.handle is not None or not msgs or len(msgs[-1].get("variants") or []) < 2:
+            return
+        current = int(msgs[-1].get("variant", 0))
+        msgs[-1] = show_variant(msgs[-1], current + step)
+        self._saved()
+        views = self.query(MessageView)
+        if views:
+            await views.last().show_message(msgs[-1])
 
     async def action_edit_last(self) -> None:
         msgs = self.lab.session.messages
@@ -242,14 +320,9 @@ class ChatPane(LabPane):
         del msgs[idx:]
         self._saved()
         await self.rebuild()
-        box = self.query_one("#chat-input", Input)
+        box = self.composer
         box.value = text
         box.focus()
-
-    async def action_edit_last_if_empty(self) -> None:
-        box = self.query_one("#chat-input", Input)
-        if box.has_focus and not box.value:
-            await self.action_edit_last()
 
     def action_pick_kernel(self) -> None:
         self.slash.pick_kernel()
@@ -257,12 +330,26 @@ class ChatPane(LabPane):
     def action_export(self, kind: str) -> None:
         self.slash.export(kind)
 
+    def kernel_switched(self) -> None:
+        """Mark the switch at the end of the transcript at once (a rebuild puts the same mark
+        before the first exchange made with the new kernel)."""
+        msgs = self.lab.session.messages
+        if msgs:
+            kernel = self.lab.session.kernel
+            mark = KernelMark(kernel_label(kernel.get("name") or "none", kernel.get("sha256", "")))
+            self.query_one("#messages").mount(mark)
+
     async def rebuild(self) -> None:
         box = self.query_one("#messages", VerticalScroll)
         await box.remove_children()
-        await box.mount_all(
-            [MessageView(m["role"], m["content"], m) for m in self.lab.session.messages]
-        )
+        msgs = self.lab.session.messages
+        marks = kernel_marks(msgs)
+        views: list[Static | MessageView] = []
+        for i, m in enumerate(msgs):
+            if i in marks:
+                views.append(KernelMark(marks[i]))
+            views.append(MessageView(m["role"], m["content"], m))
+        await box.mount_all(views)
         self.show_sampler()
 
     def session_opened(self) -> None:
