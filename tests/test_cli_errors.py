@@ -26,7 +26,7 @@ def test_full_disk_is_one_line_and_keeps_the_old_file(tmp_path: Path) -> None:
     out.write_text("the user's previous rescored file\n")
 
     proc = subprocess.run(
-        [sys.executable, "-m", "lemlab", "rescore", str(src), "--out", str(out)],
+        [sys.executable, "-m", "lemlab", "rescore", str(src), "--out", str(out), "--force"],
         capture_output=True,
         text=True,
         preexec_fn=_limit_file_size,

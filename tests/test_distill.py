@@ -189,6 +189,7 @@ def test_resume_drops_a_cut_line_and_redoes_a_lost_kept_sample(engine: Any, tiny
     state = d.open_distill_output(out, _settings(tiny_model, reference), _probes(), resume=True)
     assert len(state.records) == stop - 1 and state.kept == 2
     assert any("half-written" in n for n in state.notes)
+    state.lock.release()  # an opened output stays locked while its state lives (one writer)
     distill(
         engine, tiny_model, out, resume=True, threshold=reference["threshold"], kernel="ethics-demo"
     )
@@ -256,7 +257,7 @@ def test_threshold_that_keeps_nothing_writes_the_summary_and_exits_1(tiny_model:
 def test_existing_output_without_resume_is_refused(tiny_model: Path, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     out = tmp_path / "x.jsonl"
-    out.write_text("", encoding="utf-8")
+    out.write_text("someone's notes\n", encoding="utf-8")  # (an empty file is reused: nothing to lose)
     assert main(cli(tiny_model, out)) == 2
     assert "already exists: add --resume" in capsys.readouterr().err
 

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         if setup["remote"]:
             return _run_remote(args, setup)
         return _run_local(args, setup)
-    except LemlabError:
+    except BaseException:  # also Ctrl+C or a full disk while the model loads
         _drop_if_empty(Path(args.output))  # e.g. the model failed to load: leave nothing behind
         raise
 
@@ -134,9 +134,14 @@ def _run_remote(args: argparse.Namespace, setup: dict[str, Any]) -> int:
 
 
 def _drop_if_empty(path: Path) -> None:
+    """Remove an output that holds nothing yet, unless its sidecar keeps partial results."""
+    from lemlab.core.ab_store import sidecar_path
+
     try:
-        if path.stat().st_size == 0:
+        side = sidecar_path(path)
+        if path.stat().st_size == 0 and (not side.exists() or side.stat().st_size == 0):
             path.unlink()
+            side.unlink(missing_ok=True)
     except OSError:
         pass
 

@@ -157,11 +157,15 @@ def run(args: argparse.Namespace) -> int:
     warning = job.settings.greedy_warning()
     if warning:
         print(f"lemlab: warning: {warning}", file=sys.stderr)
-    if job.remote:
-        outcome = execute_distill_remote(job, args)
-    else:
-        with local_engine() as engine:
-            outcome = execute_distill(job, engine)
+    try:
+        if job.remote:
+            outcome = execute_distill_remote(job, args)
+        else:
+            with local_engine() as engine:
+                outcome = execute_distill(job, engine)
+    except BaseException:
+        d.drop_unstarted(job.output)  # e.g. the model failed to load: leave nothing behind
+        raise
     report_outcome(job, outcome)
     return outcome.exit_code
 

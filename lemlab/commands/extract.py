@@ -2,7 +2,8 @@
 
 Malformed lines are reported as file:line and skipped. Output is sorted by probe id; with
 --split the output is a folder holding train.jsonl and valid.jsonl (seeded shuffle; at least one
-validation example when there are two or more). Files are replaced atomically.
+validation example when there are two or more). Existing output files are refused unless
+--force (then replaced atomically); an output that is the input is refused even then.
 
 Exit status: 0 done; 1 some lines were malformed (the good ones are still written) or nothing
 passed the threshold (no example: no file is written, since training on it would fail);
@@ -41,6 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--stats", action="store_true", help="print generated/kept/keep rate/score/category figures"
     )
+    p.add_argument("--force", action="store_true", help="replace existing output files")
 
 
 @dataclass
@@ -56,13 +58,21 @@ class ExtractResult:
 
 def extract_file(
     input_path: str | Path, output: str | Path, dedup: str = "best",
-    split: float | None = None, seed: int = x.DEFAULT_SPLIT_SEED,
+    split: float | None = None, seed: int = x.DEFAULT_SPLIT_SEED, force: bool = False,
 ) -> ExtractResult:  # fmt: skip
-    """Read, dedup, sort, (split) and write; nothing is written when no example remains."""
+    """Read, dedup, sort, (split) and write; nothing is written when no example remains.
+    Existing outputs are replaced only with `force`; an output that is the input never."""
+    from lemlab.core.overwrite import check_outputs
+
     if split is not None and not 0 < split < 1:
         raise LemlabError(f"--split must be between 0 and 1 (the train fraction), got {split}")
-    if Path(input_path).resolve() == Path(output).resolve():
-        raise LemlabError("--output must differ from --input")
+    out = Path(output)
+    if split is None and out.is_dir():
+        raise LemlabError(f"{out} is a folder: give a .jsonl file (or use --split for a folder)")
+    if split is not None and out.exists() and not out.is_dir():
+        raise LemlabError(f"{out} is a file: with --split the output is a folder")
+    targets = [out / "train.jsonl", out / "valid.jsonl"] if split is not None else [out]
+    check_outputs(targets, [Path(input_path)], force=force)
     df = x.read_distill(input_path)
     examples = x.dedup(df.samples, dedup)
     stats = x.compute_stats(df, examples)
@@ -79,7 +89,8 @@ def extract_file(
 
 
 def run(args: argparse.Namespace) -> int:
-    result = extract_file(args.input, args.output, args.dedup, args.split, args.seed)
+    result = extract_file(args.input, args.output, args.dedup, args.split, args.seed,
+                          force=args.force)  # fmt: skip
     for err in result.errors[:MAX_REPORTED]:
         print(f"lemlab: skipped {err}", file=sys.stderr)
     if len(result.errors) > MAX_REPORTED:

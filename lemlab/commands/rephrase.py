@@ -1,5 +1,6 @@
 """`lemlab rephrase --input I --output O [--seed N]`: add perspective / urgency / cultural
-variants to a battery (originals first, then three variants per probe)."""
+variants to a battery (originals first, then three variants per probe). An existing output
+is replaced only with --force; the input battery itself never."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dir", action="append", default=[], metavar="DIR", help="extra folder of batteries"
     )
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
     out_path = Path(args.output).expanduser()
     if out_path.is_dir():
         raise LemlabError(f"{out_path}: is a folder; give a file name for --output")
+    from lemlab.core.overwrite import check_outputs
+
+    check_outputs([out_path], [battery.path], force=args.force)
     probes = rephrase_battery(battery.probes, seed=args.seed)
     description = f"{battery.name} with perspective, urgency and cultural variants"
     try:

@@ -1,7 +1,8 @@
 """`lemlab rescore FILE...`: recompute every stored score in A/B JSONL files with one scorer.
 
 Shows stored vs new score per probe and condition and the recomputed summary; --out writes the
-rescored file (a folder when several inputs are given). Bad lines are reported as
+rescored file (a folder when several inputs are given): an existing file only with --force, an
+input never (the stored scores are what the rescore compares against). Bad lines are reported as
 `file:line: reason` on stderr and skipped; the exit status is then 1.
 """
 
@@ -22,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None,
                    help="write the rescored file here (a folder with several inputs)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--force", action="store_true", help="replace existing --out files")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,6 +32,11 @@ def run(args: argparse.Namespace) -> int:
 
     scorer = get_scorer(args.scorer)
     targets = _targets(args.files, args.out)
+    if args.out is not None:
+        from lemlab.core.overwrite import check_outputs
+
+        written = [t for t in targets if t is not None]
+        check_outputs(written, [Path(f) for f in args.files], force=args.force, flag="--out")
     runs = [read_ab(f) for f in args.files]  # a missing file stops here, before any output
     bad = False
     reports = []

@@ -23,6 +23,7 @@ from lemlab.core import abfile
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.conditions import ConditionPlan
 from lemlab.core.errors import LemlabError
+from lemlab.core.locks import FileLock, acquire
 from lemlab.core.run_files import append_line, read_jsonl_strict, same_setting, start_fresh
 from lemlab.core.runner import ConditionMap, ProbeLike, ResumeState
 
@@ -63,6 +64,8 @@ class OpenedRun:
     notes: list[str] = field(default_factory=list)
     already_complete: bool = False
     prior_seconds: float = 0.0  # generation time already spent in kept lines
+    # The output's exclusive lock, held while this object lives (the run) or until release().
+    lock: FileLock | None = field(default=None, repr=False, compare=False)
 
 
 # --- opening ---------------------------------------------------------------------------------
@@ -76,14 +79,22 @@ def open_output(
     resume: bool,
 ) -> OpenedRun:
     """A fresh file (refusing to overwrite one without --resume), or the kept work of a resumed
-    one. Raises LemlabError (one line) on settings that differ or a corrupt file."""
+    one. Raises LemlabError (one line) on settings that differ or a corrupt file, or LockHeld
+    when another run has the output open (before anything is read or written)."""
     out, side = Path(output), sidecar_path(output)
-    if not resume or not out.exists():
-        notes = start_fresh(out, resume)
-        side.unlink(missing_ok=True)  # stale partial results of an older run of that name
-        return OpenedRun(ResumeState(), notes)
-    opened = _resume_output(out, settings, probes)
-    _resume_sidecar(side, settings, probes, opened)
+    lock = acquire(out)
+    try:
+        empty_side = not side.exists() or side.stat().st_size == 0
+        if not resume or not out.exists():
+            notes = start_fresh(out, resume, reuse_empty=empty_side)
+            side.unlink(missing_ok=True)  # stale partial results of an older run of that name
+            return OpenedRun(ResumeState(), notes, lock=lock)
+        opened = _resume_output(out, settings, probes)
+        _resume_sidecar(side, settings, probes, opened)
+    except BaseException:
+        lock.release()
+        raise
+    opened.lock = lock
     return opened
 
 

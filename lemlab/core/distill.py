@@ -21,6 +21,7 @@ last line, which resume drops (rewriting the file atomically). Headless: no mlx.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,6 +33,7 @@ from lemlab.core.abfile import utc_ts
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.engine_api import Sampler
 from lemlab.core.errors import LemlabError
+from lemlab.core.locks import FileLock, acquire
 from lemlab.core.run_files import (
     JsonlRead,
     append_line,
@@ -218,6 +220,8 @@ class DistillState:
     notes: list[str] = field(default_factory=list)
     already_complete: bool = False
     summary: dict[str, Any] | None = None
+    # The output's exclusive lock, held while this object lives (the run) or until release().
+    lock: FileLock | None = field(default=None, repr=False, compare=False)
 
     @property
     def prior_seconds(self) -> float:
@@ -231,13 +235,44 @@ class DistillState:
 def open_distill_output(
     output: str | Path, settings: DistillSettings, probes: Sequence[ProbeLike], *, resume: bool
 ) -> DistillState:
-    """A fresh output (refusing to overwrite one without --resume) or the state of a resumed one."""
+    """A fresh output (refusing to overwrite one without --resume) or the state of a resumed one.
+    The output is locked first (LockHeld names the run that has it open)."""
     out, prog = Path(output), progress_path(output)
-    if not resume or not out.exists():
-        notes = start_fresh(out, resume)
-        write_text_atomic(prog, dumps_line(settings.header()))  # replaces a stale sidecar
-        return DistillState(notes=notes)
-    return _resume(out, prog, settings, probes)
+    lock = acquire(out)
+    try:
+        unstarted = _unstarted(out, prog)
+        if not resume or not out.exists() or unstarted:
+            notes = start_fresh(out, resume, reuse_empty=unstarted)
+            write_text_atomic(prog, dumps_line(settings.header()))  # replaces a stale sidecar
+            state = DistillState(notes=notes)
+        else:
+            state = _resume(out, prog, settings, probes)
+    except BaseException:
+        lock.release()
+        raise
+    state.lock = lock
+    return state
+
+
+def _unstarted(out: Path, prog: Path) -> bool:
+    """An empty output whose progress file is missing or holds its header only: a run that
+    stopped before its first sample. Nothing to keep, so resume starts it afresh."""
+    try:
+        if not out.is_file() or out.stat().st_size:
+            return False
+        return not prog.exists() or prog.read_bytes().count(b"\n") <= 1
+    except OSError:
+        return False
+
+
+def drop_unstarted(output: str | Path) -> None:
+    """After a failed start (model load, server): remove an output with no sample yet and its
+    header-only progress file, so the same command can simply run again."""
+    out, prog = Path(output), progress_path(output)
+    if out.exists() and _unstarted(out, prog):
+        with contextlib.suppress(OSError):
+            out.unlink()
+            prog.unlink(missing_ok=True)
 
 
 def _resume(
@@ -251,13 +286,20 @@ def _resume(
     _check_header(prog, side, settings)
     ids = {p.id for p in probes}
     kept_by_key = _kept_lines(out, main, ids)
+    seen: dict[tuple[str, int], int] = {}
+    stale: set[int] = set()  # progress lines of samples to redo: dropped from the file
     for n, rec in side.records[1:]:
         key = _key(prog, n, rec, ids)
+        _refuse_duplicate(prog, n, key, seen)
         if rec.get("kept") and key not in kept_by_key:
-            continue  # its training line was cut off: redo it (same seed, same sample)
+            stale.add(n)  # its training line was cut off: redo it (same seed, same sample)
+            continue
         state.records[key] = Record(
             float(rec["lek_score"]), bool(rec["kept"]), float(rec.get("wall_s", 0.0))
         )
+    # A redone sample appends its own progress line: drop the old one, so (probe, sample)
+    # stays unique in the file.
+    side.records = [(n, r) for n, r in side.records if n not in stale]
     for key, line in kept_by_key.items():  # a training line written just before a kill
         state.records.setdefault(key, Record(float(line["meta"]["lek_score"]), True))
     state.kept_lines = list(kept_by_key.values())
@@ -265,7 +307,7 @@ def _resume(
     total = len(probes) * settings.samples
     done = sum(1 for p in probes for i in range(settings.samples) if (p.id, i) in state.records)
     state.already_complete = done == total and state.summary is not None and not main.torn_tail
-    _rewrite_if_needed(out, prog, main, side, state)
+    _rewrite_if_needed(out, prog, main, side, state, bool(stale))
     return state
 
 
@@ -281,13 +323,33 @@ def _check_header(prog: Path, side: JsonlRead, settings: DistillSettings) -> Non
 
 def _kept_lines(out: Path, main: JsonlRead, ids: set[str]) -> dict[tuple[str, int], dict[str, Any]]:
     kept: dict[tuple[str, int], dict[str, Any]] = {}
+    seen: dict[tuple[str, int], int] = {}
+    summaries = 0
     for n, rec in main.records:
         if rec.get("type") == "summary":
+            summaries += 1
+            if summaries > 1:
+                raise LemlabError(f"{out}:{n}: a second summary line (two runs wrote this file "
+                                  "at once?): cannot resume")  # fmt: skip
             continue
         if rec.get("type") != "training" or not isinstance(rec.get("meta"), dict):
             raise LemlabError(f"{out}:{n}: not a self-distill training line: cannot resume")
-        kept.setdefault(_key(out, n, rec["meta"], ids), rec)
+        key = _key(out, n, rec["meta"], ids)
+        _refuse_duplicate(out, n, key, seen)
+        kept[key] = rec
     return kept
+
+
+def _refuse_duplicate(
+    path: Path, n: int, key: tuple[str, int], seen: dict[tuple[str, int], int]
+) -> None:
+    """Each (probe, sample) is written once; a second line means two writers interleaved."""
+    if key in seen:
+        raise LemlabError(
+            f"{path}:{n}: probe {key[0]!r} sample {key[1]} is also on line {seen[key]} (two runs "
+            "wrote this file at once?): cannot resume"
+        )
+    seen[key] = n
 
 
 def _key(path: Path, n: int, rec: Mapping[str, Any], ids: set[str]) -> tuple[str, int]:
@@ -306,8 +368,9 @@ def _key(path: Path, n: int, rec: Mapping[str, Any], ids: set[str]) -> tuple[str
 
 
 def _rewrite_if_needed(
-    out: Path, prog: Path, main: JsonlRead, side: JsonlRead, state: DistillState
-) -> None:
+    out: Path, prog: Path, main: JsonlRead, side: JsonlRead, state: DistillState,
+    side_changed: bool = False,
+) -> None:  # fmt: skip
     if state.already_complete:
         return
     if main.torn_tail or state.summary is not None:
@@ -315,8 +378,9 @@ def _rewrite_if_needed(
             state.notes.append(f"{out}: dropped a half-written last line (that sample is redone)")
         write_text_atomic(out, "".join(dumps_line(line) for line in state.kept_lines))
         state.summary = None
-    if side.torn_tail:
-        state.notes.append(f"{prog}: dropped a half-written last line")
+    if side.torn_tail or side_changed:
+        if side.torn_tail:
+            state.notes.append(f"{prog}: dropped a half-written last line")
         write_text_atomic(prog, "".join(dumps_line(r) for _, r in side.records))
 
 

@@ -1,6 +1,7 @@
 """Self-distill output -> mlx-lm chat training data: tolerant reading, dedup, order, split, stats.
 
-Dedup modes (per probe id): `best` keeps the highest-scoring kept sample (ties: the lowest
+A (probe id, sample_idx) pair is one sample: a repeated pair (two writers on one file) is
+reported as a malformed line and read once. Dedup modes (per probe id): `best` keeps the highest-scoring kept sample (ties: the lowest
 sample_idx), `first` the first kept sample in file order, `all` every kept sample. Output is
 sorted by probe id (then sample_idx), so reruns are byte-identical and diffable.
 
@@ -56,6 +57,7 @@ def read_distill(path: str | Path) -> DistillFile:
     p = Path(path)
     text = read_file_bytes(p, str(p), "self-distill JSONL file").decode("utf-8", errors="replace")
     out = DistillFile(p)
+    seen: dict[tuple[str, int], int] = {}  # (probe id, sample idx) -> line
     for n, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
             continue
@@ -77,8 +79,14 @@ def read_distill(path: str | Path) -> DistillFile:
         sample, reason = _kept_sample(obj, n)
         if sample is None:
             out.errors.append(f"{p}:{n}: {reason}")
-        else:
-            out.samples.append(sample)
+            continue
+        key = (sample.probe_id, sample.sample_idx)
+        if key in seen:  # one sample written twice (two runs on one file): train on it once
+            out.errors.append(f"{p}:{n}: probe {key[0]!r} sample {key[1]} repeats line "
+                              f"{seen[key]} (duplicate)")  # fmt: skip
+            continue
+        seen[key] = n
+        out.samples.append(sample)
     return out
 
 

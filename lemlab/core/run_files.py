@@ -13,8 +13,13 @@ from typing import Any
 from lemlab.core.errors import LemlabError
 
 
-def start_fresh(out: Path, resume: bool) -> list[str]:
-    """Create an empty output (never over an existing one); the notes to show the user."""
+def start_fresh(out: Path, resume: bool, reuse_empty: bool = False) -> list[str]:
+    """Create an empty output (never over an existing one); the notes to show the user.
+    `reuse_empty`: an existing empty output is a run that stopped before its first result (the
+    caller checked that its sidecar holds nothing either): there is nothing to lose, so it
+    starts again in that file instead of wedging the rerun."""
+    if reuse_empty and out.is_file() and out.stat().st_size == 0:
+        return [f"{out} is empty (an earlier run stopped before its first result): starting anew"]
     if out.exists():
         raise LemlabError(
             f"{out} already exists: add --resume to continue it, or choose another --output"
@@ -31,11 +36,34 @@ def start_fresh(out: Path, resume: bool) -> list[str]:
 
 
 def append_line(path: Path, line: str) -> None:
-    """One write, flush, fsync: a kill leaves either the whole line or a detectable half."""
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+    """One write, flush, fsync: a kill leaves either the whole line or a detectable half.
+    A failed write (full disk) is cut back to the lines before it, so the message can say
+    truthfully what the file holds."""
+    data = line.encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError as exc:
+            raise LemlabError(_failed_append(path, fd, start, exc)) from None
+    finally:
+        os.close(fd)
+
+
+def _failed_append(path: Path, fd: int, start: int, exc: OSError) -> str:
+    why = exc.strerror or str(exc)
+    try:
+        os.ftruncate(fd, start)
+        os.fsync(fd)
+    except OSError:
+        return (f"cannot write {path}: {why}; its last line is cut off (--resume drops it and "
+                "redoes that item)")  # fmt: skip
+    return (f"cannot write {path}: {why}; every line before this one is intact (free some "
+            "space, then run the same command with --resume)")  # fmt: skip
 
 
 @dataclass

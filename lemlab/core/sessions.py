@@ -5,6 +5,13 @@ omitted). Tables lemlab does not know (written by newer versions or other tools)
 and written back unchanged. Open arrays other parts append to with `add_record`:
 `[[battery_runs]]`, `[[training_runs]]`, `[[overrides]]`.
 
+The file is the session's identity: a loaded session takes its name from the file name and is
+saved back to the file it was opened from (a copied file is a separate session, never a way to
+write into the original; the `name` key inside is informative). A session opened for editing
+holds an exclusive lock (core/locks.py) so two lemlab processes never interleave one file's
+turns. Session files are created private (0600 before the umask): they hold whole
+conversations. A file whose mode the user changed keeps that mode on every save.
+
 Identity hashes are cheap on purpose (weights can be GBs): sha256 over config.json's bytes plus
 the name, size and mtime of every weight file. A changed file changes the hash; a copied folder
 with new mtimes does too (a false "changed", never a false "same").
@@ -25,8 +32,10 @@ import tomli_w
 
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import DataError, LemlabError
+from lemlab.core.locks import FileLock, acquire
 
 SCHEMA_VERSION = 1
+SESSION_FILE_MODE = 0o600  # new session files: private transcripts (see the module doc)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Kernels up to this size are stored verbatim, so a session replays exactly without the file.
 KERNEL_TEXT_LIMIT = 64 * 1024
@@ -106,6 +115,15 @@ class Session:
     sampler: dict[str, Any] = field(default_factory=dict)  # temperature, top_p, max_tokens, seed
     messages: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # battery_runs etc. + unknown tables
+    # The file it was read from / is saved to (None: <sessions_dir>/<name>.toml), and its lock.
+    path: Path | None = field(default=None, compare=False, repr=False)
+    lock: FileLock | None = field(default=None, compare=False, repr=False)
+
+    def release(self) -> None:
+        """Give up the session's lock (another lemlab may then open it)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     # -- building ---------------------------------------------------------------------------
     def set_model(self, path: str | None, *, is_demo: bool = False) -> None:
@@ -185,10 +203,12 @@ def session_path(name: str, sessions_dir: Path) -> Path:
 
 
 def save_session(session: Session, sessions_dir: Path) -> Path:
-    """Atomic write (temp + fsync + rename): a crash leaves the old file or the new, never half."""
+    """Atomic write (temp + fsync + rename): a crash leaves the old file or the new, never half.
+    Written to the file the session came from, else `<sessions_dir>/<name>.toml`."""
     session.updated = now_iso()
-    path = session_path(session.name, sessions_dir)
-    write_text_atomic(path, tomli_w.dumps(session.to_dict()))
+    path = session.path or session_path(session.name, sessions_dir)
+    write_text_atomic(path, tomli_w.dumps(session.to_dict()), new_mode=SESSION_FILE_MODE)
+    session.path = path
     return path
 
 
@@ -200,17 +220,29 @@ def load_session_file(path: Path) -> Session:
     except tomllib.TOMLDecodeError as exc:
         raise DataError(f"{path}: not valid TOML: {exc}") from exc
     try:
-        return Session.from_dict(data)
+        session = Session.from_dict(data)
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from exc
+    session.name, session.path = path.stem, path  # the file name is the identity
+    return session
 
 
-def open_or_create(name: str, sessions_dir: Path) -> tuple[Session, bool]:
-    """Load the named session, or a new empty one (not written until first saved). (session, created)"""
+def open_or_create(name: str, sessions_dir: Path, *, lock: bool = False) -> tuple[Session, bool]:
+    """Load the named session, or a new empty one (not written until first saved). (session, created)
+    `lock`: hold the session's lock first (LockHeld names the lemlab that has it open)."""
     path = session_path(name, sessions_dir)
-    if path.exists():
-        return load_session_file(path), False
-    return Session(name=name), True
+    held = acquire(path, f"session {name}") if lock else None
+    try:
+        if path.exists():
+            session, created = load_session_file(path), False
+        else:
+            session, created = Session(name=name, path=path), True
+    except BaseException:
+        if held is not None:
+            held.release()
+        raise
+    session.lock = held
+    return session, created
 
 
 @dataclass(frozen=True)

@@ -35,15 +35,26 @@ def _mlx_engine() -> Engine:
 
 
 def launch(args: argparse.Namespace) -> int:
-    from lemlab.core.sessions import Session, default_session_name, open_or_create
+    from lemlab.core.locks import LockHeld
+    from lemlab.core.sessions import default_session_name, open_or_create
     from lemlab.tui.services import load_settings
 
     settings = load_settings()
     session_name = getattr(args, "session", None)
     if session_name:
-        session, _ = open_or_create(session_name, settings.sessions_dir)  # LemlabError on bad name
+        # Held for the life of the TUI: a second lemlab on this session gets one line, exit 2.
+        session, _ = open_or_create(session_name, settings.sessions_dir, lock=True)
     else:
-        session = Session(name=default_session_name())
+        base = default_session_name()
+        for n in range(1, 100):  # two TUIs started in the same second get distinct sessions
+            try:
+                name = base if n == 1 else f"{base}-{n}"
+                session, _ = open_or_create(name, settings.sessions_dir, lock=True)
+                break
+            except LockHeld:
+                continue
+        else:
+            raise LemlabError(f"cannot start a new session: {base} and 98 more are in use")
     adapter = getattr(args, "adapter", None)
     # A remote model's adapter is a path on the server: only a local one is checked here.
     if adapter and not is_remote_spec(str(getattr(args, "model", None) or "")):
