@@ -29,9 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lemlab.core.config import load_config
-    from lemlab.core.demo_model import demo_models_root, random_demo_dir
-    from lemlab.core.discovery import discover
-    from lemlab.core.paths import get_paths
+    from lemlab.core.discovery import discover, lab_folders
 
     extra = [Path(p).expanduser() for p in args.path]
     for p in extra:
@@ -40,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
     if args.depth < 0:
         raise LemlabError("--depth must be 0 or more")
     cfg = load_config()
-    folders = [*extra, *cfg.paths_of("model_dirs"), *cfg.paths_of("adapter_dirs")]
-    folders.append(get_paths().runs_dir)  # adapters trained by `lemlab train`
-    folders += [p for p in (demo_models_root(), random_demo_dir()) if p.is_dir()]  # --demo's models
+    # lab_folders adds the runs folder (trained adapters), the demo models and recent folders:
+    # the Models pane scans the same.
+    folders = lab_folders([*extra, *cfg.paths_of("model_dirs"), *cfg.paths_of("adapter_dirs")])
     found = discover(
         folders,
         include_hf_cache=cfg.scan_hf_cache and not args.no_hf_cache,
@@ -99,7 +97,7 @@ def _table(title: str, columns: tuple[str, ...], rows: list[list[Any]]) -> Any:
 def _model_row(m: dict[str, Any]) -> list[Any]:
     name = m["name"] + (" (demo)" if m["is_demo"] else "")
     return [
-        name, m["model_type"] or "?", human_count(m["params"]), m["quantization"],
+        name, m["model_type"] or "?", params_label(m["params"]), m["quantization"],
         _dash(m["layers"]), human_bytes(m["size_bytes"]), m["source"], m["path"],
     ]  # fmt: skip
 
@@ -116,13 +114,10 @@ def _dash(v: Any) -> str:
     return "-" if v is None else str(v)
 
 
-def human_count(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)
+def params_label(n: int | None) -> str:
+    from lemlab.core.discovery import params_label as label  # one way everywhere
+
+    return label(n)
 
 
 def human_bytes(n: int) -> str:

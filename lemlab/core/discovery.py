@@ -228,6 +228,33 @@ def count_parameters(tensors: dict[str, TensorInfo], cfg: dict[str, Any]) -> int
     return total
 
 
+def model_parameters(path: str | Path) -> int | None:
+    """count_parameters() for a model folder (None when its config or headers can't be read):
+    the one parameter count lemlab shows, in the Models pane, `lemlab models` and training."""
+    p = Path(path)
+    try:
+        cfg = read_model_config(p)
+    except LemlabError:
+        return None
+    tensors: dict[str, TensorInfo] = {}
+    for f in weight_files(p):
+        header, _ = safe_header(f)
+        if header is None:
+            return None
+        tensors.update(header)
+    return count_parameters(tensors, cfg) if tensors else None
+
+
+def params_label(n: int | None) -> str:
+    """How a parameter count is written everywhere: 134.5M, 1.2B ("?" unknown)."""
+    if not n:
+        return "?"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
 def quantization_label(cfg: dict[str, Any]) -> str:
     q = cfg.get("quantization") or cfg.get("quantization_config")
     if not isinstance(q, dict) or not q.get("bits"):
@@ -407,6 +434,26 @@ def _add_adapter(found: Discovery, folder: Path, source: str) -> None:
 
 
 # --- everything, paired ---------------------------------------------------------------------
+
+
+def lab_folders(configured: Iterable[str | Path]) -> list[Path]:
+    """Every folder a model list scans besides the HF cache: the configured ones, lemlab's runs
+    folder (adapters trained by `lemlab train` and the Training pane), the demo model when
+    built, and the folders opened recently by path. `lemlab models` and the Models pane both
+    scan these, so they list the same things."""
+    from lemlab.core.demo_model import demo_models_root, random_demo_dir
+    from lemlab.core.paths import get_paths
+    from lemlab.core.recent import load_recent
+
+    paths = get_paths()
+    folders = [Path(f).expanduser() for f in configured]
+    folders.append(paths.runs_dir)
+    demos = (demo_models_root(), random_demo_dir(), paths.demo_model_dir)
+    folders += [p for p in dict.fromkeys(demos) if p.is_dir()]
+    for r in load_recent():
+        folders += [Path(p) for p in (r.model, r.adapter) if p and Path(p).is_dir()]
+    return folders
+
 
 
 def discover(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -187,7 +186,9 @@ def read_model_facts(model_dir: str | Path) -> ModelFacts:
     d = Path(model_dir)
     try:
         cfg = json.loads((d / "config.json").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
+        return ModelFacts(None, None)
+    if not isinstance(cfg, dict):
         return ModelFacts(None, None)
     text_cfg = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else {}
     layers = cfg.get("num_hidden_layers", text_cfg.get("num_hidden_layers"))
@@ -195,30 +196,13 @@ def read_model_facts(model_dir: str | Path) -> ModelFacts:
     return ModelFacts(layers if isinstance(layers, int) else None, count_params(d, bits))
 
 
-def count_params(model_dir: Path, bits: int | None) -> int | None:
-    """Parameter count from the safetensors headers (no weights read). Packed uint32 tensors of a
-    quantized model hold 32/bits values each; their scales and biases are not parameters."""
-    total = 0
-    files = sorted(model_dir.glob("*.safetensors"))
-    if not files:
-        return None
-    for f in files:
-        try:
-            with open(f, "rb") as fh:
-                (n,) = struct.unpack("<Q", fh.read(8))
-                header = json.loads(fh.read(n))
-        except (OSError, ValueError, struct.error):
-            return None
-        for name, meta in header.items():
-            if name == "__metadata__" or not isinstance(meta, dict):
-                continue
-            if bits and (name.endswith(".scales") or name.endswith(".biases")):
-                continue
-            count = math.prod(meta.get("shape", []))
-            if bits and meta.get("dtype") == "U32":
-                count = count * 32 // bits
-            total += count
-    return total
+def count_params(model_dir: Path, bits: int | None = None) -> int | None:
+    """The parameter count the Models pane shows too (discovery.model_parameters: quantized
+    weights counted as the values they pack, at each module's own bits). `bits` is unused: the
+    config's per-module bits are read there."""
+    from lemlab.core.discovery import model_parameters
+
+    return model_parameters(model_dir)
 
 
 # ---------------------------------------------------------------- effective gradient
@@ -276,10 +260,9 @@ def format_figures(fig: GradientFigures) -> list[str]:
     layers = f"{fig.trained_layers} / {fig.model_layers}" if fig.model_layers else f"{fig.trained_layers} / ?"
     if fig.layer_fraction is not None:
         layers += f" ({fig.layer_fraction:.3f} = {fig.layer_fraction:.1%})"
-    params = "unknown"
-    if fig.model_params:
-        big = fig.model_params >= 1e9
-        params = f"{fig.model_params / 1e9:.2f}B" if big else f"{fig.model_params / 1e6:.2f}M"
+    from lemlab.core.discovery import params_label
+
+    params = params_label(fig.model_params) if fig.model_params else "unknown"
     return [
         f"model parameters    {params}",
         f"trained layers      {layers}",

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lemlab.core.paths import get_paths
-
 
 @dataclass(frozen=True)
 class ModelRow:
@@ -66,13 +64,12 @@ def _txt(value: object) -> str:
 def scan(
     dirs: list[Path], hf_cache: bool = True
 ) -> tuple[list[ModelRow], list[AdapterRow], list[str]]:
-    """(models, adapters, problems) from core.discovery, plus the demo model when built.
+    """(models, adapters, problems) from core.discovery over lab_folders(dirs): the runs
+    folder, the demo models and recently opened folders too, as `lemlab models` scans.
     Never raises: an unreadable folder becomes a problem line."""
-    from lemlab.core.demo_model import demo_models_root
-    from lemlab.core.discovery import discover
+    from lemlab.core.discovery import discover, lab_folders
 
-    demos = [p for p in (demo_models_root(), get_paths().demo_model_dir) if p.is_dir()]
-    folders = [*dirs, *demos]
+    folders = lab_folders(dirs)
     try:
         found = discover(folders, include_hf_cache=hf_cache)
     except Exception as exc:  # noqa: BLE001 - a scan failure is a status line, not a crash
@@ -92,12 +89,9 @@ def model_row(m: object) -> ModelRow:
 
 
 def human_count(n: int | None) -> str:
-    if not n:
-        return ""
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)
+    from lemlab.core.discovery import params_label  # written one way, as `lemlab models` does
+
+    return params_label(n)
 
 
 def adapter_row(entry: object) -> AdapterRow:
