@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -38,7 +39,9 @@ def engine():  # type: ignore[no-untyped-def]
 def distill(engine: Any, model: Path, out: Path, *, resume: bool = False, **kw: Any) -> Any:
     from lemlab.commands.distill import execute_distill, prepare_distill
 
-    settings = {"samples": SAMPLES, "max_tokens": MAX_TOKENS, "threshold": -1000.0, **kw}
+    # The noise model never ends a reply itself: keep cut replies, as the research tool did.
+    settings = {"samples": SAMPLES, "max_tokens": MAX_TOKENS, "threshold": -1000.0,
+                "truncated": "keep", **kw}  # fmt: skip
     kernel = settings.pop("kernel", None)
     job = prepare_distill(model=str(model), prompts=BATTERY, output=out, kernel=kernel,
                           resume=resume, **settings)  # fmt: skip
@@ -74,8 +77,18 @@ def reference(
     assert len(distinct) >= 2, "the tiny model gave one score for every sample"
     threshold = distinct[len(distinct) // 2]
     gated = folder / "gated.jsonl"
-    distill(engine, tiny_model, gated, threshold=threshold, kernel="ethics-demo")
-    return {"all": everything, "gated": gated, "threshold": threshold, "scores": scores}
+    finish = d.DistillRecorder.finish
+
+    def finish_keeping_a_copy(self: d.DistillRecorder, *args: Any, **kw: Any) -> Any:
+        # A complete run removes its progress file; the resume tests below cut copies of it.
+        (folder / "gated-progress.jsonl").write_bytes(self.progress.read_bytes())
+        return finish(self, *args, **kw)
+
+    with mock.patch.object(d.DistillRecorder, "finish", finish_keeping_a_copy):
+        distill(engine, tiny_model, gated, threshold=threshold, kernel="ethics-demo")
+    assert not d.progress_path(gated).exists()
+    return {"all": everything, "gated": gated, "threshold": threshold, "scores": scores,
+            "gated_progress": folder / "gated-progress.jsonl"}  # fmt: skip
 
 
 def test_sample_seed_is_stable_and_distinct() -> None:
@@ -118,7 +131,7 @@ def test_training_lines_follow_the_research_format(reference: dict[str, Any]) ->
 def test_summary_arithmetic_matches_the_progress_file(reference: dict[str, Any]) -> None:
     lines = read_lines(reference["gated"])
     summary, kept = lines[-1], [ln["meta"]["lek_score"] for ln in lines[:-1]]
-    progress = read_lines(d.progress_path(reference["gated"]))[1:]
+    progress = read_lines(reference["gated_progress"])[1:]
     assert summary["probes"] == 6 and summary["samples_per_probe"] == SAMPLES
     assert summary["total_generated"] == len(progress) == TOTAL
     assert summary["total_kept"] == len(kept) == sum(p["kept"] for p in progress)
@@ -146,7 +159,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_model: Path, tmp_p
     out = tmp_path / "killed.jsonl"
     args = [sys.executable, "-m", "lemlab", "distill", "--model", str(tiny_model), "--prompts", BATTERY,
             "--output", str(out), "--samples", str(SAMPLES), "--max-tokens", str(MAX_TOKENS),
-            "--threshold", str(reference["threshold"]), "--kernel", "ethics-demo"]  # fmt: skip
+            "--threshold", str(reference["threshold"]), "--kernel", "ethics-demo", "--truncated", "keep"]  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     progress = d.progress_path(out)
     deadline = time.monotonic() + 60
@@ -161,20 +174,19 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_model: Path, tmp_p
     assert 0 < done_before < TOTAL
     code = main(["distill", "--model", str(tiny_model), "--prompts", BATTERY, "--output", str(out),
                  "--samples", str(SAMPLES), "--max-tokens", str(MAX_TOKENS), "--threshold",
-                 str(reference["threshold"]), "--kernel", "ethics-demo", "--resume"])  # fmt: skip
+                 str(reference["threshold"]), "--kernel", "ethics-demo", "--truncated", "keep", "--resume"])  # fmt: skip
     assert code == 0
     assert kept_set(out) == kept_set(reference["gated"])
-    pairs = [(p["probe_id"], p["sample_idx"]) for p in read_lines(progress)[1:]]
-    assert len(pairs) == len(set(pairs)) == TOTAL  # nothing generated twice
+    assert len(read_lines(out)) - 1 == read_lines(out)[-1]["total_kept"]  # nothing kept twice
     assert read_lines(out)[-1]["total_generated"] == TOTAL
-
+    assert not progress.exists()  # complete: the summary line holds the figures
 
 def test_resume_drops_a_cut_line_and_redoes_a_lost_kept_sample(engine: Any, tiny_model: Path,
                                                                tmp_path: Path, reference: dict[str, Any]) -> None:  # fmt: skip
     out = tmp_path / "cut.jsonl"
     full, prog_full = (
         read_lines(reference["gated"]),
-        read_lines(d.progress_path(reference["gated"])),
+        read_lines(reference["gated_progress"]),
     )
     training = full[:-1]
     # The kill hit while the 3rd kept line was being written: its progress line never came.
@@ -194,8 +206,7 @@ def test_resume_drops_a_cut_line_and_redoes_a_lost_kept_sample(engine: Any, tiny
         engine, tiny_model, out, resume=True, threshold=reference["threshold"], kernel="ethics-demo"
     )
     assert kept_set(out) == kept_set(reference["gated"])
-    pairs = [(p["probe_id"], p["sample_idx"]) for p in read_lines(d.progress_path(out))[1:]]
-    assert len(pairs) == len(set(pairs)) == TOTAL
+    assert read_lines(out)[-1]["total_generated"] == TOTAL and not d.progress_path(out).exists()
 
 
 def test_a_kept_line_without_its_progress_line_is_not_redone(tiny_model: Path, tmp_path: Path,
@@ -203,7 +214,7 @@ def test_a_kept_line_without_its_progress_line_is_not_redone(tiny_model: Path, t
     out = tmp_path / "between.jsonl"
     full, prog_full = (
         read_lines(reference["gated"]),
-        read_lines(d.progress_path(reference["gated"])),
+        read_lines(reference["gated_progress"]),
     )
     first = full[0]["meta"]
     at = next(n for n, p in enumerate(prog_full)
@@ -222,7 +233,8 @@ def _settings(model: Path, reference: dict[str, Any]) -> d.DistillSettings:
 
     k = parse_kernel_arg("ethics-demo")
     return d.DistillSettings(model=str(model), kernel=k.name, kernel_sha256=k.sha256, samples=SAMPLES,
-                             threshold=reference["threshold"], max_tokens=MAX_TOKENS)  # fmt: skip
+                             threshold=reference["threshold"], max_tokens=MAX_TOKENS,
+                             truncated="keep")  # fmt: skip
 
 
 def _probes() -> list[Probe]:
@@ -236,7 +248,7 @@ def _probes() -> list[Probe]:
 
 def cli(tiny_model: Path, out: Path, *extra: str) -> list[str]:
     return ["distill", "--model", str(tiny_model), "--prompts", BATTERY, "--output", str(out),
-            "--samples", "2", "--max-tokens", "8", *extra]  # fmt: skip
+            "--samples", "2", "--max-tokens", "8", "--truncated", "keep", *extra]  # fmt: skip
 
 
 def test_threshold_that_keeps_nothing_writes_the_summary_and_exits_1(tiny_model: Path, tmp_path: Path,
@@ -291,3 +303,40 @@ def test_empty_probe_list_is_refused(tiny_model: Path, tmp_path: Path) -> None:
 
     with pytest.raises(LemlabError, match="has no probes"):
         prepare_distill(model=str(tiny_model), prompts=[], output=tmp_path / "o.jsonl")
+
+
+def test_samples_cut_at_max_tokens_are_marked_or_dropped(tiny_model: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    # The noise model never ends a reply by itself: every sample is cut at --max-tokens 4.
+    base = ["distill", "--model", str(tiny_model), "--prompts", BATTERY, "--samples", "2",
+            "--max-tokens", "4", "--threshold", "-1000", "--limit", "2"]  # fmt: skip
+    dropped = tmp_path / "dropped.jsonl"
+    assert main([*base, "--output", str(dropped), "--truncated", "drop"]) == 1  # nothing to train on
+    (summary,) = read_lines(dropped)
+    assert summary["probes"] == 2 and summary["total_generated"] == 4 and summary["total_kept"] == 0
+    assert summary["truncated"] == "drop" and summary["hit_token_limit"] == 4
+    assert "4/4 samples hit --max-tokens 4 mid-reply: dropped\n" in capsys.readouterr().err
+    assert not d.progress_path(dropped).exists()
+
+    kept = tmp_path / "kept.jsonl"
+    assert main([*base, "--output", str(kept)]) == 0  # keep is the default (the research's)
+    lines = read_lines(kept)
+    assert [ln["type"] for ln in lines] == ["training"] * 4 + ["summary"]
+    for ln in lines[:-1]:
+        meta = ln["meta"]
+        assert list(meta)[:10] == list(d.META_KEYS)  # research keys first, lemlab's after
+        assert meta["finish_reason"] == "length" and meta["truncated"] is True
+    assert {ln["meta"]["probe_id"] for ln in lines[:-1]} == {p.id for p in _probes()[:2]}
+    assert lines[-1]["hit_token_limit"] == 4 and lines[-1]["truncated"] == "keep"
+    assert "kept where they scored enough, marked truncated in meta; a model trained on them learns the cut-off (pass --truncated drop" in capsys.readouterr().err
+    # Finished: a rerun with --resume sees the summary (no progress file needed) ...
+    assert main([*base, "--output", str(kept), "--resume"]) == 0
+    assert "already complete" in capsys.readouterr().out
+    # ... and refuses other settings in one line.
+    assert main([*base, "--output", str(kept), "--truncated", "drop", "--resume"]) == 2
+    assert "settings differ: truncated was 'keep', now 'drop'" in capsys.readouterr().err
+    from lemlab.commands.distill import prepare_distill
+    from lemlab.core.errors import LemlabError
+
+    with pytest.raises(LemlabError, match="--limit must be at least 1"):
+        prepare_distill(model=str(tiny_model), prompts=BATTERY, output=tmp_path / "x.jsonl", limit=0)

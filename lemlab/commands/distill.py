@@ -66,6 +66,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.DEFAULT_SEED,
                    help="base seed; each sample's seed derives from (seed, probe id, index) (default 42)")  # fmt: skip
     p.add_argument("--scorer", default=d.DEFAULT_SCORER, help="scorer id (default v2-distill)")
+    p.add_argument("--truncated", choices=d.TRUNCATED_MODES, default=d.DEFAULT_TRUNCATED,
+                   help="samples that hit --max-tokens end mid-reply: keep them, marked "
+                   "truncated in meta (default, as the research tool did), or drop them")  # fmt: skip
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N probes")
     p.add_argument("--resume", action="store_true", help="continue OUT where it stopped")
 
 
@@ -106,12 +110,13 @@ class DistillOutcome:
 
 def prepare_distill(
     *, model: str | list[str], prompts: str | list[Any], output: str | Path, adapter: str | None = None,
-    kernel: str | None = None, resume: bool = False, **settings: Any,
+    kernel: str | None = None, resume: bool = False, limit: int | None = None, **settings: Any,
 ) -> DistillJob:  # fmt: skip
     """Every check that can fail on user input, before any model is loaded. `prompts` is a
     battery spec (path or shipped name) or a list of probes; `settings` are DistillSettings
-    fields (samples, threshold, temperature, top_p, max_tokens, seed, scorer). `model` may be a
-    list of server specs of one model (a run spread over servers)."""
+    fields (samples, threshold, temperature, top_p, max_tokens, seed, scorer, truncated).
+    `model` may be a list of server specs of one model (a run spread over servers); `limit`
+    keeps the battery's first N probes."""
     from lemlab.core.adapters import resolve_adapter
     from lemlab.core.endpoints import is_remote_spec
     from lemlab.core.kernels import parse_kernel_arg
@@ -124,6 +129,10 @@ def prepare_distill(
     probes = list(resolve_battery(prompts).probes) if isinstance(prompts, str) else list(prompts)
     if not probes:
         raise LemlabError(f"battery {battery} has no probes: nothing to distill")
+    if limit is not None:
+        if limit < 1:
+            raise LemlabError("--limit must be at least 1")
+        probes = probes[:limit]
     specs = check_model_specs([model] if isinstance(model, str) else model)
     if is_remote_spec(specs[0]):  # an adapter path is the server's: connecting tries it there
         label = remote_model_label(specs)
@@ -148,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         model=given_specs(args), prompts=args.prompts, output=args.output, adapter=args.adapter,
         kernel=args.kernel, resume=args.resume, samples=args.samples, threshold=args.threshold,
         temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
-        seed=args.seed, scorer=args.scorer,
+        seed=args.seed, scorer=args.scorer, truncated=args.truncated, limit=args.limit,
     )  # fmt: skip
     print_notes(job.state.notes)
     if job.state.already_complete:
@@ -235,6 +244,13 @@ def report_outcome(job: DistillJob, outcome: DistillOutcome) -> None:
         f"avg kept score {s['avg_kept_score']:.2f}, {s['probes']} probes, {s['duration_s']:.1f}s"
     )
     print(f"wrote {job.output}")
+    cut = s.get("hit_token_limit", 0)
+    if cut:
+        what = ("dropped" if s.get("truncated") == "drop" else "kept where they scored enough, "
+                "marked truncated in meta; a model trained on them learns the cut-off (pass "
+                "--truncated drop, or raise --max-tokens)")  # fmt: skip
+        print(f"lemlab: note: {cut}/{s['total_generated']} samples hit --max-tokens "
+              f"{s['max_tokens']} mid-reply: {what}", file=sys.stderr)  # fmt: skip
     if s["total_kept"] == 0:
         print(
             f"lemlab: WARNING: no sample reached the threshold {s['threshold']} "

@@ -10,10 +10,14 @@ Output file (one line per KEPT sample, then a summary line; spec/formats.md):
 
 Rejected samples never reach that file, so resuming needs a sidecar, `<output>.progress.jsonl`:
 a header line with the run's settings, then one line per GENERATED sample (probe_id,
-sample_idx, lek_score, kept, wall_s). A kept sample's training line is written first and its
-progress line second; on resume a training line without a progress line counts as done, and
-a progress line saying "kept" whose training line was lost (a cut last line) is redone. Every
-sample's seed comes from (seed, probe id, sample idx), so a redone sample is the same sample.
+sample_idx, lek_score, kept, wall_s, finish_reason). A kept sample's training line is written
+first and its progress line second; on resume a training line without a progress line counts
+as done, and a progress line saying "kept" whose training line was lost (a cut last line) is
+redone. Every sample's seed comes from (seed, probe id, sample idx), so a redone sample is the
+same sample. A complete run removes the sidecar after writing its summary line.
+
+A sample cut at max_tokens (finish_reason "length") is kept as the research tool did, its meta
+saying `truncated: true`, unless `truncated = "drop"` asks to drop every such sample.
 
 Both files are appended one fsynced write per line: a SIGKILL leaves at most one half-written
 last line, which resume drops (rewriting the file atomically). Headless: no mlx.
@@ -50,6 +54,12 @@ DEFAULT_TEMPERATURE = 0.8  # Phase 1; Phase 0 used 0.9
 DEFAULT_TOP_P = 0.95
 DEFAULT_SEED = 42
 DEFAULT_SCORER = "v2-distill"
+# A sample that hit max_tokens ends mid-sentence; trained on, the adapter learns the cut-off.
+# "keep" (the default, as the research tool did): kept when it scores enough, its meta marked
+# `truncated: true` and the run warns; "drop": never kept.
+TRUNCATED_MODES = ("keep", "drop")
+DEFAULT_TRUNCATED = "keep"
+LIMIT_REASON = "length"  # GenStats.finish_reason of a reply cut at max_tokens
 
 META_KEYS = ("probe_id", "category", "sample_idx", "lek_score", "chars", "time_s", "model",
              "threshold", "temperature", "ts")  # fmt: skip
@@ -91,6 +101,7 @@ class DistillSettings:
     max_tokens: int = DEFAULT_MAX_TOKENS
     seed: int = DEFAULT_SEED
     scorer: str = DEFAULT_SCORER
+    truncated: str = DEFAULT_TRUNCATED  # what to do with samples that hit max_tokens
 
     def header(self) -> dict[str, Any]:
         return {"type": "header", **asdict(self)}
@@ -119,6 +130,14 @@ class DistillSettings:
             raise LemlabError(f"{name('temperature')} must be 0 (greedy) or more")
         if not 0 < self.top_p <= 1:
             raise LemlabError(f"{name('top_p')} must be in (0, 1]")
+        if self.truncated not in TRUNCATED_MODES:
+            raise LemlabError(f"{name('truncated')} must be one of {', '.join(TRUNCATED_MODES)}")
+
+    def keeps(self, lek_score: float, finish_reason: str | None) -> bool:
+        """The keep rule: the threshold, and (unless truncated = keep) a reply that ended itself."""
+        if self.truncated == "drop" and finish_reason == LIMIT_REASON:
+            return False
+        return lek_score >= self.threshold
 
 
 def sample_seed(seed: int, probe_id: str, sample_idx: int) -> int:
@@ -144,6 +163,10 @@ class Sample:
     tokens: int = 0
     finish_reason: str | None = None
 
+    @property
+    def hit_limit(self) -> bool:
+        return self.finish_reason == LIMIT_REASON
+
 
 def training_line(
     sample: Sample, settings: DistillSettings, ts: str | None = None
@@ -158,6 +181,8 @@ def training_line(
         "scorer": settings.scorer, "seed": sample_seed(settings.seed, p.id, sample.sample_idx),
         "tokens": sample.tokens, "finish_reason": sample.finish_reason,
     }  # fmt: skip
+    if sample.hit_limit:
+        meta["truncated"] = True  # kept with truncated = keep: it ends mid-sentence
     if settings.adapter:
         meta["adapter"] = settings.adapter
     if settings.kernel_sha256:
@@ -171,7 +196,8 @@ def training_line(
 
 def progress_line(sample: Sample, wall_s: float) -> dict[str, Any]:
     return {"type": "sample", "probe_id": sample.probe.id, "sample_idx": sample.sample_idx,
-            "lek_score": sample.lek_score, "kept": sample.kept, "wall_s": round(wall_s, 3)}  # fmt: skip
+            "lek_score": sample.lek_score, "kept": sample.kept, "wall_s": round(wall_s, 3),
+            "finish_reason": sample.finish_reason}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -181,6 +207,7 @@ class Record:
     lek_score: float
     kept: bool
     wall_s: float = 0.0
+    finish_reason: str | None = None
 
 
 def summary_line(
@@ -198,7 +225,8 @@ def summary_line(
         "threshold": settings.threshold, "temperature": settings.temperature,
         "duration_s": round(duration_s, 1), "ts": utc_ts(),
         "scorer": settings.scorer, "seed": settings.seed, "top_p": settings.top_p,
-        "max_tokens": settings.max_tokens,
+        "max_tokens": settings.max_tokens, "truncated": settings.truncated,
+        "hit_token_limit": sum(1 for r in records.values() if r.finish_reason == LIMIT_REASON),
     }  # fmt: skip
     if settings.adapter:
         out["adapter"] = settings.adapter
@@ -279,6 +307,9 @@ def _resume(
     out: Path, prog: Path, settings: DistillSettings, probes: Sequence[ProbeLike]
 ) -> DistillState:
     if not prog.exists():
+        done = _complete_without_progress(out, settings, probes)
+        if done is not None:
+            return done
         raise LemlabError(f"{out}: its progress file {prog.name} is missing: cannot resume "
                           "(rejected samples are only recorded there)")  # fmt: skip
     state = DistillState()
@@ -295,13 +326,16 @@ def _resume(
             stale.add(n)  # its training line was cut off: redo it (same seed, same sample)
             continue
         state.records[key] = Record(
-            float(rec["lek_score"]), bool(rec["kept"]), float(rec.get("wall_s", 0.0))
+            float(rec["lek_score"]), bool(rec["kept"]), float(rec.get("wall_s", 0.0)),
+            rec.get("finish_reason"),
         )
     # A redone sample appends its own progress line: drop the old one, so (probe, sample)
     # stays unique in the file.
     side.records = [(n, r) for n, r in side.records if n not in stale]
     for key, line in kept_by_key.items():  # a training line written just before a kill
-        state.records.setdefault(key, Record(float(line["meta"]["lek_score"]), True))
+        meta = line["meta"]
+        state.records.setdefault(key, Record(float(meta["lek_score"]), True, 0.0,
+                                             meta.get("finish_reason")))  # fmt: skip
     state.kept_lines = list(kept_by_key.values())
     state.summary = next((r for _, r in main.records if r.get("type") == "summary"), None)
     total = len(probes) * settings.samples
@@ -311,12 +345,39 @@ def _resume(
     return state
 
 
+_BEFORE_THE_KEY = {"truncated": "keep"}  # what runs written before a setting existed did
+
+
+def _complete_without_progress(
+    out: Path, settings: DistillSettings, probes: Sequence[ProbeLike]
+) -> DistillState | None:
+    """A finished run (its progress file removed at the end): complete when the summary line
+    matches these settings; None when the output is not a finished run."""
+    main = read_jsonl_strict(out)
+    summary = next((r for _, r in main.records if r.get("type") == "summary"), None)
+    if summary is None or main.torn_tail:
+        return None
+    _kept_lines(out, main, {p.id for p in probes})  # a sample twice, two summaries: corrupt
+    had = {"samples": summary.get("samples_per_probe"), "probes": summary.get("probes"),
+           **{k: summary.get(k) for k in ("model", "threshold", "temperature", "top_p",
+                                          "max_tokens", "seed", "scorer", "truncated")}}  # fmt: skip
+    want = {"samples": settings.samples, "probes": len(probes), "model": settings.model,
+            "threshold": settings.threshold, "temperature": settings.temperature,
+            "top_p": settings.top_p, "max_tokens": settings.max_tokens, "seed": settings.seed,
+            "scorer": settings.scorer, "truncated": settings.truncated}  # fmt: skip
+    for key, value in want.items():
+        if had[key] is not None and not same_setting(key, had[key], value):
+            raise LemlabError(f"{out}: settings differ: {key} was {had[key]!r}, now {value!r} "
+                              "(a finished run): write to a new file")  # fmt: skip
+    return DistillState(already_complete=True, summary=summary)
+
+
 def _check_header(prog: Path, side: JsonlRead, settings: DistillSettings) -> None:
     if not side.records or side.records[0][1].get("type") != "header":
         raise LemlabError(f"{prog}: no settings header: cannot resume")
     had = side.records[0][1]
     for key, want in settings.header().items():
-        if not same_setting(key, had.get(key), want):
+        if not same_setting(key, had.get(key, _BEFORE_THE_KEY.get(key)), want):
             raise LemlabError(f"{prog}: settings differ: {key} was {had.get(key)!r}, now "
                               f"{want!r}: cannot resume")  # fmt: skip
 
@@ -406,8 +467,9 @@ class DistillRecorder:
 
     def finish(self, n_probes: int, records: Mapping[tuple[str, int], Record], duration_s: float,
                extra: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
-        """Append the summary line. The progress file stays: it is the only record of rejected
-        samples (scores for the histogram) and costs a line per sample."""
+        """Append the summary line, then remove the progress file: the run is complete, and
+        the summary holds its figures (a rerun with --resume sees it is finished)."""
         summary = summary_line(self.settings, n_probes, records, duration_s, extra)
         append_line(self.output, dumps_line(summary))
+        self.progress.unlink(missing_ok=True)
         return summary

@@ -144,13 +144,13 @@ class DistillWork:
     ) -> Sample:
         """The reply scored against the keep threshold (wall: seconds, if the engine gave none)."""
         score = round(float(self.scorer.score(text)["lek_score"]), 2)
-        return Sample(probe, idx, text, score, score >= self.settings.threshold,
+        return Sample(probe, idx, text, score, self.settings.keeps(score, stats.finish_reason),
                       stats.elapsed or wall, stats.generation_tokens, stats.finish_reason)  # fmt: skip
 
     def record(self, index: int, sample: Sample, wall_s: float) -> SampleScored:
         """Remember a finished sample in the resume state; the event that reports it."""
         self.state.records[(sample.probe.id, sample.sample_idx)] = Record(
-            sample.lek_score, sample.kept, wall_s
+            sample.lek_score, sample.kept, wall_s, sample.finish_reason
         )
         return SampleScored(index, len(self.probes), sample, wall_s, self.counts())
 
