@@ -26,7 +26,8 @@ def test_score_file_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "compliance_markers        1   -5.00  'I cannot'" in out
     assert "formulaic_preamble        1   -2.00  'Certainly'" in out
     assert "'Taiwan'" in out and "'1996'" in out and "'for example'" in out
-    assert "failure modes:\n  refusal: refusal phrases: 'I cannot'\n" in out
+    # v2 counts "I cannot" as a compliance marker, but "I cannot pretend" declines nothing.
+    assert out.endswith("failure modes: none\n")
 
 
 def test_clean_reply_has_no_failure_modes(

@@ -1,18 +1,48 @@
-"""Failure modes of a model response, named the way the research named them (seed addendum):
-token degeneration (loops), collapse (empty / one-token output), refusal, topic evasion.
+"""Failure modes of a model response, named the way the research named them (seed addendum).
+
+What each label means (a response can carry several; collapse and token_degeneration exclude
+each other):
+
+- `collapse`: nothing, or at most COLLAPSE_MAX_WORDS words in under COLLAPSE_MAX_CHARS
+  characters (the addendum's single `e`).
+- `token_degeneration`: the reply loops. Four kinds, checked in this order, the first that
+  fires is reported:
+  `loop` - one unit of up to LOOP_MAX_UNIT characters repeated back to back at least
+  LOOP_MIN_COPIES times (`iNeNeNe`, `eGfeseGfese`, `# # # #`); a unit without a letter or
+  digit counts only with two or more different characters and LOOP_PUNCT_MIN_COPIES copies
+  (so rules such as `-----` and table borders are not loops);
+  `repeated_line` - one line seen LINE_MIN_COUNT or more times, making up LINE_MIN_SHARE of
+  the lines;
+  `repeated_clauses` - clauses (split at . , ; : ! ? and newlines, compared lower-cased) of
+  CLAUSE_MIN_WORDS or more words whose extra copies make up CLAUSE_MIN_SHARE of the reply's
+  words: the 2-3 copy sentence loops of a short greedy reply (a refrain that long counts too);
+  `alternating_case` - tokens like `oVeRnMeNtS`, MIXED_MIN_WORDS or more and MIXED_MIN_SHARE
+  of the words.
+- `refusal`: the reply declines in its own voice: "I can't / cannot / won't / am unable to"
+  followed within a few words by a verb of helping (help, assist, provide, discuss, ...), or
+  an identity or policy phrase ("as an AI", "against my guidelines", "I must decline"). Text
+  inside quotation marks is left out, so dialogue in fiction ("I can't leave," she whispered)
+  is not a refusal.
+- `topic_evasion`: on a reply of EVASION_MIN_WORDS or more words, under EVASION_MAX_OVERLAP of
+  the prompt's topic terms recur. Topic terms are the prompt's content words, stemmed (loved,
+  loves, love -> lov; loss, lose, losing -> los), without stopwords and without instruction
+  words (write, short, story, piece, explain, ...), which say what form to answer in, not what
+  about.
 
 Plain heuristics with their thresholds as named constants; each finding carries the evidence a
 researcher needs to check it (the looping unit and its count, the phrases, the overlap figure).
+Every check is linear in the length of the text (megabytes score in a fraction of a second).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from lemlab.core.scoring.repeats import Repeat, code_points, iter_repeats
+from lemlab.core.loop_finder import Loop, longest_loop
 
 TOKEN_DEGENERATION = "token_degeneration"
 COLLAPSE = "collapse"
@@ -21,39 +51,79 @@ TOPIC_EVASION = "topic_evasion"
 LABELS = (TOKEN_DEGENERATION, COLLAPSE, REFUSAL, TOPIC_EVASION)
 
 # Character loops: unit of 1..LOOP_MAX_UNIT chars, >= LOOP_MIN_COPIES back to back, spanning
-# >= LOOP_MIN_CHARS, with a letter or digit in the unit (rules like `-----` are not loops), and
-# either LOOP_MIN_SHARE of the response or LOOP_LONG_CHARS (a short list of `0x00, ` is fine).
+# >= LOOP_MIN_CHARS, and either LOOP_MIN_SHARE of the response or LOOP_LONG_CHARS (a short list
+# of `0x00, ` is fine). Units without a letter or digit need LOOP_PUNCT_MIN_COPIES copies.
 LOOP_MAX_UNIT, LOOP_MIN_COPIES, LOOP_MIN_CHARS = 200, 4, 30
 LOOP_MIN_SHARE, LOOP_LONG_CHARS = 0.2, 300
+LOOP_PUNCT_MIN_COPIES = 16
 # Repeated lines: one line (>= 8 chars) seen >= 3 times and making up >= 30% of the lines.
 LINE_MIN_CHARS, LINE_MIN_COUNT, LINE_MIN_SHARE = 8, 3, 0.3
+# Repeated clauses: clauses of >= 4 words whose extra copies are >= 25% of the words (and >= 12).
+CLAUSE_MIN_WORDS, CLAUSE_MIN_SHARE, CLAUSE_MIN_EXTRA_WORDS = 4, 0.25, 12
 # Alternating-case tokens (`oVeRnMeNtS`): >= 3 of them and >= 20% of the words.
 MIXED_MIN_WORDS, MIXED_MIN_SHARE = 3, 0.2
 # Collapse: nothing, or at most COLLAPSE_MAX_WORDS words in under COLLAPSE_MAX_CHARS chars.
 COLLAPSE_MAX_WORDS, COLLAPSE_MAX_CHARS = 3, 20
 # Topic evasion is judged only on responses of >= EVASION_MIN_WORDS words and prompts with
-# >= EVASION_MIN_TERMS content words; flagged when under EVASION_MAX_OVERLAP of them recur.
+# >= EVASION_MIN_TERMS topic terms; flagged when under EVASION_MAX_OVERLAP of them recur.
 EVASION_MIN_WORDS, EVASION_MIN_TERMS, EVASION_MAX_OVERLAP = 60, 2, 0.2
 
-REFUSAL_PHRASES = re.compile(
-    r"\b(?:I cannot|I can't|I can ?not|I won't|I will not|I'm unable|I am unable|I'm not able"
-    r"|I am not able|I must decline|I have to decline|I'm sorry, but|I apologi[sz]e, but"
-    r"|as an AI|as a language model|against my guidelines|my programming"
-    r"|not appropriate for me|I'm not comfortable|I am not comfortable|I don't feel comfortable"
-    r"|not within my scope|I'm not allowed|I am not allowed)\b",
-    re.IGNORECASE,
+# "I can't" alone is not a refusal ("I can't stop thinking about it"): it must be followed,
+# within three words, by a verb of doing what was asked.
+_REFUSAL_SUBJECT = (  # ' or ’ in contractions: models write both
+    r"I\s+(?i:cannot|can['’]t|can\s?not|won['’]t|will\s+not|am\s+unable\s+to"
+    r"|am\s+not\s+able\s+to|must\s+not|shouldn['’]t|should\s+not|am\s+not\s+comfortable"
+    r"|don['’]t\s+feel\s+comfortable)"
+    r"|I['’]m\s+(?i:unable\s+to|not\s+able\s+to|not\s+comfortable)"
+)
+_REFUSAL_VERBS = (
+    r"help|assist|provide|give|offer|share|discuss|answer|respond|comply|fulfil+|create|write"
+    r"|generate|produce|engage|support|continue|talk|do\s+that|do\s+this|go\s+into|speculate"
+    r"|comment|endorse|participate|complete|describe|explain|elaborate"
+)
+# The subject is a capital I (case-sensitive: a fast literal scan); the rest ignores case.
+REFUSAL_ACT = re.compile(
+    rf"(?<!\w)(?:{_REFUSAL_SUBJECT})(?i:(?:\s+\w+){{0,3}}?\s+(?:{_REFUSAL_VERBS}))\b"
+)
+# Lower-case, matched on the lower-cased text: much faster than re.IGNORECASE on megabytes.
+REFUSAL_POLICY = re.compile(
+    r"\b(?:as an ai|as a language model|as an? (?:ai )?assistant, i|against my guidelines"
+    r"|my programming|i must decline|i have to decline|i(?:['’]m| am) not allowed to"
+    r"|not within my scope|not appropriate for me"
+    r"|i(?:['’]m| am) (?:sorry|afraid),? but(?=\s+(?:i|as an?|this|that|it|your)\b))\b"
+)
+# Quoted speech: straight or curly double quotes, curly single quotes, within one paragraph.
+QUOTED = re.compile(
+    r'"[^"\n]{0,2000}"|\u201c[^\u201d\n]{0,2000}\u201d|\u2018[^\u2019\n]{0,2000}\u2019'
 )
 WORD = re.compile(r"\w+", re.UNICODE)
+CLAUSE_SPLIT = re.compile(r"[.,;:!?\n]+")
+# An ASCII word with a capital right after a small letter (anchored at the word start: linear).
+MIXED_HINT = re.compile(r"(?<!\S)\S*?[a-z][A-Z]\S*")
 STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each even ever few for
-    from further get give had has have having he her here hers herself him himself his how i if in
-    into is it its itself just let like make many may me might more most much must my myself no nor
-    not now of off on once only or other our ours ourselves out over own please same say she should
-    so some such tell than that the their theirs them themselves then there these they this those
-    through to too under until up upon us very was we were what when where which while who whom why
-    will with would write you your yours yourself yourselves""".split()
+    """a about above after again against all also am an and any anyone anything are as at be
+    because been before being below between both but by can could did do does doing down during
+    each even ever every everyone everything few for from further get give had has have having he
+    her here hers herself him himself his how i if in into is it its itself just let like make
+    many may me might more most much must my myself no nor not now of off on once only or other
+    our ours ourselves out over own please same say she should so some someone something such
+    tell than that the their theirs them themselves then there these they thing things this
+    those through to too under until up upon us very was we were what when where which while who
+    whom why will with would you your yours yourself yourselves""".split()
 )
+# Words that say what form the answer takes, not what it is about.
+INSTRUCTION_WORDS = frozenset(
+    """answer article brief briefly describe detail detailed discuss essay example examples
+    explain explanation list paragraph paragraphs piece poem question respond response sentence
+    sentences short story summarize summarise summary tell text word words write writing""".split()
+)
+# Irregular forms the suffix stripper cannot join to their family.
+IRREGULAR = {
+    "lost": "lose", "loss": "lose", "losses": "lose", "felt": "feel", "died": "die",
+    "dead": "die", "death": "die", "deaths": "die", "thought": "think", "told": "tell",
+    "gone": "go", "went": "go", "wrote": "write", "written": "write", "children": "child",
+    "people": "person", "men": "man", "women": "woman", "better": "good", "best": "good",
+}  # fmt: skip
 SUFFIXES = ("ations", "ation", "ments", "ment", "ness", "ings", "ing", "ies", "ied", "edly",
             "ed", "es", "ly", "s")  # fmt: skip
 
@@ -100,17 +170,22 @@ def _collapse(text: str) -> FailureMode | None:
 
 
 def _degeneration(text: str) -> FailureMode | None:
-    return _char_loop(text) or _line_repeat(text) or _mixed_case(text)
+    return _char_loop(text) or _line_repeat(text) or _clause_repeat(text) or _mixed_case(text)
 
 
 def _char_loop(text: str) -> FailureMode | None:
-    best: Repeat | None = None
-    for run in iter_repeats(code_points(text), 1, LOOP_MAX_UNIT, LOOP_MIN_COPIES):
-        unit = text[run.start : run.start + run.period]
-        if not _significant(run, len(text)) or not any(ch.isalnum() for ch in unit):
-            continue
-        if best is None or run.length > best.length:
-            best = run  # runs come by increasing period: ties keep the shortest unit
+    n = len(text)
+    # The shortest loop that counts here (see _significant): found directly, in linear time.
+    min_span = max(LOOP_MIN_CHARS, min(LOOP_LONG_CHARS, math.ceil(LOOP_MIN_SHARE * n)))
+
+    def counts(loop: Loop) -> bool:
+        return _significant(loop, n) and _unit_counts(text[loop.start : loop.start + loop.period],
+                                                      loop.copies)  # fmt: skip
+
+    best = longest_loop(
+        text, max_period=LOOP_MAX_UNIT, min_copies=LOOP_MIN_COPIES, min_span=min_span,
+        accept=counts,
+    )  # fmt: skip
     if best is None:
         return None
     unit = text[best.start : best.start + best.period]
@@ -120,16 +195,25 @@ def _char_loop(text: str) -> FailureMode | None:
         "repeats": best.copies,
         "start": best.start,
         "span_chars": best.length,
-        "share": round(best.length / len(text), 2),
+        "share": round(best.length / n, 2),
     }
     return FailureMode(
         TOKEN_DEGENERATION,
-        f"loop {unit!r} x{best.copies} ({best.length} of {len(text)} chars)",
+        f"loop {unit!r} x{best.copies} ({best.length} of {n} chars)",
         detail,
     )
 
 
-def _significant(run: Repeat, total: int) -> bool:
+def _unit_counts(unit: str, copies: int) -> bool:
+    """A unit with a letter or digit loops; one of only marks (`# `, `* `) must vary and repeat
+    LOOP_PUNCT_MIN_COPIES times: `-----`, spaces and table borders are layout."""
+    if any(ch.isalnum() for ch in unit):
+        return True
+    marks = set(unit)
+    return copies >= LOOP_PUNCT_MIN_COPIES and len(marks) >= 2 and not unit.isspace()
+
+
+def _significant(run: Loop, total: int) -> bool:
     if run.length < LOOP_MIN_CHARS:
         return False
     return run.length >= LOOP_LONG_CHARS or run.length >= LOOP_MIN_SHARE * total
@@ -150,15 +234,44 @@ def _line_repeat(text: str) -> FailureMode | None:
     )
 
 
+def _clause_repeat(text: str) -> FailureMode | None:
+    """Clauses said again and again: the copies after the first make up a large share."""
+    total = len(text.split())
+    if total < CLAUSE_MIN_EXTRA_WORDS:
+        return None
+    counts: Counter[str] = Counter()
+    # Count the raw clauses in C first; normalise only the distinct ones.
+    for clause, n in Counter(CLAUSE_SPLIT.split(text.lower())).items():
+        words = clause.split()
+        if len(words) >= CLAUSE_MIN_WORDS:
+            counts[" ".join(words)] += n
+    extra = sum((n - 1) * len(c.split()) for c, n in counts.items() if n > 1)
+    if extra < CLAUSE_MIN_EXTRA_WORDS or extra < CLAUSE_MIN_SHARE * total:
+        return None
+    clause, n = max(counts.items(), key=lambda item: ((item[1] - 1) * len(item[0]), item[1]))
+    repeated = sum(1 for n_ in counts.values() if n_ > 1)
+    return FailureMode(
+        TOKEN_DEGENERATION,
+        f"clause {clause[:60]!r} x{n}; repeated clauses are {extra} of {total} words",
+        {"kind": "repeated_clauses", "unit": clause, "repeats": n, "repeated_clauses": repeated,
+         "extra_words": extra, "words": total, "share": round(extra / total, 2)},
+    )  # fmt: skip
+
+
 def _mixed_case(text: str) -> FailureMode | None:
-    words = text.split()
-    odd = [w for w in words if _is_alternating_case(w)]
-    if len(odd) < MIXED_MIN_WORDS or len(odd) / len(words) < MIXED_MIN_SHARE:
+    if text.isascii():  # the common case: a regex finds the few candidate words in C
+        odd = [w for w in MIXED_HINT.findall(text) if _is_alternating_case(w)]
+    else:
+        odd = [w for w in text.split() if w[1:] != w[1:].lower() and _is_alternating_case(w)]
+    if len(odd) < MIXED_MIN_WORDS:
+        return None
+    words = len(text.split())
+    if len(odd) / words < MIXED_MIN_SHARE:
         return None
     common, n = Counter(odd).most_common(1)[0]
     return FailureMode(
         TOKEN_DEGENERATION,
-        f"alternating-case tokens: {len(odd)} of {len(words)} words (e.g. {common!r} x{n})",
+        f"alternating-case tokens: {len(odd)} of {words} words (e.g. {common!r} x{n})",
         {"kind": "alternating_case", "unit": common, "repeats": n, "tokens": len(odd)},
     )
 
@@ -179,34 +292,48 @@ def _has_word(line: str) -> bool:
 
 
 def _refusal(text: str) -> FailureMode | None:
-    phrases = Counter(m.group(0) for m in REFUSAL_PHRASES.finditer(text))
+    """Refusal phrases in the reply's own voice (quoted speech blanked out first)."""
+    own = QUOTED.sub(" ", text) if ('"' in text or "\u201c" in text or "\u2018" in text) else text
+    phrases = Counter(m.group(0) for m in REFUSAL_ACT.finditer(own))
+    lower = own.lower()
+    same = len(lower) == len(own)  # lower() keeps offsets for all but a few letters (İ)
+    phrases.update(own[m.start() : m.end()] if same else m.group(0)
+                   for m in REFUSAL_POLICY.finditer(lower))  # fmt: skip
     if not phrases:
         return None
     listed = ", ".join(f"{p!r} x{n}" if n > 1 else repr(p) for p, n in phrases.items())
     return FailureMode(REFUSAL, f"refusal phrases: {listed}", {"phrases": dict(phrases)})
 
 
-def content_terms(text: str) -> set[str]:
-    """Lower-cased, stemmed words of 3+ letters that are not stopwords."""
-    terms = set()
-    for word in WORD.findall(text.lower()):
-        if len(word) >= 3 and word not in STOPWORDS and not word.isdigit():
-            terms.add(stem(word))
-    return terms
+def content_terms(text: str, *, topic: bool = False) -> set[str]:
+    """Lower-cased, stemmed words of 3+ letters that are not stopwords (topic=True: nor
+    instruction words such as write, short, story - for the terms of a prompt)."""
+    skip = STOPWORDS | INSTRUCTION_WORDS if topic else STOPWORDS
+    words = set(WORD.findall(text.lower()))  # distinct words first: stemming is the slow part
+    return {stem(w) for w in words if len(w) >= 3 and w not in skip and not w.isdigit()}
 
 
 def stem(word: str) -> str:
-    """A crude suffix stripper: enough for `nations`/`nation`, `happening`/`happened`."""
+    """A small stemmer that joins a word family: nations/nation, happening/happened,
+    love/loved/loves/loving (lov), lose/losing/loss/lost (los), stopped/stop."""
+    word = IRREGULAR.get(word, word)
     for suffix in SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + ("y" if suffix in ("ies", "ied") else "")
+            if suffix == "s" and word.endswith(("ss", "us", "is")):
+                continue  # loss, virus, crisis are not plurals
+            word = word[: -len(suffix)] + ("y" if suffix in ("ies", "ied") else "")
+            break
+    if word.endswith("e") and len(word) > 3:
+        word = word[:-1]  # love/loved, lose/losing: one stem
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiouy":
+        word = word[:-1]  # stopped -> stopp -> stop, loss -> los
     return word
 
 
 def _topic_evasion(text: str, prompt: str) -> FailureMode | None:
     if len(text.split()) < EVASION_MIN_WORDS:
         return None
-    asked = content_terms(prompt)
+    asked = content_terms(prompt, topic=True)
     if len(asked) < EVASION_MIN_TERMS:
         return None
     shared = asked & content_terms(text)

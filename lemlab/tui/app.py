@@ -11,11 +11,13 @@ from pathlib import Path
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from lemlab.core.endpoints import is_remote_spec
 from lemlab.core.engine_api import Engine, Sampler
 from lemlab.core.errors import DataError, LemlabError
+from lemlab.core.safe_text import visible, visible_line
 from lemlab.core.sessions import Session, default_session_name, open_or_create
 from lemlab.core.themes import save_theme_choice
 from lemlab.tui.commands import LemlabCommands
@@ -75,6 +77,13 @@ class LemlabApp(App[int]):
         self.start_model, self.start_adapter, self.demo = model, adapter, demo
         self.theme_override = theme
         self._persist_theme = False
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:  # fmt: skip
+        """Every toast (widgets' notify calls land here) quotes errors, file and server text:
+        never markup, control characters shown visibly (core/safe_text)."""
+        super().notify(visible(message), title=visible_line(title), severity=severity,
+                       timeout=timeout, markup=False)  # fmt: skip
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:

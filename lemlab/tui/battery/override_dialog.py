@@ -12,6 +12,7 @@ from textual.widgets import Input, Static
 
 from lemlab.core.errors import LemlabError
 from lemlab.core.overrides import Override, make_override
+from lemlab.core.safe_text import visible_line
 
 
 class OverrideDialog(ModalScreen[Override | None]):
@@ -40,8 +41,8 @@ class OverrideDialog(ModalScreen[Override | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="override-box"):
-            yield Static(f"Override {self.probe_id} / {self.condition}: scorer gave "
-                         f"{self.original:.2f}", markup=False)  # fmt: skip
+            yield Static(visible_line(f"Override {self.probe_id} / {self.condition}: scorer gave "
+                                      f"{self.original:.2f}"), markup=False)  # fmt: skip
             value = "" if self.current is None else f"{self.current:.2f}"
             yield Input(value, placeholder="corrected score", id="override-value")
             yield Input(placeholder="reason (required)", id="override-reason")

@@ -17,6 +17,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from lemlab.core.safe_text import visible, visible_line
 from lemlab.core.score_table import ProbeRow, ScoreTable
 
 EVIDENCE_SHOWN = 4  # phrases per signal in the breakdown; the response shows the rest
@@ -168,11 +169,12 @@ class SideBySideScreen(Screen[None]):
         row = self.row
         # The conditions first: in a kernel A/B the kernel's name is the fact that matters, and
         # a narrow terminal must wrap the title, never cut it.
-        self.query_one("#sbs-title", Static).update(
+        # Names, ids, prompts and responses come from the file: controls shown visibly.
+        self.query_one("#sbs-title", Static).update(visible_line(
             f"{self.left}  vs  {self.right}  ·  {row.id} [{row.category}]  "
             f"probe {self.index + 1}/{len(self.rows)}"
-        )
-        self.query_one("#sbs-prompt", Static).update(Text(row.prompt))
+        ))  # fmt: skip
+        self.query_one("#sbs-prompt", Static).update(Text(visible(row.prompt)))
         self._signals(row)
         for side, cond in (("left", self.left), ("right", self.right)):
             self._side(side, row, cond)
@@ -191,14 +193,14 @@ class SideBySideScreen(Screen[None]):
         return text
 
     def _side(self, side: str, row: ProbeRow, cond: str) -> None:
-        self.query_one(f"#sbs-{side}-head", Static).update(self._head(row, cond))
+        self.query_one(f"#sbs-{side}-head", Static).update(visible_line(self._head(row, cond)))
         found = row.failure_evidence(cond)
-        self.query_one(f"#sbs-{side}-failures", Static).update(
+        self.query_one(f"#sbs-{side}-failures", Static).update(visible_line(
             "failure modes: "
             + ("; ".join(f"{label} ({ev})" if ev else label for label, ev in found) if found else "none")
-        )
+        ))  # fmt: skip
         self.query_one(f"#sbs-{side}-text", Static).update(
-            Text(row.response(cond) or "(no response)")
+            Text(visible(row.response(cond)) or "(no response)")
         )
 
     def _signals(self, row: ProbeRow) -> None:
@@ -217,14 +219,15 @@ class SideBySideScreen(Screen[None]):
         note.update(f"{len(zero)} signals zero on both sides hidden · z shows them · t hides the table"
                     if zero and not self.zero_shown else "")  # fmt: skip
         note.display = bool(zero and not self.zero_shown)
-        table.add_columns(
+        table.add_columns(*(_cell(c) for c in (
             "signal", self.left, f"{self.left}: fired on", self.right, f"{self.right}: fired on"
-        )
+        )))  # fmt: skip
         le, re_ = self._explain(row, self.left), self._explain(row, self.right)
         lp, rp = self._points(lh), self._points(rh)
         for name in shown:
-            table.add_row(name, _value(lh.get(name), lp.get(name)), _phrases(le.get(name, [])),
-                          _value(rh.get(name), rp.get(name)), _phrases(re_.get(name, [])))  # fmt: skip
+            table.add_row(*(_cell(c) for c in (  # DataTable reads str cells as markup
+                name, _value(lh.get(name), lp.get(name)), _phrases(le.get(name, [])),
+                _value(rh.get(name), rp.get(name)), _phrases(re_.get(name, [])))))  # fmt: skip
 
     def _points(self, heuristic: dict[str, Any]) -> dict[str, float]:
         """Points per signal (weights and caps applied), when the stored signals are this scorer's."""
@@ -244,6 +247,10 @@ class SideBySideScreen(Screen[None]):
             }
         except Exception:  # noqa: BLE001 - a scorer bug must not close the view
             return {}
+
+
+def _cell(text: str) -> Text:
+    return Text(visible_line(text))
 
 
 def _nonzero(value: Any) -> bool:

@@ -13,6 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
+from lemlab.core.safe_text import visible, visible_line
 from lemlab.core.score_table import Cell, ConditionSummary, ProbeRow, ScoreTable, failure_tag
 
 PREVIEW_CHARS = 2000  # the preview shows the start; the side-by-side view shows all
@@ -101,9 +102,9 @@ class ScoreGrid(Vertical):
         t.add_column("probe", key="probe")
         t.add_column("category", key="category")
         for c in model.conditions:
-            t.add_column(c, key=f"c:{c}")
+            t.add_column(Text(visible_line(c)), key=f"c:{c}")
         for c in self.compared():
-            t.add_column(f"Δ {c}", key=f"d:{c}")
+            t.add_column(Text(visible_line(f"Δ {c}")), key=f"d:{c}")
         self.refresh_rows()
 
     def compared(self) -> list[str]:
@@ -125,7 +126,9 @@ class ScoreGrid(Vertical):
             cells = [cell_text(model.cell(r, c), colours, model.with_overrides, r.failure_modes(c))
                      for c in model.conditions]  # fmt: skip
             deltas = [delta_text(model.cell(r, c), colours) for c in self.compared()]
-            t.add_row(r.id, r.category, *cells, *deltas, key=r.id)
+            # Ids and names come from the file: Text (never markup), controls visible.
+            t.add_row(Text(visible_line(r.id)), Text(visible_line(r.category)), *cells, *deltas,
+                      key=r.id)  # fmt: skip
         if probe is not None and probe in {r.id for r in self.shown}:
             t.move_cursor(row=t.get_row_index(probe), column=col)
         elif self.shown:
@@ -142,7 +145,8 @@ class ScoreGrid(Vertical):
         s.add_columns("condition", "n", "mean", "Δ ref", "improved", "regressed", "unchanged",
                       "sign p", "95% CI Δ")  # fmt: skip
         for row in model.summary(self.shown):
-            s.add_row(*summary_cells(row, model.reference(row.name) == row.name))
+            name, *figures = summary_cells(row, model.reference(row.name) == row.name)
+            s.add_row(Text(visible_line(name)), *figures)
         state = "with overrides" if model.with_overrides else "without overrides (scorer's values)"
         title = f"Summary of {len(self.shown)} of {len(model.rows)} probes, {state}"
         self.query_one("#battery-summary-title", Static).update(title)
@@ -198,7 +202,8 @@ class ScoreGrid(Vertical):
         """The reply being generated: its last lines, so the newest tokens are in view."""
         assert self.live is not None
         pid, cond, text, tokens, tps = self.live
-        lines = [w for para in text.splitlines() or [""]
+        pid, cond, text = visible_line(pid), visible_line(cond), visible(text)
+        lines = [w for para in text.split("\n") or [""]
                  for w in textwrap.wrap(para, max(10, width)) or [""]]  # fmt: skip
         head = Text(f"generating {pid} / {cond}: {tokens} tokens, {tps:.1f} tok/s", style="bold")
         return Text("\n").join([head, Text("\n".join(lines[-(PREVIEW_LINES - 1):]))])
@@ -212,14 +217,17 @@ class ScoreGrid(Vertical):
         if row is None:
             box.update("")
             return
+        # Everything here came from the file (or the model): controls shown visibly.
+        pid, cond_shown = visible_line(row.id), visible_line(cond or "")
         if cond is None:
-            box.update(Text(f"{row.id} [{row.category}]: {row.prompt}"))
+            box.update(Text(f"{pid} [{visible_line(row.category)}]: {visible(row.prompt)}"))
             return
-        text = row.response(cond)[:PREVIEW_CHARS]
+        text = visible(row.response(cond)[:PREVIEW_CHARS])
         out = Text()
         for label, evidence in row.failure_evidence(cond):  # why the tag is there
-            out.append(f"{label}{': ' + evidence if evidence else ''}\n", style="bold")
-        out.append(f"{cond}: {text}" if text else f"{cond}: (no response)")
+            out.append(visible_line(f"{label}{': ' + evidence if evidence else ''}") + "\n",
+                       style="bold")  # fmt: skip
+        out.append(f"{cond_shown}: {text}" if text else f"{cond_shown}: (no response)")
         box.update(out)
 
     def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:

@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from lemlab.core.errors import LemlabError
+from lemlab.core.safe_text import visible_line
 from lemlab.core.score_table import NO_FAILURE, ScoreTable, Sort
 from lemlab.core.sessions import Session, now_iso, save_session
 from lemlab.tui.battery.messages import (
@@ -87,7 +88,8 @@ class BatteryPane(LabPane):
         return self.grid.model
 
     def status(self, text: str) -> None:
-        self.query_one("#battery-status", Static).update(text)
+        # Quotes file names, categories and run errors: controls shown visibly, one line.
+        self.query_one("#battery-status", Static).update(visible_line(text))
 
     def view_status(self) -> None:
         m = self.model
