@@ -393,10 +393,28 @@ def condition_result(
         extra["kernel_sha256"] = cond.kernel.sha256
     if cond.adapter is not None:
         extra["adapter"] = cond.adapter
+    if stats.prefix_build_time > 0:
+        # time_s includes prefilling the kernel once for the whole run: say how much of it.
+        extra["cache_build_s"] = round(stats.prefix_build_time, 1)
     if failure_detector is not None:
         found = failure_detector(text, probe.prompt) or []
-        extra["failure_modes"] = [str(getattr(m, "label", m)) for m in found]
+        extra["failure_modes"] = [failure_entry(m) for m in found]
     return condition_entry(text, scorer.score(text), stats.elapsed, **extra)
+
+
+def failure_entry(mode: Any) -> dict[str, Any]:
+    """A failure mode as stored in a condition entry: `{label, evidence, detail}`, so a report
+    can show what the detector saw (readers that want labels take `label`)."""
+    if isinstance(mode, Mapping):
+        label, evidence, detail = mode.get("label"), mode.get("evidence"), mode.get("detail")
+    else:
+        label = getattr(mode, "label", mode)
+        evidence, detail = getattr(mode, "evidence", ""), getattr(mode, "detail", None)
+    return {
+        "label": str(label),
+        "evidence": str(evidence or ""),
+        "detail": dict(detail) if isinstance(detail, Mapping) else {},
+    }
 
 
 def loaded_matches(info: LoadInfo, model: str, adapter: str | None) -> bool:
@@ -446,6 +464,7 @@ __all__ = [
     "VariantProbeDone",
     "complete_results",
     "condition_result",
+    "failure_entry",
     "loaded_matches",
     "request_sampler",
     "run_started",

@@ -335,6 +335,7 @@ def _update_stats(stats: GenStats, resp: Any, prep: Prepared, t0: float) -> None
         rest = len(prep.rest)
         seconds = prep.build_time + (rest / resp.prompt_tps if resp.prompt_tps else 0.0)
         stats.prompt_tps = (prep.built + rest) / seconds if seconds > 0 else 0.0
+        stats.prefix_build_time = prep.build_time  # the A/B file reports it apart from time_s
     stats.generation_tokens = resp.generation_tokens
     stats.generation_tps = resp.generation_tps
     stats.peak_memory = resp.peak_memory
