@@ -42,7 +42,9 @@ def _command_module(module: str):  # type: ignore[no-untyped-def]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from lemlab.commands.arg_checks import OneLineParser
+
+    parser = OneLineParser(
         prog="lemlab",
         description="A keyboard-driven terminal lab for local MLX models. "
         "With no command, opens the TUI.",
@@ -66,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lemlab.commands.arg_checks import harden
+    from lemlab.core import limits
+
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     # Two-stage parse: find the command, then let its module add its own arguments.
@@ -74,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         module = dict((n, m) for n, m, _ in COMMANDS)[first]
         sub = _subparser(parser, first)
         _command_module(module).add_arguments(sub)
+        harden(sub)  # finite, bounded numbers before any work
+        sub.add_argument(limits.FLAG, action="store_true",
+                         help="raise lemlab's size caps (prompts, batteries) a hundredfold")  # fmt: skip
     args = parser.parse_args(argv)
+    limits.allow_large(bool(getattr(args, "allow_large", False)))
     try:
         if args.command is None:
             from lemlab.tui.launch import launch

@@ -15,9 +15,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lemlab.commands.arg_checks import given_folder
     from lemlab.core.kernels import list_kernels
     from lemlab.core.probes import list_batteries
 
+    for folder in args.dir:
+        given_folder(folder, "--dir")
     batteries = [
         {
             "name": b.name,

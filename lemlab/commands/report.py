@@ -19,12 +19,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lemlab.core.abfile import read_ab
+    from lemlab.core.abfile import read_ab_run
     from lemlab.core.report import RENDERERS, run_report, vs_report
 
-    new = read_ab(args.run)
+    new = read_ab_run(args.run)  # empty, garbage or not an A/B file: one line, exit 2
     if args.vs is not None:
-        report = vs_report(read_ab(args.vs), new, args.condition)
+        report = vs_report(read_ab_run(args.vs), new, args.condition)
     else:
         report = run_report(new, args.condition)
     for issue in report.issues:

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lemlab.core.abfile import read_ab, rescore_run, write_ab
+    from lemlab.core.abfile import read_ab_run, rescore_run, write_ab
     from lemlab.core.scoring import get_scorer
 
     scorer = get_scorer(args.scorer)
@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
 
         written = [t for t in targets if t is not None]
         check_outputs(written, [Path(f) for f in args.files], force=args.force, flag="--out")
-    runs = [read_ab(f) for f in args.files]  # a missing file stops here, before any output
+    # A missing file, or one that is no A/B run at all, stops here, before any output.
+    runs = [read_ab_run(f) for f in args.files]
     bad = False
     reports = []
     for source, run_, target in zip(args.files, runs, targets, strict=True):

@@ -15,7 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def sessions_dir(arg: str | None) -> Path:
     if arg:
-        return Path(arg).expanduser()
+        from lemlab.commands.arg_checks import given_folder
+
+        return given_folder(arg, "--dir")
     try:
         from lemlab.core.config import load_config
 

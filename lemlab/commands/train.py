@@ -130,11 +130,20 @@ def preflight(cfg: TrainingConfig) -> GradientFigures:
         raise LemlabError(f"model folder not found: {model}")
     if not (model / "config.json").is_file():
         raise LemlabError(f"{model} has no config.json: not an MLX model folder")
+    from lemlab.core.model_folder import read_model_config
+
+    read_model_config(model)  # garbage config.json: one line now, not after the folder exists
     facts = read_model_facts(model)
     if facts.num_layers and cfg.num_layers > facts.num_layers:
         raise LemlabError(f"--num-layers {cfg.num_layers} but the model has {facts.num_layers} layers")
     if cfg.resume_adapter_file and not Path(cfg.resume_adapter_file).is_file():
         raise LemlabError(f"resume adapter file not found: {cfg.resume_adapter_file}")
+    if cfg.resume_adapter_file:
+        from lemlab.core.adapters import weights_misfit
+
+        misfit = weights_misfit(cfg.resume_adapter_file, model, cfg.rank)
+        if misfit:
+            raise LemlabError(f"--resume-adapter-file {cfg.resume_adapter_file} does not fit: {misfit}")
     validate_data_folder(cfg.data, cfg.batch_size)
     return gradient_figures(cfg, facts)
 

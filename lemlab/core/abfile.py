@@ -411,6 +411,21 @@ def read_ab(path: str | os.PathLike[str]) -> ABRun:
     return run
 
 
+def read_ab_run(path: str | os.PathLike[str]) -> ABRun:
+    """read_ab, for commands that need a run: a file with no probe line and no summary (empty,
+    garbage, some other JSONL) is a LemlabError naming the first unreadable line."""
+    run = read_ab(path)
+    if run.probes or run.summary is not None:
+        return run
+    if not run.issues:
+        raise LemlabError(f"{path}: no probe lines: not an A/B run (empty file?)")
+    first = run.issues[0]
+    more = f" and {len(run.issues) - 1} more" if len(run.issues) > 1 else ""
+    raise LemlabError(
+        f"{path}: not an A/B run (line {first.line_no}: {first.reason}{more})"
+    )
+
+
 def _read_line(
     run: ABRun, label: str, line_no: int, raw: bytes, is_last: bool, seen: dict[str, int]
 ) -> None:

@@ -313,6 +313,38 @@ def _shape_mismatch(adapter_dir: Path, base: Path, base_cfg: dict[str, Any]) -> 
     return None
 
 
+def weights_misfit(weights: str | Path, model_dir: str | Path, rank: int | None = None) -> str | None:
+    """Why LoRA weights in one file (e.g. train --resume-adapter-file) cannot be loaded onto
+    this model at this rank; None when they fit. Read from headers only, so a preflight can say
+    it before a trainer starts and creates its output folder."""
+    from lemlab.core.model_folder import read_model_config
+
+    try:
+        lora = read_header(Path(weights))
+    except SafetensorsHeaderError as exc:
+        return f"unreadable weights ({exc})"
+    pairs = _lora_pairs(lora)
+    if not pairs:
+        return "no LoRA tensors (lora_a / lora_b) in it"
+    base = Path(model_dir)
+    cfg = read_model_config(base)
+    layers = cfg.get("num_hidden_layers")
+    top = max((int(m.group(1)) for k in lora if (m := _LAYER_RE.search(k))), default=-1)
+    if isinstance(layers, int) and top >= layers:
+        return f"it has tensors for layer {top}, the model has {layers} layer(s) (0-{layers - 1})"
+    try:
+        base_shapes = read_weight_shapes(base)
+    except SafetensorsHeaderError:
+        base_shapes = {}
+    for module, (a, b) in pairs.items():
+        if rank is not None and a.shape[1] != rank:
+            return f"it was trained at rank {a.shape[1]}, this run uses rank {rank}"
+        problem = _module_misfit(module, a, b, base_shapes, cfg)
+        if problem:
+            return problem
+    return None
+
+
 def _lora_pairs(lora: dict[str, TensorInfo]) -> dict[str, tuple[TensorInfo, TensorInfo]]:
     pairs: dict[str, tuple[TensorInfo, TensorInfo]] = {}
     for key, a in lora.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -115,13 +116,17 @@ def load_config(path: str | Path | None = None) -> Config:
     """Settings from config.toml (default location when path is None); defaults if it is absent."""
     p = Path(path) if path is not None else get_paths().config_file
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark is not a setting
     except FileNotFoundError:
         return default_config()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {p}: {getattr(exc, 'strerror', None) or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{p}: not UTF-8 text (bad byte at offset {exc.start})") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {p}: {exc.strerror or exc}") from None
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        raise DataError(f"{p}: malformed TOML (nested too deeply)") from None
     except tomllib.TOMLDecodeError as exc:
         raise DataError(
             f"{p}:{_toml_line(exc, text)}: malformed TOML ({_toml_reason(exc)})"
@@ -191,7 +196,9 @@ def _scorer(v: Any, where: str) -> str:
 def _number(low: float, high: float | None, integer: bool = False) -> Any:
     def check(v: Any, where: str) -> Any:
         ok_type = isinstance(v, int) if integer else isinstance(v, int | float)
-        if isinstance(v, bool) or not ok_type or v < low or (high is not None and v > high):
+        # `not low <= v` also catches NaN (TOML `nan`), which compares false with everything.
+        in_range = ok_type and low <= v and (v <= high if high is not None else v < math.inf)
+        if isinstance(v, bool) or not in_range:
             kind = "a whole number" if integer else "a number"
             bound = f"between {low} and {high}" if high is not None else f">= {low}"
             raise DataError(f"{where} must be {kind} {bound} (got {v!r})")
@@ -236,10 +243,10 @@ _CHECKS: dict[str, Any] = {
     "scan_hf_cache": _bool,
     "theme": _name,
     "default_scorer": _scorer,
-    "max_tokens": _number(1, None, integer=True),
+    "max_tokens": _number(1, 1_000_000, integer=True),
     "temperature": _number(0.0, 5.0),
     "top_p": _number(0.0, 1.0),
-    "seed": _number(0, None, integer=True),
+    "seed": _number(0, 2**32 - 1, integer=True),
     "keymap": _keymap,
     "endpoints": _endpoints,
 }

@@ -216,9 +216,11 @@ def load_endpoints(config_file: Path | None = None) -> dict[str, Endpoint]:
     if not config_file.exists():
         return {}
     try:
-        data = tomllib.loads(config_file.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise LemlabError(f"{config_file}: {e}") from None
+        data = tomllib.loads(config_file.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise LemlabError(f"{config_file}: not UTF-8 text (bad byte at offset {e.start})") from None
+    except (tomllib.TOMLDecodeError, RecursionError) as e:
+        raise LemlabError(f"{config_file}: not valid TOML ({e or 'nested too deeply'})") from None
     table = data.get("endpoints", {})
     if not isinstance(table, Mapping):
         raise LemlabError(f"{config_file}: endpoints must be a table of [endpoints.<name>]")

@@ -26,6 +26,8 @@ def read_json_object(path: Path, what: str = "") -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from exc
+    except RecursionError:
+        raise DataError(f"{path}: malformed JSON (nested too deeply)") from None
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object")
     return data

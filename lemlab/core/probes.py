@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lemlab.core import limits
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import DataError, LemlabError
 from lemlab.core.paths import get_paths, shipped_dirs
@@ -87,6 +88,12 @@ def load_battery(path: str | Path) -> Battery:
 
 
 def _read_text(p: Path) -> str:
+    try:
+        size = p.stat().st_size
+    except OSError:
+        size = 0  # read_file_bytes words the error
+    if size > limits.cap(limits.BATTERY_BYTES):
+        raise DataError(f"{p}: " + limits.over("the battery file", size, limits.BATTERY_BYTES, "bytes"))
     return decode_utf8(read_file_bytes(p, str(p), "battery file"), str(p), "utf-8-sig")
 
 
@@ -95,6 +102,8 @@ def _parse_json(p: Path, text: str) -> list[tuple[str, Any]]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{p}: line {exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise DataError(f"{p}: invalid JSON: nested too deeply") from None
     if not isinstance(data, list):
         raise DataError(f"{p}: expected a JSON array of probes, got {type(data).__name__}")
     return [(f"item {i}", item) for i, item in enumerate(data, 1)]
@@ -102,13 +111,16 @@ def _parse_json(p: Path, text: str) -> list[tuple[str, Any]]:
 
 def _parse_jsonl(p: Path, text: str) -> list[tuple[str, Any]]:
     items: list[tuple[str, Any]] = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    # "\n" only: splitlines() also splits on U+2028 and others that are legal inside JSON strings.
+    for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
             items.append((f"line {lineno}", json.loads(line)))
         except json.JSONDecodeError as exc:
             raise DataError(f"{p}: line {lineno}: invalid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise DataError(f"{p}: line {lineno}: invalid JSON: nested too deeply") from None
     return items
 
 
@@ -117,6 +129,8 @@ def _parse_toml(p: Path, text: str) -> tuple[str, str, list[tuple[str, Any]]]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DataError(f"{p}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise DataError(f"{p}: invalid TOML: nested too deeply") from None
     tables = data.get("probe", [])
     if not isinstance(tables, list):
         raise DataError(f"{p}: `probe` must be an array of tables ([[probe]])")
@@ -132,6 +146,8 @@ def _parse_toml(p: Path, text: str) -> tuple[str, str, list[tuple[str, Any]]]:
 def _build_probes(p: Path, items: list[tuple[str, Any]]) -> list[Probe]:
     if not items:
         raise DataError(f"{p}: battery has no probes")
+    if len(items) > limits.cap(limits.BATTERY_PROBES):
+        raise DataError(f"{p}: " + limits.over("the battery", len(items), limits.BATTERY_PROBES, "probes"))
     probes: list[Probe] = []
     seen: dict[str, str] = {}
     for where, item in items:
@@ -149,6 +165,8 @@ def probe_from_dict(item: Any, where: str = "probe") -> Probe:
         raise DataError(f"{where}: expected an object, got {type(item).__name__}")
     pid = _required_str(item, "id", where)
     prompt = _required_str(item, "prompt", where)
+    if len(prompt) > limits.cap(limits.PROMPT_CHARS):
+        raise DataError(f"{where}: " + limits.over("the prompt", len(prompt), limits.PROMPT_CHARS, "characters"))
     category = _category_of(item, where)
     optional = {
         k: _optional_str(item, k, where) for k in ("notes", "source_probe", "rephrase_type")
@@ -348,7 +366,7 @@ def resolve_battery(spec: str, extra_dirs: Iterable[str | Path] = ()) -> Battery
 def _declared_name(f: Path) -> str | None:
     try:
         name = tomllib.loads(f.read_text(encoding="utf-8")).get("name")
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return None
     return name if isinstance(name, str) else None
 

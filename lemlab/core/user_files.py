@@ -4,12 +4,19 @@ one-line errors that name the file: raw bytes, UTF-8 text, TOML documents, unkno
 from __future__ import annotations
 
 import difflib
+import math
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from lemlab.core.errors import DataError, LemlabError
+
+MAX_TOML_BYTES = 16 << 20  # a plan or config, never data: anything larger is a wrong file
+
+
+def _clip(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def read_file_bytes(path: Path, where: str, kind: str) -> bytes:
@@ -34,24 +41,38 @@ def decode_utf8(data: bytes, where: str, encoding: str = "utf-8") -> str:
 
 
 def load_toml_file(path: Path, kind: str) -> dict[str, Any]:
-    """A TOML document; `kind` names the file in errors ("pipeline", "curriculum", "config")."""
+    """A TOML document; `kind` names the file in errors ("pipeline", "curriculum", "config").
+    A byte-order mark (Windows editors write one) is dropped; other non-UTF-8 bytes are errors."""
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            data = fh.read(MAX_TOML_BYTES + 1)
     except FileNotFoundError:
         raise LemlabError(f"{kind} file not found: {path}") from None
     except IsADirectoryError:
         raise LemlabError(f"{path} is a folder, not a {kind} TOML file") from None
+    except OSError as exc:
+        raise LemlabError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > MAX_TOML_BYTES:
+        raise DataError(f"{path}: larger than {MAX_TOML_BYTES >> 20} MB; not a {kind} file")
+    return parse_toml(decode_utf8(data, str(path), "utf-8-sig"), str(path))
+
+
+def parse_toml(text: str, where: str) -> dict[str, Any]:
+    """tomllib.loads with one-line errors; deep nesting (RecursionError) is an error too."""
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise LemlabError(f"{path}: not valid TOML ({exc})") from None
+        raise DataError(f"{where}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise DataError(f"{where}: not valid TOML (nested too deeply)") from None
 
 
 def read_toml_or_empty(path: Path) -> dict[str, Any]:
     """A state file this tool wrote; {} when it is missing or unreadable (nothing recorded yet)."""
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError):
+            return tomllib.loads(fh.read().decode("utf-8-sig"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return {}
 
 
@@ -75,7 +96,10 @@ def check_types(values: Mapping[str, Any], types: Mapping[str, type], where: str
             value = float(value)
         if type(value) is not want:
             raise LemlabError(
-                f"{where}: {key} must be {want.__name__}, got {type(value).__name__} {value!r}"
+                f"{where}: {key} must be {want.__name__}, got {type(value).__name__} "
+                f"{_clip(repr(value))}"
             )
+        if want is float and not math.isfinite(value):  # TOML has nan and inf literals
+            raise LemlabError(f"{where}: {key} must be a finite number, got {value!r}")
         out[key] = value
     return out

@@ -1,0 +1,210 @@
+"""Bad input of every family gets one line on stderr starting `lemlab: error:`, exit status 2,
+and leaves every file as it was (same bytes, same mode, nothing new written). Each case is a real
+`lemlab.cli.main([...])` call, the way the console script runs it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lemlab.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures"
+BATTERY = json.dumps([{"id": "P1", "domain": "Care", "prompt": "Is it kind to tell the truth?"}])
+DEEP = "[" * 100_000 + "]" * 100_000
+PIPELINE = """\
+output = "out"
+model = "no-such-model"
+[[phase]]
+name = "one"
+prompts = "battery.json"
+"""
+
+
+def _files(tmp: Path) -> dict[str, bytes]:
+    """What every case starts from: a battery, an A/B file, a few TOML files, a data folder."""
+    sample = (FIXTURES / "abfile-v1-sample.jsonl").read_bytes()
+    return {
+        "battery.json": BATTERY.encode(),
+        "deep.json": DEEP.encode(),
+        "long.json": json.dumps([{"id": "P1", "domain": "Care", "prompt": "why? " * 50_000}]).encode(),
+        "run.jsonl": sample,
+        "empty.jsonl": b"",
+        "garbage.jsonl": b"\x00\xff not json at all\n{{{\n",
+        "notab.jsonl": b'{"hello": "world"}\n[1, 2, 3]\n',
+        "list.jsonl": b"[]\n",
+        "deep.jsonl": (DEEP + "\n").encode(),
+        "pipeline-nan.toml": (PIPELINE + "threshold = nan\n").encode(),
+        "pipeline-inf.toml": (PIPELINE + "temperature = inf\n").encode(),
+        "pipeline-latin1.toml": (PIPELINE + 'note = "caf\xe9"\n').encode("latin-1"),
+        "curriculum-latin1.toml": 'output = "o"\nnote = "caf\xe9"\n'.encode("latin-1"),
+        "train-nan.toml": b"[train]\nlearning_rate = nan\n",
+        "train-inf.toml": b"[train]\nscale = inf\n",
+        "train-latin1.toml": '[train]\nmodel = "caf\xe9"\n'.encode("latin-1"),
+        "a-file": b"not a folder\n",
+        "data/train.jsonl": b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n',
+        "data/valid.jsonl": b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n',
+        "badmodel/config.json": b"{ this is not json",
+        "badmodel/model.safetensors": b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ",
+    }
+
+
+def _home_config(home: Path, text: bytes) -> None:
+    from lemlab.core.paths import get_paths
+
+    cfg = get_paths().config_file
+    assert home in cfg.parents
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_bytes(text)
+
+
+M = "--model=no-such-model"
+AB = ["ab", M, "--prompts", "{d}/battery.json", "--output", "{d}/o.jsonl"]
+DISTILL = ["distill", M, "--prompts", "{d}/battery.json", "--output", "{d}/o.jsonl"]
+CHAT = ["chat", M, "--prompt", "hi"]
+
+# (case id, argv with {d} for the case's folder, words the line must hold, config.toml bytes)
+CASES: list[tuple[str, list[str], str, bytes | None]] = [
+    # NaN / Inf / out-of-range numbers on flags: caught before any model loads.
+    ("chat-temp-nan", [*CHAT, "--temp", "nan"], "--temp", None),
+    ("chat-temp-inf", [*CHAT, "--temp", "inf"], "--temp", None),
+    ("chat-top-p-nan", [*CHAT, "--top-p", "nan"], "--top-p", None),
+    ("chat-seed-negative", [*CHAT, "--seed", "-1"], "--seed", None),
+    ("chat-seed-huge", [*CHAT, "--seed", str(2**64)], "--seed", None),
+    ("chat-max-tokens-huge", [*CHAT, "--max-tokens", str(10**12)], "--max-tokens", None),
+    ("ab-temp-nan", [*AB, "--temp", "nan"], "--temp", None),
+    ("ab-top-p-inf", [*AB, "--top-p", "inf"], "--top-p", None),
+    ("ab-retry-delay-inf", [*AB, "--retry-delay", "inf"], "--retry-delay", None),
+    ("ab-retry-delay-nan", [*AB, "--retry-delay", "nan"], "--retry-delay", None),
+    ("ab-seed-huge", [*AB, "--seed", str(2**64)], "--seed", None),
+    ("ab-limit-zero", [*AB, "--limit", "0"], "--limit", None),
+    ("distill-threshold-nan", [*DISTILL, "--threshold", "nan"], "--threshold", None),
+    ("distill-threshold-inf", [*DISTILL, "--threshold", "-inf"], "--threshold", None),
+    ("distill-temperature-nan", [*DISTILL, "--temperature", "nan"], "--temperature", None),
+    ("distill-seed-negative", [*DISTILL, "--seed", "-3"], "--seed", None),
+    ("distill-samples-huge", [*DISTILL, "--samples", str(10**9)], "--samples", None),
+    ("watch-interval-nan", ["watch", "{d}/run.jsonl", "--interval", "nan"], "--interval", None),
+    ("watch-interval-zero", ["watch", "{d}/run.jsonl", "--interval", "0"], "--interval", None),
+    ("extract-split-nan", ["extract", "--input", "{d}/run.jsonl", "--output", "{d}/x", "--split", "nan"], "--split", None),
+    ("train-lr-nan", ["train", "--model", "{d}/badmodel", "--data", "{d}/data", "--learning-rate", "nan"], "--learning-rate", None),
+    ("tiny-hidden-huge", ["make-tiny-model", "{d}/tiny", "--hidden", "1048576"], "--hidden", None),
+    ("tiny-layers-huge", ["make-tiny-model", "{d}/tiny", "--layers", "100000"], "--layers", None),
+    ("models-depth-huge", ["models", "--depth", "100000"], "--depth", None),
+    ("argparse-unknown-flag", [*AB, "--no-such-flag"], "unrecognized", None),
+    ("argparse-not-a-number", [*AB, "--temp", "warm"], "--temp", None),
+    ("argparse-missing-required", ["ab", M], "required", None),
+    # NaN / Inf and bad bytes in TOML files.
+    ("pipeline-threshold-nan", ["pipeline", "--dry-run", "{d}/pipeline-nan.toml"], "threshold", None),
+    ("pipeline-temperature-inf", ["pipeline", "--dry-run", "{d}/pipeline-inf.toml"], "temperature", None),
+    ("pipeline-not-utf8", ["pipeline", "--dry-run", "{d}/pipeline-latin1.toml"], "UTF-8", None),
+    ("curriculum-not-utf8", ["curriculum", "--dry-run", "{d}/curriculum-latin1.toml"], "UTF-8", None),
+    ("train-config-nan", ["train", "-c", "{d}/train-nan.toml"], "learning_rate", None),
+    ("train-config-inf", ["train", "-c", "{d}/train-inf.toml"], "scale", None),
+    ("train-config-not-utf8", ["train", "-c", "{d}/train-latin1.toml"], "UTF-8", None),
+    ("config-temperature-nan", ["models"], "temperature", b"temperature = nan\n"),
+    ("config-seed-huge", ["models"], "seed", b"seed = 18446744073709551616\n"),
+    ("config-not-utf8", ["models"], "UTF-8", 'theme = "caf\xe9"\n'.encode("latin-1")),
+    ("config-endpoint-timeout-nan", ["chat", "--model", "endpoint:a", "--prompt", "hi"], "timeout",
+     b'[endpoints.a]\nurl = "http://h:1/v1"\ntimeout = nan\n'),
+    ("config-endpoint-not-utf8", ["chat", "--model", "endpoint:a", "--prompt", "hi"], "UTF-8",
+     '[endpoints.a]\nurl = "http://h:1/v1"\nmodel = "caf\xe9"\n'.encode("latin-1")),
+    # JSON nested too deeply.
+    ("ab-prompt-too-long", ["ab", M, "--prompts", "{d}/long.json", "--output", "{d}/o.jsonl"], "--allow-large", None),
+    ("ab-battery-deep", ["ab", M, "--prompts", "{d}/deep.json", "--output", "{d}/o.jsonl"], "deep", None),
+    ("report-deep", ["report", "{d}/deep.jsonl"], "deep", None),
+    ("rescore-deep", ["rescore", "{d}/deep.jsonl", "--out", "{d}/r.jsonl"], "deep", None),
+    # Files that are not A/B runs, folders that are not folders.
+    ("report-empty", ["report", "{d}/empty.jsonl"], "empty", None),
+    ("report-garbage", ["report", "{d}/garbage.jsonl"], "", None),
+    ("report-not-ab", ["report", "{d}/notab.jsonl"], "", None),
+    ("report-list", ["report", "{d}/list.jsonl"], "", None),
+    ("report-missing", ["report", "{d}/nope.jsonl"], "", None),
+    ("report-vs-empty", ["report", "{d}/run.jsonl", "--vs", "{d}/empty.jsonl"], "empty", None),
+    ("rescore-garbage", ["rescore", "{d}/garbage.jsonl", "--out", "{d}/r.jsonl"], "", None),
+    ("rescore-empty", ["rescore", "{d}/empty.jsonl", "--out", "{d}/r.jsonl"], "", None),
+    ("rescore-not-ab", ["rescore", "{d}/notab.jsonl", "--out", "{d}/r.jsonl"], "", None),
+    ("probes-dir-missing", ["probes", "--dir", "{d}/missing"], "missing", None),
+    ("probes-dir-file", ["probes", "--dir", "{d}/a-file"], "a-file", None),
+    ("sessions-dir-file", ["sessions", "--dir", "{d}/a-file"], "a-file", None),
+    ("sessions-dir-missing", ["sessions", "--dir", "{d}/missing"], "missing", None),
+    ("train-garbage-config-json", ["train", "--model", "{d}/badmodel", "--data", "{d}/data",
+                                   "--adapter-path", "{d}/adapter", "--yes"], "config.json", None),  # fmt: skip
+]
+
+
+def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mode)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    } | {str(p.relative_to(root)) + "/": (b"", p.stat().st_mode) for p in root.rglob("*") if p.is_dir()}
+
+
+def run_case(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # argparse
+        status = exc.code if isinstance(exc.code, int) else 2
+    return status, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "words", "config"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, lemlab_home: Path, capsys: pytest.CaptureFixture[str],
+    argv: list[str], words: str, config: bytes | None,
+) -> None:  # fmt: skip
+    d = tmp_path / "case"
+    for name, data in _files(d).items():
+        (d / name).parent.mkdir(parents=True, exist_ok=True)
+        (d / name).write_bytes(data)
+    if config is not None:
+        _home_config(lemlab_home, config)
+    before, home_before = _snapshot(d), _snapshot(lemlab_home)
+    status, err = run_case([a.replace("{d}", str(d)) for a in argv], capsys)
+    lines = err.splitlines()
+    assert status == 2 and len(lines) == 1, err
+    assert lines[0].startswith("lemlab: error: "), err
+    assert words in lines[0], err
+    assert "Error:" not in lines[0] and "Traceback" not in err  # no exception class names
+    assert _snapshot(d) == before and _snapshot(lemlab_home) == home_before
+
+
+CaseSetup = Callable[[Path], None]
+
+
+def _assert_one_line_exit_2(status: int, err: str, words: str) -> None:
+    lines = err.splitlines()
+    assert status == 2 and len(lines) == 1 and lines[0].startswith("lemlab: error: "), err
+    assert words in lines[0], err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["other-model", "other-rank", "not-lora"])
+def test_train_refuses_a_resume_file_that_does_not_fit_before_creating_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_model: Path, tiny_adapter: Path,
+    case: str,
+) -> None:  # fmt: skip
+    from test_train_support import write_chat_data
+
+    data = write_chat_data(tmp_path / "data", n_train=4, n_valid=2)
+    weights = tiny_adapter / "adapters.safetensors"
+    model, extra = tiny_model, []
+    if case == "other-model":  # wider: the adapter's 64-wide LoRA tensors cannot fit it
+        from lemlab.engine.tiny import build_tiny_model
+
+        model = build_tiny_model(tmp_path / "wide", hidden=128)
+    if case == "other-rank":
+        model, extra = tiny_model, ["--rank", "4"]
+    if case == "not-lora":
+        model, weights = tiny_model, next(tiny_model.glob("*.safetensors"))
+    before = weights.read_bytes()
+    out = tmp_path / "adapter"
+    status, err = run_case(["train", "--model", str(model), "--data", str(data), "--adapter-path",
+                            str(out), "--resume-adapter-file", str(weights), "--iters", "2",
+                            "--yes", *extra], capsys)  # fmt: skip
+    _assert_one_line_exit_2(status, err, "--resume-adapter-file")
+    assert {"other-model": "the model's weight is", "other-rank": "rank 4", "not-lora": "no LoRA"}[case] in err
+    assert not out.exists() and weights.read_bytes() == before
