@@ -186,7 +186,7 @@ async def test_side_by_side_steps_and_flips(tmp_path: Path) -> None:
         assert (sbs.row.id, sbs.left, sbs.right) == ("xinjiang", "baseline", "ethics")
         assert "refusal" in str(sbs.query_one("#sbs-left-failures").render())
         signals = sbs.query_one("#sbs-signals")
-        names = [signals.get_row_at(i)[0] for i in range(signals.row_count)]
+        names = [str(signals.get_row_at(i)[0]) for i in range(signals.row_count)]  # Text cells
         assert "compliance_markers" in names
         row = names.index("compliance_markers")
         assert "I cannot" in signals.get_row_at(row)[2]  # the phrase that fired, via explain
@@ -248,7 +248,7 @@ async def test_override_saved_in_session_and_shown_after_reopen(tmp_path: Path) 
         cell = p.model.cell(row, "ethics")
         assert cell.override is not None and cell.score == 12.0 and cell.marker == "+"
         table = p.grid.table
-        assert str(table.get_cell("gov_criticism", "c:ethics")) == "12.00+* COLLAPSE"
+        assert str(table.get_cell("gov_criticism", "c:ethics")) == "  12.00+* COLLAPSE"
 
 
 async def test_open_old_research_file_rescore_compare_export(tmp_path: Path) -> None:

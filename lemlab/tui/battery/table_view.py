@@ -18,25 +18,30 @@ from lemlab.core.score_table import Cell, ConditionSummary, ProbeRow, ScoreTable
 
 PREVIEW_CHARS = 2000  # the preview shows the start; the side-by-side view shows all
 PREVIEW_LINES = 4  # rows of text in the preview box (its height minus the border)
+SCORE_WIDTH = 7  # -100.00
 FIXED = ("probe", "category")  # leading columns before the conditions
 
 
 def cell_text(cell: Cell, colours: dict[str, str], with_overrides: bool,
-              failures: list[str] | None = None) -> Text:  # fmt: skip
+              failures: list[str] | None = None, tag_width: int = 0) -> Text:  # fmt: skip
     """Score, + / - marker, `*` when an override is shown, and the failure modes' tag (reversed,
     in the warning colour: a -17.4 from token degeneration must not read as a plain low score)."""
+    # Fixed widths instead of right-justifying: a padded tag after the score would be trimmed.
     if cell.score is None:
-        return Text("—", style=colours.get("text-muted", ""), justify="right")
-    shown = cell.override is not None and with_overrides
-    mark = cell.marker or " "
-    mark_style = {"+": colours.get("success", ""), "-": colours.get("error", "")}.get(cell.marker, "")
-    score = Text(f"{cell.score:.2f}")
-    if shown:
-        score.stylize(f"italic underline {colours.get('warning', '')}")
-    text = Text.assemble(score, (mark, mark_style), ("*" if shown else " "), justify="right")
-    if failures:
+        text = Text(f"{'—':>{SCORE_WIDTH}}  ", style=colours.get("text-muted", ""))
+    else:
+        shown = cell.override is not None and with_overrides
+        mark = cell.marker or " "
+        mark_style = {"+": colours.get("success", ""), "-": colours.get("error", "")}.get(cell.marker, "")
+        score = Text(f"{cell.score:>{SCORE_WIDTH}.2f}")
+        if shown:
+            score.stylize(f"italic underline {colours.get('warning', '')}")
+        text = Text.assemble(score, (mark, mark_style), ("*" if shown else " "))
+    tag = failure_tag(failures or [])
+    if tag_width:  # padded to the column's widest tag, so the scores stay aligned
         text.append(" ")
-        text.append(f"{failure_tag(failures)}", style=f"reverse {colours.get('warning', '')}")
+        text.append(tag, style=f"reverse {colours.get('warning', '')}" if tag else "")
+        text.append(" " * (tag_width - len(tag)))
     return text
 
 
@@ -44,7 +49,7 @@ def delta_text(cell: Cell, colours: dict[str, str]) -> Text:
     if cell.delta is None:
         return Text("—", style=colours.get("text-muted", ""), justify="right")
     style = {"+": colours.get("success", ""), "-": colours.get("error", "")}.get(cell.marker, "")
-    return Text(f"{cell.delta:+.2f}", style=style, justify="right")
+    return Text(f"{cell.delta:+.2f}" if cell.delta else "0.00", style=style, justify="right")
 
 
 def summary_cells(s: ConditionSummary, is_reference: bool) -> list[str]:
@@ -122,9 +127,11 @@ class ScoreGrid(Vertical):
         colours = self.app.get_css_variables()
         t.clear()
         self.shown = model.visible()
+        widths = {c: max((len(failure_tag(r.failure_modes(c))) for r in self.shown), default=0)
+                  for c in model.conditions}  # fmt: skip
         for r in self.shown:
-            cells = [cell_text(model.cell(r, c), colours, model.with_overrides, r.failure_modes(c))
-                     for c in model.conditions]  # fmt: skip
+            cells = [cell_text(model.cell(r, c), colours, model.with_overrides, r.failure_modes(c),
+                               widths[c]) for c in model.conditions]  # fmt: skip
             deltas = [delta_text(model.cell(r, c), colours) for c in self.compared()]
             # Ids and names come from the file: Text (never markup), controls visible.
             t.add_row(Text(visible_line(r.id)), Text(visible_line(r.category)), *cells, *deltas,

@@ -47,6 +47,8 @@ class BatteryPane(LabPane):
     BatteryPane.-running #battery-status { color: $accent; }
     """
     BINDINGS = [
+        # F1 first: a narrow terminal's footer keeps its first keys and cuts the rest.
+        _b("f1", "app.help", "Help", "help", "Show all keys and commands"),
         _b("n", "new_run", "New run", "new_run", "Set up and start a battery run on the loaded model"),
         _b("escape", "cancel_run", "Cancel", "cancel", "Stop the run after the current token (resumable)"),
         _b("r", "resume_run", "Resume", "resume", "Continue this session's last unfinished run", False),
@@ -74,6 +76,11 @@ class BatteryPane(LabPane):
         self.last_request: RunRequest | None = None
         self.run_session: Session | None = None  # the session a running run reports to
         self.loaded_before: tuple[str, str | None] | None = None  # restored after the run
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_run" and self.job is None:
+            return False  # no run: Esc is not offered (the footer keeps room for the rest)
+        return True
 
     def compose(self) -> ComposeResult:
         yield Static(HINT, id="battery-status", markup=False)
@@ -199,6 +206,7 @@ class BatteryPane(LabPane):
         self.loaded_before = (info.model_path, info.adapter_path) if info else None
         self._show_live(job)
         self.add_class("-running")
+        self.refresh_bindings()
         self._drive(job)
         return True
 
@@ -252,6 +260,7 @@ class BatteryPane(LabPane):
         self.job = None
         self.grid.end_live()
         self.remove_class("-running")
+        self.refresh_bindings()
         session = self.run_session or self.lab.session
         update_run_record(session, path, **changes)
         if session is self.lab.session:
