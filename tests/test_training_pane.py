@@ -57,7 +57,8 @@ async def test_attach_events_file_shows_figures_plot_and_checkpoints(tmp_path: P
         plot = app.query_one(LossPlot)
         assert [p[0] for p in plot.train] == [5, 10, 15, 20, 25, 30]
         assert [p[0] for p in plot.val] == [1, 10, 20, 30]
-        assert "train" in plot.plt.build() and "val" in plot.plt.build()
+        legend = str(app.query_one("#training-legend", Static).render())  # beside the chart, not over it
+        assert "train (run-a)" in legend and "val (run-a)" in legend and "best val loss (iteration 30)" in legend
         rows = app.query_one(CheckpointTable).rows_shown
         assert [r[0] for r in rows] == ["10", "20", "30"] and rows[2][3] == BEST_VAL
         assert "run-a/events.jsonl" in str(app.query_one("#training-head", Static).render())
@@ -65,7 +66,7 @@ async def test_attach_events_file_shows_figures_plot_and_checkpoints(tmp_path: P
         assert record["origin"] == "attached" and record["status"] == "done" and record["path"] == str(run)
         saved = (tmp_path / "sessions" / "s1.toml").read_text()
         assert "[[training_runs]]" in saved and 'status = "done"' in saved
-        assert pane.run is not None and pane.run.request_stop().startswith("this run was not started here")
+        assert pane.run is not None and pane.run.request_stop() == "the run has already ended"
 
 
 async def test_growing_events_file_updates_the_pane(tmp_path: Path) -> None:

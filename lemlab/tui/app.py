@@ -261,6 +261,14 @@ class LemlabApp(App[int]):
         except (OSError, LemlabError) as exc:
             self.notify(f"theme not saved: {exc}", severity="warning")
 
+    async def action_quit(self) -> None:
+        # A pane with live work (a training run) asks first: leave it running, stop it, cancel.
+        for pane in self.panes:
+            if pane.live_work():
+                pane.ask_before_quit(self.exit)
+                return
+        self.exit()
+
     def action_pick_theme(self) -> None:
         self.search_themes()
 

@@ -43,3 +43,11 @@ class LabPane(Vertical):
 
     def model_changed(self) -> None:
         """A model/adapter was loaded or unloaded: self.lab.loaded is current."""
+
+    def live_work(self) -> str:
+        """A sentence naming work that quitting would affect ("" = none): the app asks first."""
+        return ""
+
+    def ask_before_quit(self, quit_app: Callable[[], object]) -> None:
+        """Ask about `live_work()`, then call `quit_app` unless the user cancels."""
+        quit_app()

@@ -9,6 +9,7 @@ file for new complete lines.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,9 @@ from lemlab.tui.training.follow import FollowedRun
 from lemlab.tui.training.loss_plot import LossPlot
 from lemlab.tui.widgets.distill_progress import DistillProgress
 
-HINT = ("no run yet: n starts one; a attaches to an events file, adapter folder or mlx-lm log; "
+HINT = ("no run yet: n starts one; r picks a run (runs folder and session); a attaches to a file; "
         "c runs a curriculum; d self-distills data")
+REDRAW_SECONDS = 1.0  # a live run's clock ("no event for 40s") ticks even when no event comes
 RECORD_KIND = "training_runs"
 
 
@@ -59,6 +61,7 @@ class TrainingPane(LabPane):
     #training-body { height: 1fr; }
     #training-left { width: 1fr; }
     #training-right { width: 52; }
+    #training-legend { height: auto; padding: 0 1; }
     #training-scores { height: auto; padding: 0 1; color: $text-muted; }
     #training-scores.-differ { color: $warning; text-style: bold; }
     #training-distill, #training-distill-title { display: none; }
@@ -68,10 +71,16 @@ class TrainingPane(LabPane):
     BINDINGS = [
         Binding("n", "start_run", "New run", id="training.start",
                 tooltip="Start a LoRA training run from a form"),  # fmt: skip
+        Binding("r", "pick_run", "Runs", id="training.runs",
+                tooltip="Pick a run to follow or overlay: the runs folder and this session's runs"),  # fmt: skip
         Binding("a", "attach", "Attach", id="training.attach",
                 tooltip="Follow a run: events file, adapter folder or mlx-lm stdout log"),  # fmt: skip
         Binding("x", "stop", "Stop", id="training.stop",
-                tooltip="Stop the run started here (saves adapters, keeps checkpoints; again = kill)"),  # fmt: skip
+                tooltip="Stop the followed run (saves adapters, keeps checkpoints; again = kill)"),  # fmt: skip
+        Binding("R", "continue_run", "Continue", id="training.continue", show=False,
+                tooltip="New run from the followed run's last checkpoint (weights only)"),  # fmt: skip
+        Binding("m", "smooth", "Smooth", id="training.smooth", show=False,
+                tooltip="Smooth the train loss on the chart (raw points stay)"),  # fmt: skip
         Binding("plus,equals_sign", "zoom(1)", "Zoom in", id="training.zoom_in",
                 tooltip="Plot fewer, later iterations"),  # fmt: skip
         Binding("minus", "zoom(-1)", "Zoom out", id="training.zoom_out",
@@ -98,6 +107,9 @@ class TrainingPane(LabPane):
         self.distill_request = default_distill_request()
         self._record: dict[str, Any] | None = None
         self._saved_status = ""
+        self._drawn_at = 0.0
+        self.background: list[FollowedRun] = []  # runs started here, no longer followed, still live
+        self.overlay: FollowedRun | None = None  # the run drawn beside the followed one
         self.flow = CurriculumFlow(self)
 
     def compose(self) -> ComposeResult:
@@ -107,6 +119,7 @@ class TrainingPane(LabPane):
         with Horizontal(id="training-body"):
             with Vertical(id="training-left"):
                 yield LossPlot(id="training-plot")
+                yield Static("", id="training-legend", markup=False)
                 yield Static("", id="training-scores", markup=False)
             with Vertical(id="training-right"):
                 yield Static("Checkpoints", classes="table-title", markup=False)
@@ -121,32 +134,66 @@ class TrainingPane(LabPane):
 
     # -- following ---------------------------------------------------------------------------
     def follow(self, run: FollowedRun) -> None:
-        """Show `run` from now on (its existing lines are read at once)."""
+        """Show `run` from now on (its existing lines are read at once). A live run started
+        here that stops being followed keeps being polled, so its end is still recorded."""
+        old = self.run
+        if old is not None and old is not run and old.process is not None and old.running:
+            self.background.append(old)
+        if run in self.background:
+            self.background.remove(run)
+        if self.overlay is not None and self.overlay.folder == run.folder:
+            self.overlay = None
         self.run, self.comparison, self.scores, self.score_note = run, None, [], ""
         self.set_class(bool(run.labels.get("curriculum")), "-curriculum")
         run.poll()
         self._add_record()
         self.redraw()
 
-    def attach(self, path: str) -> bool:
-        if self.flow.active or (self.run is not None and self.run.process is not None and self.run.running):
-            self.notify("a run started here is still going: stop it (x) first", severity="warning")
+    def attach(self, path: str, *, quiet: bool = False) -> bool:
+        if self.flow.active:
+            self.notify("a curriculum is running here: stop it (x) first", severity="warning")
             return False
+        ours = self._started_here(path.strip())
         try:
-            run = FollowedRun.attach(path.strip())
+            run = ours or FollowedRun.attach(path.strip())
         except (FileNotFoundError, OSError) as exc:
             self.notify(f"cannot attach: {exc}", severity="error", timeout=10)
             return False
         self.follow(run)
-        self.notify(f"following {run.source.file}")
+        if not quiet:
+            self.notify(f"following {run.source.file}")
         return True
+
+    def _started_here(self, path: str) -> FollowedRun | None:
+        """The live run this app started for `path` (its folder or file), if any."""
+        try:
+            target = Path(path).expanduser().resolve()
+        except OSError:
+            return None
+        for run in [*self.background, *([self.run] if self.run else [])]:
+            if run.process is not None and target in (run.folder.resolve(), run.source.file.resolve()):
+                return run
+        return None
+
+    def set_overlay(self, path: str | None) -> None:
+        """Draw the run at `path` beside the followed one (None: no overlay)."""
+        if path is None:
+            self.overlay = None
+        else:
+            try:
+                self.overlay = FollowedRun.attach(path)
+                self.overlay.poll()
+            except (FileNotFoundError, OSError) as exc:
+                self.notify(f"cannot overlay: {exc}", severity="error", timeout=10)
+                return
+        self.redraw()
 
     def start_training(self, cfg: TrainingConfig) -> None:
         from lemlab.core.train_runner import archive_previous_run, start_training
 
         try:
             archive_previous_run(Path(cfg.adapter_path))
-            proc = start_training(cfg)
+            proc = start_training(cfg, detached=True)  # outlives the app: quitting asks about it
         except (OSError, LemlabError) as exc:
             self.notify(f"could not start training: {exc}", severity="error", timeout=10)
             return
@@ -154,7 +201,15 @@ class TrainingPane(LabPane):
         self.notify(f"training started: {cfg.adapter_path}")
 
     def _poll(self) -> None:
-        if self.run is not None and self.run.poll():
+        for run in list(self.background):  # reap and record the end of runs no longer shown
+            run.poll()
+            if not run.running:
+                self.background.remove(run)
+        if self.run is not None:
+            ticking = self.run.live and time.monotonic() - self._drawn_at >= REDRAW_SECONDS
+            if self.run.poll() or ticking:
+                self.redraw()
+        if self.overlay is not None and self.overlay.live and self.overlay.poll():
             self.redraw()
         self.flow.poll()
 
@@ -168,14 +223,35 @@ class TrainingPane(LabPane):
         if run.labels.get("curriculum"):  # stage folders all end in adapter/: name the stage's
             name = f"{run.folder.parent.name}/{name}"
         self.query_one("#training-head", Static).update(f"{where}: {name}")
-        lines = summary_lines(st, chart=False)
+        self._drawn_at = time.monotonic()
+        lines = summary_lines(st, chart=False, now=time.time())
         if run.exit_note:
             lines.append(run.exit_note)
         self.query_one("#training-figures", Static).update("\n".join(lines))
-        self.query_one(LossPlot).show_run(st.train_points, st.val_points, st.total_iters, self._best_val_iteration())
+        plot = self.query_one(LossPlot)
+        if self.overlay is not None:
+            ov = self.overlay.state
+            plot.show_overlay(ov.train_points, ov.val_points, self.overlay.folder.name)
+        else:
+            plot.show_overlay([], [], "")
+        plot.run_name = run.folder.name
+        plot.show_run(st.train_points, st.val_points, st.total_iters, self._best_val_iteration())
         self.query_one(CheckpointTable).show(st, self.comparison)
         self._show_scores()
+        self._show_legend()
         self._update_record()
+
+    def _show_legend(self) -> None:
+        """One entry per line and point set on the chart, beside it rather than over the data."""
+        from rich.text import Text
+
+        text = Text()
+        for mark, colour, label in self.query_one(LossPlot).legend():
+            if text:
+                text.append("   ")
+            text.append(mark, style=colour)
+            text.append(f" {label}")
+        self.query_one("#training-legend", Static).update(text)
 
     def _best_val_iteration(self) -> int | None:
         if self.comparison and self.comparison.best_by_val_loss:
@@ -188,8 +264,17 @@ class TrainingPane(LabPane):
     def _add_record(self) -> None:
         if self.run is None:
             return
-        self.lab.session.add_record(RECORD_KIND, self.run.session_record())
-        self._record = self.lab.session.extra[RECORD_KIND][-1]
+        rec = self.run.session_record()
+        # One entry per run: following it again (a restored session, the picker) updates it.
+        same = [r for r in self.lab.session.extra.get(RECORD_KIND, []) if r.get("file") == rec["file"]]
+        if same:
+            self._record = same[-1]
+            rec["origin"] = same[-1].get("origin", rec["origin"])  # who started it stays true
+            rec["started"] = same[-1].get("started", rec["started"])
+            self._record.update(rec)
+        else:
+            self.lab.session.add_record(RECORD_KIND, rec)
+            self._record = self.lab.session.extra[RECORD_KIND][-1]
         self._saved_status = self.run.state.status
         self._save_session()
 
@@ -217,6 +302,50 @@ class TrainingPane(LabPane):
     def session_opened(self) -> None:
         if self.run is not None:
             self._add_record()  # the followed run belongs to the new session too
+            return
+        self.restore_session_run()
+
+    def restore_session_run(self) -> bool:
+        """Follow the session's latest run that can still be read (as Battery restores its
+        runs): a reopened session shows its training again, live or finished."""
+        for rec in reversed(self.lab.session.records(RECORD_KIND)):
+            path = rec.get("file") or rec.get("path")
+            if isinstance(path, str) and Path(path).exists() and self.attach(path, quiet=True):
+                return True
+        return False
+
+    # -- quitting --------------------------------------------------------------------------------
+    def live_runs(self) -> list[FollowedRun]:
+        runs = [*([self.run] if self.run else []), *self.background]
+        return [r for r in runs if r.live]
+
+    def live_work(self) -> str:
+        runs = self.live_runs()
+        if not runs:
+            return ""
+        names = ", ".join(r.folder.name for r in runs)
+        text = f"A training run is live: {names}." if len(runs) == 1 else f"Training runs are live: {names}."
+        if self.flow.active:
+            text += (" The curriculum's later stages start only while lemlab runs: run "
+                     "`lemlab curriculum FILE` (it skips finished stages) to go on without it.")
+        return text
+
+    def ask_before_quit(self, quit_app: Any) -> None:
+        from lemlab.tui.training.quit_dialog import QuitWithRunScreen
+
+        def chosen(choice: str | None) -> None:
+            if choice is None:
+                return
+            if choice == "stop":
+                runs = self.live_runs()
+                notes = [run.request_stop() for run in runs]
+                failed = [note for run, note in zip(runs, notes, strict=True) if not run.stop_asked]
+                if failed:  # a run that cannot be stopped from here must not be left unknowingly
+                    self.notify("not quitting: " + "; ".join(failed), severity="error", timeout=15)
+                    return
+            quit_app()
+
+        self.app.push_screen(QuitWithRunScreen(self.live_work()), chosen)
 
     # -- actions -------------------------------------------------------------------------------
     def action_start_run(self) -> None:
@@ -229,6 +358,46 @@ class TrainingPane(LabPane):
         model = loaded.model_path if loaded else str(self.lab.session.model.get("path", ""))
         self.app.push_screen(StartRunScreen(initial_values(model)),
                              lambda cfg: self.start_training(cfg) if cfg else None)  # fmt: skip
+
+    def action_pick_run(self) -> None:
+        from lemlab.core.paths import get_paths
+        from lemlab.core.training_runs import list_runs
+        from lemlab.tui.training.run_picker import RunPickerScreen
+
+        rows = list_runs(get_paths().runs_dir / "adapters", self.lab.session.records(RECORD_KIND))
+
+        def picked(choice: tuple[str, str] | None) -> None:
+            if choice is None:
+                return
+            action, path = choice
+            if action == "overlay":
+                self.set_overlay(path)
+            else:
+                self.attach(path)
+
+        self.app.push_screen(RunPickerScreen(rows), picked)
+
+    def action_continue_run(self) -> None:
+        from lemlab.core.training_resume import plan_continue
+        from lemlab.tui.training.start_form import StartRunScreen, initial_values
+
+        if self.run is None:
+            self.notify("follow a stopped run first (r picks one)", severity="warning")
+            return
+        try:
+            plan = plan_continue(self.run.folder)
+        except (LemlabError, OSError) as exc:
+            self.notify(f"cannot continue: {exc}", severity="warning", timeout=10)
+            return
+        values = {**initial_values(plan.values["model"]), **plan.values}
+        self.app.push_screen(StartRunScreen(values, base=plan.values, note=plan.note_lines),
+                             lambda cfg: self.start_training(cfg) if cfg else None)  # fmt: skip
+
+    def action_smooth(self) -> None:
+        plot = self.query_one(LossPlot)
+        plot.set_smoothing(not plot.smoothing)
+        self._show_legend()
+        self.notify("train loss smoothed (moving average)" if plot.smoothing else "train loss raw")
 
     def action_attach(self) -> None:
         from lemlab.tui.screens.prompt import TextPrompt
@@ -249,9 +418,11 @@ class TrainingPane(LabPane):
     def action_zoom(self, step: int) -> None:
         plot = self.query_one(LossPlot)
         plot.set_zoom(plot.zoom + step)
+        self._show_legend()
 
     def action_zoom_all(self) -> None:
         self.query_one(LossPlot).set_zoom(0)
+        self._show_legend()
 
     def action_score(self) -> None:
         from lemlab.tui.training.score_dialog import ScoreDialog
@@ -273,7 +444,11 @@ class TrainingPane(LabPane):
     def palette_verbs(self) -> list[Verb]:
         return [
             Verb("Training: start a run…", "LoRA training from a form", self.action_start_run),
+            Verb("Training: pick a run…", "runs folder and session: attach or overlay", self.action_pick_run),
             Verb("Training: attach to a run…", "events file, adapter folder or mlx-lm log", self.action_attach),
+            Verb("Training: continue the run…", "from its last checkpoint (weights only)", self.action_continue_run),
+            Verb("Training: smooth the train loss", "toggle a moving average", self.action_smooth),
+            Verb("Training: clear the overlay", "draw the followed run alone", lambda: self.set_overlay(None)),
             Verb("Training: stop the run", "saves adapters, keeps checkpoints", self.action_stop),
             Verb("Training: score checkpoints…", "mean battery score per checkpoint vs loss", self.action_score),
             Verb("Training: zoom in", "plot the later iterations", lambda: self.action_zoom(1)),

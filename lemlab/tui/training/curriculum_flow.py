@@ -103,7 +103,7 @@ class CurriculumFlow:
         st = self.cur.stages[i]
         try:
             self.progress.begin_training(i)
-            proc = start_training(self.cur.stage_config(i))
+            proc = start_training(self.cur.stage_config(i), detached=True)  # outlives the app
         except (OSError, LemlabError) as exc:
             self.progress.set(i, "failed")
             self.finish(f"stage {i + 1} {st.name}: could not start training: {exc}", error=True)

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lemlab.core.errors import LemlabError
 from lemlab.core.sessions import now_iso
-from lemlab.core.train_runner import EXIT_STOPPED, TrainingProcess, record_lost_trainer
+from lemlab.core.train_runner import EXIT_STOPPED, TrainingProcess, record_lost_trainer, stop_run
 from lemlab.core.training_events import RunSource, RunState, RunWatcher, resolve_run_source
 
 LOST_TRAINER_GRACE = 3.0  # seconds an attached run's trainer may be gone before it counts as interrupted
@@ -93,10 +94,26 @@ class FollowedRun:
             changed = True
         return self.watcher.check_trainer() or changed
 
+    @property
+    def live(self) -> bool:
+        """A trainer is (as far as can be told) still working on this run."""
+        return self.running and not self.state.finished
+
     def request_stop(self) -> str:
-        """First call: ask the child to save and stop; a second call kills it. Returns a note."""
+        """First call: ask the trainer to save and stop; a second call kills our own child.
+        A run attached to (started by an earlier app, or `lemlab train`) is stopped through the
+        pid its start event recorded, after the same checks `lemlab train --stop` makes."""
         if self.process is None:
-            return "this run was not started here: stop it where it runs"
+            if self.state.finished:
+                return "the run has already ended"
+            if self.stop_asked:
+                return "stop already asked: the trainer saves adapters.safetensors, then ends"
+            try:
+                pid = stop_run(self.folder)
+            except LemlabError as exc:
+                return f"cannot stop this run: {exc}"
+            self.stop_asked = True
+            return f"stopping the trainer (pid {pid}): it saves adapters.safetensors first"
         if self.process.poll() is not None:
             return "the run has already ended"
         if self.stop_asked:

@@ -1,15 +1,22 @@
-"""The loss plot: train and validation loss (left axis), mean score per checkpoint (right axis),
-with the best-by-val-loss and best-by-score checkpoints marked, zoomable to the last N
-iterations. Colours come from the app theme."""
+"""The loss plot: train loss as a line and validation loss as points (it is measured every N
+steps: a line between measurements would read as measured plateaus), mean score per checkpoint
+(right axis), the best-by-val-loss and best-by-score checkpoints as vertical lines, optionally a
+smoothed train loss, and optionally a second run drawn beside this one. Integer iteration ticks,
+zoomable to the last N iterations. Colours come from the app theme.
+
+The legend is not plotext's (drawn over the top-left of the data, which at 80x24 covers it):
+`legend()` gives one entry per thing drawn, and the pane shows them on a line of their own."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from textual.color import Color
 from textual_plotext import PlotextPlot
 
 Point = tuple[int, float]
+SMOOTHING = 0.8  # EMA weight of the smoothed train loss (as TensorBoard's slider)
 MAX_ZOOM = 8  # level n shows the last 1/2**n of the run (at least MIN_WINDOW iterations)
 MIN_WINDOW = 10
 
@@ -36,6 +43,30 @@ def thin(points: Sequence[Point], limit: int) -> list[Point]:
     return out
 
 
+def smooth(points: Sequence[Point], weight: float = SMOOTHING) -> list[Point]:
+    """Exponential moving average of the losses, bias-corrected so the start is not pulled
+    towards zero."""
+    out: list[Point] = []
+    acc = 0.0
+    for i, (x, y) in enumerate(points):
+        acc = weight * acc + (1 - weight) * y
+        out.append((x, acc / (1 - weight ** (i + 1))))
+    return out
+
+
+def integer_ticks(lo: int, hi: int, most: int) -> list[int]:
+    """At most `most` whole-number ticks from lo to hi, on a 1-2-5 step (never 12.5)."""
+    span = max(hi - lo, 1)
+    base = 1
+    while True:
+        step = next((base * m for m in (1, 2, 5) if span // (base * m) + 1 <= max(most, 2)), None)
+        if step is not None:
+            break
+        base *= 10
+    first = -(-lo // step) * step
+    return list(range(first, hi + 1, step))
+
+
 class LossPlot(PlotextPlot):
     DEFAULT_CSS = """
     LossPlot { height: 1fr; min-height: 8; }
@@ -50,6 +81,12 @@ class LossPlot(PlotextPlot):
         self.best_val_iter: int | None = None
         self.best_score_iter: int | None = None
         self.total_iters: int | None = None
+        self.smoothing = False
+        self.other_train: list[Point] = []  # the overlaid run
+        self.other_val: list[Point] = []
+        self.other_name = ""
+        self.run_name = "this run"
+        self._legend: list[tuple[str, Any, str]] = []  # (mark, rgb, label)
 
     @property
     def last_iteration(self) -> int:
@@ -69,6 +106,17 @@ class LossPlot(PlotextPlot):
         self.total_iters, self.best_val_iter = total_iters, best_val_iter
         self.replot()
 
+    def show_overlay(self, train: Sequence[Point], val: Sequence[Point], name: str) -> None:
+        self.other_train, self.other_val, self.other_name = list(train), list(val), name
+
+    def set_smoothing(self, on: bool) -> None:
+        self.smoothing = on
+        self.replot()
+
+    def legend(self) -> list[tuple[str, str, str]]:
+        """(mark, rich colour, label) for every line and point set on the chart."""
+        return [(mark, "rgb({},{},{})".format(*rgb), label) for mark, rgb, label in self._legend]
+
     def show_scores(self, scores: Sequence[Point], best_score_iter: int | None) -> None:
         self.scores, self.best_score_iter = list(scores), best_score_iter
         self.replot()
@@ -85,29 +133,66 @@ class LossPlot(PlotextPlot):
         lo = None if window is None else self.last_iteration - window + 1
         limit = max(40, 2 * (self.size.width or 80))
         train, val = thin(in_window(self.train, lo), limit), in_window(self.val, lo)
+        other_train, other_val = thin(in_window(self.other_train, lo), limit), in_window(self.other_val, lo)
         scores = in_window(self.scores, lo)
-        if not (train or val):
+        legend: list[tuple[str, Any, str]] = []
+        self._legend = legend
+        if not (train or val or other_train or other_val):
             plt.title("no loss reported yet")
             self.refresh()
             return
+        me = self.run_name
+        if other_train or other_val:
+            colour = self._colour("secondary")
+            if other_train:
+                plt.plot([p[0] for p in other_train], [p[1] for p in other_train], marker="braille", color=colour)
+                legend.append(("─", colour, f"train ({self.other_name})"))
+            if other_val:
+                plt.scatter([p[0] for p in other_val], [p[1] for p in other_val], marker="○", color=colour)
+                legend.append(("○", colour, f"val ({self.other_name})"))
         if train:
-            plt.plot([p[0] for p in train], [p[1] for p in train], label="train",
-                     marker="braille", color=self._colour("primary"))  # fmt: skip
+            colour = self._colour("primary")
+            if self.smoothing and len(train) > 2:
+                raw = self._colour("foreground-muted") if "foreground-muted" in self.app.theme_variables \
+                    else self._colour("panel")  # fmt: skip
+                plt.scatter([p[0] for p in train], [p[1] for p in train], marker="braille", color=raw)
+                legend.append(("⠂", raw, f"train ({me}, raw)"))
+                sm = smooth(train)
+                plt.plot([p[0] for p in sm], [p[1] for p in sm], marker="braille", color=colour)
+                legend.append(("─", colour, f"train ({me}, smoothed {SMOOTHING:g})"))
+            else:
+                plt.plot([p[0] for p in train], [p[1] for p in train], marker="braille", color=colour)
+                legend.append(("─", colour, f"train ({me})"))
         if val:
-            plt.plot([p[0] for p in val], [p[1] for p in val], label="val",
-                     marker="dot", color=self._colour("accent"))  # fmt: skip
+            colour = self._colour("accent")
+            plt.scatter([p[0] for p in val], [p[1] for p in val], marker="●", color=colour)
+            legend.append(("●", colour, f"val ({me})"))
         if scores:
-            plt.scatter([p[0] for p in scores], [p[1] for p in scores], label="score (right)",
-                        marker="●", yside="right", color=self._colour("success"))  # fmt: skip
+            colour = self._colour("success")
+            plt.scatter([p[0] for p in scores], [p[1] for p in scores], marker="★", yside="right", color=colour)
             plt.ylabel("mean score", yside="right")
-        self._mark_best(lo)
+            legend.append(("★", colour, "mean score (right axis)"))
+        self._mark_best(lo, legend)
+        self._ticks(lo)
         span = "all iterations" if window is None else f"last {window:,} iterations (+/- zoom)"
         plt.title(f"loss: {span}")
         plt.xlabel("iteration")
         self.refresh()
 
-    def _mark_best(self, lo: int | None) -> None:
-        marks = ((self.best_val_iter, "accent"), (self.best_score_iter, "warning"))
-        for it, colour in marks:
+    def _ticks(self, lo: int | None) -> None:
+        xs = [p[0] for pts in (self.train, self.val, self.other_train, self.other_val, self.scores) for p in pts
+              if lo is None or p[0] >= lo]  # fmt: skip
+        if not xs:
+            return
+        first, last = min(xs), max(xs)
+        most = max(2, (self.size.width or 80) // 10)
+        ticks = integer_ticks(first, last, most)
+        self.plt.xticks(ticks, [f"{t:,}" for t in ticks])
+
+    def _mark_best(self, lo: int | None, legend: list[tuple[str, Any, str]]) -> None:
+        marks = ((self.best_val_iter, "accent", "best val loss"), (self.best_score_iter, "warning", "best score"))
+        for it, colour_name, what in marks:
             if it is not None and (lo is None or it >= lo):
-                self.plt.vertical_line(it, color=self._colour(colour))
+                colour = self._colour(colour_name)
+                self.plt.vertical_line(it, color=colour)
+                legend.append(("│", colour, f"{what} (iteration {it:,})"))

@@ -1,7 +1,12 @@
 """The start-a-run form: training settings, then the effective-gradient figures and the
 small-model warning (core.training_config) before anything starts. Dismisses with the checked
 TrainingConfig, or None. A warning, or an earlier run in the adapter folder (whose events are
-archived, never deleted), needs a second press of Start."""
+archived, never deleted), needs a second press of Start.
+
+Errors and warnings show in a box at the top, under the title, where the eye is when ctrl+s
+seems to do nothing (at 120x40 the end of the form is below the fold). Defaults are the safe
+small-model settings, so an untouched form raises no warning. Continuing a run opens the same
+form with the old run's settings (`base`) and a note saying what is and is not restored."""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from lemlab.core.paths import get_paths
 from lemlab.core.train_runner import previous_run
 from lemlab.core.training_config import (
     TrainingConfig,
+    default_num_layers,
     format_figures,
     gradient_figures,
     read_model_facts,
@@ -50,13 +56,19 @@ def default_adapter_path(model: str) -> str:
     return str(get_paths().runs_dir / "adapters" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
+EFFECTIVE_GRADIENT_NOTE = (
+    "effective gradient = iterations x batch size: how many examples push the weights. The 1B "
+    "run that collapsed had ~2,000 (LR 1e-5, 16/26 layers, batch 4); the 27B run that worked had "
+    "~400 (LR 5e-6, batch 1, ~26% of layers). Small models want the second."
+)
+
+
 def initial_values(model: str, data: str = "", adapter_path: str = "") -> dict[str, Any]:
-    """Form defaults: mlx-lm's, with the trained layers capped at the model's layer count."""
+    """Form defaults: the safe settings (400 iterations, batch 1, LR 5e-6, ~30% of the model's
+    layers), which never trigger the form's own small-model warning."""
     cfg = TrainingConfig()
-    layers = cfg.num_layers
     facts = read_model_facts(model) if model else None
-    if facts and facts.num_layers:
-        layers = min(layers, facts.num_layers)
+    layers = default_num_layers(facts.num_layers if facts else None)
     return {
         "model": model, "data": data, "adapter_path": adapter_path or (default_adapter_path(model) if model else ""),
         "iters": cfg.iters, "batch_size": cfg.batch_size, "num_layers": layers,
@@ -66,9 +78,10 @@ def initial_values(model: str, data: str = "", adapter_path: str = "") -> dict[s
     }  # fmt: skip
 
 
-def parse_form(texts: dict[str, str], mask_prompt: bool) -> TrainingConfig:
-    """Form text -> a validated config; LemlabError (one line) for the first bad field."""
-    values: dict[str, Any] = {"mask_prompt": mask_prompt}
+def parse_form(texts: dict[str, str], mask_prompt: bool, base: dict[str, Any] | None = None) -> TrainingConfig:
+    """Form text -> a validated config; LemlabError (one line) for the first bad field. `base`:
+    settings the form does not show (a continued run's rank, seed, resume file...)."""
+    values: dict[str, Any] = {**(base or {}), "mask_prompt": mask_prompt}
     for name, label, kind in TEXT_FIELDS:
         raw = texts.get(name, "").strip()
         if kind is str:
@@ -102,9 +115,14 @@ class StartRunScreen(ModalScreen["TrainingConfig | None"]):
     #train-form Label { padding: 1 0 0 0; color: $text-muted; }
     #train-form Input.-wide { column-span: 3; }
     #train-plan { height: auto; padding: 0 1; margin: 1 0 0 0; }
-    #train-warning { height: auto; padding: 0 1; color: $text; background: $warning 25%; display: none; }
+    #train-explain { height: auto; padding: 0 1; color: $text-muted; }
+    #train-note { height: auto; padding: 0 1; color: $text; background: $primary 20%; display: none; }
+    #train-note.-shown { display: block; }
+    #train-warning { height: auto; max-height: 8; padding: 0 1; color: $text; background: $warning 25%;
+                     display: none; }
     #train-warning.-shown { display: block; }
-    #train-error { height: auto; padding: 0 1; color: $error; text-style: bold; }
+    #train-error { height: auto; padding: 0 1; color: $error; text-style: bold; display: none; }
+    #train-error.-shown { display: block; }
     #train-buttons { height: 3; align: right middle; }
     """
     BINDINGS = [
@@ -113,14 +131,20 @@ class StartRunScreen(ModalScreen["TrainingConfig | None"]):
                 tooltip="Check the settings and start training"),  # fmt: skip
     ]
 
-    def __init__(self, values: dict[str, Any]) -> None:
+    def __init__(self, values: dict[str, Any], *, base: dict[str, Any] | None = None,
+                 note: list[str] | None = None) -> None:  # fmt: skip
         super().__init__()
-        self.values = values
+        self.values, self.base, self.note = values, base, note or []
         self.acknowledged: TrainingConfig | None = None  # warnings seen for this exact config
 
     def compose(self) -> ComposeResult:
         with Vertical(id="train-form"):
-            yield Static("Start a LoRA training run  (ctrl+s starts, Esc cancels)", classes="table-title",
+            title = "Continue a LoRA training run" if self.note else "Start a LoRA training run"
+            yield Static(f"{title}  (ctrl+s starts, Esc cancels)", classes="table-title", markup=False)
+            # Above the fields: what stops ctrl+s is seen where the user looks, at any height.
+            yield Static("", id="train-error", markup=False)
+            yield Static("", id="train-warning", markup=False)
+            yield Static("\n".join(self.note), id="train-note", classes="-shown" if self.note else "",
                          markup=False)  # fmt: skip
             with VerticalScroll():
                 with Grid():
@@ -131,8 +155,7 @@ class StartRunScreen(ModalScreen["TrainingConfig | None"]):
                 yield Checkbox("loss on the reply only (mask prompt)", bool(self.values.get("mask_prompt")),
                                id="tf-mask_prompt")  # fmt: skip
                 yield Static("", id="train-plan", markup=False)
-                yield Static("", id="train-warning", markup=False)
-                yield Static("", id="train-error", markup=False)
+                yield Static(EFFECTIVE_GRADIENT_NOTE, id="train-explain", markup=False)
             with Horizontal(id="train-buttons"):
                 yield Button("Cancel", id="train-cancel")
                 yield Button("Start", id="train-start", variant="primary")
@@ -145,13 +168,12 @@ class StartRunScreen(ModalScreen["TrainingConfig | None"]):
         return {name: self.query_one(f"#tf-{name}", Input).value for name, _, _ in TEXT_FIELDS}
 
     def _config(self) -> TrainingConfig:
-        return parse_form(self._texts(), self.query_one("#tf-mask_prompt", Checkbox).value)
+        return parse_form(self._texts(), self.query_one("#tf-mask_prompt", Checkbox).value, self.base)
 
     @on(Input.Changed)
     @on(Checkbox.Changed)
     def refresh_plan(self) -> None:
-        plan, warning, error = self.query_one("#train-plan", Static), self.query_one("#train-warning", Static), \
-            self.query_one("#train-error", Static)  # fmt: skip
+        plan, warning = self.query_one("#train-plan", Static), self.query_one("#train-warning", Static)
         start = self.query_one("#train-start", Button)
         try:
             cfg = self._config()
@@ -160,12 +182,12 @@ class StartRunScreen(ModalScreen["TrainingConfig | None"]):
             plan.update("")
             warning.update("")
             warning.remove_class("-shown")
-            error.update(str(exc))
+            self._show_error(str(exc))
             return
         plan.update("\n".join(figures))
         warning.update("\n".join(warnings))
         warning.set_class(bool(warnings), "-shown")
-        error.update("")
+        self._show_error("")
         start.label = "Start anyway" if warnings and self.acknowledged == cfg else "Start"
 
     def action_start(self) -> None:
@@ -176,7 +198,7 @@ class StartRunScreen(ModalScreen["TrainingConfig | None"]):
             preflight(cfg)  # the same checks `lemlab train` makes (model, layers, data lines)
             _, warnings = plan_lines(cfg)
         except LemlabError as exc:
-            self.query_one("#train-error", Static).update(str(exc))
+            self._show_error(str(exc))
             return
         if warnings and self.acknowledged != cfg:
             self.acknowledged = cfg
@@ -184,6 +206,11 @@ class StartRunScreen(ModalScreen["TrainingConfig | None"]):
             self.notify("read the warning, then press Start anyway (ctrl+s) to train", severity="warning")
             return
         self.dismiss(cfg)
+
+    def _show_error(self, text: str) -> None:
+        error = self.query_one("#train-error", Static)
+        error.update(text)
+        error.set_class(bool(text), "-shown")
 
     def action_cancel(self) -> None:
         self.dismiss(None)
