@@ -197,3 +197,74 @@ async def test_side_by_side_at_80x24_keeps_rows_for_the_responses(tmp_path: Path
         assert signals.display and "nuance" in names
         keys = [b.binding.key for b in sbs.active_bindings.values() if b.binding.show]
         assert keys[0] == "f1"  # first in the footer: never cut off
+
+
+async def test_setup_form_focus_ticks_and_the_last_runs_settings(tmp_path: Path) -> None:
+    from textual.widgets import Button, Input, Select, SelectionList
+
+    from lemlab.tui.battery.setup_form import RunSetupScreen
+
+    model = fake_model_dir(tmp_path / "models")
+    app, _ = make_app(tmp_path, model=model, engine=FakeEngine(length=4))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_battery(pilot, app)
+        await pilot.press("n")
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, RunSetupScreen)
+        battery = form.query_one("#setup-battery", Select)
+        assert app.focused is battery  # Enter and typing work at once
+        await pilot.press("enter")
+        await pilot.pause()
+        assert battery.expanded
+        await pilot.press("escape")
+        await pilot.pause()
+        battery.value = "ccp6"
+        sel = form.query_one("#setup-kernels", SelectionList)
+        names = [str(sel.get_option_at_index(i).value) for i in range(sel.option_count)]
+        at = names.index("ethics-demo")
+        sel.focus()
+        sel.highlighted = at
+        await pilot.press("space")
+        await pilot.pause()
+        prompts = [str(sel.get_option_at_index(i).prompt) for i in range(sel.option_count)]
+        assert prompts[at] == "✓ ethics-demo  ticked"
+        assert all(not p.startswith("✓") for i, p in enumerate(prompts) if i != at)
+        assert str(form.query_one("#setup-ticked").render()) == "ticked: ethics-demo"
+        ticked = sel.get_component_rich_style("selection-list--button-selected")
+        unticked = sel.get_component_rich_style("selection-list--button")
+        assert ticked.bgcolor != unticked.bgcolor and ticked.bold
+        form.query_one("#setup-max-tokens", Input).value = "5"
+        form.query_one("#setup-limit", Input).value = "2"
+        await pilot.press("ctrl+s")
+        await wait_idle(pilot, app)
+        first = app.lab.session.records("battery_runs")[-1]
+        assert first["status"] == "done" and first["kernels"] == ["ethics-demo"]
+
+        await pilot.press("n")  # the form remembers: Enter on the focused Run repeats the run
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, RunSetupScreen)
+        assert app.focused is form.query_one("#setup-run", Button)
+        assert form.query_one("#setup-battery", Select).value == "ccp6"
+        assert list(form.query_one("#setup-kernels", SelectionList).selected) == ["ethics-demo"]
+        assert form.query_one("#setup-max-tokens", Input).value == "5"
+        assert form.query_one("#setup-limit", Input).value == "2"
+        await pilot.press("enter")
+        await wait_idle(pilot, app)
+        runs = app.lab.session.records("battery_runs")
+        assert len(runs) == 2 and runs[-1]["status"] == "done"
+        keep = ("battery", "kernels", "adapters", "scorer", "sampler", "limit")
+        assert {k: runs[1].get(k) for k in keep} == {k: first.get(k) for k in keep}
+
+    app2, _ = make_app(tmp_path, model=model, session="other")  # after a restart: from the record
+    async with app2.run_test(size=(120, 40)) as pilot:
+        await wait_idle(pilot, app2)
+        app2.open_session("s1")
+        await open_battery(pilot, app2)
+        await pilot.press("n")
+        await pilot.pause()
+        form = app2.screen
+        assert isinstance(form, RunSetupScreen)
+        assert form.query_one("#setup-battery", Select).value == "ccp6"
+        assert form.query_one("#setup-max-tokens", Input).value == "5"

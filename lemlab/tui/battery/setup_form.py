@@ -1,9 +1,13 @@
 """The run setup form: battery (shipped or a file), conditions (baseline + kernels + adapters or
 checkpoints), scorer, max tokens and sampler. Returns a RunRequest; checks numbers here, and
-everything else (files, names) when the run is prepared, exactly as `lemlab ab` does."""
+everything else (files, names) when the run is prepared, exactly as `lemlab ab` does.
+
+It opens with the last run's settings filled in (Enter on the focused Run button repeats it) or,
+for a first run, with the battery list focused (Enter opens it, typing searches it)."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -27,6 +31,14 @@ def _scorer_ids() -> tuple[str, ...]:
 
 def _split(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def kernel_prompt(name: str, ticked: bool) -> Text:
+    """A kernel's line in the list: ticked ones marked and bold, unticked ones dim, so the
+    choice reads at a glance (the checkbox alone differs by one coloured character)."""
+    if ticked:
+        return Text.assemble(("✓ ", "bold"), (name, "bold"), ("  ticked", "italic"))
+    return Text.assemble("  ", (name, "dim"))
 
 
 def parse_form(
@@ -61,6 +73,11 @@ class RunSetupScreen(ModalScreen[RunRequest | None]):
     }
     RunSetupScreen Label { margin: 1 0 0 0; color: $text-muted; }
     RunSetupScreen #setup-kernels { height: auto; max-height: 8; }
+    RunSetupScreen #setup-kernels > .selection-list--button-selected,
+    RunSetupScreen #setup-kernels > .selection-list--button-selected-highlighted {
+        color: $background; background: $success; text-style: bold;
+    }
+    RunSetupScreen #setup-ticked { height: auto; color: $text-muted; }
     RunSetupScreen .setup-row { height: auto; }
     RunSetupScreen .setup-row Input { width: 1fr; }
     RunSetupScreen #setup-error { color: $error; height: auto; }
@@ -87,32 +104,41 @@ class RunSetupScreen(ModalScreen[RunRequest | None]):
         batteries = [
             (f"{b.name} ({b.count} probes)", b.name) for b in list_batteries() if not b.error
         ]
-        kernels = [(k.name, k.name) for k in list_kernels() if not k.error]
+        names = [k.name for k in list_kernels() if not k.error]
+        last = self.last
+        shipped = {v for _, v in batteries}
+        ticked = [k for k in last.kernels if k in names] if last else []
+        kernel_paths = [k for k in last.kernels if k not in names] if last else []
+        chosen = last.battery if last and last.battery in shipped else None
         s = self.sampler
         with VerticalScroll(id="setup-box"):
-            yield Static("New battery run  (ctrl+s runs, Esc cancels)", markup=False)
+            title = "New battery run  (ctrl+s runs, Esc cancels)"
+            if last is not None:
+                title += "  ·  the last run's settings"
+            yield Static(title, markup=False)
             yield Label("Battery: a shipped one, or a file path (.json / .jsonl / .toml)")
             with Horizontal(classes="setup-row"):
-                yield Select(
-                    batteries, id="setup-battery", prompt="shipped battery", allow_blank=True
-                )
-                yield Input(placeholder="or a battery file path", id="setup-battery-path")
-            yield Label("Conditions: baseline always; tick kernels, add kernel files and adapters")
-            yield SelectionList[str](*kernels, id="setup-kernels")
-            yield Input(
-                placeholder="more kernels: NAME=PATH or PATH, comma-separated",
-                id="setup-kernel-paths",
+                yield Select(batteries, id="setup-battery", prompt="shipped battery",
+                             allow_blank=True, value=chosen or Select.NULL)  # fmt: skip
+                yield Input("" if chosen or last is None else last.battery,
+                            placeholder="or a battery file path", id="setup-battery-path")  # fmt: skip
+            yield Label("Conditions: baseline always; tick kernels (space), add kernel files and adapters")
+            yield SelectionList[str](
+                *[(kernel_prompt(n, n in ticked), n, n in ticked) for n in names], id="setup-kernels"
             )
-            yield Input(placeholder="adapters or checkpoints: PATH or NAME=PATH, comma-separated",
+            yield Static(self._ticked_text(ticked), id="setup-ticked", markup=False)
+            yield Input(", ".join(kernel_paths),
+                        placeholder="more kernels: NAME=PATH or PATH, comma-separated",
+                        id="setup-kernel-paths")  # fmt: skip
+            yield Input(", ".join(last.adapters) if last else "",
+                        placeholder="adapters or checkpoints: PATH or NAME=PATH, comma-separated",
                         id="setup-adapters")  # fmt: skip
             yield Label("Scorer, max tokens, temperature, top-p, seed, probe limit")
+            scorers = _scorer_ids()
+            scorer = last.scorer if last and last.scorer in scorers else "v2"
             with Horizontal(classes="setup-row"):
-                yield Select(
-                    [(x, x) for x in _scorer_ids()],
-                    value="v2",
-                    id="setup-scorer",
-                    allow_blank=False,
-                )
+                yield Select([(x, x) for x in scorers], value=scorer, id="setup-scorer",
+                             allow_blank=False)  # fmt: skip
                 yield Input(
                     str(s.max_tokens), id="setup-max-tokens", tooltip="max tokens per response"
                 )
@@ -121,11 +147,30 @@ class RunSetupScreen(ModalScreen[RunRequest | None]):
                 yield Input(
                     "" if s.seed is None else str(s.seed), placeholder="seed", id="setup-seed"
                 )
-                yield Input(
-                    placeholder="all probes", id="setup-limit", tooltip="only the first N probes"
-                )
+                yield Input(str(last.limit) if last and last.limit else "",
+                            placeholder="all probes", id="setup-limit",
+                            tooltip="only the first N probes")  # fmt: skip
             yield Static("", id="setup-error", markup=False)
             yield Button("Run", id="setup-run", variant="primary")
+
+    def on_mount(self) -> None:
+        # Something focused at once: with the last run's settings, Enter repeats it; otherwise
+        # the battery list (Enter opens it, typing there searches).
+        self.query_one("#setup-run" if self.last is not None else "#setup-battery").focus()
+
+    @staticmethod
+    def _ticked_text(ticked: list[str]) -> str:
+        return f"ticked: {', '.join(ticked)}" if ticked else "no kernel ticked: baseline only"
+
+    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:
+        sel = event.selection_list
+        chosen = set(sel.selected)
+        for i in range(sel.option_count):
+            value = sel.get_option_at_index(i).value
+            sel.replace_option_prompt_at_index(i, kernel_prompt(str(value), value in chosen))
+        ticked = [str(sel.get_option_at_index(i).value) for i in range(sel.option_count)
+                  if sel.get_option_at_index(i).value in chosen]  # fmt: skip
+        self.query_one("#setup-ticked", Static).update(self._ticked_text(ticked))
 
     def values(self) -> dict[str, str]:
         ids = {"battery_path": "battery-path", "kernel_paths": "kernel-paths", "adapters": "adapters",

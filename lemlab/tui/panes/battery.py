@@ -157,9 +157,21 @@ class BatteryPane(LabPane):
 
         if self._busy():
             return
-        sampler = self.last_request.sampler if self.last_request else self.lab.sampler
-        self.app.push_screen(RunSetupScreen(sampler, self.last_request),
+        last = self.last_request or self.recorded_request()
+        sampler = last.sampler if last else self.lab.sampler
+        self.app.push_screen(RunSetupScreen(sampler, last),
                              lambda req: self.start_run(req) if req else None)  # fmt: skip
+
+    def recorded_request(self) -> RunRequest | None:
+        """The settings of this session's last run (the form starts from them after a restart)."""
+        from lemlab.tui.battery.run_job import RUNS_KIND
+
+        for rec in reversed(self.lab.session.records(RUNS_KIND)):
+            try:
+                return RunRequest.from_record(rec)
+            except (KeyError, TypeError, ValueError):
+                continue
+        return None
 
     def _busy(self) -> bool:
         if self.job is not None:
