@@ -55,7 +55,7 @@ def test_markdown_reproduces_the_seed_table(tmp_path: Path) -> None:
         "67% improved (4/6), 0% regressed (0/6), 33% unchanged (2/6). Duration: 37 minutes 2 seconds."
         in md
     )
-    assert "Sign test: 4 up, 0 down, 2 tied; p = 0.125." in md
+    assert "Sign test: 4 up, 0 down, 2 tied (any nonzero change counts); p = 0.125." in md
 
 
 def test_human_duration() -> None:

@@ -77,8 +77,9 @@ def _print_tables(d: dict[str, Any]) -> None:
 
 
 MODEL_COLUMNS = ("name", "type", "params", "quant", "layers", "size", "source", "path")
-ADAPTER_COLUMNS = ("name", "base", "rank", "layers", "iters", "ckpts", "size", "path")
-_NUMERIC = {"params", "layers", "size", "rank", "iters", "ckpts"}
+ADAPTER_COLUMNS = ("name", "base", "rank", "layers", "iters", "lr", "batch", "eff grad", "ckpts",
+                   "size", "path")  # fmt: skip
+_NUMERIC = {"params", "layers", "size", "rank", "iters", "ckpts", "lr", "batch", "eff grad"}
 
 
 def _table(title: str, columns: tuple[str, ...], rows: list[list[Any]]) -> Any:
@@ -106,8 +107,13 @@ def _adapter_row(a: dict[str, Any]) -> list[Any]:
     base = a["base"]["name"] if a["base"] else f"{a['base_model'] or '?'} (not found)"
     return [
         a["name"], base, _dash(a["rank"]), _dash(a["num_layers"]), _dash(a["iters"]),
+        _lr(a.get("learning_rate")), _dash(a.get("batch_size")), _dash(a.get("effective_gradient")),
         len(a["checkpoints"]), human_bytes(a["size_bytes"]), a["path"],
     ]  # fmt: skip
+
+
+def _lr(v: Any) -> str:
+    return "-" if v is None else f"{v:g}"  # 1e-05, 5e-06: as written in training configs
 
 
 def _dash(v: Any) -> str:

@@ -1,4 +1,6 @@
-"""`lemlab report RUN [--vs OTHER]`: summarise an A/B run, or compare two runs probe by probe."""
+"""`lemlab report RUN[:COND] [--vs OTHER[:COND]] [--ref NAME]`: summarise an A/B run, compare
+any two of its conditions, or a condition of one run with a condition of another, probe by
+probe; `lemlab report --training A B` puts two adapters' training side by side."""
 
 from __future__ import annotations
 
@@ -10,27 +12,59 @@ from lemlab.core.safe_text import visible, visible_json, visible_line
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", metavar="RUN", help="A/B run JSONL file")
-    p.add_argument("--vs", default=None, metavar="OTHER_RUN",
-                   help="compare RUN (new) against OTHER_RUN (old), probe by probe")  # fmt: skip
+    p.add_argument("run", metavar="RUN[:COND]", nargs="?",
+                   help="A/B run JSONL file; RUN:COND picks its condition compared")  # fmt: skip
+    p.add_argument("--vs", default=None, metavar="OTHER[:COND]",
+                   help="compare RUN (new) against OTHER (old), probe by probe; OTHER:COND "
+                        "compares against that condition of OTHER")  # fmt: skip
     p.add_argument("--format", choices=("md", "csv", "json"), default="md")
-    p.add_argument("--condition", default=None, metavar="NAME",
-                   help="only this condition (with --vs: the condition compared; default baseline)")  # fmt: skip
+    p.add_argument("--cond", "--condition", dest="condition", default=None, metavar="NAME",
+                   help="the condition compared (default: every one; with --vs: baseline)")  # fmt: skip
+    p.add_argument("--ref", default=None, metavar="NAME",
+                   help="the reference condition (default baseline; with --vs: OTHER's "
+                        "condition, default the same name)")  # fmt: skip
+    p.add_argument("--training", nargs=2, default=None, metavar=("ADAPTER_A", "ADAPTER_B"),
+                   help="put two trained adapters side by side: training configuration and "
+                        "effective gradient (no RUN)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     from lemlab.core.abfile import read_ab_run
-    from lemlab.core.report import RENDERERS, run_report, vs_report
+    from lemlab.core.errors import LemlabError
+    from lemlab.core.report import RENDERERS, run_report, split_run_spec, vs_report
 
-    new = read_ab_run(args.run)  # empty, garbage or not an A/B file: one line, exit 2
+    if args.training is not None:
+        if args.run is not None or args.vs is not None:
+            raise LemlabError("--training compares two adapters: give no RUN and no --vs")
+        from lemlab.core import adapter_compare
+
+        comparison = adapter_compare.compare_adapters(*args.training)
+        text = adapter_compare.RENDERERS[args.format](comparison)
+        sys.stdout.write(for_terminal(text, args.format, sys.stdout))
+        return 0
+    if args.run is None:
+        raise LemlabError("give an A/B run file (or --training ADAPTER_A ADAPTER_B)")
+    path, cond = split_run_spec(args.run)
+    cond = _one(cond, args.condition, "RUN:COND", "--cond")
+    new = read_ab_run(path)  # empty, garbage or not an A/B file: one line, exit 2
     if args.vs is not None:
-        report = vs_report(read_ab_run(args.vs), new, args.condition)
+        old_path, ref = split_run_spec(args.vs)
+        ref = _one(ref, args.ref, "OTHER:COND", "--ref")
+        report = vs_report(read_ab_run(old_path), new, cond, ref)
     else:
-        report = run_report(new, args.condition)
+        report = run_report(new, cond, args.ref)
     for issue in report.issues:
         print(visible_line(issue), file=sys.stderr)
     sys.stdout.write(for_terminal(RENDERERS[args.format](report), args.format, sys.stdout))
     return 0
+
+
+def _one(a: str | None, b: str | None, a_name: str, b_name: str) -> str | None:
+    from lemlab.core.errors import LemlabError
+
+    if a is not None and b is not None and a != b:
+        raise LemlabError(f"{a_name} says {a!r} but {b_name} says {b!r}: give one")
+    return a if a is not None else b
 
 
 def for_terminal(rendered: str, fmt: str, out: Any) -> str:

@@ -48,10 +48,22 @@ class AdapterInfo:
     checkpoints: list[tuple[int, Path]] = field(default_factory=list)
     size_bytes: int = 0
     has_final_weights: bool = False  # adapters.safetensors present
+    grad_accumulation_steps: int | None = None
+    data: str = ""  # adapter_config.json's `data` folder, as written
+    optimizer: str = ""
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def effective_gradient(self) -> int | None:
+        """iters x batch size: how many examples' gradients the adapter received (the seed
+        addendum's "effective gradient": 500 iters at batch 4 = ~2000 steps at batch 1).
+        mlx-lm's iters count batches, so gradient accumulation does not change it."""
+        if self.iters is None or self.batch_size is None:
+            return None
+        return self.iters * self.batch_size
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +81,10 @@ class AdapterInfo:
             "checkpoints": [{"iteration": i, "path": str(p)} for i, p in self.checkpoints],
             "size_bytes": self.size_bytes,
             "has_final_weights": self.has_final_weights,
+            "grad_accumulation_steps": self.grad_accumulation_steps,
+            "effective_gradient": self.effective_gradient,
+            "data": self.data,
+            "optimizer": self.optimizer,
         }
 
 
@@ -139,6 +155,9 @@ def read_adapter_info(adapter_dir: str | Path) -> AdapterInfo:
         checkpoints=list_checkpoints(d),
         size_bytes=folder_size(d),
         has_final_weights=(d / ADAPTER_WEIGHTS).is_file(),
+        grad_accumulation_steps=_opt(int, cfg.get("grad_accumulation_steps")),
+        data=str(cfg.get("data") or ""),
+        optimizer=str(cfg.get("optimizer") or ""),
     )
 
 
