@@ -1,5 +1,5 @@
 """Shared fixtures. MLX kernel compilation is disabled before mlx is imported anywhere: a cold
-g++ kernel cache costs ~25 s per run and gains nothing on tiny models (notes/mlx-on-linux.md)."""
+g++ kernel cache costs ~25 s per run and gains nothing on tiny models (docs/mlx-on-linux.md)."""
 
 from __future__ import annotations
 

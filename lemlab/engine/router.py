@@ -5,7 +5,7 @@ Each engine is created on first use, so a remote-only session never imports mlx.
 engine loaded last is the active one: `generate`, `unload` and `loaded` follow it. After a load
 succeeds the other engine's model is unloaded, so a local model does not sit in memory while a
 server answers. `shutdown()` shuts both down; the MLX engine clears its streams on its own
-thread (notes/mlx-on-linux.md, trap 2), so call it from the thread that created the router,
+thread (docs/mlx-on-linux.md, trap 2), so call it from the thread that created the router,
 after the UI has stopped.
 """
 
