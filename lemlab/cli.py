@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lemlab.commands.arg_checks import harden
+    from lemlab.commands.arg_checks import UsageError, harden
     from lemlab.core import limits
 
     argv = sys.argv[1:] if argv is None else argv
@@ -82,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         harden(sub)  # finite, bounded numbers before any work
         sub.add_argument(limits.FLAG, action="store_true",
                          help="raise lemlab's size caps (prompts, batteries) a hundredfold")  # fmt: skip
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:  # one line, with controls from the command line shown visibly
+        print(f"lemlab: error: {visible_line(exc)}", file=sys.stderr)
+        return exc.exit_code
     limits.allow_large(bool(getattr(args, "allow_large", False)))
     try:
         if args.command is None:

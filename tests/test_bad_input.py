@@ -144,11 +144,17 @@ def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
 
 
 def run_case(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    status, err, _ = run_with_output(argv, capsys)
+    return status, err
+
+
+def run_with_output(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     try:
         status = main(argv)
     except SystemExit as exc:  # argparse
         status = exc.code if isinstance(exc.code, int) else 2
-    return status, capsys.readouterr().err
+    captured = capsys.readouterr()
+    return status, captured.err, captured.out
 
 
 @pytest.mark.parametrize(("argv", "words", "config"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -208,3 +214,68 @@ def test_train_refuses_a_resume_file_that_does_not_fit_before_creating_anything(
     _assert_one_line_exit_2(status, err, "--resume-adapter-file")
     assert {"other-model": "the model's weight is", "other-rank": "rank 4", "not-lora": "no LoRA"}[case] in err
     assert not out.exists() and weights.read_bytes() == before
+
+
+def test_one_bad_battery_does_not_hide_the_others(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "good.json").write_text(BATTERY)
+    (tmp_path / "deep.json").write_text(DEEP)
+    (tmp_path / "latin.toml").write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
+    status, err, out = run_with_output(["probes", "--json", "--dir", str(tmp_path)], capsys)
+    assert status == 0 and err == ""
+    listed = {b["name"]: b for b in json.loads(out)["batteries"]}
+    assert listed["good"]["probes"] == 1 and "error" not in listed["good"]
+    assert "nested too deeply" in listed["deep"]["error"]
+    assert "not UTF-8" in listed["latin"]["error"]
+
+
+def test_sessions_with_wrong_types_are_listed_as_damaged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = {
+        "a": 'model = "not a table"\n',
+        "b": "battery_runs = 5\n",
+        "c": '[[messages]]\nrole = 1\ncontent = "hi"\n',
+        "d": '[[messages]]\nrole = "user"\ncontent = ["x"]\n',
+    }
+    for name, body in bad.items():
+        (tmp_path / f"{name}.toml").write_text(f'schema_version = 1\nname = "{name}"\n{body}')
+    (tmp_path / "fine.toml").write_bytes(b'\xef\xbb\xbfschema_version = 1\nname = "fine"\n')  # a BOM
+    before = _snapshot(tmp_path)
+    status, err, out = run_with_output(["sessions", "--dir", str(tmp_path)], capsys)
+    assert status == 1 and "Traceback" not in err  # exit 1: some files are damaged
+    assert out.splitlines()[1].split()[0] == "fine"
+    damaged = [ln for ln in out.splitlines() if ln.startswith("damaged (left untouched): ")]
+    assert len(damaged) == 4 and all("must be" in ln for ln in damaged)
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", ["work\n", "work\r", "../work", "a/b", ".hidden", ""])
+def test_session_names_that_could_escape_are_refused(name: str) -> None:
+    from lemlab.core.errors import LemlabError
+    from lemlab.core.sessions import validate_name
+
+    with pytest.raises(LemlabError, match="bad session name"):
+        validate_name(name)
+
+
+def test_jsonl_battery_keeps_line_separators_inside_strings(tmp_path: Path) -> None:
+    from lemlab.core.probes import load_battery
+
+    prompt = "first\u2028second\u2029third\x85fourth"
+    path = tmp_path / "b.jsonl"
+    path.write_text(json.dumps({"id": "P1", "domain": "Care", "prompt": prompt}, ensure_ascii=False) + "\n")
+    (probe,) = load_battery(path).probes
+    assert probe.prompt == prompt
+
+
+def test_allow_large_raises_the_prompt_cap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lemlab.core import limits
+    from lemlab.core.probes import load_battery
+
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps([{"id": "P1", "domain": "Care", "prompt": "x" * (limits.PROMPT_CHARS + 1)}]))
+    with pytest.raises(Exception, match="--allow-large raises it"):
+        load_battery(path)
+    limits.allow_large()
+    try:
+        assert len(load_battery(path).probes[0].prompt) == limits.PROMPT_CHARS + 1
+    finally:
+        limits.allow_large(False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -39,13 +39,17 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
 INT_LIMIT = 2**53  # any other whole number: beyond this it is a typo, not a setting
 
 
+class UsageError(LemlabError):
+    """A command line argparse refused; main() prints it as its one line (exit status 2)."""
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr and exit status 2."""
+    """An ArgumentParser whose errors are one line, not usage + error: UsageError."""
 
     def error(self, message: str) -> NoReturn:
         line = " ".join(message.split())
-        print(f"lemlab: error: {line} (see `{self.prog} --help`)", file=sys.stderr)
-        raise SystemExit(2)
+        line = re.sub(r"^argument (-[-\w]+)(?:/-[-\w]+)*: ", r"\1 ", line)  # "--temp must be ..."
+        raise UsageError(f"{line} (see `{self.prog} --help`)")
 
 
 def _flag(action: argparse.Action) -> str:
@@ -68,8 +72,13 @@ def checked_number(kind: type, low: float | None, high: float | None, low_open: 
         hi = INT_LIMIT if high is None else high
         if not (lo < value if low_open else lo <= value) or not value <= hi:
             shown = text if len(text) <= 24 else text[:23] + "…"
-            bound = f"above {_n(lo)}" if low_open else f"at least {_n(lo)}"
-            raise argparse.ArgumentTypeError(f"must be {bound} and at most {_n(hi)} (got {shown})")
+            if hi <= 1:  # a fraction
+                rule = f"between {_n(lo)} and {_n(hi)}" + (f", above {_n(lo)}" if low_open else "")
+            elif value > hi:
+                rule = f"at most {_n(hi)}"
+            else:
+                rule = f"above {_n(lo)}" if low_open else f"at least {_n(lo)}"
+            raise argparse.ArgumentTypeError(f"must be {rule} (got {shown})")
         return value
 
     parse.__name__ = kind.__name__  # argparse's fallback wording names the type

@@ -25,7 +25,7 @@ from lemlab.core.errors import LemlabError
 BASELINE = "baseline"
 BASE_VARIANT = ""  # the base model's variant name (no adapter)
 _CHECKPOINT_RE = re.compile(r"^(\d{7})_adapters\.safetensors$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*\Z")  # \Z: `$` lets a final "\n" in
 
 
 class KernelLike(Protocol):

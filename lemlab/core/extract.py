@@ -58,13 +58,16 @@ def read_distill(path: str | Path) -> DistillFile:
     text = read_file_bytes(p, str(p), "self-distill JSONL file").decode("utf-8", errors="replace")
     out = DistillFile(p)
     seen: dict[tuple[str, int], int] = {}  # (probe id, sample idx) -> line
-    for n, raw in enumerate(text.splitlines(), 1):
+    for n, raw in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 is legal in JSON
         if not raw.strip():
             continue
         try:
             obj = json.loads(raw)
         except json.JSONDecodeError as exc:
             out.errors.append(f"{p}:{n}: invalid JSON ({exc.msg})")
+            continue
+        except RecursionError:
+            out.errors.append(f"{p}:{n}: invalid JSON (nested too deeply)")
             continue
         kind = obj.get("type") if isinstance(obj, dict) else None
         if kind == "probe" and not out.samples:

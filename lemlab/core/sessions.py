@@ -36,7 +36,7 @@ from lemlab.core.locks import FileLock, acquire
 
 SCHEMA_VERSION = 1
 SESSION_FILE_MODE = 0o600  # new session files: private transcripts (see the module doc)
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: `$` also matches before "\n"
 # Kernels up to this size are stored verbatim, so a session replays exactly without the file.
 KERNEL_TEXT_LIMIT = 64 * 1024
 RECORD_KINDS = ("battery_runs", "training_runs", "overrides")
@@ -182,9 +182,17 @@ class Session:
             raise DataError("missing session name")
         msgs = data.get("messages", [])
         if not isinstance(msgs, list) or any(
-            not isinstance(m, dict) or "role" not in m or "content" not in m for m in msgs
-        ):
-            raise DataError("messages must be tables with role and content")
+            not isinstance(m, dict) or not isinstance(m.get("role"), str)
+            or not isinstance(m.get("content"), str) for m in msgs
+        ):  # fmt: skip
+            raise DataError("messages must be tables with role and content (strings)")
+        for key in ("model", "adapter", "kernel", "sampler"):
+            if not isinstance(data.get(key, {}), dict):
+                raise DataError(f"{key} must be a table ([{key}])")
+        for key in RECORD_KINDS:
+            runs = data.get(key, [])
+            if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
+                raise DataError(f"{key} must be an array of tables ([[{key}]])")
         return cls(
             name=data["name"],
             created=str(data.get("created", "")),
@@ -214,9 +222,13 @@ def save_session(session: Session, sessions_dir: Path) -> Path:
 
 def load_session_file(path: Path) -> Session:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from exc
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (bad byte at offset {exc.start})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except RecursionError:
+        raise DataError(f"{path}: not valid TOML: nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
         raise DataError(f"{path}: not valid TOML: {exc}") from exc
     try:

@@ -26,7 +26,7 @@ COLOUR_KEYS = (
     "warning", "error", "success",
 )  # fmt: skip
 _COLOUR = re.compile(r"^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|#[0-9a-fA-F]{8}|[a-z]+)$")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,40}\Z")  # \Z: `$` lets a final "\n" in
 
 
 @dataclass(frozen=True)
