@@ -8,6 +8,7 @@ O(points) and its size is fixed.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from collections.abc import Sequence
 from functools import reduce
@@ -54,9 +55,20 @@ def render_loss_chart(
     height: int = 10,
     total_iters: int | None = None,
 ) -> list[str]:
-    """Lines of a loss chart. Empty input gives one explanatory line."""
+    """Lines of a loss chart. Empty input gives one explanatory line. NaN / inf losses (a run
+    that diverged) cannot be placed on the axis: they are counted under the chart instead."""
     if not train and not val:
         return ["(no loss reported yet)"]
+    finite_train = [p for p in train if math.isfinite(p[1])]
+    finite_val = [p for p in val if math.isfinite(p[1])]
+    dropped = len(train) + len(val) - len(finite_train) - len(finite_val)
+    if dropped:
+        note = f"{dropped} loss value(s) NaN or infinite: the run diverged"
+        if not finite_train and not finite_val:
+            return [f"({note})"]
+        lines = render_loss_chart(finite_train, finite_val, width=width, height=height,
+                                  total_iters=total_iters)  # fmt: skip
+        return [*lines, f"  ({note}; not plotted)"]
     width, height = max(width, 10), max(height, 3)
     xs = [x for x, _ in train] + [x for x, _ in val]
     ys = [y for _, y in train] + [y for _, y in val]

@@ -154,7 +154,8 @@ def event_to_dict(event: TrainingEvent) -> dict[str, Any]:
 # ---------------------------------------------------------------- mlx-lm stdout
 
 ANSI_RE = re.compile(r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07]*\x07|[()][A-Za-z0-9])")
-_NUM = r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+# nan / inf too: mlx-lm prints a diverged loss as `nan`, and dropping the line would hide it.
+_NUM = r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)"
 
 _OLD_TRAIN = re.compile(
     rf"Iter (\d+): Train loss ({_NUM}), Learning Rate ({_NUM}), It/sec ({_NUM}), "
