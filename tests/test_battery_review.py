@@ -268,3 +268,63 @@ async def test_setup_form_focus_ticks_and_the_last_runs_settings(tmp_path: Path)
         assert isinstance(form, RunSetupScreen)
         assert form.query_one("#setup-battery", Select).value == "ccp6"
         assert form.query_one("#setup-max-tokens", Input).value == "5"
+
+
+def _other_run(tmp_path: Path) -> Path:
+    """The fixture run as if made with other settings (1024 tokens, another model), without
+    the json condition and without the last probe."""
+    import json
+
+    out = []
+    for raw in SMALL_RUN.read_text(encoding="utf-8").splitlines():
+        line = json.loads(raw)
+        if line.get("type") == "summary":
+            line.update(model="tiny-llama", max_tokens=1024, total_probes=5)
+            line["conditions"] = [c for c in line["conditions"] if c["name"] != "json"]
+        elif line["id"] == "emotional":
+            continue
+        else:
+            del line["conditions"]["json"]
+        out.append(json.dumps(line) + "\n")
+    path = tmp_path / "other" / "run_1024.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(out), encoding="utf-8")
+    return path
+
+
+async def test_compare_warns_of_other_settings_and_lists_what_is_not_shared(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _opened(pilot, app, tmp_path)
+        p = pane(app)
+        assert not p.query_one("#battery-notes").display
+        assert p.compare(_other_run(tmp_path))
+        await pilot.pause()
+        assert p.model.conditions == ["A:baseline", "A:ethics", "B:baseline", "B:ethics"]
+        assert p.notes == [
+            "settings differ: model tiny-gemma in A vs tiny-llama in B",
+            "settings differ: max tokens 64 in A vs 1024 in B",
+            "conditions only in A (not compared): json",
+            "1 probes only in A (not compared): emotional",
+        ]
+        box = p.query_one("#battery-notes")
+        assert box.display and "max tokens 64 in A vs 1024 in B" in str(box.render())
+        assert any("differences between the runs" in n.message for n in app._notifications)
+        md = p.export("md").read_text(encoding="utf-8")
+        assert "Model: tiny-gemma (A); tiny-llama (B)." in md
+        assert "Duration: 42 seconds (A); 42 seconds (B)." in md
+        assert "> settings differ: max tokens 64 in A vs 1024 in B" in md
+        assert "> conditions only in A (not compared): json" in md
+
+
+async def test_markdown_export_knows_model_and_duration_as_report_does(tmp_path: Path) -> None:
+    from lemlab.core.report import run_report, to_markdown
+
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        path = await _opened(pilot, app, tmp_path)
+        md = pane(app).export("md").read_text(encoding="utf-8")
+    header = md.splitlines()[2]
+    assert header == "Model: tiny-gemma. Scorer: v2. Probes: 6. Duration: 42 seconds."
+    # `lemlab report` on the same file says the same
+    assert to_markdown(run_report(abfile.read_ab(path))).splitlines()[2] == header

@@ -366,9 +366,72 @@ def _fmt(value: float | None, signed: bool = False) -> str:
     return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
-def view_report(table: ScoreTable, title: str = "", scorer: str = "") -> Any:
+def compare_notes(a: Any, b: Any, a_label: str = "A", b_label: str = "B") -> list[str]:
+    """What a run-vs-run view must say before its numbers: settings that differ between two
+    abfile.ABRun (core.report's settings_diff, per shared condition, each difference once),
+    and the conditions and probes only one run has (the merged table leaves them out)."""
+    from lemlab.core.report import settings_diff
+
+    a_names, b_names = a.condition_names, b.condition_names
+    shared = [c for c in a_names if c in b_names]
+    notes: list[str] = []
+    seen: dict[tuple[str, str, str], list[str]] = {}
+    for cond in shared:
+        for d in settings_diff(a, cond, b, cond):
+            seen.setdefault((d.setting, d.base, d.other), []).append(cond)
+    for (setting, x, y), conds in seen.items():
+        where = "" if len(conds) == len(shared) else f" ({', '.join(conds)})"
+        notes.append(f"settings differ: {setting} {x} in {a_label} vs {y} in {b_label}{where}")
+    for label, mine, theirs in ((a_label, a_names, b_names), (b_label, b_names, a_names)):
+        only = [c for c in mine if c not in theirs]
+        if only:
+            notes.append(f"conditions only in {label} (not compared): {', '.join(only)}")
+    a_ids, b_ids = {p.id for p in a.probes}, {p.id for p in b.probes}
+    for label, mine, theirs in ((a_label, a.probes, b_ids), (b_label, b.probes, a_ids)):
+        only = [p.id for p in mine if p.id not in theirs]
+        if only:
+            more = f" (+{len(only) - 5})" if len(only) > 5 else ""
+            notes.append(f"{len(only)} probes only in {label} (not compared): "
+                         f"{', '.join(only[:5])}{more}")  # fmt: skip
+    return notes
+
+
+def _header(runs: Sequence[Any], labels: Sequence[str]) -> dict[str, Any]:
+    """Model, duration and the file's own facts, as `lemlab report` gives them for these runs
+    (core.report.run_report: one derivation for both)."""
+    from lemlab.core.errors import LemlabError
+    from lemlab.core.report import human_duration, run_report
+
+    reports = []
+    for run in runs:
+        try:
+            reports.append(run_report(run))
+        except LemlabError:  # a run without a baseline to report on: no header facts
+            continue
+    if not reports:
+        return {}
+    if len(reports) == 1:
+        r = reports[0]
+        return {"model": r.model, "duration": r.duration, "summary_recomputed": r.summary_recomputed,
+                "issues": r.issues, "timing": r.timing}  # fmt: skip
+    models = [r.model or "unknown" for r in reports]
+    model = models[0] if len(set(models)) == 1 else "; ".join(
+        f"{m} ({lb})" for m, lb in zip(models, labels, strict=False))  # fmt: skip
+    # Two durations are no one duration: both, in words (the renderer keeps unparsable text).
+    duration = "; ".join(f"{human_duration(r.duration)} ({lb})"
+                         for r, lb in zip(reports, labels, strict=False))  # fmt: skip
+    return {"model": model, "duration": duration,
+            "summary_recomputed": any(r.summary_recomputed for r in reports),
+            "issues": [i for r in reports for i in r.issues]}  # fmt: skip
+
+
+def view_report(table: ScoreTable, title: str = "", scorer: str = "", *,
+                runs: Sequence[Any] = (), labels: Sequence[str] = ("A", "B"),
+                notes: Sequence[str] = ()) -> Any:  # fmt: skip
     """The current view (visible rows, in view order, overrides applied when on) as a
-    core.report.RunReport: one comparison per non-baseline condition."""
+    core.report.RunReport: one comparison per non-baseline condition. `runs`: the abfile.ABRun
+    the view shows (one, or A and B of a comparison), for the model, duration and the rest of
+    the header; `notes` go before each comparison (e.g. settings that differ)."""
     from lemlab.core.report import Comparison, ProbeDelta, RunReport
     from lemlab.core.stats import failure_counts, signal_changes
 
@@ -385,11 +448,17 @@ def view_report(table: ScoreTable, title: str = "", scorer: str = "") -> Any:
             rows=[ProbeDelta(r.id, r.category, b, o) for r, b, o in known],
             signals=signal_changes((r.heuristic(ref), r.heuristic(cond)) for r, _, _ in known),
             failures={k: (base_f[k], other_f[k]) for k in sorted(set(base_f) | set(other_f))},
-            notes=_view_notes(table),
+            notes=[*notes, *_view_notes(table)],
         ))  # fmt: skip
-    return RunReport(source=title or "battery view", model="", scorer=scorer or "unknown",
-                     total_probes=len(rows), duration="", summary_recomputed=False,
-                     comparisons=comps)  # fmt: skip
+    header = _header(runs, labels)
+    report = RunReport(source=title or "battery view", model=header.get("model", ""),
+                       scorer=scorer or "unknown", total_probes=len(rows),
+                       duration=header.get("duration", ""),
+                       summary_recomputed=bool(header.get("summary_recomputed", False)),
+                       comparisons=comps, issues=list(header.get("issues", [])))  # fmt: skip
+    if "timing" in header and hasattr(report, "timing"):
+        report.timing = header["timing"]
+    return report
 
 
 def _view_notes(table: ScoreTable) -> list[str]:
@@ -405,11 +474,12 @@ def _view_notes(table: ScoreTable) -> list[str]:
     return notes
 
 
-def view_markdown(table: ScoreTable, title: str = "", scorer: str = "") -> str:
-    """The current view in the seed addendum's shapes, rendered by core.report."""
+def view_markdown(table: ScoreTable, title: str = "", scorer: str = "", **kw: Any) -> str:
+    """The current view in the seed addendum's shapes, rendered by core.report (keywords as
+    view_report's)."""
     from lemlab.core.report import to_markdown
 
-    return to_markdown(view_report(table, title, scorer))
+    return to_markdown(view_report(table, title, scorer, **kw))
 
 
 def view_csv(table: ScoreTable) -> str:

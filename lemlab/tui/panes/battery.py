@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -45,6 +46,7 @@ class BatteryPane(LabPane):
     DEFAULT_CSS = """
     BatteryPane #battery-status { height: 1; padding: 0 1; background: $surface; color: $text-muted; }
     BatteryPane.-running #battery-status { color: $accent; }
+    BatteryPane #battery-notes { height: auto; max-height: 4; padding: 0 1; color: $warning; }
     """
     BINDINGS = [
         # F1 first: a narrow terminal's footer keeps its first keys and cuts the rest.
@@ -76,6 +78,8 @@ class BatteryPane(LabPane):
         self.last_request: RunRequest | None = None
         self.run_session: Session | None = None  # the session a running run reports to
         self.loaded_before: tuple[str, str | None] | None = None  # restored after the run
+        self.runs: list[Any] = []  # the abfile.ABRun(s) shown: the export's header facts
+        self.notes: list[str] = []  # said above the table and in the export (a comparison's)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel_run" and self.job is None:
@@ -84,6 +88,9 @@ class BatteryPane(LabPane):
 
     def compose(self) -> ComposeResult:
         yield Static(HINT, id="battery-status", markup=False)
+        notes = Static("", id="battery-notes", markup=False)
+        notes.display = False  # shown when a comparison has something to say
+        yield notes
         yield ScoreGrid()
 
     @property
@@ -97,6 +104,12 @@ class BatteryPane(LabPane):
     def status(self, text: str) -> None:
         # Quotes file names, categories and run errors: controls shown visibly, one line.
         self.query_one("#battery-status", Static).update(visible_line(text))
+
+    def set_notes(self, notes: list[str]) -> None:
+        self.notes = list(notes)
+        box = self.query_one("#battery-notes", Static)
+        box.update("\n".join(visible_line(f"⚠ {n}") for n in self.notes))
+        box.display = bool(self.notes)
 
     def view_status(self) -> None:
         m = self.model
@@ -229,6 +242,8 @@ class BatteryPane(LabPane):
         lines = [p.to_dict() for p in abfile.read_ab(job.output).probes] if job.done else []
         names = job.setup["plan"].names
         self.run_path = job.output
+        self.runs = []
+        self.set_notes([])
         self.title = f"{job.output.name} (running)"
         model = ScoreTable.from_lines(lines, conditions=names, baseline=names[0],
                                       overrides=overrides_for_run(self.lab.session, job.output))  # fmt: skip
@@ -348,6 +363,8 @@ class BatteryPane(LabPane):
             self.notify(f"{path}: no probe lines", severity="error")
             return False
         model = table_from_run(run, overrides_for_run(self.lab.session, path))
+        self.runs = [run]
+        self.set_notes([])
         old = self.model
         if old is not None and old.conditions == model.conditions:
             model.sort, model.with_overrides = old.sort, old.with_overrides
@@ -400,7 +417,7 @@ class BatteryPane(LabPane):
 
     def compare(self, other: Path) -> bool:
         from lemlab.core import abfile
-        from lemlab.core.score_table import merge_runs
+        from lemlab.core.score_table import compare_notes, merge_runs
 
         if self.run_path is None or self._busy():
             return False
@@ -417,10 +434,19 @@ class BatteryPane(LabPane):
             return False
         self.title = f"A = {self.run_path.name} vs B = {other.name} ({len(lines)} shared probes)"
         self.run_path = None  # a comparison is no file: overrides and rescoring are off
+        self.runs = [a, b]
         self.grid.show(
             ScoreTable.from_lines(lines, conditions=names, baseline=names[0], references=refs)
         )
         self.view_status()
+        try:
+            notes = compare_notes(a, b)
+        except Exception as exc:  # noqa: BLE001 - the comparison still shows; say what failed
+            notes = [f"could not compare the runs' settings: {exc}"]
+        self.set_notes(notes)
+        if notes:
+            self.notify(f"{len(notes)} differences between the runs: listed above the table",
+                        severity="warning", timeout=10)  # fmt: skip
         return True
 
     # -- table: sorting, filtering, drill-down --------------------------------------------------------
@@ -580,7 +606,8 @@ class BatteryPane(LabPane):
             self.run_path or self.lab.sessions_dir / f"{self.lab.session.name}.runs" / "comparison"
         )
         out = base.with_name(f"{base.stem}.view.{kind}")
-        text = view_markdown(m, self.title, self.scorer_id) if kind == "md" else view_csv(m)
+        text = (view_markdown(m, self.title, self.scorer_id, runs=self.runs, notes=self.notes)
+                if kind == "md" else view_csv(m))  # fmt: skip
         try:
             write_text_atomic(out, text)
         except OSError as exc:
