@@ -279,3 +279,26 @@ def test_allow_large_raises_the_prompt_cap(tmp_path: Path, capsys: pytest.Captur
         assert len(load_battery(path).probes[0].prompt) == limits.PROMPT_CHARS + 1
     finally:
         limits.allow_large(False)
+
+
+def test_deep_json_lines_in_training_files_are_malformed_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lemlab.core.safetensors_header import SafetensorsHeaderError, read_header
+    from lemlab.core.training_data import check_jsonl
+
+    deep_line = '{"a": ' + DEEP + "}"
+    events = tmp_path / "events.jsonl"
+    good = (FIXTURES / "training" / "lemlab_events.jsonl").read_text().split("\n")[:3]
+    events.write_text("\n".join([*good, deep_line]) + "\n")
+    status, err, out = run_with_output(["watch", "--once", str(events)], capsys)
+    assert status == 0 and "internal error" not in err and "val loss" in out
+
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"text": "fine"}\n' + deep_line + "\n")
+    count, _, problems = check_jsonl(data)
+    assert count == 1 and problems == ["train.jsonl:2: not valid JSON (nested too deeply)"]
+
+    header = DEEP.encode()
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(len(header).to_bytes(8, "little") + header)
+    with pytest.raises(SafetensorsHeaderError, match="not valid JSON"):
+        read_header(weights)

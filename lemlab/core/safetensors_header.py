@@ -51,7 +51,7 @@ def read_header(path: str | Path) -> dict[str, TensorInfo]:
         raise SafetensorsHeaderError(f"{p.name}: cannot read ({exc.strerror or exc})") from exc
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise SafetensorsHeaderError(f"{p.name}: header is not valid JSON") from exc
     if not isinstance(header, dict):
         raise SafetensorsHeaderError(f"{p.name}: header is not a JSON object")

@@ -69,6 +69,9 @@ def check_jsonl(path: Path) -> tuple[int, str | None, list[str]]:
             except ValueError as exc:
                 problems.append(f"{path.name}:{n}: not valid JSON ({exc.msg})")
                 continue
+            except RecursionError:
+                problems.append(f"{path.name}:{n}: not valid JSON (nested too deeply)")
+                continue
             this, reason = line_format(obj)
             if reason is None and fmt is not None and this != fmt:
                 reason = f"{this} line in a {fmt} file"

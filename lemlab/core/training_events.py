@@ -134,7 +134,7 @@ def parse_event_line(line: str) -> TrainingEvent | None:
         return None
     try:
         obj = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting is malformed too
         return None
     return event_from_dict(obj) if isinstance(obj, dict) else None
 
@@ -341,7 +341,7 @@ def _parse_event_lines(lines: list[str]) -> list[TrainingEvent]:
     kept = [ln for ln in (line.strip() for line in lines) if ln.startswith("{")]
     try:
         objs = json.loads("[" + ",".join(kept) + "]")
-    except ValueError:
+    except (ValueError, RecursionError):
         objs = None
     if objs is None or len(objs) != len(kept):
         # A line like `{"a": 1}, {"b": 2}` would decode as two objects; per-line is exact.
