@@ -10,6 +10,11 @@ set to -inf, so both ways generate the same length), greedy. Prints both times, 
 responses agree, and a last line `ratio N.NN` (naive seconds / lemlab seconds).
 
     .venv/bin/python bench/battery_bench.py [--probes 12] [--tokens 128]
+    .venv/bin/python bench/battery_bench.py --real     # the bundled SmolLM2-135M-Instruct
+
+With --real the same comparison runs on the real model converted from the bundled GGUF (3 probes,
+16 new tokens, the shipped short kernel by default): there prefill really costs (on a 2-core
+Linux CPU it is about as slow as decoding), which is where the prefix cache pays.
 """
 
 from __future__ import annotations
@@ -58,8 +63,8 @@ def make_probes(n: int) -> list[dict[str, str]]:
     ]
 
 
-def kernel_text() -> str:
-    shipped = REPO / "probes" / "kernels" / "ethics-long.md"
+def kernel_text(name: str = "ethics-long.md") -> str:
+    shipped = REPO / "probes" / "kernels" / name
     if shipped.is_file():
         return shipped.read_text(encoding="utf-8")
     # Deterministic stand-in of similar length when the shipped kernel is missing.
@@ -161,18 +166,36 @@ def warm_up(model_dir: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--probes", type=int, default=12)
-    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--probes", type=int, default=None, help="default 12 (3 with --real)")
+    ap.add_argument("--tokens", type=int, default=None, help="default 128 (16 with --real)")
+    ap.add_argument("--real", action="store_true", help="run on the bundled real model")
+    ap.add_argument("--kernel", default=None, help="shipped kernel file name in probes/kernels/")
     args = ap.parse_args()
+    args.probes = args.probes or (3 if args.real else 12)
+    args.tokens = args.tokens or (16 if args.real else 128)
+    kernel_name = args.kernel or ("ethics-demo.txt" if args.real else "ethics-long.md")
     from lemlab.core.scoring import DEFAULT_SCORER, get_scorer
     from lemlab.engine.tiny import build_tiny_model
 
     scorer = get_scorer(DEFAULT_SCORER)
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = build_tiny_model(Path(tmp) / "m", hidden=256, layers=4)
+        if args.real:
+            from lemlab.core.demo_model import BUNDLED, bundled_gguf
+            from lemlab.engine.gguf_import import import_gguf
+
+            gguf = bundled_gguf()
+            if gguf is None:
+                print(f"{BUNDLED.package}=={BUNDLED.version} is not installed (make test installs it)")
+                return 2
+            model_dir = import_gguf(gguf, Path(tmp) / BUNDLED.name, name=BUNDLED.name)
+            label = f"{BUNDLED.name} (real, 4-bit from GGUF)"
+        else:
+            model_dir = build_tiny_model(Path(tmp) / "m", hidden=256, layers=4)
+            label = "gemma3_text hidden 256, 4 layers (random weights)"
         eos_ids = json.loads((model_dir / "config.json").read_text())["eos_token_id"]
+        eos_ids = eos_ids if isinstance(eos_ids, list) else [eos_ids]
         kernel_path = Path(tmp) / "kernel.md"
-        kernel_path.write_text(kernel_text(), encoding="utf-8")
+        kernel_path.write_text(kernel_text(kernel_name), encoding="utf-8")
         probes = make_probes(args.probes)
         warm_up(model_dir)
         naive_s, naive = run_naive(
@@ -183,8 +206,8 @@ def main() -> int:
         )
     agree = sum(1 for k, v in naive.items() if lem.get(k) == v)
     print(
-        f"model: gemma3_text hidden 256, 4 layers; {len(probes)} probes x 2 conditions; "
-        f"kernel prompt {kernel_tokens} tokens; {args.tokens} new tokens, greedy"
+        f"model: {label}; {len(probes)} probes x 2 conditions; "
+        f"kernel {kernel_name}, prompt {kernel_tokens} tokens; {args.tokens} new tokens, greedy"
     )
     print(f"naive (full prompt per request, no cache): {naive_s:.2f}s")
     print(f"lemlab runner (MLXEngine, prefix reuse):  {lem_s:.2f}s")
