@@ -247,3 +247,49 @@ def test_a_line_that_does_not_fit_is_cut_back_and_the_message_says_so(tmp_path: 
     assert f"cannot write {out}" in proc.stdout
     assert "every line before this one is intact" in proc.stdout and "--resume" in proc.stdout
     assert out.read_bytes() == before  # the torn line was removed: the message is true
+
+
+# --- failed starts leave nothing that blocks the rerun -----------------------------------------------
+
+
+@pytest.fixture
+def broken_model(tiny_model: Path, tmp_path: Path) -> Path:
+    """A model folder that passes the checks before loading but whose weights cannot be read."""
+    folder = tmp_path / "broken"
+    shutil.copytree(tiny_model, folder)
+    for weights in folder.glob("*.safetensors"):
+        weights.write_bytes(b"not safetensors")
+    return folder
+
+
+def test_a_run_whose_model_fails_to_load_leaves_no_file(
+    broken_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "d.jsonl"
+    args = ["distill", "--model", str(broken_model), "--prompts", "ccp6", "--output", str(out),
+            "--samples", "1", "--max-tokens", "8"]  # fmt: skip
+    assert main(args) == 2
+    assert "cannot read weights" in one_line(capsys.readouterr().err)
+    ab_out = tmp_path / "a.jsonl"
+    assert main(["ab", "--model", str(broken_model), "--prompts", "ccp6", "--output", str(ab_out),
+                 "--max-tokens", "8"]) == 2  # fmt: skip
+    assert "cannot read weights" in one_line(capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken"]  # no output, sidecar or lock
+
+
+def test_leftovers_of_a_start_killed_before_its_first_sample_do_not_block_the_rerun(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lemlab.core import distill as d
+
+    # SIGKILL while the model loaded: an empty output and a progress file with its header only.
+    out = tmp_path / "d.jsonl"
+    settings = d.DistillSettings(model=str(tiny_model), samples=1, max_tokens=8, truncated="keep")
+    d.open_distill_output(out, settings, [], resume=False).lock.release()  # type: ignore[union-attr]
+    assert out.read_bytes() == b"" and d.progress_path(out).read_bytes().count(b"\n") == 1
+    args = ["distill", "--model", str(tiny_model), "--prompts", "ccp6", "--output", str(out),
+            "--samples", "1", "--max-tokens", "8", "--truncated", "keep", "--limit", "1",
+            "--threshold", "-1000"]  # fmt: skip
+    assert main(args) == 0  # no --resume needed: there was nothing to resume
+    assert "is empty (an earlier run stopped before its first result)" in capsys.readouterr().err
+    assert json.loads(out.read_text().splitlines()[-1])["total_generated"] == 1

@@ -94,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:  # also Ctrl+C or a full disk while the model loads
         _drop_if_empty(Path(args.output))  # e.g. the model failed to load: leave nothing behind
         raise
+    finally:
+        if opened.lock is not None:  # not when the traceback lets go of it: callers go on
+            opened.lock.release()
 
 
 def _run_local(args: argparse.Namespace, setup: dict[str, Any]) -> int:

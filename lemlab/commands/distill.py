@@ -175,6 +175,9 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         d.drop_unstarted(job.output)  # e.g. the model failed to load: leave nothing behind
         raise
+    finally:
+        if job.state.lock is not None:  # not when the traceback lets go of it: callers go on
+            job.state.lock.release()
     report_outcome(job, outcome)
     return outcome.exit_code
 
