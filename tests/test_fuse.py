@@ -133,3 +133,51 @@ def test_requantize_is_an_explicit_warned_choice(tiny_model_q4: Path, tmp_path: 
 
     with pytest.raises(LemlabError, match="requantize must be true or false"):
         load_curriculum(tmp_path / "cur.toml")
+
+
+def test_drift_warning_compares_the_merge_with_what_the_stage_learned() -> None:
+    from lemlab.commands.curriculum import fuse_drift_warning
+    from lemlab.engine.fuse import FuseResult
+
+    q4 = {"bits": 4, "group_size": 32}
+    # Issue 19's re-quantized real run: the merge undid most of what stage 1 learned.
+    lost = fuse_drift_warning(FuseResult(Path("f"), q4, True, 1.542, 1.555), 1.560)
+    assert lost is not None and "differs from base + adapter by 0.0130" in lost
+    # A dequantized float16 merge on the real model: 0.0031 against a 0.8634 drop is arithmetic.
+    assert fuse_drift_warning(FuseResult(Path("f"), q4, False, 3.8403, 3.8434), 4.7037) is None
+    assert fuse_drift_warning(FuseResult(Path("f"), q4, False, None, None), 4.7) is None
+
+
+@pytest.mark.real_model
+@pytest.mark.slow
+def test_real_model_two_stage_curriculum_starts_stage_two_where_one_ended(real_model: Path,
+                                                                         tmp_path: Path) -> None:  # fmt: skip
+    """SmolLM2-135M (4-bit): two tiny stages with a fuse. Sized for ~5 tokens/s: two short
+    training lines, one validation line shared by both stages, three LoRA steps in all."""
+    qa = [("What do bees make?", "Bees make honey."), ("Is ice cold?", "Yes, ice is cold.")]
+    for name, rows in (("a", qa), ("b", qa[::-1])):
+        folder = tmp_path / name
+        folder.mkdir()
+        line = lambda q, a: json.dumps({"messages": [{"role": "user", "content": q},  # noqa: E731
+                                                     {"role": "assistant", "content": a}]}) + "\n"  # fmt: skip
+        (folder / "train.jsonl").write_text("".join(line(q, a) for q, a in rows))
+        (folder / "valid.jsonl").write_text(line("What colour is grass?", "Grass is green."))
+    (tmp_path / "cur.toml").write_text(
+        f'schema_version = 1\nbase_model = "{real_model}"\noutput = "out"\n'
+        "[defaults]\nnum_layers = 1\nbatch_size = 1\nlearning_rate = 1e-4\nsteps_per_report = 1\n"
+        "steps_per_eval = 100\nsave_every = 100\nmax_seq_length = 32\n"
+        '[[stage]]\nname = "one"\ndata = "a"\niters = 2\n'
+        '[[stage]]\nname = "two"\ndata = "b"\niters = 1\n')  # fmt: skip
+    res = run_lemlab("curriculum", tmp_path / "cur.toml", "--fuse", "--yes", timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = tmp_path / "out"
+    marker = json.loads((out / "01-one" / "fused" / "lemlab-fused.json").read_text())
+    assert marker["dequantized"] and marker["base_quantization"]["bits"] == 4
+    one, two = _val(out / "01-one" / "adapter"), _val(out / "02-two" / "adapter")
+    learned = one[0][1] - marker["val_loss_adapter"]
+    assert learned > 0.05  # stage 1 really moved the loss
+    # Stage 2's first validation (before its first step) is on the merged model as read back,
+    # and it sits where stage 1 ended: within float16 arithmetic, far inside what was learned.
+    assert two[0][0] == 0 and abs(two[0][1] - marker["val_loss_fused"]) < 1e-5
+    assert abs(two[0][1] - marker["val_loss_adapter"]) < 0.05 * learned
+    assert "WARNING: stage 1 one" not in res.stderr
