@@ -448,6 +448,8 @@ class RunState:
 
     def _on_stopped(self, ev: TrainingEvent, t: float | None) -> None:
         self.status, self.phase = "stopped", None
+        if ev.iteration is not None:  # the updates in the weights it saved
+            self.iteration = max(self.iteration, ev.iteration)
         self.message = ev.message
 
     # -------------------------------------------------------------- derived figures

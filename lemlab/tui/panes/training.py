@@ -281,7 +281,11 @@ class TrainingPane(LabPane):
     def _update_record(self) -> None:
         if self.run is None or self._record is None:
             return
-        self._record.update(self.run.session_record())
+        rec = self.run.session_record()
+        for key in ("origin", "started"):  # who started the run, and when, stay as first recorded
+            if key in self._record:
+                rec.pop(key)
+        self._record.update(rec)
         if self.scores and self.comparison:
             self._record["checkpoint_scores"] = [[it, round(s, 3)] for it, s in self.scores]
         if self.run.state.status != self._saved_status:  # save on changes of status, not per poll

@@ -136,6 +136,7 @@ class StartRunScreen(ModalScreen["TrainingConfig | None"]):
         super().__init__()
         self.values, self.base, self.note = values, base, note or []
         self.acknowledged: TrainingConfig | None = None  # warnings seen for this exact config
+        self._auto_layers = str(values.get("num_layers", ""))  # the layers value the form chose
 
     def compose(self) -> ComposeResult:
         with Vertical(id="train-form"):
@@ -169,6 +170,16 @@ class StartRunScreen(ModalScreen["TrainingConfig | None"]):
 
     def _config(self) -> TrainingConfig:
         return parse_form(self._texts(), self.query_one("#tf-mask_prompt", Checkbox).value, self.base)
+
+    @on(Input.Changed, "#tf-model")
+    def _model_changed(self, event: Input.Changed) -> None:
+        """Layers the user has not chosen follow the model: ~30% of its layers."""
+        layers = self.query_one("#tf-num_layers", Input)
+        facts = read_model_facts(Path(event.value.strip()).expanduser()) if event.value.strip() else None
+        auto = str(default_num_layers(facts.num_layers if facts else None))
+        if layers.value.strip() == self._auto_layers and auto != self._auto_layers:
+            self._auto_layers = auto
+            layers.value = auto  # its own Changed event redraws the plan
 
     @on(Input.Changed)
     @on(Checkbox.Changed)
