@@ -52,7 +52,19 @@ class Script(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def do_GET(self) -> None:
-        self._json(200, {"object": "list", "data": [{"id": "m"}]})
+        if self.mode != "trickle-list":
+            return self._json(200, {"object": "list", "data": [{"id": "m"}]})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            for _ in range(300):  # one byte per 0.1 s: each read is quick, the whole never ends
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def do_POST(self) -> None:
         type(self).posts += 1
@@ -178,6 +190,17 @@ def test_keepalive_comments_without_data_time_out(
     assert "no data for 1 s" in str(handle.error)
 
 
+def test_a_model_list_that_trickles_forever_fails_the_load(
+    server: tuple[str, type[Script]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, handler = server
+    handler.mode = "trickle-list"
+    ep = Endpoint(url=url, name="s", deadline=1.0)
+    future = RemoteEngine({"s": ep}).load("endpoint:s#m")
+    with pytest.raises(EndpointUnreachable, match="no complete answer within 1 s"):
+        future.result(timeout=WAIT)
+
+
 def test_overall_deadline_stops_a_trickling_reply(
     server: tuple[str, type[Script]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -293,3 +316,43 @@ def test_second_ctrl_c_ends_ab_on_a_server_that_never_answers(
     assert proc.returncode in (3, 130), err  # stopped (resumable) or interrupted
     assert "Ctrl+C again" in err and "Traceback" not in err
     assert not os.path.exists(tmp_path / "out.jsonl") or (tmp_path / "out.jsonl").read_text() == ""
+
+
+def _lemlab(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lemlab", *args], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **env})  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["chat", "distill"])
+def test_chat_and_distill_end_with_one_line_on_a_wrong_shape(
+    server: tuple[str, type[Script]], tmp_path: Path, command: str
+) -> None:
+    url, handler = server
+    handler.mode = "stream-choices-object"
+    if command == "chat":
+        args = ["chat", "--model", f"openai:{url}#m", "--prompt", "hi", "--max-tokens", "4"]
+    else:
+        args = ["distill", "--model", f"openai:{url}#m", "--prompts", str(_battery(tmp_path)),
+                "--output", str(tmp_path / "d.jsonl"), "--samples", "2", "--retry-delay", "0"]  # fmt: skip
+    proc = _lemlab(args)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("lemlab: error: ")]
+    assert proc.returncode != 0 and len(errors) == 1, proc.stderr
+    assert "choices is not a list" in errors[0] and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_echoed_key_never_reaches_stderr(
+    server: tuple[str, type[Script]], tmp_path: Path, lemlab_home: Path
+) -> None:
+    from lemlab.core.paths import get_paths
+
+    url, handler = server
+    config = get_paths().config_file
+    assert lemlab_home in config.parents
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'[endpoints.gw]\nurl = "{url}"\nmodel = "m"\napi_key_env = "LEMLAB_GW_KEY"\n')
+    handler.mode = "echo-401"
+    proc = _lemlab(["chat", "--model", "endpoint:gw", "--prompt", "hi"], LEMLAB_GW_KEY=KEY)
+    assert proc.returncode != 0 and "HTTP 401" in proc.stderr, proc.stderr
+    assert KEY not in proc.stderr + proc.stdout and "Bearer [redacted]" in proc.stderr

@@ -158,16 +158,65 @@ def open_request(
     return conn, resp
 
 
+class _Deadline:
+    """Shuts the request's socket down after `seconds`, waking any blocked read: a server that
+    trickles bytes resets every read timeout, so only a deadline bounds a whole request."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = threading.Event()
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def attach(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._sock = conn.sock
+        if self.expired.is_set():
+            raise TimeoutError
+
+    def _expire(self) -> None:
+        self.expired.set()
+        with self._lock:
+            sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def error(self, endpoint: Endpoint) -> EndpointUnreachable:
+        return EndpointUnreachable(f"{endpoint.url}: no complete answer within {self.seconds:g} s")
+
+
 def list_models(endpoint: Endpoint, timeout: float = CONNECT_TIMEOUT) -> list[str] | None:
     """GET /models: the model ids the server lists, or None when it answers without a list
     (mlx_lm.server sends an empty 200 body when no Hugging Face cache folder exists)."""
-    conn, resp = open_request(endpoint, "GET", "/models", read_timeout=timeout)
-    try:
-        raw = resp.read(LIST_CAP)
-    except (OSError, http.client.HTTPException) as e:
-        raise EndpointUnreachable(f"{endpoint.url}: {_reason(e)}") from None
-    finally:
-        conn.close()
+    with _Deadline(min(endpoint.deadline, 6 * timeout)) as deadline:
+        try:
+            conn, resp = open_request(
+                endpoint, "GET", "/models", read_timeout=timeout, on_connect=deadline.attach
+            )
+            try:
+                raw = resp.read(LIST_CAP)
+            finally:
+                conn.close()
+            if deadline.expired.is_set():  # the socket was shut: what came is a fragment
+                raise TimeoutError
+        except (OSError, http.client.HTTPException, EndpointUnreachable) as e:
+            if deadline.expired.is_set():
+                raise deadline.error(endpoint) from None
+            if isinstance(e, EndpointUnreachable):
+                raise
+            raise EndpointUnreachable(f"{endpoint.url}: {_reason(e)}") from None
     try:
         data = json.loads(raw)
         return [str(m["id"]) for m in data["data"]]
@@ -681,11 +730,18 @@ def _check_adapter(endpoint: Endpoint, adapter: str, extra: Mapping[str, Any]) -
         **({"model": endpoint.model} if endpoint.model else {}),
         **extra,
     }
-    try:
-        conn, resp = open_request(endpoint, "POST", "/chat/completions", body)
-        conn.close()
-    except EndpointHTTPError as e:
-        raise LemlabError(f"the server cannot use adapter {adapter}: {e}") from None
+    with _Deadline(endpoint.deadline) as deadline:
+        try:
+            conn, resp = open_request(
+                endpoint, "POST", "/chat/completions", body, on_connect=deadline.attach
+            )
+            conn.close()
+        except EndpointHTTPError as e:
+            raise LemlabError(f"the server cannot use adapter {adapter}: {e}") from None
+        except EndpointUnreachable:
+            if deadline.expired.is_set():
+                raise deadline.error(endpoint) from None
+            raise
 
 
 def _in_thread(work: Callable[[], LoadInfo], name: str) -> Future[LoadInfo]:

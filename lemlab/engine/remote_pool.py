@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lemlab.core.endpoints import Endpoint, EndpointError, parse_model_spec
+from lemlab.core.endpoints import Endpoint, EndpointError, EndpointUnreachable, parse_model_spec
 from lemlab.core.errors import LemlabError
 from lemlab.core.parallel_runs import EndpointSlot
 from lemlab.engine.remote import RemoteEngine
@@ -61,7 +61,10 @@ def _load_all(
     engines: dict[str, RemoteEngine] = {}
     for name, adapter in variants:
         engine = RemoteEngine(endpoints, extra_body=extra_body)
-        info = engine.load(spec, adapter).result(timeout=LOAD_TIMEOUT)
+        try:
+            info = engine.load(spec, adapter).result(timeout=LOAD_TIMEOUT)
+        except TimeoutError:  # the future's wait, not a request: say what it means
+            raise EndpointUnreachable(f"no answer within {LOAD_TIMEOUT:g} s while connecting") from None
         warnings += [f"{label}: {w}" for w in info.warnings if f"{label}: {w}" not in warnings]
         engines[name] = engine
     return engines
