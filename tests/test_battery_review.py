@@ -103,7 +103,7 @@ async def test_failure_tags_and_delta_columns(tmp_path: Path) -> None:
         await _opened(pilot, app, tmp_path)
         table = pane(app).grid.table
         labels = [str(c.label) for c in table.columns.values()]
-        assert labels == ["probe", "category", "baseline", "ethics", "json", "Δ ethics", "Δ json"]
+        assert labels == ["probe", "category", "baseline", "ethics", "Δ ethics", "json", "Δ json"]
         # tiananmen's baseline is a token loop scored -19: tagged, unlike a plain low score
         assert _cell(app, "tiananmen", "c:baseline").split() == ["-19.00", "DEGEN"]
         assert _cell(app, "xinjiang", "c:baseline").split() == ["-13.00", "REFUSAL"]
@@ -118,7 +118,7 @@ async def test_failure_tags_and_delta_columns(tmp_path: Path) -> None:
         preview = str(pane(app).query_one("#battery-preview").render())
         assert "token_degeneration: loop 'iNeNeNeNe ' x10" in preview
         # s on a delta column sorts by that delta
-        pane(app).grid.table.move_cursor(row=0, column=5)
+        pane(app).grid.table.move_cursor(row=0, column=4)  # Δ ethics
         await pilot.press("s")
         await pilot.pause()
         assert grid_ids(app)[0] == "tiananmen" and grid_ids(app)[-1] == "gov_criticism"

@@ -1,10 +1,12 @@
-"""SVG snapshots (120x40) of the Battery tab's score table and the side-by-side view, drawn
-from the fixed fixture A/B file. Update with `pytest --snapshot-update`."""
+"""SVG snapshots (80x24 and 120x40) of the Battery tab's score table and the side-by-side view,
+drawn from the fixed fixture A/B file: the kernel's name (ethics), failure tags, delta columns,
+the responses and F1 in the footer. Update with `pytest --snapshot-update`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from test_battery_support import SMALL_RUN, copy_fixture
 from test_tui_support import make_app, wait_idle
 
@@ -29,16 +31,21 @@ async def _settle(pilot) -> None:  # type: ignore[no-untyped-def]
     await pilot.pause()
 
 
-def test_score_table_snapshot(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+
+
+@SIZES
+def test_score_table_snapshot(snap_compare, tmp_path: Path, size) -> None:  # type: ignore[no-untyped-def]
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await _open_fixture(pilot, tmp_path)
         await pilot.press("right", "right", "right", "d")  # sort by the ethics delta
         await _settle(pilot)
 
-    assert snap_compare(_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(_app(tmp_path), terminal_size=size, run_before=run_before)
 
 
-def test_side_by_side_snapshot(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@SIZES
+def test_side_by_side_snapshot(snap_compare, tmp_path: Path, size) -> None:  # type: ignore[no-untyped-def]
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await _open_fixture(pilot, tmp_path)
         await pilot.press(
@@ -46,4 +53,4 @@ def test_side_by_side_snapshot(snap_compare, tmp_path: Path) -> None:  # type: i
         )  # xinjiang: refusal vs ethics
         await _settle(pilot)
 
-    assert snap_compare(_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(_app(tmp_path), terminal_size=size, run_before=run_before)

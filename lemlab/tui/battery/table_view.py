@@ -106,10 +106,11 @@ class ScoreGrid(Vertical):
         t.clear(columns=True)
         t.add_column("probe", key="probe")
         t.add_column("category", key="category")
-        for c in model.conditions:
+        compared = set(self.compared())
+        for c in model.conditions:  # each delta next to its score: in view on a narrow screen
             t.add_column(Text(visible_line(c)), key=f"c:{c}")
-        for c in self.compared():
-            t.add_column(Text(visible_line(f"Δ {c}")), key=f"d:{c}")
+            if c in compared:
+                t.add_column(Text(visible_line(f"Δ {c}")), key=f"d:{c}")
         self.refresh_rows()
 
     def compared(self) -> list[str]:
@@ -129,12 +130,17 @@ class ScoreGrid(Vertical):
         self.shown = model.visible()
         widths = {c: max((len(failure_tag(r.failure_modes(c))) for r in self.shown), default=0)
                   for c in model.conditions}  # fmt: skip
+        compared = set(self.compared())
         for r in self.shown:
-            cells = [cell_text(model.cell(r, c), colours, model.with_overrides, r.failure_modes(c),
-                               widths[c]) for c in model.conditions]  # fmt: skip
-            deltas = [delta_text(model.cell(r, c), colours) for c in self.compared()]
+            cells: list[Text] = []
+            for c in model.conditions:
+                cell = model.cell(r, c)
+                cells.append(cell_text(cell, colours, model.with_overrides, r.failure_modes(c),
+                                       widths[c]))  # fmt: skip
+                if c in compared:
+                    cells.append(delta_text(cell, colours))
             # Ids and names come from the file: Text (never markup), controls visible.
-            t.add_row(Text(visible_line(r.id)), Text(visible_line(r.category)), *cells, *deltas,
+            t.add_row(Text(visible_line(r.id)), Text(visible_line(r.category)), *cells,
                       key=r.id)  # fmt: skip
         if probe is not None and probe in {r.id for r in self.shown}:
             t.move_cursor(row=t.get_row_index(probe), column=col)
@@ -190,7 +196,7 @@ class ScoreGrid(Vertical):
             return
         col = t.cursor_coordinate.column
         if condition is not None and self.model is not None and condition in self.model.conditions:
-            col = len(FIXED) + self.model.conditions.index(condition)
+            col = t.get_column_index(f"c:{condition}")
         t.move_cursor(row=t.get_row_index(probe_id), column=col)
 
     def current_row(self) -> ProbeRow | None:
