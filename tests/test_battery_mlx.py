@@ -111,3 +111,42 @@ async def test_real_engine_battery_flow(tiny_model: Path, tmp_path: Path) -> Non
         row = next(r for r in p2.model.rows if r.id == target.id)
         assert p2.model.cell(row, "ethics-demo").score == 30.0
         assert p2.model.cell(row, "ethics-demo").override is not None
+
+
+async def test_real_engine_rows_fill_cell_by_cell(tiny_model: Path, tmp_path: Path) -> None:
+    """The first probe's row is in the table, with the baseline's real reply scored and tagged,
+    while the kernel condition of that probe has not been generated yet."""
+    from test_battery_review import Gate
+
+    from lemlab.core.failure_modes import detect
+    from lemlab.core.score_table import failure_tag
+    from lemlab.engine.mlx_engine import MLXEngine
+    from lemlab.tui.battery.messages import ConditionScored
+
+    engine = MLXEngine()
+    settings = Settings(sessions_dir=tmp_path / "sessions", scan_hf_cache=False)
+    app = LemlabApp(engine, settings=settings, session=Session(name="live"), model=str(tiny_model))
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await open_battery(pilot, app)
+            p = pane(app)
+            gate = Gate(p, ConditionScored)
+            await fill_setup(pilot, battery="ccp6", kernels=("ethics-demo",), max_tokens="8")
+            msg = await gate.reached(pilot, ConditionScored)
+            assert msg.condition == "baseline" and p.job is not None and p.job.done == 0
+            assert grid_ids(app) == ["taiwan_direct"]
+            row = p.model.rows[0]
+            reply = row.response("baseline")
+            assert reply and row.score("baseline") is not None and row.score("ethics-demo") is None
+            cell = str(p.grid.table.get_cell("taiwan_direct", "c:baseline")).split()
+            assert cell[0] == f"{row.score('baseline'):.2f}"
+            tag = failure_tag([m.label for m in detect(reply, row.prompt)])
+            assert cell[1:] == ([tag] if tag else [])  # what the detector says of this reply
+            assert str(p.grid.table.get_cell("taiwan_direct", "c:ethics-demo")).strip() == "—"
+            gate.release(ConditionScored)
+            await wait_idle(pilot, app)
+            assert p.job is None and len(grid_ids(app)) == 6
+            run = abfile.read_ab(app.lab.session.records("battery_runs")[-1]["path"])
+            assert run.probes[0].conditions["baseline"].response == reply
+    finally:
+        engine.shutdown()
