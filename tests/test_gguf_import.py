@@ -170,3 +170,27 @@ def test_existing_output_is_refused_without_force(tiny_llama: Path, tmp_path: Pa
     assert main(["import-gguf", str(src), str(out), "--force"]) == 0
     assert not (out / "keep.txt").exists() and (out / "config.json").is_file()
     assert _leftovers(tmp_path) == []
+
+
+def test_demo_falls_back_to_the_random_model_without_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib import metadata
+
+    from lemlab.core import demo_model
+    from lemlab.tui.demo import demo_plan
+
+    def missing(name: str) -> None:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(demo_model.metadata, "distribution", missing)
+    path, command, status = demo_plan()
+    assert path == demo_model.random_demo_dir() and command[0] == "make-tiny-model"
+    monkeypatch.undo()
+    monkeypatch.setenv("LEMLAB_DEMO_MODEL", "random")
+    assert demo_plan()[1][0] == "make-tiny-model"
+
+
+def test_the_pinned_model_package_is_the_one_make_installs() -> None:
+    from lemlab.core.demo_model import BUNDLED
+
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    assert f"MODEL_PKG := {BUNDLED.package}=={BUNDLED.version}" in makefile
