@@ -194,3 +194,20 @@ def test_the_pinned_model_package_is_the_one_make_installs() -> None:
 
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     assert f"MODEL_PKG := {BUNDLED.package}=={BUNDLED.version}" in makefile
+
+
+def test_lemlab_models_lists_the_converted_demo_model(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lemlab.core.demo_model import real_demo_dir
+
+    src = tmp_path / "tiny.gguf"
+    llama_folder_to_gguf(tiny_llama, src, "Q8_0")
+    assert main(["import-gguf", str(src), str(real_demo_dir()), "--name", "SmolLM2-135M-Instruct"]) == 0
+    capsys.readouterr()
+    assert main(["models", "--json", "--no-hf-cache"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    paths = [Path(m["path"]) for m in listed["models"]]
+    assert real_demo_dir() in paths
+    entry = listed["models"][paths.index(real_demo_dir())]
+    assert entry["quantization"] and entry["model_type"] == "llama"
