@@ -53,9 +53,12 @@ def test_lek_phases_example_matches_the_research_phases() -> None:
     cfg = pipe.train_config(1)
     assert (
         cfg is not None
-        and cfg.data == str(pipe.data_dir(1))
+        and cfg.data == str(pipe.train_data_dir(1))
         and cfg.adapter_path == str(pipe.adapter_dir(1))
     )
+    # The baseline lock stays in training; the phase trains from the model itself.
+    assert p1.mix_data == ["baseline-lock"] and pipe.mixed_phases(1) == [0]
+    assert p1.start_from == "base" and cfg.model == str(pipe.model) and not cfg.resume_adapter_file
 
 
 @pytest.mark.parametrize(
@@ -223,3 +226,83 @@ def test_bad_inputs_fail_before_any_work(tiny_model: Path, tmp_path: Path,
     path = tiny_pipeline(tmp_path, tmp_path / "no-model")
     assert main(["pipeline", str(path)]) == 2
     assert "model folder not found" in capsys.readouterr().err
+
+
+def chained_pipeline(tmp_path: Path, model: Path) -> Path:
+    text = (EXAMPLES / "tiny-chained.toml").read_text(encoding="utf-8")
+    text = re.sub(r'^model = ".*"$', f'model = "{model}"', text, flags=re.M)
+    text = re.sub(r'^output = ".*"$', f'output = "{tmp_path / "runs"}"', text, flags=re.M)
+    path = tmp_path / "chained.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_chained_phases_start_from_the_previous_phase_and_keep_the_baseline_data(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = chained_pipeline(tmp_path, tiny_model)
+    assert main(["pipeline", str(path), "--dry-run"]) == 0
+    plan = capsys.readouterr().out
+    pipe = pl.load_pipeline(path)
+    assert f"starts from phase 1's adapter {pipe.adapter_dir(0)} on {tiny_model}" in plan
+    assert f"starts from phase 2 fused: {pipe.adapter_dir(1)} merged into {tiny_model}" in plan
+    assert f"mix in phase 1 baseline-lock's data {pipe.data_dir(0)}" in plan
+    assert "(continuing the previous adapter)" in plan
+
+    assert main(["pipeline", str(path)]) == 0
+    rows = pl.read_state(pipe)
+    assert [rows[p.name]["status"] for p in pipe.phases] == ["done"] * 3
+    # Phase 2 sampled with phase 1's adapter and continued it on the same base model.
+    meta = json.loads(pipe.distill_file(1).read_text().splitlines()[0])["meta"]
+    assert meta["adapter"] == str(pipe.adapter_dir(0)) and meta["model"] == str(tiny_model)
+    cfg2 = tomllib.loads((pipe.adapter_dir(1) / "lemlab-train.toml").read_text())["train"]
+    assert cfg2["model"] == str(tiny_model)
+    assert cfg2["resume_adapter_file"] == str(pipe.adapter_dir(0) / "adapters.safetensors")
+    # Phase 3 sampled from and trained on phase 2 merged into the model.
+    fused = pipe.fused_dir(1)
+    assert (fused / "lemlab-fused.json").is_file() and rows["ethics"]["fused"] == str(fused)
+    meta3 = json.loads(pipe.distill_file(2).read_text().splitlines()[0])["meta"]
+    assert meta3["model"] == str(fused) and "adapter" not in meta3
+    cfg3 = tomllib.loads((pipe.adapter_dir(2) / "lemlab-train.toml").read_text())["train"]
+    assert cfg3["model"] == str(fused) and cfg3["data"] == str(pipe.train_data_dir(2))
+    # The baseline-lock lines stay in phase 2's and phase 3's training data, after their own.
+    base_train = (pipe.data_dir(0) / "train.jsonl").read_text()
+    for i in (1, 2):
+        own = (pipe.data_dir(i) / "train.jsonl").read_text()
+        assert (pipe.train_data_dir(i) / "train.jsonl").read_text() == own + base_train
+        assert rows[pipe.phases[i].name]["mixed_from"] == ["baseline-lock"]
+    assert not pipe.fused_dir(0).exists()  # nothing starts from phase 1 fused
+
+    stamps = {f: f.stat().st_mtime_ns for f in pipe.output.rglob("*")
+              if f.is_file() and f.name != pl.STATE_FILE}  # fmt: skip
+    assert main(["pipeline", str(path)]) == 0  # a rerun redoes nothing (no second fuse either)
+    assert {f: f.stat().st_mtime_ns for f in stamps} == stamps
+    capsys.readouterr()
+    assert main(["pipeline", str(path), "--only", "reinforce"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('[[phase]]\nname = "a"\nprompts = "p"\nstart_from = "previous-adapter"\n[phase.train]\niters = 2',
+         "needs a previous phase"),
+        ('[[phase]]\nname = "a"\nprompts = "p"\n[[phase]]\nname = "b"\nprompts = "p"\nstart_from = "previous-fused"',
+         "phase 1 (a) trains no adapter"),
+        ('[[phase]]\nname = "a"\nprompts = "p"\nstart_from = "parent"', "start_from must be one of base, previous-adapter, previous-fused"),
+        ('[[phase]]\nname = "a"\nprompts = "p"\n[phase.train]\niters = 2\n[[phase]]\nname = "b"\nprompts = "p"\n'
+         'start_from = "previous-adapter"\n[phase.train]\niters = 2\nrank = 4', "rank must match it (8, not 4)"),
+        ('[[phase]]\nname = "a"\nprompts = "p"\nmix_data = ["b"]\n[phase.train]\niters = 2\n[[phase]]\nname = "b"\nprompts = "p"',
+         "mix_data names 'b', which is not an earlier phase"),
+        ('[[phase]]\nname = "a"\nprompts = "p"\n[[phase]]\nname = "b"\nprompts = "p"\nmix_data = ["a"]',
+         "mix_data is for training"),
+        ('[[phase]]\nname = "a"\nprompts = "p"\nmix_data = "a"', "mix_data"),
+        ('[[phase]]\nname = "a"\nprompts = "p"\n[phase.train]\niters = 2\nresume_adapter_file = "x"',
+         "resume_adapter_file is set by the pipeline"),
+        ('[[phase]]\nname = "a"\nprompts = "p"\ntruncated = "trim"', "truncated must be one of keep, drop"),
+    ],
+)
+def test_bad_chaining(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text('model = "m"\noutput = "o"\n' + body, encoding="utf-8")
+    with pytest.raises(LemlabError, match=re.escape(message)):
+        pl.load_pipeline(path)

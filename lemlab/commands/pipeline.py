@@ -4,6 +4,10 @@ summary line, a data folder extracted from the same distill file (sha256 in the 
 an adapter whose training ended with a done event; an interrupted distill resumes sample by
 sample, an interrupted training restarts (mlx-lm keeps no optimizer state).
 
+A phase may start from the previous phase (`start_from`): its adapter (sampled with, and
+continued by training) or its fused model (merged dequantized, then sampled and trained on),
+and may mix earlier phases' extracted data into its training data (`mix_data`).
+
 Exit status: 0 done; 1 a phase kept no sample (the pipeline stops there: nothing to train
 on) or its training failed; 2 bad input; 130 interrupted.
 """
@@ -114,16 +118,33 @@ def plan_lines(
         lines.append(f"  distill {len(batteries[i])} probes{rephrased} x {ph.samples} samples, "
                      f"kernel {ph.kernel or 'none'}, threshold {ph.threshold}, temperature "
                      f"{ph.temperature}, top_p {ph.top_p}, max_tokens {ph.max_tokens}, {ph.scorer}")  # fmt: skip
+        lines.extend(start_lines(pipe, i))
         lines.append(f"  extract dedup {ph.dedup}, split {ph.split} (seed {ph.split_seed})")
         cfg = pipe.train_config(i)
         if cfg is not None:
             fig = gradient_figures(cfg, read_model_facts(pipe.model))
-            lines.append(f"  train {cfg.iters} iters -> {pipe.adapter_dir(i)}")
+            for j in pipe.mixed_phases(i):
+                lines.append(f"  mix in phase {j + 1} {pipe.phases[j].name}'s data "
+                             f"{pipe.data_dir(j)} -> {pipe.train_data_dir(i)}")  # fmt: skip
+            cont = " (continuing the previous adapter)" if cfg.resume_adapter_file else ""
+            lines.append(f"  train {cfg.iters} iters on {cfg.model}{cont} -> {pipe.adapter_dir(i)}")
             lines += ["    " + ln for ln in format_figures(fig)]
             warning = small_model_warning(fig)
             lines += warning
             warned = warned or bool(warning)
     return lines, warned
+
+
+def start_lines(pipe: pl.Pipeline, i: int) -> list[str]:
+    """Where a chained phase starts (nothing for a phase on the pipeline's model)."""
+    ph = pipe.phases[i]
+    if ph.start_from == "previous-adapter":
+        return [f"  starts from phase {i}'s adapter {pipe.adapter_dir(i - 1)} on {pipe.input_model(i)}"]
+    if ph.start_from == "previous-fused":
+        return [f"  starts from phase {i} fused: {pipe.adapter_dir(i - 1)} merged into "
+                f"{pipe.input_model(i - 1)} -> {pipe.fused_dir(i - 1)} (dequantized: the "
+                "update is kept exactly)"]  # fmt: skip
+    return []
 
 
 def file_sha256(path: Path) -> str:
@@ -180,6 +201,7 @@ class PipelineRun:
         pl.write_state(self.pipe, self.rows)
 
     def phase(self, i: int, probes: list[Any]) -> int:
+        self.start_point(i)
         code = self.distill(i, probes)
         if code != 0:
             return code
@@ -188,7 +210,64 @@ class PipelineRun:
             if code == 0:
                 self.save(i, status="done")
             return code
+        self.mix(i)
         return self.train(i)
+
+    def start_point(self, i: int) -> None:
+        """A chained phase needs the previous phase's adapter, fused when asked (once)."""
+        from lemlab.core.training_events import run_finished
+
+        pipe, ph = self.pipe, self.pipe.phases[i]
+        if ph.start_from == "base":
+            return
+        prev = pipe.adapter_dir(i - 1)
+        if not run_finished(prev):
+            raise LemlabError(f"phase {ph.name!r} starts from phase {i}'s adapter, which has not "
+                              f"finished training ({prev}): run phase {i} first")  # fmt: skip
+        if ph.start_from == "previous-fused":
+            self.fuse(i - 1)
+
+    def fuse(self, j: int) -> None:
+        from lemlab.engine.fuse import FuseError, fuse_adapter, is_fused
+
+        pipe = self.pipe
+        out = pipe.fused_dir(j)
+        label = f"[{j + 1}/{len(pipe.phases)} {pipe.phases[j].name}] "
+        if is_fused(out):
+            return
+        if self.engine is not None:
+            self.engine.unload().result()  # the merge loads the model twice: free the sampler's
+        print(f"{label}fusing {pipe.adapter_dir(j)} into {pipe.input_model(j)} -> {out} "
+              "(dequantized)", file=sys.stderr)  # fmt: skip
+        try:
+            res = fuse_adapter(pipe.input_model(j), pipe.adapter_dir(j), out, pipe.phase_dir(j) / "fuse.log")
+        except FuseError as exc:
+            raise LemlabError(str(exc)) from None
+        print(f"{label}{res.summary()}", file=sys.stderr)
+        self.save(j, fused=str(out), fused_val_loss=res.val_loss_fused)
+
+    def mix(self, i: int) -> None:
+        """Own data first, then each mixed phase's, into train-data/ (rewritten when changed)."""
+        from lemlab.core.atomic import write_text_atomic
+
+        pipe = self.pipe
+        sources = [pipe.data_dir(i)] + [pipe.data_dir(j) for j in pipe.mixed_phases(i)]
+        counts = {}
+        for split in ("train.jsonl", "valid.jsonl"):
+            parts = []
+            for src in sources:
+                if not (src / split).is_file():
+                    raise LemlabError(f"phase {pipe.phases[i].name!r}: mix_data needs {src / split}: "
+                                      "run that phase first")  # fmt: skip
+                text = (src / split).read_text(encoding="utf-8")
+                parts.append(text if not text or text.endswith("\n") else text + "\n")
+            joined = "".join(parts)
+            target = pipe.train_data_dir(i) / split
+            if not target.is_file() or target.read_text(encoding="utf-8") != joined:
+                write_text_atomic(target, joined)
+            counts[split.split(".")[0]] = joined.count("\n")
+        self.save(i, mixed_from=[pipe.phases[j].name for j in pipe.mixed_phases(i)],
+                  train_lines=counts["train"], valid_lines=counts["valid"])  # fmt: skip
 
     def distill(self, i: int, probes: list[Any]) -> int:
         from lemlab.commands.distill import execute_distill, prepare_distill
@@ -201,9 +280,10 @@ class PipelineRun:
             text, target = battery_json_text(probes), pipe.prompts_file(i)
             if not target.is_file() or target.read_text(encoding="utf-8") != text:
                 write_text_atomic(target, text)
+        adapter = pipe.sampling_adapter(i)
         job = prepare_distill(
-            model=str(pipe.model), prompts=probes, output=pipe.distill_file(i),
-            adapter=str(pipe.adapter) if pipe.adapter else None, kernel=ph.kernel or None,
+            model=str(pipe.input_model(i)), prompts=probes, output=pipe.distill_file(i),
+            adapter=str(adapter) if adapter else None, kernel=ph.kernel or None,
             resume=True, **ph.distill_settings(),
         )  # fmt: skip
         job.battery = str(pipe.prompts_file(i)) if ph.rephrase else ph.prompts

@@ -20,12 +20,23 @@
     dedup = "all"                         # best | first | all
     split = 0.9                           # train fraction of the data folder
     split_seed = 42
+    truncated = "keep"                    # samples cut at max_tokens: keep (marked) | drop
+    start_from = "base"                   # base | previous-adapter | previous-fused
+    mix_data = ["baseline-lock"]          # earlier phases' data mixed into this training
     [phase.train]                         # optional: any `lemlab train` setting
     iters = 100
 
+Chaining phases (the research ran them so): `start_from = "previous-adapter"` samples from the
+previous phase's model + adapter and continues training that adapter (its weights; rank and
+layers must match); `"previous-fused"` fuses the previous phase's adapter into its model
+(dequantized, as a curriculum does) and samples and trains on that. `mix_data` names earlier
+phases whose extracted data joins this phase's training data (Phase 0's "baseline lock" data
+stays in later training); the mixed folder is `NN-name/train-data/`.
+
 Layout under `output`: `NN-name/prompts.json` (rephrased battery), `NN-name/distill.jsonl` (+
-`.progress.jsonl`), `NN-name/data/{train,valid}.jsonl`, `NN-name/adapter/`. The state file
-`pipeline-state.toml` records each phase's status and figures. Headless: no mlx.
+`.progress.jsonl` while it runs), `NN-name/data/{train,valid}.jsonl`, `NN-name/adapter/`,
+`NN-name/fused/` (when the next phase starts from it). The state file `pipeline-state.toml`
+records each phase's status and figures. Headless: no mlx.
 """
 
 from __future__ import annotations
@@ -54,6 +65,7 @@ SCHEMA_VERSION = 1
 STATE_FILE = "pipeline-state.toml"
 _TOP_KEYS = ("schema_version", "model", "adapter", "output", "phase")
 _PATH_SUFFIXES = (".toml", ".json", ".jsonl", ".txt", ".md")
+START_FROM = ("base", "previous-adapter", "previous-fused")
 STATUSES = ("pending", "distilling", "distilled", "nothing-kept", "extracted", "training",
             "trained", "done", "stopped", "failed")  # fmt: skip
 
@@ -75,18 +87,22 @@ class Phase:
     dedup: str = "best"
     split: float = DEFAULT_SPLIT
     split_seed: int = DEFAULT_SPLIT_SEED
+    truncated: str = d.DEFAULT_TRUNCATED
+    start_from: str = "base"  # base | previous-adapter | previous-fused
+    mix_data: list[str] = field(default_factory=list)  # earlier phases' names
     train: dict[str, Any] | None = None  # training settings (paths absolute), None = no training
 
     def distill_settings(self) -> dict[str, Any]:
         """Keyword arguments of DistillSettings (and prepare_distill) held by this phase."""
         return {k: getattr(self, k) for k in ("samples", "threshold", "temperature", "top_p",
-                                              "max_tokens", "seed", "scorer")}  # fmt: skip
+                                              "max_tokens", "seed", "scorer", "truncated")}  # fmt: skip
 
 
 _PHASE_TYPES: dict[str, type] = {
     "name": str, "prompts": str, "rephrase": bool, "rephrase_seed": int, "kernel": str,
     "samples": int, "threshold": float, "temperature": float, "top_p": float, "max_tokens": int,
     "scorer": str, "seed": int, "dedup": str, "split": float, "split_seed": int, "train": dict,
+    "truncated": str, "start_from": str, "mix_data": list,
 }  # fmt: skip
 
 
@@ -113,12 +129,43 @@ class Pipeline:
     def adapter_dir(self, i: int) -> Path:
         return self.phase_dir(i) / "adapter"
 
+    def fused_dir(self, i: int) -> Path:
+        return self.phase_dir(i) / "fused"
+
+    def needs_fuse(self, i: int) -> bool:
+        """The next phase starts from this phase's fused model."""
+        return i + 1 < len(self.phases) and self.phases[i + 1].start_from == "previous-fused"
+
+    def input_model(self, i: int) -> Path:
+        """The weights phase i samples from and trains on."""
+        start = self.phases[i].start_from
+        if start == "previous-fused":
+            return self.fused_dir(i - 1)
+        return self.input_model(i - 1) if start == "previous-adapter" else self.model
+
+    def sampling_adapter(self, i: int) -> Path | None:
+        """The adapter on top of input_model while sampling (the pipeline's, or the previous
+        phase's when this one continues it)."""
+        start = self.phases[i].start_from
+        if start == "previous-adapter":
+            return self.adapter_dir(i - 1)
+        return self.adapter if start == "base" else None
+
+    def train_data_dir(self, i: int) -> Path:
+        """The folder the phase trains on: its own data, or its data plus mix_data's."""
+        return self.phase_dir(i) / "train-data" if self.phases[i].mix_data else self.data_dir(i)
+
+    def mixed_phases(self, i: int) -> list[int]:
+        return [self.find_phase(n) for n in self.phases[i].mix_data]
+
     def train_config(self, i: int) -> TrainingConfig | None:
         ph = self.phases[i]
         if ph.train is None:
             return None
-        fixed = {"model": str(self.model), "data": str(self.data_dir(i)),
+        fixed = {"model": str(self.input_model(i)), "data": str(self.train_data_dir(i)),
                  "adapter_path": str(self.adapter_dir(i))}  # fmt: skip
+        if ph.start_from == "previous-adapter":
+            fixed["resume_adapter_file"] = str(self.adapter_dir(i - 1) / "adapters.safetensors")
         return resolve_config(ph.train, fixed)
 
     def find_phase(self, key: str) -> int:
@@ -149,6 +196,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
     pipe = Pipeline(p, (base / doc["model"]).resolve(), (base / doc["output"]).resolve(),
                     (base / adapter).resolve() if adapter else None)  # fmt: skip
     pipe.phases = _phases(doc.get("phase"), p, base)
+    _check_chaining(pipe)
     return pipe
 
 
@@ -179,13 +227,52 @@ def _phase(values: dict[str, Any], where: str, base: Path) -> Phase:
 
 
 def _train_settings(values: dict[str, Any], where: str, base: Path) -> dict[str, Any]:
-    values = embedded_settings(values, where, base, fixed=("model", "data", "adapter_path"),
-                               set_by="the pipeline (model / output)")  # fmt: skip
+    values = embedded_settings(values, where, base,
+                               fixed=("model", "data", "adapter_path", "resume_adapter_file"),
+                               set_by="the pipeline (model / output / start_from)")  # fmt: skip
     resolve_config(values, {"model": "m", "data": "d"})  # value checks (iters >= 1, ...)
     return values
 
 
+_LORA_SHAPE = ("fine_tune_type", "rank", "num_layers")  # what a continued adapter must keep
+
+
+def _check_chaining(pipe: Pipeline) -> None:
+    """start_from and mix_data name only what earlier phases produce."""
+    for i, ph in enumerate(pipe.phases):
+        where = f"{pipe.path} phase {i + 1} ({ph.name})"
+        if ph.start_from != "base":
+            if i == 0:
+                raise LemlabError(f"{where}: start_from {ph.start_from!r} needs a previous phase "
+                                  "(the first phase starts from the model)")  # fmt: skip
+            prev = pipe.phases[i - 1]
+            if prev.train is None:
+                raise LemlabError(f"{where}: start_from {ph.start_from!r}, but phase {i} "
+                                  f"({prev.name}) trains no adapter ([phase.train])")  # fmt: skip
+            if ph.start_from == "previous-adapter" and ph.train is not None:
+                mine, theirs = pipe.train_config(i), pipe.train_config(i - 1)
+                assert mine is not None and theirs is not None
+                for key in _LORA_SHAPE:
+                    if getattr(mine, key) != getattr(theirs, key):
+                        raise LemlabError(
+                            f"{where}: continues phase {i}'s adapter, so {key} must match it "
+                            f"({getattr(theirs, key)!r}, not {getattr(mine, key)!r})"
+                        )
+        for name in ph.mix_data:
+            if not isinstance(name, str) or name not in [p.name for p in pipe.phases[:i]]:
+                raise LemlabError(f"{where}: mix_data names {name!r}, which is not an earlier "
+                                  "phase")  # fmt: skip
+        if ph.mix_data and ph.train is None:
+            raise LemlabError(f"{where}: mix_data is for training: add [phase.train]")
+
+
 def _check_phase(ph: Phase, where: str) -> None:
+    if ph.start_from not in START_FROM:
+        raise LemlabError(f"{where}: start_from must be one of {', '.join(START_FROM)}")
+    if not all(isinstance(n, str) for n in ph.mix_data):
+        raise LemlabError(f"{where}: mix_data must be a list of phase names")
+    if len(set(ph.mix_data)) != len(ph.mix_data):
+        raise LemlabError(f"{where}: mix_data names a phase twice")
     if ph.dedup not in DEDUP_MODES:
         raise LemlabError(f"{where}: dedup must be one of {', '.join(DEDUP_MODES)}")
     if not 0 < ph.split < 1:
@@ -234,4 +321,6 @@ def report_line(i: int, name: str, row: dict[str, Any]) -> str:
         parts.append(f"final train loss {row['final_loss']:.3f}")
     if "final_val_loss" in row:
         parts.append(f"final val loss {row['final_val_loss']:.3f}")
+    if "battery_avg" in row:
+        parts.append(f"battery {row.get('battery', '?')} avg {row['battery_avg']:.2f}")
     return f"phase {i + 1} {name}: " + ", ".join(parts)
