@@ -214,7 +214,7 @@ def stop_command(run_folder: str, wait_seconds: float = 120.0) -> int:
     folder = Path(run_folder).expanduser().resolve()
     pid = stop_run(folder)
     print(f"asked the trainer (pid {pid}) to stop: it saves adapters.safetensors first", file=sys.stderr)
-    watcher = RunWatcher(RunSource(folder / EVENTS_FILE, folder), liveness=3.0)
+    watcher = RunWatcher(RunSource(folder / EVENTS_FILE, folder), liveness=3.0, follow_name=False)
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         watcher.poll()
@@ -239,7 +239,7 @@ def train_and_follow(cfg: TrainingConfig, label: str = "") -> int:
     from lemlab.core.training_events import RunWatcher
 
     proc = start_training(cfg)
-    watcher = RunWatcher(proc.source, clock=time.time)
+    watcher = RunWatcher(proc.source, clock=time.time, follow_name=False)  # its child's file
     interrupts = {"n": 0}
 
     def on_signal(signum: int, frame: Any) -> None:

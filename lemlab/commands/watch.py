@@ -105,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
     tty = sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb"
     watcher = None
     try:
-        watcher = RunWatcher(wait_for_source(args.path, args.interval), clock=time.time, liveness=GRACE_SECONDS)
+        # follow_name=False: a rotated events.jsonl is followed to the run's end (file_follower).
+        watcher = RunWatcher(wait_for_source(args.path, args.interval), clock=time.time,
+                             liveness=GRACE_SECONDS, follow_name=False)  # fmt: skip
         _live(watcher, args.interval) if tty else _plain(watcher, args.interval)
     except KeyboardInterrupt:
         pass  # leaving the watch is not an error; the run itself carries on

@@ -572,9 +572,11 @@ class RunWatcher:
     """Follow a run's file and keep its `RunState` current; `poll()` returns the new events.
     The format (events JSONL or stdout log) is detected from the first complete line."""
 
-    def __init__(self, source: RunSource, clock: Any = None, *, liveness: float | None = None) -> None:
+    def __init__(self, source: RunSource, clock: Any = None, *, liveness: float | None = None,
+                 follow_name: bool = True) -> None:  # fmt: skip
         self.source = source
-        self._follower = LineFollower(source.file)
+        # follow_name=False: stay with the file the run writes when events.jsonl is rotated.
+        self._follower = LineFollower(source.file, follow_name=follow_name)
         self._events_format: bool | None = None
         self._clock = clock  # callable giving "now" for untimed log events; None = no times
         # Seconds the trainer may be gone before an unfinished run counts as interrupted (the
