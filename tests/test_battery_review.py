@@ -112,6 +112,13 @@ async def test_failure_tags_and_delta_columns(tmp_path: Path) -> None:
         assert _cell(app, "tiananmen", "d:ethics") == "+24.70"  # 5.70 - (-19.00)
         assert _cell(app, "gov_criticism", "d:ethics") == "-20.90"
         assert _cell(app, "taiwan_direct", "d:json") == "0.00"
+        # the summary counts them per condition; the CSV export carries them
+        summary = pane(app).query_one("#battery-summary", DataTable)
+        fails = {str(summary.get_row_at(i)[0]): str(summary.get_row_at(i)[4]) for i in range(3)}
+        assert fails == {"baseline": "REFUSAL 1 DEGEN 1", "ethics": "COLLAPSE 1", "json": "none"}
+        csv_rows = pane(app).export("csv").read_text(encoding="utf-8").splitlines()
+        assert csv_rows[0].endswith("failure_modes_baseline,failure_modes_ethics,failure_modes_json")
+        assert next(r for r in csv_rows if r.startswith("tiananmen,")).endswith(",token_degeneration,,")
         # the preview says why the tag is there (the detector's evidence)
         pane(app).grid.move_to("tiananmen", "baseline")
         await pilot.pause()

@@ -173,8 +173,9 @@ def test_exports_markdown_and_csv() -> None:
     assert "| c | 5 | 9 | +4 |" in md and "1 score(s) overridden by hand" in md
     assert "Filtered view: category x" in md
     rows = list(csv.reader(io.StringIO(view_csv(t))))
-    assert rows[0] == ["id", "category", "baseline", "k", "delta_k", "overridden"]
-    assert rows[1:] == [
+    assert rows[0] == ["id", "category", "baseline", "k", "delta_k", "overridden",
+                       "failure_modes_baseline", "failure_modes_k"]  # fmt: skip
+    assert [r[:6] for r in rows[1:]] == [
         ["c", "x", "5.00", "9.00", "+4.00", "k"],
         ["a", "x", "1.00", "2.00", "+1.00", ""],
     ]

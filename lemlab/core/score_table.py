@@ -265,6 +265,14 @@ class ScoreTable:
     def reference(self, condition: str) -> str:
         return self.references.get(condition, self.baseline)
 
+    def failure_counts(self, condition: str, rows: Sequence[ProbeRow] | None = None) -> dict[str, int]:
+        """Responses of this condition per failure mode, over the rows (default: visible)."""
+        out: dict[str, int] = {}
+        for r in self.visible() if rows is None else rows:
+            for label in dict.fromkeys(r.failure_modes(condition)):
+                out[label] = out.get(label, 0) + 1
+        return out
+
     # -- summary -------------------------------------------------------------------------------
     def summary(self, rows: Sequence[ProbeRow] | None = None) -> list[ConditionSummary]:
         rows = self.visible() if rows is None else rows
@@ -483,18 +491,20 @@ def view_markdown(table: ScoreTable, title: str = "", scorer: str = "", **kw: An
 
 
 def view_csv(table: ScoreTable) -> str:
-    """The visible rows as CSV: id, category, each condition's score, each delta, and which
-    cells are overridden."""
+    """The visible rows as CSV: id, category, each condition's score, each delta, which cells
+    are overridden, and each condition's failure modes (labels, `;`-separated)."""
     import csv
     import io
 
     others = [c for c in table.conditions if c != table.reference(c)]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["id", "category", *table.conditions, *(f"delta_{c}" for c in others), "overridden"])
+    w.writerow(["id", "category", *table.conditions, *(f"delta_{c}" for c in others), "overridden",
+                *(f"failure_modes_{c}" for c in table.conditions)])  # fmt: skip
     for r in table.visible():
         cells = [table.cell(r, c) for c in table.conditions]
         over = ";".join(c for c, x in zip(table.conditions, cells, strict=True) if x.override)
         w.writerow([r.id, r.category, *(_fmt(x.score) for x in cells),
-                    *(_fmt(table.delta(r, c), signed=True) for c in others), over])  # fmt: skip
+                    *(_fmt(table.delta(r, c), signed=True) for c in others), over,
+                    *(";".join(r.failure_modes(c)) for c in table.conditions)])  # fmt: skip
     return buf.getvalue()

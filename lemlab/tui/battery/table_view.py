@@ -155,11 +155,13 @@ class ScoreGrid(Vertical):
         s.clear(columns=True)
         if model is None:
             return
-        s.add_columns("condition", "n", "mean", "Δ ref", "improved", "regressed", "unchanged",
-                      "sign p", "95% CI Δ")  # fmt: skip
+        s.add_columns("condition", "n", "mean", "Δ ref", "failure modes", "improved", "regressed",
+                      "unchanged", "sign p", "95% CI Δ")  # fmt: skip
         for row in model.summary(self.shown):
-            name, *figures = summary_cells(row, model.reference(row.name) == row.name)
-            s.add_row(Text(visible_line(name)), *figures)
+            name, n, mean, delta, *rest = summary_cells(row, model.reference(row.name) == row.name)
+            counts = model.failure_counts(row.name, self.shown)
+            fails = " ".join(f"{failure_tag([k])} {v}" for k, v in sorted(counts.items())) or "none"
+            s.add_row(Text(visible_line(name)), n, mean, delta, Text(visible_line(fails)), *rest)
         state = "with overrides" if model.with_overrides else "without overrides (scorer's values)"
         title = f"Summary of {len(self.shown)} of {len(model.rows)} probes, {state}"
         self.query_one("#battery-summary-title", Static).update(title)
