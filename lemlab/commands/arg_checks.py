@@ -20,7 +20,7 @@ from lemlab.core.errors import LemlabError
 BOUNDS: dict[str, tuple[float, float, bool]] = {
     "seed": (0, 2**32 - 1, False),  # what numpy, MLX and servers all accept
     "split_seed": (0, 2**32 - 1, False),
-    "max_tokens": (1, 1_000_000, False),
+    "max_tokens": (1, 10**9, False),  # roomy: "reply until Ctrl+C" runs pass 10**8
     "temp": (0, 100, False),
     "temperature": (0, 100, False),
     "top_p": (0, 1, True),

@@ -243,7 +243,7 @@ _CHECKS: dict[str, Any] = {
     "scan_hf_cache": _bool,
     "theme": _name,
     "default_scorer": _scorer,
-    "max_tokens": _number(1, 1_000_000, integer=True),
+    "max_tokens": _number(1, 10**9, integer=True),
     "temperature": _number(0.0, 5.0),
     "top_p": _number(0.0, 1.0),
     "seed": _number(0, 2**32 - 1, integer=True),

@@ -17,6 +17,7 @@ from lemlab.core.adapters import (
     check_adapter_base,
     resolve_adapter,
 )
+from lemlab.core.chat_template_guard import check_chat_templates
 from lemlab.core.engine_api import LoadInfo
 from lemlab.core.errors import LemlabError
 
@@ -66,6 +67,7 @@ def load_model(model: str, adapter: str | None = None) -> LoadedModel:
     """Validate, load, probe the chat template. Raises LemlabError with one line."""
     t0 = time.perf_counter()
     model_dir = resolve_model_dir(model)
+    check_chat_templates(model_dir)  # a runaway template would hang the engine thread later
     warnings: list[str] = []
     adapter_dir: Path | None = None
     weights: Path | None = None
