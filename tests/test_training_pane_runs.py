@@ -259,3 +259,35 @@ async def test_continue_opens_the_form_with_what_is_and_is_not_restored(tmp_path
         assert form.query_one("#tf-adapter_path", Input).value == f"{run}-continued"
         cfg = form._config()
         assert cfg.resume_adapter_file == str(run / "adapters.safetensors") and (cfg.rank, cfg.seed) == (4, 7)
+
+
+def test_integer_ticks_and_smoothing() -> None:
+    from lemlab.tui.training.loss_plot import integer_ticks, smooth
+
+    assert integer_ticks(1, 30, 8) == [5, 10, 15, 20, 25, 30]
+    assert integer_ticks(20, 30, 3) == [20, 25, 30]
+    assert integer_ticks(1, 7, 10) == [1, 2, 3, 4, 5, 6, 7]
+    assert all(type(t) is int for t in integer_ticks(3, 100_003, 6))
+    assert len(integer_ticks(3, 100_003, 6)) <= 6
+    flat = smooth([(i, 2.0) for i in range(1, 6)])
+    assert [round(y, 9) for _, y in flat] == [2.0] * 5  # bias-corrected: no pull towards zero
+    noisy = smooth([(1, 1.0), (2, 3.0), (3, 1.0), (4, 3.0)])
+    assert max(y for _, y in noisy[1:]) < 3.0 and min(y for _, y in noisy[1:]) > 1.0
+
+
+async def test_smoothing_key_labels_both_lines(tmp_path: Path) -> None:
+    run = tmp_path / "run-a"
+    run.mkdir()
+    shutil.copy(EVENTS, run / "events.jsonl")
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_training_tab(pilot)
+        assert pane.attach(str(run))
+        pane.focus_default()
+        await pilot.press("m")
+        await pilot.pause()
+        legend = str(app.query_one("#training-legend", Static).render())
+        assert "train (run-a, raw)" in legend and "train (run-a, smoothed 0.8)" in legend
+        await pilot.press("m")
+        await pilot.pause()
+        assert "smoothed" not in str(app.query_one("#training-legend", Static).render())

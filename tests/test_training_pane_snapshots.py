@@ -1,8 +1,10 @@
 """SVG snapshots of the Training pane at 120x40 following a finished fixture run (dark and
-light theme), before and after scores are shown. Update with `pytest --snapshot-update`."""
+light theme), before and after scores are shown, and at 80x24 and 120x40 with a second run
+overlaid on the chart. Update with `pytest --snapshot-update`."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -79,3 +81,36 @@ def test_training_pane_snapshot_curriculum_stage(snap_compare, tmp_path: Path) -
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def _earlier_run(folder: Path) -> None:
+    """The fixture run with every loss 0.4 higher: "the previous run" to compare with."""
+    folder.mkdir(parents=True)
+    lines = []
+    for line in EVENTS.read_text().splitlines():
+        event = json.loads(line)
+        for key in ("train_loss", "val_loss"):
+            if key in event:
+                event[key] += 0.4
+        lines.append(json.dumps(event))
+    (folder / "events.jsonl").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_training_pane_snapshot_two_runs_overlaid(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    """The legend sits beside the data (never over it), names every line, and no checkpoint
+    name is cut, at the smallest terminal too."""
+    app, run = _app(tmp_path, "lemlab-dark")
+    _earlier_run(tmp_path / "lab" / "run-earlier")
+    for it in (10, 20, 30):
+        (run / f"{it:07d}_adapters.safetensors").write_bytes(b"")
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        pane = await open_training_tab(pilot)
+        pane.attach(str(run))
+        pane.set_overlay(str(tmp_path / "lab" / "run-earlier"))
+        await pilot.pause()
+        app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

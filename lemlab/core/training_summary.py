@@ -129,6 +129,28 @@ def summary_lines(state: RunState, *, chart: bool = True, width: int = 72, now: 
     return lines
 
 
+def compact_lines(state: RunState, now: float | None = None) -> list[str]:
+    """`summary_lines`'s figures in three lines, for a small terminal (80x24), where the chart
+    needs the rows: status and progress, losses and the best checkpoint, rate and memory."""
+    total = f"{state.total_iters:,}" if state.total_iters else "?"
+    pct = f" ({min(state.iteration / state.total_iters, 1.0):.0%})" if state.total_iters else ""
+    rate = state.iterations_per_second
+    head = f"{status_text(state, now)} · iteration {state.iteration:,}/{total}{pct}"
+    if rate:
+        head += f" · {fmt_rate(rate)}"
+    head += f" · {_timing(state)}"
+    best = "?"
+    if state.best_val is not None:
+        it, loss = state.best_val
+        best = f"{loss:.3f} @ {it:,}"
+        if state.best_checkpoint:
+            best += f" ({state.best_checkpoint.rsplit('/', 1)[-1]})"
+    losses = f"train {_num(state.train_loss, '.3f')}   val {_num(state.val_loss, '.3f')}   best val {best}"
+    extra = (f"lr {_num(state.learning_rate, '.2e')}   tokens/s {_num(state.tokens_per_second, ',.0f')}"
+             f"   peak mem {_num(state.peak_memory, '.3g', ' GB')}   checkpoints {len(state.checkpoints)}")  # fmt: skip
+    return [head, losses, extra]
+
+
 # ---------------------------------------------------------------- full-screen monitor
 
 MONITOR_CHART_ROWS = (6, 24)  # chart height bounds when fitted to the terminal

@@ -22,7 +22,7 @@ from textual.widgets import Static
 from lemlab.core.checkpoint_scores import CheckpointComparison, align_scores, compare
 from lemlab.core.errors import LemlabError
 from lemlab.core.training_config import TrainingConfig
-from lemlab.core.training_summary import summary_lines
+from lemlab.core.training_summary import compact_lines, summary_lines
 from lemlab.tui.panes.base import LabPane, Verb
 from lemlab.tui.training.checkpoint_scoring import (
     CheckpointScored,
@@ -34,6 +34,7 @@ from lemlab.tui.training.checkpoint_scoring import (
     checkpoints_to_score,
     prepare_scoring,
 )
+from lemlab.tui.training.checkpoint_table import TITLE as CHECKPOINTS_TITLE
 from lemlab.tui.training.checkpoint_table import CheckpointTable
 from lemlab.tui.training.curriculum_flow import CurriculumFlow
 from lemlab.tui.training.distill_flow import DistillRequest
@@ -44,6 +45,7 @@ from lemlab.tui.widgets.distill_progress import DistillProgress
 
 HINT = ("no run yet: n starts one; r picks a run (runs folder and session); a attaches to a file; "
         "c runs a curriculum; d self-distills data")
+NARROW_WIDTH = 110  # below this many columns: the compact layout
 REDRAW_SECONDS = 1.0  # a live run's clock ("no event for 40s") ticks even when no event comes
 RECORD_KIND = "training_runs"
 
@@ -60,9 +62,15 @@ class TrainingPane(LabPane):
     #training-figures { height: auto; padding: 0 1; }
     #training-body { height: 1fr; }
     #training-left { width: 1fr; }
-    #training-right { width: 52; }
+    #training-right { width: 62; }
+    /* Small terminals (80x24): figures in three lines, the checkpoints under the chart at full
+       width, so the chart keeps its rows and no checkpoint name is cut. */
+    TrainingPane.-narrow #training-body { layout: vertical; }
+    TrainingPane.-narrow #training-right { width: 100%; height: auto; max-height: 7; }
+    TrainingPane.-narrow CheckpointTable { height: auto; max-height: 5; min-height: 2; }
     #training-legend { height: auto; padding: 0 1; }
-    #training-scores { height: auto; padding: 0 1; color: $text-muted; }
+    #training-scores { height: auto; padding: 0 1; color: $text-muted; display: none; }
+    #training-scores.-shown { display: block; }
     #training-scores.-differ { color: $warning; text-style: bold; }
     #training-distill, #training-distill-title { display: none; }
     TrainingPane.-distilling #training-distill, TrainingPane.-distilling #training-distill-title { display: block; }
@@ -122,11 +130,17 @@ class TrainingPane(LabPane):
                 yield Static("", id="training-legend", markup=False)
                 yield Static("", id="training-scores", markup=False)
             with Vertical(id="training-right"):
-                yield Static("Checkpoints", classes="table-title", markup=False)
+                yield Static(CHECKPOINTS_TITLE, classes="table-title", markup=False)
                 yield CheckpointTable(id="training-checkpoints")
                 yield Static("Self-distillation", classes="table-title", id="training-distill-title",
                              markup=False)  # fmt: skip
                 yield DistillProgress(id="training-distill")
+
+    def on_resize(self) -> None:
+        narrow = self.size.width < NARROW_WIDTH
+        if narrow != self.has_class("-narrow"):
+            self.set_class(narrow, "-narrow")
+            self.redraw()
 
     def on_mount(self) -> None:
         self.set_interval(self.POLL_SECONDS, self._poll, name="training-poll")
@@ -224,7 +238,8 @@ class TrainingPane(LabPane):
             name = f"{run.folder.parent.name}/{name}"
         self.query_one("#training-head", Static).update(f"{where}: {name}")
         self._drawn_at = time.monotonic()
-        lines = summary_lines(st, chart=False, now=time.time())
+        narrow = self.has_class("-narrow")
+        lines = (compact_lines if narrow else lambda s, now: summary_lines(s, chart=False, now=now))(st, time.time())
         if run.exit_note:
             lines.append(run.exit_note)
         self.query_one("#training-figures", Static).update("\n".join(lines))
@@ -245,13 +260,21 @@ class TrainingPane(LabPane):
         """One entry per line and point set on the chart, beside it rather than over the data."""
         from rich.text import Text
 
-        text = Text()
+        box = self.query_one("#training-legend", Static)
+        room = max((box.size.width or self.size.width or 80) - 2, 20)
+        text, line = Text(), 0  # entries packed by hand: a wrap never splits one
         for mark, colour, label in self.query_one(LossPlot).legend():
-            if text:
+            width = len(mark) + 1 + len(label)
+            if line and line + 3 + width > room:
+                text.append("\n")
+                line = 0
+            elif line:
                 text.append("   ")
+                line += 3
             text.append(mark, style=colour)
             text.append(f" {label}")
-        self.query_one("#training-legend", Static).update(text)
+            line += width
+        box.update(text)
 
     def _best_val_iteration(self) -> int | None:
         if self.comparison and self.comparison.best_by_val_loss:
@@ -548,6 +571,7 @@ class TrainingPane(LabPane):
                 verdict = "same checkpoint" if cmp.agree else "DIFFERENT checkpoints"
                 text += f" · best by val loss: iteration {v.iteration:,} ({v.val_loss:.3f}) · {verdict}"
         box.update(text)
+        box.set_class(bool(text), "-shown")  # an empty line would take a chart row
         box.set_class(bool(cmp and not cmp.agree and cmp.best_by_val_loss), "-differ")
 
 

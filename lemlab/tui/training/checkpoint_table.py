@@ -12,7 +12,9 @@ from lemlab.core.checkpoint_scores import CheckpointComparison, nearest_val
 from lemlab.core.training_events import RunState
 
 COLUMNS = ("iter", "val loss", "score", "best", "file")
-BEST_VAL, BEST_SCORE = "◆ val", "★ score"
+# Single marks, explained in the table's title: the whole file name must fit beside them.
+BEST_VAL, BEST_SCORE = "◆", "★"
+TITLE = "Checkpoints   ◆ best val loss   ★ best score"
 
 
 def checkpoint_rows(state: RunState, cmp: CheckpointComparison | None) -> list[tuple[str, ...]]:
@@ -31,7 +33,7 @@ def checkpoint_rows(state: RunState, cmp: CheckpointComparison | None) -> list[t
             f"{it:,}",
             f"{near[1]:.3f}" if near else "",
             f"{scores[it]:.2f}" if it in scores else "",
-            " ".join(marks),
+            "".join(marks),
             Path(paths[it]).name if paths[it] else "?",
         ))  # fmt: skip
     return rows

@@ -175,8 +175,7 @@ class LossPlot(PlotextPlot):
         self._mark_best(lo, legend)
         self._ticks(lo)
         span = "all iterations" if window is None else f"last {window:,} iterations (+/- zoom)"
-        plt.title(f"loss: {span}")
-        plt.xlabel("iteration")
+        plt.title(f"loss by iteration: {span}")  # the axis's name in the title: one row less
         self.refresh()
 
     def _ticks(self, lo: int | None) -> None:
@@ -190,7 +189,7 @@ class LossPlot(PlotextPlot):
         self.plt.xticks(ticks, [f"{t:,}" for t in ticks])
 
     def _mark_best(self, lo: int | None, legend: list[tuple[str, Any, str]]) -> None:
-        marks = ((self.best_val_iter, "accent", "best val loss"), (self.best_score_iter, "warning", "best score"))
+        marks = ((self.best_val_iter, "accent", "best val loss"), (self.best_score_iter, "success", "best score"))
         for it, colour_name, what in marks:
             if it is not None and (lo is None or it >= lo):
                 colour = self._colour(colour_name)
