@@ -302,3 +302,26 @@ def test_deep_json_lines_in_training_files_are_malformed_lines(tmp_path: Path, c
     weights.write_bytes(len(header).to_bytes(8, "little") + header)
     with pytest.raises(SafetensorsHeaderError, match="not valid JSON"):
         read_header(weights)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("change", "says"), [
+    ({"model_type": None}, "missing key 'model_type'"),
+    ({"hidden_size": "wide"}, "unexpected value in its config"),
+    ({"num_hidden_layers": [2]}, "cannot load"),
+])  # fmt: skip
+def test_model_config_with_wrong_keys_is_one_line_without_class_names(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict, says: str
+) -> None:
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    cfg = json.loads((model / "config.json").read_text())
+    for key, value in change.items():
+        cfg.pop(key) if value is None else cfg.__setitem__(key, value)
+    (model / "config.json").write_text(json.dumps(cfg))
+    before = _snapshot(model)
+    status, err = run_case(["chat", "--model", str(model), "--prompt", "hi", "--max-tokens", "2"], capsys)
+    _assert_one_line_exit_2(status, err, says)
+    assert "Error" not in err and _snapshot(model) == before

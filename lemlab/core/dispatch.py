@@ -103,7 +103,11 @@ class _WorkerState:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    # Words, not class names, for an exception without a message (a bare TimeoutError()).
+    fallback = ("timed out" if isinstance(exc, TimeoutError)
+                else "connection failed" if isinstance(exc, ConnectionError)
+                else "failed without a message")  # fmt: skip
+    text = " ".join(str(exc).split()) or fallback
     return text[:200]
 
 

@@ -158,8 +158,12 @@ def _one_line_errors(prefix: str, unreadable: str) -> Iterator[None]:
         text = str(exc)
         where = unreadable if text.startswith("[") or "safetensors" in text else prefix
         raise LemlabError(f"{where}: {_first_line(text)}") from None
-    except (OSError, KeyError, TypeError) as exc:
-        raise LemlabError(f"{prefix}: {type(exc).__name__}: {_first_line(str(exc))}") from None
+    except KeyError as exc:  # a config.json without a key mlx_lm needs
+        raise LemlabError(f"{prefix}: missing key {_first_line(str(exc))} in its config") from None
+    except OSError as exc:
+        raise LemlabError(f"{prefix}: {exc.strerror or _first_line(str(exc))}") from None
+    except TypeError as exc:  # a config value of the wrong type, met inside mlx_lm
+        raise LemlabError(f"{prefix}: unexpected value in its config ({_first_line(str(exc))})") from None
 
 
 def supports_system_role(tokenizer: Any) -> bool:

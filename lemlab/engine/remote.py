@@ -73,8 +73,12 @@ def _reason(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, ConnectionResetError | http.client.RemoteDisconnected):
         return "connection closed by the server"
+    if isinstance(exc, http.client.IncompleteRead):  # its str() is its class name and counts
+        return "reply cut short"
+    if isinstance(exc, http.client.HTTPException):
+        return f"not an HTTP reply ({_one_line(str(exc), 80)})" if str(exc) else "not an HTTP reply"
     text = str(exc).splitlines()[0] if str(exc) else ""
-    return text or type(exc).__name__
+    return text or "connection failed"
 
 
 def redact(text: str, endpoint: Endpoint) -> str:
