@@ -325,3 +325,39 @@ def test_model_config_with_wrong_keys_is_one_line_without_class_names(
     status, err = run_case(["chat", "--model", str(model), "--prompt", "hi", "--max-tokens", "2"], capsys)
     _assert_one_line_exit_2(status, err, says)
     assert "Error" not in err and _snapshot(model) == before
+
+
+def test_bom_prefixed_toml_files_are_read(tmp_path: Path, lemlab_home: Path) -> None:
+    """A byte-order mark (Windows editors write one) is not bad input: the file is read."""
+    from lemlab.core.config import load_config
+    from lemlab.core.curriculum import load_curriculum
+    from lemlab.core.pipeline import load_pipeline
+    from lemlab.core.training_config import read_config_toml
+
+    bom = b"\xef\xbb\xbf"
+    (tmp_path / "p.toml").write_bytes(bom + PIPELINE.encode())
+    assert [ph.name for ph in load_pipeline(tmp_path / "p.toml").phases] == ["one"]
+    (tmp_path / "c.toml").write_bytes(bom + b'base_model = "m"\noutput = "o"\n[[stage]]\nname = "s"\ndata = "d"\n')
+    assert [st.name for st in load_curriculum(tmp_path / "c.toml").stages] == ["s"]
+    (tmp_path / "t.toml").write_bytes(bom + b"[train]\niters = 7\n")
+    assert read_config_toml(tmp_path / "t.toml")["iters"] == 7
+    (tmp_path / "config.toml").write_bytes(bom + b"max_tokens = 99\n")
+    assert load_config(tmp_path / "config.toml").max_tokens == 99
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("argv", "words"), [
+    (["ab", "--prompts", "b.json", "--output", "o.jsonl", "--temp", "nan"], "--temp must be a finite number"),
+    (["watch", "x", "--interval", "inf"], "--interval must be a finite number"),
+    (["report", "--no-such-flag", "x"], "unrecognized arguments"),
+    (["make-tiny-model", "t", "--hidden", "1048576"], "--hidden must be at most 8192"),
+])  # fmt: skip
+def test_console_entry_gives_the_same_one_line(tmp_path: Path, argv: list[str], words: str) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "lemlab", *argv], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("lemlab: error: ") and words in proc.stderr
+    assert list(tmp_path.iterdir()) == []
