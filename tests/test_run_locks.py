@@ -257,3 +257,34 @@ def test_an_interrupted_distill_with_a_repeated_progress_line_is_refused(tmp_pat
         d.open_distill_output(out, settings, probes, resume=True)
     assert (out.read_bytes(), prog.read_bytes()) == before
     assert not lock_path(out).exists()  # a refused open lets go of the lock at once
+
+
+@pytest.mark.slow
+def test_second_train_on_a_live_adapter_folder_is_refused_and_its_events_kept(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    from test_train_support import write_chat_data
+
+    data = write_chat_data(tmp_path / "data")
+    adapter = tmp_path / "adapter"
+    args = ["train", "--model", str(tiny_model), "--data", str(data), "--adapter-path", str(adapter),
+            "--iters", "100000", "--batch-size", "1", "--num-layers", "1", "--steps-per-report", "5",
+            "--steps-per-eval", "100000", "--save-every", "100000", "--yes"]  # fmt: skip
+    first = subprocess.Popen([sys.executable, "-m", "lemlab", *args], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+    events = adapter / "events.jsonl"
+    try:
+        wait_for(lambda: events.exists() and '"train"' in events.read_text(), first)  # type: ignore[arg-type]
+        start = json.loads(events.read_text().splitlines()[0])
+        second = lemlab(*args)
+        assert second.returncode == 2
+        line = one_line(second.stderr)
+        assert line.startswith(f"lemlab: error: training run {adapter} is in use by pid {start['pid']}")
+        assert "lemlab.engine.train_child" in line
+        assert events.exists() and not list(adapter.glob("events.*.jsonl"))  # not archived
+        assert json.loads(events.read_text().splitlines()[0]) == start
+    finally:
+        first.send_signal(signal.SIGINT)  # the first run stops cleanly (adapters saved)
+        _, err = first.communicate(timeout=120)
+    assert first.returncode == 130, err
+    assert not lock_path(events).exists()

@@ -199,6 +199,9 @@ def run(args: argparse.Namespace) -> int:
     from lemlab.core.train_runner import archive_previous_run, previous_run
 
     folder = Path(cfg.adapter_path)
+    from lemlab.core.locks import ensure_free
+
+    ensure_free(folder / "events.jsonl", f"training run {folder}")  # a live run: one line, exit 2
     if previous_run(folder):
         confirm(f"{folder} holds an earlier run; archive its events and start again?", args.yes,
                 f"{folder} holds an earlier run (events.jsonl): pass --yes to archive it and start again")
@@ -286,13 +289,17 @@ def _follow_live(proc: Any, watcher: Any, console: Any, label: str) -> None:
 
     def view() -> Text:
         head = [label.strip()] if label else []
-        return Text("\n".join(head + summary_lines(watcher.state, width=min(console.width, 100))))
+        lines = summary_lines(watcher.state, width=min(console.width, 100), now=time.time())
+        return Text("\n".join(head + lines))
 
+    drawn = 0.0
     with Live(view(), console=console, auto_refresh=False, transient=False) as live:
         while True:
             done = proc.poll() is not None
-            if watcher.poll() or done:
+            # Redrawn on events, and each second between them ("no event for 40s" ticks).
+            if watcher.poll() or done or time.monotonic() - drawn >= 1.0:
                 live.update(view(), refresh=True)
+                drawn = time.monotonic()
             if done:
                 return
             time.sleep(0.25)

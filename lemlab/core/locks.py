@@ -46,7 +46,14 @@ def lock_path(target: str | os.PathLike[str]) -> Path:
 
 def _command_line() -> str:
     argv = list(sys.argv) or ["?"]
-    argv[0] = "lemlab" if argv[0].endswith(("lemlab", "__main__.py", "-m")) else Path(argv[0]).name
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    module = getattr(spec, "name", "") or ""
+    if module in ("lemlab", "lemlab.__main__") or argv[0].endswith("lemlab"):
+        argv[0:1] = ["lemlab"]
+    elif module:
+        argv[0:1] = ["python", "-m", module]  # e.g. the trainer: python -m lemlab.engine.train_child
+    else:
+        argv[0] = Path(argv[0]).name
     text = _USERINFO.sub(r"\1***@", shlex.join(argv))
     return text if len(text) <= 200 else text[:199] + "…"
 
@@ -153,3 +160,10 @@ def _describe(fd: int) -> None:
     with contextlib.suppress(OSError):  # the description is a courtesy; the lock is the flock
         os.ftruncate(fd, 0)
         os.pwrite(fd, data, 0)
+
+
+def ensure_free(target: str | os.PathLike[str], what: str = "") -> None:
+    """Raise LockHeld (naming the holder) when another process holds `target`'s lock; else
+    return at once, holding nothing (for a check before work another process will lock)."""
+    if Path(target).parent.is_dir():  # no folder yet: nobody can hold it (and none is made)
+        acquire(target, what).release()

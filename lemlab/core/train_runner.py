@@ -95,6 +95,9 @@ def archive_previous_run(folder: Path) -> Path | None:
     events = folder / EVENTS_FILE
     if not events.exists():
         return None
+    from lemlab.core.locks import ensure_free
+
+    ensure_free(events, f"training run {folder}")  # never move a live run's events aside
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(events.stat().st_mtime))
     target = folder / f"events.{stamp}.jsonl"
     n = 1

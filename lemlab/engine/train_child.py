@@ -236,6 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config_toml(argv[0])
     folder = Path(cfg.adapter_path)
     folder.mkdir(parents=True, exist_ok=True)
+    from lemlab.core.locks import LockHeld, acquire
+
+    try:  # one trainer per adapter folder, held until this process ends (core/locks.py)
+        run_lock = acquire(folder / EVENTS_FILE, f"training run {folder}")  # noqa: F841
+    except LockHeld as exc:
+        print(f"lemlab train_child: {exc}", file=sys.stderr)
+        return 2
     events = EventWriter(folder / EVENTS_FILE)
     events.write("start", total_iters=cfg.iters, model=cfg.model, data=cfg.data,
                  adapter_path=cfg.adapter_path, pid=os.getpid(), host=socket.gethostname(), config=str(argv[0]),
