@@ -111,26 +111,12 @@ def _model_args(args: argparse.Namespace) -> tuple[str, str | None]:
 
 def _demo_model() -> Path:
     """The bundled real model (converted once), else the random-weight tiny one."""
-    from lemlab.core.demo_model import (
-        BUNDLED,
-        bundled_gguf,
-        folder_ready,
-        random_demo_dir,
-        real_demo_dir,
-    )
+    from lemlab.core.demo_model import bundled_gguf, folder_ready, random_demo_dir
 
-    gguf = bundled_gguf()
-    if gguf is not None:
-        path = real_demo_dir()
-        if not folder_ready(path):
-            from lemlab.engine.gguf_import import import_gguf
+    if bundled_gguf() is not None:
+        from lemlab.commands.import_gguf import demo_folder
 
-            try:
-                import_gguf(gguf, path, name=BUNDLED.name)
-            except OSError:
-                if not folder_ready(path):  # else another lemlab converted it first
-                    raise
-        return path
+        return demo_folder()
     from lemlab.engine.tiny import build_tiny_model
 
     path = random_demo_dir()
