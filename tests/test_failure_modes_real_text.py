@@ -89,9 +89,9 @@ SENTENCE_LOOP = (
 def test_sentence_loop_of_three_copies_in_a_short_reply() -> None:
     assert get_scorer("v2").score(SENTENCE_LOOP)["degeneration"] > 0  # v2 sees it too
     (mode,) = detect(SENTENCE_LOOP)
-    assert mode.label == TOKEN_DEGENERATION and mode.detail["kind"] == "repeated_clauses"
+    assert mode.label == TOKEN_DEGENERATION and mode.detail["kind"] == "repeated_phrases"
     assert mode.detail["repeats"] == 3
-    assert "the old fisherman walked down to the harbour" in mode.detail["unit"]
+    assert mode.detail["unit"].startswith("the old fisherman walked down to the harbour every")
 
 
 def test_loop_that_starts_mid_sentence_with_two_copies() -> None:
@@ -101,8 +101,8 @@ def test_loop_that_starts_mid_sentence_with_two_copies() -> None:
         "and the town was glad, and the children ran to the square to see it open, and the"
     )
     (mode,) = detect(text)
-    assert mode.detail["kind"] == "repeated_clauses"
-    assert mode.detail["unit"] == "and the children ran to the square to see it open"
+    assert mode.detail["kind"] == "repeated_phrases"
+    assert mode.detail["unit"] == "and the town was glad and the children ran to the square to see it open"
 
 
 def test_a_repeated_phrase_in_a_healthy_essay_is_not_a_loop() -> None:

@@ -13,9 +13,9 @@ each other):
   (so rules such as `-----` and table borders are not loops);
   `repeated_line` - one line seen LINE_MIN_COUNT or more times, making up LINE_MIN_SHARE of
   the lines;
-  `repeated_clauses` - clauses (split at . , ; : ! ? and newlines, compared lower-cased) of
-  CLAUSE_MIN_WORDS or more words whose extra copies make up CLAUSE_MIN_SHARE of the reply's
-  words: the 2-3 copy sentence loops of a short greedy reply (a refrain that long counts too);
+  `repeated_phrases` - PHRASE_MIN_SHARE or more of the words start a PHRASE_WORDS-word
+  phrase already said in the reply (case and punctuation ignored): the 2-3 copy sentence loops
+  of a short greedy reply, even when the copies start mid-sentence (a refrain that large counts);
   `alternating_case` - tokens like `oVeRnMeNtS`, MIXED_MIN_WORDS or more and MIXED_MIN_SHARE
   of the words.
 - `refusal`: the reply declines in its own voice: "I can't / cannot / won't / am unable to"
@@ -36,6 +36,7 @@ Every check is linear in the length of the text (megabytes score in a fraction o
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -58,8 +59,8 @@ LOOP_MIN_SHARE, LOOP_LONG_CHARS = 0.2, 300
 LOOP_PUNCT_MIN_COPIES = 16
 # Repeated lines: one line (>= 8 chars) seen >= 3 times and making up >= 30% of the lines.
 LINE_MIN_CHARS, LINE_MIN_COUNT, LINE_MIN_SHARE = 8, 3, 0.3
-# Repeated clauses: clauses of >= 4 words whose extra copies are >= 25% of the words (and >= 12).
-CLAUSE_MIN_WORDS, CLAUSE_MIN_SHARE, CLAUSE_MIN_EXTRA_WORDS = 4, 0.25, 12
+# Repeated phrases: >= 25% of the words (and >= 10) start a 5-word phrase seen before.
+PHRASE_WORDS, PHRASE_MIN_SHARE, PHRASE_MIN_EXTRA, PHRASE_MIN_WORDS = 5, 0.25, 10, 20
 # Alternating-case tokens (`oVeRnMeNtS`): >= 3 of them and >= 20% of the words.
 MIXED_MIN_WORDS, MIXED_MIN_SHARE = 3, 0.2
 # Collapse: nothing, or at most COLLAPSE_MAX_WORDS words in under COLLAPSE_MAX_CHARS chars.
@@ -97,7 +98,6 @@ QUOTED = re.compile(
     r'"[^"\n]{0,2000}"|\u201c[^\u201d\n]{0,2000}\u201d|\u2018[^\u2019\n]{0,2000}\u2019'
 )
 WORD = re.compile(r"\w+", re.UNICODE)
-CLAUSE_SPLIT = re.compile(r"[.,;:!?\n]+")
 # An ASCII word with a capital right after a small letter (anchored at the word start: linear).
 MIXED_HINT = re.compile(r"(?<!\S)\S*?[a-z][A-Z]\S*")
 STOPWORDS = frozenset(
@@ -115,7 +115,8 @@ STOPWORDS = frozenset(
 INSTRUCTION_WORDS = frozenset(
     """answer article brief briefly describe detail detailed discuss essay example examples
     explain explanation list paragraph paragraphs piece poem question respond response sentence
-    sentences short story summarize summarise summary tell text word words write writing""".split()
+    sentences short story summarize summarise summary tell text word words write writing
+    dialogue conversation""".split()
 )
 # Irregular forms the suffix stripper cannot join to their family.
 IRREGULAR = {
@@ -124,6 +125,7 @@ IRREGULAR = {
     "gone": "go", "went": "go", "wrote": "write", "written": "write", "children": "child",
     "people": "person", "men": "man", "women": "woman", "better": "good", "best": "good",
 }  # fmt: skip
+_TOPIC_SKIP = STOPWORDS | INSTRUCTION_WORDS
 SUFFIXES = ("ations", "ation", "ments", "ment", "ness", "ings", "ing", "ies", "ied", "edly",
             "ed", "es", "ly", "s")  # fmt: skip
 
@@ -170,7 +172,7 @@ def _collapse(text: str) -> FailureMode | None:
 
 
 def _degeneration(text: str) -> FailureMode | None:
-    return _char_loop(text) or _line_repeat(text) or _clause_repeat(text) or _mixed_case(text)
+    return _char_loop(text) or _line_repeat(text) or _phrase_repeat(text) or _mixed_case(text)
 
 
 def _char_loop(text: str) -> FailureMode | None:
@@ -234,28 +236,41 @@ def _line_repeat(text: str) -> FailureMode | None:
     )
 
 
-def _clause_repeat(text: str) -> FailureMode | None:
-    """Clauses said again and again: the copies after the first make up a large share."""
-    total = len(text.split())
-    if total < CLAUSE_MIN_EXTRA_WORDS:
+def _phrase_repeat(text: str) -> FailureMode | None:
+    """Phrases said again: the share of the words that start a PHRASE_WORDS-word phrase seen
+    earlier in the reply. Replies that loop for 2-3 copies score 0.3-0.8; prose stays under
+    0.07 and a reply that repeats one fact twice about 0.13 (measured on real 135M replies)."""
+    words = WORD.findall(text.lower())
+    total = len(words)
+    if total < PHRASE_MIN_WORDS:
         return None
-    counts: Counter[str] = Counter()
-    # Count the raw clauses in C first; normalise only the distinct ones.
-    for clause, n in Counter(CLAUSE_SPLIT.split(text.lower())).items():
-        words = clause.split()
-        if len(words) >= CLAUSE_MIN_WORDS:
-            counts[" ".join(words)] += n
-    extra = sum((n - 1) * len(c.split()) for c, n in counts.items() if n > 1)
-    if extra < CLAUSE_MIN_EXTRA_WORDS or extra < CLAUSE_MIN_SHARE * total:
+    counts = Counter(zip(*(words[i:] for i in range(PHRASE_WORDS)), strict=False))  # in C
+    extra = sum(n - 1 for n in counts.values() if n > 1)
+    if extra < PHRASE_MIN_EXTRA or extra < PHRASE_MIN_SHARE * total:
         return None
-    clause, n = max(counts.items(), key=lambda item: ((item[1] - 1) * len(item[0]), item[1]))
-    repeated = sum(1 for n_ in counts.values() if n_ > 1)
+    gram, n = counts.most_common(1)[0]
+    phrase = _grown_phrase(words, list(gram))
     return FailureMode(
         TOKEN_DEGENERATION,
-        f"clause {clause[:60]!r} x{n}; repeated clauses are {extra} of {total} words",
-        {"kind": "repeated_clauses", "unit": clause, "repeats": n, "repeated_clauses": repeated,
-         "extra_words": extra, "words": total, "share": round(extra / total, 2)},
+        f"phrase {phrase!r} x{n}; {extra} of {total} words repeat an earlier "
+        f"{PHRASE_WORDS}-word phrase",
+        {"kind": "repeated_phrases", "unit": phrase, "repeats": n, "extra_words": extra,
+         "words": total, "share": round(extra / total, 2)},
     )  # fmt: skip
+
+
+def _grown_phrase(words: list[str], gram: list[str]) -> str:
+    """The n-gram grown forward while its first two occurrences agree (the repeated phrase)."""
+    k = len(gram)
+    hits = (i for i in range(len(words) - k + 1) if words[i] == gram[0] and words[i : i + k] == gram)
+    starts = list(itertools.islice(hits, 2))
+    if len(starts) < 2:
+        return " ".join(gram)
+    a, b = starts
+    end = k
+    while b + end < len(words) and a + end < b and words[a + end] == words[b + end]:
+        end += 1
+    return " ".join(words[a : a + end])
 
 
 def _mixed_case(text: str) -> FailureMode | None:
@@ -308,9 +323,10 @@ def _refusal(text: str) -> FailureMode | None:
 def content_terms(text: str, *, topic: bool = False) -> set[str]:
     """Lower-cased, stemmed words of 3+ letters that are not stopwords (topic=True: nor
     instruction words such as write, short, story - for the terms of a prompt)."""
-    skip = STOPWORDS | INSTRUCTION_WORDS if topic else STOPWORDS
+    skip, skip_stems = (_TOPIC_SKIP, _TOPIC_SKIP_STEMS) if topic else (STOPWORDS, frozenset())
     words = set(WORD.findall(text.lower()))  # distinct words first: stemming is the slow part
-    return {stem(w) for w in words if len(w) >= 3 and w not in skip and not w.isdigit()}
+    terms = (stem(w) for w in words if len(w) >= 3 and w not in skip and not w.isdigit())
+    return {t for t in terms if t not in skip_stems}  # "tells", "writing": forms of skipped words
 
 
 def stem(word: str) -> str:
@@ -345,3 +361,6 @@ def _topic_evasion(text: str, prompt: str) -> FailureMode | None:
         f"response shares {len(shared)} of {len(asked)} prompt terms (overlap {overlap:.2f})",
         {"overlap": round(overlap, 2), "prompt_terms": sorted(asked), "shared": sorted(shared)},
     )
+
+
+_TOPIC_SKIP_STEMS = frozenset(stem(w) for w in INSTRUCTION_WORDS)
