@@ -288,3 +288,24 @@ def test_second_train_on_a_live_adapter_folder_is_refused_and_its_events_kept(
         _, err = first.communicate(timeout=120)
     assert first.returncode == 130, err
     assert not lock_path(events).exists()
+
+
+def test_a_pipeline_whose_output_another_run_holds_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    from test_pipeline import tiny_pipeline
+
+    from lemlab.core import pipeline as pl
+
+    path = tiny_pipeline(tmp_path, tiny_model)
+    state = pl.load_pipeline(path).output / pl.STATE_FILE
+    state.parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(state)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        second = lemlab("pipeline", str(path), "--yes")
+        assert second.returncode == 2
+        assert f"pipeline output {state.parent} is in use by pid {holder.pid}" in one_line(second.stderr)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert sorted(p.name for p in state.parent.iterdir()) == [state.name + ".lock"]  # no work done

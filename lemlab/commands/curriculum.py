@@ -103,7 +103,11 @@ def run(args: argparse.Namespace) -> int:
     plan, warned = preflight(cur, todo)
     if not show_plan(plan, warned, dry_run=args.dry_run, yes=args.yes, state_file=cur.output / STATE_FILE):
         return 0
-    return run_stages(cur, todo)
+    from lemlab.core.locks import acquire
+
+    # One run per output folder (its state file): a second one gets one line naming this one.
+    with acquire(cur.output / STATE_FILE, f"curriculum output {cur.output}"):
+        return run_stages(cur, todo)
 
 
 def run_stages(cur: Curriculum, todo: list[int]) -> int:

@@ -50,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
     if not show_plan(plan, warned, dry_run=args.dry_run, yes=args.yes,
                      state_file=pipe.output / pl.STATE_FILE):  # fmt: skip
         return 0
-    return PipelineRun(pipe).run(todo, batteries)
+    from lemlab.core.locks import acquire
+
+    # One run per output folder (its state file): a second one gets one line naming this one.
+    with acquire(pipe.output / pl.STATE_FILE, f"pipeline output {pipe.output}"):
+        return PipelineRun(pipe).run(todo, batteries)
 
 
 # --- planning ----------------------------------------------------------------------------------

@@ -6,12 +6,20 @@ tests in lemlab.engine.fake, a remote one (OpenAI-compatible servers) in lemlab.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from lemlab.core.errors import LemlabError
+
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
+
+
+class SamplerError(LemlabError, ValueError):
+    """Sampling settings that no engine can use (NaN, inf, a seed out of range). A ValueError
+    too, so the forms that catch ValueError word it in their one line."""
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,15 @@ class Sampler:
     top_p: float = 1.0
     max_tokens: int = 1024
     seed: int | None = None
+
+    def __post_init__(self) -> None:
+        # NaN passes every `x < 0` check: refuse it here, whichever form or file it came from.
+        for name in ("temperature", "top_p"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise SamplerError(f"{name} must be a finite number (got {value!r})")
+        if self.seed is not None and not (type(self.seed) is int and 0 <= self.seed < 2**64):
+            raise SamplerError(f"seed must be a whole number from 0 to 2**64-1 (got {self.seed!r})")
 
     @property
     def greedy(self) -> bool:

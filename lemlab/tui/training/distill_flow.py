@@ -4,6 +4,7 @@ Setup and file writing are the `lemlab distill` command's own (prepare_distill, 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,11 +43,14 @@ def default_request() -> DistillRequest:
 
 def parse_request(texts: dict[str, str]) -> DistillRequest:
     try:
-        return DistillRequest(texts["battery"].strip(), str(Path(texts["output"].strip()).expanduser()),
-                              int(texts["samples"]), float(texts["threshold"]), int(texts["max_tokens"]),
-                              float(texts["temperature"]))  # fmt: skip
+        request = DistillRequest(texts["battery"].strip(), str(Path(texts["output"].strip()).expanduser()),
+                                 int(texts["samples"]), float(texts["threshold"]), int(texts["max_tokens"]),
+                                 float(texts["temperature"]))  # fmt: skip
     except ValueError:
         raise LemlabError("samples and max tokens are whole numbers; threshold and temperature numbers") from None
+    if not (math.isfinite(request.threshold) and math.isfinite(request.temperature)):  # NaN passes `<`
+        raise LemlabError("threshold and temperature must be finite numbers")
+    return request
 
 
 class DistillDialog(ModalScreen["DistillRequest | None"]):
