@@ -293,3 +293,32 @@ def test_leftovers_of_a_start_killed_before_its_first_sample_do_not_block_the_re
     assert main(args) == 0  # no --resume needed: there was nothing to resume
     assert "is empty (an earlier run stopped before its first result)" in capsys.readouterr().err
     assert json.loads(out.read_text().splitlines()[-1])["total_generated"] == 1
+
+
+async def test_a_tui_chat_in_a_copied_session_leaves_the_original_as_it_was(tmp_path: Path) -> None:
+    from test_tui_support import fake_model_dir, wait_idle
+
+    from lemlab.engine.fake import FakeEngine
+    from lemlab.tui.app import LemlabApp
+    from lemlab.tui.services import Settings
+    from lemlab.tui.widgets.composer import Composer
+
+    sessions = tmp_path / "sessions"
+    work, _ = open_or_create("work", sessions)
+    work.add_message("user", "the original question")
+    save_session(work, sessions)
+    shutil.copy(sessions / "work.toml", sessions / "work-copy.toml")
+    original = (sessions / "work.toml").read_bytes()
+
+    copy, _ = open_or_create("work-copy", sessions, lock=True)  # as `lemlab --session work-copy`
+    settings = Settings(sessions_dir=sessions, scan_hf_cache=False, model_dirs=[])
+    app = LemlabApp(FakeEngine(), settings=settings, session=copy,
+                    model=str(fake_model_dir(tmp_path / "models")))  # fmt: skip
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_idle(pilot, app)
+        app.query_one("#chat-input", Composer).value = "asked in the copy"
+        await pilot.press("enter")
+        await wait_idle(pilot, app)
+        assert app.lab.session.name == "work-copy"
+    assert (sessions / "work.toml").read_bytes() == original
+    assert "asked in the copy" in (sessions / "work-copy.toml").read_text()
