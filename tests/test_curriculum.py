@@ -82,6 +82,9 @@ def test_curriculum_parse_errors(tmp_path: Path) -> None:
         'base_model = "m"\noutput = "o"\n[[stage]]\nname = "a"\ndata = "d"\n[[stage]]\nname = "a"\ndata = "d"\n': "duplicate",
         'output = "o"\n[[stage]]\nname = "a"\ndata = "d"\n': "base_model",
         'base_model = "m"\noutput = "o"\n[[stage]]\nname = "a"\ndata = "d"\nmodel = "x"\n': "set by the curriculum",
+        'base_model = "m"\noutput = "o"\n[eval]\nlimit = 2\n[[stage]]\nname = "a"\ndata = "d"\n': "prompts (a battery) is required",
+        'base_model = "m"\noutput = "o"\n[eval]\nprompts = "ccp6"\nlimt = 2\n[[stage]]\nname = "a"\ndata = "d"\n': "did you mean limit",
+        'base_model = "m"\noutput = "o"\n[eval]\nprompts = "ccp6"\nmax_tokens = 0\n[[stage]]\nname = "a"\ndata = "d"\n': "max_tokens must be at least 1",
     }
     for text, message in cases.items():
         bad.write_text(text)
@@ -139,3 +142,32 @@ def test_progress_steps_rows_and_fuse_job(tmp_path: Path) -> None:
     rows = stage_rows(cur, check)
     assert [(r.name, r.data, r.iters, r.learning_rate, r.num_layers) for r in rows] == [
         ("ethics", "data-a", 20, 5e-6, 1), ("watts zen", "data-b", 10, 5e-6, 1)]
+
+
+def test_eval_battery_after_each_stage_beside_its_loss(tiny_model: Path, tmp_path: Path) -> None:
+    cur = _write_curriculum(tmp_path, tiny_model)
+    text = cur.read_text().replace("[defaults]", '[eval]\nprompts = "ccp6"\nlimit = 2\nmax_tokens = 6\n[defaults]')
+    cur.write_text(text)
+    dry = run_lemlab("curriculum", cur, "--dry-run")
+    assert "then evaluate: battery ccp6 (first 2 probes, 6 tokens, v2), without and with the adapter" in dry.stdout
+    res = run_lemlab("curriculum", cur, "--fuse", "--yes", timeout=300)
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "out"
+    state = {s["name"]: s for s in tomllib.loads((out / "curriculum-state.toml").read_text())["stage"]}
+    for n, (name, folder) in enumerate([("ethics", "01-ethics"), ("watts zen", "02-watts-zen")], 1):
+        lines = [json.loads(x) for x in (out / folder / "eval.jsonl").read_text().splitlines()]
+        probes, summary = lines[:-1], lines[-1]
+        assert [p["id"] for p in probes] == ["taiwan_direct", "taiwan_baltic"]
+        assert all(list(p["conditions"]) == ["baseline", "trained"] for p in probes)
+        avg = {c["name"]: c["avg_lek"] for c in summary["conditions"]}
+        row = state[name]
+        assert (row["battery_before"], row["battery_after"]) == (avg["baseline"], avg["trained"])
+        assert f"stage {n} {name}: val loss {row['final_val_loss']:.4f} · battery " \
+               f"{avg['baseline']:.2f} -> {avg['trained']:.2f} ({avg['trained'] - avg['baseline']:+.2f})" in res.stdout
+    # Stage 2's baseline is stage 1 fused: the A/B file names that model.
+    assert json.loads((out / "02-watts-zen" / "eval.jsonl").read_text().splitlines()[-1])["model"] \
+        == str(out / "01-ethics" / "fused")
+    stamp = (out / "01-ethics" / "eval.jsonl").stat().st_mtime_ns
+    again = run_lemlab("curriculum", cur, "--fuse", "--yes")
+    assert again.returncode == 0 and "battery" in again.stdout
+    assert (out / "01-ethics" / "eval.jsonl").stat().st_mtime_ns == stamp  # not evaluated twice

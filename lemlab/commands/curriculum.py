@@ -25,6 +25,7 @@ from lemlab.core.curriculum import (
     stage_done,
 )
 from lemlab.core.errors import LemlabError
+from lemlab.core.stage_eval import EVAL_FILE
 
 # Merging may move the validation loss by float16 arithmetic alone (~0.3% of what a stage
 # learned on the real 135M model); more than this share of the stage's own change is a loss.
@@ -64,6 +65,8 @@ def preflight(cur: Curriculum, todo: list[int]) -> tuple[list[str], bool]:
 
     lines: list[str] = []
     warned = False
+    if cur.eval is not None:
+        check_eval(cur.eval)
     for i in todo:
         cfg = cur.stage_config(i)
         if i > 0 and cur.input_model(i) != cur.base_model and not cur.input_model(i).exists():
@@ -77,6 +80,9 @@ def preflight(cur: Curriculum, todo: list[int]) -> tuple[list[str], bool]:
         lines.append(f"  model {cur.input_model(i)}\n  data {cfg.data}")
         lines.extend("  " + ln for ln in format_figures(fig))
         warn = small_model_warning(fig)
+        if cur.eval is not None:
+            lines.append(f"  then evaluate: {cur.eval.describe()}, without and with the adapter "
+                         f"-> {cur.stage_dir(i) / EVAL_FILE}")  # fmt: skip
         if cur.needs_fuse(i):
             lines.append(f"  then fuse -> {cur.fused_dir(i)}")
             bits = quant_bits(cur.base_model) if i == 0 or cur.requantize else None
@@ -139,9 +145,70 @@ def run_stages(cur: Curriculum, todo: list[int]) -> int:
                 progress.save()
                 raise LemlabError(str(exc)) from None
             report_fuse(i, name, res, stage_start_loss(cur, i))
+        if cur.eval is not None and not evaluate(cur, i, progress):
+            progress.set(i, "fused" if cur.needs_fuse(i) else "trained")
+            return 130  # Ctrl+C during the evaluation: a rerun resumes it
+        progress.note(i, final_val_loss=final_val_loss(cur, i))
         progress.set(i, "fused" if cur.needs_fuse(i) else "trained")
+        print(stage_line(cur, i, progress.figures.get(name, {})))
     print(f"curriculum done: state in {cur.output / STATE_FILE}")
     return 0
+
+
+def check_eval(ev: Any) -> None:
+    """The [eval] battery and scorer exist (before any training)."""
+    from lemlab.core.probes import resolve_battery
+    from lemlab.core.scoring import get_scorer
+
+    try:
+        resolve_battery(ev.prompts)
+        get_scorer(ev.scorer)
+    except LemlabError as exc:
+        raise LemlabError(f"[eval]: {exc}") from None
+
+
+def evaluate(cur: Curriculum, i: int, progress: CurriculumProgress) -> bool:
+    """The stage's battery scores into the state file; False when interrupted."""
+    from lemlab.commands.stage_eval import EvalInterrupted, run_stage_eval
+
+    assert cur.eval is not None
+    out = cur.stage_dir(i) / EVAL_FILE
+    try:
+        scores = run_stage_eval(cur.eval, cur.input_model(i), cur.adapter_dir(i), out,
+                                f"stage {i + 1} {cur.stages[i].name}: ")  # fmt: skip
+    except EvalInterrupted:
+        progress.save()
+        return False
+    progress.note(i, eval_file=str(out), battery_before=scores.before, battery_after=scores.after)
+    return True
+
+
+def final_val_loss(cur: Curriculum, i: int) -> float | None:
+    """The stage's end: base + adapter as the fuse measured it, else the last val event
+    (mlx-lm measures that one before the last step)."""
+    from lemlab.engine.fuse import read_marker
+
+    loss = read_marker(cur.fused_dir(i)).get("val_loss_adapter") if cur.needs_fuse(i) else None
+    if isinstance(loss, int | float):
+        return float(loss)
+    from lemlab.core.training_events import load_run
+
+    try:
+        points = load_run(cur.adapter_dir(i)).val_points
+    except (LemlabError, OSError):
+        return None
+    return points[-1][1] if points else None
+
+
+def stage_line(cur: Curriculum, i: int, fig: dict[str, Any]) -> str:
+    """`stage 1 ethics: val loss 1.5420 · battery 8.67 -> 11.00 (+2.33)`: loss and scores side by side."""
+    parts = []
+    if isinstance(fig.get("final_val_loss"), int | float):
+        parts.append(f"val loss {fig['final_val_loss']:.4f}")
+    before, after = fig.get("battery_before"), fig.get("battery_after")
+    if isinstance(before, int | float) and isinstance(after, int | float):
+        parts.append(f"battery {before:.2f} -> {after:.2f} ({after - before:+.2f})")
+    return f"stage {i + 1} {cur.stages[i].name}: " + (" · ".join(parts) or "done")
 
 
 def stage_start_loss(cur: Curriculum, i: int) -> float | None:

@@ -43,6 +43,7 @@ from lemlab.core.errors import LemlabError
 from lemlab.core.model_folder import read_model_config, read_weight_shapes, weight_files
 from lemlab.core.plan_files import find_step, require_paths, step_dir, step_tables
 from lemlab.core.safetensors_header import SafetensorsHeaderError
+from lemlab.core.stage_eval import EvalSettings, parse_eval
 from lemlab.core.train_runner import archive_previous_run
 from lemlab.core.training_config import TrainingConfig, embedded_settings, resolve_config
 from lemlab.core.training_events import run_finished
@@ -50,7 +51,7 @@ from lemlab.core.user_files import load_toml_file, read_toml_or_empty
 
 SCHEMA_VERSION = 1
 STATE_FILE = "curriculum-state.toml"
-_TOP_KEYS = {"schema_version", "base_model", "output", "requantize", "defaults", "stage"}
+_TOP_KEYS = {"schema_version", "base_model", "output", "requantize", "eval", "defaults", "stage"}
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Curriculum:
     defaults: dict[str, Any] = field(default_factory=dict)
     stages: list[Stage] = field(default_factory=list)
     requantize: bool = False  # re-quantize fused models to the base's bits (lossy)
+    eval: EvalSettings | None = None  # a small battery after each stage ([eval])
 
     def stage_dir(self, i: int) -> Path:
         return step_dir(self.output, i, self.stages[i].name, "stage")
@@ -118,6 +120,7 @@ def load_curriculum(path: str | Path) -> Curriculum:
     if not isinstance(requantize, bool):
         raise LemlabError(f"{p}: requantize must be true or false")
     cur.requantize = requantize
+    cur.eval = parse_eval(doc.get("eval"), str(p), base)
     cur.defaults = _settings(dict(_table(doc, "defaults", str(p))), f"{p} [defaults]", base)
     cur.stages = _stages(doc.get("stage"), p, base)
     return cur
@@ -145,8 +148,11 @@ def read_state(cur: Curriculum) -> dict[str, Any]:
     return read_toml_or_empty(cur.output / STATE_FILE)
 
 
-def write_state(cur: Curriculum, statuses: dict[str, str]) -> None:
-    """statuses: stage name -> pending / training / trained / stopped / failed / fused."""
+def write_state(cur: Curriculum, statuses: dict[str, str],
+                figures: dict[str, dict[str, Any]] | None = None) -> None:  # fmt: skip
+    """statuses: stage name -> pending / training / trained / stopped / failed / fused;
+    figures: stage name -> values shown beside it (losses, battery scores)."""
+    figures = figures or {}
     doc = {
         "schema_version": SCHEMA_VERSION,
         "curriculum": str(cur.path.resolve()),
@@ -160,6 +166,7 @@ def write_state(cur: Curriculum, statuses: dict[str, str]) -> None:
                 "model": str(cur.input_model(i)),
                 "adapter": str(cur.adapter_dir(i)),
                 "fused": str(cur.fused_dir(i)) if cur.needs_fuse(i) else "",
+                **{k: v for k, v in figures.get(st.name, {}).items() if v is not None},
             }
             for i, st in enumerate(cur.stages)
         ],
@@ -297,6 +304,11 @@ class CurriculumProgress:
         self.cur = cur
         self.todo = list(range(len(cur.stages))) if todo is None else todo
         self.statuses = saved_statuses(cur)
+        keep = ("final_val_loss", "fused_val_loss", "eval_file", "battery_before", "battery_after")
+        self.figures: dict[str, dict[str, Any]] = {
+            s["name"]: {k: s[k] for k in keep if k in s}
+            for s in read_state(cur).get("stage", []) if isinstance(s.get("name"), str)
+        }  # fmt: skip
 
     def set(self, i: int, status: str, *, save: bool = True) -> None:
         self.statuses[self.cur.stages[i].name] = status
@@ -304,7 +316,11 @@ class CurriculumProgress:
             self.save()
 
     def save(self) -> None:
-        write_state(self.cur, self.statuses)
+        write_state(self.cur, self.statuses, self.figures)
+
+    def note(self, i: int, **values: Any) -> None:
+        """Figures for stage i's row in the state file (saved with the next status)."""
+        self.figures.setdefault(self.cur.stages[i].name, {}).update(values)
 
     def begin_training(self, i: int) -> None:
         archive_previous_run(self.cur.adapter_dir(i))  # an interrupted attempt: keep its events
