@@ -309,3 +309,22 @@ def test_a_pipeline_whose_output_another_run_holds_is_refused(tiny_model: Path, 
         holder.kill()
         holder.wait(timeout=30)
     assert sorted(p.name for p in state.parent.iterdir()) == [state.name + ".lock"]  # no work done
+
+
+def test_resume_refuses_an_ab_file_with_a_repeated_probe_and_leaves_it(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    battery = tmp_path / "battery.json"
+    battery.write_text(json.dumps(BATTERY[:2]))
+    out = tmp_path / "run.jsonl"
+    args = ["ab", "--model", str(tiny_model), "--prompts", str(battery), "--output", str(out),
+            "--max-tokens", "8"]  # fmt: skip
+    assert lemlab(*args).returncode == 0
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text(lines[0] + lines[0])  # what two unlocked runs left: P01 twice, no summary
+    before = out.read_bytes()
+    again = lemlab(*args, "--resume")
+    assert again.returncode == 2
+    line = one_line(again.stderr)
+    assert "duplicate probe id 'P01'" in line and "cannot resume" in line
+    assert out.read_bytes() == before
