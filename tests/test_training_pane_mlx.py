@@ -35,11 +35,10 @@ async def test_start_from_form_runs_to_done_with_checkpoints(tiny_model: Path, t
     async with app.run_test(size=(120, 40)) as pilot:
         await open_training_tab(pilot)
         await _fill_form(pilot, {"data": str(data), "adapter_path": str(adapter), "iters": "20",
-                                 "batch_size": "2", "save_every": "10", "steps_per_eval": "10",
-                                 "steps_per_report": "5"})  # fmt: skip
+                                 "batch_size": "2", "num_layers": "2", "save_every": "10",
+                                 "steps_per_eval": "10", "steps_per_report": "5"})  # fmt: skip
         form = app.screen
         assert form.query_one("#tf-model", Input).value == str(tiny_model)  # the loaded model
-        assert form.query_one("#tf-num_layers", Input).value == "2"  # capped at the model's layers
         plan = str(form.query_one("#train-plan", Static).render())
         assert "20 x 2 = 40 examples" in plan and "trained layers      2 / 2" in plan
         assert "small model" in str(form.query_one("#train-warning", Static).render())
