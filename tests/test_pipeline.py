@@ -272,6 +272,16 @@ def test_chained_phases_start_from_the_previous_phase_and_keep_the_baseline_data
         assert (pipe.train_data_dir(i) / "train.jsonl").read_text() == own + base_train
         assert rows[pipe.phases[i].name]["mixed_from"] == ["baseline-lock"]
     assert not pipe.fused_dir(0).exists()  # nothing starts from phase 1 fused
+    # The [eval] battery ran after each training: scores beside the phase's loss.
+    out = capsys.readouterr().out
+    for i, ph in enumerate(pipe.phases):
+        summary = json.loads((pipe.phase_dir(i) / "eval.jsonl").read_text().splitlines()[-1])
+        avg = {c["name"]: c["avg_lek"] for c in summary["conditions"]}
+        row = rows[ph.name]
+        assert (row["battery_before"], row["battery_after"]) == (avg["baseline"], avg["trained"])
+        assert summary["model"] == str(pipe.input_model(i))
+        assert re.search(rf"phase {i + 1} {ph.name}: .*final val loss \d+\.\d{{3}}, battery "
+                         rf"{avg['baseline']:.2f} -> {avg['trained']:.2f} \(", out)
 
     stamps = {f: f.stat().st_mtime_ns for f in pipe.output.rglob("*")
               if f.is_file() and f.name != pl.STATE_FILE}  # fmt: skip

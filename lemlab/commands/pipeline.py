@@ -70,6 +70,10 @@ def check_inputs(pipe: pl.Pipeline, todo: list[int]) -> None:
     resolve_model_dir(str(pipe.model))
     if pipe.adapter:
         resolve_adapter(pipe.adapter)
+    if pipe.eval is not None:
+        from lemlab.commands.curriculum import check_eval
+
+        check_eval(pipe.eval)
     for i in todo:
         ph = pipe.phases[i]
         try:
@@ -133,6 +137,9 @@ def plan_lines(
             cont = " (continuing the previous adapter)" if cfg.resume_adapter_file else ""
             lines.append(f"  train {cfg.iters} iters on {cfg.model}{cont} -> {pipe.adapter_dir(i)}")
             lines += ["    " + ln for ln in format_figures(fig)]
+            if pipe.eval is not None:
+                lines.append(f"  then evaluate: {pipe.eval.describe()}, without and with the "
+                             f"adapter -> {pipe.phase_dir(i) / 'eval.jsonl'}")  # fmt: skip
             warning = small_model_warning(fig)
             lines += warning
             warned = warned or bool(warning)
@@ -374,6 +381,25 @@ class PipelineRun:
         final = run.train_points[-1][1] if run.train_points else None
         val = run.val_points[-1][1] if run.val_points else None
         self.save(i, status="done", adapter=str(folder), final_loss=final, final_val_loss=val)
+        return self.evaluate(i)
+
+    def evaluate(self, i: int) -> int:
+        """The [eval] battery on the phase's start without and with its adapter (130: stopped)."""
+        from lemlab.commands.stage_eval import EXIT_INTERRUPTED, EvalInterrupted, run_stage_eval
+        from lemlab.core.stage_eval import EVAL_FILE
+
+        pipe = self.pipe
+        if pipe.eval is None:
+            return 0
+        if self.engine is not None:
+            self.engine.unload().result()  # the evaluation runs in its own process
+        out = pipe.phase_dir(i) / EVAL_FILE
+        label = f"[{i + 1}/{len(pipe.phases)} {pipe.phases[i].name}] "
+        try:
+            scores = run_stage_eval(pipe.eval, pipe.input_model(i), pipe.adapter_dir(i), out, label)
+        except EvalInterrupted:
+            return EXIT_INTERRUPTED
+        self.save(i, eval_file=str(out), battery_before=scores.before, battery_after=scores.after)
         return 0
 
     def _engine(self) -> Any:

@@ -25,6 +25,8 @@
     mix_data = ["baseline-lock"]          # earlier phases' data mixed into this training
     [phase.train]                         # optional: any `lemlab train` setting
     iters = 100
+    [eval]                                # optional: a small battery after each training
+    prompts = "ccp6"                      # (lemlab.core.stage_eval)
 
 Chaining phases (the research ran them so): `start_from = "previous-adapter"` samples from the
 previous phase's model + adapter and continues training that adapter (its weights; rank and
@@ -53,6 +55,7 @@ from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import LemlabError
 from lemlab.core.extract import DEDUP_MODES, DEFAULT_SPLIT, DEFAULT_SPLIT_SEED
 from lemlab.core.plan_files import find_step, require_paths, step_dir, step_tables
+from lemlab.core.stage_eval import EvalSettings, parse_eval
 from lemlab.core.training_config import TrainingConfig, embedded_settings, resolve_config
 from lemlab.core.user_files import (
     check_types,
@@ -63,7 +66,7 @@ from lemlab.core.user_files import (
 
 SCHEMA_VERSION = 1
 STATE_FILE = "pipeline-state.toml"
-_TOP_KEYS = ("schema_version", "model", "adapter", "output", "phase")
+_TOP_KEYS = ("schema_version", "model", "adapter", "output", "eval", "phase")
 _PATH_SUFFIXES = (".toml", ".json", ".jsonl", ".txt", ".md")
 START_FROM = ("base", "previous-adapter", "previous-fused")
 STATUSES = ("pending", "distilling", "distilled", "nothing-kept", "extracted", "training",
@@ -113,6 +116,7 @@ class Pipeline:
     output: Path
     adapter: Path | None = None
     phases: list[Phase] = field(default_factory=list)
+    eval: EvalSettings | None = None  # a small battery after each phase's training ([eval])
 
     def phase_dir(self, i: int) -> Path:
         return step_dir(self.output, i, self.phases[i].name, "phase")
@@ -195,6 +199,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
     base = p.parent.resolve()
     pipe = Pipeline(p, (base / doc["model"]).resolve(), (base / doc["output"]).resolve(),
                     (base / adapter).resolve() if adapter else None)  # fmt: skip
+    pipe.eval = parse_eval(doc.get("eval"), str(p), base)
     pipe.phases = _phases(doc.get("phase"), p, base)
     _check_chaining(pipe)
     return pipe
@@ -321,6 +326,7 @@ def report_line(i: int, name: str, row: dict[str, Any]) -> str:
         parts.append(f"final train loss {row['final_loss']:.3f}")
     if "final_val_loss" in row:
         parts.append(f"final val loss {row['final_val_loss']:.3f}")
-    if "battery_avg" in row:
-        parts.append(f"battery {row.get('battery', '?')} avg {row['battery_avg']:.2f}")
+    if "battery_before" in row and "battery_after" in row:
+        b, a = row["battery_before"], row["battery_after"]
+        parts.append(f"battery {b:.2f} -> {a:.2f} ({a - b:+.2f})")
     return f"phase {i + 1} {name}: " + ", ".join(parts)
