@@ -13,6 +13,12 @@ from typing import Any
 from lemlab.core.errors import DataError, LemlabError
 
 MAX_TOML_BYTES = 16 << 20  # a plan or config, never data: anything larger is a wrong file
+# Settings that mean the same in every plan file, checked before any model loads (the same
+# ranges as the command-line flags of those names).
+VALUE_RANGES: dict[str, tuple[float, float]] = {
+    "seed": (0, 2**32 - 1), "split_seed": (0, 2**32 - 1), "rephrase_seed": (0, 2**32 - 1),
+    "max_tokens": (1, 10**9), "samples": (1, 100_000), "temperature": (0, 100), "top_p": (0, 1),
+}  # fmt: skip
 
 
 def _clip(text: str, n: int = 60) -> str:
@@ -101,5 +107,11 @@ def check_types(values: Mapping[str, Any], types: Mapping[str, type], where: str
             )
         if want is float and not math.isfinite(value):  # TOML has nan and inf literals
             raise LemlabError(f"{where}: {key} must be a finite number, got {value!r}")
+        if key in VALUE_RANGES and want in (int, float):
+            low, high = VALUE_RANGES[key]
+            if not low <= value:
+                raise LemlabError(f"{where}: {key} must be at least {low}, got {value!r}")
+            if not value <= high:
+                raise LemlabError(f"{where}: {key} must be at most {high}, got {value!r}")
         out[key] = value
     return out
