@@ -123,3 +123,18 @@ async def test_battery_pane_opens_a_hostile_run_file(tmp_path: Path) -> None:
         svg = _svg(app)
         assert "evil␛[2J␛]0;pwned␇" in svg
         _assert_safe(svg)
+
+
+async def test_model_folder_names_are_shown_as_text(tmp_path: Path) -> None:
+    fake_model_dir(tmp_path / "models", "evil\x1b]0;pwned\x07[b]x")
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_idle(pilot, app)
+        await pilot.press("f2")
+        await pilot.pause()
+        table = app.query_one("#models-table")
+        cells = [str(c) for c in table.get_row_at(0)]
+        assert any("evil␛]0;pwned␇[b]x" in c for c in cells), cells
+        svg = _svg(app)
+        assert "evil␛]0;pwned␇[b]x" in svg
+        _assert_safe(svg)

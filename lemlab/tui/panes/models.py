@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
+from lemlab.core.safe_text import visible_line
 from lemlab.tui.model_rows import (
     ADAPTER_COLUMNS,
     ENDPOINT_COLUMNS,
@@ -124,7 +126,8 @@ class ModelsPane(LabPane):
             for row in rows:
                 if needle in " ".join(row.cells()).lower():
                     key = row.spec if isinstance(row, EndpointRow) else row.path
-                    table.add_row(*row.cells(), key=key)
+                    # Folder names and config values: Text (DataTable reads str as markup).
+                    table.add_row(*(Text(visible_line(c)) for c in row.cells()), key=key)
 
     @on(Input.Changed, "#model-filter")
     def _filter_changed(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -11,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from lemlab.core.errors import LemlabError
+from lemlab.core.safe_text import visible_line
 from lemlab.core.sessions import list_sessions, validate_name
 
 
@@ -34,11 +36,13 @@ class SessionsScreen(ModalScreen[str | None]):
             table: DataTable[str] = DataTable(id="sessions-table", cursor_type="row")
             table.add_columns("name", "updated", "model", "messages", "runs")
             for s in found:
-                table.add_row(s.name, s.updated[:19].replace("T", " "), Path(s.model).name,
-                              str(s.messages), str(s.runs), key=s.name)  # fmt: skip
+                cells = (s.name, s.updated[:19].replace("T", " "), Path(s.model).name,
+                         str(s.messages), str(s.runs))  # from session files: never markup
+                table.add_row(*(Text(visible_line(c)) for c in cells), key=s.name)
             yield table
             for line in damaged:
-                yield Static(f"damaged, left untouched: {line}", classes="damaged", markup=False)
+                yield Static(visible_line(f"damaged, left untouched: {line}"), classes="damaged",
+                             markup=False)  # fmt: skip
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.dismiss(str(event.row_key.value))

@@ -10,6 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 
 from lemlab.core.demo_model import is_bundled_demo
+from lemlab.core.safe_text import visible_line
 
 DEMO_LABEL = "DEMO: random weights, output is noise"
 
@@ -48,7 +49,7 @@ class StatusBar(Horizontal):
             ("session", session),
         ):
             text.append(f" {label} ", style="dim")
-            text.append(value, style="bold")
+            text.append(visible_line(value), style="bold")  # names from files and servers
             text.append("  ")
         self.query_one("#status-text", Static).update(text)
         self.query_one("#demo-label", Static).display = is_demo
