@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from lemlab.core.errors import LemlabError
+from lemlab.core.safe_text import visible, visible_line
 from lemlab.core.training_events import (
     CONFIG_FILE,
     EVENTS_FILE,
@@ -39,6 +40,10 @@ GRACE_SECONDS = 3.0  # a trainer gone this long without a final event: the run w
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = ("Exit status (live, plain and --once alike): 0 the run is done (or still running), 1 it\n"
+                "ended in error or its trainer died, 2 bad input, 3 it was stopped before its end.\n"
+                "A PATH that does not exist yet is waited for; TERM=dumb prints one line per event.")
     p.add_argument("path", help="events.jsonl, adapter folder, or mlx-lm stdout log")
     p.add_argument("--once", action="store_true", help="print the summary once and exit (cron)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")
@@ -99,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         raise LemlabError("--interval must be positive")
     if args.once:
         watcher = _read_once(args.path)
-        print(_summary(watcher, width=min(shutil.get_terminal_size((80, 24)).columns, 100)))
+        print(visible(_summary(watcher, width=min(shutil.get_terminal_size((80, 24)).columns, 100))))
         return _interrupted(watcher)
     # A dumb terminal cannot redraw in place (rich's Live would print nothing until the end).
     tty = sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb"
@@ -114,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if watcher is None:
         return 0
     if not tty:
-        print("\n".join(monitor_lines(watcher.state, chart=False, now=time.time())))
+        print(visible("\n".join(monitor_lines(watcher.state, chart=False, now=time.time()))))
     return _interrupted(watcher)
 
 
@@ -127,11 +132,12 @@ def _interrupted(watcher: RunWatcher) -> int:
     st = watcher.state
     where = watcher.source.folder
     if st.status == "interrupted":
-        print(f"run interrupted: {st.message}; checkpoints so far are kept in {where}", file=sys.stderr)
+        print(visible_line(f"run interrupted: {st.message}; checkpoints so far are kept in {where}"),
+              file=sys.stderr)  # fmt: skip
         return EXIT_FAILED
     if st.status == "error":
-        print(f"run failed: {st.message or 'error event'}; checkpoints so far are kept in {where}",
-              file=sys.stderr)  # fmt: skip
+        print(visible_line(f"run failed: {st.message or 'error event'}; checkpoints so far are kept "
+                           f"in {where}"), file=sys.stderr)  # fmt: skip
         return EXIT_FAILED
     if st.status == "stopped":
         print(f"run stopped at iteration {st.iteration:,} before its end; adapters saved in {where}",
@@ -168,7 +174,9 @@ def _live(watcher: RunWatcher, interval: float) -> None:
 
     def view() -> Text:
         width, height = console.size  # read per redraw: follows a resized terminal
-        return Text("\n".join(screen_lines(watcher, width, height)), no_wrap=True, overflow="crop")
+        # events.jsonl and mlx-lm logs are files: their text is shown with controls visible.
+        return Text(visible("\n".join(screen_lines(watcher, width, height))), no_wrap=True,
+                    overflow="crop")  # fmt: skip
 
     watcher.poll()
     with Live(view(), console=console, auto_refresh=False) as live:
@@ -182,9 +190,9 @@ def _live(watcher: RunWatcher, interval: float) -> None:
 def _plain(watcher: RunWatcher, interval: float) -> None:
     while True:
         for ev in watcher.poll():
-            print(event_line(ev), flush=True)
+            print(visible_line(event_line(ev)), flush=True)
         if watcher.check_trainer():
-            print(f"interrupted: {watcher.state.message}", flush=True)
+            print(visible_line(f"interrupted: {watcher.state.message}"), flush=True)
         if watcher.state.finished:
             return
         time.sleep(interval)

@@ -28,6 +28,7 @@ from lemlab.core.training_events import (
     RunSource,
     event_json,
     load_run,
+    process_args,
     trainer_gone,
 )
 
@@ -142,9 +143,9 @@ def start_training(
 def stop_run(folder: str | Path) -> int:
     """Ask the trainer of the run in `folder` to save and stop (SIGINT, as Ctrl+C would), from
     any process on the same machine; returns its pid. The pid comes from the run's start event
-    and is signalled only when it is still this run's trainer: same host, alive, and (where
-    /proc tells) its command line is lemlab's trainer on this folder's config, since pids are
-    reused. LemlabError (one line) otherwise."""
+    and is signalled only when it is still this run's trainer, since pids are reused: same
+    host, alive, and its command line is lemlab's trainer on this folder's config. LemlabError
+    (one line) otherwise."""
     folder = Path(folder).expanduser().resolve()
     if not (folder / EVENTS_FILE).is_file():
         raise LemlabError(f"{folder} holds no {EVENTS_FILE}: not a lemlab training run")
@@ -168,9 +169,9 @@ def stop_run(folder: str | Path) -> int:
 
 
 def _runs_config(pid: int, config: Path) -> bool:
-    """The process's command line names this config file (True where /proc cannot tell)."""
-    try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return True
-    return any(arg and Path(os.fsdecode(arg)).resolve() == config for arg in args[1:])
+    """The process's command line names this run's config file (a trainer of another run that
+    got the recorded pid must not be stopped)."""
+    args = process_args(pid)
+    if args is None:
+        return False
+    return any(arg and Path(arg).resolve() == config for arg in args[1:])

@@ -14,7 +14,6 @@ from __future__ import annotations
 import gc
 import json
 import math
-import os
 import re
 import socket
 import time
@@ -24,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from lemlab.core.file_follower import LineFollower
 
@@ -634,23 +635,28 @@ TRAINER_MODULE = "lemlab.engine.train_child"  # how train_runner starts the chil
 
 def trainer_gone(pid: int, host: str) -> bool:
     """True only when it can be told: the run is on this machine and process `pid` no longer
-    exists, is a zombie, or now belongs to another program (pids are reused)."""
+    exists, is a zombie, or now belongs to another program (pids are reused). psutil reads the
+    command line on Linux and macOS alike (a /proc reader would be blind on a Mac)."""
     if host != socket.gethostname():
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return True
+        cmdline = proc.cmdline()
+    except psutil.NoSuchProcess:  # ZombieProcess is one too: gone but for its exit status
         return True
-    except OSError:
-        return False  # e.g. PermissionError: alive, another user's
-    proc = Path(f"/proc/{pid}")
+    except (psutil.AccessDenied, OSError):
+        return False  # alive, but another user's: not ours to judge
+    return not any(TRAINER_MODULE in arg for arg in cmdline)
+
+
+def process_args(pid: int) -> list[str] | None:
+    """The command line of process `pid`; None when it is gone or cannot be read."""
     try:
-        stat = (proc / "stat").read_text()
-        cmdline = (proc / "cmdline").read_bytes()
-    except OSError:
-        return False  # no /proc (macOS): the pid exists, take it as ours
-    state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else ""
-    return state == "Z" or TRAINER_MODULE.encode() not in cmdline
+        return psutil.Process(pid).cmdline()
+    except (psutil.Error, OSError):
+        return None
 
 
 _BULK_LINES = 10_000
