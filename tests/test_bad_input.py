@@ -367,3 +367,15 @@ def test_console_entry_gives_the_same_one_line(tmp_path: Path, argv: list[str], 
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("lemlab: error: ") and words in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_huge_scores_in_an_ab_file_are_unreadable_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = [json.loads(ln) for ln in (FIXTURES / "abfile-v1-sample.jsonl").read_text().split("\n") if ln]
+    probe = next(i for i, o in enumerate(lines) if o.get("type") == "probe")
+    first = next(iter(lines[probe]["conditions"]))
+    lines[probe]["conditions"][first]["lek_score"] = 1e308  # fsum of two overflows
+    path = tmp_path / "run.jsonl"
+    path.write_text("".join(json.dumps(o) + "\n" for o in lines))
+    status, err, out = run_with_output(["report", str(path)], capsys)
+    assert status == 0 and "out of range" in err and "internal error" not in err
+    assert "# A/B report" in out

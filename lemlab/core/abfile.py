@@ -478,9 +478,14 @@ def _add_object(run: ABRun, obj: Any, line_no: int, seen: dict[str, int]) -> Non
     run.probes.append(probe)
 
 
+SCORE_LIMIT = 1e12  # far past any scorer's scale; sums of larger values overflow the stats
+
+
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise LineError(f"{what} is not a number")
+    if abs(value) > SCORE_LIMIT:
+        raise LineError(f"{what} is out of range ({value:g})")
     return value
 
 
