@@ -19,6 +19,7 @@ from pathlib import Path
 
 from lemlab.core import extract as x
 from lemlab.core.errors import LemlabError
+from lemlab.core.safe_text import visible_line
 
 EXIT_PROBLEMS = 1
 MAX_REPORTED = 20
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     result = extract_file(args.input, args.output, args.dedup, args.split, args.seed,
                           force=args.force)  # fmt: skip
     for err in result.errors[:MAX_REPORTED]:
-        print(f"lemlab: skipped {err}", file=sys.stderr)
+        print(visible_line(f"lemlab: skipped {err}"), file=sys.stderr)  # quotes the file
     if len(result.errors) > MAX_REPORTED:
         print(
             f"lemlab: ... and {len(result.errors) - MAX_REPORTED} more malformed lines",

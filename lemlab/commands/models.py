@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lemlab.core.errors import LemlabError
+from lemlab.core.safe_text import visible_line
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -70,7 +71,7 @@ def _print_tables(d: dict[str, Any]) -> None:
         console.print(_table("Adapters", ADAPTER_COLUMNS, [_adapter_row(a) for a in d["adapters"]]))
     for a in d["adapters"]:
         if a["base_warning"]:
-            console.print(Text(f"warning: {a['base_warning']}"))
+            console.print(Text(visible_line(f"warning: {a['base_warning']}")))
     if d["problems"]:
         rows = [[p["kind"], p["path"], p["problem"]] for p in d["problems"]]
         console.print(_table("Not usable", ("kind", "path", "problem"), rows))
@@ -91,7 +92,7 @@ def _table(title: str, columns: tuple[str, ...], rows: list[list[Any]]) -> Any:
         table.add_column(col, overflow="fold", justify="right" if col in _NUMERIC else "left")
     for row in rows:
         # Text, not markup: names and paths may hold square brackets.
-        table.add_row(*(Text(str(c)) for c in row))
+        table.add_row(*(Text(visible_line(str(c))) for c in row))  # controls shown visibly
     return table
 
 

@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from lemlab.core.safe_text import visible_line
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
@@ -55,17 +57,17 @@ def _print_tables(batteries: list[dict[str, Any]], kernels: list[dict[str, Any]]
         print("  (none found)")
     for b in batteries:
         if "error" in b:
-            print(f"  {b['name']:<20} unreadable: {b['error']}")
+            print(visible_line(f"  {b['name']:<20} unreadable: {b['error']}"))  # quotes the file
             continue
         cats = ", ".join(b["categories"])
-        print(f"  {b['name']:<20} {b['probes']:>4} probes  {b['path']}")
-        print(f"  {'':<20} {len(b['categories']):>4} categories: {cats}")
+        print(visible_line(f"  {b['name']:<20} {b['probes']:>4} probes  {b['path']}"))
+        print(visible_line(f"  {'':<20} {len(b['categories']):>4} categories: {cats}"))
     print()
     print("Kernels")
     if not kernels:
         print("  (none found)")
     for k in kernels:
         if "error" in k:
-            print(f"  {k['name']:<20} unreadable: {k['error']}")
+            print(visible_line(f"  {k['name']:<20} unreadable: {k['error']}"))
             continue
-        print(f"  {k['name']:<20} sha256 {k['sha256'][:12]}  {k['size']:>6} bytes  {k['path']}")
+        print(visible_line(f"  {k['name']:<20} sha256 {k['sha256'][:12]}  {k['size']:>6} bytes  {k['path']}"))

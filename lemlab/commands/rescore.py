@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lemlab.core.errors import LemlabError
+from lemlab.core.safe_text import visible, visible_json, visible_line
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,16 +44,17 @@ def run(args: argparse.Namespace) -> int:
     reports = []
     for source, run_, target in zip(args.files, runs, targets, strict=True):
         for issue in run_.issues:
-            print(str(issue), file=sys.stderr)
+            print(visible_line(issue), file=sys.stderr)  # quotes the file
         bad = bad or bool(run_.issues)
         new = rescore_run(run_, scorer.id)
         if target is not None:
             write_ab(target, new)
         reports.append(_file_report(source, run_, new, scorer.id, target))
     if args.json:
-        print(json.dumps({"scorer": scorer.id, "files": reports}, indent=2, ensure_ascii=False))
+        out = json.dumps({"scorer": scorer.id, "files": reports}, indent=2, ensure_ascii=False)
+        print(visible_json(out) if sys.stdout.isatty() else out)  # ids from the file
     else:
-        print("\n\n".join(_render(r) for r in reports))
+        print(visible("\n\n".join(_render(r) for r in reports)))
     return 1 if bad else 0
 
 

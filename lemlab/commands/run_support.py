@@ -113,7 +113,7 @@ def server_slots(
 def print_notes(notes: Sequence[str]) -> None:
     """What opening an output found (a resumed file, a dropped half line), on stderr."""
     for note in notes:
-        print(f"lemlab: {note}", file=sys.stderr)
+        print(visible_line(f"lemlab: {note}"), file=sys.stderr)  # may quote the output file
 
 
 # --- while it runs ---------------------------------------------------------------------------

@@ -7,6 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
+from lemlab.core.safe_text import visible_line
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -45,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         ]  # fmt: skip
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         for row in rows:
-            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+            # Names come from file names and session files: controls shown visibly.
+            print(visible_line("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()))
         for line in damaged:
-            print(f"damaged (left untouched): {line}")
+            print(visible_line(f"damaged (left untouched): {line}"))
     return 1 if damaged else 0

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lemlab.core.errors import LemlabError
+from lemlab.core.safe_text import visible, visible_line
 from lemlab.core.training_config import (
     GradientFigures,
     TrainingConfig,
@@ -228,7 +229,8 @@ def stop_command(run_folder: str, wait_seconds: float = 120.0) -> int:
                 print(f"stopped at iteration {st.iteration}: adapters.safetensors saved, "
                       f"{len(st.checkpoints)} checkpoints kept in {folder}", file=sys.stderr)  # fmt: skip
                 return 0
-            print(f"the run ended: {st.status}" + (f": {st.message}" if st.message else ""), file=sys.stderr)
+            print(visible_line(f"the run ended: {st.status}" + (f": {st.message}" if st.message else "")),
+                  file=sys.stderr)  # fmt: skip
             return 0 if st.status == "done" else 1
         time.sleep(0.2)
     print(f"the trainer has not stopped yet (it stops before its next batch): lemlab watch {folder}",
@@ -275,7 +277,7 @@ def _follow(proc: Any, watcher: Any, label: str) -> None:
         for ev in watcher.poll():
             from lemlab.core.training_summary import event_line
 
-            print(label + event_line(ev), file=sys.stderr, flush=True)
+            print(visible_line(label + event_line(ev)), file=sys.stderr, flush=True)  # file text
         if done:
             return
         time.sleep(0.2)
@@ -290,7 +292,7 @@ def _follow_live(proc: Any, watcher: Any, console: Any, label: str) -> None:
     def view() -> Text:
         head = [label.strip()] if label else []
         lines = summary_lines(watcher.state, width=min(console.width, 100), now=time.time())
-        return Text("\n".join(head + lines))
+        return Text(visible("\n".join(head + lines)))  # from events.jsonl: controls visible
 
     drawn = 0.0
     with Live(view(), console=console, auto_refresh=False, transient=False) as live:

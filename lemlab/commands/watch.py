@@ -26,6 +26,7 @@ from pathlib import Path
 
 from lemlab.core.errors import LemlabError
 from lemlab.core.safe_text import visible, visible_line
+from lemlab.core.safe_text import visible, visible_line
 from lemlab.core.training_events import (
     CONFIG_FILE,
     EVENTS_FILE,
