@@ -288,3 +288,25 @@ def test_watch_under_term_dumb_prints_events_as_they_come(tmp_path: Path) -> Non
         if proc.poll() is None:
             proc.kill()
         os.close(master)
+
+
+def test_watch_vs_draws_a_previous_run_on_the_same_chart(tmp_path: Path) -> None:
+    fixture = Path(__file__).resolve().parent / "fixtures" / "training" / "lemlab_events.jsonl"
+    earlier = tmp_path / "run-earlier"
+    earlier.mkdir()
+    shifted = []
+    for line in fixture.read_text().splitlines():
+        event = json.loads(line)
+        for key in ("train_loss", "val_loss"):
+            if key in event:
+                event[key] += 1.0
+        shifted.append(json.dumps(event))
+    (earlier / "events.jsonl").write_text("\n".join(shifted) + "\n")
+    res = run_lemlab("watch", "--once", fixture, "--vs", earlier)
+    assert res.returncode == 0, res.stderr
+    chart = [ln for ln in res.stdout.splitlines() if "│" in ln]
+    assert any("+" in ln for ln in chart) and any("x" in ln for ln in chart)  # the other run's marks
+    assert any("o" in ln or "@" in ln for ln in chart)  # this run's validation points
+    assert "+ train   x val   of run-earlier" in res.stdout
+    top = float(chart[0].split("│")[0])
+    assert top > 7.9  # the axis spans both runs (the earlier one starts 1.0 higher)

@@ -26,11 +26,11 @@ from pathlib import Path
 
 from lemlab.core.errors import LemlabError
 from lemlab.core.safe_text import visible, visible_line
-from lemlab.core.safe_text import visible, visible_line
 from lemlab.core.training_events import (
     CONFIG_FILE,
     EVENTS_FILE,
     RunSource,
+    RunState,
     RunWatcher,
     resolve_run_source,
 )
@@ -48,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="events.jsonl, adapter folder, or mlx-lm stdout log")
     p.add_argument("--once", action="store_true", help="print the summary once and exit (cron)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")
+    p.add_argument("--vs", metavar="OTHER", help="draw another run (a previous one) on the same chart")
 
 
 def source_for(path: str) -> RunSource:
@@ -95,17 +96,29 @@ def _read_once(path: str) -> RunWatcher:
     return watcher
 
 
-def _summary(watcher: RunWatcher, *, chart: bool = True, width: int = 72) -> str:
-    lines = monitor_lines(watcher.state, chart=chart, width=width, now=time.time())
+def _other(path: str | None) -> tuple[RunState, str] | None:
+    """The run `--vs` names, read once, with the name its chart legend shows."""
+    if not path:
+        return None
+    watcher = RunWatcher(source_for(path))
+    watcher.poll()
+    return watcher.state, watcher.source.folder.name
+
+
+def _summary(watcher: RunWatcher, *, chart: bool = True, width: int = 72,
+             other: tuple[RunState, str] | None = None) -> str:  # fmt: skip
+    lines = monitor_lines(watcher.state, chart=chart, width=width, now=time.time(), other=other)
     return "\n".join([f"run {watcher.source.file}"] + lines)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         raise LemlabError("--interval must be positive")
+    other = _other(getattr(args, "vs", None))
     if args.once:
         watcher = _read_once(args.path)
-        print(visible(_summary(watcher, width=min(shutil.get_terminal_size((80, 24)).columns, 100))))
+        width = min(shutil.get_terminal_size((80, 24)).columns, 100)
+        print(visible(_summary(watcher, width=width, other=other)))
         return _interrupted(watcher)
     # A dumb terminal cannot redraw in place (rich's Live would print nothing until the end).
     tty = sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb"
@@ -114,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         # follow_name=False: a rotated events.jsonl is followed to the run's end (file_follower).
         watcher = RunWatcher(wait_for_source(args.path, args.interval), clock=time.time,
                              liveness=GRACE_SECONDS, follow_name=False)  # fmt: skip
-        _live(watcher, args.interval) if tty else _plain(watcher, args.interval)
+        _live(watcher, args.interval, other) if tty else _plain(watcher, args.interval)
     except KeyboardInterrupt:
         pass  # leaving the watch is not an error; the run itself carries on
     if watcher is None:
@@ -147,7 +160,8 @@ def _interrupted(watcher: RunWatcher) -> int:
     return EXIT_DONE
 
 
-def screen_lines(watcher: RunWatcher, width: int, height: int) -> list[str]:
+def screen_lines(watcher: RunWatcher, width: int, height: int,
+                 other: tuple[RunState, str] | None = None) -> list[str]:  # fmt: skip
     """One redraw of the live monitor for a terminal of width x height."""
     state = watcher.state
     if state.finished:
@@ -156,7 +170,7 @@ def screen_lines(watcher: RunWatcher, width: int, height: int) -> list[str]:
         verb, note = "watching", "   (Ctrl+C leaves the watch; the run carries on)"
     head = f"{verb} {_fit_left(str(watcher.source.file), width - len(verb) - 1 - len(note))}{note}"
     # One row spare: a screen filled to the last row scrolls when the cursor moves below it.
-    body = monitor_lines(state, width=min(width, MAX_WIDTH), height=height - 2, now=time.time())
+    body = monitor_lines(state, width=min(width, MAX_WIDTH), height=height - 2, now=time.time(), other=other)
     return [head] + body
 
 
@@ -166,7 +180,7 @@ def _fit_left(text: str, room: int) -> str:
     return text if len(text) <= room else "…" + text[-(room - 1) :]
 
 
-def _live(watcher: RunWatcher, interval: float) -> None:
+def _live(watcher: RunWatcher, interval: float, other: tuple[RunState, str] | None = None) -> None:
     from rich.console import Console
     from rich.live import Live
     from rich.text import Text
@@ -176,7 +190,7 @@ def _live(watcher: RunWatcher, interval: float) -> None:
     def view() -> Text:
         width, height = console.size  # read per redraw: follows a resized terminal
         # events.jsonl and mlx-lm logs are files: their text is shown with controls visible.
-        return Text(visible("\n".join(screen_lines(watcher, width, height))), no_wrap=True,
+        return Text(visible("\n".join(screen_lines(watcher, width, height, other))), no_wrap=True,
                     overflow="crop")  # fmt: skip
 
     watcher.poll()

@@ -16,6 +16,7 @@ from operator import add
 
 Point = tuple[int, float]
 TRAIN_MARK, VAL_MARK, BOTH_MARK = "·", "o", "@"
+OTHER_TRAIN_MARK, OTHER_VAL_MARK = "+", "x"  # a second run drawn for comparison (`watch --vs`)
 
 
 def _columns(points: Sequence[Point], lo_x: int, hi_x: int, width: int) -> dict[int, float]:
@@ -54,11 +55,16 @@ def render_loss_chart(
     width: int = 60,
     height: int = 10,
     total_iters: int | None = None,
+    other: tuple[Sequence[Point], Sequence[Point], str] | None = None,
 ) -> list[str]:
     """Lines of a loss chart. Empty input gives one explanatory line. NaN / inf losses (a run
-    that diverged) cannot be placed on the axis: they are counted under the chart instead."""
+    that diverged) cannot be placed on the axis: they are counted under the chart instead.
+    `other`: (train, val, name) of a second run drawn on the same axes (`+` and `x`)."""
     if not train and not val:
         return ["(no loss reported yet)"]
+    if other is not None:
+        other = ([p for p in other[0] if math.isfinite(p[1])], [p for p in other[1] if math.isfinite(p[1])],
+                 other[2])  # fmt: skip
     finite_train = [p for p in train if math.isfinite(p[1])]
     finite_val = [p for p in val if math.isfinite(p[1])]
     dropped = len(train) + len(val) - len(finite_train) - len(finite_val)
@@ -67,26 +73,32 @@ def render_loss_chart(
         if not finite_train and not finite_val:
             return [f"({note})"]
         lines = render_loss_chart(finite_train, finite_val, width=width, height=height,
-                                  total_iters=total_iters)  # fmt: skip
+                                  total_iters=total_iters, other=other)  # fmt: skip
         return [*lines, f"  ({note}; not plotted)"]
     width, height = max(width, 10), max(height, 3)
-    xs = [x for x, _ in train] + [x for x, _ in val]
-    ys = [y for _, y in train] + [y for _, y in val]
+    series = [(train, TRAIN_MARK), (val, VAL_MARK)]
+    if other is not None:
+        series += [(other[0], OTHER_TRAIN_MARK), (other[1], OTHER_VAL_MARK)]
+    xs = [x for pts, _ in series for x, _ in pts]
+    ys = [y for pts, _ in series for _, y in pts]
     lo_x = min(min(xs), 1)
     hi_x = max(max(xs), total_iters or 0)
     lo_y, hi_y = min(ys), max(ys)
     if hi_y - lo_y < 1e-9:
         lo_y, hi_y = lo_y - 0.5, hi_y + 0.5
     grid = [[" "] * width for _ in range(height)]
-    for marks, mark in ((train, TRAIN_MARK), (val, VAL_MARK)):
+    for marks, mark in series:
+        if not marks:
+            continue
         for col, y in _columns(marks, lo_x, hi_x, width).items():
             row = round((hi_y - y) * (height - 1) / (hi_y - lo_y))
             cell = grid[row][col]
             grid[row][col] = BOTH_MARK if cell not in (" ", mark) else mark
-    return _frame(grid, lo_x, hi_x, lo_y, hi_y)
+    return _frame(grid, lo_x, hi_x, lo_y, hi_y, other[2] if other is not None else None)
 
 
-def _frame(grid: list[list[str]], lo_x: int, hi_x: int, lo_y: float, hi_y: float) -> list[str]:
+def _frame(grid: list[list[str]], lo_x: int, hi_x: int, lo_y: float, hi_y: float,
+           other_name: str | None = None) -> list[str]:  # fmt: skip
     """Axes around the grid: loss labels at the top, middle and bottom rows, iterations at the
     left, middle and right columns, and a legend."""
     height, width = len(grid), len(grid[0])
@@ -115,4 +127,6 @@ def _frame(grid: list[list[str]], lo_x: int, hi_x: int, lo_y: float, hi_y: float
     lines.append(" " * (label_w + 2) + "".join(axis).rstrip())
     legend = f"{TRAIN_MARK} train   {VAL_MARK} val   {BOTH_MARK} both   x: iteration   y: loss"
     lines.append(" " * (label_w + 2) + legend)
+    if other_name is not None:  # a line of its own: a long run name must not push the first off screen
+        lines.append(" " * (label_w + 2) + f"{OTHER_TRAIN_MARK} train   {OTHER_VAL_MARK} val   of {other_name}")
     return lines

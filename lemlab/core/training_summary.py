@@ -224,6 +224,7 @@ def monitor_lines(
     height: int | None = None,
     now: float | None = None,
     chart: bool = True,
+    other: tuple[RunState, str] | None = None,
 ) -> list[str]:
     """The full-screen terminal monitor (`lemlab watch`): the figures of `summary_lines` plus
     where each loss was measured, it/s, trained tokens, a ticking clock, and a loss chart that
@@ -235,12 +236,15 @@ def monitor_lines(
     if height is not None:  # what is left below the figures, a blank line and the chart's axes
         lo, hi = MONITOR_CHART_ROWS
         rows = min(max(height - len(lines) - 1 - 3, lo), hi)
+    if other is not None:
+        rows -= 1  # its legend line
     plot = render_loss_chart(
         state.train_points,
         state.val_points,
         width=max(width - 10, 20),
         height=rows,
         total_iters=state.total_iters,
+        other=(other[0].train_points, other[0].val_points, other[1]) if other is not None else None,
     )
     return lines + [""] + plot
 
