@@ -5,6 +5,7 @@ away; lemlab dequantizes unless asked otherwise."""
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,16 @@ def test_two_stage_curriculum_on_4bit_base_starts_stage_two_where_one_ended(
     assert abs(marker["val_loss_fused"] - marker["val_loss_adapter"]) < 1e-4
     assert abs(first_two[1] - marker["val_loss_adapter"]) < 1e-4
     assert f"starts from stage 1's merged model {fused}" in res.stderr
+    state = {s["name"]: s for s in tomllib.loads((out / "curriculum-state.toml").read_text())["stage"]}
+    assert state["one"]["fused_val_loss"] == marker["val_loss_fused"]
+    assert state["one"]["final_val_loss"] == marker["val_loss_adapter"]
+    # The size the plan and the fuse dialog announce is the dequantized model's, not the 4-bit's.
+    from lemlab.core.curriculum import fuse_job, load_curriculum
+
+    announced = fuse_job(load_curriculum(tmp_path / "cur.toml"), 0).size_bytes
+    written = (fused / "model.safetensors").stat().st_size
+    assert abs(announced - written) < 0.05 * written
+    assert written > 2 * (tiny_model_q4 / "model.safetensors").stat().st_size
     loss = f"{marker['val_loss_adapter']:.4f}"
     assert f"validation loss {loss} merged vs {loss} base + adapter" in res.stderr
 

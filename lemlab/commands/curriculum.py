@@ -145,6 +145,7 @@ def run_stages(cur: Curriculum, todo: list[int]) -> int:
                 progress.save()
                 raise LemlabError(str(exc)) from None
             report_fuse(i, name, res, stage_start_loss(cur, i))
+            progress.note(i, fused_val_loss=res.val_loss_fused)
         if cur.eval is not None and not evaluate(cur, i, progress):
             progress.set(i, "fused" if cur.needs_fuse(i) else "trained")
             return 130  # Ctrl+C during the evaluation: a rerun resumes it
