@@ -21,6 +21,7 @@ from lemlab.core.safe_text import visible, visible_line
 from lemlab.core.sessions import Session, default_session_name, open_or_create
 from lemlab.core.themes import save_theme_choice
 from lemlab.tui.commands import LemlabCommands
+from lemlab.tui.open_folder import ask_open_folder, remember
 from lemlab.tui.panes.base import LabPane, Verb
 from lemlab.tui.services import Settings
 from lemlab.tui.state import LabState
@@ -191,6 +192,11 @@ class LemlabApp(App[int]):
         self.lab.session.set_model(info.model_path, is_demo=info.is_demo)
         self.lab.session.set_adapter(info.adapter_path)
         self.lab.save()
+        new, problem = remember(info.model_path, info.adapter_path)
+        if problem:
+            self.notify(problem, severity="warning")
+        elif new:  # a folder opened by path joins the Models pane's lists
+            self.query_one("#models-pane").action_rescan()  # type: ignore[attr-defined]
         for warning in info.warnings:
             self.notify(warning, title="Loaded with warnings", severity="warning", timeout=10)
         self.refresh_status()
@@ -286,6 +292,8 @@ class LemlabApp(App[int]):
         yield Verb("Open session…", "list saved sessions", self.action_sessions)
         yield Verb("New session…", "start a named session", self._new_session)
         yield Verb("Switch theme…", "choose a colour theme", self.action_pick_theme)
+        yield Verb("Open model / adapter folder…", "a path (with completion), a folder tree or a "
+                   "recent one", lambda: ask_open_folder(self))  # fmt: skip
         yield Verb("Load model…", "go to the Models tab", lambda: self.action_show_tab("models"))
         yield Verb("Unload model", "free the model", self.unload_model)
         for pane in self.panes:

@@ -51,6 +51,8 @@ class ModelsPane(LabPane):
                 tooltip="Unload the current model and adapter"),  # fmt: skip
         Binding("ctrl+l", "rescan", "Rescan", id="models.rescan",
                 tooltip="Scan the model folders and ask the endpoints again"),  # fmt: skip
+        Binding("ctrl+f", "open_folder", "Open folder", id="models.open_folder",
+                tooltip="Open a model or adapter folder by path (completion, tree, recent)"),  # fmt: skip
     ]
 
     def __init__(self) -> None:
@@ -81,6 +83,15 @@ class ModelsPane(LabPane):
         self.query_one("#adapters-table", DataTable).add_columns(*ADAPTER_COLUMNS)
         self.query_one("#endpoints-table", DataTable).add_columns(*ENDPOINT_COLUMNS)
         self.action_rescan()
+
+    def on_show(self) -> None:
+        # Adapters trained meanwhile (Training pane, `lemlab train`) appear when the tab opens.
+        self.action_rescan()
+
+    def action_open_folder(self) -> None:
+        from lemlab.tui.open_folder import ask_open_folder
+
+        ask_open_folder(self.app)  # type: ignore[arg-type]
 
     @property
     def configured_endpoints(self) -> dict[str, object]:
