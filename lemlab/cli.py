@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         _command_module(module).add_arguments(sub)
         harden(sub)  # finite, bounded numbers before any work
         sub.add_argument(limits.FLAG, action="store_true",
-                         help="raise lemlab's size caps (prompts, batteries) a hundredfold")  # fmt: skip
+                         help="raise lemlab's size caps (prompts, kernels, batteries) a hundredfold")  # fmt: skip
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:  # one line, with controls from the command line shown visibly

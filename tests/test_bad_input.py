@@ -30,6 +30,7 @@ def _files(tmp: Path) -> dict[str, bytes]:
     return {
         "battery.json": BATTERY.encode(),
         "deep.json": DEEP.encode(),
+        "big.txt": b"Be kind. " * 100_000,
         "long.json": json.dumps([{"id": "P1", "domain": "Care", "prompt": "why? " * 50_000}]).encode(),
         "run.jsonl": sample,
         "empty.jsonl": b"",
@@ -119,6 +120,7 @@ CASES: list[tuple[str, list[str], str, bytes | None]] = [
      '[endpoints.a]\nurl = "http://h:1/v1"\nmodel = "caf\xe9"\n'.encode("latin-1")),
     # JSON nested too deeply.
     ("ab-prompt-too-long", ["ab", M, "--prompts", "{d}/long.json", "--output", "{d}/o.jsonl"], "--allow-large", None),
+    ("ab-kernel-too-big", [*AB, "--kernel", "big={d}/big.txt"], "--allow-large", None),
     ("ab-battery-deep", ["ab", M, "--prompts", "{d}/deep.json", "--output", "{d}/o.jsonl"], "deep", None),
     ("report-deep", ["report", "{d}/deep.jsonl"], "deep", None),
     ("rescore-deep", ["rescore", "{d}/deep.jsonl", "--out", "{d}/r.jsonl"], "deep", None),

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lemlab.core import limits
 from lemlab.core.errors import LemlabError
 from lemlab.core.paths import get_paths
 from lemlab.core.probes import shipped_probe_dirs
@@ -43,6 +44,12 @@ class KernelInfo:
 def load_kernel(path: str | Path, name: str | None = None) -> Kernel:
     """Read a kernel file. Missing, empty (or whitespace-only) and non-UTF-8 files are errors."""
     p = Path(path).expanduser()
+    try:
+        size = p.stat().st_size
+    except OSError:
+        size = 0  # read_file_bytes words the error
+    if size > limits.cap(limits.PROMPT_CHARS * 4):  # a system prompt: the prompt cap, in bytes
+        raise LemlabError(f"kernel {p}: " + limits.over("the file", size, limits.PROMPT_CHARS * 4, "bytes"))
     data = read_file_bytes(p, f"kernel {p}", "text file")
     text = decode_utf8(data, f"kernel {p}")
     if not text.strip():
