@@ -328,3 +328,20 @@ def test_resume_refuses_an_ab_file_with_a_repeated_probe_and_leaves_it(
     line = one_line(again.stderr)
     assert "duplicate probe id 'P01'" in line and "cannot resume" in line
     assert out.read_bytes() == before
+
+
+def test_resume_refuses_a_sidecar_with_a_repeated_partial_result(tmp_path: Path) -> None:
+    from lemlab.core.ab_store import RunSettings, open_output, sidecar_path
+    from lemlab.core.errors import LemlabError
+    from lemlab.core.probes import Probe
+
+    settings = RunSettings("m", "v2", {"temperature": 0.0}, {"baseline": {"adapter": None, "kernel_sha256": None}})
+    out = tmp_path / "run.jsonl"
+    out.write_text("")
+    side = sidecar_path(out)
+    rec = {"type": "partial", "variant": "base", "id": "P1", "conditions": {}}
+    side.write_text("".join(json.dumps(x) + "\n" for x in (settings.header(), rec, rec)))
+    before = side.read_bytes()
+    with pytest.raises(LemlabError, match=r"run.jsonl.partial.jsonl:3: probe 'P1' of 'base' is also on line 2"):
+        open_output(out, settings, [Probe("P1", "c", "Is it fair?")], resume=True)
+    assert side.read_bytes() == before and out.read_bytes() == b""
