@@ -9,7 +9,11 @@ the order of lines.
 Crash safety. Probe lines are appended with one write each and fsynced, so a SIGKILL leaves every
 earlier line intact and at most one half-written last line; resume detects that line, rewrites
 the file without it (atomically), and redoes the probe. The sidecar is append-only the same way;
-it is deleted once the summary line is on disk. Headless: no mlx.
+it is deleted once the summary line is on disk.
+
+One writer: opening locks the output (core/locks.py) for as long as the OpenedRun lives, so a
+second run on it is refused with the holder's name; a probe written twice (in the output or
+the sidecar) is corruption that resume refuses. Headless: no mlx.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Self-distill output -> mlx-lm chat training data: tolerant reading, dedup, order, split, stats.
 
 A (probe id, sample_idx) pair is one sample: a repeated pair (two writers on one file) is
-reported as a malformed line and read once. Dedup modes (per probe id): `best` keeps the highest-scoring kept sample (ties: the lowest
-sample_idx), `first` the first kept sample in file order, `all` every kept sample. Output is
-sorted by probe id (then sample_idx), so reruns are byte-identical and diffable.
+reported as a malformed line and read once. Dedup modes (per probe id): `best` keeps the
+highest-scoring kept sample (ties: the lowest sample_idx), `first` the first kept sample in file
+order, `all` every kept sample. Output is sorted by probe id (then sample_idx), so reruns are
+byte-identical and diffable.
 
 Split: a seeded shuffle picks which examples go to validation; training gets floor(n *
 train_fraction) of them (as the research's int(n * 0.9)), validation the rest, but at least one
