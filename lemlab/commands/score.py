@@ -29,9 +29,8 @@ def run(args: argparse.Namespace) -> int:
 
     scorer = get_scorer(args.scorer)  # unknown id: one line listing the valid ids, exit 2
     text = read_text(args.file)
-    result = scorer.score(text)
+    result, explain = scorer.score_and_explain(text)
     points = scorer.points(result)
-    explain = scorer.explain(text)
     modes = detect(text, args.prompt)
     if args.json:
         payload = {

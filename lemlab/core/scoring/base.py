@@ -22,6 +22,8 @@ class Signal:
     evidence: Callable[[str], list[str]]
     points: Callable[[Number], float]
     penalty: bool = False
+    # True when count(text) == len(evidence(text)): one pass gives both (`lemlab score`).
+    counts_evidence: bool = False
 
 
 def word_bounded(items: Iterable[str], flags: int = 0) -> re.Pattern[str]:
@@ -52,6 +54,7 @@ def regex_signal(
         evidence=lambda text: [m.group(0) for m in pattern.finditer(text)],
         points=capped(per_hit, cap),
         penalty=per_hit < 0,
+        counts_evidence=True,
     )
 
 
@@ -92,3 +95,14 @@ class Scorer:
     def explain(self, text: str) -> dict[str, list[str]]:
         """Per signal, the phrases that fired it (or a one-line reason for computed signals)."""
         return {s.name: s.evidence(text) for s in self.signals}
+
+    def score_and_explain(self, text: str) -> tuple[dict[str, Number], dict[str, list[str]]]:
+        """score(text) and explain(text) together, matching each pattern once where a signal's
+        value is the number of its phrases (half the time of calling both on megabytes)."""
+        explain = self.explain(text)
+        result: dict[str, Number] = {
+            s.name: len(explain[s.name]) if s.counts_evidence else s.count(text)
+            for s in self.signals
+        }
+        result["lek_score"] = self.lek(result)
+        return result, explain

@@ -88,6 +88,7 @@ def preamble_signal(pattern: re.Pattern[str], name: str = "formulaic_preamble") 
         evidence=lambda t: [m.group(0)] if (m := pattern.match(t)) else [],
         points=capped(-2.0),
         penalty=True,
+        counts_evidence=True,
     )
 
 
@@ -163,7 +164,9 @@ ENGAGEMENT_DEPTH = Signal(
     evidence=_paragraph_evidence,
     points=capped(1.0, 6.0),
 )
-SPECIFICITY = Signal("specificity", _specificity, _specificity_matches, capped(0.3, 5.0))
+SPECIFICITY = Signal(
+    "specificity", _specificity, _specificity_matches, capped(0.3, 5.0), counts_evidence=True
+)
 QUESTIONING = Signal(
     "questioning",
     count=lambda t: t.count("?"),
