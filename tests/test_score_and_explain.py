@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_scorers import VECTOR_FILES, _vectors
 
 from lemlab.core.scoring import get_scorer
-from test_scorers import VECTOR_FILES, _vectors
 
 
 @pytest.mark.parametrize("scorer_id", list(VECTOR_FILES))
