@@ -335,3 +335,32 @@ async def test_markdown_export_knows_model_and_duration_as_report_does(tmp_path:
     assert header == "Model: tiny-gemma. Scorer: v2. Probes: 6. Duration: 42 seconds."
     # `lemlab report` on the same file says the same
     assert to_markdown(run_report(abfile.read_ab(path))).splitlines()[2] == header
+
+
+async def test_override_keys_typed_in_one_burst_land_in_their_fields(tmp_path: Path) -> None:
+    """As a terminal delivers fast typing: every key of the dialog queued before any is
+    handled (the value, Tab, the reason, Enter). Each must land where the user meant it; and
+    a Down queued before "o" moves the cursor before the override picks its cell."""
+    from textual import events
+
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _opened(pilot, app, tmp_path)
+        p = pane(app)
+        p.grid.move_to("emotional", "ethics")
+        await pilot.pause()
+
+        def burst(*keys: str) -> None:
+            for key in keys:
+                char = {"tab": "\t", "enter": "\r", "down": None, "up": None}.get(key, key)
+                app.post_message(events.Key(key, char))
+
+        burst("up", "o")
+        await until(pilot, lambda: isinstance(app.screen, OverrideDialog))
+        assert app.screen.probe_id == "gov_criticism"
+        burst("7", "tab", *"stop token", "enter")
+        await wait_idle(pilot, app)
+        assert not isinstance(app.screen, OverrideDialog)
+        row = next(r for r in p.model.rows if r.id == "gov_criticism")
+        ov = p.model.cell(row, "ethics").override
+        assert ov is not None and (ov.corrected, ov.reason) == (7.0, "stop token")

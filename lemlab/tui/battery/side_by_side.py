@@ -64,6 +64,7 @@ class SideBySideScreen(Screen[None]):
         Binding("escape", "close", "Back", id="battery.sbs_close", tooltip="Back to the score table"),
         Binding("n", "step(1)", "Next", id="battery.sbs_next", tooltip="Show the next probe"),
         Binding("p", "step(-1)", "Prev", id="battery.sbs_prev", tooltip="Show the previous probe"),
+        # Not a priority binding: it must see the probe that keys queued before it (n, p) chose.
         Binding("o", "override", "Override", id="battery.sbs_override",
                 tooltip="Correct the score of the focused side (Tab switches sides)"),
         Binding("t", "toggle_signals", "Signals", id="battery.sbs_signals",
