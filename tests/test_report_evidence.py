@@ -94,6 +94,8 @@ def test_named_sides_within_a_run(
     assert titles[:2] == ["## baseline vs lek", "## lek+json vs lek"]
     assert main(["report", str(three_conditions), "--ref", "nope"]) == 2
     assert "no condition 'nope'" in capsys.readouterr().err
+    assert main(["report", str(three_conditions), "--ref", "lek", "--cond", "lek"]) == 2
+    assert "condition 'lek' is the reference" in capsys.readouterr().err
 
 
 def test_per_probe_dimension_table(three_conditions: Path) -> None:

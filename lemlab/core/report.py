@@ -196,7 +196,9 @@ def run_report(
     _need_condition(run, base, "to compare against")
     others = [n for n in names if n != base]
     if condition is not None:
-        if condition == base or condition not in others:
+        if condition == base:
+            raise LemlabError(f"condition {condition!r} is the reference: name another (--ref)")
+        if condition not in others:
             raise LemlabError(
                 f"no condition {condition!r} to compare with {base!r} "
                 f"(conditions: {', '.join(names) or 'none'})"
