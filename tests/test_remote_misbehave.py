@@ -101,6 +101,9 @@ class Script(BaseHTTPRequestHandler):
                 line = f"data: {json.dumps(piece)}\n\n".encode()
                 for _ in range(40_000):
                     self.wfile.write(line)
+            elif mode == "flood-one-event":  # the whole oversized reply in one SSE line
+                self._sse_head()
+                self._event({"choices": [{"delta": {"content": "w" * 3_000_000}}]})
             elif mode == "flood-json":
                 self._json(200, {"choices": [{"message": {"content": "y" * 5_000_000}}]})
             elif mode == "echo-401":
@@ -214,7 +217,7 @@ def test_overall_deadline_stops_a_trickling_reply(
     assert "no complete reply within 1 s" in str(handle.error)
 
 
-@pytest.mark.parametrize("mode", ["flood", "flood-json"])
+@pytest.mark.parametrize("mode", ["flood", "flood-one-event", "flood-json"])
 def test_reply_ignoring_max_tokens_is_cut(
     server: tuple[str, type[Script]], monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
@@ -225,6 +228,8 @@ def test_reply_ignoring_max_tokens_is_cut(
     if mode == "flood":  # what came is kept, cut at the cap, like a reply that hit its limit
         assert stats.finish_reason == "length" and 0 < len(text) <= 8 * 128 + 4096  # type: ignore[attr-defined]
         assert set(text) == {"z"}
+    elif mode == "flood-one-event":  # one line past the budget is not read whole, not parsed
+        assert stats.finish_reason == "length" and text == ""  # type: ignore[attr-defined]
     else:  # a whole JSON body past the cap is not read at all
         assert stats.finish_reason == "error" and "ignore max_tokens" in str(handle.error)  # type: ignore[attr-defined]
 

@@ -45,8 +45,8 @@ ADAPTER_FIELD = "adapters"  # mlx_lm.server reads a per-request adapter path fro
 # only a server that ignores max_tokens reaches them, and it cannot keep a run busy for minutes.
 CHARS_PER_TOKEN_CAP = 128
 BYTES_PER_TOKEN_CAP = 1024  # a streamed event per token carries ids and JSON around the text
-LINE_CAP = 1 << 20
-LIST_CAP = 16 << 20  # GET /models  # one SSE line or error body read at most this many bytes at a time
+LINE_CAP = 16 << 20  # longest SSE line read whole (a longer one is cut, then fails as not JSON)
+LIST_CAP = 16 << 20  # the most of a GET /models body read
 _AUTH_WORD = re.compile(r"\b(Bearer|Basic|Token)(\s+)[A-Za-z0-9._~+/=:-]+", re.IGNORECASE)
 
 
@@ -229,13 +229,15 @@ def list_models(endpoint: Endpoint, timeout: float = CONNECT_TIMEOUT) -> list[st
 
 
 def iter_sse(
-    resp: http.client.HTTPResponse, on_line: Callable[[bytes], None] | None = None
+    resp: http.client.HTTPResponse,
+    on_line: Callable[[bytes], None] | None = None,
+    line_cap: int = LINE_CAP,
 ) -> Iterator[str]:
     """The `data:` payloads of a server-sent-events stream, one per event; comments skipped.
     `on_line` sees every raw line (comments too), so a caller can bound what a stream costs."""
     lines: list[str] = []
     while True:
-        raw = resp.readline(LINE_CAP)
+        raw = resp.readline(line_cap)
         if on_line is not None:
             on_line(raw)
         if not raw:
@@ -470,7 +472,8 @@ class RemoteGeneration:
                 )
 
         try:
-            for data in iter_sse(resp, on_line):
+            # Lines are read whole up to the byte budget, so the budget, not a split, ends them.
+            for data in iter_sse(resp, on_line, line_cap=min(self._byte_cap + 1, LINE_CAP)):
                 if self._cancelled.is_set():
                     return
                 if data.strip() == "[DONE]":
