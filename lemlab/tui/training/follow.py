@@ -13,6 +13,7 @@ from lemlab.core.sessions import now_iso
 from lemlab.core.train_runner import EXIT_STOPPED, TrainingProcess, record_lost_trainer, stop_run
 from lemlab.core.training_events import RunSource, RunState, RunWatcher, resolve_run_source
 
+QUIET_LOG_SECONDS = 300.0  # an unfinished log untouched this long is no longer taken as live
 LOST_TRAINER_GRACE = 3.0  # seconds an attached run's trainer may be gone before it counts as interrupted
 
 
@@ -96,8 +97,17 @@ class FollowedRun:
 
     @property
     def live(self) -> bool:
-        """A trainer is (as far as can be told) still working on this run."""
-        return self.running and not self.state.finished
+        """A trainer is (as far as can be told) still working on this run. An attached file
+        with no trainer pid (an mlx-lm log) counts while it grew in the last few minutes: a log
+        left by a killed run must not ask on every quit."""
+        if not self.running or self.state.finished:
+            return False
+        if self.process is not None or self.state.trainer is not None:
+            return True
+        try:
+            return time.time() - self.source.file.stat().st_mtime < QUIET_LOG_SECONDS
+        except OSError:
+            return False
 
     def request_stop(self) -> str:
         """First call: ask the trainer to save and stop; a second call kills our own child.
