@@ -138,3 +138,27 @@ async def test_model_folder_names_are_shown_as_text(tmp_path: Path) -> None:
         svg = _svg(app)
         assert "evil␛]0;pwned␇[b]x" in svg
         _assert_safe(svg)
+
+
+async def test_training_pane_shows_event_text_visibly(tmp_path: Path) -> None:
+    from test_tui_support import open_training_tab
+
+    run = tmp_path / f"run{CLEAR_AND_RETITLE}"
+    run.mkdir()
+    events = [
+        {"event": "start", "ts": "2026-11-24T06:11:52+00:00", "total_iters": 10,
+         "model": "/m", "data": "/d", "adapter_path": str(run), "pid": 1},
+        {"event": "error", "ts": "2026-11-24T06:11:53+00:00", "message": f"boom {CLEAR_AND_RETITLE}\x04"},
+    ]  # fmt: skip
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_training_tab(pilot)
+        assert pane.attach(str(run))
+        await pilot.pause(0.3)
+        figures = _plain(app.query_one("#training-figures"))
+        assert "boom ␛[2J␛]0;pwned␇␄" in figures
+        assert "run␛[2J␛]0;pwned␇" in _plain(app.query_one("#training-head"))
+        svg = _svg(app)
+        assert "boom ␛[2J␛]0;pwned␇␄" in svg
+        _assert_safe(svg)

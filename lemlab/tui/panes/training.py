@@ -21,6 +21,7 @@ from textual.widgets import Static
 
 from lemlab.core.checkpoint_scores import CheckpointComparison, align_scores, compare
 from lemlab.core.errors import LemlabError
+from lemlab.core.safe_text import visible, visible_line
 from lemlab.core.training_config import TrainingConfig
 from lemlab.core.training_summary import compact_lines, summary_lines
 from lemlab.tui.panes.base import LabPane, Verb
@@ -236,13 +237,14 @@ class TrainingPane(LabPane):
         name = f"{run.folder.name}/{run.source.file.name}"  # the full path is in the notification
         if run.labels.get("curriculum"):  # stage folders all end in adapter/: name the stage's
             name = f"{run.folder.parent.name}/{name}"
-        self.query_one("#training-head", Static).update(f"{where}: {name}")
+        self.query_one("#training-head", Static).update(visible_line(f"{where}: {name}"))
         self._drawn_at = time.monotonic()
         narrow = self.has_class("-narrow")
         lines = (compact_lines if narrow else lambda s, now: summary_lines(s, chart=False, now=now))(st, time.time())
         if run.exit_note:
             lines.append(run.exit_note)
-        self.query_one("#training-figures", Static).update("\n".join(lines))
+        # Messages and paths come from events.jsonl and logs: controls shown visibly.
+        self.query_one("#training-figures", Static).update(visible("\n".join(lines)))
         plot = self.query_one(LossPlot)
         if self.overlay is not None:
             ov = self.overlay.state
@@ -272,7 +274,7 @@ class TrainingPane(LabPane):
                 text.append("   ")
                 line += 3
             text.append(mark, style=colour)
-            text.append(f" {label}")
+            text.append(visible_line(f" {label}"))
             line += width
         box.update(text)
 
@@ -489,7 +491,7 @@ class TrainingPane(LabPane):
         self.flow.ask_path()
 
     def show_curriculum(self, line: str) -> None:
-        self.query_one("#training-curriculum", Static).update(line)
+        self.query_one("#training-curriculum", Static).update(visible_line(line))
         self.set_class(bool(line), "-curriculum")
 
     # -- score vs checkpoint -------------------------------------------------------------------
