@@ -52,6 +52,9 @@ class Script(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def do_GET(self) -> None:
+        if self.mode == "echo-status":  # not HTTP at all: the raw line echoes the header
+            self.wfile.write(f"HTTP/9 what {self.headers.get('Authorization')}\r\n\r\n".encode())
+            return
         if self.mode != "trickle-list":
             return self._json(200, {"object": "list", "data": [{"id": "m"}]})
         self.send_response(200)
@@ -245,6 +248,18 @@ def test_key_echoed_by_the_server_is_redacted(
     last = list(handle)[-1]
     assert last.error and KEY not in last.error and KEY not in str(handle.error)
     assert "Bearer [redacted]" in last.error  # the server's words are kept, the key is not
+
+
+def test_key_echoed_in_a_broken_status_line_is_redacted(
+    server: tuple[str, type[Script]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, handler = server
+    handler.mode = "echo-status"
+    monkeypatch.setenv("LEMLAB_MISBEHAVE_KEY", KEY)
+    ep = Endpoint(url=url, name="s", api_key_env="LEMLAB_MISBEHAVE_KEY")
+    with pytest.raises(EndpointUnreachable) as info:
+        RemoteEngine({"s": ep}).load("endpoint:s#m").result(timeout=WAIT)
+    assert "not an HTTP reply" in str(info.value) and KEY not in str(info.value)
 
 
 def test_userinfo_echoed_by_the_server_is_redacted(

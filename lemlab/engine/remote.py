@@ -146,8 +146,8 @@ def open_request(
         conn.request(method, parts.path + path, body=data, headers=headers)
         resp = conn.getresponse()
     except (OSError, http.client.HTTPException) as e:
-        conn.close()
-        raise EndpointUnreachable(f"{endpoint.url}: {_reason(e)}") from None
+        conn.close()  # a bad status line is server text: redacted like an error body
+        raise EndpointUnreachable(f"{endpoint.url}: {redact(_reason(e), endpoint)}") from None
     except BaseException:
         conn.close()
         raise
