@@ -28,6 +28,7 @@ from typing import Any
 
 MIN_SHARED = 32  # shorter shared prefixes (BOS + turn markers) are not worth an entry
 MIN_EXTEND = 32  # grow an entry only when a request shares this many more tokens
+MIN_TAIL = 8  # a tail is reused from fewer shared tokens: it costs a copy, not a new prefill
 MAX_ENTRIES = 4
 HISTORY = 8
 
@@ -76,7 +77,7 @@ class PrefixCache:
         from mlx_lm.models.cache import can_trim_prompt_cache
 
         fed = getattr(cache[0], "offset", None) if cache else None
-        if not isinstance(fed, int) or fed < MIN_SHARED or not can_trim_prompt_cache(cache):
+        if not isinstance(fed, int) or fed < MIN_TAIL or not can_trim_prompt_cache(cache):
             self._tail = None
             return
         self._tail = _Entry(list(tokens[:fed]), cache)
@@ -122,7 +123,7 @@ class PrefixCache:
         if tail is None:
             return None
         shared = min(common_prefix_len(tail.tokens, tokens), limit)
-        if shared < MIN_SHARED or shared < base_len + MIN_EXTEND:
+        if shared < MIN_TAIL or (base_len and shared < base_len + MIN_EXTEND):
             return None
         cache = copy.deepcopy(tail.cache)
         trim_prompt_cache(cache, len(tail.tokens) - shared)
