@@ -4,6 +4,11 @@ Ollama) over HTTP.
 Pure standard library, no mlx: each request runs on a short-lived thread of its own, which is
 safe here because no MLX stream is involved. The API key is read from the environment per
 request (lemlab.core.endpoints.api_key) and only ever placed in the Authorization header.
+
+Why http.client and not httpx: what a run needs beyond a request is to stop one at any moment
+(Ctrl+C, a deadline) from another thread, and httpx offers per-phase timeouts but no overall
+deadline and no cross-thread abort of a blocked read either; shutting the socket down does both
+here with no dependency (httpx is not installed; huggingface_hub brings a fork, httpx2).
 """
 
 from __future__ import annotations
