@@ -6,9 +6,10 @@ safe here because no MLX stream is involved. The API key is read from the enviro
 request (lemlab.core.endpoints.api_key) and only ever placed in the Authorization header.
 
 Why http.client and not httpx: what a run needs beyond a request is to stop one at any moment
-(Ctrl+C, a deadline) from another thread, and httpx offers per-phase timeouts but no overall
-deadline and no cross-thread abort of a blocked read either; shutting the socket down does both
-here with no dependency (httpx is not installed; huggingface_hub brings a fork, httpx2).
+(Ctrl+C, a deadline) from another thread: httpx's timeouts are per phase (connect, read, write,
+pool), with no overall deadline, and aborting a blocked read from another thread is not part of
+its documented API; shutting the socket down does both here with no new dependency (httpx is
+not installed; huggingface_hub brings a fork of it, httpx2).
 """
 
 from __future__ import annotations
