@@ -89,7 +89,7 @@ def test_train_and_watch_survive_a_rotation_mid_run(tiny_model: Path, tmp_path: 
             time.sleep(0.05)
         watch = subprocess.Popen(lemlab_cmd("watch", adapter, "--interval", "0.2"),
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
-        time.sleep(1.0)  # the watch has read the run's start
+        assert watch.stdout is not None and watch.stdout.readline()  # it has read the run's start
         rotated = rotate(events)
         _, err = train.communicate(timeout=300)
         assert train.returncode == 0, err
