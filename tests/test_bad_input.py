@@ -381,3 +381,19 @@ def test_huge_scores_in_an_ab_file_are_unreadable_lines(tmp_path: Path, capsys: 
     status, err, out = run_with_output(["report", str(path)], capsys)
     assert status == 0 and "out of range" in err and "internal error" not in err
     assert "# A/B report" in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["ab", "distill"])
+def test_resume_onto_a_deeply_nested_output_is_one_line(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    (tmp_path / "battery.json").write_text(BATTERY)
+    out = tmp_path / "out.jsonl"
+    out.write_text(DEEP + "\n")
+    before = _snapshot(tmp_path)
+    argv = [command, "--model", str(tiny_model), "--prompts", str(tmp_path / "battery.json"),
+            "--output", str(out), "--resume", "--max-tokens", "2"]  # fmt: skip
+    status, err = run_case(argv, capsys)
+    _assert_one_line_exit_2(status, err, "nested too deeply")
+    assert _snapshot(tmp_path) == before

@@ -93,6 +93,8 @@ def read_jsonl_strict(path: Path) -> JsonlRead:
             if n == len(lines) and torn:
                 break  # the half-written last line: dropped
             raise LemlabError(f"{path}:{n}: invalid JSON: cannot resume") from None
+        except RecursionError:
+            raise LemlabError(f"{path}:{n}: invalid JSON (nested too deeply): cannot resume") from None
         if not isinstance(obj, dict):
             raise LemlabError(f"{path}:{n}: not a JSON object: cannot resume")
         out.append((n, obj))
