@@ -54,3 +54,21 @@ def test_ab_refuses_the_battery_in_one_line_exit_2(
     assert err.count("\n") == 1 and err.startswith("lemlab: error: ")
     assert r"'a\nb\x1b[31m'" in err and "\x1b" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        ("pipeline", 'model = "m"\noutput = "o"\n[[phase]]\nname = "a\\u001b[2J"\nprompts = "p"\n'),
+        ("curriculum", 'base_model = "m"\noutput = "o"\n[[stage]]\nname = "a\\u001b[2J"\ndata = "d"\n'),
+    ],
+)
+def test_phase_and_stage_names_with_controls_are_refused(tmp_path: Path, kind: str, body: str) -> None:
+    from lemlab.core.curriculum import load_curriculum
+    from lemlab.core.pipeline import load_pipeline
+
+    path = tmp_path / f"{kind}.toml"
+    path.write_text(body, encoding="utf-8")
+    load = load_pipeline if kind == "pipeline" else load_curriculum
+    with pytest.raises(LemlabError, match=r"name 'a\\x1b\[2J' holds control or invisible characters"):
+        load(path)

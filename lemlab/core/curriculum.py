@@ -42,6 +42,7 @@ from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import LemlabError
 from lemlab.core.model_folder import read_model_config, read_weight_shapes, weight_files
 from lemlab.core.plan_files import find_step, require_paths, step_dir, step_tables
+from lemlab.core.safe_text import control_chars
 from lemlab.core.safetensors_header import SafetensorsHeaderError
 from lemlab.core.stage_eval import EvalSettings, parse_eval
 from lemlab.core.train_runner import archive_previous_run
@@ -132,6 +133,9 @@ def _stages(raw: Any, p: Path, base: Path) -> list[Stage]:
         name = values.pop("name", None)
         if not isinstance(name, str) or not name.strip():
             raise LemlabError(f"{where}: name is required")
+        if control_chars(name):  # names head progress lines and tables: one printable line
+            raise LemlabError(f"{where}: name {name!r} holds control or invisible characters: "
+                              "use one line of printable text")  # fmt: skip
         if name in seen:
             raise LemlabError(f"{where}: duplicate stage name {name!r}")
         if not values.get("data"):

@@ -55,6 +55,7 @@ from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import LemlabError
 from lemlab.core.extract import DEDUP_MODES, DEFAULT_SPLIT, DEFAULT_SPLIT_SEED
 from lemlab.core.plan_files import find_step, require_paths, step_dir, step_tables
+from lemlab.core.safe_text import control_chars
 from lemlab.core.stage_eval import EvalSettings, parse_eval
 from lemlab.core.training_config import TrainingConfig, embedded_settings, resolve_config
 from lemlab.core.user_files import (
@@ -220,6 +221,9 @@ def _phase(values: dict[str, Any], where: str, base: Path) -> Phase:
     for key in ("name", "prompts"):
         if not isinstance(values.get(key), str) or not values[key].strip():
             raise LemlabError(f"{where}: {key} is required")
+    if control_chars(values["name"]):  # names head progress lines and tables: one printable line
+        raise LemlabError(f"{where}: name {values['name']!r} holds control or invisible "
+                          "characters: use one line of printable text")  # fmt: skip
     where = f"{where} ({values['name']})"
     values = check_types(values, _PHASE_TYPES, where)
     values["prompts"] = _rel(base, values["prompts"])
