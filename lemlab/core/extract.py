@@ -91,6 +91,10 @@ def read_distill(path: str | Path) -> DistillFile:
             continue
         seen[key] = n
         out.samples.append(sample)
+    if not out.samples and out.summary is None and out.errors:
+        # No line of it is self-distill output: one line, not a warning per malformed line.
+        more = f" and {len(out.errors) - 1} more" if len(out.errors) > 1 else ""
+        raise LemlabError(f"{p}: not self-distill output (line {out.errors[0].removeprefix(f'{p}:')}{more})")
     return out
 
 
