@@ -119,17 +119,10 @@ def save_theme_choice(name: str) -> None:
 
 
 def _save_to_config(name: str) -> bool:
+    """Set `theme` in config.toml in place, comments and layout kept (core/config_edit)."""
     try:
-        from lemlab.core import config as cfg
+        from lemlab.core.config_edit import set_config_value
     except ImportError:
         return False
-    save = getattr(cfg, "save_config", None)
-    if save is None:
-        return False
-    import dataclasses
-
-    current = cfg.load_config()
-    if dataclasses.is_dataclass(current) and hasattr(current, "theme"):
-        save(dataclasses.replace(current, theme=name))
-        return True
-    return False
+    set_config_value("theme", name)
+    return True

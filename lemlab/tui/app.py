@@ -12,7 +12,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane
 
 from lemlab.core.endpoints import is_remote_spec
 from lemlab.core.engine_api import Engine, Sampler
@@ -26,6 +26,7 @@ from lemlab.tui.panes.base import LabPane, Verb
 from lemlab.tui.services import Settings
 from lemlab.tui.state import LabState
 from lemlab.tui.theming import choose_theme, register_themes
+from lemlab.tui.widgets.footer import LabFooter
 from lemlab.tui.widgets.status_bar import StatusBar
 
 PANE_MODULES = ("models", "chat", "battery", "training")
@@ -93,7 +94,7 @@ class LemlabApp(App[int]):
             for pane in self._make_panes():
                 with TabPane(pane.TITLE, id=pane.TAB_ID):
                     yield pane
-        yield Footer()
+        yield LabFooter()  # F1 first: it stays on screen at 80 columns
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         for pane in event.pane.query(LabPane):
@@ -274,6 +275,13 @@ class LemlabApp(App[int]):
                 pane.ask_before_quit(self.exit)
                 return
         self.exit()
+
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:  # fmt: skip
+        """The palette's "Screenshot": under the data folder, not ~/Downloads (see screenshots)."""
+        from lemlab.tui.screenshots import save_screenshot
+
+        return save_screenshot(self, filename, path)
 
     def action_pick_theme(self) -> None:
         self.search_themes()

@@ -26,7 +26,7 @@ from lemlab.tui.stream_pacing import DisplayLog, Pacer, chunk_batches, defer_ful
 from lemlab.tui.widgets.composer import Composer
 from lemlab.tui.widgets.message import KernelMark, MessageView
 
-READY_HINT = "Enter sends · shift+enter/ctrl+j newline · ctrl+r regenerates · ↑ edits last · /help"
+READY_HINT = "Enter sends · ctrl+j newline · ctrl+r regenerate · ↑ edit last · /help"
 
 
 def _parse_sampler(values: dict[str, str], base: Sampler) -> Sampler:
