@@ -400,3 +400,17 @@ def test_resume_onto_a_deeply_nested_output_is_one_line(
     status, err = run_case(argv, capsys)
     _assert_one_line_exit_2(status, err, "nested too deeply")
     assert _snapshot(tmp_path) == before
+
+
+def test_state_and_theme_files_of_the_wrong_shape_are_unreadable_not_fatal(tmp_path: Path) -> None:
+    from lemlab.core.errors import DataError
+    from lemlab.core.themes import load_theme_file
+    from lemlab.core.training_events import find_total_iters
+
+    (tmp_path / "lemlab-train.toml").write_text("train = 5\n")
+    (tmp_path / "adapter_config.json").write_text(DEEP)
+    assert find_total_iters(tmp_path) is None
+    theme = tmp_path / "deep.toml"
+    theme.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(DataError, match="nested too deeply"):
+        load_theme_file(theme)

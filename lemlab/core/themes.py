@@ -61,9 +61,11 @@ def parse_theme(data: dict[str, Any], source: str = "") -> ThemeSpec:
 
 def load_theme_file(path: Path) -> ThemeSpec:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise DataError(f"{path}: {exc}") from exc
+    except RecursionError:
+        raise DataError(f"{path}: not valid TOML (nested too deeply)") from None
     return parse_theme(data, str(path))
 
 
@@ -102,7 +104,7 @@ def load_theme_choice() -> str | None:
         pass
     try:
         return tomllib.loads(_state_file().read_text()).get("theme")
-    except (OSError, tomllib.TOMLDecodeError):
+    except (OSError, ValueError, RecursionError):  # ValueError: TOML or UTF-8 decoding
         return None
 
 
@@ -112,7 +114,7 @@ def save_theme_choice(name: str) -> None:
     state: dict[str, Any] = {}
     try:
         state = tomllib.loads(_state_file().read_text())
-    except (OSError, tomllib.TOMLDecodeError):
+    except (OSError, ValueError, RecursionError):
         pass
     state["theme"] = name
     write_text_atomic(_state_file(), tomli_w.dumps(state))

@@ -560,12 +560,12 @@ def find_total_iters(folder: Path) -> int | None:
             value = tomllib.load(fh).get("train", {}).get("iters")
         if isinstance(value, int):
             return value
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError, RecursionError):  # unreadable: not known
         pass
     try:
         value = json.loads((folder / "adapter_config.json").read_text()).get("iters")
         return value if isinstance(value, int) else None
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
 
 
