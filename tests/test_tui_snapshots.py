@@ -43,8 +43,15 @@ def test_pane_snapshot(snap_compare, tmp_path: Path, theme: str, tab: str) -> No
     assert snap_compare(_app(tmp_path, theme), terminal_size=(120, 40), run_before=run_before)
 
 
+SIZES = {"120x40": (120, 40), "80x24": (80, 24)}
+
+
 @pytest.mark.parametrize("theme", THEMES)
-def test_chat_snapshot(snap_compare, tmp_path: Path, theme: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("size", SIZES)
+def test_chat_snapshot(snap_compare, tmp_path: Path, theme: str, size: str) -> None:  # type: ignore[no-untyped-def]
+    """The kernel's name, the reply and what it was made with, and F1 in the footer, at the
+    smallest terminal lemlab supports and a roomy one."""
+
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await _settle(pilot)
         app = pilot.app
@@ -52,5 +59,11 @@ def test_chat_snapshot(snap_compare, tmp_path: Path, theme: str) -> None:  # typ
         app.query_one("#chat-input", Composer).value = "What is a kernel?"
         await pilot.press("enter")
         await _settle(pilot)
+        app.screen.set_focus(None)  # no cursor: the picture is the same on every run
+        await pilot.pause()
+        seen.append(app.export_screenshot())
 
-    assert snap_compare(_app(tmp_path, theme), terminal_size=(120, 40), run_before=run_before)
+    seen: list[str] = []
+    assert snap_compare(_app(tmp_path, theme), terminal_size=SIZES[size], run_before=run_before)
+    screen = seen[-1]  # what the picture must show, read from its text
+    assert "kernel:&#160;brief" in screen and "f1" in screen and "Reply" in screen
