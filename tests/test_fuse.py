@@ -192,3 +192,23 @@ def test_real_model_two_stage_curriculum_starts_stage_two_where_one_ended(real_m
     assert two[0][0] == 0 and abs(two[0][1] - marker["val_loss_fused"]) < 1e-5
     assert abs(two[0][1] - marker["val_loss_adapter"]) < 0.05 * learned
     assert "WARNING: stage 1 one" not in res.stderr
+
+
+def test_fuse_without_the_training_data_still_merges(tiny_model_q4: Path, q4_adapter: Path,
+                                                     tmp_path: Path) -> None:  # fmt: skip
+    """The validation check reads the adapter's training data; when that folder is gone the
+    merge still happens, with the check reported as skipped."""
+    import shutil
+
+    from lemlab.core.training_config import resolve_config, write_config_toml
+    from lemlab.engine.fuse import fuse_adapter
+
+    adapter = tmp_path / "adapter"
+    shutil.copytree(q4_adapter, adapter)
+    cfg = resolve_config({"model": str(tiny_model_q4), "data": str(tmp_path / "gone"),
+                          "adapter_path": str(adapter)})  # fmt: skip
+    write_config_toml(cfg, adapter / "lemlab-train.toml")
+    res = fuse_adapter(tiny_model_q4, adapter, tmp_path / "fused", tmp_path / "fuse.log")
+    assert res.dequantized and res.val_loss_adapter is None and res.val_loss_fused is None
+    assert "validation check skipped" in (tmp_path / "fuse.log").read_text()
+    assert res.summary() == "merged model dequantized from 4-bit to full precision"
