@@ -626,7 +626,8 @@ def _comparison_markdown(comp: Comparison, duration: str) -> list[str]:
             s.signal,
             f"{s.base_mean:.2f}",
             f"{s.other_mean:.2f}",
-            _signed(s.delta, True),
+            # From the two shown means, so the row's figures agree (0.67 - 0.33 = +0.34).
+            _signed(round(round(s.other_mean, 2) - round(s.base_mean, 2), 2), True),
             f"{s.up}/{s.down}",
         ]
         for s in comp.signals
