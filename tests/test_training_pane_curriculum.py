@@ -82,6 +82,9 @@ async def test_two_stages_with_confirmed_fuse(tiny_model: Path, tmp_path: Path) 
         await until(pilot, lambda: not pane.flow.active)
         await wait_idle(pilot, app)
         assert [r.status for r in stage_rows(cur, is_fused)] == ["done", "done"]
+        # The fuse says what the merged model is and that it kept the stage's validation loss.
+        fused_note = [m for m in _messages(app) if m.startswith("stage 1: merged model")]
+        assert fused_note and "merged vs" in fused_note[0] and "base + adapter" in fused_note[0]
         line = str(app.query_one("#training-curriculum", Static).render())
         assert "1 ethics done · 2 watts zen done" in line
         config = json.loads((cur.adapter_dir(1) / "adapter_config.json").read_text())

@@ -156,15 +156,16 @@ class CurriculumFlow:
                              exit_on_error=False)  # fmt: skip
 
     def _fuse(self, job: FuseJob) -> None:
-        # Worker thread: it only waits for the `mlx_lm fuse` child; no MLX runs in this process.
-        error = ""
+        # Worker thread: it only waits for the fuse child; no MLX runs in this process.
+        error = summary = ""
         try:
-            fuse_adapter(job.model, job.adapter, job.out, job.log, requantize=job.requantize)
+            res = fuse_adapter(job.model, job.adapter, job.out, job.log, requantize=job.requantize)
+            summary = res.summary()  # dequantized or not, and the loss before / after the merge
         except (FuseError, OSError) as exc:
             error = str(exc)
-        self.pane.app.call_from_thread(self._fused, job, error)
+        self.pane.app.call_from_thread(self._fused, job, error, summary)
 
-    def _fused(self, job: FuseJob, error: str) -> None:
+    def _fused(self, job: FuseJob, error: str, summary: str = "") -> None:
         assert self.progress is not None
         self.pane.lab.loading = ""
         self.pane.app.refresh_status()  # type: ignore[attr-defined]
@@ -173,6 +174,8 @@ class CurriculumFlow:
             self.finish(f"curriculum stopped: {error}", error=True)
             return
         self.progress.set(job.stage, "fused")
+        if summary:
+            self.pane.notify(f"stage {job.stage + 1}: {summary}", timeout=10)
         if self.run is not None and self.run.labels.get("stage_number") == job.stage + 1:
             self.run.labels["fused"] = str(job.out)
             self.pane.refresh_record(save=True)
