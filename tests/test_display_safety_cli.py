@@ -187,7 +187,7 @@ def test_report_json_on_a_terminal_stays_valid_json_with_the_same_data(tmp_path:
 
 def test_score_on_a_terminal(tmp_path: Path) -> None:
     reply = tmp_path / "reply.txt"
-    text = HOSTILE.replace("\r", " ")  # score reads files with newline translation
+    text = HOSTILE  # read as bytes: the CR is scored and shown as it is
     reply.write_text(("The screen " + text + " goes dark. ") * 12, encoding="utf-8")
     code, shown = on_tty("score", str(reply))
     assert code == 0, shown
@@ -197,3 +197,13 @@ def test_score_on_a_terminal(tmp_path: Path) -> None:
     assert code == 0, shown
     assert_safe(shown)
     assert json.loads(shown)["failure_modes"][0]["detail"]["unit"].startswith("The screen " + text)
+
+
+def test_score_reads_the_file_untouched(tmp_path: Path) -> None:
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes(("A line of text here.\r\n\r\nAnother paragraph follows it.\r\n" * 3).encode())
+    code, out, err = piped("score", str(crlf), "--json")
+    assert code == 0, err
+    from lemlab.core.scoring import get_scorer
+
+    assert json.loads(out)["score"] == get_scorer("v2").score(crlf.read_bytes().decode())

@@ -64,10 +64,18 @@ def read_text(name: str) -> str:
             raise LemlabError(
                 "give a FILE to score, or pipe the text in (lemlab score - < reply.txt)"
             )
-        return sys.stdin.read()
+        raw = getattr(sys.stdin, "buffer", None)  # bytes: no newline translation (see below)
+        if raw is None:
+            return sys.stdin.read()
+        try:
+            return raw.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise LemlabError("stdin is not UTF-8 text") from None
     path = Path(name)
     try:
-        return path.read_text(encoding="utf-8")
+        # The scorers read the text untouched: a CR or CR LF stays as the model wrote it
+        # (read_text would turn both into LF and change creative_form's blank-line count).
+        return path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise LemlabError(f"no such file: {name}") from None
     except UnicodeDecodeError:
