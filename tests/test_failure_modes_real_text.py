@@ -135,7 +135,7 @@ def _exhaustive(text: str, max_period: int, min_span: int) -> tuple[int, int, in
     return None if best is None else (-best[2], -best[1], best[0])
 
 
-@pytest.mark.parametrize("alphabet", ["ab c.", "a .-", "xy", "the cat sat"])
+@pytest.mark.parametrize("alphabet", ["ab c.", "a .-", "xy", "the cat sat", "     x", "aaaab"])
 def test_loop_finder_agrees_with_the_exhaustive_search(alphabet: str) -> None:
     rng = random.Random(alphabet)
     for _ in range(300):
