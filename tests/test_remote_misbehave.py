@@ -142,6 +142,12 @@ def _engine(url: str, monkeypatch: pytest.MonkeyPatch, **kw: object) -> RemoteEn
     return engine
 
 
+def _failure(handle: object) -> EndpointError | None:
+    """The request's EndpointError: `failure` where the handle keeps `error` for its one line."""
+    failure = getattr(handle, "failure", None)
+    return failure if failure is not None else getattr(handle, "error", None)  # type: ignore[return-value]
+
+
 def _finish(handle: object, limit: float = WAIT) -> tuple[str, object]:
     """handle.result() on a helper thread: a hang fails the test instead of blocking it."""
     box: dict[str, object] = {}
@@ -169,8 +175,8 @@ def test_wrong_shape_fails_the_request_for_good(
     handle = _engine(url, monkeypatch).generate(MSGS, Sampler(max_tokens=4))
     text, stats = _finish(handle)
     assert stats.finish_reason == "error" and text == ""  # type: ignore[attr-defined]
-    assert isinstance(handle.error, EndpointError) and not handle.error.retryable
-    assert says in str(handle.error) and "Error" not in str(handle.error)  # no class names
+    assert isinstance(handle.failure, EndpointError) and not handle.failure.retryable
+    assert says in str(handle.failure) and "Error" not in str(handle.failure)  # no class names
 
 
 def test_usage_that_is_not_a_number_is_ignored(
@@ -180,7 +186,7 @@ def test_usage_that_is_not_a_number_is_ignored(
     handler.mode = "usage-list"
     handle = _engine(url, monkeypatch).generate(MSGS, Sampler(max_tokens=4))
     text, stats = _finish(handle)
-    assert text == "fine" and handle.error is None
+    assert text == "fine" and handle.failure is None
     assert stats.prompt_tokens == 0 and stats.generation_tokens == 1  # type: ignore[attr-defined]
 
 
@@ -192,8 +198,8 @@ def test_keepalive_comments_without_data_time_out(
     handle = _engine(url, monkeypatch, timeout=1.0).generate(MSGS, Sampler(max_tokens=4))
     _, stats = _finish(handle)
     assert stats.finish_reason == "error"  # type: ignore[attr-defined]
-    assert isinstance(handle.error, EndpointUnreachable) and handle.error.retryable
-    assert "no data for 1 s" in str(handle.error)
+    assert isinstance(handle.failure, EndpointUnreachable) and handle.failure.retryable
+    assert "no data for 1 s" in str(handle.failure)
 
 
 def test_a_model_list_that_trickles_forever_fails_the_load(
@@ -216,8 +222,8 @@ def test_overall_deadline_stops_a_trickling_reply(
     handle = engine.generate(MSGS, Sampler(max_tokens=100_000))
     text, stats = _finish(handle)
     assert stats.finish_reason == "error" and text.startswith("a")  # type: ignore[attr-defined]
-    assert isinstance(handle.error, EndpointUnreachable) and handle.error.retryable
-    assert "no complete reply within 1 s" in str(handle.error)
+    assert isinstance(handle.failure, EndpointUnreachable) and handle.failure.retryable
+    assert "no complete reply within 1 s" in str(handle.failure)
 
 
 @pytest.mark.parametrize("mode", ["flood", "flood-one-event", "flood-json"])
@@ -234,7 +240,7 @@ def test_reply_ignoring_max_tokens_is_cut(
     elif mode == "flood-one-event":  # one line past the budget is not read whole, not parsed
         assert stats.finish_reason == "length" and text == ""  # type: ignore[attr-defined]
     else:  # a whole JSON body past the cap is not read at all
-        assert stats.finish_reason == "error" and "ignore max_tokens" in str(handle.error)  # type: ignore[attr-defined]
+        assert stats.finish_reason == "error" and "ignore max_tokens" in str(handle.failure)
 
 
 @pytest.mark.parametrize("mode", ["echo-401", "echo-stream"])
@@ -246,7 +252,7 @@ def test_key_echoed_by_the_server_is_redacted(
     handle = _engine(url, monkeypatch).generate(MSGS, Sampler(max_tokens=4))
     _finish(handle)
     last = list(handle)[-1]
-    assert last.error and KEY not in last.error and KEY not in str(handle.error)
+    assert last.error and KEY not in last.error and KEY not in str(handle.failure)
     assert "Bearer [redacted]" in last.error  # the server's words are kept, the key is not
 
 
@@ -271,7 +277,7 @@ def test_userinfo_echoed_by_the_server_is_redacted(
     handler.mode = "echo-401"
     handle = engine.generate(MSGS, Sampler(max_tokens=4))
     _finish(handle)
-    message = str(handle.error)
+    message = str(handle.failure)
     assert "hunter2-pw" not in message and "YW5uOmh1bnRlcjItcHc=" not in message  # base64
     assert "Basic [redacted]" in message
 
