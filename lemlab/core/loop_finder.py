@@ -1,9 +1,9 @@
 """The longest back-to-back loop (u u u u) in a text, in linear time with a small constant.
 
 The failure-mode detector only cares about loops long enough to matter (at least `min_span`
-characters, units of at most `max_period`). Such a run always contains an anchor taken every
-`step` characters (step about min_span / 2) with at least two full copies after it, so only
-those anchors are examined. At each anchor the next occurrences of a short key (the 8
+characters, units of at most `max_period`). Such a run always contains a position within
+about min_span / 2 of its start with at least two full copies after it, so only anchors that
+far apart are examined (each may move a little to keep its key off a run of one character). At each anchor the next occurrences of a short key (the 8
 characters there) within max_period give the candidate periods; `str.find` does that search
 in C, so normal prose costs one failed find per anchor. A candidate is kept when the two
 blocks after the anchor are equal, and the run is then extended both ways by galloping
