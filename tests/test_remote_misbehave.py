@@ -144,7 +144,7 @@ def _engine(url: str, monkeypatch: pytest.MonkeyPatch, **kw: object) -> RemoteEn
 
 def _failure(handle: object) -> EndpointError | None:
     """The request's EndpointError: `failure` where the handle keeps `error` for its one line."""
-    failure = getattr(handle, "failure", None)
+    failure = getattr(handle, "failure", None)  # noqa: B009 - absent before that change
     return failure if failure is not None else getattr(handle, "error", None)  # type: ignore[return-value]
 
 
@@ -175,8 +175,8 @@ def test_wrong_shape_fails_the_request_for_good(
     handle = _engine(url, monkeypatch).generate(MSGS, Sampler(max_tokens=4))
     text, stats = _finish(handle)
     assert stats.finish_reason == "error" and text == ""  # type: ignore[attr-defined]
-    assert isinstance(handle.failure, EndpointError) and not handle.failure.retryable
-    assert says in str(handle.failure) and "Error" not in str(handle.failure)  # no class names
+    assert isinstance(_failure(handle), EndpointError) and not _failure(handle).retryable
+    assert says in str(_failure(handle)) and "Error" not in str(_failure(handle))  # no class names
 
 
 def test_usage_that_is_not_a_number_is_ignored(
@@ -186,7 +186,7 @@ def test_usage_that_is_not_a_number_is_ignored(
     handler.mode = "usage-list"
     handle = _engine(url, monkeypatch).generate(MSGS, Sampler(max_tokens=4))
     text, stats = _finish(handle)
-    assert text == "fine" and handle.failure is None
+    assert text == "fine" and _failure(handle) is None
     assert stats.prompt_tokens == 0 and stats.generation_tokens == 1  # type: ignore[attr-defined]
 
 
@@ -198,8 +198,8 @@ def test_keepalive_comments_without_data_time_out(
     handle = _engine(url, monkeypatch, timeout=1.0).generate(MSGS, Sampler(max_tokens=4))
     _, stats = _finish(handle)
     assert stats.finish_reason == "error"  # type: ignore[attr-defined]
-    assert isinstance(handle.failure, EndpointUnreachable) and handle.failure.retryable
-    assert "no data for 1 s" in str(handle.failure)
+    assert isinstance(_failure(handle), EndpointUnreachable) and _failure(handle).retryable
+    assert "no data for 1 s" in str(_failure(handle))
 
 
 def test_a_model_list_that_trickles_forever_fails_the_load(
@@ -222,8 +222,8 @@ def test_overall_deadline_stops_a_trickling_reply(
     handle = engine.generate(MSGS, Sampler(max_tokens=100_000))
     text, stats = _finish(handle)
     assert stats.finish_reason == "error" and text.startswith("a")  # type: ignore[attr-defined]
-    assert isinstance(handle.failure, EndpointUnreachable) and handle.failure.retryable
-    assert "no complete reply within 1 s" in str(handle.failure)
+    assert isinstance(_failure(handle), EndpointUnreachable) and _failure(handle).retryable
+    assert "no complete reply within 1 s" in str(_failure(handle))
 
 
 @pytest.mark.parametrize("mode", ["flood", "flood-one-event", "flood-json"])
@@ -240,7 +240,7 @@ def test_reply_ignoring_max_tokens_is_cut(
     elif mode == "flood-one-event":  # one line past the budget is not read whole, not parsed
         assert stats.finish_reason == "length" and text == ""  # type: ignore[attr-defined]
     else:  # a whole JSON body past the cap is not read at all
-        assert stats.finish_reason == "error" and "ignore max_tokens" in str(handle.failure)
+        assert stats.finish_reason == "error" and "ignore max_tokens" in str(_failure(handle))
 
 
 @pytest.mark.parametrize("mode", ["echo-401", "echo-stream"])
@@ -252,7 +252,7 @@ def test_key_echoed_by_the_server_is_redacted(
     handle = _engine(url, monkeypatch).generate(MSGS, Sampler(max_tokens=4))
     _finish(handle)
     last = list(handle)[-1]
-    assert last.error and KEY not in last.error and KEY not in str(handle.failure)
+    assert last.error and KEY not in last.error and KEY not in str(_failure(handle))
     assert "Bearer [redacted]" in last.error  # the server's words are kept, the key is not
 
 
@@ -277,7 +277,7 @@ def test_userinfo_echoed_by_the_server_is_redacted(
     handler.mode = "echo-401"
     handle = engine.generate(MSGS, Sampler(max_tokens=4))
     _finish(handle)
-    message = str(handle.failure)
+    message = str(_failure(handle))
     assert "hunter2-pw" not in message and "YW5uOmh1bnRlcjItcHc=" not in message  # base64
     assert "Basic [redacted]" in message
 
