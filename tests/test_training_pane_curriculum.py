@@ -189,3 +189,30 @@ async def test_stopping_a_stage_stops_the_curriculum(tiny_model: Path, tmp_path:
         state = tomllib.loads((cur.output / "curriculum-state.toml").read_text())
         assert [s["status"] for s in state["stage"]] == ["stopped", "pending"]
         assert "stopped" in _table(await _open_plan(pilot, None))
+
+
+async def test_eval_battery_after_a_stage_in_the_pane(tiny_model: Path, tmp_path: Path) -> None:
+    write_chat_data(tmp_path / "data-a", n_train=6, n_valid=2)
+    path = tmp_path / "cur.toml"
+    path.write_text(f'schema_version = 1\nbase_model = "{tiny_model}"\noutput = "out"\n'
+                    '[eval]\nprompts = "ccp6"\nlimit = 1\nmax_tokens = 4\n'
+                    "[defaults]\nsteps_per_report = 2\nsteps_per_eval = 4\nsave_every = 4\n"
+                    "val_batches = 1\nlearning_rate = 5e-6\nnum_layers = 1\nbatch_size = 1\n"
+                    '[[stage]]\nname = "ethics"\ndata = "data-a"\niters = 2\n')  # fmt: skip
+    cur = load_curriculum(path)
+    app, _ = make_app(tmp_path, model=tiny_model)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_training_tab(pilot)
+        await _open_plan(pilot, path)
+        await pilot.press("enter")  # run
+        await until(pilot, lambda: pane.flow.phase == "evaluating")
+        assert "1 ethics evaluating" in str(app.query_one("#training-curriculum", Static).render())
+        await until(pilot, lambda: not pane.flow.active)
+        await wait_idle(pilot, app)
+        assert pane.flow.outcome.startswith("curriculum done"), pane.flow.outcome
+        summary = json.loads((cur.stage_dir(0) / "eval.jsonl").read_text().splitlines()[-1])
+        avg = {c["name"]: c["avg_lek"] for c in summary["conditions"]}
+        row = tomllib.loads((cur.output / "curriculum-state.toml").read_text())["stage"][0]
+        assert (row["battery_before"], row["battery_after"]) == (avg["baseline"], avg["trained"])
+        note = f"stage 1 ethics: battery {avg['baseline']:.2f} -> {avg['trained']:.2f}"
+        assert any(m.startswith(note) for m in _messages(app)), _messages(app)

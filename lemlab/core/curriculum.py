@@ -44,7 +44,7 @@ from lemlab.core.model_folder import read_model_config, read_weight_shapes, weig
 from lemlab.core.plan_files import find_step, require_paths, step_dir, step_tables
 from lemlab.core.safe_text import control_chars
 from lemlab.core.safetensors_header import SafetensorsHeaderError
-from lemlab.core.stage_eval import EvalSettings, parse_eval
+from lemlab.core.stage_eval import EVAL_FILE, EvalSettings, parse_eval, read_scores
 from lemlab.core.train_runner import archive_previous_run
 from lemlab.core.training_config import TrainingConfig, embedded_settings, resolve_config
 from lemlab.core.training_events import run_finished
@@ -181,6 +181,15 @@ def write_state(cur: Curriculum, statuses: dict[str, str],
 # ---------------------------------------------------------------- progress (CLI and TUI)
 
 FusedCheck = Callable[[Path], bool]  # engine.fuse.is_fused: the merged model is complete
+
+
+def eval_file(cur: Curriculum, i: int) -> Path:
+    return cur.stage_dir(i) / EVAL_FILE
+
+
+def eval_done(cur: Curriculum, i: int) -> bool:
+    """No [eval] table, or stage i's battery file has its summary line."""
+    return cur.eval is None or read_scores(eval_file(cur, i)) is not None
 
 
 def stage_done(cur: Curriculum, i: int) -> bool:
@@ -331,11 +340,14 @@ class CurriculumProgress:
         self.set(i, "training")
 
     def next_step(self, is_fused: FusedCheck) -> tuple[str, int] | None:
-        """("train", i) or ("fuse", i) for the first stage with work left; None when all is done.
-        Stages passed over are marked trained / fused (not saved until the next write)."""
+        """("train", i), ("eval", i) or ("fuse", i) for the first stage with work left; None
+        when all is done. Stages passed over are marked trained / fused (not saved until the
+        next write)."""
         for i in self.todo:
             if not stage_done(self.cur, i):
                 return "train", i
+            if not eval_done(self.cur, i):
+                return "eval", i
             needs = self.cur.needs_fuse(i)
             if needs and not is_fused(self.cur.fused_dir(i)):
                 self.set(i, "trained", save=False)

@@ -9,7 +9,7 @@ Declining a fuse, stopping a stage or a failure ends the flow; a rerun skips fin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lemlab.core.curriculum import (
     Curriculum,
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from lemlab.tui.panes.training import TrainingPane
 
 # What the one-line view says per stage while the flow works on it.
-PHASE_WORDS = {"training": "training", "confirm": "trained, fuse?", "fusing": "fusing"}
+PHASE_WORDS = {"training": "training", "confirm": "trained, fuse?", "fusing": "fusing",
+               "evaluating": "evaluating"}  # fmt: skip
 
 
 class CurriculumFlow:
@@ -93,8 +94,47 @@ class CurriculumFlow:
         self.stage = i
         if kind == "train":
             self._train(i)
+        elif kind == "eval":
+            self._eval(i)
         else:
             self._ask_fuse(i)
+
+    def _eval(self, i: int) -> None:
+        """The plan's [eval] battery on the stage (a `lemlab ab` child, waited for on a worker)."""
+        assert self.cur is not None
+        self.phase = "evaluating"
+        self.show_line()
+        self.pane.run_worker(lambda: self._run_eval(i), thread=True, group="training-eval",
+                             exclusive=True, exit_on_error=False)  # fmt: skip
+
+    def _run_eval(self, i: int) -> None:
+        from lemlab.commands.stage_eval import EvalInterrupted, run_stage_eval
+        from lemlab.core.curriculum import eval_file
+
+        assert self.cur is not None and self.cur.eval is not None
+        scores, error = None, ""
+        try:
+            scores = run_stage_eval(self.cur.eval, self.cur.input_model(i), self.cur.adapter_dir(i),
+                                    eval_file(self.cur, i), "")  # fmt: skip
+        except EvalInterrupted:
+            error = "evaluation interrupted"
+        except (LemlabError, OSError) as exc:
+            error = str(exc)
+        self.pane.app.call_from_thread(self._evaluated, i, scores, error)
+
+    def _evaluated(self, i: int, scores: Any, error: str) -> None:
+        assert self.progress is not None and self.cur is not None
+        if error:
+            self.progress.save()
+            self.finish(f"curriculum stopped: stage {i + 1}: {error}", error=True)
+            return
+        from lemlab.core.curriculum import eval_file
+
+        self.progress.note(i, eval_file=str(eval_file(self.cur, i)), battery_before=scores.before,
+                           battery_after=scores.after)  # fmt: skip
+        self.progress.save()
+        self.pane.notify(f"stage {i + 1} {self.cur.stages[i].name}: {scores.line()}", timeout=10)
+        self.advance()
 
     def _train(self, i: int) -> None:
         from lemlab.core.train_runner import start_training
