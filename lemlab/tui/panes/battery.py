@@ -136,7 +136,8 @@ class BatteryPane(LabPane):
         if runs:
             self.open_run(Path(runs[-1]["path"]), quiet=True)
         else:
-            self.run_path, self.grid.model = None, None
+            self.run_path, self.grid.model, self.runs = None, None, []
+            self.set_notes([])
             self.grid.table.clear(columns=True)
             self.grid.refresh_summary()
             self.view_status()
