@@ -101,9 +101,9 @@ def test_named_sides_within_a_run(
 def test_per_probe_dimension_table(three_conditions: Path) -> None:
     md = to_markdown(run_report(read_ab(three_conditions), "lek"))
     assert "| Probe | Dimension changed | baseline -> lek |" in md
-    # P1 gained a paragraph ("And then..."): one more blank line, one more paragraph, one more
-    # capitalised word; signals with equal changes keep the scorer's order.
-    assert "| P1 | creative_form | 1 -> 2; engagement_depth 2 -> 3; specificity 1 -> 2 |" in md
+    # P1 gained a paragraph ("And then..."): one more paragraph (+1 point), blank line (+0.6)
+    # and capitalised word (+0.3): listed by what each did to the score.
+    assert "| P1 | engagement_depth | 2 -> 3; creative_form 1 -> 2; specificity 1 -> 2 |" in md
     data = to_dict(run_report(read_ab(three_conditions), "lek"))["comparisons"][0]
     p1 = next(p for p in data["probe_signals"] if p["id"] == "P1")
     moved = {s["signal"]: (s["base"], s["other"]) for s in p1["signals"]}

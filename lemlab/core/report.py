@@ -16,7 +16,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -212,7 +212,10 @@ def run_report(
         total_probes=len(run.probes),
         duration=summary.duration,
         summary_recomputed=summary.recomputed,
-        comparisons=[_compare(run.probes, run.probes, base, other) for other in others],
+        comparisons=[
+            _compare(run.probes, run.probes, base, other, points=points_for(run.scorer))
+            for other in others
+        ],
         issues=[str(i) for i in run.issues],
         timing=run_timing(run),
     )
@@ -253,7 +256,8 @@ def vs_report(
     _need_condition(new, new_name)
     same = old_name == new_name
     labels = ("old", "new") if same else (f"old:{old_name}", f"new:{new_name}")
-    comp = _compare(old.probes, new.probes, old_name, new_name, labels=labels)
+    points = points_for(new.scorer) if old.scorer == new.scorer else None
+    comp = _compare(old.probes, new.probes, old_name, new_name, labels=labels, points=points)
     comp.title = (
         f"{new_name}: {new.path} vs {old.path}"
         if same
@@ -288,6 +292,7 @@ def _compare(
     base: str,
     other: str,
     labels: tuple[str, str] | None = None,
+    points: PointsFn | None = None,
 ) -> Comparison:
     base_by_id = {p.id: p for p in base_probes if base in p.conditions}
     other_by_id = {p.id: p for p in other_probes if other in p.conditions}
@@ -311,7 +316,7 @@ def _compare(
         probe_signals=[
             ps
             for pid, (b, o, _) in zip(shared, results, strict=True)
-            if (ps := probe_signal_moves(pid, b.heuristic, o.heuristic)).moves
+            if (ps := probe_signal_moves(pid, b.heuristic, o.heuristic, points)).moves
         ],
         failure_evidence=[
             ev
@@ -321,18 +326,49 @@ def _compare(
     )
 
 
+PointsFn = Callable[[Mapping[str, Any]], Mapping[str, float]]
+
+
 def probe_signal_moves(
-    probe_id: str, base: Mapping[str, Any], other: Mapping[str, Any]
+    probe_id: str,
+    base: Mapping[str, Any],
+    other: Mapping[str, Any],
+    points: PointsFn | None = None,
 ) -> ProbeSignals:
-    """The numeric signals (lek_score aside) whose value differs, largest change first."""
+    """The numeric signals (lek_score aside) whose value differs, the one that moved the score
+    most first (by the scorer's points when `points` is given, else by the raw change)."""
     moves = []
     for name, b in base.items():
         o = other.get(name)
         if name == "lek_score" or not _is_num(b) or not _is_num(o) or b == o:
             continue
         moves.append(SignalMove(name, float(b), float(o)))
-    moves.sort(key=lambda m: -abs(m.other - m.base))  # stable: ties keep the scorer's order
+    weight = _points_moved(base, other, points)
+    # Stable sort: ties keep the scorer's order.
+    moves.sort(key=lambda m: (-weight.get(m.signal, 0.0), -abs(m.other - m.base)))
     return ProbeSignals(probe_id, moves)
+
+
+def _points_moved(
+    base: Mapping[str, Any], other: Mapping[str, Any], points: PointsFn | None
+) -> dict[str, float]:
+    if points is None:
+        return {}
+    try:
+        pb, po = points(base), points(other)
+    except (KeyError, TypeError, ValueError):
+        return {}  # signals this scorer does not know (an older heuristic)
+    return {k: abs(po[k] - pb[k]) for k in pb if k in po}
+
+
+def points_for(scorer_id: str) -> PointsFn | None:
+    """The scorer's points function, for ordering signals by what they did to the score."""
+    from lemlab.core.scoring import get_scorer
+
+    try:
+        return get_scorer(scorer_id).points
+    except LemlabError:
+        return None
 
 
 def _is_num(value: Any) -> bool:
