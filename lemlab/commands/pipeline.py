@@ -138,8 +138,10 @@ def plan_lines(
             lines.append(f"  train {cfg.iters} iters on {cfg.model}{cont} -> {pipe.adapter_dir(i)}")
             lines += ["    " + ln for ln in format_figures(fig)]
             if pipe.eval is not None:
+                base = (" (the baseline has no adapter: the change is since the model)"
+                        if ph.start_from == "previous-adapter" else "")  # fmt: skip
                 lines.append(f"  then evaluate: {pipe.eval.describe()}, without and with the "
-                             f"adapter -> {pipe.phase_dir(i) / 'eval.jsonl'}")  # fmt: skip
+                             f"adapter -> {pipe.phase_dir(i) / 'eval.jsonl'}{base}")  # fmt: skip
             warning = small_model_warning(fig)
             lines += warning
             warned = warned or bool(warning)

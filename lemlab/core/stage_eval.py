@@ -36,7 +36,7 @@ class EvalSettings:
     scorer: str = "v2"
 
     def describe(self) -> str:
-        probes = f"first {self.limit} probes" if self.limit else "all probes"
+        probes = ("first probe" if self.limit == 1 else f"first {self.limit} probes") if self.limit else "all probes"
         return f"battery {Path(self.prompts).name} ({probes}, {self.max_tokens} tokens, {self.scorer})"
 
 
