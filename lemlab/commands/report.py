@@ -17,7 +17,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vs", default=None, metavar="OTHER[:COND]",
                    help="compare RUN (new) against OTHER (old), probe by probe; OTHER:COND "
                         "compares against that condition of OTHER")  # fmt: skip
-    p.add_argument("--format", choices=("md", "csv", "json"), default="md")
+    p.add_argument("--format", choices=("md", "csv", "json", "html"), default="md",
+                   help="html: one self-contained page with charts (needs --out); RUN may then "
+                        "also be an adapter folder, for its training curves")  # fmt: skip
+    p.add_argument("--out", default=None, metavar="FILE", help="write the report here (html)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
+    p.add_argument("--session", default=None, metavar="NAME",
+                   help="html: show this session's score overrides for the run")  # fmt: skip
     p.add_argument("--cond", "--condition", dest="condition", default=None, metavar="NAME",
                    help="the condition compared (default: every one; with --vs: baseline)")  # fmt: skip
     p.add_argument("--ref", default=None, metavar="NAME",
@@ -33,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from lemlab.core.errors import LemlabError
     from lemlab.core.report import RENDERERS, run_report, split_run_spec, vs_report
 
+    if args.format == "html":
+        return _html(args)
+    if args.out is not None:
+        raise LemlabError("--out is for --format html (md, csv and json go to stdout: redirect them)")
     if args.training is not None:
         if args.run is not None or args.vs is not None:
             raise LemlabError("--training compares two adapters: give no RUN and no --vs")
@@ -74,3 +84,70 @@ def for_terminal(rendered: str, fmt: str, out: Any) -> str:
     if not out.isatty():
         return rendered
     return visible_json(rendered) if fmt == "json" else visible(rendered)
+
+
+def _html(args: argparse.Namespace) -> int:
+    """--format html: an A/B run (or two compared), or adapter folders' training runs."""
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from lemlab.core import report_html as rh
+    from lemlab.core.atomic import write_text_atomic
+    from lemlab.core.errors import LemlabError
+    from lemlab.core.overwrite import check_outputs
+    from lemlab.core.report import split_run_spec
+
+    if args.out is None:
+        raise LemlabError("--format html needs --out FILE (a page is not for the terminal)")
+    if args.training is not None or args.run is None:
+        raise LemlabError("--format html takes RUN (an A/B file or an adapter folder), not --training")
+    out = Path(args.out).expanduser()
+    path, cond = split_run_spec(args.run)
+    inputs = [Path(path), Path(split_run_spec(args.vs)[0]) if args.vs else None]
+    check_outputs([out], inputs, force=args.force, flag="--out")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if Path(path).is_dir():
+        folders = [Path(path)] + ([Path(args.vs)] if args.vs else [])
+        if not all(f.is_dir() for f in folders):
+            raise LemlabError("a training report compares adapter folders: give folders for RUN and --vs")
+        page = rh.training_report_html([rh.training_series(f) for f in folders], generated)
+    else:
+        page = _ab_html(args, path, _one(cond, args.condition, "RUN:COND", "--cond"), generated)
+    write_text_atomic(out, page)
+    print(f"wrote {out}")
+    return 0
+
+
+def _ab_html(args: argparse.Namespace, path: str, cond: str | None, generated: str) -> str:
+    from lemlab.core import report_html as rh
+    from lemlab.core.abfile import read_ab_run
+    from lemlab.core.report import run_report, split_run_spec, vs_report
+
+    new = read_ab_run(path)
+    if args.vs is not None:
+        old_path, ref = split_run_spec(args.vs)
+        ref = _one(ref, args.ref, "OTHER:COND", "--ref")
+        old = read_ab_run(old_path)
+        report = vs_report(old, new, cond, ref)
+        new_name = cond or old.baseline
+        sides = [(rh.Side(old, ref or new_name), rh.Side(new, new_name))]
+    else:
+        report = run_report(new, cond, args.ref)
+        base = args.ref or new.baseline
+        others = [cond] if cond else [n for n in new.condition_names if n != base]
+        sides = [(rh.Side(new, base), rh.Side(new, o)) for o in others]
+    ctx = rh.HtmlContext(sides, _overrides(args.session, path), generated)
+    return rh.ab_report_html(report, ctx)
+
+
+def _overrides(session_name: str | None, run_path: str) -> dict[tuple[str, str], Any]:
+    if not session_name:
+        return {}
+    from lemlab.core import report_html as rh
+    from lemlab.core.overrides import overrides_for_run
+    from lemlab.core.paths import get_paths
+    from lemlab.core.sessions import load_session_file
+
+    session = load_session_file(get_paths().sessions_dir / f"{session_name}.toml")
+    return {cell: rh.OverrideNote(o.corrected, o.original, o.reason)
+            for cell, o in overrides_for_run(session, run_path).items()}  # fmt: skip
