@@ -224,3 +224,20 @@ def test_distill_keeps_exactly_the_samples_at_or_above_the_threshold(
         score = scorer.score(reply)["lek_score"]
         assert score == item["meta"]["lek_score"] and score >= 0
     assert summary["total_kept"] == len(kept)
+
+
+def test_html_report_of_a_real_run_shows_the_replies_as_text(kernel_run: Path, tmp_path: Path) -> None:
+    import html as html_lib
+
+    from lemlab.core.safe_text import visible
+
+    out = tmp_path / "real.html"
+    done = _run("report", str(kernel_run), "--format", "html", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    page = out.read_text(encoding="utf-8")
+    assert "<script" not in page and "SmolLM2-135M-Instruct" in page
+    for line in kernel_run.read_text().splitlines()[:-1]:
+        probe = json.loads(line)
+        assert probe["id"] in page
+        for cond in probe["conditions"].values():
+            assert html_lib.escape(visible(cond["response"]), quote=True) in page
