@@ -94,6 +94,8 @@ CASES: list[tuple[str, list[str], str, bytes | None]] = [
     ("watch-interval-zero", ["watch", "{d}/run.jsonl", "--interval", "0"], "--interval", None),
     ("extract-split-nan", ["extract", "--input", "{d}/run.jsonl", "--output", "{d}/x", "--split", "nan"], "--split", None),
     ("train-lr-nan", ["train", "--model", "{d}/badmodel", "--data", "{d}/data", "--learning-rate", "nan"], "--learning-rate", None),
+    ("train-rank-huge", ["train", "--model", "{d}/badmodel", "--data", "{d}/data", "--rank", "100000000"], "rank must be at most", None),
+    ("train-batch-huge", ["train", "--model", "{d}/badmodel", "--data", "{d}/data", "--batch-size", "5000"], "batch_size must be at most", None),
     ("tiny-hidden-huge", ["make-tiny-model", "{d}/tiny", "--hidden", "1048576"], "--hidden", None),
     ("tiny-layers-huge", ["make-tiny-model", "{d}/tiny", "--layers", "100000"], "--layers", None),
     ("models-depth-huge", ["models", "--depth", "100000"], "--depth", None),

@@ -65,6 +65,9 @@ class TrainingConfig:
                      "steps_per_report", "max_seq_length"):
             if getattr(self, name) < 1:
                 raise LemlabError(f"{name} must be at least 1 (got {getattr(self, name)})")
+            # Upper bounds: a rank or batch of millions makes MLX allocate until it dies.
+            if getattr(self, name) > _UPPER.get(name, 10**9):
+                raise LemlabError(f"{name} must be at most {_UPPER.get(name, 10**9)} (got {getattr(self, name)})")
         if self.num_layers == 0 or self.num_layers < -1:
             raise LemlabError(f"num_layers must be -1 (all) or at least 1 (got {self.num_layers})")
         if self.val_batches == 0 or self.val_batches < -1:
@@ -92,6 +95,7 @@ class TrainingConfig:
         return out
 
 
+_UPPER = {"batch_size": 4096, "rank": 4096, "max_seq_length": 1 << 20}
 FIELD_NAMES = tuple(f.name for f in fields(TrainingConfig))
 _FIELD_TYPES = {f.name: type(getattr(TrainingConfig(), f.name)) for f in fields(TrainingConfig)}
 
