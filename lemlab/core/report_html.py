@@ -129,9 +129,11 @@ class HtmlContext:
 
 
 def ab_report_html(report: RunReport, ctx: HtmlContext) -> str:
-    body = [f"<header><h1>A/B report: {text(report.model or 'unknown model')}</h1>"]
+    name = Path(report.model).name if "/" in report.model else report.model
+    body = [f"<header><h1>A/B report: {text(name or 'unknown model')}</h1>"]
     body.append(
-        f'<p class="meta"><b>Source</b> {text(report.source)} · <b>scorer</b> {text(report.scorer)}'
+        f'<p class="meta"><b>Model</b> {text(report.model or "unknown")} · '
+        f'<b>source</b> {text(report.source)} · <b>scorer</b> {text(report.scorer)}'
         f" · <b>probes</b> {report.total_probes} · <b>duration</b> "
         f"{text(human_duration(report.duration) if report.duration else 'unknown')}"
         + (f" · <b>generated</b> {text(ctx.generated)}" if ctx.generated else "")
