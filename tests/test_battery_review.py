@@ -340,7 +340,7 @@ async def test_markdown_export_knows_model_and_duration_as_report_does(tmp_path:
 async def test_override_keys_typed_in_one_burst_land_in_their_fields(tmp_path: Path) -> None:
     """As a terminal delivers fast typing: every key of the dialog queued before any is
     handled (the value, Tab, the reason, Enter). Each must land where the user meant it; and
-    a Down queued before "o" moves the cursor before the override picks its cell."""
+    an Up queued before "o" moves the cursor before the override picks its cell."""
     from textual import events
 
     app, _ = make_app(tmp_path)
