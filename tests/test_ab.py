@@ -84,13 +84,15 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
 
 
 def stable(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Probe lines without what legitimately differs between runs (ts, time_s)."""
+    """Probe lines without what legitimately differs between runs (ts, time_s, and
+    cache_build_s: a resumed run builds the kernel cache again on its first kernel reply)."""
     out = []
     for ln in lines:
         if ln["type"] != "probe":
             continue
+        timing = ("time_s", "cache_build_s")
         conds = {
-            n: {k: v for k, v in c.items() if k != "time_s"} for n, c in ln["conditions"].items()
+            n: {k: v for k, v in c.items() if k not in timing} for n, c in ln["conditions"].items()
         }
         out.append({**{k: v for k, v in ln.items() if k != "ts"}, "conditions": conds})
     return out
