@@ -156,6 +156,7 @@ class BatteryPane(LabPane):
             Verb("Battery: toggle overrides", "summary with / without overrides", self.action_toggle_overrides),
             Verb("Battery: export view as Markdown", "next to the run file", lambda: self.action_export("md")),
             Verb("Battery: export view as CSV", "next to the run file", lambda: self.action_export("csv")),
+            Verb("Battery: export report (HTML)", "the whole run with charts, under exports/", self.export_html),
         ]  # fmt: skip
 
     def _show(self, then):  # type: ignore[no-untyped-def]
@@ -615,6 +616,37 @@ class BatteryPane(LabPane):
             self.notify(f"export failed: {exc.strerror or exc}", severity="error")
             return None
         self.notify(f"exported {out}")
+        return out
+
+    def export_html(self) -> Path | None:
+        """The open run (or the comparison shown) as `lemlab report --format html` draws it, with
+        this session's overrides, saved as exports/<session>/<run>.report.html."""
+        from lemlab.core import abfile
+        from lemlab.core import report_html as rh
+        from lemlab.core.atomic import write_text_atomic
+        from lemlab.core.report_sides import generated_now, override_notes, report_and_sides
+        from lemlab.tui.chat_actions import exports_dir
+
+        m, path = self.model, self.run_path
+        if m is None or (path is None and len(self.runs) != 2):
+            self.notify("nothing to export: run a battery or open a run file")
+            return None
+        try:
+            if path is not None:  # re-read: a live run's file has grown since it was shown
+                report, sides = report_and_sides(abfile.read_ab_run(path))
+                notes, stem = override_notes(self.lab.session, path), path.stem
+            else:  # A is the reference, as in the table: `lemlab report B --vs A:cond`
+                a, b = self.runs
+                cond = (self.grid.current_condition() or m.baseline).partition(":")[2]
+                report, sides = report_and_sides(b, a, cond or None)
+                notes, stem = {}, f"{Path(a.path).stem}-vs-{Path(b.path).stem}"  # no overrides here
+            page = rh.ab_report_html(report, rh.HtmlContext(sides, notes, generated_now()))
+            out = exports_dir() / self.lab.session.name / f"{stem}.report.html"
+            write_text_atomic(out, page)
+        except (LemlabError, OSError) as exc:
+            self.notify(f"report export failed: {str(exc).splitlines()[0]}", severity="error")
+            return None
+        self.notify(f"report written: {out}")
         return out
 
 

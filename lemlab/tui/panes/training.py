@@ -485,7 +485,35 @@ class TrainingPane(LabPane):
             Verb("Training: self-distill data…", "sample, score and keep replies", self.action_distill),
             Verb("Training: run curriculum…", "stages from a TOML file, a confirmed fuse between them",
                  self.action_curriculum),  # fmt: skip
+            Verb("Training: export report (HTML)", "loss curves, checkpoints and configuration, under exports/",
+                 self.export_html),  # fmt: skip
         ]
+
+    def export_html(self) -> Path | None:
+        """The followed run (and the overlay, if drawn) as `lemlab report DIR --format html`
+        draws it, with the checkpoint scores held here, as exports/<session>/<run>.report.html."""
+        from lemlab.core.atomic import write_text_atomic
+        from lemlab.core.report_html import training_report_html, training_series
+        from lemlab.core.report_sides import generated_now
+        from lemlab.tui.chat_actions import exports_dir
+
+        if self.run is None:
+            self.notify("follow a run first (r picks one)", severity="warning")
+            return None
+        runs = [self.run, *([self.overlay] if self.overlay is not None else [])]
+        names = [_run_label(r) for r in runs]
+        scores = self.scores or _recorded_scores(self._record)
+        try:
+            # The file followed, not its folder: an mlx-lm log may have any name.
+            series = [training_series(r.source.file, name, scores if r is self.run else ())
+                      for r, name in zip(runs, names, strict=True)]  # fmt: skip
+            out = exports_dir() / self.lab.session.name / f"{'-with-'.join(names)}.report.html"
+            write_text_atomic(out, training_report_html(series, generated_now()))
+        except (LemlabError, OSError) as exc:
+            self.notify(f"report export failed: {str(exc).splitlines()[0]}", severity="error")
+            return None
+        self.notify(f"report written: {out}")
+        return out
 
     def action_curriculum(self) -> None:
         self.flow.ask_path()
@@ -643,6 +671,25 @@ class TrainingPane(LabPane):
     def _distill_ended(self) -> None:
         self.lab.loading = ""
         self.app.refresh_status()  # type: ignore[attr-defined]
+
+
+def _run_label(run: FollowedRun) -> str:
+    """The run's folder name; a curriculum stage's (every one ends in adapter/) with its stage."""
+    name = run.folder.name
+    return f"{run.folder.parent.name}-{name}" if run.labels.get("curriculum") else name
+
+
+def _recorded_scores(record: dict[str, Any] | None) -> list[tuple[int, float]]:
+    """Checkpoint scores kept in the session's record of the run (from an earlier sitting);
+    the session file is the user's to edit, so anything not a pair of numbers is left out."""
+    out = []
+    for item in (record or {}).get("checkpoint_scores") or []:
+        try:
+            it, score = item
+            out.append((int(it), float(score)))
+        except (TypeError, ValueError):
+            continue
+    return out
 
 
 PANE = TrainingPane

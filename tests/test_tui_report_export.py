@@ -1,0 +1,159 @@
+"""Palette "Export report (HTML)" on FakeEngine: the Battery view (a run with a session override,
+and a run-vs-run comparison) and the Training run (with its overlay and checkpoint scores), saved
+under the session's exports folder with the path in a toast."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from test_battery_support import SMALL_RUN, V1_RUN, copy_fixture
+from test_tui_support import fake_model_dir, make_app, open_training_tab, wait_idle
+from textual.command import CommandList
+from textual.widgets import Input
+
+from lemlab.core import abfile
+from lemlab.core.overrides import make_override
+from lemlab.core.paths import get_paths
+from lemlab.tui.panes.training import TrainingPane
+
+EVENTS = Path(__file__).resolve().parent / "fixtures" / "training" / "lemlab_events.jsonl"
+TWO_PROBES = """name = "two"
+description = "two probes for tests"
+[[probe]]
+id = "T1"
+category = "test"
+prompt = "Say one thing about honesty."
+[[probe]]
+id = "T2"
+category = "test"
+prompt = "Describe the sea."
+"""
+
+
+def exports() -> Path:
+    return get_paths().data_dir / "exports" / "s1"
+
+
+async def run_from_palette(pilot, verb: str) -> None:  # type: ignore[no-untyped-def]
+    """Type the verb's name in the palette, check it is the entry offered first, run it."""
+    await pilot.press("ctrl+p")
+    await pilot.pause(0.2)
+    await pilot.press(*verb)
+    await pilot.pause(0.5)
+    listing = pilot.app.screen.query_one(CommandList)
+    assert verb in str(listing.get_option_at_index(0).prompt)
+    await pilot.press("enter")
+    await pilot.pause(0.3)
+
+
+def toasted(app, path: Path) -> bool:  # type: ignore[no-untyped-def]
+    return any(str(path) in n.message for n in app._notifications)
+
+
+async def test_battery_export_holds_every_probe_and_the_sessions_override(tmp_path: Path) -> None:
+    run_file = copy_fixture(SMALL_RUN, tmp_path / "runs")
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_idle(pilot, app)
+        pane = app.query_one("#battery-pane")
+        assert pane.export_html() is None  # nothing open yet: a toast says so, no file
+        await pilot.pause()
+        assert any("nothing to export" in n.message for n in app._notifications)
+        assert pane.open_run(run_file)
+        pane.record_override(make_override(run_file, "gov_criticism", "ethics", -19.0, 12.0,
+                                           "collapse was a <eos> & stop token"))  # fmt: skip
+        await run_from_palette(pilot, "Battery: export report (HTML)")
+        out = exports() / "run_small.report.html"
+        assert out.is_file() and toasted(app, out)
+    page = out.read_text(encoding="utf-8")
+    ids = [p.id for p in abfile.read_ab(run_file).probes]
+    assert len(ids) == 6
+    for pid in ids:  # an expandable block per probe in each comparison (ethics, json)
+        assert page.count(f"<summary>{pid} ·") == 2
+    # The reason is the user's text: escaped, beside the cell it corrects.
+    assert "<b>override</b> -19.00 -> 12.00: collapse was a &lt;eos&gt; &amp; stop token" in page
+    assert page.count("<b>override</b>") == 1  # only the ethics side of gov_criticism
+
+
+async def test_battery_export_of_a_comparison_is_run_vs_run(tmp_path: Path) -> None:
+    a = copy_fixture(V1_RUN, tmp_path / "a")
+    b = copy_fixture(SMALL_RUN, tmp_path / "b")
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_idle(pilot, app)
+        pane = app.query_one("#battery-pane")
+        assert pane.open_run(a) and pane.compare(b)
+        shared = [r.id for r in pane.model.rows]
+        await run_from_palette(pilot, "Battery: export report (HTML)")
+        out = exports() / "run_research_v1-vs-run_small.report.html"
+        assert out.is_file() and toasted(app, out)
+    page = out.read_text(encoding="utf-8")
+    assert f"<h2>baseline: {b} vs {a}</h2>" in page  # B (new) against A, as the table's deltas
+    assert "different scorers (v1 vs v2)" in page
+    for pid in shared:
+        assert f"<summary>{pid} ·" in page
+
+
+def _run_folder(root: Path, name: str) -> Path:
+    run = root / name
+    run.mkdir(parents=True)
+    shutil.copy(EVENTS, run / "events.jsonl")
+    (run / "adapter_config.json").write_text(json.dumps({
+        "model": "elsewhere", "iters": 30, "batch_size": 4, "learning_rate": 1e-5,
+        "lora_parameters": {"rank": 8, "scale": 20.0, "dropout": 0.0}}))  # fmt: skip
+    for it in (10, 20, 30):  # FakeEngine never reads the weights
+        (run / f"{it:07d}_adapters.safetensors").write_bytes(b"")
+    return run
+
+
+async def test_training_export_has_loss_chart_config_scores_and_overlay(tmp_path: Path) -> None:
+    run, other = _run_folder(tmp_path, "run-b"), _run_folder(tmp_path, "run-c")
+    battery = tmp_path / "two.toml"
+    battery.write_text(TWO_PROBES)
+    app, _ = make_app(tmp_path, model=fake_model_dir(tmp_path / "models"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_training_tab(pilot)
+        assert pane.attach(str(run))
+        await pilot.press("s")  # score every checkpoint on the fake engine
+        await pilot.pause()
+        app.screen.query_one("#score-path", Input).value = str(battery)
+        app.screen.query_one("#score-tokens", Input).value = "4"
+        await pilot.press("ctrl+s")
+        await wait_idle(pilot, app)
+        scores = list(pane.scores)
+        assert [it for it, _ in scores] == [10, 20, 30]
+        pane.set_overlay(str(other))
+        await run_from_palette(pilot, "Training: export report (HTML)")
+        out = exports() / "run-b-with-run-c.report.html"
+        assert out.is_file() and toasted(app, out)
+    page = out.read_text(encoding="utf-8")
+    assert '<svg class="chart line-chart' in page
+    ours, overlay = page.split("<h2>run-c: configuration</h2>")
+    assert "<h2>run-b: configuration</h2>" in ours
+    assert "<td>effective gradient (iters x batch)</td><td>120</td>" in ours
+    assert "<td>LoRA rank / scale / dropout</td><td>8 / 20 / 0</td>" in ours
+    for it, score in scores:  # the followed run's checkpoint table carries the pane's scores
+        assert f'<td class="num">{it}</td>' in ours and f'<td class="num">{score:.2f}</td>' in ours
+    assert "not scored" not in ours and overlay.count("not scored") == 3  # the overlay was not scored
+    assert "<td>run-c</td>" in page  # the overlay's row in the runs table
+
+
+async def test_training_export_uses_the_recorded_scores_and_skips_damaged_ones(tmp_path: Path) -> None:
+    run = _run_folder(tmp_path, "run-b")
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane: TrainingPane = await open_training_tab(pilot)
+        assert pane.export_html() is None  # no run followed: a toast, no file
+        assert pane.attach(str(run))
+        await pilot.pause()
+        # As a session from an earlier sitting holds them (hand-edited: two entries are bad).
+        assert pane._record is not None and not pane.scores
+        pane._record["checkpoint_scores"] = [[10, 1.25], ["x", 2.0], [20, 3.5], "oops"]
+        out = pane.export_html()
+        await pilot.pause()
+        assert out == exports() / "run-b.report.html" and toasted(app, out)
+    page = out.read_text(encoding="utf-8")
+    assert '<td class="num">1.25</td>' in page and '<td class="num">3.50</td>' in page
+    assert page.count("not scored") == 1  # iteration 30
