@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+from test_battery_pane import fill_setup, open_battery
 from test_battery_support import SMALL_RUN, V1_RUN, copy_fixture
 from test_tui_support import fake_model_dir, make_app, open_training_tab, wait_idle
 from textual.command import CommandList
@@ -16,6 +17,7 @@ from textual.widgets import Input
 from lemlab.core import abfile
 from lemlab.core.overrides import make_override
 from lemlab.core.paths import get_paths
+from lemlab.engine.fake import FakeEngine
 from lemlab.tui.panes.training import TrainingPane
 
 EVENTS = Path(__file__).resolve().parent / "fixtures" / "training" / "lemlab_events.jsonl"
@@ -94,6 +96,30 @@ async def test_battery_export_of_a_comparison_is_run_vs_run(tmp_path: Path) -> N
     assert "different scorers (v1 vs v2)" in page
     for pid in shared:
         assert f"<summary>{pid} ·" in page
+
+
+async def test_battery_export_during_a_run_holds_the_probes_done_so_far(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path, model=fake_model_dir(tmp_path / "models"),
+                      engine=FakeEngine(length=8, delay=0.05))  # fmt: skip
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_battery(pilot, app)
+        await fill_setup(pilot)
+        pane = app.query_one("#battery-pane")
+        for _ in range(400):  # one complete probe line on disk
+            if pane.job is not None and pane.job.done >= 1:
+                break
+            await pilot.pause(0.05)
+        assert pane.job is not None
+        out = pane.export_html()
+        await pilot.press("escape")  # cancel: the rest of the run is not needed
+        await wait_idle(pilot, app)
+        run_file = Path(app.lab.session.records("battery_runs")[-1]["path"])
+    assert out == exports() / f"{run_file.stem}.report.html"
+    page = out.read_text(encoding="utf-8")
+    assert "no summary line yet" in page  # the figures are the probe lines' so far
+    blocks = page.count("<summary>")
+    assert 1 <= blocks < 6
+    assert "<summary>" + abfile.read_ab(run_file).probes[0].id + " ·" in page
 
 
 def _run_folder(root: Path, name: str) -> Path:
