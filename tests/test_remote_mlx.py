@@ -79,7 +79,7 @@ def test_cancel_mid_stream(tiny_server: LocalServer) -> None:
             handle.cancel()
         assert time.monotonic() < deadline
     text, stats = handle.result()
-    assert stats.finish_reason == "cancelled" and handle.error is None
+    assert stats.finish_reason == "cancelled" and handle.failure is None
     assert 3 <= stats.generation_tokens < 50_000
     # the server is still fine afterwards
     assert engine.generate(MSGS, Sampler(max_tokens=3)).result()[1].finish_reason in ("stop", "length")
@@ -91,7 +91,7 @@ def test_http_error_becomes_an_error_chunk(tiny_server: LocalServer) -> None:
     handle = engine.generate(MSGS, Sampler(max_tokens=4))
     last = list(handle)[-1]
     assert last.done and last.error and "\n" not in last.error and "HTTP 404" in last.error
-    assert isinstance(handle.error, EndpointHTTPError) and not handle.error.retryable
+    assert isinstance(handle.failure, EndpointHTTPError) and not handle.failure.retryable
 
 
 def test_adapter_per_request(tiny_server: LocalServer, tiny_adapter: Path) -> None:

@@ -191,7 +191,8 @@ def test_http_500_is_a_retryable_error_chunk(fake: tuple[str, type[Recorder]]) -
     last = list(handle)[-1]
     assert last.done and last.error and "\n" not in last.error and "HTTP 500" in last.error
     assert last.stats.finish_reason == "error"
-    assert isinstance(handle.error, EndpointHTTPError) and handle.error.retryable
+    assert isinstance(handle.failure, EndpointHTTPError) and handle.failure.retryable
+    assert handle.error == last.error  # `error` is the one line on every handle, not the exception
     with pytest.raises(EndpointHTTPError):
         handle.raise_for_error()
 
@@ -204,7 +205,7 @@ def test_stream_cut_mid_reply_is_retryable(fake: tuple[str, type[Recorder]]) -> 
     handle = engine.generate(MSGS, Sampler(max_tokens=4))
     text, stats = handle.result()
     assert text == "al" and stats.finish_reason == "error"
-    assert isinstance(handle.error, EndpointUnreachable) and handle.error.retryable
+    assert isinstance(handle.failure, EndpointUnreachable) and handle.failure.retryable
 
 
 def test_connection_refused() -> None:

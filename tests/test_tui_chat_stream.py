@@ -59,16 +59,16 @@ def test_batches_of_a_live_stream_hold_every_chunk_once_in_order() -> None:
     assert all(batch for batch in batches)
 
 
-def test_handles_without_take_are_batched_chunk_by_chunk(tmp_path: Path) -> None:
-    engine = FakeEngine(length=60)
+def test_fake_engine_handles_are_batched_like_the_real_ones(tmp_path: Path) -> None:
+    engine = FakeEngine(length=60, delay=0.002)
     engine.load(str(tmp_path)).result()
     handle = engine.generate([{"role": "user", "content": "hi"}], Sampler())
-    batches = list(chunk_batches(handle, lambda: 10.0))
+    batches = list(chunk_batches(handle, lambda: 0.02))
     text, stats = handle.result()
-    # the first chunk goes out at once, the rest when the reply ends (interval never reached)
-    assert [len(b) for b in batches] == [1, 60]
-    assert "".join(c.text for b in batches for c in b) == text
-    assert batches[-1][-1].done and stats.generation_tokens == 60
+    chunks = [c for b in batches for c in b]
+    assert 1 < len(batches) < 61 and all(batches)  # batched per tick, not one per token
+    assert len(chunks) == 61 and "".join(c.text for c in chunks) == text
+    assert chunks[-1].done and not any(c.done for c in chunks[:-1]) and stats.generation_tokens == 60
     engine.shutdown()
 
 

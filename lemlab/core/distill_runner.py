@@ -214,6 +214,6 @@ class DistillRunner(DistillWork):
         if self.cancelled or stats.finish_reason == "cancelled":
             raise DistillCancelled
         if stats.finish_reason == "error":
-            err = getattr(handle, "error", None) or "unknown error"
+            err = handle.error or "unknown error"
             raise LemlabError(f"generation failed on {probe.id} sample {idx}: {err}")
         return self.scored_sample(probe, idx, text, stats, self._clock() - started)

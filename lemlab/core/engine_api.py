@@ -7,7 +7,7 @@ tests in lemlab.engine.fake, a remote one (OpenAI-compatible servers) in lemlab.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -105,7 +105,29 @@ class GenerationHandle(Protocol):
     def cancel(self) -> None: ...
 
     def result(self) -> tuple[str, GenStats]:
-        """Block until finished; the full text and the final stats."""
+        """Block until finished; the full text and the final stats (a failure is in the stats,
+        finish_reason 'error', and in `error`)."""
+        ...
+
+    def raise_for_error(self) -> tuple[str, GenStats]:
+        """result(), but a failed generation raises: a LemlabError whose message is `error`, or
+        the engine's own subclass of it (a server's EndpointError says whether a retry helps)."""
+        ...
+
+    @property
+    def error(self) -> str | None:
+        """Why a finished generation failed, in one line (the last chunk's error); None while it
+        runs and when it did not fail."""
+        ...
+
+    def take(self, start: int, timeout: float | None = None) -> list[Chunk]:
+        """The chunks from index `start` on, waiting up to `timeout` (None: for ever) only if
+        there are none yet. A reader collects a batch per display tick instead of waking up for
+        every token."""
+        ...
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the reply has finished or `timeout` passed; True if it finished."""
         ...
 
 
@@ -128,6 +150,16 @@ class Engine(Protocol):
         """Start generating a reply to a chat. reuse_prefix: keep and reuse the KV cache of the
         prompt's prefix shared with earlier requests (a kernel's system turn), so a battery
         pays the kernel's prefill once; outputs must equal processing the prompt alone."""
+        ...
+
+    def count_tokens(self, messages: Sequence[Message]) -> Future[int]:
+        """Prompt length in tokens under the loaded model's chat template; the future fails with
+        a LemlabError where the engine cannot tell before replying (a server)."""
+        ...
+
+    def engine_cpu_seconds(self) -> float | None:
+        """CPU time this process's generating thread has used so far (the UI paces redraws by
+        it); 0.0 for a server, which generates in another process; None where it is unknown."""
         ...
 
     def shutdown(self) -> None:

@@ -105,12 +105,11 @@ class Cancelled(Exception):
 def finish(flight: InFlight, handle: GenerationHandle) -> tuple[str, GenStats]:
     """The whole reply; a failed request raises (its EndpointError says if retrying helps)."""
     with flight.tracking(handle):
-        strict = getattr(handle, "raise_for_error", None)
-        text, stats = strict() if strict is not None else handle.result()
+        text, stats = handle.raise_for_error()
     if flight.cancelled or stats.finish_reason == "cancelled":
         raise Cancelled
     if stats.finish_reason == "error":
-        raise LemlabError(str(getattr(handle, "error", None) or "generation failed"))
+        raise LemlabError(handle.error or "generation failed")
     return text, stats
 
 

@@ -6,17 +6,17 @@ the sampler seed; tokens arrive `delay` seconds apart from a producer thread, li
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import queue
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from lemlab.core.engine_api import Chunk, GenStats, LoadInfo, Message, Sampler
+from lemlab.engine.handle import ChunkStream
+from lemlab.engine.tiny import is_demo_model
 
 _WORDS = (
     "the model weighs each claim and names what it does not know . consent matters "
@@ -35,17 +35,14 @@ def fake_reply(messages: list[Message], sampler: Sampler, length: int) -> list[s
     return (head + body)[: max(1, length)]
 
 
-class FakeHandle:
-    """Streams chunks from a producer thread; cancel() stops at the next token."""
+class FakeHandle(ChunkStream):
+    """Streams chunks from a producer thread; cancel() stops at the next token. A ChunkStream,
+    so it reads (take, wait, error, several readers) exactly like the MLX engine's handle."""
 
     def __init__(self, tokens: list[str], delay: float, max_tokens: int, error: str | None,
                  fixed_stats: bool, prompt: tuple[int, int] = (12, 0)) -> None:  # fmt: skip
+        super().__init__()
         self._prompt = prompt  # (prompt tokens, of which served from the cache)
-        self._queue: queue.Queue[Chunk] = queue.Queue()
-        self._cancel = threading.Event()
-        self._done = threading.Event()
-        self._text: list[str] = []
-        self._stats = GenStats()
         self._fixed = fixed_stats
         args = (tokens[:max_tokens], delay, len(tokens) > max_tokens, error)
         threading.Thread(target=self._produce, args=args, daemon=True).start()
@@ -56,7 +53,7 @@ class FakeHandle:
                          cached_prompt_tokens=self._prompt[1])  # fmt: skip
         reason = "length" if truncated else "stop"
         for i, tok in enumerate(tokens):
-            if self._cancel.is_set():
+            if self.cancelled:
                 reason = "cancelled"
                 break
             if error is not None and i == len(tokens) // 2:
@@ -69,36 +66,12 @@ class FakeHandle:
                 stats.time_to_first_token = elapsed
             stats.generation_tokens = i + 1
             stats.generation_tps = (i + 1) / elapsed if elapsed > 0 else 0.0
-            self._text.append(tok)
-            self._queue.put(Chunk(tok, stats))
+            self.push(Chunk(tok, stats))
         stats.finish_reason = reason
         stats.elapsed = time.perf_counter() - start
         if self._fixed:  # snapshot tests need figures that never change
             stats.generation_tps, stats.time_to_first_token, stats.elapsed = 100.0, 0.01, 0.5
-        self._stats = stats
-        self._queue.put(Chunk("", stats, done=True, error=error if reason == "error" else None))
-        self._done.set()
-
-    def __iter__(self) -> Iterator[Chunk]:
-        while True:
-            chunk = self._queue.get()
-            yield chunk
-            if chunk.done:
-                return
-
-    async def __aiter__(self) -> AsyncIterator[Chunk]:
-        while True:
-            chunk = await asyncio.to_thread(self._queue.get)
-            yield chunk
-            if chunk.done:
-                return
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def result(self) -> tuple[str, GenStats]:
-        self._done.wait()
-        return "".join(self._text), self._stats
+        self.finish(stats, error if reason == "error" else None)
 
 
 class FakeEngine:
@@ -136,8 +109,6 @@ class FakeEngine:
             raise RuntimeError(self.load_error)
         if not Path(model).exists() and "/" not in model:
             raise FileNotFoundError(f"no model at {model}")
-        from lemlab.engine.tiny import is_demo_model  # light: no mlx at import time
-
         info = LoadInfo(model, adapter, "fake", 2, True, is_demo_model(model), self.load_delay)
         self._loaded = info
         return info
@@ -161,7 +132,7 @@ class FakeEngine:
     def _prompt_figures(self, messages: list[Message], reuse: bool) -> tuple[int, int]:
         """(prompt tokens, cached): a word is a token; with reuse, the messages the previous
         request shares with this one come from the cache, as with the MLX engine."""
-        words = [len(m["content"].split()) + 4 for m in messages]
+        words = [len(m["content"].split()) + 4 for m in messages]  # as count_tokens
         cached = 0
         if reuse and self._last is not None:
             shared = 0
@@ -170,6 +141,13 @@ class FakeEngine:
             cached = sum(words[:shared])
         self._last = list(messages) if reuse else None
         return sum(words), cached
+
+    def count_tokens(self, messages: Sequence[Message]) -> Future[int]:
+        """A word is a token here, as in the prompt figures below."""
+        return self._pool.submit(lambda: sum(len(m["content"].split()) + 4 for m in messages))
+
+    def engine_cpu_seconds(self) -> float | None:
+        return None  # no generating thread worth pacing by
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)

@@ -8,6 +8,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 
 from lemlab.core.engine_api import Chunk, GenStats
+from lemlab.core.errors import LemlabError
 
 
 class ChunkStream:
@@ -109,6 +110,13 @@ class ChunkStream:
             last = chunk
         assert last is not None
         return "".join(text), last.stats
+
+    def raise_for_error(self) -> tuple[str, GenStats]:
+        """result(), but a failed generation raises a LemlabError with its one line."""
+        text, stats = self.result()
+        if stats.finish_reason == "error":
+            raise LemlabError(self.error or "generation failed")
+        return text, stats
 
     @property
     def error(self) -> str | None:

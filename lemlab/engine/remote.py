@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -285,6 +285,15 @@ class _ChunkLog:
             except RuntimeError:  # that reader's loop has closed
                 pass
 
+    def take(self, index: int, timeout: float | None) -> list[Chunk]:
+        with self._cond:
+            self._cond.wait_for(lambda: len(self._chunks) > index or self._closed, timeout)
+            return self._chunks[index:]
+
+    def wait_closed(self, timeout: float | None) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._closed, timeout)
+
     def since(self, index: int, wait: float = 0.0) -> tuple[list[Chunk], bool]:
         with self._cond:
             if wait and index >= len(self._chunks) and not self._closed:
@@ -309,7 +318,8 @@ def cancel_all() -> None:
 
 class RemoteGeneration:
     """A GenerationHandle for one HTTP request. Chunks can be read more than once (each
-    iteration starts at the first chunk); `error` holds the EndpointError of a failed request."""
+    iteration starts at the first chunk); `failure` holds the EndpointError of a failed
+    request, `error` its one line."""
 
     def __init__(self, endpoint: Endpoint, body: dict[str, Any]) -> None:
         self._endpoint = endpoint
@@ -327,7 +337,7 @@ class RemoteGeneration:
         self._char_cap = tokens * CHARS_PER_TOKEN_CAP + 4096
         self._byte_cap = tokens * BYTES_PER_TOKEN_CAP + (1 << 20)
         self._chars = 0
-        self.error: EndpointError | None = None
+        self.failure: EndpointError | None = None
         _LIVE.add(self)
         self._thread = threading.Thread(target=self._run, name="lemlab-remote-gen", daemon=True)
         self._thread.start()
@@ -381,9 +391,23 @@ class RemoteGeneration:
     def raise_for_error(self) -> tuple[str, GenStats]:
         """result(), but a failed request raises its EndpointError (for dispatcher workers)."""
         text, stats = self.result()
-        if self.error is not None:
-            raise self.error
+        if self.failure is not None:
+            raise self.failure
         return text, stats
+
+    @property
+    def error(self) -> str | None:
+        """The failed request's one line (redacted), else None."""
+        last = self._log.since(0)[0][-1:]
+        return last[0].error if last and last[0].done else None
+
+    def take(self, start: int, timeout: float | None = None) -> list[Chunk]:
+        """The chunks from index `start` on, waiting up to `timeout` only if there are none yet."""
+        return self._log.take(start, timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the reply has finished or `timeout` passed; True if finished."""
+        return self._log.wait_closed(timeout)
 
     @property
     def cancelled(self) -> bool:
@@ -563,7 +587,7 @@ class RemoteGeneration:
         clean = redact(str(error), self._endpoint)
         if clean != str(error):
             error.args = (clean,)
-        self.error = error
+        self.failure = error
         self._stats.elapsed = time.monotonic() - t0
         self._stats.finish_reason = "error"
         line = _one_line(clean, 300)
@@ -649,6 +673,14 @@ class RemoteEngine:
         done: Future[None] = Future()
         done.set_result(None)
         return done
+
+    def count_tokens(self, messages: Sequence[Message]) -> Future[int]:
+        failed: Future[int] = Future()  # a server does not say before it replies
+        failed.set_exception(LemlabError("token counts need a local model"))
+        return failed
+
+    def engine_cpu_seconds(self) -> float | None:
+        return 0.0  # the server generates in another process: nothing taken from this one
 
     def shutdown(self) -> None:
         for handle in list(self._active):

@@ -102,33 +102,13 @@ def defer_full_gc() -> Callable[[], None]:
 
 def chunk_batches(handle: GenerationHandle, interval: Callable[[], float]) -> Iterator[list[Chunk]]:
     """The reply's chunks in batches, at most one per interval() seconds; the first one and the
-    last one as soon as they arrive. Handles with take()/wait() (the MLX engine's ChunkStream)
-    are read without waking up per token: each wake-up takes the GIL the engine needs."""
-    take, wait = getattr(handle, "take", None), getattr(handle, "wait", None)
-    if take is None or wait is None:
-        yield from _batches_by_chunk(handle, interval)
-        return
+    last one as soon as they arrive. Read with take()/wait(), not by iterating: each wake-up
+    per token takes the GIL the engine thread needs."""
     seen = 0
     while True:
-        batch = take(seen, None)
+        batch = handle.take(seen, None)
         seen += len(batch)
         yield batch
         if batch[-1].done:
             return
-        wait(interval())  # returns early when the reply ends
-
-
-def _batches_by_chunk(
-    handle: GenerationHandle, interval: Callable[[], float]
-) -> Iterator[list[Chunk]]:
-    batch: list[Chunk] = []
-    last = 0.0  # the first chunk goes out at once
-    for chunk in handle:
-        batch.append(chunk)
-        if chunk.done or time.monotonic() - last >= interval():
-            yield batch
-            batch, last = [], time.monotonic()
-            if chunk.done:
-                return
-    if batch:
-        yield batch
+        handle.wait(interval())  # returns early when the reply ends

@@ -239,8 +239,7 @@ class ChatPane(LabPane):
         self.pacer.displayed()
 
     def _engine_cpu(self) -> float | None:
-        clock = getattr(self.lab.engine, "engine_cpu_seconds", None)
-        return clock() if clock is not None else None
+        return self.lab.engine.engine_cpu_seconds()
 
     @property
     def displayed_tokens(self) -> int:
