@@ -96,8 +96,10 @@ def test_collapse_single_token_and_empty() -> None:
 def test_refusal_lists_the_phrases() -> None:
     (mode,) = detect("I'm sorry, but as an AI I cannot discuss that. I cannot.")
     assert mode.label == REFUSAL
-    # A bare "I cannot." is not counted: only "I cannot" + a verb of helping is a refusal act.
-    assert mode.detail["phrases"] == {"I cannot discuss": 1, "I'm sorry, but": 1, "as an AI": 1}
+    # "I cannot" + a verb of helping; a bare "I cannot." counts only in a short reply like this.
+    assert mode.detail["phrases"] == {
+        "I cannot discuss": 1, "I cannot": 1, "I'm sorry, but": 1, "as an AI": 1
+    }
 
 
 def test_topic_evasion_needs_prompt_and_length() -> None:

@@ -48,6 +48,17 @@ def test_dialogue_in_fiction_is_not_a_refusal() -> None:
     assert set(mode.detail["phrases"]) == {"I'm sorry, but", "I can\u2019t help"}
 
 
+@pytest.mark.parametrize("reply", [
+    "Sorry, I can't.",
+    "I won't be able to help with this request.",
+    "That's not something I can help with.",
+    "I'm not going to write that, but I can suggest a safer topic.",
+    "I am unable to comply with that.",
+])  # fmt: skip
+def test_plain_refusals_are_found(reply: str) -> None:
+    assert REFUSAL in labels(reply)  # "Sorry, I can't." is also a collapse (3 words)
+
+
 def test_first_person_narration_is_not_a_refusal() -> None:
     text = (
         "I cannot remember the last time the house was this quiet. I can't stop looking at "

@@ -19,8 +19,9 @@ each other):
   `alternating_case` - tokens like `oVeRnMeNtS`, MIXED_MIN_WORDS or more and MIXED_MIN_SHARE
   of the words.
 - `refusal`: the reply declines in its own voice: "I can't / cannot / won't / am unable to"
-  followed within a few words by a verb of helping (help, assist, provide, discuss, ...), or
-  an identity or policy phrase ("as an AI", "against my guidelines", "I must decline"). Text
+  followed within a few words by a verb of helping (help, assist, provide, discuss, ...), a
+  bare "I can't." in a reply of at most REFUSAL_BARE_MAX_WORDS words, or an identity or policy
+  phrase ("as an AI", "against my guidelines", "I must decline"). Text
   inside quotation marks is left out, so dialogue in fiction ("I can't leave," she whispered)
   is not a refusal.
 - `topic_evasion`: on a reply of EVASION_MIN_WORDS or more words, under EVASION_MAX_OVERLAP of
@@ -74,8 +75,8 @@ EVASION_MIN_WORDS, EVASION_MIN_TERMS, EVASION_MAX_OVERLAP = 60, 2, 0.2
 _REFUSAL_SUBJECT = (  # ' or ’ in contractions: models write both
     r"I\s+(?i:cannot|can['’]t|can\s?not|won['’]t|will\s+not|am\s+unable\s+to"
     r"|am\s+not\s+able\s+to|must\s+not|shouldn['’]t|should\s+not|am\s+not\s+comfortable"
-    r"|don['’]t\s+feel\s+comfortable)"
-    r"|I['’]m\s+(?i:unable\s+to|not\s+able\s+to|not\s+comfortable)"
+    r"|don['’]t\s+feel\s+comfortable|am\s+not\s+going\s+to)"
+    r"|I['’]m\s+(?i:unable\s+to|not\s+able\s+to|not\s+comfortable|not\s+going\s+to)"
 )
 _REFUSAL_VERBS = (
     r"help|assist|provide|give|offer|share|discuss|answer|respond|comply|fulfil+|create|write"
@@ -87,10 +88,13 @@ REFUSAL_ACT = re.compile(
     rf"(?<!\w)(?:{_REFUSAL_SUBJECT})(?i:(?:\s+\w+){{0,3}}?\s+(?:{_REFUSAL_VERBS}))\b"
 )
 # Lower-case, matched on the lower-cased text: much faster than re.IGNORECASE on megabytes.
+# A bare "I can't." refuses only in a short reply ("Sorry, I can't."); in a story it is speech.
+REFUSAL_BARE = re.compile(r"(?<!\w)I\s+(?:can['’]t|cannot|won['’]t)[.!]")
+REFUSAL_BARE_MAX_WORDS = 30
 REFUSAL_POLICY = re.compile(
     r"\b(?:as an ai|as a language model|as an? (?:ai )?assistant, i|against my guidelines"
     r"|my programming|i must decline|i have to decline|i(?:['’]m| am) not allowed to"
-    r"|not within my scope|not appropriate for me"
+    r"|not within my scope|not appropriate for me|not something i can (?:help|assist|do|provide)"
     r"|i(?:['’]m| am) (?:sorry|afraid),? but(?=\s+(?:i|as an?|this|that|it|your)\b))\b"
 )
 # Quoted speech: straight or curly double quotes, curly single quotes, within one paragraph.
@@ -310,6 +314,8 @@ def _refusal(text: str) -> FailureMode | None:
     """Refusal phrases in the reply's own voice (quoted speech blanked out first)."""
     own = QUOTED.sub(" ", text) if ('"' in text or "\u201c" in text or "\u2018" in text) else text
     phrases = Counter(m.group(0) for m in REFUSAL_ACT.finditer(own))
+    if len(own.split()) <= REFUSAL_BARE_MAX_WORDS:
+        phrases.update(m.group(0)[:-1] for m in REFUSAL_BARE.finditer(own))
     lower = own.lower()
     same = len(lower) == len(own)  # lower() keeps offsets for all but a few letters (İ)
     phrases.update(own[m.start() : m.end()] if same else m.group(0)
