@@ -314,7 +314,7 @@ def _refusal(text: str) -> FailureMode | None:
     """Refusal phrases in the reply's own voice (quoted speech blanked out first)."""
     own = QUOTED.sub(" ", text) if ('"' in text or "\u201c" in text or "\u2018" in text) else text
     phrases = Counter(m.group(0) for m in REFUSAL_ACT.finditer(own))
-    if len(own.split()) <= REFUSAL_BARE_MAX_WORDS:
+    if len(own) < 50 * REFUSAL_BARE_MAX_WORDS and len(own.split()) <= REFUSAL_BARE_MAX_WORDS:
         phrases.update(m.group(0)[:-1] for m in REFUSAL_BARE.finditer(own))
     lower = own.lower()
     same = len(lower) == len(own)  # lower() keeps offsets for all but a few letters (İ)
