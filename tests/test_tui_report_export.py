@@ -10,7 +10,7 @@ from pathlib import Path
 
 from test_battery_pane import fill_setup, open_battery
 from test_battery_support import SMALL_RUN, V1_RUN, copy_fixture
-from test_tui_support import fake_model_dir, make_app, open_training_tab, wait_idle
+from test_tui_support import fake_model_dir, make_app, open_training_tab, until, wait_idle
 from textual.command import CommandList
 from textual.widgets import Input
 
@@ -67,6 +67,7 @@ async def test_battery_export_holds_every_probe_and_the_sessions_override(tmp_pa
         pane.record_override(make_override(run_file, "gov_criticism", "ethics", -19.0, 12.0,
                                            "collapse was a <eos> & stop token"))  # fmt: skip
         await run_from_palette(pilot, "Battery: export report (HTML)")
+        await wait_idle(pilot, app)  # the page is drawn in a worker
         out = exports() / "run_small.report.html"
         assert out.is_file() and toasted(app, out)
     page = out.read_text(encoding="utf-8")
@@ -89,6 +90,7 @@ async def test_battery_export_of_a_comparison_is_run_vs_run(tmp_path: Path) -> N
         assert pane.open_run(a) and pane.compare(b)
         shared = [r.id for r in pane.model.rows]
         await run_from_palette(pilot, "Battery: export report (HTML)")
+        await wait_idle(pilot, app)
         out = exports() / "run_research_v1-vs-run_small.report.html"
         assert out.is_file() and toasted(app, out)
     page = out.read_text(encoding="utf-8")
@@ -111,6 +113,8 @@ async def test_battery_export_during_a_run_holds_the_probes_done_so_far(tmp_path
             await pilot.pause(0.05)
         assert pane.job is not None
         out = pane.export_html()
+        assert out is not None
+        await until(pilot, out.is_file)  # written whole (atomic), while the run goes on
         await pilot.press("escape")  # cancel: the rest of the run is not needed
         await wait_idle(pilot, app)
         run_file = Path(app.lab.session.records("battery_runs")[-1]["path"])
@@ -120,6 +124,21 @@ async def test_battery_export_during_a_run_holds_the_probes_done_so_far(tmp_path
     blocks = page.count("<summary>")
     assert 1 <= blocks < 6
     assert "<summary>" + abfile.read_ab(run_file).probes[0].id + " ·" in page
+
+
+async def test_battery_export_of_a_file_gone_since_it_was_opened_is_one_line(tmp_path: Path) -> None:
+    run_file = copy_fixture(SMALL_RUN, tmp_path / "runs")
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_idle(pilot, app)
+        pane = app.query_one("#battery-pane")
+        assert pane.open_run(run_file)
+        run_file.write_text("not json\n")  # replaced by something that is no A/B run
+        out = pane.export_html()
+        await wait_idle(pilot, app)
+        failed = [n.message for n in app._notifications if n.message.startswith("report export failed")]
+        assert len(failed) == 1 and "not an A/B run" in failed[0] and "\n" not in failed[0]
+        assert out is not None and not out.exists() and app.is_running
 
 
 def _run_folder(root: Path, name: str) -> Path:

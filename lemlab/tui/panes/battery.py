@@ -620,34 +620,43 @@ class BatteryPane(LabPane):
 
     def export_html(self) -> Path | None:
         """The open run (or the comparison shown) as `lemlab report --format html` draws it, with
-        this session's overrides, saved as exports/<session>/<run>.report.html."""
-        from lemlab.core import abfile
-        from lemlab.core import report_html as rh
-        from lemlab.core.atomic import write_text_atomic
-        from lemlab.core.report_sides import generated_now, override_notes, report_and_sides
+        this session's overrides, saved as exports/<session>/<run>.report.html. The view is read
+        here; the page is drawn in a worker (a 500-probe run takes seconds). Returns the path it goes to."""
+        from lemlab.core.report_sides import override_notes
         from lemlab.tui.chat_actions import exports_dir
 
         m, path = self.model, self.run_path
         if m is None or (path is None and len(self.runs) != 2):
             self.notify("nothing to export: run a battery or open a run file")
             return None
-        try:
-            if path is not None:  # re-read: a live run's file has grown since it was shown
-                report, sides = report_and_sides(abfile.read_ab_run(path))
-                notes, stem = override_notes(self.lab.session, path), path.stem
-            else:  # A is the reference, as in the table: `lemlab report B --vs A:cond`
-                a, b = self.runs
-                cond = (self.grid.current_condition() or m.baseline).partition(":")[2]
-                report, sides = report_and_sides(b, a, cond or None)
-                notes, stem = {}, f"{Path(a.path).stem}-vs-{Path(b.path).stem}"  # no overrides here
-            page = rh.ab_report_html(report, rh.HtmlContext(sides, notes, generated_now()))
-            out = exports_dir() / self.lab.session.name / f"{stem}.report.html"
-            write_text_atomic(out, page)
-        except (LemlabError, OSError) as exc:
-            self.notify(f"report export failed: {str(exc).splitlines()[0]}", severity="error")
-            return None
-        self.notify(f"report written: {out}")
+        if path is not None:
+            a, b, cond = None, path, None
+            notes, stem = override_notes(self.lab.session, path), path.stem
+        else:  # A is the reference, as in the table: `lemlab report B --vs A:cond`
+            a, b = self.runs
+            cond = (self.grid.current_condition() or m.baseline).partition(":")[2] or None
+            notes, stem = {}, f"{Path(a.path).stem}-vs-{Path(b.path).stem}"  # no overrides here
+        out = exports_dir() / self.lab.session.name / f"{stem}.report.html"
+        self._write_html(out, a, b, cond, notes)
         return out
+
+    @work(thread=True, group="battery-html")
+    def _write_html(self, out: Path, old: Any, new: Any, cond: str | None, notes: dict[Any, Any]) -> None:
+        from lemlab.core import abfile
+        from lemlab.core import report_html as rh
+        from lemlab.core.atomic import write_text_atomic
+        from lemlab.core.report_sides import generated_now, report_and_sides
+
+        try:
+            if isinstance(new, Path):  # re-read: a live run's file has grown since it was shown
+                new = abfile.read_ab_run(new)
+            report, sides = report_and_sides(new, old, cond)
+            write_text_atomic(out, rh.ab_report_html(report, rh.HtmlContext(sides, notes, generated_now())))
+        except Exception as exc:  # noqa: BLE001 - one line; a worker's error would end the app
+            self.app.call_from_thread(self.notify, f"report export failed: {(str(exc) or type(exc).__name__).splitlines()[0]}",
+                                      severity="error")  # fmt: skip
+            return
+        self.app.call_from_thread(self.notify, f"report written: {out}")
 
 
 PANE = BatteryPane

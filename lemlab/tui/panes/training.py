@@ -509,8 +509,9 @@ class TrainingPane(LabPane):
                       for r, name in zip(runs, names, strict=True)]  # fmt: skip
             out = exports_dir() / self.lab.session.name / f"{'-with-'.join(names)}.report.html"
             write_text_atomic(out, training_report_html(series, generated_now()))
-        except (LemlabError, OSError) as exc:
-            self.notify(f"report export failed: {str(exc).splitlines()[0]}", severity="error")
+        except Exception as exc:  # noqa: BLE001 - one line: an export must never end the app
+            self.notify(f"report export failed: {(str(exc) or type(exc).__name__).splitlines()[0]}",
+                        severity="error")  # fmt: skip
             return None
         self.notify(f"report written: {out}")
         return out
