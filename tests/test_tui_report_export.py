@@ -202,3 +202,22 @@ async def test_training_export_uses_the_recorded_scores_and_skips_damaged_ones(t
     page = out.read_text(encoding="utf-8")
     assert '<td class="num">1.25</td>' in page and '<td class="num">3.50</td>' in page
     assert page.count("not scored") == 1  # iteration 30
+
+
+async def test_training_export_of_a_run_followed_through_its_mlx_lm_log(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"  # a log of any name: the folder holds no events.jsonl or train.log
+    logs.mkdir()
+    log = logs / "tuesday-lora.out"
+    shutil.copy(EVENTS.with_name("mlx_lm_0.32.2_new_format.log"), log)
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_training_tab(pilot)
+        assert pane.attach(str(log))
+        await run_from_palette(pilot, "Training: export report (HTML)")
+        out = exports() / "logs.report.html"
+        assert out.is_file() and toasted(app, out)
+    page = out.read_text(encoding="utf-8")
+    assert '<svg class="chart line-chart' in page
+    # The runs table: first and last train loss and the best validation loss the log printed.
+    assert '<td class="num">6.9040</td><td class="num">5.6180</td>' in page
+    assert "not an adapter folder (no adapter_config.json)" in page  # said, not a failure
