@@ -40,6 +40,7 @@ from lemlab.commands.run_support import (
     server_slots,
 )
 from lemlab.core.errors import LemlabError
+from lemlab.core.failure_modes import detect
 from lemlab.core.safe_text import visible_line
 
 EXIT_INTERRUPTED = 130
@@ -242,11 +243,7 @@ def _drive(runner: Any, recorder: Any, setup: dict[str, Any], args: argparse.Nam
 
 
 def failure_detector() -> Any:
-    """The failure-mode detector for condition entries (None while that module is missing)."""
-    try:
-        from lemlab.core.failure_modes import detect
-    except ImportError:  # the failure-mode module is optional for a run
-        return None
+    """The failure-mode detector for condition entries."""
     return detect
 
 

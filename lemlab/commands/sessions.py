@@ -7,6 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
+from lemlab.core.config import load_config
 from lemlab.core.safe_text import visible_line
 
 
@@ -20,14 +21,7 @@ def sessions_dir(arg: str | None) -> Path:
         from lemlab.commands.arg_checks import given_folder
 
         return given_folder(arg, "--dir")
-    try:
-        from lemlab.core.config import load_config
-
-        return load_config().resolved_sessions_dir
-    except ImportError:
-        from lemlab.core.paths import get_paths
-
-        return get_paths().sessions_dir
+    return load_config().resolved_sessions_dir
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,6 +17,8 @@ from typing import Any
 import tomli_w
 
 from lemlab.core.atomic import write_text_atomic
+from lemlab.core.config import load_config
+from lemlab.core.config_edit import set_config_value
 from lemlab.core.errors import DataError
 from lemlab.core.paths import get_paths, shipped_dirs
 
@@ -95,9 +97,7 @@ def _state_file() -> Path:
 
 def load_theme_choice() -> str | None:
     try:
-        from lemlab.core import config as cfg  # written by another engineer; may not exist yet
-
-        theme = getattr(cfg.load_config(), "theme", None)
+        theme = load_config().theme
         if theme:
             return str(theme)
     except Exception:  # noqa: BLE001 - a broken config is reported elsewhere; fall back quietly
@@ -122,9 +122,5 @@ def save_theme_choice(name: str) -> None:
 
 def _save_to_config(name: str) -> bool:
     """Set `theme` in config.toml in place, comments and layout kept (core/config_edit)."""
-    try:
-        from lemlab.core.config_edit import set_config_value
-    except ImportError:
-        return False
     set_config_value("theme", name)
     return True

@@ -27,10 +27,8 @@ def make_engine() -> Engine:
 
 
 def _mlx_engine() -> Engine:
-    try:
-        from lemlab.engine.mlx_engine import MLXEngine
-    except ImportError as exc:
-        raise LemlabError(f"the MLX engine is not available: {exc}") from exc
+    from lemlab.engine.mlx_engine import MLXEngine  # mlx: imported on the first local load
+
     return MLXEngine()
 
 

@@ -15,18 +15,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 
 from lemlab.core.engine_api import Sampler
+from lemlab.core.scoring import SCORERS
 from lemlab.tui.battery.run_job import RunRequest
-
-SCORER_IDS = ("v2", "v2-distill", "v0")
 
 
 def _scorer_ids() -> tuple[str, ...]:
-    try:
-        from lemlab.core.scoring import SCORERS
-
-        return tuple(SCORERS)
-    except ImportError:
-        return SCORER_IDS
+    return tuple(SCORERS)
 
 
 def _split(text: str) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from lemlab.core.checkpoint_scores import checkpoint_files
 from lemlab.core.conditions import Condition, ConditionPlan, Variant
 from lemlab.core.engine_api import Engine, Sampler
 from lemlab.core.errors import LemlabError
+from lemlab.core.scoring import get_scorer as core_get_scorer
 from lemlab.core.training_events import CONFIG_FILE, RunState
 
 DEFAULT_BATTERY = "ethics20"
@@ -97,10 +98,6 @@ def checkpoint_plan(model: str, checkpoints: Sequence[tuple[int, str]]) -> Condi
 
 
 def get_scorer(scorer_id: str) -> Any:
-    try:
-        from lemlab.core.scoring import get_scorer as core_get_scorer
-    except ImportError as exc:
-        raise LemlabError(f"scorers are not available in this lemlab ({exc})") from None
     return core_get_scorer(scorer_id)
 
 
