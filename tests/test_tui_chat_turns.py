@@ -143,10 +143,13 @@ async def test_copy_a_message_to_the_clipboard(tmp_path: Path) -> None:
         view.focus()
         await pilot.press("c")
         assert app.clipboard == view.content and view.content.startswith("**Reply**")
+        app.copy_to_clipboard("")
+        app.query_one("#chat-pane").slash.copy_last()  # the palette's "Copy last reply"
+        assert app.clipboard == view.content
 
 
 async def test_waiting_line_then_live_tokens_per_second(tmp_path: Path) -> None:
-    engine = FakeEngine(delay=0.4, length=6)
+    engine = FakeEngine(delay=1.0, length=4)  # a second per token: time to read each line
     app, _ = make_app(tmp_path, model=fake_model_dir(tmp_path / "models"), engine=engine)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_idle(pilot, app)

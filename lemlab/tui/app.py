@@ -27,6 +27,7 @@ from lemlab.tui.services import Settings
 from lemlab.tui.state import LabState
 from lemlab.tui.theming import choose_theme, register_themes
 from lemlab.tui.widgets.footer import LabFooter
+from lemlab.tui.widgets.message import MessageView
 from lemlab.tui.widgets.status_bar import StatusBar
 
 PANE_MODULES = ("models", "chat", "battery", "training")
@@ -135,7 +136,7 @@ class LemlabApp(App[int]):
         self.set_keymap({k: v for k, v in keymap.items() if k in known})
 
     def _all_bindings(self) -> list[Binding]:
-        scopes = [self.BINDINGS, *[type(p).BINDINGS for p in self.panes]]
+        scopes = [self.BINDINGS, *[type(p).BINDINGS for p in self.panes], MessageView.BINDINGS]
         return [b for scope in scopes for b in scope if isinstance(b, Binding)]
 
     def _after_first_paint(self) -> None:
@@ -292,7 +293,8 @@ class LemlabApp(App[int]):
     def action_help(self) -> None:
         from lemlab.tui.screens.help import HelpScreen, binding_rows
 
-        scopes = [("app", self.BINDINGS), *[(p.TITLE.lower(), type(p).BINDINGS) for p in self.panes]]
+        scopes = [("app", self.BINDINGS), *[(p.TITLE.lower(), type(p).BINDINGS) for p in self.panes],
+                  ("chat message", MessageView.BINDINGS)]  # fmt: skip
         self.push_screen(HelpScreen(binding_rows(scopes, self._keymap)))
 
     def all_verbs(self) -> Iterable[Verb]:

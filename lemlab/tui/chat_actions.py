@@ -137,13 +137,26 @@ class SlashCommands:
             TextPrompt("System prompt", self.pane.lab.system_text, multiline=True), done
         )
 
+    def copy_last(self) -> None:
+        replies = [m for m in self.pane.lab.session.messages if m["role"] == "assistant"]
+        if not replies:
+            self.app.notify("no reply to copy yet", severity="warning")
+            return
+        self.app.copy_to_clipboard(replies[-1]["content"])
+        self.app.notify(f"copied the last reply ({len(replies[-1]['content'])} characters)")
+
     def verbs(self) -> list[Verb]:
         p = self.pane
         return [
             Verb("Pick kernel", "choose a kernel file as system prompt", self.pick_kernel),
             Verb("Set system prompt", "type a system prompt", self.ask_system),
             Verb("Clear system prompt", "chat without a system prompt", lambda: self.set_system("")),
-            Verb("Regenerate reply", "drop the last reply and generate again", p.action_regenerate),
+            Verb("Regenerate reply", "generate the last reply again (earlier ones kept as variants)",
+                 p.action_regenerate),
+            Verb("Previous reply variant", "alt+←: an earlier version of the last reply",
+                 lambda: p.action_variant(-1)),
+            Verb("Next reply variant", "alt+→: a later version of the last reply", lambda: p.action_variant(1)),
+            Verb("Copy last reply", "to the clipboard (OSC 52, works over SSH)", self.copy_last),
             Verb("Cancel generation", "stop the reply being streamed", p.action_cancel),
             Verb("Edit last message", "put the last message back into the input", p.action_edit_last),
             Verb("Undo last exchange", "drop the last message and its reply", self.undo),
