@@ -4,7 +4,7 @@ Shared by slash commands, key bindings and the command palette so all three beha
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from textual.command import SimpleCommand
 
@@ -15,7 +15,37 @@ from lemlab.core.paths import get_paths
 from lemlab.tui.panes.base import Verb
 
 if TYPE_CHECKING:
-    from lemlab.tui.panes.chat import ChatPane
+    from textual.app import App
+
+    from lemlab.core.engine_api import GenerationHandle
+    from lemlab.tui.state import LabState
+
+
+class ChatHost(Protocol):
+    """What the slash commands use of the pane that holds them (the chat pane): attributes and
+    public actions only, so this module needs no import of that pane."""
+
+    handle: GenerationHandle | None  # the reply being streamed
+
+    @property
+    def app(self) -> App[Any]: ...
+
+    @property
+    def lab(self) -> LabState: ...
+
+    def kernel_switched(self) -> None: ...
+
+    def show_sampler(self) -> None: ...
+
+    async def rebuild(self) -> None: ...
+
+    def action_cancel(self) -> None: ...
+
+    async def action_regenerate(self) -> None: ...
+
+    async def action_variant(self, step: int) -> None: ...
+
+    async def action_edit_last(self) -> None: ...
 
 SLASH_HELP = {
     "/system TEXT": "use TEXT as the system prompt (no text: clear it)",
@@ -33,12 +63,16 @@ def exports_dir() -> Path:
 
 
 class SlashCommands:
-    def __init__(self, pane: ChatPane) -> None:
+    def __init__(self, pane: ChatHost) -> None:
         self.pane = pane
 
     @property
-    def app(self):  # type: ignore[no-untyped-def]
+    def app(self) -> App[Any]:
         return self.pane.app
+
+    def _save(self) -> None:
+        if error := self.pane.lab.save():
+            self.app.notify(error, severity="error")
 
     async def run(self, line: str) -> None:
         cmd, _, arg = line.partition(" ")
@@ -68,7 +102,7 @@ class SlashCommands:
         self.pane.lab.set_kernel(name, text)
         if self.pane.lab.session.kernel != before:
             self.pane.kernel_switched()
-        self.pane._saved()
+        self._save()
         self.pane.show_sampler()
         self.app.refresh_status()
         shown = name or ("custom system prompt" if text else "no system prompt")
@@ -76,7 +110,7 @@ class SlashCommands:
 
     async def clear(self) -> None:
         self.pane.lab.session.messages.clear()
-        self.pane._saved()
+        self._save()
         await self.pane.rebuild()
 
     async def undo(self) -> None:
@@ -87,7 +121,7 @@ class SlashCommands:
             msgs.pop()
         if msgs:
             msgs.pop()
-        self.pane._saved()
+        self._save()
         await self.pane.rebuild()
 
     def export(self, kind: str, target: str | None = None) -> None:

@@ -9,7 +9,8 @@ Declining a fuse, stopping a stage or a failure ends the flow; a rerun skips fin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lemlab.core.curriculum import (
     Curriculum,
@@ -24,7 +25,41 @@ from lemlab.engine.fuse import FuseError, fuse_adapter, is_fused
 from lemlab.tui.training.follow import FollowedRun
 
 if TYPE_CHECKING:
-    from lemlab.tui.panes.training import TrainingPane
+    from textual.app import App
+    from textual.notifications import SeverityLevel
+    from textual.worker import Worker
+
+    from lemlab.tui.state import LabState
+
+
+class CurriculumHost(Protocol):
+    """What the flow uses of the pane that runs it (the Training pane), so the flow needs no
+    import of that pane: it calls these, the pane holds the flow."""
+
+    @property
+    def app(self) -> App[Any]: ...
+
+    @property
+    def lab(self) -> LabState: ...
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None: ...  # fmt: skip
+
+    def run_worker(self, work: Callable[[], None], name: str | None = "", group: str = "default",
+                   description: str = "", exit_on_error: bool = True, start: bool = True,
+                   exclusive: bool = False, thread: bool = False) -> Worker[None]: ...  # fmt: skip
+
+    def follow(self, run: FollowedRun) -> None:
+        """Show this run in the pane and poll it."""
+        ...
+
+    def refresh_record(self, save: bool = False) -> None:
+        """Redraw the run record (and save the session when `save`)."""
+        ...
+
+    def show_curriculum(self, line: str) -> None:
+        """Put the flow's one-line progress in view."""
+        ...
 
 # What the one-line view says per stage while the flow works on it.
 PHASE_WORDS = {"training": "training", "confirm": "trained, fuse?", "fusing": "fusing",
@@ -32,7 +67,7 @@ PHASE_WORDS = {"training": "training", "confirm": "trained, fuse?", "fusing": "f
 
 
 class CurriculumFlow:
-    def __init__(self, pane: TrainingPane) -> None:
+    def __init__(self, pane: CurriculumHost) -> None:
         self.pane = pane
         self.cur: Curriculum | None = None
         self.progress: CurriculumProgress | None = None
