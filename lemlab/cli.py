@@ -41,7 +41,8 @@ def _command_module(module: str):  # type: ignore[no-untyped-def]
     return importlib.import_module(f"lemlab.commands.{module}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser and each command's subparser (kept: argparse has no public lookup)."""
     from lemlab.commands.arg_checks import OneLineParser
 
     parser = OneLineParser(
@@ -60,11 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="load the embedded random-weight demo model when no --model is given",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = {}
     for name, module, help_text in COMMANDS:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = subparsers[name] = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
         # Arguments are added only for the command being run (see main), to keep --help fast.
-    return parser
+    return parser, subparsers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,12 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     from lemlab.core import limits
 
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
+    parser, subparsers = build_parser()
     # Two-stage parse: find the command, then let its module add its own arguments.
     first = _find_command(argv)
     if first is not None:
         module = dict((n, m) for n, m, _ in COMMANDS)[first]
-        sub = _subparser(parser, first)
+        sub = subparsers[first]
         _command_module(module).add_arguments(sub)
         harden(sub)  # finite, bounded numbers before any work
         sub.add_argument(limits.FLAG, action="store_true",
@@ -153,13 +155,6 @@ def _find_command(argv: list[str]) -> str | None:
             continue
         return tok if tok in names else None
     return None
-
-
-def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action.choices[name]
-    raise KeyError(name)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ class LemlabApp(App[int]):
         self.lab.set_sampler(Sampler(**{**self.settings.sampler.as_dict(), **self.lab.session.sampler}))
         self.start_model, self.start_adapter, self.demo = model, adapter, demo
         self.theme_override = theme
+        self.applied_keymap: dict[str, str] = {}  # config's keymap minus unknown ids
         self._persist_theme = False
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
@@ -133,7 +134,9 @@ class LemlabApp(App[int]):
         unknown = sorted(set(keymap) - known)
         if unknown:
             self.notify(f"keymap: unknown binding ids {', '.join(unknown)}", severity="warning")
-        self.set_keymap({k: v for k, v in keymap.items() if k in known})
+        # Kept here for the help screen: Textual keeps its copy in a private attribute.
+        self.applied_keymap = {k: v for k, v in keymap.items() if k in known}
+        self.set_keymap(self.applied_keymap)
 
     def _all_bindings(self) -> list[Binding]:
         scopes = [self.BINDINGS, *[type(p).BINDINGS for p in self.panes], MessageView.BINDINGS]
@@ -295,7 +298,7 @@ class LemlabApp(App[int]):
 
         scopes = [("app", self.BINDINGS), *[(p.TITLE.lower(), type(p).BINDINGS) for p in self.panes],
                   ("chat message", MessageView.BINDINGS)]  # fmt: skip
-        self.push_screen(HelpScreen(binding_rows(scopes, self._keymap)))
+        self.push_screen(HelpScreen(binding_rows(scopes, self.applied_keymap)))
 
     def all_verbs(self) -> Iterable[Verb]:
         yield Verb("Help: keys and commands", "F1", self.action_help)
