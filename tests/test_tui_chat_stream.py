@@ -1,11 +1,12 @@
 """How the chat pane reads a streaming reply: batches from the engine's ChunkStream (no wake-up
-per token), the per-chunk fallback for other handles, and the real engine behind the pane."""
+per token), fake handles read the same way, and the real engine behind the pane."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
 
+import pytest
 from test_tui_support import wait_idle
 
 from lemlab.core.engine_api import Chunk, GenStats, Sampler
@@ -125,3 +126,41 @@ async def test_streamed_message_lays_out_like_one_mounted_whole(tmp_path: Path) 
         assert box.scroll_y == box.max_scroll_y > 0  # anchored: the end of the reply in view
         fences = [b for b in streamed.body.children if type(b).__name__ == "MarkdownFence"]
         assert fences and fences[0].virtual_size.width > fences[0].size.width  # still scrolls sideways
+
+
+async def test_the_one_pass_override_is_reached_with_textuals_signature(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The override of Textual's private Widget._size_updated fails loudly here, not silently
+    (a renamed or reshaped hook would leave layout right but streaming twice as slow): the
+    signature is the one it was written for, Textual calls it for message widgets while a reply
+    streams, and it asks Textual for no second layout pass."""
+    import inspect
+
+    from test_tui_support import make_app
+    from textual.widget import Widget
+
+    from lemlab.tui.widgets import message
+
+    params = list(inspect.signature(Widget._size_updated).parameters)
+    assert params == ["self", "size", "virtual_size", "container_size", "layout"]
+    assert "_size_updated" in vars(message._SettlesInOnePass)
+    passed: list[bool] = []
+    real = Widget._size_updated
+
+    def spy(self: Widget, size: object, virtual_size: object, container_size: object,
+            layout: bool = True) -> bool:  # fmt: skip
+        if isinstance(self, MessageView):
+            passed.append(layout)
+        return real(self, size, virtual_size, container_size, layout)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Widget, "_size_updated", spy)
+    app, _engine = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_idle(pilot, app)
+        view = MessageView("assistant")
+        await app.query_one("#messages").mount(view)
+        for piece in ["A first line of a reply.", "\n\nA second paragraph", " that grows."]:
+            await view.append(piece, 1)
+            await pilot.pause()
+    assert passed and not any(passed)  # reached through super(), always without a second pass

@@ -12,6 +12,7 @@ import queue
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -276,7 +277,7 @@ class MLXEngine:
             sampler=_make_sampler(sampler),
             prompt_cache=prep.cache,
             logits_processors=processors,
-            prompt_progress_callback=_prefill_progress(handle, stats, prep.cached),
+            prompt_progress_callback=_prefill_progress(handle, prep.cached),
         )
         reply: list[int] = []
         try:
@@ -306,14 +307,12 @@ def _fresh(lm: LoadedModel, tokens: list[int]) -> Prepared:
     return Prepared(make_prompt_cache(lm.model), tokens, 0, 0, 0.0)
 
 
-def _prefill_progress(handle: ChunkStream, stats: GenStats, cached: int) -> Callable[[int, int], None]:
-    """mlx-lm's prompt_progress_callback: between prefill steps (long prompts only), an empty
-    chunk tells the reader how far the prompt is, so a UI can show progress before token one."""
+def _prefill_progress(handle: ChunkStream, cached: int) -> Callable[[int, int], None]:
+    """mlx-lm's prompt_progress_callback: how far the prompt's prefill is (cached tokens
+    included), kept on the handle for a UI to show before token one."""
 
     def progress(done: int, total: int) -> None:
-        if 0 < done < total and not handle.cancelled:
-            stats.prompt_processed = cached + done
-            handle.push(Chunk("", dataclasses.replace(stats)))
+        handle.prefilled = (cached + done, cached + total)
 
     return progress
 
@@ -348,14 +347,29 @@ def _one_line(text: str) -> str:
     return lines[0] if lines else "unknown error"
 
 
+_EXIT_HOOKS: list[weakref.WeakMethod[Callable[[], None]]] = []
+_EXIT_LOCK = threading.Lock()
+
+
 def _register_exit_hook(fn: Callable[[], None]) -> None:
-    """Run fn before the interpreter joins non-daemon threads (plain atexit would run after that
-    join, i.e. never, while the engine thread waits for work). concurrent.futures does the same."""
-    register = getattr(threading, "_register_atexit", None)
-    try:
-        if register is not None:
-            register(fn)
-            return
-    except RuntimeError:
-        pass  # interpreter already shutting down
-    atexit.register(fn)
+    """Run fn (a bound method, held weakly) once the main thread has ended, before the
+    interpreter joins non-daemon threads: plain atexit would run after that join, i.e. never,
+    while the engine thread waits for work. A daemon thread joins the main thread (public API;
+    threading._register_atexit, which concurrent.futures uses, is private)."""
+    if not threading.main_thread().is_alive():  # registered during shutdown: too late to watch
+        atexit.register(fn)
+        return
+    with _EXIT_LOCK:
+        _EXIT_HOOKS.append(weakref.WeakMethod(fn))  # type: ignore[arg-type]
+        if len(_EXIT_HOOKS) == 1:
+            threading.Thread(target=_run_exit_hooks, name="lemlab-exit-hooks", daemon=True).start()
+
+
+def _run_exit_hooks() -> None:
+    threading.main_thread().join()
+    with _EXIT_LOCK:
+        hooks = list(_EXIT_HOOKS)
+    for ref in reversed(hooks):
+        hook = ref()
+        if hook is not None:
+            hook()
