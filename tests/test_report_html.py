@@ -179,3 +179,23 @@ def test_charts_draw_in_a_real_browser(tmp_path: Path) -> None:
         assert '<script>alert("x")</script>' in details[0].text
     finally:
         driver.quit()
+
+
+def test_session_override_shows_on_its_own_run_only(tmp_path: Path) -> None:
+    from lemlab.core.overrides import add_override, make_override
+    from lemlab.core.paths import get_paths
+    from lemlab.core.sessions import Session, save_session
+
+    new = tmp_path / "new.jsonl"
+    new.write_text(RUN.read_text())
+    session = Session(name="review")
+    add_override(session, make_override(new, "taiwan_direct", "baseline", 1.3, 5.0,
+                                        "the scorer missed the <caveat>"))  # fmt: skip
+    save_session(session, get_paths().sessions_dir)
+    page = _render(tmp_path, str(new), "--session", "review")
+    assert page.count("override</b> 1.30 -> 5.00") == 2  # both comparisons show the baseline cell
+    assert "the scorer missed the &lt;caveat&gt;" in page
+    assert "score override(s) from the session" in page
+    # --vs: both runs have a "baseline"; the override belongs to new.jsonl only.
+    page = _render(tmp_path, str(new), "--vs", str(RUN), "--session", "review", name="vs.html")
+    assert page.count("override</b> 1.30 -> 5.00") == 1

@@ -88,7 +88,6 @@ def for_terminal(rendered: str, fmt: str, out: Any) -> str:
 
 def _html(args: argparse.Namespace) -> int:
     """--format html: an A/B run (or two compared), or adapter folders' training runs."""
-    from datetime import UTC, datetime
     from pathlib import Path
 
     from lemlab.core import report_html as rh
@@ -105,7 +104,9 @@ def _html(args: argparse.Namespace) -> int:
     path, cond = split_run_spec(args.run)
     inputs = [Path(path), Path(split_run_spec(args.vs)[0]) if args.vs else None]
     check_outputs([out], inputs, force=args.force, flag="--out")
-    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    from lemlab.core.report_sides import generated_now
+
+    generated = generated_now()
     if Path(path).is_dir():
         folders = [Path(path)] + ([Path(args.vs)] if args.vs else [])
         if not all(f.is_dir() for f in folders):
@@ -121,33 +122,25 @@ def _html(args: argparse.Namespace) -> int:
 def _ab_html(args: argparse.Namespace, path: str, cond: str | None, generated: str) -> str:
     from lemlab.core import report_html as rh
     from lemlab.core.abfile import read_ab_run
-    from lemlab.core.report import run_report, split_run_spec, vs_report
+    from lemlab.core.report import split_run_spec
+    from lemlab.core.report_sides import report_and_sides
 
-    new = read_ab_run(path)
+    new, old, ref = read_ab_run(path), None, args.ref
     if args.vs is not None:
-        old_path, ref = split_run_spec(args.vs)
-        ref = _one(ref, args.ref, "OTHER:COND", "--ref")
+        old_path, vs_ref = split_run_spec(args.vs)
+        ref = _one(vs_ref, args.ref, "OTHER:COND", "--ref")
         old = read_ab_run(old_path)
-        report = vs_report(old, new, cond, ref)
-        new_name = cond or old.baseline
-        sides = [(rh.Side(old, ref or new_name), rh.Side(new, new_name))]
-    else:
-        report = run_report(new, cond, args.ref)
-        base = args.ref or new.baseline
-        others = [cond] if cond else [n for n in new.condition_names if n != base]
-        sides = [(rh.Side(new, base), rh.Side(new, o)) for o in others]
-    ctx = rh.HtmlContext(sides, _overrides(args.session, path), generated)
-    return rh.ab_report_html(report, ctx)
+    report, sides = report_and_sides(new, old, cond, ref)
+    notes = _overrides(args.session, path)
+    return rh.ab_report_html(report, rh.HtmlContext(sides, notes, generated, overrides_run=path))
 
 
 def _overrides(session_name: str | None, run_path: str) -> dict[tuple[str, str], Any]:
     if not session_name:
         return {}
-    from lemlab.core import report_html as rh
-    from lemlab.core.overrides import overrides_for_run
     from lemlab.core.paths import get_paths
+    from lemlab.core.report_sides import override_notes
     from lemlab.core.sessions import load_session_file
 
     session = load_session_file(get_paths().sessions_dir / f"{session_name}.toml")
-    return {cell: rh.OverrideNote(o.corrected, o.original, o.reason)
-            for cell, o in overrides_for_run(session, run_path).items()}  # fmt: skip
+    return override_notes(session, run_path)

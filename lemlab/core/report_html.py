@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import math
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,22 @@ class HtmlContext:
     sides: list[tuple[Side, Side]]  # one (base, other) per comparison, in report order
     overrides: Mapping[tuple[str, str], OverrideNote] = field(default_factory=dict)
     generated: str = ""
+    # The run file the overrides belong to (with --vs both runs may share condition names):
+    # None = the only run shown.
+    overrides_run: str | Path | None = None
+
+    def override(self, side: Side, probe_id: str) -> OverrideNote | None:
+        if self.overrides_run is not None and side.run.path is not None:
+            if not _same_file(Path(side.run.path), Path(self.overrides_run)):
+                return None
+        return self.overrides.get((probe_id, side.condition))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return a.resolve() == b.resolve()
 
 
 def ab_report_html(report: RunReport, ctx: HtmlContext) -> str:
@@ -142,6 +159,10 @@ def ab_report_html(report: RunReport, ctx: HtmlContext) -> str:
     if report.summary_recomputed:
         body.append('<p class="note">The run has no summary line yet (interrupted?): the figures '
                     "below are recomputed from its probe lines.</p>")  # fmt: skip
+    if ctx.overrides:
+        body.append(f'<p class="note">{len(ctx.overrides)} score override(s) from the session are '
+                    "shown in the probe blocks, with their reasons; the tables and charts keep "
+                    "the scorer's own scores.</p>")  # fmt: skip
     if report.issues:
         body.append('<div class="issues"><b>Issues in the file</b><ul>'
                     + "".join(f"<li>{text(i)}</li>" for i in report.issues) + "</ul></div>")  # fmt: skip
@@ -180,7 +201,7 @@ def _heat_section(report: RunReport) -> str:
 
 def _comparison_section(comp: Comparison, base: Side, other: Side, report: RunReport,
                         ctx: HtmlContext) -> str:  # fmt: skip
-    anchor = f"cmp-{abs(hash(comp.title)) % 10**8}"
+    anchor = f"cmp-{zlib.crc32(comp.title.encode('utf-8')):08x}"  # stable: same page every run
     out = [f'<section id="{anchor}"><h2>{text(comp.title)}</h2>']
     for note in comp.notes:
         out.append(f'<p class="note">{text(note)}</p>')
@@ -267,7 +288,7 @@ def _probe_details(anchor: str, probe_id: str, base: Side, other: Side, ctx: Htm
         out.append(f"<div><p><b>{text(side.condition)}</b>")
         if result is not None:
             out.append(f" · score {result.lek_score:.2f}")
-            note = ctx.overrides.get((probe_id, side.condition))
+            note = ctx.override(side, probe_id)
             if note is not None:
                 out.append(f" · <b>override</b> {note.original:.2f} -> {note.corrected:.2f}: "
                            f"{text(note.reason)}")  # fmt: skip
