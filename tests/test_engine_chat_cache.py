@@ -53,3 +53,17 @@ def test_chat_turns_reuse_the_previous_reply(engine: MLXEngine) -> None:
 def test_without_reuse_nothing_is_kept(engine: MLXEngine) -> None:
     _conversation(engine, reuse=False)
     assert engine._prefix._tail is None
+
+
+def test_prefill_progress_is_kept_on_the_handle(engine: MLXEngine) -> None:
+    from lemlab.tui.panes.chat import waiting_text
+
+    seen: list[tuple[int, int] | None] = []
+    handle = engine.generate([{"role": "user", "content": "lighthouse " * 2500}], Sampler(max_tokens=2))
+    for _ in handle:
+        seen.append(handle.prefilled)
+    _, stats = handle.result()
+    total = stats.prompt_tokens
+    assert total > 2048 and seen[-1] == (total, total)  # read as the stream goes
+    assert "prefill 2048/5000 tokens" in waiting_text(12.0, (2048, 5000))
+    assert "prefill" not in waiting_text(1.0, (5000, 5000)) and "1.0 s" in waiting_text(1.0, None)

@@ -69,7 +69,6 @@ class GenStats:
     elapsed: float = 0.0  # seconds, request accepted -> last token
     cached_prompt_tokens: int = 0  # prompt tokens served from a reused prefix cache
     prefix_build_time: float = 0.0  # seconds of `elapsed` spent building a new prefix-cache entry
-    prompt_processed: int = 0  # prompt tokens prefilled so far (set while a long prompt prefills)
 
 
 @dataclass

@@ -21,6 +21,9 @@ class ChunkStream:
         self._cancel = threading.Event()
         self._done = threading.Event()  # set once, so waiting for the end wakes up once
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Chunk]]] = []
+        # (prompt tokens prefilled, of how many), set by the engine between prefill steps of a
+        # long prompt; a field, not a chunk, so readers waiting for token one are not woken.
+        self.prefilled: tuple[int, int] | None = None
 
     # --- engine side -------------------------------------------------------------------------
 

@@ -43,11 +43,12 @@ def _parse_sampler(values: dict[str, str], base: Sampler) -> Sampler:
     return replace(base, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
 
 
-def waiting_text(elapsed: float, stats: Any | None) -> str:
-    """The stats line before the first token: elapsed time, and prefill progress when known."""
+def waiting_text(elapsed: float, prefilled: tuple[int, int] | None) -> str:
+    """The stats line before the first token: elapsed time, and prefill progress when the
+    engine tells it (the MLX engine's handle.prefilled: tokens done, of total)."""
     line = f"waiting for the first token · {elapsed:.1f} s"
-    if stats is not None and stats.prompt_processed and stats.prompt_tokens:
-        line += f" · prefill {stats.prompt_processed}/{stats.prompt_tokens} tokens"
+    if prefilled and prefilled[0] < prefilled[1]:
+        line += f" · prefill {prefilled[0]}/{prefilled[1]} tokens"
     return line + " · Esc cancels"
 
 
@@ -79,7 +80,6 @@ class ChatPane(LabPane):
         self.display_log = DisplayLog()  # the current reply's displays (the chat bench reads it)
         self.pacer = Pacer(self._engine_cpu)  # its interval is read by the streaming worker
         self._waiting: Timer | None = None  # ticks the elapsed time until the first token
-        self._progress: Any = None  # the engine's latest prefill figures (long prompts)
         self._regenerating: dict[str, Any] | None = None  # the reply a regenerate replaces
         self._record: dict[str, Any] = {}  # what the reply in flight is generated with
 
@@ -187,14 +187,14 @@ class ChatPane(LabPane):
         await box.mount_all([*before, view])
         # Only the stats line changes style: a class on the whole pane restyles every message.
         self.query_one("#chat-stats", Static).add_class("-generating")
-        self._progress = None
         self._tick_waiting()
         self._waiting = self.set_interval(0.25, self._tick_waiting)
         self._stream(handle, view, restore_gc)
 
     def _tick_waiting(self) -> None:
         elapsed = time.monotonic() - self.display_log.sent
-        self.query_one("#chat-stats", Static).update(waiting_text(elapsed, self._progress), layout=False)
+        prefilled = getattr(self.handle, "prefilled", None)
+        self.query_one("#chat-stats", Static).update(waiting_text(elapsed, prefilled), layout=False)
 
     def _stop_waiting(self) -> None:
         if self._waiting is not None:
@@ -218,8 +218,6 @@ class ChatPane(LabPane):
                 if text or tokens:
                     self.app.call_from_thread(self._show, view, text, tokens, last.stats.generation_tps)
                     shown += tokens
-                elif last.stats.prompt_processed and not shown:
-                    self._progress = last.stats  # read by the waiting line's next tick
         finally:
             restore_gc()  # after the last display: the deferred full collection may run now
         text, _ = handle.result()
@@ -252,7 +250,6 @@ class ChatPane(LabPane):
         self.query_one("#chat-stats", Static).remove_class("-generating")
         self.query_one("#chat-stats", Static).update(READY_HINT)
         stats: dict[str, Any] = dict(vars(final.stats)) if final else {}
-        stats.pop("prompt_processed", None)  # a prefill progress figure, not a reply's
         stats = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in stats.items()}
         if final is not None and final.error:
             await view.remove()
