@@ -55,7 +55,7 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_adapter(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real LoRA adapter on tiny_model (built once): 4 steps on 1 layer, checkpoints at 2 and 4,
     with a learning rate high enough (5e-2) that greedy output differs from the base model's."""
-    from test_train_support import train_lora, write_chat_data
+    from support.train import train_lora, write_chat_data
 
     root = tmp_path_factory.mktemp("lora")
     data = write_chat_data(root / "data", n_train=6, n_valid=2)

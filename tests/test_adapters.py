@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_train_support import train_lora, write_chat_data
+from support.train import train_lora, write_chat_data
 
 from lemlab.core.adapters import (
     base_match_strength,

@@ -206,7 +206,7 @@ def test_train_refuses_a_resume_file_that_does_not_fit_before_creating_anything(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_model: Path, tiny_adapter: Path,
     case: str,
 ) -> None:  # fmt: skip
-    from test_train_support import write_chat_data
+    from support.train import write_chat_data
 
     data = write_chat_data(tmp_path / "data", n_train=4, n_valid=2)
     weights = tiny_adapter / "adapters.safetensors"

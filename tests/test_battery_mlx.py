@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from support.tui import wait_idle
 from test_battery_pane import fill_setup, grid_ids, open_battery, pane
-from test_tui_support import wait_idle
 
 from lemlab.core import abfile
 from lemlab.core.sessions import Session, load_session_file

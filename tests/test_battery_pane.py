@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from test_battery_support import SMALL_RUN, V1_RUN, copy_fixture
-from test_tui_support import fake_model_dir, make_app, wait_idle
+from support.battery import SMALL_RUN, V1_RUN, copy_fixture
+from support.tui import fake_model_dir, make_app, wait_idle
 from textual.widgets import Input, Select, SelectionList
 
 from lemlab.core import abfile

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.tui import until, wait_idle
 from test_battery_pane import grid_ids, open_battery, pane
 from test_battery_review import Gate
-from test_tui_support import until, wait_idle
 from textual.widgets import Input
 
 from lemlab.core import abfile

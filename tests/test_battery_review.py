@@ -8,9 +8,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from support.battery import SMALL_RUN, copy_fixture
+from support.tui import fake_model_dir, make_app, until, wait_idle
 from test_battery_pane import fill_setup, grid_ids, open_battery, pane
-from test_battery_support import SMALL_RUN, copy_fixture
-from test_tui_support import fake_model_dir, make_app, until, wait_idle
 from textual.widgets import DataTable
 
 from lemlab.core import abfile

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_battery_support import SMALL_RUN, copy_fixture
-from test_tui_support import make_app, wait_idle
+from support.battery import SMALL_RUN, copy_fixture
+from support.tui import make_app, wait_idle
 
 
 def _app(tmp_path: Path):  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from test_train_support import read_events, run_lemlab, write_chat_data
+from support.train import read_events, run_lemlab, write_chat_data
 
 from lemlab.cli import main
 from lemlab.core.curriculum import load_curriculum

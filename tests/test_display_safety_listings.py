@@ -60,7 +60,7 @@ def test_watch_once_shows_event_text_visibly(tmp_path: Path, capsys: pytest.Capt
 def test_models_listing_shows_folder_names_visibly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from test_tui_support import fake_model_dir
+    from support.tui import fake_model_dir
 
     fake_model_dir(tmp_path, f"m{ESC}[b]x")
     assert main(["models", "--path", str(tmp_path), "--no-hf-cache"]) == 0

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from test_tui_support import fake_model_dir, make_app, wait_idle
+from support.tui import fake_model_dir, make_app, wait_idle
 from textual.widgets import Input
 
 from lemlab.core.abfile import condition_entry, probe_line, summarize
@@ -142,7 +142,7 @@ async def test_model_folder_names_are_shown_as_text(tmp_path: Path) -> None:
 
 
 async def test_training_pane_shows_event_text_visibly(tmp_path: Path) -> None:
-    from test_tui_support import open_training_tab
+    from support.tui import open_training_tab
 
     run = tmp_path / f"run{CLEAR_AND_RETITLE}"
     run.mkdir()

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_train_support import lemlab_cmd, write_chat_data
+from support.train import lemlab_cmd, write_chat_data
 
 from lemlab.core.file_follower import LineFollower
 

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from test_train_support import read_events, run_lemlab, train_lora, write_chat_data
+from support.train import read_events, run_lemlab, train_lora, write_chat_data
 
 PROMPTS = ["A lab notebook records what was tried", "Write a short poem about the sea",
            "Questions about history deserve honest answers"]  # fmt: skip

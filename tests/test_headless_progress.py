@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from test_train_support import run_lemlab
+from support.train import run_lemlab
 
 LONG_IDS = ["P01_A_PROBE_ID_LONG_ENOUGH_THAT_ITS_PROGRESS_LINE_RUNS_WELL_PAST_EIGHTY_COLUMNS",
             "P02_ANOTHER_PROBE_ID_LONG_ENOUGH_THAT_ITS_PROGRESS_LINE_RUNS_PAST_EIGHTY_TOO"]  # fmt: skip

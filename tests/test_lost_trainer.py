@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from test_train_support import lemlab_cmd, read_events, write_chat_data
+from support.train import lemlab_cmd, read_events, write_chat_data
 
 from lemlab.core.training_events import TRAINER_MODULE, RunSource, RunWatcher, trainer_gone
 

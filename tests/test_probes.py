@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_train_support import run_lemlab
+from support.train import run_lemlab
 
 from lemlab.core.errors import LemlabError
 from lemlab.core.paths import get_paths, repo_root

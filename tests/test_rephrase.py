@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_train_support import run_lemlab
+from support.train import run_lemlab
 
 from lemlab.core.errors import LemlabError
 from lemlab.core.probes import Probe, load_battery, resolve_battery

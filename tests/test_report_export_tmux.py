@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_battery_support import SMALL_RUN, copy_fixture
+from support.battery import SMALL_RUN, copy_fixture
 
 pytestmark = [
     pytest.mark.slow,

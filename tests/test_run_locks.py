@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_tui_support import wait_idle
+from support.tui import wait_idle
 
 from lemlab.core.locks import LockHeld, acquire, lock_path
 from lemlab.core.sessions import Session, open_or_create, save_session
@@ -263,7 +263,7 @@ def test_an_interrupted_distill_with_a_repeated_progress_line_is_refused(tmp_pat
 def test_second_train_on_a_live_adapter_folder_is_refused_and_its_events_kept(
     tiny_model: Path, tmp_path: Path
 ) -> None:
-    from test_train_support import write_chat_data
+    from support.train import write_chat_data
 
     data = write_chat_data(tmp_path / "data")
     adapter = tmp_path / "adapter"

@@ -7,7 +7,7 @@ import csv
 import io
 
 import pytest
-from test_battery_support import SMALL_RUN, V1_RUN
+from support.battery import SMALL_RUN, V1_RUN
 
 from lemlab.core import abfile
 from lemlab.core.overrides import Override, latest

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_tui_support import fake_model_dir, make_app, wait_idle
+from support.tui import fake_model_dir, make_app, wait_idle
 
 from lemlab.tui.stream_pacing import (
     FLUSH_SECONDS,

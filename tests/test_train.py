@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from test_train_support import lemlab_cmd, read_events, run_lemlab, write_chat_data
+from support.train import lemlab_cmd, read_events, run_lemlab, write_chat_data
 
 from lemlab.cli import main
 from lemlab.core.errors import LemlabError

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_train_support import lemlab_cmd, read_events, run_lemlab, write_chat_data
+from support.train import lemlab_cmd, read_events, run_lemlab, write_chat_data
 
 from lemlab.commands import train as train_cmd
 from lemlab.core.train_runner import start_training

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_tui_support import fake_model_dir, make_app, open_training_tab, wait_idle
+from support.tui import fake_model_dir, make_app, open_training_tab, wait_idle
 from textual.widgets import Input, Static
 
 from lemlab.tui.panes.training import TrainingPane

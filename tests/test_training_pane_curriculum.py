@@ -8,8 +8,8 @@ import json
 import tomllib
 from pathlib import Path
 
-from test_train_support import write_chat_data
-from test_tui_support import make_app, open_training_tab, until, wait_idle
+from support.train import write_chat_data
+from support.tui import make_app, open_training_tab, until, wait_idle
 from textual.widgets import Input, Static
 
 from lemlab.core.curriculum import load_curriculum, stage_rows

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_train_support import write_chat_data
+from support.train import write_chat_data
+from support.tui import make_app, open_training_tab, until, wait_idle
 from test_training_pane import TINY_BATTERY
-from test_tui_support import make_app, open_training_tab, until, wait_idle
 from textual.widgets import Input, Static
 
 from lemlab.core.sessions import Session

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from test_tui_support import fake_model_dir, make_app, open_training_tab
+from support.tui import fake_model_dir, make_app, open_training_tab
 from textual.widgets import DataTable, Input, Static
 
 from lemlab.core.paths import get_paths

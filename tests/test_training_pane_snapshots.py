@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_tui_support import make_app, open_training_tab
+from support.tui import make_app, open_training_tab
 
 EVENTS = Path(__file__).resolve().parent / "fixtures" / "training" / "lemlab_events.jsonl"
 

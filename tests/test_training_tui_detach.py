@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_train_support import read_events, write_chat_data
-from test_tui_support import open_training_tab, until
+from support.train import read_events, write_chat_data
+from support.tui import open_training_tab, until
 
 from lemlab.core.training_events import trainer_gone
 

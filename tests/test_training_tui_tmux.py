@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_train_support import lemlab_cmd, read_events, write_chat_data
+from support.train import lemlab_cmd, read_events, write_chat_data
 
 from lemlab.core.paths import get_paths
 from lemlab.core.training_events import trainer_gone

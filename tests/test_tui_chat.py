@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_tui_support import fake_model_dir, make_app, wait_idle
+from support.tui import fake_model_dir, make_app, wait_idle
 from textual.widgets import Input
 
 from lemlab.core.sessions import load_session_file

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_train_support import write_chat_data
-from test_tui_support import make_app, open_training_tab, until, wait_idle
+from support.train import write_chat_data
+from support.tui import make_app, open_training_tab, until, wait_idle
 from textual.widgets import DataTable, Input
 
 from lemlab.core.engine_api import Sampler

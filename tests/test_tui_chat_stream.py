@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_tui_support import wait_idle
+from support.tui import wait_idle
 
 from lemlab.core.engine_api import Chunk, GenStats, Sampler
 from lemlab.core.sessions import Session
@@ -103,7 +103,7 @@ async def test_streamed_message_lays_out_like_one_mounted_whole(tmp_path: Path) 
     """Message widgets skip Textual's second layout pass after a resize (one pass per display):
     a reply streamed in pieces must still end with the geometry of the same text mounted at once,
     stay scrolled to its end, and keep the code block's horizontal scrolling."""
-    from test_tui_support import make_app
+    from support.tui import make_app
 
     paragraphs = [f"Paragraph {i}: " + "lighthouse keepers kept logs " * (i % 5 + 1) for i in range(12)]
     fence = "```\n" + "x = 1  # " + "long line " * 30 + "\n```"
@@ -137,7 +137,7 @@ async def test_the_one_pass_override_is_reached_with_textuals_signature(
     streams, and it asks Textual for no second layout pass."""
     import inspect
 
-    from test_tui_support import make_app
+    from support.tui import make_app
     from textual.widget import Widget
 
     from lemlab.tui.widgets import message

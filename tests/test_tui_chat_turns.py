@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from test_tui_support import fake_model_dir, make_app, until, wait_idle
+from support.tui import fake_model_dir, make_app, until, wait_idle
 from textual import events
 
 from lemlab.core.paths import get_paths

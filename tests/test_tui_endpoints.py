@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_tui_support import wait_idle
+from support.tui import wait_idle
 from textual.widgets import DataTable
 
 from lemlab.core.endpoints import Endpoint

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_tui_support import wait_idle
+from support.tui import wait_idle
 
 from lemlab.core.sessions import Session
 from lemlab.tui.app import LemlabApp

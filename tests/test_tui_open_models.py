@@ -8,7 +8,7 @@ import json
 import struct
 from pathlib import Path
 
-from test_tui_support import fake_model_dir, make_app, until, wait_idle
+from support.tui import fake_model_dir, make_app, until, wait_idle
 from textual.widgets import DataTable, Input
 
 from lemlab.core.paths import get_paths

@@ -8,9 +8,9 @@ import json
 import shutil
 from pathlib import Path
 
+from support.battery import SMALL_RUN, V1_RUN, copy_fixture
+from support.tui import fake_model_dir, make_app, open_training_tab, until, wait_idle
 from test_battery_pane import fill_setup, open_battery
-from test_battery_support import SMALL_RUN, V1_RUN, copy_fixture
-from test_tui_support import fake_model_dir, make_app, open_training_tab, until, wait_idle
 from textual.command import CommandList
 from textual.widgets import Input
 

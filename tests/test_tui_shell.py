@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_tui_support import fake_model_dir, make_app, wait_idle
+from support.tui import fake_model_dir, make_app, wait_idle
 from textual.command import CommandList
 from textual.widgets import DataTable, Input
 

@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from test_tui_support import fake_model_dir, make_app, until, wait_idle
+from support.tui import fake_model_dir, make_app, until, wait_idle
 from textual.widgets._footer import FooterKey
 
 from lemlab.core.config_edit import set_config_value

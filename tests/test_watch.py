@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_train_support import lemlab_cmd, run_lemlab
+from support.train import lemlab_cmd, run_lemlab
 
 from lemlab.cli import main
 from lemlab.commands.watch import summary_text

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_train_support import lemlab_cmd, read_events, write_chat_data
+from support.train import lemlab_cmd, read_events, write_chat_data
 
 pytestmark = [
     pytest.mark.slow,

@@ -296,7 +296,7 @@ def test_leftovers_of_a_start_killed_before_its_first_sample_do_not_block_the_re
 
 
 async def test_a_tui_chat_in_a_copied_session_leaves_the_original_as_it_was(tmp_path: Path) -> None:
-    from test_tui_support import fake_model_dir, wait_idle
+    from support.tui import fake_model_dir, wait_idle
 
     from lemlab.engine.fake import FakeEngine
     from lemlab.tui.app import LemlabApp

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "battery"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "battery"
 SMALL_RUN = FIXTURES / "run_small.jsonl"  # 6 probes x 3 conditions (baseline, ethics, json)
 V1_RUN = FIXTURES / "run_research_v1.jsonl"  # an old research file: 8-signal heuristic
 
