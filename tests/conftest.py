@@ -82,11 +82,9 @@ def notifications_do_not_expire(request: pytest.FixtureRequest, monkeypatch: pyt
     between raising one and reading it. Snapshot tests keep real expiry (their pictures show it)."""
     if "snapshot" in request.node.module.__name__:
         return
-    try:
-        from textual.notifications import Notification
-    except ImportError:
-        return
-    monkeypatch.setattr(Notification, "has_expired", property(lambda self: False))
+    from support.notifications import keep_notifications
+
+    keep_notifications(monkeypatch)
 
 
 @pytest.fixture(scope="session")

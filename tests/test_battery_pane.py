@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from support.battery import SMALL_RUN, V1_RUN, copy_fixture
+from support.notifications import notifications
 from support.tui import fake_model_dir, make_app, wait_idle
 from textual.widgets import Input, Select, SelectionList
 
@@ -95,7 +96,7 @@ async def test_unknown_battery_is_one_line_and_no_run(tmp_path: Path) -> None:
         app.screen.query_one("#setup-battery-path", Input).value = str(tmp_path / "nope.json")
         await pilot.press("ctrl+s")
         await wait_idle(pilot, app)
-        assert any("no such battery file" in n.message for n in app._notifications)
+        assert any("no such battery file" in n.message for n in notifications(app))
         assert pane(app).job is None and not app.lab.session.records("battery_runs")
 
 
@@ -326,4 +327,4 @@ async def test_engine_error_fails_the_run_in_one_line(tmp_path: Path) -> None:
         rec = app.lab.session.records("battery_runs")[-1]
         assert rec["status"] == "failed" and "kaboom" in rec["error"] and "\n" not in rec["error"]
         assert pane(app).job is None
-        assert any("battery run failed" in n.message for n in app._notifications)
+        assert any("battery run failed" in n.message for n in notifications(app))

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from support.battery import SMALL_RUN, copy_fixture
+from support.notifications import notifications
 from support.tui import fake_model_dir, make_app, until, wait_idle
 from test_battery_pane import fill_setup, grid_ids, open_battery, pane
 from textual.widgets import DataTable
@@ -316,7 +317,7 @@ async def test_compare_warns_of_other_settings_and_lists_what_is_not_shared(tmp_
         ]
         box = p.query_one("#battery-notes")
         assert box.display and "max tokens 64 in A vs 1024 in B" in str(box.render())
-        assert any("differences between the runs" in n.message for n in app._notifications)
+        assert any("differences between the runs" in n.message for n in notifications(app))
         md = p.export("md").read_text(encoding="utf-8")
         assert "Model: tiny-gemma (A); tiny-llama (B)." in md
         assert "Duration: 42 seconds (A); 42 seconds (B)." in md

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from support.notifications import notifications
 from support.tui import fake_model_dir, make_app, wait_idle
 from textual.widgets import Input
 
@@ -68,9 +69,9 @@ async def test_reopened_session_and_generation_error_are_shown_safely(tmp_path: 
         box.value = "hello"
         await pilot.press("enter")
         await wait_idle(pilot, app)
-        shown = [n.message for n in app._notifications]
+        shown = [n.message for n in notifications(app)]
         assert any("server said ␛[2J␛]0;pwned␇[b]x[/b]" in m for m in shown), shown
-        assert all(not n.markup for n in app._notifications)
+        assert all(not n.markup for n in notifications(app))
         _assert_safe(_svg(app))
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.notifications import notifications
 from support.tui import wait_idle
 
 from lemlab.core.locks import LockHeld, acquire, lock_path
@@ -191,7 +192,7 @@ async def test_tui_refuses_a_session_another_process_holds_and_frees_the_one_it_
             await wait_idle(pilot, app)
             assert app.lab.session is mine  # kept the open session
             assert any(f"session busy is in use by pid {holder.pid}" in n.message
-                       for n in app._notifications)  # fmt: skip
+                       for n in notifications(app))  # fmt: skip
             app.open_session("other")
             await wait_idle(pilot, app)
             assert app.lab.session.name == "other"

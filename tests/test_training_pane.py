@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support.notifications import notifications
 from support.tui import fake_model_dir, make_app, open_training_tab, wait_idle
 from textual.widgets import Input, Static
 
@@ -119,7 +120,7 @@ async def test_attach_to_nothing_is_one_line(tmp_path: Path) -> None:
         empty.mkdir()
         assert not pane.attach(str(empty))
         await pilot.pause()
-        messages = [n.message for n in app._notifications]
+        messages = [n.message for n in notifications(app)]
         assert any("no such file or folder" in m for m in messages)
         assert any("holds neither events.jsonl nor train.log" in m for m in messages)
         assert pane.run is None

@@ -8,6 +8,7 @@ import json
 import tomllib
 from pathlib import Path
 
+from support.notifications import notifications
 from support.train import write_chat_data
 from support.tui import make_app, open_training_tab, until, wait_idle
 from textual.widgets import Input, Static
@@ -56,7 +57,7 @@ def _table(dialog: CurriculumDialog) -> str:
 
 
 def _messages(app) -> list[str]:  # type: ignore[no-untyped-def]
-    return [n.message for n in app._notifications]
+    return [n.message for n in notifications(app)]
 
 
 async def test_two_stages_with_confirmed_fuse(tiny_model: Path, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from support.notifications import notifications
 from support.tui import fake_model_dir, make_app, wait_idle
 from textual.widgets import Input
 
@@ -158,7 +159,7 @@ async def test_generation_error_is_one_line_not_a_crash(tmp_path: Path) -> None:
         await wait_idle(pilot, app)
         await _send(pilot, "hello")
         await wait_idle(pilot, app)
-        notes = [n.message for n in app._notifications]
+        notes = [n.message for n in notifications(app)]
         assert any("generation failed: boom: out of memory" in n for n in notes)
         assert [m["role"] for m in app.lab.session.messages] == ["user"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from support.notifications import notifications
 from support.tui import wait_idle
 
 from lemlab.core.sessions import Session
@@ -29,7 +30,7 @@ async def test_real_engine_load_stream_cancel(tiny_model: Path, tmp_path: Path) 
             demo = app.query_one("#demo-label")
             assert demo.display and DEMO_LABEL in str(demo.render())
             app.query_one("#models-pane").model_changed()  # type: ignore[attr-defined] - as on every load event
-            toasts = [n for n in app._notifications if "random-weight demo model" in n.message]
+            toasts = [n for n in notifications(app) if "random-weight demo model" in n.message]
             assert [n.title for n in toasts] == ["Loaded with warnings"]  # once, under its own title
 
             app.lab.set_sampler(app.lab.sampler.__class__(max_tokens=24))

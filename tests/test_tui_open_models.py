@@ -8,6 +8,7 @@ import json
 import struct
 from pathlib import Path
 
+from support.notifications import notifications
 from support.tui import fake_model_dir, make_app, until, wait_idle
 from textual.widgets import DataTable, Input
 
@@ -85,7 +86,7 @@ async def test_open_rejects_a_plain_folder_and_reopens_a_recent_one(tmp_path: Pa
         await until(pilot, lambda: not isinstance(app.screen, OpenPathScreen))
         await wait_idle(pilot, app)
         assert app.lab.loaded is None
-        assert any("not a model or adapter folder" in n.message for n in app._notifications)
+        assert any("not a model or adapter folder" in n.message for n in notifications(app))
 
         app.load_model(str(model))
         await wait_idle(pilot, app)

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 from support.battery import SMALL_RUN, V1_RUN, copy_fixture
+from support.notifications import notifications
 from support.tui import fake_model_dir, make_app, open_training_tab, until, wait_idle
 from test_battery_pane import fill_setup, open_battery
 from textual.command import CommandList
@@ -51,7 +52,7 @@ async def run_from_palette(pilot, verb: str) -> None:  # type: ignore[no-untyped
 
 
 def toasted(app, path: Path) -> bool:  # type: ignore[no-untyped-def]
-    return any(str(path) in n.message for n in app._notifications)
+    return any(str(path) in n.message for n in notifications(app))
 
 
 async def test_battery_export_holds_every_probe_and_the_sessions_override(tmp_path: Path) -> None:
@@ -62,7 +63,7 @@ async def test_battery_export_holds_every_probe_and_the_sessions_override(tmp_pa
         pane = app.query_one("#battery-pane")
         assert pane.export_html() is None  # nothing open yet: a toast says so, no file
         await pilot.pause()
-        assert any("nothing to export" in n.message for n in app._notifications)
+        assert any("nothing to export" in n.message for n in notifications(app))
         assert pane.open_run(run_file)
         pane.record_override(make_override(run_file, "gov_criticism", "ethics", -19.0, 12.0,
                                            "collapse was a <eos> & stop token"))  # fmt: skip
@@ -136,7 +137,7 @@ async def test_battery_export_of_a_file_gone_since_it_was_opened_is_one_line(tmp
         run_file.write_text("not json\n")  # replaced by something that is no A/B run
         out = pane.export_html()
         await wait_idle(pilot, app)
-        failed = [n.message for n in app._notifications if n.message.startswith("report export failed")]
+        failed = [n.message for n in notifications(app) if n.message.startswith("report export failed")]
         assert len(failed) == 1 and "not an A/B run" in failed[0] and "\n" not in failed[0]
         assert out is not None and not out.exists() and app.is_running
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from support.notifications import notifications
 from support.tui import fake_model_dir, make_app, wait_idle
 from textual.command import CommandList
 from textual.widgets import DataTable, Input
@@ -50,7 +51,7 @@ async def test_help_screen_lists_bindings_with_keymap(tmp_path: Path) -> None:
     app, _ = make_app(tmp_path, keymap={"chat.regenerate": "f9", "nope.id": "f10"})
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_idle(pilot, app)
-        assert any("unknown binding ids nope.id" in n.message for n in app._notifications)
+        assert any("unknown binding ids nope.id" in n.message for n in notifications(app))
         await pilot.press("f1")
         await pilot.pause()
         table = app.screen.query_one("#help-keys", DataTable)
@@ -107,7 +108,7 @@ async def test_broken_theme_file_falls_back_with_notice(tmp_path: Path) -> None:
     app, _ = make_app(tmp_path, theme="broken")
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_idle(pilot, app)
-        notes = " ".join(n.message for n in app._notifications)
+        notes = " ".join(n.message for n in notifications(app))
         assert "theme file skipped" in notes and "broken.toml" in notes and "garbled.toml" in notes
         assert "theme 'broken' not found" in notes
         assert app.theme == "lemlab-dark"
@@ -168,7 +169,7 @@ async def test_models_pane_pick_load_unload_and_errors(tmp_path: Path) -> None:
         await pilot.press("enter")
         await wait_idle(pilot, app)
         assert any("load failed" in n.message and "weights are corrupt" in n.message
-                   for n in app._notifications)  # fmt: skip
+                   for n in notifications(app))  # fmt: skip
         assert app.lab.loaded is None
 
 
@@ -179,7 +180,7 @@ async def test_chat_without_model_says_so(tmp_path: Path) -> None:
         app.query_one("#chat-input", Composer).value = "hello?"
         await pilot.press("enter")
         await wait_idle(pilot, app)
-        assert any("Load a model first" in n.message for n in app._notifications)
+        assert any("Load a model first" in n.message for n in notifications(app))
         assert engine.requests == [] and app.lab.session.messages == []
 
 

@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from support.notifications import notifications
 from support.tui import fake_model_dir, make_app, until, wait_idle
 from textual.widgets._footer import FooterKey
 
@@ -55,7 +56,7 @@ async def test_palette_screenshot_goes_to_the_data_folder(tmp_path: Path, monkey
         shot = next(folder.glob("*.svg"))
         assert shot.read_text().lstrip().startswith("<svg")
         await pilot.pause()
-        assert any(str(shot) in n.message for n in app._notifications)
+        assert any(str(shot) in n.message for n in notifications(app))
         assert not (home / "Downloads").exists()
 
 
