@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from lemlab.core.stats import (
@@ -30,9 +28,10 @@ def test_sign_test_known_values() -> None:
 
 
 def test_sign_test_large_n_stays_exact() -> None:
-    p = sign_test([1.0] * 60 + [-1.0] * 41).p_value
-    expected = 2 * sum(math.comb(101, k) for k in range(42)) / 2**101
-    assert p == pytest.approx(expected, rel=1e-12) and 0.05 < p < 0.1
+    # Reference values from SciPy 1.17's scipy.stats.binomtest (two-sided, p=0.5), computed
+    # outside this suite; 2**1100 is far beyond a float's range, so the sum must stay in integers.
+    assert sign_test([1.0] * 60 + [-1.0] * 41).p_value == pytest.approx(0.07275700687752425, rel=1e-9)
+    assert sign_test([1.0] * 600 + [-1.0] * 500).p_value == pytest.approx(0.0028195449914364284, rel=1e-9)
 
 
 def test_bootstrap_known_values() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,16 @@ def test_shipped_themes_register_with_textual() -> None:
 
     root = repo_root()
     assert root is not None
-    for path in (root / "themes").glob("*.toml"):
-        theme = to_textual(load_theme_file(path))
-        assert Color.parse(theme.primary)
-        theme.to_color_system().generate()
+    paths = sorted((root / "themes").glob("*.toml"))
+    assert len(paths) >= 3
+    for path in paths:
+        raw = tomllib.loads(path.read_text())
+        css = to_textual(load_theme_file(path)).to_color_system().generate()
+        for name in ("primary", "secondary", "accent", "background", "foreground", "error"):
+            got, want = Color.parse(css[name]).rgb, Color.parse(raw[name]).rgb
+            # Textual's colour system rounds through HSL: one step per channel at most.
+            assert max(abs(g - w) for g, w in zip(got, want, strict=True)) <= 1, (path.name, name)
+        assert css["border"] == raw.get("variables", {}).get("border", css["border"])
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
+from typing import Any
 
 from support.notifications import notifications
 from support.tui import fake_model_dir, make_app, wait_idle
@@ -175,4 +178,17 @@ async def test_gibberish_with_markup_characters_renders(tmp_path: Path) -> None:
         await view.append("[bold]<end_of_turn>[/] [link=x]ÿ\x00 *", 3)
         await view.finish({"stats": {"generation_tokens": 3}})
         await pilot.pause()
-        assert "[bold]" in view.content
+        shown = _screen_text(app)
+        # On screen as typed: no markup applied (no bold, no link), the NUL shown as a picture.
+        assert "[bold]<end_of_turn>[/] [link=x]ÿ" in shown and "\x00" not in shown
+        assert "\u2400" in shown  # ␀, the control picture
+
+
+def _screen_text(app: Any) -> str:
+    """What the terminal shows now, one line per row (from Textual's SVG export)."""
+    svg = app.export_screenshot()
+    rows = re.findall(r'<text [^>]*y="([0-9.]+)"[^>]*>(.*?)</text>', svg)
+    by_row: dict[float, str] = {}
+    for y, part in rows:
+        by_row[float(y)] = by_row.get(float(y), "") + html.unescape(part).replace("\xa0", " ")
+    return "\n".join(by_row[y] for y in sorted(by_row))
