@@ -67,7 +67,7 @@ class SlashCommands:
         self.pane = pane
 
     @property
-    def app(self) -> App[Any]:
+    def app(self) -> Any:  # the LemlabApp (its own verbs, e.g. action_help), not imported here
         return self.pane.app
 
     def _save(self) -> None:
