@@ -3,15 +3,16 @@ use it without probing (no getattr), and `error` means one thing: the failure's 
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
-from lemlab.core.engine_api import Engine, GenerationHandle, Sampler
+from lemlab.core.endpoints import Endpoint, EndpointUnreachable
+from lemlab.core.engine_api import GenerationHandle, Sampler
 from lemlab.core.errors import LemlabError
 from lemlab.engine.fake import FakeEngine, FakeHandle
 from lemlab.engine.handle import ChunkStream
-from lemlab.engine.mlx_engine import MLXEngine
 from lemlab.engine.remote import RemoteEngine, RemoteGeneration
-from lemlab.engine.router import EngineRouter
 
 MSGS = [{"role": "user", "content": "name three colours"}]
 
@@ -27,10 +28,22 @@ def test_handles_declare_every_member(cls: type) -> None:
     assert [m for m in sorted(_members(GenerationHandle)) if not hasattr(cls, m)] == []
 
 
-@pytest.mark.parametrize("cls", [FakeEngine, RemoteEngine, MLXEngine, EngineRouter])
-def test_engines_declare_every_member(cls: type) -> None:
-    assert {"engine_cpu_seconds", "count_tokens"} <= _members(Engine)
-    assert [m for m in sorted(_members(Engine)) if not hasattr(cls, m)] == []
+def test_every_handle_has_the_fields_and_one_meaning_of_error() -> None:
+    fake = _loaded_fake(generate_error="fake failure").generate(MSGS, Sampler(max_tokens=5))
+    dead = Endpoint(url=f"http://127.0.0.1:{_closed_port()}/v1", name="dead", timeout=2.0)
+    remote = RemoteGeneration(dead, {"messages": MSGS, "max_tokens": 5, "stream": True})
+    for handle in (fake, remote):
+        text, stats = handle.result()
+        assert stats.finish_reason == "error" and handle.prefilled is None
+        assert isinstance(handle.error, str) and handle.error == list(handle)[-1].error
+    assert "prefilled" in GenerationHandle.__annotations__
+    assert isinstance(remote.failure, EndpointUnreachable) and remote.failure.retryable
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again when this returns: connections are refused
 
 
 def _loaded_fake(**kw: object) -> FakeEngine:

@@ -97,6 +97,10 @@ class LoadInfo:
 class GenerationHandle(Protocol):
     """A running generation. Iterate (sync or async) for chunks; cancel() stops it at the next token."""
 
+    # (prompt tokens prefilled, of how many) while a long prompt prefills; None where the engine
+    # does not say (a server) or before prefill starts. A field, so no reader is woken for it.
+    prefilled: tuple[int, int] | None
+
     def __iter__(self) -> Iterator[Chunk]: ...
 
     def __aiter__(self) -> AsyncIterator[Chunk]: ...

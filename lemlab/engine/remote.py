@@ -338,6 +338,7 @@ class RemoteGeneration:
         self._byte_cap = tokens * BYTES_PER_TOKEN_CAP + (1 << 20)
         self._chars = 0
         self.failure: EndpointError | None = None
+        self.prefilled: tuple[int, int] | None = None  # a server does not report prefill progress
         _LIVE.add(self)
         self._thread = threading.Thread(target=self._run, name="lemlab-remote-gen", daemon=True)
         self._thread.start()

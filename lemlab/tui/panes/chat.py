@@ -193,7 +193,7 @@ class ChatPane(LabPane):
 
     def _tick_waiting(self) -> None:
         elapsed = time.monotonic() - self.display_log.sent
-        prefilled = getattr(self.handle, "prefilled", None)
+        prefilled = self.handle.prefilled if self.handle is not None else None
         self.query_one("#chat-stats", Static).update(waiting_text(elapsed, prefilled), layout=False)
 
     def _stop_waiting(self) -> None:
