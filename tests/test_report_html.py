@@ -199,3 +199,12 @@ def test_session_override_shows_on_its_own_run_only(tmp_path: Path) -> None:
     # --vs: both runs have a "baseline"; the override belongs to new.jsonl only.
     page = _render(tmp_path, str(new), "--vs", str(RUN), "--session", "review", name="vs.html")
     assert page.count("override</b> 1.30 -> 5.00") == 1
+
+
+def test_training_configuration_of_one_adapter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = _training_folder(tmp_path, "solo")
+    assert main(["report", "--training", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "| Effective gradient (iters x batch) | 400 |" in out and "| Learning rate | 5e-06 |" in out
+    assert "effective gradient of 400 (iters x batch size: 400 x 1)" in out
+    assert main(["report", "--training", str(folder), str(folder), str(folder)]) == 2

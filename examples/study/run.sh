@@ -58,6 +58,10 @@ step "5. base vs adapter" $lemlab ab --model "$model" --adapter "lek-lora=$out/a
   $lemlab report "$out/ab-adapter.jsonl"
   echo
   echo "## Training configuration"
-  $lemlab report --training "$out/adapter" "$out/adapter"
+  $lemlab report --training "$out/adapter"
 } > "$out/report.md"
-echo "report: $out/report.md" >&2
+# The same, as pages to share with people who will not open a terminal.
+$lemlab report "$out/ab-kernel.jsonl" --format html --out "$out/kernel.html" --force >/dev/null
+$lemlab report "$out/ab-adapter.jsonl" --format html --out "$out/adapter.html" --force >/dev/null
+$lemlab report "$out/adapter" --format html --out "$out/training.html" --force >/dev/null
+echo "report: $out/report.md (and kernel.html, adapter.html, training.html beside it)" >&2

@@ -8,7 +8,16 @@ import argparse
 import sys
 from typing import Any
 
+from lemlab.core import adapter_compare
+from lemlab.core.abfile import read_ab_run
+from lemlab.core.atomic import write_text_atomic
+from lemlab.core.errors import LemlabError
+from lemlab.core.overwrite import check_outputs
+from lemlab.core.paths import get_paths
+from lemlab.core.report import RENDERERS, run_report, split_run_spec, vs_report
+from lemlab.core.report_sides import generated_now, override_notes, report_and_sides
 from lemlab.core.safe_text import visible, visible_json, visible_line
+from lemlab.core.sessions import load_session_file
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,16 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ref", default=None, metavar="NAME",
                    help="the reference condition (default baseline; with --vs: OTHER's "
                         "condition, default the same name)")  # fmt: skip
-    p.add_argument("--training", nargs=2, default=None, metavar=("ADAPTER_A", "ADAPTER_B"),
-                   help="put two trained adapters side by side: training configuration and "
-                        "effective gradient (no RUN)")  # fmt: skip
+    p.add_argument("--training", nargs="+", default=None, metavar="ADAPTER",
+                   help="one adapter's training configuration and effective gradient, or two "
+                        "side by side (no RUN)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
-    from lemlab.core.abfile import read_ab_run
-    from lemlab.core.errors import LemlabError
-    from lemlab.core.report import RENDERERS, run_report, split_run_spec, vs_report
-
     if args.format == "html":
         return _html(args)
     if args.out is not None:
@@ -46,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
     if args.training is not None:
         if args.run is not None or args.vs is not None:
             raise LemlabError("--training compares two adapters: give no RUN and no --vs")
-        from lemlab.core import adapter_compare
 
+        if len(args.training) > 2:
+            raise LemlabError("--training takes one adapter, or two to put side by side")
         comparison = adapter_compare.compare_adapters(*args.training)
         text = adapter_compare.RENDERERS[args.format](comparison)
         sys.stdout.write(for_terminal(text, args.format, sys.stdout))
@@ -70,8 +76,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _one(a: str | None, b: str | None, a_name: str, b_name: str) -> str | None:
-    from lemlab.core.errors import LemlabError
-
     if a is not None and b is not None and a != b:
         raise LemlabError(f"{a_name} says {a!r} but {b_name} says {b!r}: give one")
     return a if a is not None else b
@@ -91,10 +95,6 @@ def _html(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from lemlab.core import report_html as rh
-    from lemlab.core.atomic import write_text_atomic
-    from lemlab.core.errors import LemlabError
-    from lemlab.core.overwrite import check_outputs
-    from lemlab.core.report import split_run_spec
 
     if args.out is None:
         raise LemlabError("--format html needs --out FILE (a page is not for the terminal)")
@@ -104,7 +104,6 @@ def _html(args: argparse.Namespace) -> int:
     path, cond = split_run_spec(args.run)
     inputs = [Path(path), Path(split_run_spec(args.vs)[0]) if args.vs else None]
     check_outputs([out], inputs, force=args.force, flag="--out")
-    from lemlab.core.report_sides import generated_now
 
     generated = generated_now()
     if Path(path).is_dir():
@@ -121,9 +120,6 @@ def _html(args: argparse.Namespace) -> int:
 
 def _ab_html(args: argparse.Namespace, path: str, cond: str | None, generated: str) -> str:
     from lemlab.core import report_html as rh
-    from lemlab.core.abfile import read_ab_run
-    from lemlab.core.report import split_run_spec
-    from lemlab.core.report_sides import report_and_sides
 
     new, old, ref = read_ab_run(path), None, args.ref
     if args.vs is not None:
@@ -138,9 +134,6 @@ def _ab_html(args: argparse.Namespace, path: str, cond: str | None, generated: s
 def _overrides(session_name: str | None, run_path: str) -> dict[tuple[str, str], Any]:
     if not session_name:
         return {}
-    from lemlab.core.paths import get_paths
-    from lemlab.core.report_sides import override_notes
-    from lemlab.core.sessions import load_session_file
 
     session = load_session_file(get_paths().sessions_dir / f"{session_name}.toml")
     return override_notes(session, run_path)

@@ -35,11 +35,18 @@ class Row:
 @dataclass(frozen=True)
 class AdapterComparison:
     a: AdapterInfo
-    b: AdapterInfo
+    b: AdapterInfo | None  # None: one adapter's configuration alone
     rows: list[Row]
 
     @property
     def summary(self) -> str:
+        if self.b is None:
+            g = self.a.effective_gradient
+            if not g:
+                return "Effective gradient unknown (iters or batch size not recorded)."
+            return (f"{self.a.name} received an effective gradient of {g} (iters x batch size: "
+                    f"{self.a.iters} x {self.a.batch_size}); the addendum's collapsed 1B run had "
+                    "about 2000, the 27B run that worked about 400.")  # fmt: skip
         ga, gb = self.a.effective_gradient, self.b.effective_gradient
         if not ga or not gb:
             return "Effective gradient unknown for one adapter (iters or batch size not recorded)."
@@ -71,7 +78,11 @@ def layers_text(info: AdapterInfo) -> str:
     return f"{n}/{total} ({100 * n / total:.1f}%)" if total else str(n)
 
 
-def compare_adapters(a: str | Path, b: str | Path) -> AdapterComparison:
+def compare_adapters(a: str | Path, b: str | Path | None = None) -> AdapterComparison:
+    """Two adapters side by side, or (b None) one adapter's configuration on its own."""
+    if b is None:
+        one = compare_adapters(a, a)
+        return AdapterComparison(one.a, None, [Row(r.parameter, r.a, None, None) for r in one.rows])
     ia, ib = read_adapter_info(Path(a).expanduser()), read_adapter_info(Path(b).expanduser())
 
     def row(name: str, x: Any, y: Any) -> Row:
@@ -106,6 +117,10 @@ def _text(v: Any) -> str:
 
 
 def to_markdown(c: AdapterComparison) -> str:
+    if c.b is None:
+        lines = [f"# Training configuration: {c.a.name}", "", "| Parameter | Value |", "|---|---|"]
+        lines += [f"| {r.parameter} | {_text(r.a)} |" for r in c.rows]
+        return "\n".join([*lines, "", c.summary]) + "\n"
     lines = [f"# Training configuration: {c.a.name} vs {c.b.name}", ""]
     head = ["Parameter", _text(c.a.name), _text(c.b.name), "A / B"]
     lines += ["| " + " | ".join(head) + " |", "|---|---|---|---|"]
@@ -127,7 +142,7 @@ def to_csv(c: AdapterComparison) -> str:
 def to_json(c: AdapterComparison) -> str:
     data = {
         "a": c.a.to_dict(),
-        "b": c.b.to_dict(),
+        "b": c.b.to_dict() if c.b is not None else None,
         "rows": [{"parameter": r.parameter, "a": r.a, "b": r.b, "ratio": r.ratio} for r in c.rows],
         "summary": c.summary,
     }
