@@ -39,9 +39,19 @@ from lemlab.commands.run_support import (
     sampler_from_args,
     server_slots,
 )
+from lemlab.core.ab_store import ABRecorder, RunSettings, open_output, sidecar_path
+from lemlab.core.adapters import resolve_adapter
+from lemlab.core.conditions import parse_adapter_arg, plan_conditions
+from lemlab.core.dispatch import DispatchError
+from lemlab.core.endpoints import is_remote_spec
 from lemlab.core.errors import LemlabError
 from lemlab.core.failure_modes import detect
+from lemlab.core.kernels import parse_kernel_arg
+from lemlab.core.parallel_runs import ParallelBatteryRunner, remote_model_label
+from lemlab.core.probes import resolve_battery
+from lemlab.core.runner import BatteryRunner
 from lemlab.core.safe_text import visible_line
+from lemlab.core.scoring import get_scorer
 
 EXIT_INTERRUPTED = 130
 EXIT_RUN_FAILED = 3  # a server failed for good mid-run: the lines so far are kept (--resume)
@@ -101,8 +111,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_local(args: argparse.Namespace, setup: dict[str, Any]) -> int:
-    from lemlab.core.runner import BatteryRunner
-
     with local_engine() as engine:
         runner = BatteryRunner(
             engine, setup["probes"], setup["plan"], setup["scorer"], setup["sampler"],
@@ -113,9 +121,6 @@ def _run_local(args: argparse.Namespace, setup: dict[str, Any]) -> int:
 
 def _run_remote(args: argparse.Namespace, setup: dict[str, Any]) -> int:
     """Probes spread over the endpoints through lemlab.core.dispatch."""
-    from lemlab.core.dispatch import DispatchError
-    from lemlab.core.parallel_runs import ParallelBatteryRunner
-
     plan = setup["plan"]
     variants = [(v.name, v.adapter) for v in plan.variants]
     with server_slots(setup["specs"], variants, args.max_in_flight) as (slots, warnings):
@@ -139,8 +144,6 @@ def _run_remote(args: argparse.Namespace, setup: dict[str, Any]) -> int:
 
 def _drop_if_empty(path: Path) -> None:
     """Remove an output that holds nothing yet, unless its sidecar keeps partial results."""
-    from lemlab.core.ab_store import sidecar_path
-
     try:
         side = sidecar_path(path)
         if path.stat().st_size == 0 and (not side.exists() or side.stat().st_size == 0):
@@ -153,14 +156,6 @@ def _drop_if_empty(path: Path) -> None:
 def prepare(args: argparse.Namespace) -> dict[str, Any]:
     """Every check that can fail on user input, before any model is loaded (the TUI calls it
     too). Keys: probes, plan, scorer, sampler, settings, opened, battery."""
-    from lemlab.core.ab_store import RunSettings, open_output
-    from lemlab.core.adapters import resolve_adapter
-    from lemlab.core.conditions import parse_adapter_arg, plan_conditions
-    from lemlab.core.endpoints import is_remote_spec
-    from lemlab.core.kernels import parse_kernel_arg
-    from lemlab.core.parallel_runs import remote_model_label
-    from lemlab.core.probes import resolve_battery
-    from lemlab.core.scoring import get_scorer
     from lemlab.engine.loading import resolve_model_dir
 
     sampler = sampler_from_args(args)
@@ -201,8 +196,6 @@ _prepare = prepare  # old name, kept for callers written before it was public
 
 
 def _execute(args: argparse.Namespace, setup: dict[str, Any], runner: Any) -> int:
-    from lemlab.core.ab_store import ABRecorder
-
     recorder = ABRecorder(args.output, setup["settings"])
     with SigintCancels(runner, "the current response"):
         done = _drive(runner, recorder, setup, args)

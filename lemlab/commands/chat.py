@@ -16,9 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from lemlab.commands.run_support import local_engine, sampler_from_args
+from lemlab.core.atomic import write_text_atomic
 from lemlab.core.chat_format import append_jsonl_text, build_messages, conversation_jsonl_line
+from lemlab.core.demo_model import bundled_gguf, folder_ready, random_demo_dir
+from lemlab.core.endpoints import is_remote_spec
 from lemlab.core.engine_api import GenStats, Message, Sampler
 from lemlab.core.errors import LemlabError
+from lemlab.core.kernels import parse_kernel_arg
+from lemlab.core.paths import get_paths
 from lemlab.core.safe_text import visible, visible_line
 
 if TYPE_CHECKING:
@@ -85,16 +90,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _title(model_path: str, model_type: str) -> str:
-    from lemlab.core.endpoints import is_remote_spec
-
     name = model_path if is_remote_spec(model_path) else Path(model_path).name
     return f"{name} ({model_type})"
 
 
 def _system_text(args: argparse.Namespace) -> str | None:
     if args.kernel:
-        from lemlab.core.kernels import parse_kernel_arg
-
         return parse_kernel_arg(args.kernel).text
     return args.system or None
 
@@ -111,8 +112,6 @@ def _model_args(args: argparse.Namespace) -> tuple[str, str | None]:
 
 def _demo_model() -> Path:
     """The bundled real model (converted once), else the random-weight tiny one."""
-    from lemlab.core.demo_model import bundled_gguf, folder_ready, random_demo_dir
-
     if bundled_gguf() is not None:
         from lemlab.commands.import_gguf import demo_folder
 
@@ -273,9 +272,6 @@ def _set_system(state: ChatState, arg: str) -> str:
 
 
 def _save(state: ChatState, arg: str) -> str:
-    from lemlab.core.atomic import write_text_atomic
-    from lemlab.core.paths import get_paths
-
     try:
         line = conversation_jsonl_line(state.messages())
     except ValueError as exc:

@@ -25,7 +25,12 @@ from lemlab.core.curriculum import (
     stage_done,
 )
 from lemlab.core.errors import LemlabError
+from lemlab.core.locks import acquire
+from lemlab.core.probes import resolve_battery
+from lemlab.core.scoring import get_scorer
 from lemlab.core.stage_eval import EVAL_FILE
+from lemlab.core.training_config import format_figures, small_model_warning
+from lemlab.core.training_events import load_run
 
 # Merging may move the validation loss by float16 arithmetic alone (~0.3% of what a stage
 # learned on the real 135M model); more than this share of the stage's own change is a loss.
@@ -61,7 +66,6 @@ def _require_fuse(cur: Curriculum, todo: list[int], fuse: bool) -> None:
 def preflight(cur: Curriculum, todo: list[int]) -> tuple[list[str], bool]:
     """Check every stage before training any; return the plan lines and whether any warned."""
     from lemlab.commands.train import preflight as train_preflight
-    from lemlab.core.training_config import format_figures, small_model_warning
 
     lines: list[str] = []
     warned = False
@@ -109,7 +113,6 @@ def run(args: argparse.Namespace) -> int:
     plan, warned = preflight(cur, todo)
     if not show_plan(plan, warned, dry_run=args.dry_run, yes=args.yes, state_file=cur.output / STATE_FILE):
         return 0
-    from lemlab.core.locks import acquire
 
     # One run per output folder (its state file): a second one gets one line naming this one.
     with acquire(cur.output / STATE_FILE, f"curriculum output {cur.output}"):
@@ -158,9 +161,6 @@ def run_stages(cur: Curriculum, todo: list[int]) -> int:
 
 def check_eval(ev: Any) -> None:
     """The [eval] battery and scorer exist (before any training)."""
-    from lemlab.core.probes import resolve_battery
-    from lemlab.core.scoring import get_scorer
-
     try:
         resolve_battery(ev.prompts)
         get_scorer(ev.scorer)
@@ -192,7 +192,6 @@ def final_val_loss(cur: Curriculum, i: int) -> float | None:
     loss = read_marker(cur.fused_dir(i)).get("val_loss_adapter") if cur.needs_fuse(i) else None
     if isinstance(loss, int | float):
         return float(loss)
-    from lemlab.core.training_events import load_run
 
     try:
         points = load_run(cur.adapter_dir(i)).val_points
@@ -214,8 +213,6 @@ def stage_line(cur: Curriculum, i: int, fig: dict[str, Any]) -> str:
 
 def stage_start_loss(cur: Curriculum, i: int) -> float | None:
     """The stage's first validation loss (measured before its first step)."""
-    from lemlab.core.training_events import load_run
-
     try:
         points = load_run(cur.adapter_dir(i)).val_points
     except (LemlabError, OSError):

@@ -33,8 +33,16 @@ from lemlab.commands.run_support import (
     server_slots,
 )
 from lemlab.core import distill as d
+from lemlab.core.adapters import resolve_adapter
+from lemlab.core.dispatch import DispatchError
+from lemlab.core.distill_runner import DistillDone, DistillRunner, SampleScored
+from lemlab.core.endpoints import is_remote_spec
 from lemlab.core.errors import LemlabError
+from lemlab.core.kernels import parse_kernel_arg
+from lemlab.core.parallel_runs import ParallelDistillRunner, check_model_specs, remote_model_label
+from lemlab.core.probes import resolve_battery
 from lemlab.core.safe_text import visible_line
+from lemlab.core.scoring import get_scorer
 
 EXIT_NOTHING_KEPT = 1
 EXIT_RUN_FAILED = 3  # a server failed for good mid-run: the samples so far are kept (--resume)
@@ -88,8 +96,6 @@ class DistillJob:
 
     @property
     def remote(self) -> bool:
-        from lemlab.core.endpoints import is_remote_spec
-
         return bool(self.specs) and is_remote_spec(self.specs[0])
 
 
@@ -117,12 +123,6 @@ def prepare_distill(
     fields (samples, threshold, temperature, top_p, max_tokens, seed, scorer, truncated).
     `model` may be a list of server specs of one model (a run spread over servers); `limit`
     keeps the battery's first N probes."""
-    from lemlab.core.adapters import resolve_adapter
-    from lemlab.core.endpoints import is_remote_spec
-    from lemlab.core.kernels import parse_kernel_arg
-    from lemlab.core.parallel_runs import check_model_specs, remote_model_label
-    from lemlab.core.probes import resolve_battery
-    from lemlab.core.scoring import get_scorer
     from lemlab.engine.loading import resolve_model_dir
 
     battery = prompts if isinstance(prompts, str) else "(given probes)"
@@ -184,9 +184,6 @@ def run(args: argparse.Namespace) -> int:
 
 def execute_distill_remote(job: DistillJob, args: argparse.Namespace) -> DistillOutcome:
     """Samples spread over the job's servers (lemlab.core.dispatch); lines as samples finish."""
-    from lemlab.core.dispatch import DispatchError
-    from lemlab.core.parallel_runs import ParallelDistillRunner
-
     variants: list[tuple[str, str | None]] = [("", job.settings.adapter)]
     with server_slots(job.specs or [], variants, args.max_in_flight) as (slots, warnings):
         runner = ParallelDistillRunner(slots, job.probes, job.settings, job.scorer,
@@ -202,8 +199,6 @@ def execute_distill_remote(job: DistillJob, args: argparse.Namespace) -> Distill
 def execute_distill(job: DistillJob, engine: Any, label: str = "") -> DistillOutcome:
     """Run the job on a started engine: write lines as samples finish, the summary at the end.
     Ctrl+C stops after the current token (the sample in progress is redone on resume)."""
-    from lemlab.core.distill_runner import DistillRunner
-
     runner = DistillRunner(engine, job.probes, job.settings, job.scorer, job.kernel_text, job.state)
     return _drive(job, runner, DistillView(label), [], {"battery": job.battery})
 
@@ -212,8 +207,6 @@ def _drive(job: DistillJob, runner: Any, view: DistillView, warnings: list[str],
            extra: dict[str, Any]) -> DistillOutcome:  # fmt: skip
     """Record and show the runner's events (kept lines name the server of a run spread over
     servers); the summary line unless the run was cancelled."""
-    from lemlab.core.distill_runner import DistillDone, SampleScored
-
     recorder = d.DistillRecorder(job.output, job.settings)
     done: DistillDone | None = None
     with SigintCancels(runner), view:

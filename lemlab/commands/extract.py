@@ -19,6 +19,7 @@ from pathlib import Path
 
 from lemlab.core import extract as x
 from lemlab.core.errors import LemlabError
+from lemlab.core.overwrite import check_outputs
 from lemlab.core.safe_text import visible_line
 
 EXIT_PROBLEMS = 1
@@ -63,8 +64,6 @@ def extract_file(
 ) -> ExtractResult:  # fmt: skip
     """Read, dedup, sort, (split) and write; nothing is written when no example remains.
     Existing outputs are replaced only with `force`; an output that is the input never."""
-    from lemlab.core.overwrite import check_outputs
-
     if split is not None and not 0 < split < 1:
         raise LemlabError(f"--split must be between 0 and 1 (the train fraction), got {split}")
     out = Path(output)

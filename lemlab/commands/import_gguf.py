@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lemlab.core.demo_model import BUNDLED, bundled_gguf, folder_ready, real_demo_dir
 from lemlab.core.errors import LemlabError
 
 
@@ -39,7 +40,6 @@ def run(args: argparse.Namespace) -> int:
 
 def demo_folder() -> Path:
     """The bundled real model's converted folder, made now if it is not there yet."""
-    from lemlab.core.demo_model import BUNDLED, bundled_gguf, folder_ready, real_demo_dir
     from lemlab.engine.gguf_import import import_gguf
 
     gguf = bundled_gguf()

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lemlab.core.config import load_config
+from lemlab.core.discovery import discover, lab_folders
 from lemlab.core.errors import LemlabError
 from lemlab.core.safe_text import visible_line
 
@@ -29,9 +31,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lemlab.core.config import load_config
-    from lemlab.core.discovery import discover, lab_folders
-
     extra = [Path(p).expanduser() for p in args.path]
     for p in extra:
         if not p.is_dir():

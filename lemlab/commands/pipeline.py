@@ -21,7 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from lemlab.core import pipeline as pl
+from lemlab.core.adapters import resolve_adapter
+from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import LemlabError
+from lemlab.core.kernels import parse_kernel_arg
+from lemlab.core.locks import acquire
+from lemlab.core.probes import battery_json_text, resolve_battery
+from lemlab.core.rephrase import rephrase_battery
+from lemlab.core.scoring import get_scorer
+from lemlab.core.stage_eval import EVAL_FILE
+from lemlab.core.train_runner import archive_previous_run
+from lemlab.core.training_config import load_config_toml
+from lemlab.core.training_events import CONFIG_FILE, load_run, run_finished
 
 EXIT_NOTHING_KEPT = 1
 
@@ -50,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
     if not show_plan(plan, warned, dry_run=args.dry_run, yes=args.yes,
                      state_file=pipe.output / pl.STATE_FILE):  # fmt: skip
         return 0
-    from lemlab.core.locks import acquire
 
     # One run per output folder (its state file): a second one gets one line naming this one.
     with acquire(pipe.output / pl.STATE_FILE, f"pipeline output {pipe.output}"):
@@ -62,9 +72,6 @@ def run(args: argparse.Namespace) -> int:
 
 def check_inputs(pipe: pl.Pipeline, todo: list[int]) -> None:
     """Model, adapter, kernels and scorers: every phase is checked before any work starts."""
-    from lemlab.core.adapters import resolve_adapter
-    from lemlab.core.kernels import parse_kernel_arg
-    from lemlab.core.scoring import get_scorer
     from lemlab.engine.loading import resolve_model_dir
 
     resolve_model_dir(str(pipe.model))
@@ -86,9 +93,6 @@ def check_inputs(pipe: pl.Pipeline, todo: list[int]) -> None:
 
 def phase_probes(pipe: pl.Pipeline, i: int) -> list[Any]:
     """The phase's battery, rephrased when asked (originals first, then 3 variants a probe)."""
-    from lemlab.core.probes import resolve_battery
-    from lemlab.core.rephrase import rephrase_battery
-
     ph = pipe.phases[i]
     try:
         probes = list(resolve_battery(ph.prompts).probes)
@@ -172,8 +176,6 @@ def settings_changed(folder: Path, cfg: Any) -> bool:
     """Whether a finished adapter's recorded config differs from the pipeline's current one."""
     from dataclasses import asdict
 
-    from lemlab.core.training_config import load_config_toml
-    from lemlab.core.training_events import CONFIG_FILE
 
     try:
         return asdict(load_config_toml(folder / CONFIG_FILE)) != asdict(cfg)
@@ -228,8 +230,6 @@ class PipelineRun:
 
     def start_point(self, i: int) -> None:
         """A chained phase needs the previous phase's adapter, fused when asked (once)."""
-        from lemlab.core.training_events import run_finished
-
         pipe, ph = self.pipe, self.pipe.phases[i]
         if ph.start_from == "base":
             return
@@ -261,8 +261,6 @@ class PipelineRun:
 
     def mix(self, i: int) -> None:
         """Own data first, then each mixed phase's, into train-data/ (rewritten when changed)."""
-        from lemlab.core.atomic import write_text_atomic
-
         pipe = self.pipe
         sources = [pipe.data_dir(i)] + [pipe.data_dir(j) for j in pipe.mixed_phases(i)]
         counts = {}
@@ -284,8 +282,6 @@ class PipelineRun:
 
     def distill(self, i: int, probes: list[Any]) -> int:
         from lemlab.commands.distill import execute_distill, prepare_distill
-        from lemlab.core.atomic import write_text_atomic
-        from lemlab.core.probes import battery_json_text
 
         pipe, ph = self.pipe, self.pipe.phases[i]
         existed = pipe.distill_file(i).exists()
@@ -354,8 +350,6 @@ class PipelineRun:
 
     def train(self, i: int) -> int:
         from lemlab.commands.train import TrainingFailed, preflight, train_and_follow
-        from lemlab.core.train_runner import archive_previous_run
-        from lemlab.core.training_events import load_run, run_finished
 
         pipe, ph = self.pipe, self.pipe.phases[i]
         folder = pipe.adapter_dir(i)
@@ -388,7 +382,6 @@ class PipelineRun:
     def evaluate(self, i: int) -> int:
         """The [eval] battery on the phase's start without and with its adapter (130: stopped)."""
         from lemlab.commands.stage_eval import EXIT_INTERRUPTED, EvalInterrupted, run_stage_eval
-        from lemlab.core.stage_eval import EVAL_FILE
 
         pipe = self.pipe
         if pipe.eval is None:

@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from lemlab.core.kernels import list_kernels
+from lemlab.core.probes import list_batteries
 from lemlab.core.safe_text import visible_line
 
 
@@ -18,8 +20,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lemlab.commands.arg_checks import given_folder
-    from lemlab.core.kernels import list_kernels
-    from lemlab.core.probes import list_batteries
 
     for folder in args.dir:
         given_folder(folder, "--dir")

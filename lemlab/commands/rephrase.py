@@ -8,6 +8,9 @@ import argparse
 from pathlib import Path
 
 from lemlab.core.errors import LemlabError
+from lemlab.core.overwrite import check_outputs
+from lemlab.core.probes import resolve_battery, write_battery
+from lemlab.core.rephrase import rephrase_battery
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,14 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lemlab.core.probes import resolve_battery, write_battery
-    from lemlab.core.rephrase import rephrase_battery
-
     battery = resolve_battery(args.input, args.dir)
     out_path = Path(args.output).expanduser()
     if out_path.is_dir():
         raise LemlabError(f"{out_path}: is a folder; give a file name for --output")
-    from lemlab.core.overwrite import check_outputs
 
     check_outputs([out_path], [battery.path], force=args.force)
     probes = rephrase_battery(battery.probes, seed=args.seed)

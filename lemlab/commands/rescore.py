@@ -14,8 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lemlab.core.abfile import read_ab_run, rescore_run, write_ab
 from lemlab.core.errors import LemlabError
+from lemlab.core.overwrite import check_outputs
 from lemlab.core.safe_text import visible, visible_json, visible_line
+from lemlab.core.scoring import get_scorer
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,14 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lemlab.core.abfile import read_ab_run, rescore_run, write_ab
-    from lemlab.core.scoring import get_scorer
-
     scorer = get_scorer(args.scorer)
     targets = _targets(args.files, args.out)
     if args.out is not None:
-        from lemlab.core.overwrite import check_outputs
-
         written = [t for t in targets if t is not None]
         check_outputs(written, [Path(f) for f in args.files], force=args.force, flag="--out")
     # A missing file, or one that is no A/B run at all, stops here, before any output.

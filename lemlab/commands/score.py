@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from lemlab.core.errors import LemlabError
+from lemlab.core.failure_modes import detect
 from lemlab.core.safe_text import visible, visible_json, visible_line
+from lemlab.core.scoring import get_scorer
 
 PHRASES_SHOWN = 6
 
@@ -24,9 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lemlab.core.failure_modes import detect
-    from lemlab.core.scoring import get_scorer
-
     scorer = get_scorer(args.scorer)  # unknown id: one line listing the valid ids, exit 2
     text = read_text(args.file)
     result, explain = scorer.score_and_explain(text)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lemlab.core.config import load_config
 from lemlab.core.safe_text import visible_line
+from lemlab.core.sessions import list_sessions
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,8 +26,6 @@ def sessions_dir(arg: str | None) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lemlab.core.sessions import list_sessions
-
     folder = sessions_dir(args.dir)
     found, damaged = list_sessions(folder)
     if args.json:

@@ -19,8 +19,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lemlab.core.adapters import weights_misfit
 from lemlab.core.errors import LemlabError
+from lemlab.core.locks import ensure_free
+from lemlab.core.model_folder import read_model_config
 from lemlab.core.safe_text import visible, visible_line
+from lemlab.core.train_runner import (
+    EXIT_STOPPED,
+    archive_previous_run,
+    previous_run,
+    record_lost_trainer,
+    start_training,
+    stop_run,
+)
 from lemlab.core.training_config import (
     GradientFigures,
     TrainingConfig,
@@ -33,6 +44,9 @@ from lemlab.core.training_config import (
     small_model_warning,
 )
 from lemlab.core.training_data import validate_data_folder
+from lemlab.core.training_events import EVENTS_FILE, RunSource, RunWatcher
+from lemlab.core.training_resume import plan_continue
+from lemlab.core.training_summary import event_line, summary_lines
 
 RESUME_NOTE = (
     "--resume-adapter-file restores adapter weights only: optimizer state and the iteration "
@@ -94,8 +108,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     toml_values = read_config_toml(args.config) if args.config else {}
     if getattr(args, "continue_run", None):
-        from lemlab.core.training_resume import plan_continue
-
         # The earlier run's settings, then the config file and flags over them.
         plan = plan_continue(args.continue_run, args.adapter_path)
         print("\n".join(plan.note_lines))
@@ -131,7 +143,6 @@ def preflight(cfg: TrainingConfig) -> GradientFigures:
         raise LemlabError(f"model folder not found: {model}")
     if not (model / "config.json").is_file():
         raise LemlabError(f"{model} has no config.json: not an MLX model folder")
-    from lemlab.core.model_folder import read_model_config
 
     read_model_config(model)  # garbage config.json: one line now, not after the folder exists
     facts = read_model_facts(model)
@@ -140,8 +151,6 @@ def preflight(cfg: TrainingConfig) -> GradientFigures:
     if cfg.resume_adapter_file and not Path(cfg.resume_adapter_file).is_file():
         raise LemlabError(f"resume adapter file not found: {cfg.resume_adapter_file}")
     if cfg.resume_adapter_file:
-        from lemlab.core.adapters import weights_misfit
-
         misfit = weights_misfit(cfg.resume_adapter_file, model, cfg.rank)
         if misfit:
             raise LemlabError(f"--resume-adapter-file {cfg.resume_adapter_file} does not fit: {misfit}")
@@ -197,10 +206,8 @@ def run(args: argparse.Namespace) -> int:
     warning = print_plan(cfg, fig)
     if warning:
         confirm("train anyway?", args.yes, "small-model warning above: pass --yes to train anyway")
-    from lemlab.core.train_runner import archive_previous_run, previous_run
 
     folder = Path(cfg.adapter_path)
-    from lemlab.core.locks import ensure_free
 
     ensure_free(folder / "events.jsonl", f"training run {folder}")  # a live run: one line, exit 2
     if previous_run(folder):
@@ -212,9 +219,6 @@ def run(args: argparse.Namespace) -> int:
 
 def stop_command(run_folder: str, wait_seconds: float = 120.0) -> int:
     """`lemlab train --stop RUN`: signal the run's trainer, then wait for its final event."""
-    from lemlab.core.train_runner import stop_run
-    from lemlab.core.training_events import EVENTS_FILE, RunSource, RunWatcher
-
     folder = Path(run_folder).expanduser().resolve()
     pid = stop_run(folder)
     print(f"asked the trainer (pid {pid}) to stop: it saves adapters.safetensors first", file=sys.stderr)
@@ -240,9 +244,6 @@ def stop_command(run_folder: str, wait_seconds: float = 120.0) -> int:
 
 def train_and_follow(cfg: TrainingConfig, label: str = "") -> int:
     """Start the child, show progress on stderr until it ends, map its outcome to an exit code."""
-    from lemlab.core.train_runner import EXIT_STOPPED, start_training
-    from lemlab.core.training_events import RunWatcher
-
     proc = start_training(cfg)
     watcher = RunWatcher(proc.source, clock=time.time, follow_name=False)  # its child's file
     interrupts = {"n": 0}
@@ -275,8 +276,6 @@ def _follow(proc: Any, watcher: Any, label: str) -> None:
     while True:
         done = proc.poll() is not None
         for ev in watcher.poll():
-            from lemlab.core.training_summary import event_line
-
             print(visible_line(label + event_line(ev)), file=sys.stderr, flush=True)  # file text
         if done:
             return
@@ -287,7 +286,6 @@ def _follow_live(proc: Any, watcher: Any, console: Any, label: str) -> None:
     from rich.live import Live
     from rich.text import Text
 
-    from lemlab.core.training_summary import summary_lines
 
     def view() -> Text:
         head = [label.strip()] if label else []
@@ -319,6 +317,5 @@ def _outcome(code: int, watcher: Any, log: Path, stopped_code: int) -> int:
         return stopped_code
     if state.status == "error":
         raise TrainingFailed(f"training failed: {state.message} (log: {log})")
-    from lemlab.core.train_runner import record_lost_trainer
 
     raise TrainingFailed(f"{record_lost_trainer(watcher.source.folder, code)} (log: {log})")

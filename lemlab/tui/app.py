@@ -19,7 +19,7 @@ from lemlab.core.engine_api import Engine, Sampler
 from lemlab.core.errors import DataError, LemlabError
 from lemlab.core.safe_text import visible, visible_line
 from lemlab.core.sessions import Session, default_session_name, open_or_create
-from lemlab.core.themes import save_theme_choice
+from lemlab.core.themes import load_theme_choice, save_theme_choice
 from lemlab.tui.commands import LemlabCommands
 from lemlab.tui.open_folder import ask_open_folder, remember
 from lemlab.tui.panes.base import LabPane, Verb
@@ -112,7 +112,6 @@ class LemlabApp(App[int]):
     def on_mount(self) -> None:
         for problem in register_themes(self):
             self.notify(f"theme file skipped: {problem}", severity="warning", timeout=8)
-        from lemlab.core.themes import load_theme_choice
 
         name, note = choose_theme(self, [self.theme_override, self.settings.theme, load_theme_choice()])
         self.theme = name

@@ -11,6 +11,7 @@ from textual.command import SimpleCommand
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.chat_export import chat_markdown, chat_training_jsonl
 from lemlab.core.errors import LemlabError
+from lemlab.core.kernels import list_kernels, load_kernel
 from lemlab.core.paths import get_paths
 from lemlab.tui.panes.base import Verb
 
@@ -142,8 +143,6 @@ class SlashCommands:
         self.app.notify(f"wrote {path}")
 
     def pick_kernel(self) -> None:
-        from lemlab.core.kernels import list_kernels, load_kernel
-
         def choose(path: Path, name: str) -> None:
             try:
                 k = load_kernel(path, name)

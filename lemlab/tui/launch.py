@@ -9,6 +9,8 @@ from pathlib import Path
 from lemlab.core.endpoints import is_remote_spec
 from lemlab.core.engine_api import Engine
 from lemlab.core.errors import LemlabError
+from lemlab.core.locks import LockHeld
+from lemlab.core.sessions import default_session_name, open_or_create
 
 
 def make_engine() -> Engine:
@@ -33,8 +35,6 @@ def _mlx_engine() -> Engine:
 
 
 def launch(args: argparse.Namespace) -> int:
-    from lemlab.core.locks import LockHeld
-    from lemlab.core.sessions import default_session_name, open_or_create
     from lemlab.tui.services import load_settings
 
     settings = load_settings()

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lemlab.core.discovery import discover, lab_folders
+from lemlab.core.endpoints import NAMED_PREFIX
+
 
 @dataclass(frozen=True)
 class ModelRow:
@@ -67,8 +70,6 @@ def scan(
     """(models, adapters, problems) from core.discovery over lab_folders(dirs): the runs
     folder, the demo models and recently opened folders too, as `lemlab models` scans.
     Never raises: an unreadable folder becomes a problem line."""
-    from lemlab.core.discovery import discover, lab_folders
-
     folders = lab_folders(dirs)
     try:
         found = discover(folders, include_hf_cache=hf_cache)
@@ -142,7 +143,6 @@ def scan_endpoints(
 
 
 def endpoint_rows(name: str, endpoint: Any, timeout: float = ENDPOINT_TIMEOUT) -> list[EndpointRow]:
-    from lemlab.core.endpoints import NAMED_PREFIX
     from lemlab.engine.remote import list_models  # standard library HTTP only
 
     base = NAMED_PREFIX + name

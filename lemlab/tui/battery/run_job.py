@@ -19,7 +19,9 @@ from typing import Any
 
 from textual.message import Message
 
+from lemlab.core.ab_store import ABRecorder
 from lemlab.core.engine_api import Engine, Sampler
+from lemlab.core.runner import BatteryRunner
 from lemlab.core.sessions import Session, now_iso
 from lemlab.tui.battery.messages import (
     ConditionScored,
@@ -112,7 +114,6 @@ class RunJob:
         self, engine: Engine, req: RunRequest, model: str, output: Path, resume: bool
     ) -> None:
         from lemlab.commands.ab import failure_detector, prepare
-        from lemlab.core.runner import BatteryRunner
 
         self.req, self.output, self.model = req, output, model
         self.setup = prepare(cli_args(req, model, output, resume))
@@ -139,8 +140,6 @@ class RunJob:
 
     def drive(self, post: Callable[[Message], object]) -> None:
         """Iterate the runner to its end, writing lines as the CLI does; never raises."""
-        from lemlab.core.ab_store import ABRecorder
-
         recorder = ABRecorder(self.output, self.setup["settings"])
         try:
             for event in self.runner.events():

@@ -15,6 +15,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 
 from lemlab.core.engine_api import Sampler
+from lemlab.core.kernels import list_kernels
+from lemlab.core.probes import list_batteries
 from lemlab.core.scoring import SCORERS
 from lemlab.tui.battery.run_job import RunRequest
 
@@ -92,9 +94,6 @@ class RunSetupScreen(ModalScreen[RunRequest | None]):
         self.sampler, self.last = sampler, last
 
     def compose(self) -> ComposeResult:
-        from lemlab.core.kernels import list_kernels
-        from lemlab.core.probes import list_batteries
-
         batteries = [
             (f"{b.name} ({b.count} probes)", b.name) for b in list_batteries() if not b.error
         ]

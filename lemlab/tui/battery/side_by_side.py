@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from lemlab.core.safe_text import visible, visible_line
 from lemlab.core.score_table import ProbeRow, ScoreTable
+from lemlab.core.scoring import get_scorer
 
 EVIDENCE_SHOWN = 4  # phrases per signal in the breakdown; the response shows the rest
 
@@ -26,8 +27,6 @@ EVIDENCE_SHOWN = 4  # phrases per signal in the breakdown; the response shows th
 def load_scorer(scorer_id: str) -> Any:
     """The run's scorer, or None when that id is unknown here (old or foreign files)."""
     try:
-        from lemlab.core.scoring import get_scorer
-
         return get_scorer(scorer_id)
     except Exception:  # noqa: BLE001 - explain is an extra: a missing scorer shows no phrases
         return None

@@ -16,9 +16,22 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from lemlab.core import abfile
+from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import LemlabError
+from lemlab.core.overrides import Override, add_override, overrides_for_run, remove_override
+from lemlab.core.report_sides import generated_now, override_notes, report_and_sides
 from lemlab.core.safe_text import visible_line
-from lemlab.core.score_table import NO_FAILURE, ScoreTable, Sort
+from lemlab.core.score_table import (
+    NO_FAILURE,
+    ScoreTable,
+    Sort,
+    compare_notes,
+    merge_runs,
+    table_from_run,
+    view_csv,
+    view_markdown,
+)
 from lemlab.core.sessions import Session, now_iso, save_session
 from lemlab.tui.battery.messages import (
     ConditionScored,
@@ -238,9 +251,6 @@ class BatteryPane(LabPane):
         return True
 
     def _show_live(self, job: RunJob) -> None:
-        from lemlab.core import abfile
-        from lemlab.core.overrides import overrides_for_run
-
         lines = [p.to_dict() for p in abfile.read_ab(job.output).probes] if job.done else []
         names = job.setup["plan"].names
         self.run_path = job.output
@@ -349,10 +359,6 @@ class BatteryPane(LabPane):
                              lambda p: self.open_run(Path(p.strip()).expanduser()) if p and p.strip() else None)  # fmt: skip
 
     def open_run(self, path: Path, *, quiet: bool = False) -> bool:
-        from lemlab.core import abfile
-        from lemlab.core.overrides import overrides_for_run
-        from lemlab.core.score_table import table_from_run
-
         if self.job is not None and path != self.job.output:
             self._busy()
             return False
@@ -393,8 +399,6 @@ class BatteryPane(LabPane):
                              lambda s: self.rescore(s.strip()) if s and s.strip() else None)  # fmt: skip
 
     def rescore(self, scorer_id: str) -> bool:
-        from lemlab.core import abfile
-
         path = self.run_path
         if path is None:
             return False
@@ -418,9 +422,6 @@ class BatteryPane(LabPane):
                              lambda p: self.compare(Path(p.strip()).expanduser()) if p and p.strip() else None)  # fmt: skip
 
     def compare(self, other: Path) -> bool:
-        from lemlab.core import abfile
-        from lemlab.core.score_table import compare_notes, merge_runs
-
         if self.run_path is None or self._busy():
             return False
         try:
@@ -561,8 +562,6 @@ class BatteryPane(LabPane):
         self.app.push_screen(dialog, saved)
 
     def record_override(self, override: object) -> None:
-        from lemlab.core.overrides import Override, add_override
-
         assert isinstance(override, Override)
         add_override(self.lab.session, override)
         self._overrides_changed(
@@ -570,8 +569,6 @@ class BatteryPane(LabPane):
         )
 
     def action_remove_override(self) -> None:
-        from lemlab.core.overrides import remove_override
-
         cell = self._cell()
         if cell is None or self.run_path is None:
             return
@@ -579,8 +576,6 @@ class BatteryPane(LabPane):
             self._overrides_changed(f"override removed: {cell[0]} / {cell[1]}")
 
     def _overrides_changed(self, note: str) -> None:
-        from lemlab.core.overrides import overrides_for_run
-
         error = self.lab.save()
         if self.model is not None and self.run_path is not None:
             self.model.overrides = overrides_for_run(self.lab.session, self.run_path)
@@ -597,9 +592,6 @@ class BatteryPane(LabPane):
         self.export(kind)
 
     def export(self, kind: str) -> Path | None:
-        from lemlab.core.atomic import write_text_atomic
-        from lemlab.core.score_table import view_csv, view_markdown
-
         m = self.model
         if m is None:
             self.notify("nothing to export: run a battery or open a run file")
@@ -622,7 +614,6 @@ class BatteryPane(LabPane):
         """The open run (or the comparison shown) as `lemlab report --format html` draws it, with
         this session's overrides, saved as exports/<session>/<run>.report.html. The view is read
         here; the page is drawn in a worker (a 500-probe run takes seconds). Returns the path it goes to."""
-        from lemlab.core.report_sides import override_notes
         from lemlab.tui.chat_actions import exports_dir
 
         m, path = self.model, self.run_path
@@ -642,10 +633,7 @@ class BatteryPane(LabPane):
 
     @work(thread=True, group="battery-html")
     def _write_html(self, out: Path, old: Any, new: Any, cond: str | None, notes: dict[Any, Any]) -> None:
-        from lemlab.core import abfile
         from lemlab.core import report_html as rh
-        from lemlab.core.atomic import write_text_atomic
-        from lemlab.core.report_sides import generated_now, report_and_sides
 
         try:
             if isinstance(new, Path):  # re-read: a live run's file has grown since it was shown

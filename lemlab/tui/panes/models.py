@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
+from lemlab.core.adapters import check_adapter_base
 from lemlab.core.safe_text import visible_line
 from lemlab.tui.model_rows import (
     ADAPTER_COLUMNS,
@@ -29,8 +30,6 @@ from lemlab.tui.panes.base import LabPane, Verb
 def adapter_warning(adapter: str, base: str) -> str:
     """The adapter/base mismatch line ('' when they match or cannot be told apart)."""
     try:
-        from lemlab.core.adapters import check_adapter_base
-
         return check_adapter_base(adapter, base) or ""
     except Exception as exc:  # noqa: BLE001 - an unreadable adapter is itself worth a warning
         return f"cannot check adapter {Path(adapter).name}: {exc}"

@@ -19,10 +19,19 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
+from lemlab.core.atomic import write_text_atomic
 from lemlab.core.checkpoint_scores import CheckpointComparison, align_scores, compare
+from lemlab.core.distill import DistillRecorder
+from lemlab.core.distill_runner import DistillDone, DistillRunner, SampleScored
 from lemlab.core.errors import LemlabError
+from lemlab.core.paths import get_paths
+from lemlab.core.report_html import training_report_html, training_series
+from lemlab.core.report_sides import generated_now
 from lemlab.core.safe_text import visible, visible_line
+from lemlab.core.train_runner import archive_previous_run, start_training
 from lemlab.core.training_config import TrainingConfig
+from lemlab.core.training_resume import plan_continue
+from lemlab.core.training_runs import list_runs
 from lemlab.core.training_summary import compact_lines, summary_lines
 from lemlab.tui.panes.base import LabPane, Verb
 from lemlab.tui.training.checkpoint_scoring import (
@@ -204,8 +213,6 @@ class TrainingPane(LabPane):
         self.redraw()
 
     def start_training(self, cfg: TrainingConfig) -> None:
-        from lemlab.core.train_runner import archive_previous_run, start_training
-
         try:
             archive_previous_run(Path(cfg.adapter_path))
             proc = start_training(cfg, detached=True)  # outlives the app: quitting asks about it
@@ -389,8 +396,6 @@ class TrainingPane(LabPane):
                              lambda cfg: self.start_training(cfg) if cfg else None)  # fmt: skip
 
     def action_pick_run(self) -> None:
-        from lemlab.core.paths import get_paths
-        from lemlab.core.training_runs import list_runs
         from lemlab.tui.training.run_picker import RunPickerScreen
 
         rows = list_runs(get_paths().runs_dir / "adapters", self.lab.session.records(RECORD_KIND))
@@ -407,7 +412,6 @@ class TrainingPane(LabPane):
         self.app.push_screen(RunPickerScreen(rows), picked)
 
     def action_continue_run(self) -> None:
-        from lemlab.core.training_resume import plan_continue
         from lemlab.tui.training.start_form import StartRunScreen, initial_values
 
         if self.run is None:
@@ -492,9 +496,6 @@ class TrainingPane(LabPane):
     def export_html(self) -> Path | None:
         """The followed run (and the overlay, if drawn) as `lemlab report DIR --format html`
         draws it, with the checkpoint scores held here, as exports/<session>/<run>.report.html."""
-        from lemlab.core.atomic import write_text_atomic
-        from lemlab.core.report_html import training_report_html, training_series
-        from lemlab.core.report_sides import generated_now
         from lemlab.tui.chat_actions import exports_dir
 
         if self.run is None:
@@ -625,8 +626,6 @@ class TrainingPane(LabPane):
     def distill(self, req: DistillRequest) -> None:
         # Same shape as scoring: this thread iterates the core runner, the engine thread does MLX.
         from lemlab.commands.distill import prepare_distill
-        from lemlab.core.distill import DistillRecorder
-        from lemlab.core.distill_runner import DistillDone, DistillRunner, SampleScored
 
         self.distill_request, loaded = req, self.lab.loaded
         if loaded is None:

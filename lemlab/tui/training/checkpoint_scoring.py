@@ -20,6 +20,7 @@ from lemlab.core.checkpoint_scores import checkpoint_files
 from lemlab.core.conditions import Condition, ConditionPlan, Variant
 from lemlab.core.engine_api import Engine, Sampler
 from lemlab.core.errors import LemlabError
+from lemlab.core.probes import resolve_battery
 from lemlab.core.scoring import get_scorer as core_get_scorer
 from lemlab.core.training_events import CONFIG_FILE, RunState
 
@@ -143,8 +144,6 @@ class CheckpointScoring:
 def prepare_scoring(engine: Engine, folder: Path, state: RunState, request: ScoreRequest,
                     fallback_model: str | None) -> CheckpointScoring:  # fmt: skip
     """Every check that can fail on user input, before any model is loaded (LemlabError)."""
-    from lemlab.core.probes import resolve_battery
-
     if request.max_tokens < 1:
         raise LemlabError("max tokens must be at least 1")
     if request.limit is not None and request.limit < 1:

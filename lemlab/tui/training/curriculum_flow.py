@@ -16,11 +16,13 @@ from lemlab.core.curriculum import (
     Curriculum,
     CurriculumProgress,
     FuseJob,
+    eval_file,
     fuse_job,
     load_curriculum,
     stage_rows,
 )
 from lemlab.core.errors import LemlabError
+from lemlab.core.train_runner import start_training
 from lemlab.engine.fuse import FuseError, fuse_adapter, is_fused
 from lemlab.tui.training.follow import FollowedRun
 
@@ -144,7 +146,6 @@ class CurriculumFlow:
 
     def _run_eval(self, i: int) -> None:
         from lemlab.commands.stage_eval import EvalInterrupted, run_stage_eval
-        from lemlab.core.curriculum import eval_file
 
         assert self.cur is not None and self.cur.eval is not None
         scores, error = None, ""
@@ -163,7 +164,6 @@ class CurriculumFlow:
             self.progress.save()
             self.finish(f"curriculum stopped: stage {i + 1}: {error}", error=True)
             return
-        from lemlab.core.curriculum import eval_file
 
         self.progress.note(i, eval_file=str(eval_file(self.cur, i)), battery_before=scores.before,
                            battery_after=scores.after)  # fmt: skip
@@ -172,8 +172,6 @@ class CurriculumFlow:
         self.advance()
 
     def _train(self, i: int) -> None:
-        from lemlab.core.train_runner import start_training
-
         assert self.cur is not None and self.progress is not None
         st = self.cur.stages[i]
         try:

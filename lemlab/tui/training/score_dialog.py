@@ -11,13 +11,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from lemlab.core.errors import LemlabError
+from lemlab.core.probes import list_batteries
 from lemlab.tui.training.checkpoint_scoring import DEFAULT_BATTERY, ScoreRequest
 
 
 def shipped_batteries() -> list[tuple[str, str]]:
     """(label, name) of every loadable battery, for the picker."""
-    from lemlab.core.probes import list_batteries
-
     return [(f"{b.name}  ({b.count} probes)", b.name) for b in list_batteries() if not b.error]
 
 
