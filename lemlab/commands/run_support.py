@@ -185,7 +185,7 @@ class RunProgress:
 
     def print(self, text: str) -> None:
         if not self.live:  # one unwrapped line per event: logs and grep see whole lines
-            sys.stderr.write(text + "\n")
+            sys.stderr.write(visible(text) + "\n")
             sys.stderr.flush()
             return
         self.console.print(visible(text), markup=False, highlight=False)

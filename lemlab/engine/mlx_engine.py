@@ -1,7 +1,7 @@
 """The MLX engine: one long-lived thread owns every MLX call (load, generate, unload), fed by a
 queue, as in mlx_lm/server.py. MLX keeps per-thread streams and a thread that used MLX and then
 exits can abort the process, so this thread clears its own streams before it ends
-(notes/mlx-on-linux.md, trap 2), and shutdown() runs before the interpreter joins threads."""
+(docs/mlx-on-linux.md, trap 2), and shutdown() runs before the interpreter joins threads."""
 
 from __future__ import annotations
 
