@@ -94,7 +94,7 @@ class ModelsPane(LabPane):
 
     @property
     def configured_endpoints(self) -> dict[str, object]:
-        return dict(getattr(self.app.settings, "endpoints", {}) or {})  # type: ignore[attr-defined]
+        return dict(self.app.settings.endpoints)  # type: ignore[attr-defined]  # LemlabApp's Settings
 
     @work(thread=True, exclusive=True, group="endpoints")
     def scan_endpoints(self) -> None:
