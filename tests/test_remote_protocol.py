@@ -231,3 +231,18 @@ def test_server_without_a_model_list(fake: tuple[str, type[Recorder]]) -> None:
     handler.mode = "nolist"
     with pytest.raises(LemlabError, match="lists no models; name the model"):
         RemoteEngine({}).load(f"openai:{url}", adapter="/some/adapter").result(timeout=10)
+
+
+def test_remote_reply_reaches_the_chat_pane_reader_whole(fake: tuple[str, type[Recorder]]) -> None:
+    """The chat pane reads every handle with take()/wait() (stream_pacing.chunk_batches): a
+    server's reply arrives in batches holding each chunk once, in order, ending at the last."""
+    from lemlab.tui.stream_pacing import chunk_batches
+
+    url, _handler = fake
+    engine = RemoteEngine({})
+    engine.load(f"openai:{url}").result(timeout=10)
+    handle = engine.generate(MSGS, Sampler(max_tokens=9))
+    batches = list(chunk_batches(handle, lambda: 0.01))
+    chunks = [c for batch in batches for c in batch]
+    assert all(batches) and [c.text for c in chunks] == ["al", "pha", " beta", ""]
+    assert chunks[-1].done and not any(c.done for c in chunks[:-1]) and handle.wait(0) is True
