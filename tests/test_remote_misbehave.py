@@ -20,7 +20,7 @@ import pytest
 
 from lemlab.core.endpoints import Endpoint, EndpointError, EndpointUnreachable
 from lemlab.core.engine_api import Sampler
-from lemlab.engine.remote import RemoteEngine, redact
+from lemlab.engine.remote import RemoteEngine, RemoteGeneration, redact
 
 KEY = "sk-misbehave-7f3a9c2e51"
 MSGS = [{"role": "user", "content": "hello"}]
@@ -142,10 +142,9 @@ def _engine(url: str, monkeypatch: pytest.MonkeyPatch, **kw: object) -> RemoteEn
     return engine
 
 
-def _failure(handle: object) -> EndpointError | None:
-    """The request's EndpointError: `failure` where the handle keeps `error` for its one line."""
-    failure = getattr(handle, "failure", None)  # noqa: B009 - absent before that change
-    return failure if failure is not None else getattr(handle, "error", None)  # type: ignore[return-value]
+def _failure(handle: RemoteGeneration) -> EndpointError | None:
+    """The request's EndpointError (`error` is its one line, as on every handle)."""
+    return handle.failure
 
 
 def _finish(handle: object, limit: float = WAIT) -> tuple[str, object]:
