@@ -198,13 +198,16 @@ def _best_with_checkpoint(state: RunState) -> str:
 
 
 def _figures(state: RunState, now: float | None) -> list[str]:
-    status = status_text(state)  # the clock after it says how long ago the last event was
+    # The clock (elapsed, ETA, last event) goes right after the status word and the phase after
+    # it: a long phase text cut at the screen's edge must never hide the ETA.
+    head, _, rest = status_text(state).partition(" · ")
+    status = f"{head}   {_clock(state, now)}".rstrip() + (f" · {rest}" if rest else "")
     if state.log_format:
         status += f"   (log format: {state.log_format})"
     rate = state.iterations_per_second
     tokens = state.trained_tokens
     return [
-        f"status     {status}   {_clock(state, now)}".rstrip(),
+        f"status     {status}",
         progress_line(state) + (f"   {fmt_rate(rate)}" if rate else ""),
         f"train loss {_loss(state.train_loss)}{_at(state.train_points)}",
         f"val loss   {_loss(state.val_loss)}{_at(state.val_points)}",
