@@ -20,26 +20,11 @@ Two facts keep degenerate inputs (10 MB of one character) linear:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+
+# The v2 scorer's repeat scan already defines this stretch (start, period, length, copies, end).
+from lemlab.core.scoring.repeats import Repeat as Loop
 
 KEY = 8  # characters compared by str.find at each anchor
-
-
-@dataclass(frozen=True)
-class Loop:
-    """[start, start + length) where every character equals the one `period` further on."""
-
-    start: int
-    period: int
-    length: int
-
-    @property
-    def copies(self) -> int:
-        return self.length // self.period
-
-    @property
-    def end(self) -> int:
-        return self.start + self.length
 
 
 def longest_loop(

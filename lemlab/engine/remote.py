@@ -197,11 +197,7 @@ class _Deadline:
         self.expired.set()
         with self._lock:
             sock = self._sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        _shutdown(sock)
 
     def error(self, endpoint: Endpoint) -> EndpointUnreachable:
         return EndpointUnreachable(f"{endpoint.url}: no complete answer within {self.seconds:g} s")
@@ -378,11 +374,7 @@ class RemoteGeneration:
         self._cancelled.set()
         with self._conn_lock:
             sock = self._sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        _shutdown(sock)
 
     def result(self) -> tuple[str, GenStats]:
         for _ in self:  # drain: returns once the final chunk is in
@@ -828,3 +820,12 @@ def remote_worker(
         max_in_flight=max_in_flight or endpoint.max_in_flight,
         probe=engine.ping,
     )
+
+
+def _shutdown(sock: socket.socket | None) -> None:
+    """Close a request's socket from another thread: the blocked read wakes and ends."""
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
