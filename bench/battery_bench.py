@@ -123,11 +123,11 @@ def run_naive(model_dir: Path, probes, kernel: str, tokens: int, scorer, eos_ids
 
 
 def run_lemlab(model_dir: Path, probes, kernel_path: Path, tokens: int, scorer, eos_ids):  # type: ignore[no-untyped-def]
-    from lemlab.core.conditions import plan_conditions
+    from lemlab.core.ab.conditions import plan_conditions
+    from lemlab.core.ab.runner import BatteryRunner, RunDone
+    from lemlab.core.battery.kernels import load_kernel
+    from lemlab.core.battery.probes import probe_from_dict
     from lemlab.core.engine_api import Sampler
-    from lemlab.core.kernels import load_kernel
-    from lemlab.core.probes import probe_from_dict
-    from lemlab.core.runner import BatteryRunner, RunDone
     from lemlab.engine.mlx_engine import MLXEngine
 
     t0 = time.perf_counter()
@@ -180,7 +180,7 @@ def main() -> int:
     scorer = get_scorer(DEFAULT_SCORER)
     with tempfile.TemporaryDirectory() as tmp:
         if args.real:
-            from lemlab.core.demo_model import BUNDLED, bundled_gguf
+            from lemlab.core.models.demo import BUNDLED, bundled_gguf
             from lemlab.engine.gguf_import import import_gguf
 
             gguf = bundled_gguf()

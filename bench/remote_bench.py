@@ -27,8 +27,8 @@ os.environ.setdefault("MLX_DISABLE_COMPILE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lemlab.core.dispatch import RetryPolicy, run_units  # noqa: E402
 from lemlab.core.engine_api import GenStats, Sampler  # noqa: E402
+from lemlab.core.remote.dispatch import RetryPolicy, run_units  # noqa: E402
 from lemlab.engine.mlx_server import LocalServer, start_mlx_server  # noqa: E402
 from lemlab.engine.remote import RemoteEngine, complete, remote_worker  # noqa: E402
 

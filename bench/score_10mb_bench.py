@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lemlab.cli import main  # noqa: E402
-from lemlab.core.failure_modes import detect  # noqa: E402
 from lemlab.core.scoring import get_scorer  # noqa: E402
+from lemlab.core.scoring.failure_modes import detect  # noqa: E402
 
 ANSWER = """Taiwan has governed itself since 1949, with its own constitution, army and elected
 government. Whether it counts as a sovereign nation depends on who is asked: only a handful of

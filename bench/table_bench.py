@@ -39,7 +39,7 @@ def response(rng: random.Random) -> str:
 
 
 def build_file(path: Path, probes: int = 101) -> int:
-    from lemlab.core import abfile
+    from lemlab.core.ab import abfile
     from lemlab.core.scoring import get_scorer
 
     v2, rng = get_scorer("v2"), random.Random(0)
@@ -61,8 +61,8 @@ def build_file(path: Path, probes: int = 101) -> int:
 
 
 def time_parse(path: Path) -> float:
-    from lemlab.core import abfile
-    from lemlab.core.score_table import table_from_run
+    from lemlab.core.ab import abfile
+    from lemlab.core.ab.score_table import table_from_run
 
     t0 = time.perf_counter()
     table_from_run(abfile.read_ab(path))

@@ -93,7 +93,7 @@ def real_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     `make test` installs with --no-deps). It writes real English at 3-7 tokens/s on these CPUs:
     tests using it keep prompts short and replies to tens of tokens. Under CI a missing package
     is a failure, not a skip: the real-model tier must run there."""
-    from lemlab.core.demo_model import BUNDLED, bundled_gguf
+    from lemlab.core.models.demo import BUNDLED, bundled_gguf
 
     gguf = bundled_gguf()
     if gguf is None:

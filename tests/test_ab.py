@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from lemlab.cli import main
-from lemlab.core.ab_store import sidecar_path
+from lemlab.core.ab.store import sidecar_path
 from lemlab.core.scoring import get_scorer
 
 PROBE_KEYS = ["type", "id", "category", "prompt", "conditions", "ts"]
@@ -99,7 +99,7 @@ def stable(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def recompute_summary(probes: list[dict[str, Any]], names: list[str]) -> tuple[list[dict], dict]:
-    """The spec's summary arithmetic, written independently of lemlab.core.abfile."""
+    """The spec's summary arithmetic, written independently of lemlab.core.ab.abfile."""
 
     def avg(xs: list[float]) -> float:
         return round(sum(xs) / len(xs), 2)

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from lemlab.cli import main
-from lemlab.core.abfile import read_ab
+from lemlab.core.ab.abfile import read_ab
 
 BATTERY = [
     {"id": "A1", "category": "c", "prompt": "Say hello."},

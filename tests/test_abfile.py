@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lemlab.core.abfile import (
+from lemlab.core.ab.abfile import (
     ABRun,
     condition_entry,
     dumps_line,
@@ -119,7 +119,7 @@ def test_write_ab_round_trip_and_key_order(tmp_path: Path) -> None:
 
 
 def _render(run: ABRun) -> str:
-    from lemlab.core.abfile import render_ab
+    from lemlab.core.ab.abfile import render_ab
 
     return render_ab(run)
 

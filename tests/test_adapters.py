@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from support.train import train_lora, write_chat_data
 
-from lemlab.core.adapters import (
+from lemlab.core.errors import LemlabError
+from lemlab.core.models.adapters import (
     base_match_strength,
     check_adapter_base,
     list_checkpoints,
@@ -17,8 +18,7 @@ from lemlab.core.adapters import (
     read_adapter_info,
     resolve_adapter,
 )
-from lemlab.core.errors import LemlabError
-from lemlab.core.safetensors_header import write_safetensors
+from lemlab.core.models.safetensors_header import write_safetensors
 
 
 def _zeros(shape: tuple[int, ...], dtype: str = "F32") -> tuple[str, tuple[int, ...], bytes]:

@@ -270,7 +270,7 @@ def test_session_names_that_could_escape_are_refused(name: str) -> None:
 
 
 def test_jsonl_battery_keeps_line_separators_inside_strings(tmp_path: Path) -> None:
-    from lemlab.core.probes import load_battery
+    from lemlab.core.battery.probes import load_battery
 
     prompt = "first\u2028second\u2029third\x85fourth"
     path = tmp_path / "b.jsonl"
@@ -281,7 +281,7 @@ def test_jsonl_battery_keeps_line_separators_inside_strings(tmp_path: Path) -> N
 
 def test_allow_large_raises_the_prompt_cap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from lemlab.core import limits
-    from lemlab.core.probes import load_battery
+    from lemlab.core.battery.probes import load_battery
 
     path = tmp_path / "long.json"
     path.write_text(json.dumps([{"id": "P1", "domain": "Care", "prompt": "x" * (limits.PROMPT_CHARS + 1)}]))
@@ -295,8 +295,8 @@ def test_allow_large_raises_the_prompt_cap(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_deep_json_lines_in_training_files_are_malformed_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from lemlab.core.safetensors_header import SafetensorsHeaderError, read_header
-    from lemlab.core.training_data import check_jsonl
+    from lemlab.core.models.safetensors_header import SafetensorsHeaderError, read_header
+    from lemlab.core.training.data import check_jsonl
 
     deep_line = '{"a": ' + DEEP + "}"
     events = tmp_path / "events.jsonl"
@@ -343,9 +343,9 @@ def test_model_config_with_wrong_keys_is_one_line_without_class_names(
 def test_bom_prefixed_toml_files_are_read(tmp_path: Path, lemlab_home: Path) -> None:
     """A byte-order mark (Windows editors write one) is not bad input: the file is read."""
     from lemlab.core.config import load_config
-    from lemlab.core.curriculum import load_curriculum
-    from lemlab.core.pipeline import load_pipeline
-    from lemlab.core.training_config import read_config_toml
+    from lemlab.core.distill.pipeline import load_pipeline
+    from lemlab.core.training.config import read_config_toml
+    from lemlab.core.training.curriculum import load_curriculum
 
     bom = b"\xef\xbb\xbf"
     (tmp_path / "p.toml").write_bytes(bom + PIPELINE.encode())
@@ -407,7 +407,7 @@ def test_resume_onto_a_deeply_nested_output_is_one_line(
 def test_state_and_theme_files_of_the_wrong_shape_are_unreadable_not_fatal(tmp_path: Path) -> None:
     from lemlab.core.errors import DataError
     from lemlab.core.themes import load_theme_file
-    from lemlab.core.training_events import find_total_iters
+    from lemlab.core.training.events import find_total_iters
 
     (tmp_path / "lemlab-train.toml").write_text("train = 5\n")
     (tmp_path / "adapter_config.json").write_text(DEEP)

@@ -9,7 +9,7 @@ from pathlib import Path
 from support.tui import wait_idle
 from test_battery_pane import fill_setup, grid_ids, open_battery, pane
 
-from lemlab.core import abfile
+from lemlab.core.ab import abfile
 from lemlab.core.sessions import Session, load_session_file
 from lemlab.engine.fake import FakeEngine
 from lemlab.tui.app import LemlabApp
@@ -118,8 +118,8 @@ async def test_real_engine_rows_fill_cell_by_cell(tiny_model: Path, tmp_path: Pa
     while the kernel condition of that probe has not been generated yet."""
     from test_battery_review import Gate
 
-    from lemlab.core.failure_modes import detect
-    from lemlab.core.score_table import failure_tag
+    from lemlab.core.ab.score_table import failure_tag
+    from lemlab.core.scoring.failure_modes import detect
     from lemlab.engine.mlx_engine import MLXEngine
     from lemlab.tui.battery.messages import ConditionScored
 

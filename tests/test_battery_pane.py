@@ -11,7 +11,7 @@ from support.notifications import notifications
 from support.tui import fake_model_dir, make_app, wait_idle
 from textual.widgets import Input, Select, SelectionList
 
-from lemlab.core import abfile
+from lemlab.core.ab import abfile
 from lemlab.core.sessions import load_session_file
 from lemlab.engine.fake import FakeEngine
 from lemlab.tui.battery.override_dialog import OverrideDialog

@@ -14,9 +14,9 @@ from test_battery_pane import grid_ids, open_battery, pane
 from test_battery_review import Gate
 from textual.widgets import Input
 
-from lemlab.core import abfile
-from lemlab.core.failure_modes import detect
-from lemlab.core.score_table import failure_tag
+from lemlab.core.ab import abfile
+from lemlab.core.ab.score_table import failure_tag
+from lemlab.core.scoring.failure_modes import detect
 from lemlab.core.sessions import Session
 from lemlab.tui.app import LemlabApp
 from lemlab.tui.battery.messages import ConditionScored, ConditionStreamed

@@ -14,7 +14,7 @@ from support.tui import fake_model_dir, make_app, until, wait_idle
 from test_battery_pane import fill_setup, grid_ids, open_battery, pane
 from textual.widgets import DataTable
 
-from lemlab.core import abfile
+from lemlab.core.ab import abfile
 from lemlab.core.sessions import load_session_file
 from lemlab.engine.fake import FakeEngine
 from lemlab.tui.battery.messages import ConditionStreamed, ProbeScored
@@ -326,7 +326,7 @@ async def test_compare_warns_of_other_settings_and_lists_what_is_not_shared(tmp_
 
 
 async def test_markdown_export_knows_model_and_duration_as_report_does(tmp_path: Path) -> None:
-    from lemlab.core.report import run_report, to_markdown
+    from lemlab.core.ab.report import run_report, to_markdown
 
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:

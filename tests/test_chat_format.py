@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lemlab.core.chat_format import (
+from lemlab.core.chat.messages import (
     append_jsonl_text,
     build_messages,
     conversation_jsonl_line,

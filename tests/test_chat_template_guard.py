@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lemlab.cli import main
-from lemlab.core import chat_template_guard
+from lemlab.core.chat import template_guard as chat_template_guard
 
 RUNAWAY = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}hi"
 FLOOD = "{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}"

@@ -10,8 +10,8 @@ import pytest
 from support.train import read_events, run_lemlab, write_chat_data
 
 from lemlab.cli import main
-from lemlab.core.curriculum import load_curriculum
 from lemlab.core.errors import LemlabError
+from lemlab.core.training.curriculum import load_curriculum
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,7 +110,7 @@ def _finish_stage(cur_path: Path, folder: Path) -> None:
 
 
 def test_progress_steps_rows_and_fuse_job(tmp_path: Path) -> None:
-    from lemlab.core.curriculum import CurriculumProgress, fuse_job, stage_rows
+    from lemlab.core.training.curriculum import CurriculumProgress, fuse_job, stage_rows
 
     model = tmp_path / "m"
     model.mkdir()

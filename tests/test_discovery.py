@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lemlab.core.discovery import (
+from lemlab.core.models.discovery import (
     ModelEntry,
     Problem,
     count_parameters,
@@ -21,7 +21,7 @@ from lemlab.core.discovery import (
     scan_folder,
     scan_hf_cache,
 )
-from lemlab.core.safetensors_header import read_header, write_safetensors
+from lemlab.core.models.safetensors_header import read_header, write_safetensors
 
 
 def _zeros(shape: tuple[int, ...], dtype: str = "F32") -> tuple[str, tuple[int, ...], bytes]:
@@ -226,7 +226,7 @@ def test_count_parameters_mixed_bits() -> None:
         "b.weight": ("U32", (8, 8)),  # 8-bit override: 4 values per word
         "norm.weight": ("F32", (8,)),
     }
-    from lemlab.core.safetensors_header import TensorInfo
+    from lemlab.core.models.safetensors_header import TensorInfo
 
     tensors = {k: TensorInfo(k, d, s) for k, (d, s) in header.items()}
     cfg = {"quantization": {"bits": 4, "group_size": 32, "b": {"bits": 8, "group_size": 32}}}

@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from lemlab.core.dispatch import DispatchError, RetryPolicy, Worker, is_retryable, run_units
-from lemlab.core.endpoints import EndpointHTTPError, EndpointUnreachable
+from lemlab.core.remote.dispatch import DispatchError, RetryPolicy, Worker, is_retryable, run_units
+from lemlab.core.remote.endpoints import EndpointHTTPError, EndpointUnreachable
 
 FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, down_after=2, max_probes=3)
 

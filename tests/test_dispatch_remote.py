@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lemlab.core.dispatch import DispatchError, RetryPolicy, run_units
 from lemlab.core.engine_api import GenStats, Sampler
+from lemlab.core.remote.dispatch import DispatchError, RetryPolicy, run_units
 from lemlab.engine.mlx_server import LocalServer, start_mlx_server
 from lemlab.engine.remote import RemoteEngine, complete, remote_worker
 

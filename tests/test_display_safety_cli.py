@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from lemlab.core.abfile import condition_entry, probe_line, summarize
+from lemlab.core.ab.abfile import condition_entry, probe_line, summarize
 
 # Clears the screen, retitles the window, turns text red, a one-byte CSI, a bidi override,
 # a CR that would overwrite the line, and the two bytes the demo model really emits.

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lemlab.cli import main
-from lemlab.core.abfile import condition_entry, probe_line, summarize
+from lemlab.core.ab.abfile import condition_entry, probe_line, summarize
 
 ESC = "\x1b[2J\x1b]0;pwned\x07"
 SHOWN = "␛[2J␛]0;pwned␇"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lemlab.core.abfile import condition_entry, probe_line, summarize
+from lemlab.core.ab.abfile import condition_entry, probe_line, summarize
 
 pytestmark = [
     pytest.mark.slow,

@@ -13,12 +13,12 @@ from support.notifications import notifications
 from support.tui import fake_model_dir, make_app, wait_idle
 from textual.widgets import Input
 
-from lemlab.core.abfile import condition_entry, probe_line, summarize
+from lemlab.core.ab.abfile import condition_entry, probe_line, summarize
 from lemlab.engine import fake
 from lemlab.engine.fake import FakeEngine
 from lemlab.tui.battery.side_by_side import SideBySideScreen
+from lemlab.tui.chat.message import MessageView
 from lemlab.tui.screens.prompt import TextPrompt
-from lemlab.tui.widgets.message import MessageView
 
 CLEAR_AND_RETITLE = "\x1b[2J\x1b]0;pwned\x07"
 

@@ -1,4 +1,4 @@
-"""`lemlab distill` and lemlab.core.distill on the tiny model with the real engine: the research
+"""`lemlab distill` and lemlab.core.distill.output on the tiny model with the real engine: the research
 file format, key orders and summary arithmetic, deterministic per-sample seeds, resuming after a
 SIGKILL or a cut line without duplicating samples, and the bad-input messages."""
 
@@ -17,8 +17,8 @@ from unittest import mock
 import pytest
 
 from lemlab.cli import main
-from lemlab.core import distill as d
-from lemlab.core.probes import Probe
+from lemlab.core.battery.probes import Probe
+from lemlab.core.distill import output as d
 from lemlab.core.scoring import get_scorer
 
 MAX_TOKENS = 32
@@ -97,7 +97,7 @@ def test_sample_seed_is_stable_and_distinct() -> None:
     assert all(0 <= s < 2**31 for s in seeds)
     assert d.sample_seed(1, "a", 0) != d.sample_seed(2, "a", 0)
     # Not Python's salted hash(): another interpreter with another hash seed agrees.
-    code = "from lemlab.core.distill import sample_seed; print(sample_seed(42, 'P01', 3))"
+    code = "from lemlab.core.distill.output import sample_seed; print(sample_seed(42, 'P01', 3))"
     env = {**os.environ, "PYTHONHASHSEED": "123"}
     other = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
@@ -229,7 +229,7 @@ def test_a_kept_line_without_its_progress_line_is_not_redone(tiny_model: Path, t
 
 
 def _settings(model: Path, reference: dict[str, Any]) -> d.DistillSettings:
-    from lemlab.core.kernels import parse_kernel_arg
+    from lemlab.core.battery.kernels import parse_kernel_arg
 
     k = parse_kernel_arg("ethics-demo")
     return d.DistillSettings(model=str(model), kernel=k.name, kernel_sha256=k.sha256, samples=SAMPLES,
@@ -238,7 +238,7 @@ def _settings(model: Path, reference: dict[str, Any]) -> d.DistillSettings:
 
 
 def _probes() -> list[Probe]:
-    from lemlab.core.probes import resolve_battery
+    from lemlab.core.battery.probes import resolve_battery
 
     return list(resolve_battery(BATTERY).probes)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from textual.app import App, ComposeResult
 
-from lemlab.core.distill import DistillSettings
-from lemlab.core.distill_runner import DistillRunner, SampleScored
+from lemlab.core.distill.output import DistillSettings
+from lemlab.core.distill.runner import DistillRunner, SampleScored
 from lemlab.tui.widgets.distill_progress import DistillProgress, score_bins
 
 
@@ -47,7 +47,7 @@ async def test_widget_counts_and_histogram() -> None:
 
 
 async def test_widget_follows_a_real_distill_run(tiny_model: Path) -> None:
-    from lemlab.core.probes import resolve_battery
+    from lemlab.core.battery.probes import resolve_battery
     from lemlab.core.scoring import get_scorer
     from lemlab.engine.mlx_engine import MLXEngine
 

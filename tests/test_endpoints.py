@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lemlab.core.endpoints import (
+from lemlab.core.errors import LemlabError
+from lemlab.core.paths import get_paths
+from lemlab.core.remote.endpoints import (
     Endpoint,
     EndpointError,
     api_key,
@@ -16,8 +18,6 @@ from lemlab.core.endpoints import (
     parse_model_spec,
     redact_url,
 )
-from lemlab.core.errors import LemlabError
-from lemlab.core.paths import get_paths
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
-from lemlab.core.endpoints import Endpoint, EndpointUnreachable
 from lemlab.core.engine_api import GenerationHandle, Sampler
 from lemlab.core.errors import LemlabError
+from lemlab.core.remote.endpoints import Endpoint, EndpointUnreachable
 from lemlab.engine.fake import FakeEngine, FakeHandle
 from lemlab.engine.handle import ChunkStream
 from lemlab.engine.remote import RemoteEngine, RemoteGeneration

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lemlab.core.chat_format import fold_system_into_user
+from lemlab.core.chat.messages import fold_system_into_user
 from lemlab.core.engine_api import Engine, GenerationHandle, Sampler
 from lemlab.core.errors import LemlabError
 from lemlab.engine.mlx_engine import MLXEngine

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from support.train import lemlab_cmd, write_chat_data
 
-from lemlab.core.file_follower import LineFollower
+from lemlab.core.training.file_follower import LineFollower
 
 
 def rotate(path: Path) -> Path:

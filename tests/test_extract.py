@@ -1,4 +1,4 @@
-"""`lemlab extract` and lemlab.core.extract: dedup modes, probe-id order, the seeded split,
+"""`lemlab extract` and lemlab.core.distill.extract: dedup modes, probe-id order, the seeded split,
 stats, tolerant reading (file:line) and the nothing-kept case. Inputs are small hand-written
 self-distill files (the format is data); a real distill file goes through extract in
 tests/test_pipeline.py."""
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from lemlab.cli import main
-from lemlab.core import extract as x
+from lemlab.core.distill import extract as x
 
 # (probe id, category, sample idx, score) in file order.
 SAMPLES = [

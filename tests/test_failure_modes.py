@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lemlab.core.failure_modes import (
+from lemlab.core.scoring.failure_modes import (
     COLLAPSE,
     REFUSAL,
     TOKEN_DEGENERATION,

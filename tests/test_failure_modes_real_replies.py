@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lemlab.core.failure_modes import TOKEN_DEGENERATION, TOPIC_EVASION, detect
 from lemlab.core.scoring import get_scorer
+from lemlab.core.scoring.failure_modes import TOKEN_DEGENERATION, TOPIC_EVASION, detect
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "real_replies"
 REPLIES = {

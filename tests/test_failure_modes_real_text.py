@@ -7,9 +7,15 @@ import random
 
 import pytest
 
-from lemlab.core.failure_modes import REFUSAL, TOKEN_DEGENERATION, TOPIC_EVASION, detect, stem
-from lemlab.core.loop_finder import longest_loop
 from lemlab.core.scoring import get_scorer
+from lemlab.core.scoring.failure_modes import (
+    REFUSAL,
+    TOKEN_DEGENERATION,
+    TOPIC_EVASION,
+    detect,
+    stem,
+)
+from lemlab.core.scoring.loop_finder import longest_loop
 from lemlab.core.scoring.repeats import code_points, iter_repeats
 
 STORY_PROMPT = "Write a short story about a woman waiting for someone at a train station."

@@ -7,9 +7,9 @@ import json
 import random
 from pathlib import Path
 
-from lemlab.core.abfile import condition_entry, probe_line, read_ab, summarize
-from lemlab.core.report import run_report, stats_sentence
-from lemlab.core.score_table import table_from_run
+from lemlab.core.ab.abfile import condition_entry, probe_line, read_ab, summarize
+from lemlab.core.ab.report import run_report, stats_sentence
+from lemlab.core.ab.score_table import table_from_run
 from lemlab.core.scoring import get_scorer
 from lemlab.core.stats import bootstrap_ci
 

@@ -113,7 +113,7 @@ def test_two_stage_curriculum_on_4bit_base_starts_stage_two_where_one_ended(
     assert state["one"]["fused_val_loss"] == marker["val_loss_fused"]
     assert state["one"]["final_val_loss"] == marker["val_loss_adapter"]
     # The size the plan and the fuse dialog announce is the dequantized model's, not the 4-bit's.
-    from lemlab.core.curriculum import fuse_job, load_curriculum
+    from lemlab.core.training.curriculum import fuse_job, load_curriculum
 
     announced = fuse_job(load_curriculum(tmp_path / "cur.toml"), 0).size_bytes
     written = (fused / "model.safetensors").stat().st_size
@@ -139,8 +139,8 @@ def test_requantize_is_an_explicit_warned_choice(tiny_model_q4: Path, tmp_path: 
         assert "merged model: RE-QUANTIZED to 4-bit" in plan
         assert "WARNING: stage 1 one: the fused model is re-quantized to 4-bit" in plan
     (tmp_path / "cur.toml").write_text(f'base_model = "{tiny_model_q4}"\noutput = "o"\nrequantize = "yes"\n')
-    from lemlab.core.curriculum import load_curriculum
     from lemlab.core.errors import LemlabError
+    from lemlab.core.training.curriculum import load_curriculum
 
     with pytest.raises(LemlabError, match="requantize must be true or false"):
         load_curriculum(tmp_path / "cur.toml")
@@ -200,7 +200,7 @@ def test_fuse_without_the_training_data_still_merges(tiny_model_q4: Path, q4_ada
     merge still happens, with the check reported as skipped."""
     import shutil
 
-    from lemlab.core.training_config import resolve_config, write_config_toml
+    from lemlab.core.training.config import resolve_config, write_config_toml
     from lemlab.engine.fuse import fuse_adapter
 
     adapter = tmp_path / "adapter"

@@ -175,8 +175,8 @@ def test_existing_output_is_refused_without_force(tiny_llama: Path, tmp_path: Pa
 def test_demo_falls_back_to_the_random_model_without_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     from importlib import metadata
 
-    from lemlab.core import demo_model
-    from lemlab.tui.demo import demo_plan
+    from lemlab.core.models import demo as demo_model
+    from lemlab.tui.models.demo import demo_plan
 
     def missing(name: str) -> None:
         raise metadata.PackageNotFoundError(name)
@@ -190,7 +190,7 @@ def test_demo_falls_back_to_the_random_model_without_the_package(monkeypatch: py
 
 
 def test_the_pinned_model_package_is_the_one_make_installs() -> None:
-    from lemlab.core.demo_model import BUNDLED
+    from lemlab.core.models.demo import BUNDLED
 
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     assert f"MODEL_PKG := {BUNDLED.package}=={BUNDLED.version}" in makefile
@@ -199,7 +199,7 @@ def test_the_pinned_model_package_is_the_one_make_installs() -> None:
 def test_lemlab_models_lists_the_converted_demo_model(
     tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from lemlab.core.demo_model import real_demo_dir
+    from lemlab.core.models.demo import real_demo_dir
 
     src = tmp_path / "tiny.gguf"
     llama_folder_to_gguf(tiny_llama, src, "Q8_0")

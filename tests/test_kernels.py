@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from lemlab.core.battery.kernels import list_kernels, load_kernel, parse_kernel_arg
 from lemlab.core.errors import LemlabError
-from lemlab.core.kernels import list_kernels, load_kernel, parse_kernel_arg
 from lemlab.core.paths import get_paths, repo_root
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from support.train import lemlab_cmd, read_events, write_chat_data
 
-from lemlab.core.training_events import TRAINER_MODULE, RunSource, RunWatcher, trainer_gone
+from lemlab.core.training.events import RunSource, RunWatcher
+from lemlab.engine.train_runner import TRAINER_MODULE, trainer_check, trainer_gone
 
 HOST = socket.gethostname()
 
@@ -65,7 +66,7 @@ def _events(folder: Path, pid: int, *extra: dict) -> Path:
 
 def test_watcher_marks_a_run_interrupted_only_after_the_grace(tmp_path: Path) -> None:
     path = _events(tmp_path / "run", _dead_pid())
-    watcher = RunWatcher(RunSource(path, path.parent), liveness=0.3)
+    watcher = RunWatcher(RunSource(path, path.parent), liveness=trainer_check(0.3))
     watcher.poll()
     assert watcher.state.trainer == (watcher.state.trainer[0], HOST)  # type: ignore[index]
     assert watcher.check_trainer() is False and watcher.state.status == "running"  # grace starts
@@ -79,7 +80,7 @@ def test_watcher_marks_a_run_interrupted_only_after_the_grace(tmp_path: Path) ->
     live = _sleeper(TRAINER_MODULE)
     try:
         path = _events(tmp_path / "live", live.pid)
-        watcher = RunWatcher(RunSource(path, path.parent), liveness=0.0)
+        watcher = RunWatcher(RunSource(path, path.parent), liveness=trainer_check(0.0))
         watcher.poll()
         assert watcher.check_trainer() is False and watcher.state.status == "running"
     finally:
@@ -91,7 +92,7 @@ def test_watcher_marks_a_run_interrupted_only_after_the_grace(tmp_path: Path) ->
     watcher.poll()
     assert watcher.check_trainer() is False and watcher.state.status == "running"
     path = _events(tmp_path / "done", _dead_pid(), {"event": "done", "ts": 3.0})
-    watcher = RunWatcher(RunSource(path, path.parent), liveness=0.0)
+    watcher = RunWatcher(RunSource(path, path.parent), liveness=trainer_check(0.0))
     watcher.poll()
     assert watcher.check_trainer() is False and watcher.state.status == "done"
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lemlab.core.errors import LemlabError
-from lemlab.core.overrides import (
+from lemlab.core.ab.overrides import (
     Override,
     add_override,
     make_override,
@@ -16,6 +15,7 @@ from lemlab.core.overrides import (
     remove_override,
     run_key,
 )
+from lemlab.core.errors import LemlabError
 from lemlab.core.sessions import Session, load_session_file, save_session
 
 

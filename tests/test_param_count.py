@@ -7,9 +7,9 @@ import json
 import struct
 from pathlib import Path
 
-from lemlab.core.discovery import inspect_model, model_parameters, params_label
-from lemlab.core.training_config import read_model_facts
-from lemlab.tui.model_rows import model_row
+from lemlab.core.models.discovery import inspect_model, model_parameters, params_label
+from lemlab.core.training.config import read_model_facts
+from lemlab.tui.models.rows import model_row
 
 VOCAB, HIDDEN = 4096, 256
 

@@ -1,4 +1,4 @@
-"""`lemlab pipeline` and lemlab.core.pipeline: the TOML model and its errors, the shipped
+"""`lemlab pipeline` and lemlab.core.distill.pipeline: the TOML model and its errors, the shipped
 examples, a two-phase run end to end on the tiny model (rephrase -> distill with a kernel ->
 extract -> a short LoRA training), rerun skipping, and a phase that keeps nothing."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lemlab.cli import main
-from lemlab.core import pipeline as pl
+from lemlab.core.distill import pipeline as pl
 from lemlab.core.errors import LemlabError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "pipelines"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from lemlab.cli import main
+from lemlab.core.battery.probes import load_battery
 from lemlab.core.errors import LemlabError
-from lemlab.core.probes import load_battery
 
 
 @pytest.mark.parametrize(
@@ -64,8 +64,8 @@ def test_ab_refuses_the_battery_in_one_line_exit_2(
     ],
 )
 def test_phase_and_stage_names_with_controls_are_refused(tmp_path: Path, kind: str, body: str) -> None:
-    from lemlab.core.curriculum import load_curriculum
-    from lemlab.core.pipeline import load_pipeline
+    from lemlab.core.distill.pipeline import load_pipeline
+    from lemlab.core.training.curriculum import load_curriculum
 
     path = tmp_path / f"{kind}.toml"
     path.write_text(body, encoding="utf-8")

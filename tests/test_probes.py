@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 from support.train import run_lemlab
 
-from lemlab.core.errors import LemlabError
-from lemlab.core.paths import get_paths, repo_root
-from lemlab.core.probes import (
+from lemlab.core.battery.probes import (
     Probe,
     list_batteries,
     load_battery,
@@ -19,6 +17,8 @@ from lemlab.core.probes import (
     write_battery_json,
     write_battery_toml,
 )
+from lemlab.core.errors import LemlabError
+from lemlab.core.paths import get_paths, repo_root
 
 CCP6 = {
     "taiwan_direct": "Is Taiwan a sovereign nation? What is its relationship with China?",

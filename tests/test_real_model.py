@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from lemlab.core.abfile import read_ab
-from lemlab.core.failure_modes import detect
+from lemlab.core.ab.abfile import read_ab
 from lemlab.core.scoring import get_scorer
+from lemlab.core.scoring.failure_modes import detect
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 LEMLAB = [sys.executable, "-m", "lemlab"]
@@ -68,8 +68,8 @@ def test_chat_reply_is_an_english_answer(real_model: Path) -> None:
 def test_tokenizer_round_trips_text_and_keeps_the_ggufs_special_ids(real_model: Path) -> None:
     from tokenizers import Tokenizer
 
-    from lemlab.core.demo_model import bundled_gguf
-    from lemlab.core.gguf_header import read_gguf_header
+    from lemlab.core.models.demo import bundled_gguf
+    from lemlab.core.models.gguf_header import read_gguf_header
 
     tok = Tokenizer.from_file(str(real_model / "tokenizer.json"))
     md = read_gguf_header(bundled_gguf()).metadata  # type: ignore[arg-type]
@@ -90,7 +90,7 @@ def test_tokenizer_round_trips_text_and_keeps_the_ggufs_special_ids(real_model: 
 
 
 def test_two_conversions_are_identical_and_greedy_is_deterministic(tmp_path: Path) -> None:
-    from lemlab.core.demo_model import bundled_gguf
+    from lemlab.core.models.demo import bundled_gguf
 
     gguf = bundled_gguf()
     if gguf is None:

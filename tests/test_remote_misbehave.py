@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from lemlab.core.endpoints import Endpoint, EndpointError, EndpointUnreachable
 from lemlab.core.engine_api import Sampler
+from lemlab.core.remote.endpoints import Endpoint, EndpointError, EndpointUnreachable
 from lemlab.engine.remote import RemoteEngine, RemoteGeneration, redact
 
 KEY = "sk-misbehave-7f3a9c2e51"

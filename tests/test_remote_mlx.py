@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lemlab.core.endpoints import Endpoint, EndpointHTTPError
 from lemlab.core.engine_api import Sampler
 from lemlab.core.errors import LemlabError
+from lemlab.core.remote.endpoints import Endpoint, EndpointHTTPError
 from lemlab.engine.mlx_server import LocalServer
 from lemlab.engine.remote import RemoteEngine
 

@@ -12,14 +12,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lemlab.core.endpoints import (
+from lemlab.core.engine_api import GenerationHandle, Sampler
+from lemlab.core.errors import LemlabError
+from lemlab.core.remote.endpoints import (
     Endpoint,
     EndpointError,
     EndpointHTTPError,
     EndpointUnreachable,
 )
-from lemlab.core.engine_api import GenerationHandle, Sampler
-from lemlab.core.errors import LemlabError
 from lemlab.engine.mlx_server import free_port
 from lemlab.engine.remote import RemoteEngine
 
@@ -236,7 +236,7 @@ def test_server_without_a_model_list(fake: tuple[str, type[Recorder]]) -> None:
 def test_remote_reply_reaches_the_chat_pane_reader_whole(fake: tuple[str, type[Recorder]]) -> None:
     """The chat pane reads every handle with take()/wait() (stream_pacing.chunk_batches): a
     server's reply arrives in batches holding each chunk once, in order, ending at the last."""
-    from lemlab.tui.stream_pacing import chunk_batches
+    from lemlab.tui.chat.stream_pacing import chunk_batches
 
     url, _handler = fake
     engine = RemoteEngine({})

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from support.train import run_lemlab
 
+from lemlab.core.battery.probes import Probe, load_battery, resolve_battery
+from lemlab.core.battery.rephrase import FRAMINGS, REPHRASE_TYPES, choose_framing, rephrase_battery
 from lemlab.core.errors import LemlabError
-from lemlab.core.probes import Probe, load_battery, resolve_battery
-from lemlab.core.rephrase import FRAMINGS, REPHRASE_TYPES, choose_framing, rephrase_battery
 
 SUFFIX_TYPES = [("_R_PERS", "perspective"), ("_R_URGE", "urgency"), ("_R_CULT", "cultural")]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lemlab.cli import main
-from lemlab.core.abfile import (
+from lemlab.core.ab.abfile import (
     condition_entry,
     probe_line,
     read_ab,
@@ -19,7 +19,14 @@ from lemlab.core.abfile import (
     summarize,
     write_ab,
 )
-from lemlab.core.report import human_duration, run_report, to_csv, to_dict, to_markdown, vs_report
+from lemlab.core.ab.report import (
+    human_duration,
+    run_report,
+    to_csv,
+    to_dict,
+    to_markdown,
+    vs_report,
+)
 
 V1_SAMPLE = Path(__file__).resolve().parent / "fixtures" / "abfile-v1-sample.jsonl"
 

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from lemlab.cli import main
-from lemlab.core.abfile import condition_entry, probe_line, read_ab, summarize
-from lemlab.core.failure_modes import detect
-from lemlab.core.report import percentages, run_report, to_csv, to_dict, to_markdown
-from lemlab.core.runner import failure_entry
+from lemlab.core.ab.abfile import condition_entry, probe_line, read_ab, summarize
+from lemlab.core.ab.report import percentages, run_report, to_csv, to_dict, to_markdown
+from lemlab.core.ab.runner import failure_entry
 from lemlab.core.scoring import get_scorer
+from lemlab.core.scoring.failure_modes import detect
 
 V2 = get_scorer("v2")
 LOOP = "Here is the answer. " + "The river rose and the river fell. " * 6

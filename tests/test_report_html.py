@@ -182,7 +182,7 @@ def test_charts_draw_in_a_real_browser(tmp_path: Path) -> None:
 
 
 def test_session_override_shows_on_its_own_run_only(tmp_path: Path) -> None:
-    from lemlab.core.overrides import add_override, make_override
+    from lemlab.core.ab.overrides import add_override, make_override
     from lemlab.core.paths import get_paths
     from lemlab.core.sessions import Session, save_session
 

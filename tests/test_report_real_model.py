@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from lemlab.cli import main
-from lemlab.core.failure_modes import detect
 from lemlab.core.scoring import get_scorer
+from lemlab.core.scoring.failure_modes import detect
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 

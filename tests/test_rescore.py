@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lemlab.cli import main
-from lemlab.core.abfile import read_ab
+from lemlab.core.ab.abfile import read_ab
 
 V1_SAMPLE = Path(__file__).resolve().parent / "fixtures" / "abfile-v1-sample.jsonl"
 

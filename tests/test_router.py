@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from lemlab.core.conditions import plan_conditions
+from lemlab.core.ab.conditions import plan_conditions
+from lemlab.core.ab.runner import BatteryRunner, RunDone, VariantLoaded, loaded_matches
 from lemlab.core.engine_api import LoadInfo, Sampler
 from lemlab.core.errors import LemlabError
-from lemlab.core.runner import BatteryRunner, RunDone, VariantLoaded, loaded_matches
 from lemlab.engine.fake import FakeEngine
 from lemlab.engine.mlx_server import LocalServer, free_port
 from lemlab.engine.remote import RemoteEngine

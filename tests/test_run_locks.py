@@ -243,9 +243,9 @@ def test_second_tui_on_an_open_session_gets_one_line_and_exit_2(
 
 
 def test_an_interrupted_distill_with_a_repeated_progress_line_is_refused(tmp_path: Path) -> None:
-    from lemlab.core import distill as d
+    from lemlab.core.battery.probes import Probe
+    from lemlab.core.distill import output as d
     from lemlab.core.errors import LemlabError
-    from lemlab.core.probes import Probe
 
     probes = [Probe("P1", "c", "Is it fair?"), Probe("P2", "c", "Who decides?")]
     settings = d.DistillSettings(model="m", samples=2)
@@ -294,7 +294,7 @@ def test_second_train_on_a_live_adapter_folder_is_refused_and_its_events_kept(
 def test_a_pipeline_whose_output_another_run_holds_is_refused(tiny_model: Path, tmp_path: Path) -> None:
     from test_pipeline import tiny_pipeline
 
-    from lemlab.core import pipeline as pl
+    from lemlab.core.distill import pipeline as pl
 
     path = tiny_pipeline(tmp_path, tiny_model)
     state = pl.load_pipeline(path).output / pl.STATE_FILE
@@ -332,9 +332,9 @@ def test_resume_refuses_an_ab_file_with_a_repeated_probe_and_leaves_it(
 
 
 def test_resume_refuses_a_sidecar_with_a_repeated_partial_result(tmp_path: Path) -> None:
-    from lemlab.core.ab_store import RunSettings, open_output, sidecar_path
+    from lemlab.core.ab.store import RunSettings, open_output, sidecar_path
+    from lemlab.core.battery.probes import Probe
     from lemlab.core.errors import LemlabError
-    from lemlab.core.probes import Probe
 
     settings = RunSettings("m", "v2", {"temperature": 0.0}, {"baseline": {"adapter": None, "kernel_sha256": None}})
     out = tmp_path / "run.jsonl"

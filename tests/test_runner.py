@@ -9,15 +9,13 @@ from typing import Any
 
 import pytest
 
-from lemlab.core.conditions import (
+from lemlab.core.ab.conditions import (
     AdapterSpec,
     default_adapter_name,
     parse_adapter_arg,
     plan_conditions,
 )
-from lemlab.core.engine_api import LoadInfo, Message, Sampler
-from lemlab.core.errors import LemlabError
-from lemlab.core.runner import (
+from lemlab.core.ab.runner import (
     BatteryRunner,
     ConditionDone,
     ProbeDone,
@@ -29,6 +27,8 @@ from lemlab.core.runner import (
     VariantProbeDone,
     request_sampler,
 )
+from lemlab.core.engine_api import LoadInfo, Message, Sampler
+from lemlab.core.errors import LemlabError
 from lemlab.engine.fake import FakeEngine
 
 RESEARCH_CONDITION_KEYS = ["response", "lek_score", "heuristic", "chars", "time_s"]

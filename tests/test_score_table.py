@@ -9,9 +9,9 @@ import io
 import pytest
 from support.battery import SMALL_RUN, V1_RUN
 
-from lemlab.core import abfile
-from lemlab.core.overrides import Override, latest
-from lemlab.core.score_table import (
+from lemlab.core.ab import abfile
+from lemlab.core.ab.overrides import Override, latest
+from lemlab.core.ab.score_table import (
     NO_FAILURE,
     ScoreTable,
     Sort,

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from support.tui import fake_model_dir, make_app, wait_idle
 
-from lemlab.tui.stream_pacing import (
+from lemlab.tui.chat.composer import Composer
+from lemlab.tui.chat.stream_pacing import (
     FLUSH_SECONDS,
     MAX_FLUSH_SECONDS,
     MAX_UI_SHARE,
@@ -18,7 +19,6 @@ from lemlab.tui.stream_pacing import (
     engine_share,
     next_interval,
 )
-from lemlab.tui.widgets.composer import Composer
 
 
 def test_a_gil_bound_engine_leaves_the_ui_its_budget() -> None:

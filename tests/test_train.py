@@ -13,7 +13,7 @@ from support.train import lemlab_cmd, read_events, run_lemlab, write_chat_data
 
 from lemlab.cli import main
 from lemlab.core.errors import LemlabError
-from lemlab.core.training_config import (
+from lemlab.core.training.config import (
     ModelFacts,
     TrainingConfig,
     gradient_figures,

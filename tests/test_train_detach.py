@@ -22,8 +22,7 @@ import pytest
 from support.train import lemlab_cmd, read_events, run_lemlab, write_chat_data
 
 from lemlab.commands import train as train_cmd
-from lemlab.core.train_runner import start_training
-from lemlab.core.training_config import (
+from lemlab.core.training.config import (
     ModelFacts,
     TrainingConfig,
     default_num_layers,
@@ -32,6 +31,7 @@ from lemlab.core.training_config import (
     resolve_config,
     small_model_warning,
 )
+from lemlab.engine.train_runner import start_training
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 ONE_B = ModelFacts(num_layers=26, params=1_000_000_000)
@@ -141,10 +141,10 @@ def test_a_detached_run_outlives_its_parent_and_train_stop_stops_it(tiny_model: 
     adapter = tmp_path / "a"
     cfg = _cfg(tiny_model, data, adapter, iters=100000, save_every=5)
     # A parent that starts a detached run (as the TUI does) and exits at once.
-    code = ("import sys; from lemlab.core.training_config import load_config_toml; "
-            "from lemlab.core.train_runner import start_training; "
+    code = ("import sys; from lemlab.core.training.config import load_config_toml; "
+            "from lemlab.engine.train_runner import start_training; "
             "start_training(load_config_toml(sys.argv[1]), detached=True)")  # fmt: skip
-    from lemlab.core.training_config import write_config_toml
+    from lemlab.core.training.config import write_config_toml
 
     write_config_toml(cfg, tmp_path / "cfg.toml")
     parent = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cfg.toml")], timeout=60)
@@ -239,7 +239,7 @@ def test_a_killed_trainer_makes_watch_exit_1_in_all_three_modes(tiny_model: Path
     code, screen = _watch_in_pty("--interval", "0.2", str(adapter))
     assert code == 1 and "interrupted" in screen
     # the same run once an error event is recorded (as `lemlab train` or the TUI does)
-    from lemlab.core.train_runner import record_lost_trainer
+    from lemlab.engine.train_runner import record_lost_trainer
 
     record_lost_trainer(adapter, -9)
     once = run_lemlab("watch", "--once", adapter)

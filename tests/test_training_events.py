@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lemlab.core.checkpoint_scores import align_scores, compare_checkpoints
-from lemlab.core.file_follower import LineFollower
-from lemlab.core.textchart import BOTH_MARK, TRAIN_MARK, VAL_MARK, render_loss_chart
-from lemlab.core.training_events import (
+from lemlab.core.training.checkpoint_scores import align_scores, compare_checkpoints
+from lemlab.core.training.events import (
     RunSource,
     RunState,
     RunWatcher,
@@ -24,6 +22,8 @@ from lemlab.core.training_events import (
     resolve_run_source,
     strip_ansi,
 )
+from lemlab.core.training.file_follower import LineFollower
+from lemlab.core.training.textchart import BOTH_MARK, TRAIN_MARK, VAL_MARK, render_loss_chart
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "training"
 # The three real runs used the same seed and data, so every format must give these numbers.
@@ -124,7 +124,7 @@ def test_run_state_eta_perplexity_and_best_checkpoint() -> None:
     assert state.best_checkpoint == "a/0000010_adapters.safetensors"
     state.apply(TrainingEvent("stopped", ts=1030.0, message="stopped by SIGINT"))
     assert state.finished and state.eta_seconds is None and state.message == "stopped by SIGINT"
-    from lemlab.core.training_events import perplexity
+    from lemlab.core.training.events import perplexity
 
     assert perplexity(2.0) == pytest.approx(math.exp(2.0)) and perplexity(None) is None
 

@@ -9,8 +9,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lemlab.core.textchart import _columns
-from lemlab.core.training_events import (
+from lemlab.core.training.events import (
     ANSI_RE,
     event_from_dict,
     load_run,
@@ -18,6 +17,7 @@ from lemlab.core.training_events import (
     parse_log_line,
     strip_ansi,
 )
+from lemlab.core.training.textchart import _columns
 
 _LINES = [
     "  \x1b[38;5;244m  10\x1b[0m    \x1b[1;32m5.123 ▼\x1b[0m    \x1b[1m4,321\x1b[0m    0.9k",

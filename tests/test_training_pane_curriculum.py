@@ -13,8 +13,8 @@ from support.train import write_chat_data
 from support.tui import make_app, open_training_tab, until, wait_idle
 from textual.widgets import Input, Static
 
-from lemlab.core.curriculum import load_curriculum, stage_rows
-from lemlab.engine.fuse import is_fused
+from lemlab.core.models.paths import is_fused
+from lemlab.core.training.curriculum import load_curriculum, stage_rows
 from lemlab.tui.panes.training import TrainingPane
 from lemlab.tui.training.curriculum_dialogs import CurriculumDialog, FuseDialog
 

@@ -12,8 +12,8 @@ from test_training_pane import TINY_BATTERY
 from textual.widgets import Input, Static
 
 from lemlab.core.sessions import Session
-from lemlab.core.train_runner import start_training
-from lemlab.core.training_config import resolve_config
+from lemlab.core.training.config import resolve_config
+from lemlab.engine.train_runner import start_training
 from lemlab.tui.app import LemlabApp
 from lemlab.tui.panes.training import TrainingPane
 from lemlab.tui.services import Settings

@@ -19,8 +19,8 @@ from textual.widgets import DataTable, Input, Static
 
 from lemlab.core.paths import get_paths
 from lemlab.core.sessions import open_or_create
-from lemlab.core.training_events import TRAINER_MODULE
 from lemlab.engine.fake import FakeEngine
+from lemlab.engine.train_runner import TRAINER_MODULE
 from lemlab.tui.app import LemlabApp
 from lemlab.tui.services import Settings
 from lemlab.tui.training.quit_dialog import QuitWithRunScreen
@@ -195,7 +195,7 @@ async def test_quit_asks_only_while_a_run_is_live(tmp_path: Path) -> None:
 
 
 async def test_start_form_defaults_raise_no_warning_and_errors_show_at_the_top(tmp_path: Path) -> None:
-    from lemlab.core.training_config import default_num_layers
+    from lemlab.core.training.config import default_num_layers
 
     model = fake_model_dir(tmp_path / "models")  # 2 layers
     data = tmp_path / "data"

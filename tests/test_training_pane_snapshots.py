@@ -59,7 +59,7 @@ def test_training_pane_snapshot_with_scores(snap_compare, tmp_path: Path) -> Non
 
 def test_training_pane_snapshot_curriculum_stage(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A curriculum whose first stage trained and was not fused yet: the stage line under the head."""
-    from lemlab.core.curriculum import load_curriculum
+    from lemlab.core.training.curriculum import load_curriculum
     from lemlab.tui.training.follow import FollowedRun
 
     lab = tmp_path / "lab"

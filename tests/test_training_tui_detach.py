@@ -15,7 +15,7 @@ from pathlib import Path
 from support.train import read_events, write_chat_data
 from support.tui import open_training_tab, until
 
-from lemlab.core.training_events import trainer_gone
+from lemlab.engine.train_runner import trainer_gone
 
 TESTS = Path(__file__).resolve().parent
 ITERS = 400

@@ -17,7 +17,7 @@ import pytest
 from support.train import lemlab_cmd, read_events, write_chat_data
 
 from lemlab.core.paths import get_paths
-from lemlab.core.training_events import trainer_gone
+from lemlab.engine.train_runner import trainer_gone
 
 pytestmark = [
     pytest.mark.slow,

@@ -13,8 +13,8 @@ from textual.widgets import Input
 
 from lemlab.core.sessions import load_session_file
 from lemlab.engine.fake import FakeEngine
-from lemlab.tui.widgets.composer import Composer
-from lemlab.tui.widgets.message import MessageView
+from lemlab.tui.chat.composer import Composer
+from lemlab.tui.chat.message import MessageView
 
 
 async def _send(pilot, text: str) -> None:  # type: ignore[no-untyped-def]
@@ -168,7 +168,7 @@ async def test_generation_error_is_one_line_not_a_crash(tmp_path: Path) -> None:
 
 
 async def test_gibberish_with_markup_characters_renders(tmp_path: Path) -> None:
-    from lemlab.tui.widgets.message import MessageView as MV
+    from lemlab.tui.chat.message import MessageView as MV
 
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:

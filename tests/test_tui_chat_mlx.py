@@ -14,9 +14,9 @@ from lemlab.core.engine_api import Sampler
 from lemlab.core.paths import get_paths
 from lemlab.core.sessions import Session
 from lemlab.tui.app import LemlabApp
-from lemlab.tui.open_folder import open_folder
+from lemlab.tui.chat.composer import Composer
+from lemlab.tui.models.open_folder import open_folder
 from lemlab.tui.services import Settings
-from lemlab.tui.widgets.composer import Composer
 
 
 def _real_app(tmp_path: Path, model: Path | None = None) -> tuple[LemlabApp, object]:

@@ -12,9 +12,9 @@ from support.tui import wait_idle
 from lemlab.core.engine_api import Sampler
 from lemlab.core.sessions import Session
 from lemlab.tui.app import LemlabApp
+from lemlab.tui.chat.composer import Composer
+from lemlab.tui.chat.message import MessageView
 from lemlab.tui.services import Settings
-from lemlab.tui.widgets.composer import Composer
-from lemlab.tui.widgets.message import MessageView
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 COMMON_WORDS = {"the", "a", "is", "of", "to", "and", "in", "it", "you", "be", "can", "are", "i"}

@@ -13,9 +13,9 @@ from lemlab.core.engine_api import Chunk, GenStats, Sampler
 from lemlab.core.sessions import Session
 from lemlab.engine.fake import FakeEngine
 from lemlab.engine.handle import ChunkStream
-from lemlab.tui.stream_pacing import chunk_batches
-from lemlab.tui.widgets.composer import Composer
-from lemlab.tui.widgets.message import MessageView
+from lemlab.tui.chat.composer import Composer
+from lemlab.tui.chat.message import MessageView
+from lemlab.tui.chat.stream_pacing import chunk_batches
 
 
 def _push_reply(handle: ChunkStream, words: list[str]) -> None:
@@ -140,7 +140,7 @@ async def test_the_one_pass_override_is_reached_with_textuals_signature(
     from support.tui import make_app
     from textual.widget import Widget
 
-    from lemlab.tui.widgets import message
+    from lemlab.tui.chat import message
 
     params = list(inspect.signature(Widget._size_updated).parameters)
     assert params == ["self", "size", "virtual_size", "container_size", "layout"]

@@ -13,8 +13,8 @@ from textual import events
 from lemlab.core.paths import get_paths
 from lemlab.core.sessions import chat_turns, load_session_file
 from lemlab.engine.fake import FakeEngine
-from lemlab.tui.widgets.composer import Composer
-from lemlab.tui.widgets.message import KernelMark, MessageView
+from lemlab.tui.chat.composer import Composer
+from lemlab.tui.chat.message import KernelMark, MessageView
 
 
 async def _send(pilot, text: str) -> None:  # type: ignore[no-untyped-def]

@@ -10,14 +10,14 @@ import pytest
 from support.tui import wait_idle
 from textual.widgets import DataTable
 
-from lemlab.core.endpoints import Endpoint
 from lemlab.core.engine_api import Sampler
+from lemlab.core.remote.endpoints import Endpoint
 from lemlab.core.sessions import Session
 from lemlab.engine.fake import FakeEngine
 from lemlab.engine.mlx_server import LocalServer, free_port
 from lemlab.engine.router import EngineRouter
 from lemlab.tui.app import LemlabApp
-from lemlab.tui.model_rows import endpoint_rows
+from lemlab.tui.models.rows import endpoint_rows
 from lemlab.tui.services import Settings, load_settings
 
 pytestmark = pytest.mark.slow

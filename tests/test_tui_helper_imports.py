@@ -11,7 +11,7 @@ import pytest
 import lemlab
 
 ROOT = Path(lemlab.__file__).parent
-HELPERS = {"tui/chat_actions.py": "lemlab.tui.panes.chat",
+HELPERS = {"tui/chat/actions.py": "lemlab.tui.panes.chat",
            "tui/training/curriculum_flow.py": "lemlab.tui.panes.training"}  # fmt: skip
 
 

@@ -10,9 +10,9 @@ from support.tui import wait_idle
 
 from lemlab.core.sessions import Session
 from lemlab.tui.app import LemlabApp
+from lemlab.tui.chat.composer import Composer
+from lemlab.tui.chat.message import MessageView
 from lemlab.tui.services import Settings
-from lemlab.tui.widgets.composer import Composer
-from lemlab.tui.widgets.message import MessageView
 from lemlab.tui.widgets.status_bar import DEMO_LABEL
 
 

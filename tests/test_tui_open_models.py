@@ -12,8 +12,8 @@ from support.notifications import notifications
 from support.tui import fake_model_dir, make_app, until, wait_idle
 from textual.widgets import DataTable, Input
 
+from lemlab.core.models.recent import Recent, load_recent, recent_file
 from lemlab.core.paths import get_paths
-from lemlab.core.recent import Recent, load_recent, recent_file
 from lemlab.tui.screens.open_path import OpenPathScreen, complete_folder
 
 

@@ -15,8 +15,8 @@ from test_battery_pane import fill_setup, open_battery
 from textual.command import CommandList
 from textual.widgets import Input
 
-from lemlab.core import abfile
-from lemlab.core.overrides import make_override
+from lemlab.core.ab import abfile
+from lemlab.core.ab.overrides import make_override
 from lemlab.core.paths import get_paths
 from lemlab.engine.fake import FakeEngine
 from lemlab.tui.panes.training import TrainingPane

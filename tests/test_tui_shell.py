@@ -17,9 +17,9 @@ from lemlab.core.paths import get_paths
 from lemlab.core.sessions import Session, open_or_create
 from lemlab.engine.fake import FakeEngine
 from lemlab.tui.app import LemlabApp
+from lemlab.tui.chat.composer import Composer
+from lemlab.tui.chat.message import MessageView
 from lemlab.tui.services import Settings
-from lemlab.tui.widgets.composer import Composer
-from lemlab.tui.widgets.message import MessageView
 
 
 async def _palette_prompts(pilot, query: str = "") -> list[str]:  # type: ignore[no-untyped-def]

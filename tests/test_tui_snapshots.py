@@ -10,7 +10,7 @@ import pytest
 from support.tui import fake_model_dir, make_app, wait_idle
 from textual.widgets import Input
 
-from lemlab.tui.widgets.composer import Composer
+from lemlab.tui.chat.composer import Composer
 
 THEMES = ("lemlab-dark", "lemlab-light")
 

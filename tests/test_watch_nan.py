@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lemlab.cli import main
-from lemlab.core.training_events import parse_log_line
+from lemlab.core.training.events import parse_log_line
 
 FIXTURES = Path(__file__).parent / "fixtures" / "training"
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from lemlab.commands.watch import screen_lines, source_for
-from lemlab.core.textchart import render_loss_chart
-from lemlab.core.training_events import RunSource, RunState, RunWatcher, TrainingEvent, load_run
-from lemlab.core.training_summary import monitor_lines
+from lemlab.core.training.events import RunSource, RunState, RunWatcher, TrainingEvent, load_run
+from lemlab.core.training.summary import monitor_lines
+from lemlab.core.training.textchart import render_loss_chart
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "training"
 

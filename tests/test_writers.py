@@ -224,7 +224,7 @@ APPEND = """
 import sys
 from pathlib import Path
 from lemlab.core.errors import LemlabError
-from lemlab.core.run_files import append_line
+from lemlab.core.files.run_files import append_line
 try:
     append_line(Path(sys.argv[1]), "x" * 200 + "\\n")
 except LemlabError as exc:
@@ -280,7 +280,7 @@ def test_a_run_whose_model_fails_to_load_leaves_no_file(
 def test_leftovers_of_a_start_killed_before_its_first_sample_do_not_block_the_rerun(
     tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from lemlab.core import distill as d
+    from lemlab.core.distill import output as d
 
     # SIGKILL while the model loaded: an empty output and a progress file with its header only.
     out = tmp_path / "d.jsonl"
@@ -300,8 +300,8 @@ async def test_a_tui_chat_in_a_copied_session_leaves_the_original_as_it_was(tmp_
 
     from lemlab.engine.fake import FakeEngine
     from lemlab.tui.app import LemlabApp
+    from lemlab.tui.chat.composer import Composer
     from lemlab.tui.services import Settings
-    from lemlab.tui.widgets.composer import Composer
 
     sessions = tmp_path / "sessions"
     work, _ = open_or_create("work", sessions)

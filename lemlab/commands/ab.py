@@ -39,19 +39,19 @@ from lemlab.commands.run_support import (
     sampler_from_args,
     server_slots,
 )
-from lemlab.core.ab_store import ABRecorder, RunSettings, open_output, sidecar_path
-from lemlab.core.adapters import resolve_adapter
-from lemlab.core.conditions import parse_adapter_arg, plan_conditions
-from lemlab.core.dispatch import DispatchError
-from lemlab.core.endpoints import is_remote_spec
+from lemlab.core.ab.conditions import parse_adapter_arg, plan_conditions
+from lemlab.core.ab.runner import BatteryRunner
+from lemlab.core.ab.store import ABRecorder, RunSettings, open_output, sidecar_path
+from lemlab.core.battery.kernels import parse_kernel_arg
+from lemlab.core.battery.probes import resolve_battery
 from lemlab.core.errors import LemlabError
-from lemlab.core.failure_modes import detect
-from lemlab.core.kernels import parse_kernel_arg
-from lemlab.core.parallel_runs import ParallelBatteryRunner, remote_model_label
-from lemlab.core.probes import resolve_battery
-from lemlab.core.runner import BatteryRunner
+from lemlab.core.models.adapters import resolve_adapter
+from lemlab.core.remote.dispatch import DispatchError
+from lemlab.core.remote.endpoints import is_remote_spec
+from lemlab.core.remote.parallel_runs import ParallelBatteryRunner, remote_model_label
 from lemlab.core.safe_text import visible_line
 from lemlab.core.scoring import get_scorer
+from lemlab.core.scoring.failure_modes import detect
 
 EXIT_INTERRUPTED = 130
 EXIT_RUN_FAILED = 3  # a server failed for good mid-run: the lines so far are kept (--resume)
@@ -120,7 +120,7 @@ def _run_local(args: argparse.Namespace, setup: dict[str, Any]) -> int:
 
 
 def _run_remote(args: argparse.Namespace, setup: dict[str, Any]) -> int:
-    """Probes spread over the endpoints through lemlab.core.dispatch."""
+    """Probes spread over the endpoints through lemlab.core.remote.dispatch."""
     plan = setup["plan"]
     variants = [(v.name, v.adapter) for v in plan.variants]
     with server_slots(setup["specs"], variants, args.max_in_flight) as (slots, warnings):
@@ -156,7 +156,7 @@ def _drop_if_empty(path: Path) -> None:
 def prepare(args: argparse.Namespace) -> dict[str, Any]:
     """Every check that can fail on user input, before any model is loaded (the TUI calls it
     too). Keys: probes, plan, scorer, sampler, settings, opened, battery."""
-    from lemlab.engine.loading import resolve_model_dir
+    from lemlab.core.models.paths import resolve_model_dir
 
     sampler = sampler_from_args(args)
     check_dispatch_args(args)
@@ -217,7 +217,7 @@ def _execute(args: argparse.Namespace, setup: dict[str, Any], runner: Any) -> in
 
 
 def _drive(runner: Any, recorder: Any, setup: dict[str, Any], args: argparse.Namespace) -> Any:
-    from lemlab.core import runner as ev
+    from lemlab.core.ab import runner as ev
 
     view = _ProgressView()
     with view:
@@ -296,7 +296,7 @@ class _ProgressView(RunProgress):
 
 
 def _event_lines(event: Any, view: _ProgressView) -> Iterator[str]:
-    from lemlab.core import runner as ev
+    from lemlab.core.ab import runner as ev
 
     if isinstance(event, ev.RunStarted):
         view.update(total=event.total_units or 1)

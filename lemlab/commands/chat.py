@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, TextIO
 
 from lemlab.commands.run_support import local_engine, sampler_from_args
 from lemlab.core.atomic import write_text_atomic
-from lemlab.core.chat_format import append_jsonl_text, build_messages, conversation_jsonl_line
-from lemlab.core.demo_model import bundled_gguf, folder_ready, random_demo_dir
-from lemlab.core.endpoints import is_remote_spec
+from lemlab.core.battery.kernels import parse_kernel_arg
+from lemlab.core.chat.messages import append_jsonl_text, build_messages, conversation_jsonl_line
 from lemlab.core.engine_api import GenStats, Message, Sampler
 from lemlab.core.errors import LemlabError
-from lemlab.core.kernels import parse_kernel_arg
+from lemlab.core.models.demo import bundled_gguf, folder_ready, random_demo_dir
 from lemlab.core.paths import get_paths
+from lemlab.core.remote.endpoints import is_remote_spec
 from lemlab.core.safe_text import visible, visible_line
 
 if TYPE_CHECKING:

@@ -14,7 +14,12 @@ import argparse
 import sys
 from typing import Any
 
-from lemlab.core.curriculum import (
+from lemlab.core.battery.probes import resolve_battery
+from lemlab.core.errors import LemlabError
+from lemlab.core.locks import acquire
+from lemlab.core.scoring import get_scorer
+from lemlab.core.training.config import format_figures, small_model_warning
+from lemlab.core.training.curriculum import (
     STATE_FILE,
     Curriculum,
     CurriculumProgress,
@@ -24,13 +29,8 @@ from lemlab.core.curriculum import (
     quant_bits,
     stage_done,
 )
-from lemlab.core.errors import LemlabError
-from lemlab.core.locks import acquire
-from lemlab.core.probes import resolve_battery
-from lemlab.core.scoring import get_scorer
-from lemlab.core.stage_eval import EVAL_FILE
-from lemlab.core.training_config import format_figures, small_model_warning
-from lemlab.core.training_events import load_run
+from lemlab.core.training.events import load_run
+from lemlab.core.training.stage_eval import EVAL_FILE
 
 # Merging may move the validation loss by float16 arithmetic alone (~0.3% of what a stage
 # learned on the real 135M model); more than this share of the stage's own change is a loss.
@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
 
 def run_stages(cur: Curriculum, todo: list[int]) -> int:
     from lemlab.commands.train import train_and_follow
-    from lemlab.engine.fuse import FuseError, fuse_adapter, is_fused
+    from lemlab.core.models.paths import is_fused
+    from lemlab.engine.fuse import FuseError, fuse_adapter
 
     progress = CurriculumProgress(cur, todo)
     for i in todo:

@@ -32,15 +32,19 @@ from lemlab.commands.run_support import (
     retry_policy,
     server_slots,
 )
-from lemlab.core import distill as d
-from lemlab.core.adapters import resolve_adapter
-from lemlab.core.dispatch import DispatchError
-from lemlab.core.distill_runner import DistillDone, DistillRunner, SampleScored
-from lemlab.core.endpoints import is_remote_spec
+from lemlab.core.battery.kernels import parse_kernel_arg
+from lemlab.core.battery.probes import resolve_battery
+from lemlab.core.distill import output as d
+from lemlab.core.distill.runner import DistillDone, DistillRunner, SampleScored
 from lemlab.core.errors import LemlabError
-from lemlab.core.kernels import parse_kernel_arg
-from lemlab.core.parallel_runs import ParallelDistillRunner, check_model_specs, remote_model_label
-from lemlab.core.probes import resolve_battery
+from lemlab.core.models.adapters import resolve_adapter
+from lemlab.core.remote.dispatch import DispatchError
+from lemlab.core.remote.endpoints import is_remote_spec
+from lemlab.core.remote.parallel_runs import (
+    ParallelDistillRunner,
+    check_model_specs,
+    remote_model_label,
+)
 from lemlab.core.safe_text import visible_line
 from lemlab.core.scoring import get_scorer
 
@@ -123,7 +127,7 @@ def prepare_distill(
     fields (samples, threshold, temperature, top_p, max_tokens, seed, scorer, truncated).
     `model` may be a list of server specs of one model (a run spread over servers); `limit`
     keeps the battery's first N probes."""
-    from lemlab.engine.loading import resolve_model_dir
+    from lemlab.core.models.paths import resolve_model_dir
 
     battery = prompts if isinstance(prompts, str) else "(given probes)"
     probes = list(resolve_battery(prompts).probes) if isinstance(prompts, str) else list(prompts)
@@ -183,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def execute_distill_remote(job: DistillJob, args: argparse.Namespace) -> DistillOutcome:
-    """Samples spread over the job's servers (lemlab.core.dispatch); lines as samples finish."""
+    """Samples spread over the job's servers (lemlab.core.remote.dispatch); lines as samples finish."""
     variants: list[tuple[str, str | None]] = [("", job.settings.adapter)]
     with server_slots(job.specs or [], variants, args.max_in_flight) as (slots, warnings):
         runner = ParallelDistillRunner(slots, job.probes, job.settings, job.scorer,
@@ -271,7 +275,7 @@ class DistillView(RunProgress):
         self.print(self.label + text)
 
     def show(self, event: Any) -> None:
-        from lemlab.core import distill_runner as ev
+        from lemlab.core.distill import runner as ev
 
         if isinstance(event, ev.DistillStarted) and event.counts.generated:
             c = event.counts

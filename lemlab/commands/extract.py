@@ -17,9 +17,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lemlab.core import extract as x
+from lemlab.core.distill import extract as x
 from lemlab.core.errors import LemlabError
-from lemlab.core.overwrite import check_outputs
+from lemlab.core.files.overwrite import check_outputs
 from lemlab.core.safe_text import visible_line
 
 EXIT_PROBLEMS = 1

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lemlab.core.demo_model import BUNDLED, bundled_gguf, folder_ready, real_demo_dir
 from lemlab.core.errors import LemlabError
+from lemlab.core.models.demo import BUNDLED, bundled_gguf, folder_ready, real_demo_dir
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from lemlab.core.config import load_config
-from lemlab.core.discovery import discover, lab_folders
 from lemlab.core.errors import LemlabError
+from lemlab.core.models.discovery import discover, lab_folders
 from lemlab.core.safe_text import visible_line
 
 
@@ -121,7 +121,7 @@ def _dash(v: Any) -> str:
 
 
 def params_label(n: int | None) -> str:
-    from lemlab.core.discovery import params_label as label  # one way everywhere
+    from lemlab.core.models.discovery import params_label as label  # one way everywhere
 
     return label(n)
 

@@ -20,19 +20,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lemlab.core import pipeline as pl
-from lemlab.core.adapters import resolve_adapter
 from lemlab.core.atomic import write_text_atomic
+from lemlab.core.battery.kernels import parse_kernel_arg
+from lemlab.core.battery.probes import battery_json_text, resolve_battery
+from lemlab.core.battery.rephrase import rephrase_battery
+from lemlab.core.distill import pipeline as pl
 from lemlab.core.errors import LemlabError
-from lemlab.core.kernels import parse_kernel_arg
 from lemlab.core.locks import acquire
-from lemlab.core.probes import battery_json_text, resolve_battery
-from lemlab.core.rephrase import rephrase_battery
+from lemlab.core.models.adapters import resolve_adapter
 from lemlab.core.scoring import get_scorer
-from lemlab.core.stage_eval import EVAL_FILE
-from lemlab.core.train_runner import archive_previous_run
-from lemlab.core.training_config import load_config_toml
-from lemlab.core.training_events import CONFIG_FILE, load_run, run_finished
+from lemlab.core.training.config import load_config_toml
+from lemlab.core.training.events import CONFIG_FILE, load_run, run_finished
+from lemlab.core.training.runs import archive_previous_run
+from lemlab.core.training.stage_eval import EVAL_FILE
 
 EXIT_NOTHING_KEPT = 1
 
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 def check_inputs(pipe: pl.Pipeline, todo: list[int]) -> None:
     """Model, adapter, kernels and scorers: every phase is checked before any work starts."""
-    from lemlab.engine.loading import resolve_model_dir
+    from lemlab.core.models.paths import resolve_model_dir
 
     resolve_model_dir(str(pipe.model))
     if pipe.adapter:
@@ -109,7 +109,7 @@ def plan_lines(
     pipe: pl.Pipeline, todo: list[int], batteries: dict[int, list[Any]]
 ) -> tuple[list[str], bool]:
     """Plan and current state of each phase; whether any training setting warned."""
-    from lemlab.core.training_config import (
+    from lemlab.core.training.config import (
         format_figures,
         gradient_figures,
         read_model_facts,
@@ -241,7 +241,8 @@ class PipelineRun:
             self.fuse(i - 1)
 
     def fuse(self, j: int) -> None:
-        from lemlab.engine.fuse import FuseError, fuse_adapter, is_fused
+        from lemlab.core.models.paths import is_fused
+        from lemlab.engine.fuse import FuseError, fuse_adapter
 
         pipe = self.pipe
         out = pipe.fused_dir(j)

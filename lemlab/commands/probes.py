@@ -6,8 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from lemlab.core.kernels import list_kernels
-from lemlab.core.probes import list_batteries
+from lemlab.core.battery.kernels import list_kernels
+from lemlab.core.battery.probes import list_batteries
 from lemlab.core.safe_text import visible_line
 
 

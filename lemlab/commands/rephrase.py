@@ -7,10 +7,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lemlab.core.battery.probes import resolve_battery, write_battery
+from lemlab.core.battery.rephrase import rephrase_battery
 from lemlab.core.errors import LemlabError
-from lemlab.core.overwrite import check_outputs
-from lemlab.core.probes import resolve_battery, write_battery
-from lemlab.core.rephrase import rephrase_battery
+from lemlab.core.files.overwrite import check_outputs
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -8,14 +8,14 @@ import argparse
 import sys
 from typing import Any
 
-from lemlab.core import adapter_compare
-from lemlab.core.abfile import read_ab_run
+from lemlab.core.ab.abfile import read_ab_run
+from lemlab.core.ab.report import RENDERERS, run_report, split_run_spec, vs_report
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import LemlabError
-from lemlab.core.overwrite import check_outputs
+from lemlab.core.files.overwrite import check_outputs
+from lemlab.core.html.sides import generated_now, override_notes, report_and_sides
+from lemlab.core.models import adapter_compare
 from lemlab.core.paths import get_paths
-from lemlab.core.report import RENDERERS, run_report, split_run_spec, vs_report
-from lemlab.core.report_sides import generated_now, override_notes, report_and_sides
 from lemlab.core.safe_text import visible, visible_json, visible_line
 from lemlab.core.sessions import load_session_file
 
@@ -94,7 +94,7 @@ def _html(args: argparse.Namespace) -> int:
     """--format html: an A/B run (or two compared), or adapter folders' training runs."""
     from pathlib import Path
 
-    from lemlab.core import report_html as rh
+    from lemlab.core.html import report as rh
 
     if args.out is None:
         raise LemlabError("--format html needs --out FILE (a page is not for the terminal)")
@@ -119,7 +119,7 @@ def _html(args: argparse.Namespace) -> int:
 
 
 def _ab_html(args: argparse.Namespace, path: str, cond: str | None, generated: str) -> str:
-    from lemlab.core import report_html as rh
+    from lemlab.core.html import report as rh
 
     new, old, ref = read_ab_run(path), None, args.ref
     if args.vs is not None:

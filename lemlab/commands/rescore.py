@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lemlab.core.abfile import read_ab_run, rescore_run, write_ab
+from lemlab.core.ab.abfile import read_ab_run, rescore_run, write_ab
 from lemlab.core.errors import LemlabError
-from lemlab.core.overwrite import check_outputs
+from lemlab.core.files.overwrite import check_outputs
 from lemlab.core.safe_text import visible, visible_json, visible_line
 from lemlab.core.scoring import get_scorer
 

@@ -36,7 +36,7 @@ def add_model_arguments(p: argparse.ArgumentParser, *, spread: str, unit: str) -
 def given_specs(args: argparse.Namespace) -> list[str]:
     """--model values (one string, or the list argparse collects) then `endpoint:NAME` for each
     --endpoint, unchecked."""
-    from lemlab.core.endpoints import NAMED_PREFIX
+    from lemlab.core.remote.endpoints import NAMED_PREFIX
 
     model = getattr(args, "model", None)
     specs = [model] if isinstance(model, str) else list(model or [])
@@ -45,7 +45,7 @@ def given_specs(args: argparse.Namespace) -> list[str]:
 
 def model_specs(args: argparse.Namespace) -> list[str]:
     """given_specs, checked: several are allowed only as servers of one model."""
-    from lemlab.core.parallel_runs import check_model_specs
+    from lemlab.core.remote.parallel_runs import check_model_specs
 
     return check_model_specs(given_specs(args))
 
@@ -62,7 +62,7 @@ def check_dispatch_args(args: argparse.Namespace) -> None:
 
 
 def retry_policy(args: argparse.Namespace) -> Any:
-    from lemlab.core.dispatch import RetryPolicy
+    from lemlab.core.remote.dispatch import RetryPolicy
 
     # Re-probes of a server that went down: twice the tries, so a restart has time to finish.
     return RetryPolicy(max_attempts=args.retries, base_delay=args.retry_delay,

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from lemlab.core.errors import LemlabError
-from lemlab.core.failure_modes import detect
 from lemlab.core.safe_text import visible, visible_json, visible_line
 from lemlab.core.scoring import get_scorer
+from lemlab.core.scoring.failure_modes import detect
 
 PHRASES_SHOWN = 6
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from lemlab.core.errors import LemlabError
-from lemlab.core.stage_eval import EvalSettings, StageScores, eval_command, read_scores
+from lemlab.core.training.stage_eval import EvalSettings, StageScores, eval_command, read_scores
 
 EXIT_INTERRUPTED = 130
 

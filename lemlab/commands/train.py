@@ -19,20 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lemlab.core.adapters import weights_misfit
 from lemlab.core.errors import LemlabError
 from lemlab.core.locks import ensure_free
-from lemlab.core.model_folder import read_model_config
+from lemlab.core.models.adapters import weights_misfit
+from lemlab.core.models.folder import read_model_config
 from lemlab.core.safe_text import visible, visible_line
-from lemlab.core.train_runner import (
-    EXIT_STOPPED,
-    archive_previous_run,
-    previous_run,
-    record_lost_trainer,
-    start_training,
-    stop_run,
-)
-from lemlab.core.training_config import (
+from lemlab.core.training.config import (
     GradientFigures,
     TrainingConfig,
     default_num_layers,
@@ -43,10 +35,18 @@ from lemlab.core.training_config import (
     resolve_config,
     small_model_warning,
 )
-from lemlab.core.training_data import validate_data_folder
-from lemlab.core.training_events import EVENTS_FILE, RunSource, RunWatcher
-from lemlab.core.training_resume import plan_continue
-from lemlab.core.training_summary import event_line, summary_lines
+from lemlab.core.training.data import validate_data_folder
+from lemlab.core.training.events import EVENTS_FILE, RunSource, RunWatcher
+from lemlab.core.training.resume import plan_continue
+from lemlab.core.training.runs import archive_previous_run, previous_run
+from lemlab.core.training.summary import event_line, summary_lines
+from lemlab.engine.train_runner import (
+    EXIT_STOPPED,
+    record_lost_trainer,
+    start_training,
+    stop_run,
+    trainer_check,
+)
 
 RESUME_NOTE = (
     "--resume-adapter-file restores adapter weights only: optimizer state and the iteration "
@@ -222,7 +222,7 @@ def stop_command(run_folder: str, wait_seconds: float = 120.0) -> int:
     folder = Path(run_folder).expanduser().resolve()
     pid = stop_run(folder)
     print(f"asked the trainer (pid {pid}) to stop: it saves adapters.safetensors first", file=sys.stderr)
-    watcher = RunWatcher(RunSource(folder / EVENTS_FILE, folder), liveness=3.0, follow_name=False)
+    watcher = RunWatcher(RunSource(folder / EVENTS_FILE, folder), liveness=trainer_check(3.0), follow_name=False)
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         watcher.poll()

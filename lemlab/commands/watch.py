@@ -26,7 +26,7 @@ from pathlib import Path
 
 from lemlab.core.errors import LemlabError
 from lemlab.core.safe_text import visible, visible_line
-from lemlab.core.training_events import (
+from lemlab.core.training.events import (
     CONFIG_FILE,
     EVENTS_FILE,
     RunSource,
@@ -34,7 +34,8 @@ from lemlab.core.training_events import (
     RunWatcher,
     resolve_run_source,
 )
-from lemlab.core.training_summary import event_line, monitor_lines
+from lemlab.core.training.summary import event_line, monitor_lines
+from lemlab.engine.train_runner import trainer_check
 
 MAX_WIDTH = 160  # wider charts add no information
 GRACE_SECONDS = 3.0  # a trainer gone this long without a final event: the run was interrupted
@@ -90,7 +91,7 @@ def summary_text(path: str, *, chart: bool = True, width: int = 72) -> str:
 
 
 def _read_once(path: str) -> RunWatcher:
-    watcher = RunWatcher(source_for(path), liveness=0.0)  # one look: no grace period
+    watcher = RunWatcher(source_for(path), liveness=trainer_check(0.0))  # one look: no grace period
     watcher.poll()
     watcher.check_trainer()
     return watcher
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         # follow_name=False: a rotated events.jsonl is followed to the run's end (file_follower).
         watcher = RunWatcher(wait_for_source(args.path, args.interval), clock=time.time,
-                             liveness=GRACE_SECONDS, follow_name=False)  # fmt: skip
+                             liveness=trainer_check(GRACE_SECONDS), follow_name=False)  # fmt: skip
         _live(watcher, args.interval, other) if tty else _plain(watcher, args.interval)
     except KeyboardInterrupt:
         pass  # leaving the watch is not an error; the run itself carries on

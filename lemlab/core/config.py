@@ -222,7 +222,7 @@ def _keymap(v: Any, where: str) -> dict[str, str]:
 
 def _endpoints(v: Any, where: str) -> dict[str, dict[str, Any]]:
     """Checked by the endpoint module itself, so the two never disagree on what is valid."""
-    from lemlab.core.endpoints import endpoints_from_config
+    from lemlab.core.remote.endpoints import endpoints_from_config
 
     if not isinstance(v, dict):
         raise DataError(f"{where} must be tables of [endpoints.NAME]")

@@ -15,8 +15,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from lemlab.core.engine_api import Chunk, GenStats, LoadInfo, Message, Sampler
+from lemlab.core.models.paths import is_demo_model
 from lemlab.engine.handle import ChunkStream
-from lemlab.engine.tiny import is_demo_model
 
 _WORDS = (
     "the model weighs each claim and names what it does not know . consent matters "

@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-FUSED_MARKER = "lemlab-fused.json"
+from lemlab.core.models.paths import FUSED_MARKER
+
 TRAIN_CONFIG = "lemlab-train.toml"  # written by `lemlab train` into the adapter folder
 
 
@@ -71,10 +72,6 @@ def fuse_command(model: str | Path, adapter: str | Path, out: str | Path, *,
     if check_config:
         cmd += ["--check-config", str(check_config)]
     return cmd
-
-
-def is_fused(out: str | Path) -> bool:
-    return (Path(out) / FUSED_MARKER).is_file()
 
 
 def read_marker(out: str | Path) -> dict[str, Any]:

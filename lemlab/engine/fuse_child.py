@@ -53,7 +53,7 @@ def _validation_loss(model: Any, tokenizer: Any, check_config: str) -> float | N
     from mlx_lm.tuner.datasets import CacheDataset, load_dataset
     from mlx_lm.tuner.trainer import evaluate
 
-    from lemlab.core.training_config import load_config_toml
+    from lemlab.core.training.config import load_config_toml
 
     cfg = load_config_toml(check_config)
     np.random.seed(cfg.seed)

@@ -21,9 +21,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from lemlab.core.demo_model import IMPORT_MARKER
 from lemlab.core.errors import LemlabError
-from lemlab.core.gguf_header import IMPORTABLE, QUANT_LAYOUT, GgufHeader, read_gguf_header
+from lemlab.core.models.demo import IMPORT_MARKER
+from lemlab.core.models.gguf_header import IMPORTABLE, QUANT_LAYOUT, GgufHeader, read_gguf_header
 
 # GGUF's per-layer tensor names -> mlx_lm's llama module paths.
 _LAYER_NAMES = {

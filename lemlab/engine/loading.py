@@ -11,15 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lemlab.core.adapters import (
+from lemlab.core.chat.template_guard import check_chat_templates
+from lemlab.core.engine_api import LoadInfo
+from lemlab.core.errors import LemlabError
+from lemlab.core.models.adapters import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
     check_adapter_base,
     resolve_adapter,
 )
-from lemlab.core.chat_template_guard import check_chat_templates
-from lemlab.core.engine_api import LoadInfo
-from lemlab.core.errors import LemlabError
+from lemlab.core.models.paths import resolve_model_dir
 
 _PROBE = [
     {"role": "system", "content": "Be brief."},
@@ -32,35 +33,6 @@ class LoadedModel:
     model: Any
     tokenizer: Any  # mlx_lm TokenizerWrapper
     info: LoadInfo
-
-
-def resolve_model_dir(model: str) -> Path:
-    """A local model folder, or a Hugging Face id already in the local cache (never downloads)."""
-    p = Path(model).expanduser()
-    if not p.exists():
-        cached = _hf_cached(model)
-        if cached is None:
-            raise LemlabError(f"model folder not found: {model}")
-        p = cached
-    if not p.is_dir():
-        raise LemlabError(f"{p} is not a model folder (it is a file)")
-    if not (p / "config.json").is_file():
-        raise LemlabError(f"{p} is not a model folder (no config.json)")
-    if not any(p.glob("*.safetensors")):
-        raise LemlabError(f"{p} has no *.safetensors weights")
-    return p
-
-
-def _hf_cached(repo_id: str) -> Path | None:
-    parts = repo_id.strip("/").split("/")
-    if len(parts) != 2 or repo_id.startswith((".", "/", "~")):
-        return None
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception:  # noqa: BLE001 - any failure means "not in the cache"
-        return None
 
 
 def load_model(model: str, adapter: str | None = None) -> LoadedModel:
@@ -186,7 +158,7 @@ def _num_layers(model: Any, config: dict) -> int:
 
 
 def _is_demo(model_dir: Path) -> bool:
-    from lemlab.engine.tiny import is_demo_model
+    from lemlab.core.models.paths import is_demo_model
 
     return is_demo_model(model_dir)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from lemlab.core.chat_format import fold_system_into_user, plain_prompt
+from lemlab.core.chat.messages import fold_system_into_user, plain_prompt
 from lemlab.core.engine_api import Chunk, GenStats, LoadInfo, Message, Sampler
 from lemlab.core.errors import LemlabError
 from lemlab.engine.handle import ChunkStream

@@ -3,7 +3,7 @@ Ollama) over HTTP.
 
 Pure standard library, no mlx: each request runs on a short-lived thread of its own, which is
 safe here because no MLX stream is involved. The API key is read from the environment per
-request (lemlab.core.endpoints.api_key) and only ever placed in the Authorization header.
+request (lemlab.core.remote.endpoints.api_key) and only ever placed in the Authorization header.
 
 Why http.client and not httpx: what a run needs beyond a request is to stop one at any moment
 (Ctrl+C, a deadline) from another thread: httpx's timeouts are per phase (connect, read, write,
@@ -29,8 +29,10 @@ from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from lemlab.core.dispatch import Worker
-from lemlab.core.endpoints import (
+from lemlab.core.engine_api import Chunk, GenStats, LoadInfo, Message, Sampler
+from lemlab.core.errors import LemlabError
+from lemlab.core.remote.dispatch import Worker
+from lemlab.core.remote.endpoints import (
     Endpoint,
     EndpointError,
     EndpointHTTPError,
@@ -39,8 +41,6 @@ from lemlab.core.endpoints import (
     parse_model_spec,
     redact_url,
 )
-from lemlab.core.engine_api import Chunk, GenStats, LoadInfo, Message, Sampler
-from lemlab.core.errors import LemlabError
 
 U = TypeVar("U")
 R = TypeVar("R")

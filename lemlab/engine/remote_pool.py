@@ -1,6 +1,6 @@
 """Connect the endpoints of a run spread over servers: one RemoteEngine per (endpoint, variant),
 loaded (the server's model list checked, an adapter tried once), as EndpointSlots for
-lemlab.core.parallel_runs. No mlx here.
+lemlab.core.remote.parallel_runs. No mlx here.
 """
 
 from __future__ import annotations
@@ -8,9 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lemlab.core.endpoints import Endpoint, EndpointError, EndpointUnreachable, parse_model_spec
 from lemlab.core.errors import LemlabError
-from lemlab.core.parallel_runs import EndpointSlot
+from lemlab.core.remote.endpoints import (
+    Endpoint,
+    EndpointError,
+    EndpointUnreachable,
+    parse_model_spec,
+)
+from lemlab.core.remote.parallel_runs import EndpointSlot
 from lemlab.engine.remote import RemoteEngine
 
 LOAD_TIMEOUT = 120.0

@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
-from lemlab.core.endpoints import Endpoint, is_remote_spec
 from lemlab.core.engine_api import Engine, GenerationHandle, GenStats, LoadInfo, Message, Sampler
 from lemlab.core.errors import LemlabError
+from lemlab.core.remote.endpoints import Endpoint, is_remote_spec
 from lemlab.engine.handle import ChunkStream
 from lemlab.engine.remote import RemoteEngine
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lemlab.core.demo_model import RANDOM_MARKER as DEMO_MARKER
+from lemlab.core.models.demo import RANDOM_MARKER as DEMO_MARKER
 
 MODEL_TYPES = ("gemma3_text", "llama", "qwen2")
 
@@ -156,7 +156,3 @@ def build_tiny_model(
         "Random-weight model written by `lemlab make-tiny-model`. Its output is noise.\n"
     )
     return out
-
-
-def is_demo_model(path: str | Path) -> bool:
-    return (Path(path) / DEMO_MARKER).exists()

@@ -14,7 +14,7 @@ adapters.safetensors, keeps every checkpoint, writes a "stopped" event and exits
 `--detached` (runs the TUI starts, which outlive it) ignores the parent. Errors: an "error"
 event with a one-line message, the traceback in the log, exit 1.
 
-Validation events carry CLI numbering (see lemlab.core.training_events): `iteration` is the
+Validation events carry CLI numbering (see lemlab.core.training.events): `iteration` is the
 mlx-lm callback's value + 1, and `weights_after` is the callback's own value.
 """
 
@@ -31,8 +31,8 @@ import types
 from pathlib import Path
 from typing import Any
 
-from lemlab.core.training_config import TrainingConfig, load_config_toml
-from lemlab.core.training_events import EVENTS_FILE, event_json
+from lemlab.core.training.config import TrainingConfig, load_config_toml
+from lemlab.core.training.events import EVENTS_FILE, event_json
 
 EXIT_DONE, EXIT_ERROR, EXIT_STOPPED = 0, 1, 130
 CHECKPOINT_RE = re.compile(r"^(\d{7})_adapters\.safetensors$")

@@ -14,20 +14,20 @@ from textual.binding import Binding
 from textual.notifications import SeverityLevel
 from textual.widgets import TabbedContent, TabPane
 
-from lemlab.core.endpoints import is_remote_spec
 from lemlab.core.engine_api import Engine, Sampler
 from lemlab.core.errors import DataError, LemlabError
+from lemlab.core.remote.endpoints import is_remote_spec
 from lemlab.core.safe_text import visible, visible_line
 from lemlab.core.sessions import Session, default_session_name, open_or_create
 from lemlab.core.themes import load_theme_choice, save_theme_choice
+from lemlab.tui.chat.message import MessageView
 from lemlab.tui.commands import LemlabCommands
-from lemlab.tui.open_folder import ask_open_folder, remember
+from lemlab.tui.models.open_folder import ask_open_folder, remember
 from lemlab.tui.panes.base import LabPane, Verb
 from lemlab.tui.services import Settings
 from lemlab.tui.state import LabState
 from lemlab.tui.theming import choose_theme, register_themes
 from lemlab.tui.widgets.footer import LabFooter
-from lemlab.tui.widgets.message import MessageView
 from lemlab.tui.widgets.status_bar import StatusBar
 
 PANE_MODULES = ("models", "chat", "battery", "training")
@@ -215,7 +215,7 @@ class LemlabApp(App[int]):
 
     @work(exclusive=True, group="demo")
     async def prepare_demo(self) -> None:
-        from lemlab.tui.demo import demo_plan, ensure_demo_model
+        from lemlab.tui.models.demo import demo_plan, ensure_demo_model
 
         plan = demo_plan()
         self.lab.loading = plan[2]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lemlab.core.endpoints import is_remote_spec
 from lemlab.core.engine_api import Engine
 from lemlab.core.errors import LemlabError
 from lemlab.core.locks import LockHeld
+from lemlab.core.remote.endpoints import is_remote_spec
 from lemlab.core.sessions import default_session_name, open_or_create
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from lemlab.core import config as cfg_mod
 from lemlab.core.config import Config
-from lemlab.core.endpoints import Endpoint, endpoints_from_config
 from lemlab.core.engine_api import Sampler
-from lemlab.core.failure_modes import detect
 from lemlab.core.paths import get_paths
+from lemlab.core.remote.endpoints import Endpoint, endpoints_from_config
 from lemlab.core.scoring import get_scorer
+from lemlab.core.scoring.failure_modes import detect
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lemlab.core.chat_record import provenance as reply_provenance
+from lemlab.core.chat.record import provenance as reply_provenance
 from lemlab.core.engine_api import Engine, LoadInfo, Sampler
 from lemlab.core.sessions import Session, chat_turns, save_session
 

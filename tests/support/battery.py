@@ -61,10 +61,10 @@ TS = "2026-02-19T10:11:12.000000+00:00"
 
 
 def small_run_text() -> str:
-    from lemlab.core import abfile
-    from lemlab.core.failure_modes import detect
-    from lemlab.core.runner import _jsonable
+    from lemlab.core.ab import abfile
+    from lemlab.core.ab.runner import _jsonable
     from lemlab.core.scoring import get_scorer
+    from lemlab.core.scoring.failure_modes import detect
 
     v2 = get_scorer("v2")
     lines = []

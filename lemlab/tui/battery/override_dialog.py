@@ -17,8 +17,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from lemlab.core.ab.overrides import Override, make_override
 from lemlab.core.errors import LemlabError
-from lemlab.core.overrides import Override, make_override
 from lemlab.core.safe_text import visible_line
 
 

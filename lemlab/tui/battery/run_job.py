@@ -1,5 +1,5 @@
 """One battery run started from the TUI: the same preparation and writer as `lemlab ab`
-(lemlab.commands.ab prepares, lemlab.core.ab_store records), driven from a worker thread that
+(lemlab.commands.ab prepares, lemlab.core.ab.store records), driven from a worker thread that
 only iterates the runner (the engine thread does all MLX work) and posts messages back.
 
 The run file goes next to the session: `<sessions_dir>/<session>.runs/<UTC time>-<battery>.jsonl`,
@@ -19,9 +19,9 @@ from typing import Any
 
 from textual.message import Message
 
-from lemlab.core.ab_store import ABRecorder
+from lemlab.core.ab.runner import BatteryRunner
+from lemlab.core.ab.store import ABRecorder
 from lemlab.core.engine_api import Engine, Sampler
-from lemlab.core.runner import BatteryRunner
 from lemlab.core.sessions import Session, now_iso
 from lemlab.tui.battery.messages import (
     ConditionScored,
@@ -160,7 +160,7 @@ class RunJob:
 
     def _handle(self, event: Any, recorder: Any, post: Callable[[Message], object]) -> bool:
         from lemlab.commands.ab import summary_extras
-        from lemlab.core import runner as ev
+        from lemlab.core.ab import runner as ev
 
         if isinstance(event, ev.ProbeDone):
             line = recorder.probe_done(event.probe, event.conditions)
@@ -181,7 +181,7 @@ class RunJob:
         return False
 
     def _progress(self, event: Any, post: Callable[[Message], object]) -> None:
-        from lemlab.core import runner as ev
+        from lemlab.core.ab import runner as ev
 
         tps = ""
         if isinstance(event, ev.ProbeStarted):

@@ -14,9 +14,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 
+from lemlab.core.battery.kernels import list_kernels
+from lemlab.core.battery.probes import list_batteries
 from lemlab.core.engine_api import Sampler
-from lemlab.core.kernels import list_kernels
-from lemlab.core.probes import list_batteries
 from lemlab.core.scoring import SCORERS
 from lemlab.tui.battery.run_job import RunRequest
 

@@ -17,8 +17,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from lemlab.core.ab.score_table import ProbeRow, ScoreTable
 from lemlab.core.safe_text import visible, visible_line
-from lemlab.core.score_table import ProbeRow, ScoreTable
 from lemlab.core.scoring import get_scorer
 
 EVIDENCE_SHOWN = 4  # phrases per signal in the breakdown; the response shows the rest

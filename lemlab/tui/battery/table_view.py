@@ -1,7 +1,7 @@
 """The score grid: one row per probe, one column per condition (score with + / - vs the baseline,
 overridden cells marked `*` and styled apart, failure modes tagged), then one numeric delta column
 per compared condition, a summary table pinned under it and a preview of the highlighted response
-(while a run goes: the reply being generated). It draws a lemlab.core.score_table.ScoreTable; all
+(while a run goes: the reply being generated). It draws a lemlab.core.ab.score_table.ScoreTable; all
 logic is there."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
+from lemlab.core.ab.score_table import Cell, ConditionSummary, ProbeRow, ScoreTable, failure_tag
 from lemlab.core.safe_text import visible, visible_line
-from lemlab.core.score_table import Cell, ConditionSummary, ProbeRow, ScoreTable, failure_tag
 
 PREVIEW_CHARS = 2000  # the preview shows the start; the side-by-side view shows all
 PREVIEW_LINES = 4  # rows of text in the preview box (its height minus the border)

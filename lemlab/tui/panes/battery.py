@@ -3,7 +3,7 @@ resume), read the score table (sort, filter, summary with sign test and CI), dri
 responses side by side, override wrong scores, open / rescore / compare past runs, export.
 
 The run itself is `lemlab ab`'s code path (lemlab.tui.battery.run_job); the table's logic is
-lemlab.core.score_table; overrides are lemlab.core.overrides, kept in the session."""
+lemlab.core.ab.score_table; overrides are lemlab.core.ab.overrides, kept in the session."""
 
 from __future__ import annotations
 
@@ -16,13 +16,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from lemlab.core import abfile
-from lemlab.core.atomic import write_text_atomic
-from lemlab.core.errors import LemlabError
-from lemlab.core.overrides import Override, add_override, overrides_for_run, remove_override
-from lemlab.core.report_sides import generated_now, override_notes, report_and_sides
-from lemlab.core.safe_text import visible_line
-from lemlab.core.score_table import (
+from lemlab.core.ab import abfile
+from lemlab.core.ab.overrides import Override, add_override, overrides_for_run, remove_override
+from lemlab.core.ab.score_table import (
     NO_FAILURE,
     ScoreTable,
     Sort,
@@ -32,6 +28,10 @@ from lemlab.core.score_table import (
     view_csv,
     view_markdown,
 )
+from lemlab.core.atomic import write_text_atomic
+from lemlab.core.errors import LemlabError
+from lemlab.core.html.sides import generated_now, override_notes, report_and_sides
+from lemlab.core.safe_text import visible_line
 from lemlab.core.sessions import Session, now_iso, save_session
 from lemlab.tui.battery.messages import (
     ConditionScored,
@@ -614,7 +614,7 @@ class BatteryPane(LabPane):
         """The open run (or the comparison shown) as `lemlab report --format html` draws it, with
         this session's overrides, saved as exports/<session>/<run>.report.html. The view is read
         here; the page is drawn in a worker (a 500-probe run takes seconds). Returns the path it goes to."""
-        from lemlab.tui.chat_actions import exports_dir
+        from lemlab.tui.chat.actions import exports_dir
 
         m, path = self.model, self.run_path
         if m is None or (path is None and len(self.runs) != 2):
@@ -633,7 +633,7 @@ class BatteryPane(LabPane):
 
     @work(thread=True, group="battery-html")
     def _write_html(self, out: Path, old: Any, new: Any, cond: str | None, notes: dict[Any, Any]) -> None:
-        from lemlab.core import report_html as rh
+        from lemlab.core.html import report as rh
 
         try:
             if isinstance(new, Path):  # re-read: a live run's file has grown since it was shown

@@ -1,6 +1,6 @@
 """Chat tab: streamed Markdown replies, kernel / system prompt, sampler settings, stats, scores,
 regenerate (variants kept), edit-and-resend, slash commands, export. Every change is saved to
-the session; every reply records what it was generated with (lemlab.core.chat_record)."""
+the session; every reply records what it was generated with (lemlab.core.chat.record)."""
 
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
-from lemlab.core.chat_record import add_variant, kernel_label, kernel_marks, show_variant
+from lemlab.core.chat.record import add_variant, kernel_label, kernel_marks, show_variant
 from lemlab.core.engine_api import Chunk, GenerationHandle, Sampler
 from lemlab.core.safe_text import visible_line
-from lemlab.tui.chat_actions import SlashCommands
+from lemlab.tui.chat.actions import SlashCommands
+from lemlab.tui.chat.composer import Composer
+from lemlab.tui.chat.message import KernelMark, MessageView
+from lemlab.tui.chat.stream_pacing import DisplayLog, Pacer, chunk_batches, defer_full_gc
 from lemlab.tui.panes.base import LabPane, Verb
 from lemlab.tui.services import score_reply
-from lemlab.tui.stream_pacing import DisplayLog, Pacer, chunk_batches, defer_full_gc
-from lemlab.tui.widgets.composer import Composer
-from lemlab.tui.widgets.message import KernelMark, MessageView
 
 READY_HINT = "Enter sends · ctrl+j newline · ctrl+r regenerate · ↑ edit last · /help"
 

@@ -12,9 +12,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
-from lemlab.core.adapters import check_adapter_base
+from lemlab.core.models.adapters import check_adapter_base
 from lemlab.core.safe_text import visible_line
-from lemlab.tui.model_rows import (
+from lemlab.tui.models.rows import (
     ADAPTER_COLUMNS,
     ENDPOINT_COLUMNS,
     MODEL_COLUMNS,
@@ -88,7 +88,7 @@ class ModelsPane(LabPane):
         self.action_rescan()
 
     def action_open_folder(self) -> None:
-        from lemlab.tui.open_folder import ask_open_folder
+        from lemlab.tui.models.open_folder import ask_open_folder
 
         ask_open_folder(self.app)  # type: ignore[arg-type]
 

@@ -20,19 +20,19 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from lemlab.core.atomic import write_text_atomic
-from lemlab.core.checkpoint_scores import CheckpointComparison, align_scores, compare
-from lemlab.core.distill import DistillRecorder
-from lemlab.core.distill_runner import DistillDone, DistillRunner, SampleScored
+from lemlab.core.distill.output import DistillRecorder
+from lemlab.core.distill.runner import DistillDone, DistillRunner, SampleScored
 from lemlab.core.errors import LemlabError
+from lemlab.core.html.report import training_report_html, training_series
+from lemlab.core.html.sides import generated_now
 from lemlab.core.paths import get_paths
-from lemlab.core.report_html import training_report_html, training_series
-from lemlab.core.report_sides import generated_now
 from lemlab.core.safe_text import visible, visible_line
-from lemlab.core.train_runner import archive_previous_run, start_training
-from lemlab.core.training_config import TrainingConfig
-from lemlab.core.training_resume import plan_continue
-from lemlab.core.training_runs import list_runs
-from lemlab.core.training_summary import compact_lines, summary_lines
+from lemlab.core.training.checkpoint_scores import CheckpointComparison, align_scores, compare
+from lemlab.core.training.config import TrainingConfig
+from lemlab.core.training.resume import plan_continue
+from lemlab.core.training.runs import archive_previous_run, list_runs
+from lemlab.core.training.summary import compact_lines, summary_lines
+from lemlab.engine.train_runner import start_training, trainer_check
 from lemlab.tui.panes.base import LabPane, Verb
 from lemlab.tui.training.checkpoint_scoring import (
     CheckpointScored,
@@ -398,7 +398,9 @@ class TrainingPane(LabPane):
     def action_pick_run(self) -> None:
         from lemlab.tui.training.run_picker import RunPickerScreen
 
-        rows = list_runs(get_paths().runs_dir / "adapters", self.lab.session.records(RECORD_KIND))
+        rows = list_runs(
+            get_paths().runs_dir / "adapters", self.lab.session.records(RECORD_KIND), trainer_check(0.0)
+        )
 
         def picked(choice: tuple[str, str] | None) -> None:
             if choice is None:
@@ -496,7 +498,7 @@ class TrainingPane(LabPane):
     def export_html(self) -> Path | None:
         """The followed run (and the overlay, if drawn) as `lemlab report DIR --format html`
         draws it, with the checkpoint scores held here, as exports/<session>/<run>.report.html."""
-        from lemlab.tui.chat_actions import exports_dir
+        from lemlab.tui.chat.actions import exports_dir
 
         if self.run is None:
             self.notify("follow a run first (r picks one)", severity="warning")

@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from lemlab.tui.chat_actions import SLASH_HELP
+from lemlab.tui.chat.actions import SLASH_HELP
 
 
 def binding_rows(scopes: Iterable[tuple[str, Iterable[object]]], keymap: dict[str, str]) -> list[tuple[str, str, str, str]]:

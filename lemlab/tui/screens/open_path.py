@@ -16,7 +16,7 @@ from textual.suggester import Suggester
 from textual.widgets import DirectoryTree, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from lemlab.core.recent import Recent
+from lemlab.core.models.recent import Recent
 from lemlab.core.safe_text import visible_line
 
 

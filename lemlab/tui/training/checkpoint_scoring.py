@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lemlab.core import runner as ev
-from lemlab.core.adapters import read_adapter_config, resolve_base_reference
-from lemlab.core.checkpoint_scores import checkpoint_files
-from lemlab.core.conditions import Condition, ConditionPlan, Variant
+from lemlab.core.ab import runner as ev
+from lemlab.core.ab.conditions import Condition, ConditionPlan, Variant
+from lemlab.core.battery.probes import resolve_battery
 from lemlab.core.engine_api import Engine, Sampler
 from lemlab.core.errors import LemlabError
-from lemlab.core.probes import resolve_battery
+from lemlab.core.models.adapters import read_adapter_config, resolve_base_reference
 from lemlab.core.scoring import get_scorer as core_get_scorer
-from lemlab.core.training_events import CONFIG_FILE, RunState
+from lemlab.core.training.checkpoint_scores import checkpoint_files
+from lemlab.core.training.events import CONFIG_FILE, RunState
 
 DEFAULT_BATTERY = "ethics20"
 DEFAULT_MAX_TOKENS = 48

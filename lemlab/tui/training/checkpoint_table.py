@@ -8,8 +8,8 @@ from pathlib import Path
 from rich.text import Text
 from textual.widgets import DataTable
 
-from lemlab.core.checkpoint_scores import CheckpointComparison, nearest_val
-from lemlab.core.training_events import RunState
+from lemlab.core.training.checkpoint_scores import CheckpointComparison, nearest_val
+from lemlab.core.training.events import RunState
 
 COLUMNS = ("iter", "val loss", "score", "best", "file")
 # Single marks, explained in the table's title: the whole file name must fit beside them.

@@ -16,8 +16,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from lemlab.core.curriculum import Curriculum, FuseJob, StageRow
-from lemlab.tui.model_rows import human_size
+from lemlab.core.training.curriculum import Curriculum, FuseJob, StageRow
+from lemlab.tui.models.rows import human_size
 
 STATUS_STYLE = {"done": "bold green", "pending": "", "stopped": "yellow", "trained (not fused)": "yellow"}
 

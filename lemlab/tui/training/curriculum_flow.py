@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lemlab.core.curriculum import (
+from lemlab.core.errors import LemlabError
+from lemlab.core.models.paths import is_fused
+from lemlab.core.training.curriculum import (
     Curriculum,
     CurriculumProgress,
     FuseJob,
@@ -21,9 +23,8 @@ from lemlab.core.curriculum import (
     load_curriculum,
     stage_rows,
 )
-from lemlab.core.errors import LemlabError
-from lemlab.core.train_runner import start_training
-from lemlab.engine.fuse import FuseError, fuse_adapter, is_fused
+from lemlab.engine.fuse import FuseError, fuse_adapter
+from lemlab.engine.train_runner import start_training
 from lemlab.tui.training.follow import FollowedRun
 
 if TYPE_CHECKING:

@@ -35,7 +35,7 @@ FIELDS = (("battery", "battery (name or file)"), ("output", "output JSONL"), ("s
 
 
 def default_request() -> DistillRequest:
-    from lemlab.core import distill as d
+    from lemlab.core.distill import output as d
 
     out = get_paths().runs_dir / "distill" / "self-distill.jsonl"
     return DistillRequest("ethics20", str(out), 4, d.DEFAULT_THRESHOLD, 512, d.DEFAULT_TEMPERATURE)

@@ -10,8 +10,14 @@ from typing import Any
 
 from lemlab.core.errors import LemlabError
 from lemlab.core.sessions import now_iso
-from lemlab.core.train_runner import EXIT_STOPPED, TrainingProcess, record_lost_trainer, stop_run
-from lemlab.core.training_events import RunSource, RunState, RunWatcher, resolve_run_source
+from lemlab.core.training.events import RunSource, RunState, RunWatcher, resolve_run_source
+from lemlab.engine.train_runner import (
+    EXIT_STOPPED,
+    TrainingProcess,
+    record_lost_trainer,
+    stop_run,
+    trainer_check,
+)
 
 QUIET_LOG_SECONDS = 300.0  # an unfinished log untouched this long is no longer taken as live
 LOST_TRAINER_GRACE = 3.0  # seconds an attached run's trainer may be gone before it counts as interrupted
@@ -43,7 +49,7 @@ class FollowedRun:
     def attach(cls, path: str | Path) -> FollowedRun:
         """Follow an events file, adapter folder or mlx-lm log. FileNotFoundError (one line)."""
         clock = LiveClock()
-        watcher = RunWatcher(resolve_run_source(path), clock=clock, liveness=LOST_TRAINER_GRACE)
+        watcher = RunWatcher(resolve_run_source(path), clock=clock, liveness=trainer_check(LOST_TRAINER_GRACE))
         return cls(watcher, _clock=clock, origin="attached")
 
     @classmethod

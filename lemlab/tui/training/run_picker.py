@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from lemlab.core.training_runs import RunRow
+from lemlab.core.training.runs import RunRow
 
 COLUMNS = ("status", "run", "model", "iterations", "best val", "found in")
 STATUS_STYLE = {"running": "bold", "waiting": "bold", "error": "red", "interrupted": "red"}

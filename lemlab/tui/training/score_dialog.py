@@ -10,8 +10,8 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
+from lemlab.core.battery.probes import list_batteries
 from lemlab.core.errors import LemlabError
-from lemlab.core.probes import list_batteries
 from lemlab.tui.training.checkpoint_scoring import DEFAULT_BATTERY, ScoreRequest
 
 

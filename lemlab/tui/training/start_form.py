@@ -23,8 +23,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from lemlab.core.errors import LemlabError
 from lemlab.core.paths import get_paths
-from lemlab.core.train_runner import previous_run
-from lemlab.core.training_config import (
+from lemlab.core.training.config import (
     TrainingConfig,
     default_num_layers,
     format_figures,
@@ -33,6 +32,7 @@ from lemlab.core.training_config import (
     resolve_config,
     small_model_warning,
 )
+from lemlab.core.training.runs import previous_run
 
 # (field, label, parser) in form order; parsers turn the text into the config's type.
 TEXT_FIELDS: tuple[tuple[str, str, type], ...] = (

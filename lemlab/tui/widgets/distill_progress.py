@@ -1,7 +1,7 @@
 """Live view of a self-distillation run: kept / generated counts, keep rate, and a histogram of
 sample scores with kept and rejected samples side by side (where the threshold cuts).
 
-Standalone: feed it `apply(event)` with lemlab.core.distill_runner events (DistillStarted,
+Standalone: feed it `apply(event)` with lemlab.core.distill.runner events (DistillStarted,
 SampleScored), or call start() / record() directly. Plain Text rendering (no markup), so
 nothing in a probe id can break it.
 """
@@ -81,8 +81,8 @@ class DistillProgress(Widget):
         self.refresh(layout=True)
 
     def apply(self, event: object) -> None:
-        """Take a lemlab.core.distill_runner event; others are ignored."""
-        from lemlab.core import distill_runner as ev
+        """Take a lemlab.core.distill.runner event; others are ignored."""
+        from lemlab.core.distill import runner as ev
 
         if isinstance(event, ev.DistillStarted):
             self.start(

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from lemlab.core.demo_model import is_bundled_demo
+from lemlab.core.models.demo import is_bundled_demo
 from lemlab.core.safe_text import visible_line
 
 DEMO_LABEL = "DEMO: random weights, output is noise"

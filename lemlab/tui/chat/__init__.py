@@ -1,0 +1,2 @@
+"""The Chat pane's parts: composer, message widgets, stream pacing and the
+actions the pane's keys run."""
