@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 APP_NAME = "lemlab"
@@ -69,7 +70,9 @@ def shipped_dirs(name: str) -> list[Path]:
     root = repo_root()
     if root is not None:
         candidates.append(root / name)
-    candidates.append(Path(__file__).resolve().parents[1] / "data" / name)
+    packaged = resources.files("lemlab").joinpath("data", name)
+    if isinstance(packaged, Path):  # an installed package on disk (not a zip import)
+        candidates.append(packaged)
     seen: set[Path] = set()
     out: list[Path] = []
     for folder in candidates:
