@@ -83,9 +83,24 @@ def no_eos_engine():  # type: ignore[no-untyped-def]
     return NoEosEngine()
 
 
-async def app_rates(model: Path, n: int, home: Path, rounds: int) -> list[dict[str, float]]:
+def set_settle(on: bool) -> None:
+    """Switch lemlab's one-layout-per-display override (a private Textual method) on or off, so
+    the public path (Textual's own _size_updated) is measured in the same run."""
+    from lemlab.tui.chat import message
+
+    mixin = message._SettlesInOnePass
+    if not hasattr(set_settle, "saved"):
+        set_settle.saved = mixin.__dict__["_size_updated"]  # type: ignore[attr-defined]
+    if on:
+        mixin._size_updated = set_settle.saved  # type: ignore[attr-defined]
+    elif "_size_updated" in mixin.__dict__:
+        del mixin._size_updated  # the lookup falls through to Textual's own
+
+
+async def app_rates(model: Path, n: int, home: Path, rounds: int, settle_ab: bool = False) -> list[dict[str, float]]:
     """One app, `rounds` replies (the chat cleared between them), each right after a raw run of
-    the same length; tokens shown per second each, with the paired raw figures."""
+    the same length; tokens shown per second each, with the paired raw figures. settle_ab: the
+    replies alternate with and without the one-layout override (each still paired with a raw run)."""
     from lemlab.core.engine_api import Sampler
     from lemlab.core.sessions import Session
     from lemlab.tui.app import LemlabApp
@@ -103,7 +118,9 @@ async def app_rates(model: Path, n: int, home: Path, rounds: int) -> list[dict[s
             while app.lab.loaded is None:
                 await asyncio.sleep(0.05)
             chat = app.query_one("#chat-pane")
-            for _ in range(rounds + 1):  # the first reply warms up
+            for i in range(rounds + 1):  # the first reply warms up
+                settle = not settle_ab or i % 2 == 1
+                set_settle(settle)
                 await chat.slash.clear()  # type: ignore[attr-defined]
                 await pilot.pause(0.2)
                 raw = await asyncio.to_thread(raw_rate, model, n)  # the app is idle meanwhile
@@ -118,8 +135,9 @@ async def app_rates(model: Path, n: int, home: Path, rounds: int) -> list[dict[s
                             "stream_tps": (log.tokens - log.first_tokens) / (log.last - log.first),
                             "displays": log.displays, "ui_cpu": log.ui_cpu[1] - log.ui_cpu[0], "interval": chat.pacer.interval,  # type: ignore[attr-defined]
                             "engine_share": chat.pacer.engine_share,  # type: ignore[attr-defined]
-                            "first_paint": first_paint, "raw": raw})  # fmt: skip
+                            "first_paint": first_paint, "raw": raw, "settle": settle})  # fmt: skip
     finally:
+        set_settle(True)
         engine.shutdown()
     return out[1:]
 
@@ -132,11 +150,22 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=7, help="raw/app pairs measured (median)")
+    ap.add_argument("--settle-ab", action="store_true",
+                    help="alternate replies with and without the one-layout override and print both")  # fmt: skip
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["LEMLAB_HOME"] = str(Path(tmp) / "home")
         model = build_model(Path(tmp) / "tiny")
-        shown = asyncio.run(app_rates(model, args.tokens, Path(tmp) / "home", args.rounds))
+        rounds = args.rounds * (2 if args.settle_ab else 1)
+        shown = asyncio.run(app_rates(model, args.tokens, Path(tmp) / "home", rounds, args.settle_ab))
+    if args.settle_ab:
+        for label, on in (("with the override   ", True), ("Textual's own layout", False)):
+            side = [s for s in shown if s["settle"] is on]
+            r = [s["stream_tps"] / ((s["raw"]["tokens"] - 1) / s["raw"]["stream"]) for s in side]
+            cpu = [s["ui_cpu"] / max(1, s["displays"] - 1) for s in side]
+            print(f"{label}: ratio {_median(r):.3f}, UI CPU {_median(cpu) * 1000:.1f} ms per display, "
+                  f"pairs {' '.join(f'{x:.3f}' for x in r)}")  # fmt: skip
+        shown = [s for s in shown if s["settle"]]
     raw_stream = [(s["raw"]["tokens"] - 1) / s["raw"]["stream"] for s in shown]
     ratios = [s["stream_tps"] / r for s, r in zip(shown, raw_stream, strict=True)]
     e2e = [s["tokens"] / s["e2e"] / (s["raw"]["tokens"] / s["raw"]["seconds"]) for s in shown]
