@@ -28,6 +28,7 @@ from lemlab.core.distill import pipeline as pl
 from lemlab.core.errors import LemlabError
 from lemlab.core.locks import acquire
 from lemlab.core.models.adapters import resolve_adapter
+from lemlab.core.models.paths import is_fused, resolve_model_dir
 from lemlab.core.scoring import get_scorer
 from lemlab.core.training.config import load_config_toml
 from lemlab.core.training.events import CONFIG_FILE, load_run, run_finished
@@ -72,8 +73,6 @@ def run(args: argparse.Namespace) -> int:
 
 def check_inputs(pipe: pl.Pipeline, todo: list[int]) -> None:
     """Model, adapter, kernels and scorers: every phase is checked before any work starts."""
-    from lemlab.core.models.paths import resolve_model_dir
-
     resolve_model_dir(str(pipe.model))
     if pipe.adapter:
         resolve_adapter(pipe.adapter)
@@ -241,7 +240,6 @@ class PipelineRun:
             self.fuse(i - 1)
 
     def fuse(self, j: int) -> None:
-        from lemlab.core.models.paths import is_fused
         from lemlab.engine.fuse import FuseError, fuse_adapter
 
         pipe = self.pipe

@@ -13,6 +13,7 @@ from lemlab.core.ab.report import RENDERERS, run_report, split_run_spec, vs_repo
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import LemlabError
 from lemlab.core.files.overwrite import check_outputs
+from lemlab.core.html import report as rh
 from lemlab.core.html.sides import generated_now, override_notes, report_and_sides
 from lemlab.core.models import adapter_compare
 from lemlab.core.paths import get_paths
@@ -94,8 +95,6 @@ def _html(args: argparse.Namespace) -> int:
     """--format html: an A/B run (or two compared), or adapter folders' training runs."""
     from pathlib import Path
 
-    from lemlab.core.html import report as rh
-
     if args.out is None:
         raise LemlabError("--format html needs --out FILE (a page is not for the terminal)")
     if args.training is not None or args.run is None:
@@ -119,8 +118,6 @@ def _html(args: argparse.Namespace) -> int:
 
 
 def _ab_html(args: argparse.Namespace, path: str, cond: str | None, generated: str) -> str:
-    from lemlab.core.html import report as rh
-
     new, old, ref = read_ab_run(path), None, args.ref
     if args.vs is not None:
         old_path, vs_ref = split_run_spec(args.vs)

@@ -11,7 +11,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from lemlab.core.engine_api import Sampler
 from lemlab.core.errors import LemlabError
+from lemlab.core.remote.dispatch import RetryPolicy
+from lemlab.core.remote.endpoints import NAMED_PREFIX
+from lemlab.core.remote.parallel_runs import check_model_specs
 from lemlab.core.safe_text import visible, visible_line
 
 # --- models and servers ----------------------------------------------------------------------
@@ -36,8 +40,6 @@ def add_model_arguments(p: argparse.ArgumentParser, *, spread: str, unit: str) -
 def given_specs(args: argparse.Namespace) -> list[str]:
     """--model values (one string, or the list argparse collects) then `endpoint:NAME` for each
     --endpoint, unchecked."""
-    from lemlab.core.remote.endpoints import NAMED_PREFIX
-
     model = getattr(args, "model", None)
     specs = [model] if isinstance(model, str) else list(model or [])
     return specs + [NAMED_PREFIX + n for n in getattr(args, "endpoint", None) or []]
@@ -45,8 +47,6 @@ def given_specs(args: argparse.Namespace) -> list[str]:
 
 def model_specs(args: argparse.Namespace) -> list[str]:
     """given_specs, checked: several are allowed only as servers of one model."""
-    from lemlab.core.remote.parallel_runs import check_model_specs
-
     return check_model_specs(given_specs(args))
 
 
@@ -62,8 +62,6 @@ def check_dispatch_args(args: argparse.Namespace) -> None:
 
 
 def retry_policy(args: argparse.Namespace) -> Any:
-    from lemlab.core.remote.dispatch import RetryPolicy
-
     # Re-probes of a server that went down: twice the tries, so a restart has time to finish.
     return RetryPolicy(max_attempts=args.retries, base_delay=args.retry_delay,
                        max_probes=2 * args.retries)  # fmt: skip
@@ -71,8 +69,6 @@ def retry_policy(args: argparse.Namespace) -> Any:
 
 def sampler_from_args(args: argparse.Namespace) -> Any:
     """--temp, --top-p, --max-tokens, --seed as a Sampler (one-line errors for bad values)."""
-    from lemlab.core.engine_api import Sampler
-
     if args.max_tokens < 1:
         raise LemlabError("--max-tokens must be at least 1")
     if args.temp < 0:

@@ -26,6 +26,7 @@ import tomli_w
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import DataError, LemlabError
 from lemlab.core.paths import get_paths
+from lemlab.core.remote.endpoints import endpoints_from_config
 
 
 def _doc(text: str, **kw: Any) -> Any:
@@ -222,8 +223,6 @@ def _keymap(v: Any, where: str) -> dict[str, str]:
 
 def _endpoints(v: Any, where: str) -> dict[str, dict[str, Any]]:
     """Checked by the endpoint module itself, so the two never disagree on what is valid."""
-    from lemlab.core.remote.endpoints import endpoints_from_config
-
     if not isinstance(v, dict):
         raise DataError(f"{where} must be tables of [endpoints.NAME]")
     source = where.rsplit(": ", 1)[0]

@@ -12,6 +12,7 @@ import tomlkit
 import tomlkit.exceptions
 
 from lemlab.core.atomic import write_text_atomic
+from lemlab.core.config import config_from_dict
 from lemlab.core.errors import DataError
 from lemlab.core.paths import get_paths
 
@@ -20,8 +21,6 @@ def set_config_value(key: str, value: Any, path: Path | None = None) -> Path:
     """Set top-level `key`; a missing file is created with just that line. Raises DataError
     (the file left as it was) when the edited file would not load, OSError when it can't be
     read or written."""
-    from lemlab.core.config import config_from_dict
-
     p = path or get_paths().config_file
     try:
         text = p.read_text(encoding="utf-8")

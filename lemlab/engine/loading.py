@@ -20,7 +20,7 @@ from lemlab.core.models.adapters import (
     check_adapter_base,
     resolve_adapter,
 )
-from lemlab.core.models.paths import resolve_model_dir
+from lemlab.core.models.paths import is_demo_model, resolve_model_dir
 
 _PROBE = [
     {"role": "system", "content": "Be brief."},
@@ -158,8 +158,6 @@ def _num_layers(model: Any, config: dict) -> int:
 
 
 def _is_demo(model_dir: Path) -> bool:
-    from lemlab.core.models.paths import is_demo_model
-
     return is_demo_model(model_dir)
 
 

@@ -20,10 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from lemlab.core.ab.abfile import CHANGE_MARGIN, ABRun, ConditionResult, ProbeLine, parse_duration
 from lemlab.core.errors import LemlabError
+from lemlab.core.scoring import get_scorer
+from lemlab.core.scoring.failure_modes import detect
 from lemlab.core.stats import (
     BootstrapCI,
     SignalChange,
@@ -363,15 +365,13 @@ def _points_moved(
 
 def points_for(scorer_id: str) -> PointsFn | None:
     """The scorer's points function, for ordering signals by what they did to the score."""
-    from lemlab.core.scoring import get_scorer
-
     try:
         return get_scorer(scorer_id).points
     except LemlabError:
         return None
 
 
-def _is_num(value: Any) -> bool:
+def _is_num(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -414,8 +414,6 @@ def failure_findings(result: ConditionResult, prompt: str) -> list[tuple[str, st
 
 
 def _detect(response: str, prompt: str) -> list[Any]:
-    from lemlab.core.scoring.failure_modes import detect
-
     return detect(response, prompt)
 
 
@@ -477,8 +475,8 @@ def run_timing(run: ABRun, label: str = "", conditions: Sequence[str] | None = N
     out = []
     for name in conditions if conditions is not None else run.condition_names:
         results = [(p.id, p.conditions[name]) for p in run.probes if name in p.conditions]
-        builds = [(pid, c.extra.get("cache_build_s")) for pid, c in results]
-        builds = [(pid, float(b)) for pid, b in builds if _is_num(b) and b > 0]
+        recorded = [(pid, c.extra.get("cache_build_s")) for pid, c in results]
+        builds = [(pid, float(b)) for pid, b in recorded if _is_num(b) and b > 0]
         out.append(Timing(label, name, len(results), math.fsum(c.time_s for _, c in results),
                           math.fsum(b for _, b in builds), [pid for pid, _ in builds]))  # fmt: skip
     return out

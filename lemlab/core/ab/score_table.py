@@ -15,12 +15,23 @@ only `id`, `category`, `prompt` and `conditions.<name>.lek_score` / `.response` 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from lemlab.core.ab.overrides import Override
-from lemlab.core.stats import bootstrap_ci, sign_test
+from lemlab.core.ab.report import (
+    Comparison,
+    ProbeDelta,
+    RunReport,
+    human_duration,
+    run_report,
+    settings_diff,
+    to_markdown,
+)
+from lemlab.core.errors import LemlabError
+from lemlab.core.scoring.failure_modes import detect
+from lemlab.core.stats import bootstrap_ci, failure_counts, sign_test, signal_changes
 
 THRESHOLD = 0.5  # a probe improved when its score minus the baseline's is > 0.5 (research rule)
 BASELINE = "baseline"
@@ -85,8 +96,6 @@ def _detected(text: str, prompt: str) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=4096)
 def _detected_evidence(text: str, prompt: str) -> tuple[tuple[str, str], ...]:
-    from lemlab.core.scoring.failure_modes import detect
-
     return tuple((m.label, m.evidence) for m in detect(text, prompt))
 
 
@@ -245,7 +254,7 @@ class ScoreTable:
         col = self.sort.column
         if col is None:
             return rows
-        value = (
+        value: Callable[[ProbeRow], float | None] = (
             (lambda r: self.delta(r, col))
             if self.sort.by_delta
             else (lambda r: self.effective(r, col))
@@ -378,8 +387,6 @@ def compare_notes(a: Any, b: Any, a_label: str = "A", b_label: str = "B") -> lis
     """What a run-vs-run view must say before its numbers: settings that differ between two
     abfile.ABRun (core.report's settings_diff, per shared condition, each difference once),
     and the conditions and probes only one run has (the merged table leaves them out)."""
-    from lemlab.core.ab.report import settings_diff
-
     a_names, b_names = a.condition_names, b.condition_names
     shared = [c for c in a_names if c in b_names]
     notes: list[str] = []
@@ -407,9 +414,6 @@ def compare_notes(a: Any, b: Any, a_label: str = "A", b_label: str = "B") -> lis
 def _header(runs: Sequence[Any], labels: Sequence[str]) -> dict[str, Any]:
     """Model, duration and the file's own facts, as `lemlab report` gives them for these runs
     (core.report.run_report: one derivation for both)."""
-    from lemlab.core.ab.report import human_duration, run_report
-    from lemlab.core.errors import LemlabError
-
     reports = []
     for run in runs:
         try:
@@ -440,9 +444,6 @@ def view_report(table: ScoreTable, title: str = "", scorer: str = "", *,
     core.report.RunReport: one comparison per non-baseline condition. `runs`: the abfile.ABRun
     the view shows (one, or A and B of a comparison), for the model, duration and the rest of
     the header; `notes` go before each comparison (e.g. settings that differ)."""
-    from lemlab.core.ab.report import Comparison, ProbeDelta, RunReport
-    from lemlab.core.stats import failure_counts, signal_changes
-
     rows = table.visible()
     comps = []
     for cond in (c for c in table.conditions if c != table.reference(c)):
@@ -485,8 +486,6 @@ def _view_notes(table: ScoreTable) -> list[str]:
 def view_markdown(table: ScoreTable, title: str = "", scorer: str = "", **kw: Any) -> str:
     """The current view in the seed addendum's shapes, rendered by core.report (keywords as
     view_report's)."""
-    from lemlab.core.ab.report import to_markdown
-
     return to_markdown(view_report(table, title, scorer, **kw))
 
 

@@ -62,13 +62,18 @@ from lemlab.core.files.user_files import (
 )
 from lemlab.core.safe_text import control_chars
 from lemlab.core.training.config import TrainingConfig, embedded_settings, resolve_config
-from lemlab.core.training.plan_files import find_step, require_paths, step_dir, step_tables
+from lemlab.core.training.plan_files import (
+    find_step,
+    looks_like_path,
+    require_paths,
+    step_dir,
+    step_tables,
+)
 from lemlab.core.training.stage_eval import EvalSettings, parse_eval
 
 SCHEMA_VERSION = 1
 STATE_FILE = "pipeline-state.toml"
 _TOP_KEYS = ("schema_version", "model", "adapter", "output", "eval", "phase")
-_PATH_SUFFIXES = (".toml", ".json", ".jsonl", ".txt", ".md")
 START_FROM = ("base", "previous-adapter", "previous-fused")
 STATUSES = ("pending", "distilling", "distilled", "nothing-kept", "extracted", "training",
             "trained", "done", "stopped", "failed")  # fmt: skip
@@ -176,10 +181,6 @@ class Pipeline:
     def find_phase(self, key: str) -> int:
         """A phase by name or 1-based number."""
         return find_step([p.name for p in self.phases], key, self.path, "phase")
-
-
-def looks_like_path(spec: str) -> bool:
-    return "/" in spec or "\\" in spec or Path(spec).suffix.lower() in _PATH_SUFFIXES
 
 
 def _rel(base: Path, spec: str) -> str:

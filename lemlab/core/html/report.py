@@ -27,8 +27,11 @@ from lemlab.core.ab.report import (
     signal_moves_text,
     stats_sentence,
 )
+from lemlab.core.errors import LemlabError
 from lemlab.core.html import svg_charts as charts
+from lemlab.core.models.adapters import read_adapter_info
 from lemlab.core.safe_text import visible
+from lemlab.core.training.events import fold, parse_lines, resolve_run_source
 
 CSS = """
 :root { color-scheme: light; --ink:#1f2328; --muted:#59636e; --line:#d1d9e0; --bg:#ffffff;
@@ -281,7 +284,8 @@ def _probe_details(anchor: str, probe_id: str, base: Side, other: Side, ctx: Htm
     if b is not None and o is not None:
         head += f" · {b.lek_score:.2f} -> {o.lek_score:.2f} ({o.lek_score - b.lek_score:+.2f})"
     out = [f'<details id="{anchor}-{_id(probe_id)}"><summary>{text(head)}</summary>']
-    prompt = (op or bp).prompt if (op or bp) else ""
+    probe = op or bp
+    prompt = probe.prompt if probe else ""
     out.append(f"<p><b>Prompt</b></p><pre class=\"text\">{text(prompt)}</pre>")
     out.append('<div class="pair">')
     for side, result in ((base, b), (other, o)):
@@ -391,10 +395,6 @@ def training_series(folder: str | Path, label: str | None = None,
                     checkpoint_scores: Sequence[tuple[int, float]] = ()) -> TrainingSeries:  # fmt: skip
     """A training run's series from its adapter folder (events.jsonl, else an mlx-lm log) and
     its configuration (adapter_config.json, with the effective-gradient figure)."""
-    from lemlab.core.errors import LemlabError
-    from lemlab.core.models.adapters import read_adapter_info
-    from lemlab.core.training.events import fold, parse_lines, resolve_run_source
-
     try:
         source = resolve_run_source(folder)
     except FileNotFoundError as exc:

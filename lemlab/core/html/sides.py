@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lemlab.core.ab.abfile import ABRun
+from lemlab.core.ab.overrides import overrides_for_run
 from lemlab.core.ab.report import RunReport, run_report, vs_report
 from lemlab.core.html.report import OverrideNote, Side
 from lemlab.core.sessions import Session
@@ -30,8 +31,6 @@ def report_and_sides(
 
 def override_notes(session: Session, run_path: str | Path) -> dict[tuple[str, str], OverrideNote]:
     """(probe_id, condition) -> the note the page shows for this run's latest override."""
-    from lemlab.core.ab.overrides import overrides_for_run
-
     return {cell: OverrideNote(o.corrected, o.original, o.reason)
             for cell, o in overrides_for_run(session, run_path).items()}  # fmt: skip
 

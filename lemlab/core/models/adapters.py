@@ -140,7 +140,8 @@ def read_adapter_info(adapter_dir: str | Path) -> AdapterInfo:
     """AdapterInfo for a folder; LemlabError when adapter_config.json is missing or malformed."""
     d = Path(adapter_dir)
     cfg = read_adapter_config(d)
-    lora = cfg.get("lora_parameters") if isinstance(cfg.get("lora_parameters"), dict) else {}
+    raw_lora = cfg.get("lora_parameters")
+    lora: dict[str, Any] = raw_lora if isinstance(raw_lora, dict) else {}
     return AdapterInfo(
         path=d,
         base_model=str(cfg.get("model") or ""),
@@ -336,8 +337,6 @@ def weights_misfit(weights: str | Path, model_dir: str | Path, rank: int | None 
     """Why LoRA weights in one file (e.g. train --resume-adapter-file) cannot be loaded onto
     this model at this rank; None when they fit. Read from headers only, so a preflight can say
     it before a trainer starts and creates its output folder."""
-    from lemlab.core.models.folder import read_model_config
-
     try:
         lora = read_header(Path(weights))
     except SafetensorsHeaderError as exc:

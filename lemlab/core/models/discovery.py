@@ -25,6 +25,7 @@ from lemlab.core.models.adapters import (
     resolve_base_reference,
 )
 from lemlab.core.models.demo import RANDOM_MARKER as DEMO_MARKER
+from lemlab.core.models.demo import demo_models_root, random_demo_dir
 from lemlab.core.models.folder import (
     CONFIG_FILE,
     display_name,
@@ -37,7 +38,9 @@ from lemlab.core.models.folder import (
     text_config,
     weight_files,
 )
+from lemlab.core.models.recent import load_recent
 from lemlab.core.models.safetensors_header import TensorInfo
+from lemlab.core.paths import get_paths
 
 DEFAULT_MAX_DEPTH = 4
 # Folders never worth descending into while looking for models.
@@ -424,10 +427,6 @@ def lab_folders(configured: Iterable[str | Path]) -> list[Path]:
     folder (adapters trained by `lemlab train` and the Training pane), the demo model when
     built, and the folders opened recently by path. `lemlab models` and the Models pane both
     scan these, so they list the same things."""
-    from lemlab.core.models.demo import demo_models_root, random_demo_dir
-    from lemlab.core.models.recent import load_recent
-    from lemlab.core.paths import get_paths
-
     paths = get_paths()
     folders = [Path(f).expanduser() for f in configured]
     folders.append(paths.runs_dir)

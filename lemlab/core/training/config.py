@@ -28,6 +28,7 @@ import tomli_w
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import LemlabError
 from lemlab.core.files.user_files import check_types, load_toml_file, reject_unknown
+from lemlab.core.models.discovery import model_parameters, params_label
 
 SCHEMA_VERSION = 1
 PATH_FIELDS = ("model", "data", "adapter_path", "resume_adapter_file")
@@ -194,7 +195,8 @@ def read_model_facts(model_dir: str | Path) -> ModelFacts:
         return ModelFacts(None, None)
     if not isinstance(cfg, dict):
         return ModelFacts(None, None)
-    text_cfg = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else {}
+    raw_text_cfg = cfg.get("text_config")
+    text_cfg: dict[str, Any] = raw_text_cfg if isinstance(raw_text_cfg, dict) else {}
     layers = cfg.get("num_hidden_layers", text_cfg.get("num_hidden_layers"))
     bits = (cfg.get("quantization") or {}).get("bits") if isinstance(cfg.get("quantization"), dict) else None
     return ModelFacts(layers if isinstance(layers, int) else None, count_params(d, bits))
@@ -204,8 +206,6 @@ def count_params(model_dir: Path, bits: int | None = None) -> int | None:
     """The parameter count the Models pane shows too (discovery.model_parameters: quantized
     weights counted as the values they pack, at each module's own bits). `bits` is unused: the
     config's per-module bits are read there."""
-    from lemlab.core.models.discovery import model_parameters
-
     return model_parameters(model_dir)
 
 
@@ -264,7 +264,6 @@ def format_figures(fig: GradientFigures) -> list[str]:
     layers = f"{fig.trained_layers} / {fig.model_layers}" if fig.model_layers else f"{fig.trained_layers} / ?"
     if fig.layer_fraction is not None:
         layers += f" ({fig.layer_fraction:.3f} = {fig.layer_fraction:.1%})"
-    from lemlab.core.models.discovery import params_label
 
     params = params_label(fig.model_params) if fig.model_params else "unknown"
     return [

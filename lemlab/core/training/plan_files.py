@@ -42,3 +42,11 @@ def step_tables(raw: Any, path: Path, what: str) -> Iterator[tuple[str, dict[str
         if not isinstance(item, dict):
             raise LemlabError(f"{where}: must be a table")
         yield where, dict(item)
+
+
+_PATH_SUFFIXES = (".toml", ".json", ".jsonl", ".txt", ".md")
+
+
+def looks_like_path(spec: str) -> bool:
+    """A plan's value names a file (made absolute against the plan's folder), not a name."""
+    return "/" in spec or "\\" in spec or Path(spec).suffix.lower() in _PATH_SUFFIXES

@@ -22,6 +22,7 @@ from typing import Any
 
 from lemlab.core.errors import LemlabError
 from lemlab.core.files.user_files import check_types, reject_unknown
+from lemlab.core.training.plan_files import looks_like_path
 
 EVAL_FILE = "eval.jsonl"
 TRAINED = "trained"  # the condition name of base + the stage's adapter
@@ -51,7 +52,6 @@ def parse_eval(raw: Any, where: str, base: Path) -> EvalSettings | None:
     prompts = values.get("prompts")
     if not isinstance(prompts, str) or not prompts.strip():
         raise LemlabError(f"{where} [eval]: prompts (a battery) is required")
-    from lemlab.core.distill.pipeline import looks_like_path
 
     if looks_like_path(prompts):
         values["prompts"] = str((base / Path(prompts).expanduser()).resolve())

@@ -4,18 +4,42 @@ ones), tell a model from an adapter by its files, load it, remember it (core/rec
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from lemlab.core.errors import LemlabError
-from lemlab.core.models.adapters import is_adapter_dir, read_adapter_config, resolve_base_reference
+from lemlab.core.models.adapters import (
+    check_adapter_base,
+    is_adapter_dir,
+    read_adapter_config,
+    resolve_base_reference,
+)
 from lemlab.core.models.recent import Recent, add_recent, load_recent
+from lemlab.tui.screens.open_path import OpenPathScreen
+from lemlab.tui.state import LabState
 
-if TYPE_CHECKING:
-    from lemlab.tui.app import LemlabApp
+
+class FolderOpener(Protocol):
+    """What opening a folder needs from the app (the app imports this module, so the helper
+    names its needs instead of importing the app back)."""
+
+    lab: LabState
+
+    def load_model(self, model: str, adapter: str | None = None) -> Any: ...
+
+    def notify(self, message: str, *, title: str = ..., severity: Any = ..., timeout: float | None = ...) -> None: ...
+
+    def push_screen(self, screen: Any, callback: Any = ...) -> Any: ...
 
 
-def ask_open_folder(app: LemlabApp) -> None:
-    from lemlab.tui.screens.open_path import OpenPathScreen
+def adapter_warning(adapter: str, base: str) -> str:
+    """The adapter/base mismatch line ('' when they match or cannot be told apart)."""
+    try:
+        return check_adapter_base(adapter, base) or ""
+    except Exception as exc:  # noqa: BLE001 - an unreadable adapter is itself worth a warning
+        return f"cannot check adapter {Path(adapter).name}: {exc}"
+
+
+def ask_open_folder(app: FolderOpener) -> None:
 
     recent = load_recent()
     start = Path(recent[0].model).parent if recent else Path.home()
@@ -31,7 +55,7 @@ def ask_open_folder(app: LemlabApp) -> None:
     app.push_screen(OpenPathScreen(start, recent), chosen)
 
 
-def open_folder(app: LemlabApp, folder: str) -> None:
+def open_folder(app: FolderOpener, folder: str) -> None:
     """Load `folder` as a model, or as an adapter on the model loaded now (else on the base
     its adapter_config.json names, when that folder exists)."""
     path = Path(folder).expanduser()
@@ -41,8 +65,6 @@ def open_folder(app: LemlabApp, folder: str) -> None:
             app.notify(f"{path.name} is an adapter: load its base model first "
                        "(its adapter_config.json names none that exists here)", severity="warning")  # fmt: skip
             return
-        from lemlab.tui.panes.models import adapter_warning
-
         warning = adapter_warning(str(path), base)
         if warning:
             app.notify(warning, title="Adapter / base mismatch", severity="warning", timeout=10)
@@ -55,7 +77,7 @@ def open_folder(app: LemlabApp, folder: str) -> None:
     app.load_model(str(path), None)
 
 
-def _adapter_base(app: LemlabApp, adapter: Path) -> str | None:
+def _adapter_base(app: FolderOpener, adapter: Path) -> str | None:
     loaded = app.lab.loaded
     if loaded is not None and loaded.model_type != "remote":
         return loaded.model_path

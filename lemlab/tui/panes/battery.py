@@ -30,6 +30,7 @@ from lemlab.core.ab.score_table import (
 )
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.errors import LemlabError
+from lemlab.core.html import report as rh
 from lemlab.core.html.sides import generated_now, override_notes, report_and_sides
 from lemlab.core.safe_text import visible_line
 from lemlab.core.sessions import Session, now_iso, save_session
@@ -252,7 +253,7 @@ class BatteryPane(LabPane):
 
     def _show_live(self, job: RunJob) -> None:
         lines = [p.to_dict() for p in abfile.read_ab(job.output).probes] if job.done else []
-        names = job.setup["plan"].names
+        names = job.setup.plan.names
         self.run_path = job.output
         self.runs = []
         self.set_notes([])
@@ -633,8 +634,6 @@ class BatteryPane(LabPane):
 
     @work(thread=True, group="battery-html")
     def _write_html(self, out: Path, old: Any, new: Any, cond: str | None, notes: dict[Any, Any]) -> None:
-        from lemlab.core.html import report as rh
-
         try:
             if isinstance(new, Path):  # re-read: a live run's file has grown since it was shown
                 new = abfile.read_ab_run(new)

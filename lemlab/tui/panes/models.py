@@ -12,8 +12,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
-from lemlab.core.models.adapters import check_adapter_base
 from lemlab.core.safe_text import visible_line
+from lemlab.tui.models.open_folder import adapter_warning, ask_open_folder
 from lemlab.tui.models.rows import (
     ADAPTER_COLUMNS,
     ENDPOINT_COLUMNS,
@@ -25,14 +25,6 @@ from lemlab.tui.models.rows import (
     scan_endpoints,
 )
 from lemlab.tui.panes.base import LabPane, Verb
-
-
-def adapter_warning(adapter: str, base: str) -> str:
-    """The adapter/base mismatch line ('' when they match or cannot be told apart)."""
-    try:
-        return check_adapter_base(adapter, base) or ""
-    except Exception as exc:  # noqa: BLE001 - an unreadable adapter is itself worth a warning
-        return f"cannot check adapter {Path(adapter).name}: {exc}"
 
 
 class ModelsPane(LabPane):
@@ -88,8 +80,6 @@ class ModelsPane(LabPane):
         self.action_rescan()
 
     def action_open_folder(self) -> None:
-        from lemlab.tui.models.open_folder import ask_open_folder
-
         ask_open_folder(self.app)  # type: ignore[arg-type]
 
     @property

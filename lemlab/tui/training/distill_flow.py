@@ -15,6 +15,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from lemlab.core.distill import output as d
 from lemlab.core.errors import LemlabError
 from lemlab.core.paths import get_paths
 
@@ -35,8 +36,6 @@ FIELDS = (("battery", "battery (name or file)"), ("output", "output JSONL"), ("s
 
 
 def default_request() -> DistillRequest:
-    from lemlab.core.distill import output as d
-
     out = get_paths().runs_dir / "distill" / "self-distill.jsonl"
     return DistillRequest("ethics20", str(out), 4, d.DEFAULT_THRESHOLD, 512, d.DEFAULT_TEMPERATURE)
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widget import Widget
 
+from lemlab.core.distill import runner as ev
+
 BAR = "█"
 
 
@@ -82,8 +84,6 @@ class DistillProgress(Widget):
 
     def apply(self, event: object) -> None:
         """Take a lemlab.core.distill.runner event; others are ignored."""
-        from lemlab.core.distill import runner as ev
-
         if isinstance(event, ev.DistillStarted):
             self.start(
                 event.counts.total, self.threshold, [(r.lek_score, r.kept) for r in event.resumed]
