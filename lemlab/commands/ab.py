@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -32,26 +31,19 @@ from lemlab.commands.run_support import (
     SigintCancels,
     add_model_arguments,
     check_dispatch_args,
+    given_specs,
     local_engine,
-    model_specs,
     print_notes,
     retry_policy,
     sampler_from_args,
     server_slots,
 )
-from lemlab.core.ab.conditions import parse_adapter_arg, plan_conditions
+from lemlab.core.ab.prepare import ABSetup, failure_detector, prepare_ab, summary_extras
 from lemlab.core.ab.runner import BatteryRunner
-from lemlab.core.ab.store import ABRecorder, RunSettings, open_output, sidecar_path
-from lemlab.core.battery.kernels import parse_kernel_arg
-from lemlab.core.battery.probes import resolve_battery
-from lemlab.core.errors import LemlabError
-from lemlab.core.models.adapters import resolve_adapter
+from lemlab.core.ab.store import ABRecorder, sidecar_path
 from lemlab.core.remote.dispatch import DispatchError
-from lemlab.core.remote.endpoints import is_remote_spec
-from lemlab.core.remote.parallel_runs import ParallelBatteryRunner, remote_model_label
+from lemlab.core.remote.parallel_runs import ParallelBatteryRunner
 from lemlab.core.safe_text import visible_line
-from lemlab.core.scoring import get_scorer
-from lemlab.core.scoring.failure_modes import detect
 
 EXIT_INTERRUPTED = 130
 EXIT_RUN_FAILED = 3  # a server failed for good mid-run: the lines so far are kept (--resume)
@@ -93,13 +85,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     setup = prepare(args)
-    opened = setup["opened"]
+    opened = setup.opened
     print_notes(opened.notes)
     if opened.already_complete:
-        print(f"{args.output} is already complete ({len(setup['probes'])} probes): nothing to do")
+        print(f"{args.output} is already complete ({len(setup.probes)} probes): nothing to do")
         return 0
     try:
-        if setup["remote"]:
+        if setup.remote:
             return _run_remote(args, setup)
         return _run_local(args, setup)
     except BaseException:  # also Ctrl+C or a full disk while the model loads
@@ -110,26 +102,26 @@ def run(args: argparse.Namespace) -> int:
             opened.lock.release()
 
 
-def _run_local(args: argparse.Namespace, setup: dict[str, Any]) -> int:
+def _run_local(args: argparse.Namespace, setup: ABSetup) -> int:
     with local_engine() as engine:
         runner = BatteryRunner(
-            engine, setup["probes"], setup["plan"], setup["scorer"], setup["sampler"],
-            resume=setup["opened"].state, failure_detector=failure_detector(),
+            engine, setup.probes, setup.plan, setup.scorer, setup.sampler,
+            resume=setup.opened.state, failure_detector=failure_detector(),
         )  # fmt: skip
         return _execute(args, setup, runner)
 
 
-def _run_remote(args: argparse.Namespace, setup: dict[str, Any]) -> int:
+def _run_remote(args: argparse.Namespace, setup: ABSetup) -> int:
     """Probes spread over the endpoints through lemlab.core.remote.dispatch."""
-    plan = setup["plan"]
+    plan = setup.plan
     variants = [(v.name, v.adapter) for v in plan.variants]
-    with server_slots(setup["specs"], variants, args.max_in_flight) as (slots, warnings):
+    with server_slots(setup.specs, variants, args.max_in_flight) as (slots, warnings):
         for w in warnings:
             print(f"lemlab: warning: {visible_line(w)}", file=sys.stderr)
-        setup["endpoints"] = [s.label for s in slots]
+        setup.endpoints = [s.label for s in slots]
         runner = ParallelBatteryRunner(
-            slots, setup["probes"], plan, setup["scorer"], setup["sampler"],
-            resume=setup["opened"].state, failure_detector=failure_detector(),
+            slots, setup.probes, plan, setup.scorer, setup.sampler,
+            resume=setup.opened.state, failure_detector=failure_detector(),
             retry=retry_policy(args),
         )  # fmt: skip
         try:
@@ -137,7 +129,7 @@ def _run_remote(args: argparse.Namespace, setup: dict[str, Any]) -> int:
         except DispatchError as exc:
             done = len(runner.state.complete)
             print(f"lemlab: error: {visible_line(exc)}", file=sys.stderr)  # quotes the server
-            print(f"lemlab: stopped; {done}/{len(setup['probes'])} probes are in {args.output}. "
+            print(f"lemlab: stopped; {done}/{len(setup.probes)} probes are in {args.output}. "
                   "Run the same command with --resume when the server is back.", file=sys.stderr)  # fmt: skip
             return EXIT_RUN_FAILED
 
@@ -153,70 +145,39 @@ def _drop_if_empty(path: Path) -> None:
         pass
 
 
-def prepare(args: argparse.Namespace) -> dict[str, Any]:
-    """Every check that can fail on user input, before any model is loaded (the TUI calls it
-    too). Keys: probes, plan, scorer, sampler, settings, opened, battery."""
-    from lemlab.core.models.paths import resolve_model_dir
-
+def prepare(args: argparse.Namespace) -> ABSetup:
+    """The flags, checked (lemlab.core.ab.prepare.prepare_ab does the rest)."""
     sampler = sampler_from_args(args)
     check_dispatch_args(args)
-    if args.limit is not None and args.limit < 1:
-        raise LemlabError("--limit must be at least 1")
-    specs = model_specs(args)
-    remote = is_remote_spec(specs[0])
-    battery = resolve_battery(args.prompts)
-    probes = list(battery.probes[: args.limit] if args.limit else battery.probes)
-    kernels = [parse_kernel_arg(k) for k in args.kernel]
-    adapters = [parse_adapter_arg(a) for a in args.adapter]
-    if remote:  # an adapter path is the server's; connecting tries each one there
-        label = remote_model_label(specs)
-    else:
-        for a in adapters:
-            resolve_adapter(a.path)
-        resolve_model_dir(specs[0])
-        label = specs[0]
-    scorer = get_scorer(args.scorer)
-    plan = plan_conditions(specs[0], kernels, adapters)
-    settings = RunSettings(label, scorer.id, sampler.as_dict(), plan.settings())
-    opened = open_output(args.output, settings, probes, resume=args.resume)
-    return {
-        "probes": probes,
-        "plan": plan,
-        "scorer": scorer,
-        "sampler": sampler,
-        "settings": settings,
-        "opened": opened,
-        "battery": battery,
-        "specs": specs,
-        "remote": remote,
-    }
+    return prepare_ab(
+        model=given_specs(args), prompts=args.prompts, output=args.output, sampler=sampler,
+        kernels=args.kernel, adapters=args.adapter, scorer=args.scorer, resume=args.resume,
+        limit=args.limit,
+    )  # fmt: skip
 
 
-_prepare = prepare  # old name, kept for callers written before it was public
-
-
-def _execute(args: argparse.Namespace, setup: dict[str, Any], runner: Any) -> int:
-    recorder = ABRecorder(args.output, setup["settings"])
+def _execute(args: argparse.Namespace, setup: ABSetup, runner: Any) -> int:
+    recorder = ABRecorder(args.output, setup.settings)
     with SigintCancels(runner, "the current response"):
         done = _drive(runner, recorder, setup, args)
     if done.cancelled:
         print(
-            f"lemlab: stopped; {len(done.results)}/{len(setup['probes'])} probes are in "
+            f"lemlab: stopped; {len(done.results)}/{len(setup.probes)} probes are in "
             f"{args.output}. Run the same command with --resume to continue it.",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
     summary = recorder.finish(
-        setup["probes"],
+        setup.probes,
         done.results,
-        setup["opened"].prior_seconds + done.elapsed_s,
-        summary_extras(setup["plan"], setup["settings"], done.results, setup.get("endpoints")),
+        setup.opened.prior_seconds + done.elapsed_s,
+        summary_extras(setup.plan, setup.settings, done.results, setup.endpoints),
     )
     _print_summary(summary, args.output)
     return 0
 
 
-def _drive(runner: Any, recorder: Any, setup: dict[str, Any], args: argparse.Namespace) -> Any:
+def _drive(runner: Any, recorder: Any, setup: ABSetup, args: argparse.Namespace) -> Any:
     from lemlab.core.ab import runner as ev
 
     view = _ProgressView()
@@ -233,47 +194,6 @@ def _drive(runner: Any, recorder: Any, setup: dict[str, Any], args: argparse.Nam
                 return event
             view.show(event)
     raise AssertionError("the runner ended without RunDone")
-
-
-def failure_detector() -> Any:
-    """The failure-mode detector for condition entries."""
-    return detect
-
-
-_failure_detector = failure_detector  # old name, kept for callers written before it was public
-
-
-def summary_extras(
-    plan: Any, settings: Any, results: dict[str, Any], endpoints: list[str] | None = None
-) -> dict[str, Any]:
-    """lemlab's keys after the research summary keys (`endpoints`: labels of a remote run)."""
-    forms: dict[str, str] = {}
-    for conds in results.values():
-        for name, c in conds.items():
-            form = c.get("system_form", "")
-            forms[name] = form if forms.get(name, form) == form else "mixed"
-    return {
-        "scorer": settings.scorer,
-        "sampler": settings.sampler,
-        "adapters": {v.name: v.adapter for v in plan.variants if v.adapter},
-        "kernels": {
-            c.kernel.name: c.kernel.sha256
-            for c in plan.conditions
-            if c.kernel is not None and not c.adapter
-        },
-        "condition_settings": settings.conditions,
-        "system_form": forms,
-        "lemlab_version": _version("lemlab"),
-        "mlx_lm_version": _version("mlx-lm"),
-        **({"endpoints": endpoints} if endpoints else {}),
-    }
-
-
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 # --- display ---------------------------------------------------------------------------------

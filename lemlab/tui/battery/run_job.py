@@ -1,5 +1,5 @@
 """One battery run started from the TUI: the same preparation and writer as `lemlab ab`
-(lemlab.commands.ab prepares, lemlab.core.ab.store records), driven from a worker thread that
+(lemlab.core.ab.prepare prepares, lemlab.core.ab.store records), driven from a worker thread that
 only iterates the runner (the engine thread does all MLX work) and posts messages back.
 
 The run file goes next to the session: `<sessions_dir>/<session>.runs/<UTC time>-<battery>.jsonl`,
@@ -8,7 +8,6 @@ and the session's `[[battery_runs]]` holds one record per run (what resume reads
 
 from __future__ import annotations
 
-import argparse
 import re
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any
 
 from textual.message import Message
 
+from lemlab.core.ab.prepare import ABSetup, failure_detector, prepare_ab, summary_extras
 from lemlab.core.ab.runner import BatteryRunner
 from lemlab.core.ab.store import ABRecorder
 from lemlab.core.engine_api import Engine, Sampler
@@ -74,14 +74,11 @@ def run_output_path(
     return sessions_dir / f"{session}.runs" / f"{stamp}-{name}.jsonl"
 
 
-def cli_args(req: RunRequest, model: str, output: Path, resume: bool) -> argparse.Namespace:
-    """The `lemlab ab` arguments for this request, so the TUI takes the CLI's checked path."""
-    s = req.sampler
-    return argparse.Namespace(
-        model=model, adapter=list(req.adapters), kernel=list(req.kernels), prompts=req.battery,
-        output=str(output), max_tokens=s.max_tokens, scorer=req.scorer, temp=s.temperature,
-        top_p=s.top_p, seed=s.seed, resume=resume, limit=req.limit,
-    )  # fmt: skip
+def prepare_run(req: RunRequest, model: str, output: Path, resume: bool) -> ABSetup:
+    """This request checked and its output opened the way `lemlab ab` does it."""
+    return prepare_ab(model=model, prompts=req.battery, output=output, sampler=req.sampler,
+                      kernels=req.kernels, adapters=req.adapters, scorer=req.scorer,
+                      resume=resume, limit=req.limit)  # fmt: skip
 
 
 # -- session records ------------------------------------------------------------------------------
@@ -113,18 +110,16 @@ class RunJob:
     def __init__(
         self, engine: Engine, req: RunRequest, model: str, output: Path, resume: bool
     ) -> None:
-        from lemlab.commands.ab import failure_detector, prepare
-
         self.req, self.output, self.model = req, output, model
-        self.setup = prepare(cli_args(req, model, output, resume))
-        self.total = len(self.setup["probes"])
-        self.done = len(self.setup["opened"].state.complete)
-        self.already_complete = bool(self.setup["opened"].already_complete)
-        self.notes: list[str] = list(self.setup["opened"].notes)
+        self.setup = prepare_run(req, model, output, resume)
+        opened = self.setup.opened
+        self.total = len(self.setup.probes)
+        self.done = len(opened.state.complete)
+        self.already_complete = bool(opened.already_complete)
+        self.notes: list[str] = list(opened.notes)
         self.runner = BatteryRunner(
-            engine, self.setup["probes"], self.setup["plan"], self.setup["scorer"],
-            self.setup["sampler"], resume=self.setup["opened"].state,
-            failure_detector=failure_detector(),
+            engine, self.setup.probes, self.setup.plan, self.setup.scorer, self.setup.sampler,
+            resume=opened.state, failure_detector=failure_detector(),
         )  # fmt: skip
         self._last_progress = 0.0
         self._label = ""
@@ -132,7 +127,7 @@ class RunJob:
         # probe id -> the probe line so far (conditions scored, also those of earlier variants),
         # so the table fills cell by cell while a slow model works through a probe
         self._partial: dict[str, dict[str, Any]] = {}
-        for (_, pid), conds in self.setup["opened"].state.partial.items():
+        for (_, pid), conds in opened.state.partial.items():
             self._partial.setdefault(pid, {"conditions": {}})["conditions"].update(conds)
 
     def cancel(self) -> None:
@@ -140,7 +135,7 @@ class RunJob:
 
     def drive(self, post: Callable[[Message], object]) -> None:
         """Iterate the runner to its end, writing lines as the CLI does; never raises."""
-        recorder = ABRecorder(self.output, self.setup["settings"])
+        recorder = ABRecorder(self.output, self.setup.settings)
         try:
             for event in self.runner.events():
                 if self._handle(event, recorder, post):
@@ -154,12 +149,9 @@ class RunJob:
     def release(self) -> None:
         """Let go of the output's lock (held from prepare to the run's end), so resume or
         another run can open the file."""
-        lock = getattr(self.setup["opened"], "lock", None)
-        if lock is not None:
-            lock.release()
+        self.setup.release()
 
     def _handle(self, event: Any, recorder: Any, post: Callable[[Message], object]) -> bool:
-        from lemlab.commands.ab import summary_extras
         from lemlab.core.ab import runner as ev
 
         if isinstance(event, ev.ProbeDone):
@@ -172,8 +164,8 @@ class RunJob:
         elif isinstance(event, ev.RunDone):
             if not event.cancelled:
                 s = self.setup
-                recorder.finish(s["probes"], event.results, s["opened"].prior_seconds + event.elapsed_s,
-                                summary_extras(s["plan"], s["settings"], event.results))  # fmt: skip
+                recorder.finish(s.probes, event.results, s.opened.prior_seconds + event.elapsed_s,
+                                summary_extras(s.plan, s.settings, event.results))  # fmt: skip
             post(RunFinished(str(self.output), event.cancelled, len(event.results), self.total))
             return True
         else:
