@@ -144,7 +144,7 @@ class Session:
             self.kernel["text"] = text
 
     def add_message(self, role: str, content: str, **meta: Any) -> dict[str, Any]:
-        msg = drop_nones({"role": role, "content": content, "ts": now_iso(), **meta})
+        msg: dict[str, Any] = drop_nones({"role": role, "content": content, "ts": now_iso(), **meta})
         self.messages.append(msg)
         return msg
 
@@ -171,7 +171,8 @@ class Session:
                 data[key] = getattr(self, key)
         data.update({k: v for k, v in self.extra.items() if k not in _KNOWN})
         data["messages"] = self.messages  # last: long arrays of tables read best at the end
-        return drop_nones(data)
+        out: dict[str, Any] = drop_nones(data)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Session:

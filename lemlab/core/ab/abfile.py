@@ -516,7 +516,8 @@ def _parse_condition(probe_id: str, name: str, c: Any) -> ConditionResult:
     response = c.get("response")
     if not isinstance(response, str):
         raise LineError(f"{where} has no 'response' text")
-    heuristic = c.get("heuristic") if isinstance(c.get("heuristic"), dict) else {}
+    raw_heuristic = c.get("heuristic")
+    heuristic: dict[str, Any] = raw_heuristic if isinstance(raw_heuristic, dict) else {}
     score = c.get("lek_score", heuristic.get("lek_score"))
     if score is None:
         raise LineError(f"{where} has no 'lek_score'")

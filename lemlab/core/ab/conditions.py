@@ -29,11 +29,14 @@ _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*\Z")  # \Z: `$` lets a final 
 
 
 class KernelLike(Protocol):
-    """What a condition needs of lemlab.core.battery.kernels.Kernel."""
+    """What a condition needs of lemlab.core.battery.kernels.Kernel (read-only: it is frozen)."""
 
-    name: str
-    text: str
-    sha256: str
+    @property
+    def name(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -240,10 +240,11 @@ class ExtractStats:
 
 
 def compute_stats(df: DistillFile, examples: Sequence[KeptSample]) -> ExtractStats:
-    s = df.summary or {}
-    generated = s.get("total_generated") if isinstance(s.get("total_generated"), int) else None
-    kept = s.get("total_kept") if isinstance(s.get("total_kept"), int) else len(df.samples)
-    rate = s.get("keep_rate") if isinstance(s.get("keep_rate"), int | float) else None
+    s: dict[str, Any] = df.summary or {}
+    raw_generated, raw_kept, raw_rate = s.get("total_generated"), s.get("total_kept"), s.get("keep_rate")
+    generated: int | None = raw_generated if isinstance(raw_generated, int) else None
+    kept: int = raw_kept if isinstance(raw_kept, int) else len(df.samples)
+    rate: float | None = raw_rate if isinstance(raw_rate, int | float) else None
     if rate is None and generated:
         rate = round(100.0 * kept / generated, 1)
     scores = [e.lek_score for e in examples]

@@ -68,9 +68,13 @@ SUMMARY_KEYS = ("type", "model", "probes", "samples_per_probe", "total_generated
 
 
 class ProbeLike(Protocol):
-    id: str
-    category: str
-    prompt: str
+    # Read-only members, so frozen dataclasses (battery.probes.Probe) satisfy the protocol.
+    @property
+    def id(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def prompt(self) -> str: ...
 
 
 def dumps_line(obj: Mapping[str, Any]) -> str:
@@ -339,8 +343,8 @@ def _resume(
     state.kept_lines = list(kept_by_key.values())
     state.summary = next((r for _, r in main.records if r.get("type") == "summary"), None)
     total = len(probes) * settings.samples
-    done = sum(1 for p in probes for i in range(settings.samples) if (p.id, i) in state.records)
-    state.already_complete = done == total and state.summary is not None and not main.torn_tail
+    finished = sum(1 for p in probes for i in range(settings.samples) if (p.id, i) in state.records)
+    state.already_complete = finished == total and state.summary is not None and not main.torn_tail
     _rewrite_if_needed(out, prog, main, side, state, bool(stale))
     return state
 

@@ -105,9 +105,9 @@ def check_types(values: Mapping[str, Any], types: Mapping[str, type], where: str
                 f"{where}: {key} must be {want.__name__}, got {type(value).__name__} "
                 f"{_clip(repr(value))}"
             )
-        if want is float and not math.isfinite(value):  # TOML has nan and inf literals
+        if want is float and isinstance(value, float) and not math.isfinite(value):  # TOML has nan and inf literals
             raise LemlabError(f"{where}: {key} must be a finite number, got {value!r}")
-        if key in VALUE_RANGES and want in (int, float):
+        if key in VALUE_RANGES and want in (int, float) and isinstance(value, int | float):
             low, high = VALUE_RANGES[key]
             if not low <= value:
                 raise LemlabError(f"{where}: {key} must be at least {low}, got {value!r}")

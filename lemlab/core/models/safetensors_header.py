@@ -12,6 +12,7 @@ import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lemlab.core.atomic import write_bytes_atomic
 
@@ -58,7 +59,7 @@ def read_header(path: str | Path) -> dict[str, TensorInfo]:
     return _parse_entries(p.name, header, data_bytes=size - 8 - n)
 
 
-def _parse_entries(name: str, header: dict, data_bytes: int) -> dict[str, TensorInfo]:
+def _parse_entries(name: str, header: dict[str, Any], data_bytes: int) -> dict[str, TensorInfo]:
     out: dict[str, TensorInfo] = {}
     for key, entry in header.items():
         if key == "__metadata__":

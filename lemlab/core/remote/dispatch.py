@@ -46,7 +46,7 @@ class RetryPolicy:
 
     def delay(self, n: int) -> float:
         """Backoff before the n-th retry (n >= 1)."""
-        base = min(self.max_delay, self.base_delay * 2 ** max(0, n - 1))
+        base = min(self.max_delay, self.base_delay * 2.0 ** max(0, n - 1))
         return base * (1.0 + random.random() * self.jitter)
 
 

@@ -19,6 +19,7 @@ recorders show and write them.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -119,7 +120,7 @@ def _workers(
     if not slots:
         raise LemlabError("no endpoint to run on")
     return [
-        Worker(s.label, (lambda unit, s=s: do(s, unit)), max(1, s.max_in_flight), s.ping)
+        Worker(s.label, functools.partial(do, s), max(1, s.max_in_flight), s.ping)
         for s in slots
     ]
 

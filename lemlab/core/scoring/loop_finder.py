@@ -24,6 +24,8 @@ from collections.abc import Callable
 # The v2 scorer's repeat scan already defines this stretch (start, period, length, copies, end).
 from lemlab.core.scoring.repeats import Repeat as Loop
 
+__all__ = ["Loop", "longest_loop"]
+
 KEY = 8  # characters compared by str.find at each anchor
 
 

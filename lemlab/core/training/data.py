@@ -56,7 +56,8 @@ def _chat_problem(messages: Any) -> str | None:
 
 def check_jsonl(path: Path) -> tuple[int, str | None, list[str]]:
     """(examples, format, problems as "file:line: reason") for one JSONL file."""
-    count, fmt, problems = 0, None, []
+    count, fmt = 0, None
+    problems: list[str] = []
     with open(path, encoding="utf-8", errors="replace") as fh:
         for n, raw in enumerate(fh, 1):
             if len(problems) >= MAX_REPORTED:
@@ -66,8 +67,11 @@ def check_jsonl(path: Path) -> tuple[int, str | None, list[str]]:
                 continue
             try:
                 obj = json.loads(raw)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 problems.append(f"{path.name}:{n}: not valid JSON ({exc.msg})")
+                continue
+            except ValueError as exc:  # e.g. an integer longer than int() reads (4300 digits)
+                problems.append(f"{path.name}:{n}: not valid JSON ({exc})")
                 continue
             except RecursionError:
                 problems.append(f"{path.name}:{n}: not valid JSON (nested too deeply)")

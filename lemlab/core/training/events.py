@@ -668,9 +668,10 @@ def process_gone(pid: int, host: str, marker: str) -> bool:
 def process_args(pid: int) -> list[str] | None:
     """The command line of process `pid`; None when it is gone or cannot be read."""
     try:
-        return psutil.Process(pid).cmdline()
+        args: list[str] = psutil.Process(pid).cmdline()
     except (psutil.Error, OSError):
         return None
+    return args
 
 
 _BULK_LINES = 10_000
