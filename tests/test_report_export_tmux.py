@@ -4,67 +4,43 @@ toast; the page holds every probe of the run."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from support.battery import SMALL_RUN, copy_fixture
+from support.tmux import LEMLAB, NEEDS_TMUX, send_keys, send_text, tmux_session, wait_for
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)"),
-]
-LEMLAB = Path(sys.executable).with_name("lemlab")
+pytestmark = [pytest.mark.slow, NEEDS_TMUX]
 
 
-def _tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
-
-
-def _wait_for(name: str, test: Callable[[str], bool], timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    screen = ""
-    while time.monotonic() < deadline:
-        screen = _tmux("capture-pane", "-p", "-J", "-t", name)  # -J: a wrapped toast line joined
-        if test(screen):
-            return screen
-        time.sleep(0.2)
-    raise AssertionError(f"timed out; screen was:\n{screen}")
+def _wait_for(name: str, test: Callable[[str], bool]) -> str:
+    return wait_for(name, test, join=True)  # -J: a wrapped toast line joined
 
 
 def test_battery_html_export_from_the_palette_in_a_real_terminal(lemlab_home: Path, tmp_path: Path) -> None:
     run_file = copy_fixture(SMALL_RUN, tmp_path / "runs")
     out = lemlab_home / "data" / "exports" / "tmux-export" / "run_small.report.html"
-    name = f"lemlab-test-{uuid.uuid4().hex[:8]}"
-    _tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "40",
-          "-e", f"LEMLAB_HOME={lemlab_home}", "-e", "MLX_DISABLE_COMPILE=1",
-          str(LEMLAB), "--session", "tmux-export")  # fmt: skip
-    try:
+    env = {"LEMLAB_HOME": str(lemlab_home), "MLX_DISABLE_COMPILE": "1"}
+    with tmux_session("lemlab-test", [LEMLAB, "--session", "tmux-export"], env) as name:
         _wait_for(name, lambda s: "Battery" in s and "Palette" in s)
-        _tmux("send-keys", "-t", name, "F4")
+        send_keys(name, "F4")
         _wait_for(name, lambda s: "open a run file" in s)
-        _tmux("send-keys", "-t", name, "l")
+        send_keys(name, "l")
         _wait_for(name, lambda s: "A/B JSONL file to open" in s)
-        _tmux("send-keys", "-t", name, "-l", str(run_file))
-        _tmux("send-keys", "-t", name, "Enter")
+        send_text(name, str(run_file))
+        send_keys(name, "Enter")
         _wait_for(name, lambda s: "Summary of 6 of 6 probes" in s)
-        _tmux("send-keys", "-t", name, "C-p")
+        send_keys(name, "C-p")
         _wait_for(name, lambda s: "Open session…" in s)  # the palette is up: type into it
-        _tmux("send-keys", "-t", name, "-l", "Battery: export report")
+        send_text(name, "Battery: export report")
         _wait_for(name, lambda s: "Battery: export report (HTML)" in s)
-        _tmux("send-keys", "-t", name, "Enter")
+        send_keys(name, "Enter")
         screen = _wait_for(name, lambda s: "report written:" in s)
         # The toast, a column at the right edge; a long path is folded over its lines.
         toast = "".join(ln.rsplit("▌", 1)[1].strip() for ln in screen.splitlines() if "▌" in ln)
         assert toast.startswith("report written:") and str(out) in toast
-        _tmux("send-keys", "-t", name, "C-q")
-    finally:
-        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+        send_keys(name, "C-q")
     page = out.read_text(encoding="utf-8")
     for pid in ("taiwan_direct", "taiwan_baltic", "xinjiang", "tiananmen", "gov_criticism", "emotional"):
         assert f"<summary>{pid} ·" in page

@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from support.notifications import notifications
+from support.tmux import LEMLAB, NEEDS_TMUX, tmux_session
 from support.tui import wait_idle
 
 from lemlab.core.locks import LockHeld, acquire, lock_path
@@ -207,31 +206,23 @@ async def test_tui_refuses_a_session_another_process_holds_and_frees_the_one_it_
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+@NEEDS_TMUX
 def test_second_tui_on_an_open_session_gets_one_line_and_exit_2(
     lemlab_home: Path, tmp_path: Path
 ) -> None:
-    name = f"lemlab-lock-{uuid.uuid4().hex[:8]}"
-    exe = Path(sys.executable).with_name("lemlab")
-    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "40",
-                    "-e", f"LEMLAB_HOME={lemlab_home}", "-e", "LEMLAB_FAKE_ENGINE=1",
-                    str(exe), "--session", "work"], check=True)  # fmt: skip
+    env = {"LEMLAB_HOME": str(lemlab_home), "LEMLAB_FAKE_ENGINE": "1"}
     session_file = lemlab_home / "data" / "sessions" / "work.toml"
-    try:
+    with tmux_session("lemlab-lock", [LEMLAB, "--session", "work"], env, stop_keys="C-q"):
         deadline = time.monotonic() + 60
         while not (lock_path(session_file).exists() and lock_path(session_file).stat().st_size):
             assert time.monotonic() < deadline, "the first TUI never took its session"
             time.sleep(0.1)
-        second = subprocess.run([str(exe), "--session", "work"], capture_output=True, text=True,
+        second = subprocess.run([str(LEMLAB), "--session", "work"], capture_output=True, text=True,
                                 env={**ENV, "LEMLAB_HOME": str(lemlab_home)}, timeout=60)  # fmt: skip
         assert second.returncode == 2
         line = one_line(second.stderr)
         assert line.startswith("lemlab: error: session work is in use by pid ")
         assert "(lemlab --session work)" in line
-    finally:
-        subprocess.run(["tmux", "send-keys", "-t", name, "C-q"], capture_output=True)
-        time.sleep(1.0)
-        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
     deadline = time.monotonic() + 30
     while True:  # the first TUI has ended: its session is free again
         try:

@@ -5,71 +5,45 @@ finish with status 0."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.tmux import LEMLAB, NEEDS_TMUX, capture, send_keys, send_text, tmux_session, wait_until
 from support.train import lemlab_cmd, read_events, write_chat_data
 
 from lemlab.core.paths import get_paths
 from lemlab.engine.train_runner import trainer_gone
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)"),
-]
-LEMLAB = Path(sys.executable).with_name("lemlab")
-
-
-def _tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
-
-
-def _wait_for(what: str, test: Callable[[], bool], timeout: float, screen: Callable[[], str]) -> None:
-    deadline = time.monotonic() + timeout
-    while not test():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; screen was:\n{screen()}")
-        time.sleep(0.2)
+pytestmark = [pytest.mark.slow, NEEDS_TMUX]
 
 
 def test_a_run_started_in_the_tui_survives_the_terminal_going_away(
     lemlab_home: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
     data = write_chat_data(tmp_path / "data")
-    name = f"lemlab-train-{uuid.uuid4().hex[:8]}"
-    _tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "40",
-          "-e", f"LEMLAB_HOME={lemlab_home}", "-e", "MLX_DISABLE_COMPILE=1",
-          str(LEMLAB), "--model", str(tiny_model), "--session", "tmux-train")  # fmt: skip
-
-    def screen() -> str:
-        try:
-            return _tmux("capture-pane", "-p", "-t", name)
-        except subprocess.CalledProcessError:
-            return "(no pane)"
-
+    env = {"LEMLAB_HOME": str(lemlab_home), "MLX_DISABLE_COMPILE": "1"}
     adapters = get_paths().runs_dir / "adapters"
-    try:
+    command = [LEMLAB, "--model", tiny_model, "--session", "tmux-train"]
+    with tmux_session("lemlab-train", command, env) as name:  # its end: the terminal is gone
+
+        def screen() -> str:
+            return capture(name, gone="(no pane)")
+
         loaded = lambda: "model tiny-gemma" in screen() and "loading" not in screen()  # noqa: E731
-        _wait_for("the model", loaded, 120, screen)
-        _tmux("send-keys", "-t", name, "F5")
-        _wait_for("the Training tab", lambda: "no run yet" in screen(), 30, screen)
-        _tmux("send-keys", "-t", name, "n")
-        _wait_for("the form", lambda: "Start a LoRA training run" in screen(), 30, screen)
+        wait_until(loaded, 120, "the model", screen=screen)
+        send_keys(name, "F5")
+        wait_until(lambda: "no run yet" in screen(), 30, "the Training tab", screen=screen)
+        send_keys(name, "n")
+        wait_until(lambda: "Start a LoRA training run" in screen(), 30, "the form", screen=screen)
         assert "warning" not in screen().lower()  # the defaults are the safe settings
-        _tmux("send-keys", "-t", name, "-l", str(data))  # the data field has the focus
-        _tmux("send-keys", "-t", name, "C-s")
-        _wait_for("a training run", lambda: any(adapters.glob("*/events.jsonl")), 60, screen)
+        send_text(name, str(data))  # the data field has the focus
+        send_keys(name, "C-s")
+        wait_until(lambda: any(adapters.glob("*/events.jsonl")), 60, "a training run", screen=screen)
         events = next(adapters.glob("*/events.jsonl"))
-        _wait_for("the first train event", lambda: '"train"' in events.read_text(), 180, screen)
+        wait_until(lambda: '"train"' in events.read_text(), 180, "the first train event", screen=screen)
         assert "400" in screen()  # iteration n/400: the default iteration count
-    finally:
-        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)  # the terminal is gone
     start = read_events(events)[0]
     time.sleep(2.0)  # the app is gone by now; a trainer tied to it would have stopped
     kinds = [e["event"] for e in read_events(events)]

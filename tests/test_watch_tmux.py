@@ -6,48 +6,21 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.tmux import LEMLAB, NEEDS_TMUX, capture, recording_status, tmux_session, wait_until
 from support.train import lemlab_cmd, read_events, write_chat_data
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)"
-    ),
-]
-LEMLAB = Path(sys.executable).with_name("lemlab")
+pytestmark = [pytest.mark.slow, NEEDS_TMUX]
 ITERS = 120
 TRAIN_FLAGS = ["--iters", str(ITERS), "--batch-size", "2", "--num-layers", "2", "--steps-per-report", "2",
                "--steps-per-eval", "20", "--save-every", "20", "--yes"]  # fmt: skip
-# Runs the command with the terminal untouched, records its exit status, then keeps the pane
-# open so the watch's last screen can be read (tmux's own dead-pane notice scrolls it by a row).
-RECORD_STATUS = (
-    "import pathlib, subprocess, sys, time; rc = subprocess.call(sys.argv[2:]); "
-    "pathlib.Path(sys.argv[1]).write_text(str(rc)); time.sleep(300)"
-)
 ITERATION_RE = re.compile(r"iteration (\d+)/(\d+) \[")
-
-
-def _tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
-
-
-def _wait_until(test: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if test():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _chart(screen: str) -> str:
@@ -86,7 +59,7 @@ def _capture_until_exit(name: str, status_file: Path, timeout: float = 120.0) ->
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ended = status_file.exists()
-        screen = _tmux("capture-pane", "-p", "-t", name)
+        screen = capture(name)
         if not screens or screen != screens[-1]:
             screens.append(screen)
         if ended:
@@ -100,20 +73,15 @@ def test_watch_follows_a_live_training_run_in_tmux(
 ) -> None:
     proc, adapter = training
     # As early as a user could: the config exists, the first event may not (watch waits for it).
-    _wait_until(
-        lambda: (adapter / "lemlab-train.toml").exists() or proc.poll() is not None, 60, "the run"
-    )
+    wait_until(lambda: (adapter / "lemlab-train.toml").exists() or proc.poll() is not None, 60, "the run",
+               interval=0.02)  # fmt: skip
     assert proc.poll() is None, (tmp_path / "train.out").read_text()
-    name = f"lemlab-watch-{uuid.uuid4().hex[:8]}"
     status_file = tmp_path / "watch-status"
-    _tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "40",
-          "-e", f"LEMLAB_HOME={lemlab_home}", "-e", f"MLX_DISABLE_COMPILE={os.environ['MLX_DISABLE_COMPILE']}",
-          sys.executable, "-c", RECORD_STATUS, str(status_file),
-          str(LEMLAB), "watch", str(adapter), "--interval", "0.1")  # fmt: skip
-    try:
+    env = {"LEMLAB_HOME": str(lemlab_home), "MLX_DISABLE_COMPILE": os.environ["MLX_DISABLE_COMPILE"]}
+    # The pane stays open after the watch so that its last screen can be read.
+    command = recording_status(status_file, LEMLAB, "watch", adapter, "--interval", "0.1", hold=300)
+    with tmux_session("lemlab-watch", command, env) as name:
         screens = _capture_until_exit(name, status_file)
-    finally:
-        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
     assert proc.wait(timeout=60) == 0, (tmp_path / "train.out").read_text()
     assert status_file.read_text() == "0"  # the watch ended by itself, successfully
 
