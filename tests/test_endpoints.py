@@ -30,6 +30,7 @@ from lemlab.core.remote.endpoints import (
         ("openai:https://api.example.org/v1#org/model:tag", "https://api.example.org/v1", "org/model:tag"),
         ("openai:http://127.0.0.1:11434/v1#llama3:latest", "http://127.0.0.1:11434/v1", "llama3:latest"),
         ("  openai:http://h/v1#m  ", "http://h/v1", "m"),
+        ("openai:https://h/openai?api-version=2024-06-01#m", "https://h/openai?api-version=2024-06-01", "m"),
     ],
 )
 def test_openai_specs(spec: str, url: str, model: str | None) -> None:

@@ -1,33 +1,38 @@
 """An Engine that talks to an OpenAI-compatible chat completions server (mlx_lm.server, vLLM,
 Ollama) over HTTP.
 
-Pure standard library, no mlx: each request runs on a short-lived thread of its own, which is
-safe here because no MLX stream is involved. The API key is read from the environment per
-request (lemlab.core.remote.endpoints.api_key) and only ever placed in the Authorization header.
+No mlx: each request runs on a short-lived thread of its own, which is safe here because no MLX
+stream is involved. HTTP goes through httpx: one Client per server origin (keep-alive, and
+trust_env, so HTTP(S)_PROXY, NO_PROXY and SSL_CERT_FILE apply as they do for other tools). The
+API key is read from the environment per request (lemlab.core.remote.endpoints.api_key) and only
+ever placed in the Authorization header.
 
-Why http.client and not httpx: what a run needs beyond a request is to stop one at any moment
-(Ctrl+C, a deadline) from another thread: httpx's timeouts are per phase (connect, read, write,
-pool), with no overall deadline, and aborting a blocked read from another thread is not part of
-its documented API; shutting the socket down does both here with no new dependency (httpx is
-not installed; huggingface_hub brings a fork of it, httpx2).
+Stopping a request at any moment (Ctrl+C, the overall deadline) from another thread is not part
+of httpx's API, and its timeouts are per read, never for a whole request: a _Stopper shuts the
+request's socket down, which wakes a blocked read at once. The socket is found through httpx's
+documented `trace` request extension (each new connection's network stream) and claimed by the
+thread that reads or writes it, so a pooled connection reused by another request is that
+request's to stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import http.client
 import json
 import re
 import socket
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
 
 from lemlab.core.engine_api import Chunk, GenStats, LoadInfo, Message, Sampler
 from lemlab.core.errors import LemlabError
@@ -61,6 +66,9 @@ _AUTH_WORD = re.compile(r"\b(Bearer|Basic|Token)(\s+)[A-Za-z0-9._~+/=:-]+", re.I
 
 def _headers(endpoint: Endpoint, has_body: bool) -> dict[str, str]:
     headers = {"Accept": "application/json, text/event-stream", "User-Agent": "lemlab"}
+    # Uncompressed, as http.client asked before: the byte caps then bound what is held in memory
+    # (a gzip body is inflated chunk by chunk, a thousandfold at worst).
+    headers["Accept-Encoding"] = "identity"
     if has_body:
         headers["Content-Type"] = "application/json"
     key = api_key(endpoint)
@@ -73,18 +81,37 @@ def _headers(endpoint: Endpoint, has_body: bool) -> dict[str, str]:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, TimeoutError | socket.timeout):
+    if isinstance(exc, httpx.TimeoutException):
         return "timed out"
-    if isinstance(exc, ConnectionResetError | http.client.RemoteDisconnected):
+    if isinstance(exc, httpx.RemoteProtocolError):  # h11's words; a bad status line is server text
+        text = str(exc)
+        if text.startswith("Server disconnected"):
+            return "connection closed by the server"
+        if text.startswith("peer closed connection"):
+            return "reply cut short"
+        return f"not an HTTP reply ({_one_line(text, 80)})" if text else "not an HTTP reply"
+    cause = _root_cause(exc)
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(cause, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(cause, ConnectionResetError | BrokenPipeError):
         return "connection closed by the server"
-    if isinstance(exc, http.client.IncompleteRead):  # its str() is its class name and counts
-        return "reply cut short"
-    if isinstance(exc, http.client.HTTPException):
-        return f"not an HTTP reply ({_one_line(str(exc), 80)})" if str(exc) else "not an HTTP reply"
-    text = str(exc).splitlines()[0] if str(exc) else ""
+    text = str(cause).splitlines()[0] if str(cause) else ""
     return text or "connection failed"
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The OSError under httpx's and httpcore's wrappers (each raised while handling the one
+    below), else `exc` itself."""
+    seen: set[int] = set()
+    below: BaseException | None = exc
+    while below is not None and id(below) not in seen:
+        if isinstance(below, OSError):
+            return below
+        seen.add(id(below))
+        below = below.__cause__ or below.__context__
+    return exc
 
 
 def redact(text: str, endpoint: Endpoint) -> str:
@@ -126,6 +153,97 @@ def _error_message(raw: bytes) -> str:
     return _one_line(str(err))
 
 
+_CLIENTS: dict[str, httpx.Client] = {}
+_CLIENTS_LOCK = threading.Lock()
+_CURRENT = threading.local()  # .stopper: the _Stopper of the request this thread is running
+
+
+def _client(endpoint: Endpoint) -> httpx.Client:
+    """The one Client (connection pool) of the endpoint's origin; it holds no credentials."""
+    parts = urlsplit(endpoint.url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(origin)
+        if client is None:
+            client = httpx.Client(trust_env=True, follow_redirects=False)
+            _CLIENTS[origin] = client
+        return client
+
+
+def _url(endpoint: Endpoint, path: str) -> str:
+    """`path` under the endpoint's base URL, its query string (e.g. ?api-version=) kept."""
+    parts = urlsplit(endpoint.url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + path, fragment=""))
+
+
+class _Stopper:
+    """Stops one request from another thread by shutting its socket down: a blocked read wakes
+    and ends. The socket is claimed by the request's own thread whenever it reads or writes
+    (see _watch); once released, stop() leaves the socket alone (back in the pool, maybe
+    serving another request)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._released = False
+        self.stopped = False
+
+    def claim(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self._released or sock is self._sock:
+                return
+            self._sock = sock
+            stopped = self.stopped
+        if stopped:  # stopped before the socket was known: stop it now
+            _shutdown(sock)
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopped = True
+            sock = None if self._released else self._sock
+        _shutdown(sock)
+
+    def release(self) -> None:
+        with self._lock:
+            self._released = True
+            self._sock = None
+
+
+def _claim(sock: socket.socket) -> None:
+    stopper = getattr(_CURRENT, "stopper", None)
+    if stopper is not None:
+        stopper.claim(sock)
+
+
+def _watch(stream: Any) -> None:
+    """Make every read and write on a new connection's network stream claim its socket for
+    the request of the calling thread first (the connection may be pooled and reused)."""
+    sock = stream.get_extra_info("socket")
+    if not isinstance(sock, socket.socket):
+        return
+    read, write = stream.read, stream.write
+
+    def watched_read(max_bytes: int, timeout: float | None = None) -> bytes:
+        _claim(sock)
+        return read(max_bytes, timeout)
+
+    def watched_write(buffer: bytes, timeout: float | None = None) -> None:
+        _claim(sock)
+        write(buffer, timeout)
+
+    stream.read, stream.write = watched_read, watched_write
+    _claim(sock)
+
+
+def _trace(event: str, info: Mapping[str, Any]) -> None:
+    """httpx's `trace` extension: sees each new connection's stream (TCP, then TLS)."""
+    if event.endswith((".connect_tcp.complete", ".start_tls.complete")):
+        stream = info.get("return_value")
+        if stream is not None:
+            _watch(stream)
+
+
+@contextmanager
 def open_request(
     endpoint: Endpoint,
     method: str,
@@ -133,39 +251,55 @@ def open_request(
     body: Mapping[str, Any] | None = None,
     *,
     read_timeout: float | None = None,
-    on_connect: Callable[[http.client.HTTPConnection], None] | None = None,
-) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-    """Send one request; returns the open connection and a 2xx response (headers read).
+    stopper: _Stopper | None = None,
+) -> Iterator[httpx.Response]:
+    """Send one request; yields a 2xx response (headers read, body not), closed on exit.
+    `stopper` can stop the request from another thread until then.
 
     Raises EndpointUnreachable (retryable) or EndpointHTTPError (retryable when 5xx/429)."""
-    parts = urlsplit(endpoint.url)
-    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = cls(parts.hostname or "", parts.port, timeout=CONNECT_TIMEOUT)
     data = json.dumps(body).encode() if body is not None else None
-    headers = _headers(endpoint, data is not None)
+    client = _client(endpoint)
+    request = client.build_request(
+        method,
+        _url(endpoint, path),
+        content=data,
+        headers=_headers(endpoint, data is not None),
+        timeout=httpx.Timeout(read_timeout or endpoint.timeout, connect=CONNECT_TIMEOUT),
+        extensions={"trace": _trace},
+    )
+    previous = getattr(_CURRENT, "stopper", None)
+    _CURRENT.stopper = stopper
     try:
-        conn.connect()
-        if on_connect is not None:
-            on_connect(conn)
-        if conn.sock is not None:
-            conn.sock.settimeout(read_timeout or endpoint.timeout)
-        conn.request(method, parts.path + path, body=data, headers=headers)
-        resp = conn.getresponse()
-    except (OSError, http.client.HTTPException) as e:
-        conn.close()  # a bad status line is server text: redacted like an error body
-        raise EndpointUnreachable(f"{endpoint.url}: {redact(_reason(e), endpoint)}") from None
-    except BaseException:
-        conn.close()
-        raise
-    if resp.status >= 400:
         try:
-            msg = _error_message(resp.read(8192))
-        except (OSError, http.client.HTTPException):
-            msg = str(resp.reason)
-        conn.close()
-        msg = redact(msg, endpoint)
-        raise EndpointHTTPError(resp.status, f"{endpoint.url}: HTTP {resp.status}: {msg}")
-    return conn, resp
+            resp = client.send(request, stream=True)
+        except (OSError, httpx.HTTPError) as e:  # a bad status line is server text: redacted
+            raise EndpointUnreachable(f"{endpoint.url}: {redact(_reason(e), endpoint)}") from None
+        try:
+            if resp.status_code >= 400:
+                try:
+                    msg = _error_message(read_upto(resp, 8192))
+                except (OSError, httpx.HTTPError):
+                    msg = resp.reason_phrase
+                msg = redact(msg, endpoint)
+                status = resp.status_code
+                raise EndpointHTTPError(status, f"{endpoint.url}: HTTP {status}: {msg}")
+            yield resp
+        finally:
+            if stopper is not None:
+                stopper.release()  # before the connection may go back to the pool
+            resp.close()
+    finally:
+        _CURRENT.stopper = previous
+
+
+def read_upto(resp: httpx.Response, limit: int) -> bytes:
+    """At most `limit` bytes of the body (the rest is not read; closing drops the connection)."""
+    out = bytearray()
+    for chunk in resp.iter_bytes():
+        out += chunk
+        if len(out) >= limit:
+            break
+    return bytes(out[:limit])
 
 
 class _Deadline:
@@ -174,10 +308,8 @@ class _Deadline:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.expired = threading.Event()
-        self._sock: socket.socket | None = None
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
+        self.stopper = _Stopper()
+        self._timer = threading.Timer(seconds, self.stopper.stop)
         self._timer.daemon = True
 
     def __enter__(self) -> _Deadline:
@@ -187,17 +319,9 @@ class _Deadline:
     def __exit__(self, *exc: object) -> None:
         self._timer.cancel()
 
-    def attach(self, conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            self._sock = conn.sock
-        if self.expired.is_set():
-            raise TimeoutError
-
-    def _expire(self) -> None:
-        self.expired.set()
-        with self._lock:
-            sock = self._sock
-        _shutdown(sock)
+    @property
+    def expired(self) -> bool:
+        return self.stopper.stopped
 
     def error(self, endpoint: Endpoint) -> EndpointUnreachable:
         return EndpointUnreachable(f"{endpoint.url}: no complete answer within {self.seconds:g} s")
@@ -208,21 +332,18 @@ def list_models(endpoint: Endpoint, timeout: float = CONNECT_TIMEOUT) -> list[st
     (mlx_lm.server sends an empty 200 body when no Hugging Face cache folder exists)."""
     with _Deadline(min(endpoint.deadline, 6 * timeout)) as deadline:
         try:
-            conn, resp = open_request(
-                endpoint, "GET", "/models", read_timeout=timeout, on_connect=deadline.attach
-            )
-            try:
-                raw = resp.read(LIST_CAP)
-            finally:
-                conn.close()
-            if deadline.expired.is_set():  # the socket was shut: what came is a fragment
+            with open_request(
+                endpoint, "GET", "/models", read_timeout=timeout, stopper=deadline.stopper
+            ) as resp:
+                raw = read_upto(resp, LIST_CAP)
+            if deadline.expired:  # the socket was shut: what came is a fragment
                 raise TimeoutError
-        except (OSError, http.client.HTTPException, EndpointUnreachable) as e:
-            if deadline.expired.is_set():
+        except (OSError, httpx.HTTPError, EndpointUnreachable) as e:
+            if deadline.expired:
                 raise deadline.error(endpoint) from None
             if isinstance(e, EndpointUnreachable):
                 raise
-            raise EndpointUnreachable(f"{endpoint.url}: {_reason(e)}") from None
+            raise EndpointUnreachable(f"{endpoint.url}: {redact(_reason(e), endpoint)}") from None
     try:
         data = json.loads(raw)
         return [str(m["id"]) for m in data["data"]]
@@ -230,20 +351,42 @@ def list_models(endpoint: Endpoint, timeout: float = CONNECT_TIMEOUT) -> list[st
         return None
 
 
+def iter_lines(chunks: Iterable[bytes], cap: int) -> Iterator[bytes]:
+    """The lines of a byte stream, each with its newline; a line longer than `cap` bytes comes in
+    pieces of `cap` (as readline(cap) gives them), so no more than `cap` plus one chunk is held."""
+    buf = bytearray()
+    scanned = 0  # buf[:scanned] holds no newline
+    for chunk in chunks:
+        buf += chunk
+        start = 0
+        while True:
+            nl = buf.find(b"\n", max(start, scanned), start + cap)
+            if nl >= 0:
+                yield bytes(buf[start : nl + 1])
+                start = scanned = nl + 1
+            elif len(buf) - start >= cap:
+                yield bytes(buf[start : start + cap])
+                start = scanned = start + cap
+            else:
+                scanned = len(buf)
+                break
+        del buf[:start]
+        scanned -= start
+    if buf:
+        yield bytes(buf)
+
+
 def iter_sse(
-    resp: http.client.HTTPResponse,
+    resp: httpx.Response,
     on_line: Callable[[bytes], None] | None = None,
     line_cap: int = LINE_CAP,
 ) -> Iterator[str]:
     """The `data:` payloads of a server-sent-events stream, one per event; comments skipped.
     `on_line` sees every raw line (comments too), so a caller can bound what a stream costs."""
     lines: list[str] = []
-    while True:
-        raw = resp.readline(line_cap)
+    for raw in iter_lines(resp.iter_bytes(), line_cap):
         if on_line is not None:
             on_line(raw)
-        if not raw:
-            break
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
         if not line:
             if lines:
@@ -322,8 +465,7 @@ class RemoteGeneration:
         self._body = body
         self._log = _ChunkLog()
         self._cancelled = threading.Event()
-        self._conn_lock = threading.Lock()
-        self._sock: socket.socket | None = None
+        self._stopper = _Stopper()
         self._stats = GenStats()
         self._text: list[str] = []
         self._usage_tokens = 0
@@ -370,11 +512,9 @@ class RemoteGeneration:
             self._log.unsubscribe(loop, event)
 
     def cancel(self) -> None:
-        """Stop now: closing the socket wakes the reading thread, which ends the stream."""
+        """Stop now: shutting the socket down wakes the reading thread, which ends the stream."""
         self._cancelled.set()
-        with self._conn_lock:
-            sock = self._sock
-        _shutdown(sock)
+        self._stopper.stop()
 
     def result(self) -> tuple[str, GenStats]:
         for _ in self:  # drain: returns once the final chunk is in
@@ -430,16 +570,15 @@ class RemoteGeneration:
                 self._finish(reason, t0)
 
     def _request(self, t0: float) -> None:
-        conn, resp = open_request(
-            self._endpoint, "POST", "/chat/completions", self._body, on_connect=self._attach
-        )
-        try:
-            if "text/event-stream" in (resp.getheader("Content-Type") or ""):
+        if self._cancelled.is_set():
+            return
+        with open_request(
+            self._endpoint, "POST", "/chat/completions", self._body, stopper=self._stopper
+        ) as resp:
+            if "text/event-stream" in resp.headers.get("Content-Type", ""):
                 self._read_stream(resp, t0)
             else:
                 self._read_whole(resp, t0)
-        finally:
-            conn.close()
 
     def _as_endpoint_error(self, e: BaseException) -> EndpointError:
         url = self._endpoint.url
@@ -452,7 +591,7 @@ class RemoteGeneration:
             return EndpointError(f"{url}: {e}")
         if isinstance(e, EndpointError):
             return e
-        if isinstance(e, OSError | http.client.HTTPException):
+        if isinstance(e, OSError | httpx.HTTPError):
             return EndpointUnreachable(f"{url}: {_reason(e)} mid-reply")
         if isinstance(e, RecursionError):
             return EndpointError(f"{url}: unreadable reply: JSON nested too deeply")
@@ -466,15 +605,7 @@ class RemoteGeneration:
         self._expired.set()
         self.cancel()
 
-    def _attach(self, conn: http.client.HTTPConnection) -> None:
-        with self._conn_lock:
-            # The socket itself: http.client drops conn.sock once a response that ends at
-            # connection close (HTTP/1.0, SSE) has begun, but its file still reads from this one.
-            self._sock = conn.sock
-        if self._cancelled.is_set():
-            raise EndpointError("cancelled")
-
-    def _read_stream(self, resp: http.client.HTTPResponse, t0: float) -> None:
+    def _read_stream(self, resp: httpx.Response, t0: float) -> None:
         finish: str | None = None
         counted = 0
         url = self._endpoint.url
@@ -522,8 +653,8 @@ class RemoteGeneration:
         if not self._cancelled.is_set():
             self._finish(finish or "stop", t0, counted)
 
-    def _read_whole(self, resp: http.client.HTTPResponse, t0: float) -> None:
-        raw = resp.read(self._byte_cap + 1)
+    def _read_whole(self, resp: httpx.Response, t0: float) -> None:
+        raw = read_upto(resp, self._byte_cap + 1)
         if len(raw) > self._byte_cap:
             raise EndpointError(
                 f"{self._endpoint.url}: reply larger than {self._byte_cap} bytes "
@@ -770,14 +901,14 @@ def _check_adapter(endpoint: Endpoint, adapter: str, extra: Mapping[str, Any]) -
     }
     with _Deadline(endpoint.deadline) as deadline:
         try:
-            conn, resp = open_request(
-                endpoint, "POST", "/chat/completions", body, on_connect=deadline.attach
-            )
-            conn.close()
+            with open_request(
+                endpoint, "POST", "/chat/completions", body, stopper=deadline.stopper
+            ):
+                pass
         except EndpointHTTPError as e:
             raise LemlabError(f"the server cannot use adapter {adapter}: {e}") from None
         except EndpointUnreachable:
-            if deadline.expired.is_set():
+            if deadline.expired:
                 raise deadline.error(endpoint) from None
             raise
 

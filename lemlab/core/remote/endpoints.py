@@ -131,7 +131,8 @@ def _named(name: str, endpoints: Mapping[str, Endpoint]) -> Endpoint:
 
 
 def _parse_url(url: str) -> tuple[str, str | None]:
-    """Validate a base URL; returns it without credentials (path defaulting to /v1) and userinfo."""
+    """Validate a base URL; returns it without credentials (path defaulting to /v1, a query
+    string such as ?api-version= kept: it goes out with every request) and userinfo."""
     try:
         parts: SplitResult = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -143,7 +144,7 @@ def _parse_url(url: str) -> tuple[str, str | None]:
         )
     userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else None
     path = parts.path.rstrip("/") or "/v1"
-    clean = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], path, "", ""))
+    clean = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], path, parts.query, ""))
     return clean, userinfo or None
 
 
