@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,9 +42,13 @@ SYSTEM_FORM_USER = "user_prefix"  # template rejects system: kernel, blank line,
 
 
 class ProbeLike(Protocol):
-    id: str
-    category: str
-    prompt: str
+    # Read-only members, so frozen dataclasses (battery.probes.Probe) satisfy the protocol.
+    @property
+    def id(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def prompt(self) -> str: ...
 
 
 class ScorerLike(Protocol):
@@ -301,7 +305,7 @@ class BatteryRunner:
 
     def _run_condition(
         self, probe: ProbeLike, cond: Condition, form: str
-    ) -> Iterator[ConditionProgress | Any]:
+    ) -> Generator[ConditionProgress, None, tuple[dict[str, Any], GenStats]]:
         """Generate and score one (probe, condition); yields throttled ConditionProgress, returns
         (result dict, stats)."""
         if self.cancelled:
