@@ -246,8 +246,7 @@ class LemlabApp(App[int]):
         chat = self.query_one("#chat-pane")
         chat.action_cancel()  # type: ignore[attr-defined]
         self.lab.session = session
-        if not any(getattr(p, "run_session", None) is old and getattr(p, "job", None) is not None
-                   for p in self.panes):  # fmt: skip
+        if not any(p.reports_to(old) for p in self.panes):
             old.release()
         self.lab.kernel_text = ""
         if session.sampler:

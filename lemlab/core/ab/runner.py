@@ -35,6 +35,7 @@ from lemlab.core.ab.in_flight import InFlight
 from lemlab.core.engine_api import Engine, GenStats, LoadInfo, Sampler
 from lemlab.core.errors import LemlabError
 from lemlab.core.remote.endpoints import is_remote_spec
+from lemlab.core.scoring.failure_modes import FailureMode
 
 SYSTEM_FORM_NONE = "none"  # no kernel: no system message
 SYSTEM_FORM_SYSTEM = "system"  # kernel sent as the system turn
@@ -406,14 +407,17 @@ def condition_result(
     return condition_entry(text, scorer.score(text), stats.elapsed, **extra)
 
 
-def failure_entry(mode: Any) -> dict[str, Any]:
+def failure_entry(mode: FailureMode | Mapping[str, Any] | str) -> dict[str, Any]:
     """A failure mode as stored in a condition entry: `{label, evidence, detail}`, so a report
-    can show what the detector saw (readers that want labels take `label`)."""
-    if isinstance(mode, Mapping):
+    can show what the detector saw (readers that want labels take `label`). A detector gives
+    FailureMode; a bare label (an older detector) or a stored entry is taken as it is."""
+    label: Any
+    if isinstance(mode, FailureMode):
+        label, evidence, detail = mode.label, mode.evidence, mode.detail
+    elif isinstance(mode, Mapping):
         label, evidence, detail = mode.get("label"), mode.get("evidence"), mode.get("detail")
     else:
-        label = getattr(mode, "label", mode)
-        evidence, detail = getattr(mode, "evidence", ""), getattr(mode, "detail", None)
+        label, evidence, detail = mode, "", None
     return {
         "label": str(label),
         "evidence": str(evidence or ""),

@@ -30,7 +30,7 @@ from lemlab.core.ab.report import (
     to_markdown,
 )
 from lemlab.core.errors import LemlabError
-from lemlab.core.scoring.failure_modes import detect
+from lemlab.core.scoring.failure_modes import FailureMode, detect
 from lemlab.core.stats import bootstrap_ci, failure_counts, sign_test, signal_changes
 
 THRESHOLD = 0.5  # a probe improved when its score minus the baseline's is > 0.5 (research rule)
@@ -84,7 +84,10 @@ class ProbeRow:
         items = stored if isinstance(stored, list | tuple) else [stored]
         out = []
         for item, label in zip(items, failure_labels(items), strict=True):
-            ev = item.get("evidence", "") if isinstance(item, Mapping) else getattr(item, "evidence", "")
+            if isinstance(item, FailureMode):
+                ev = item.evidence
+            else:
+                ev = item.get("evidence", "") if isinstance(item, Mapping) else ""  # a bare label
             out.append((label, str(ev or "")))
         return out
 
@@ -120,7 +123,7 @@ def failure_labels(value: Any) -> list[str]:
             label = next((item[k] for k in ("label", "name", "code", "mode") if k in item), None)
             out.append(str(label if label is not None else item))
         else:
-            out.append(str(getattr(item, "label", item)))
+            out.append(item.label if isinstance(item, FailureMode) else str(item))
     return out
 
 
@@ -465,7 +468,7 @@ def view_report(table: ScoreTable, title: str = "", scorer: str = "", *,
                        duration=header.get("duration", ""),
                        summary_recomputed=bool(header.get("summary_recomputed", False)),
                        comparisons=comps, issues=list(header.get("issues", [])))  # fmt: skip
-    if "timing" in header and hasattr(report, "timing"):
+    if "timing" in header:
         report.timing = header["timing"]
     return report
 

@@ -3,6 +3,7 @@ Shared by slash commands, key bindings and the command palette so all three beha
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -95,7 +96,7 @@ class SlashCommands:
             self.app.notify(f"unknown command {cmd} (known: {known})", severity="warning")
             return
         result = handler()
-        if hasattr(result, "__await__"):
+        if inspect.isawaitable(result):  # some handlers are coroutines, some plain calls
             await result
 
     def set_system(self, text: str, name: str | None = None) -> None:

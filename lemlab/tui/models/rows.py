@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lemlab.core.models.discovery import discover, lab_folders
+from lemlab.core.models.discovery import (
+    AdapterEntry,
+    ModelEntry,
+    discover,
+    lab_folders,
+    params_label,
+)
 from lemlab.core.remote.endpoints import NAMED_PREFIX
 
 
@@ -80,34 +86,24 @@ def scan(
     return models, adapters, [f"{p.path}: {p.problem}" for p in found.problems]
 
 
-def model_row(m: object) -> ModelRow:
-    g = lambda k: getattr(m, k, None)  # noqa: E731 - tiny accessor
-    params = g("params")
+def model_row(m: ModelEntry) -> ModelRow:
     return ModelRow(
-        str(g("name")) + (" (demo)" if g("is_demo") else ""), str(g("path")), _txt(g("model_type")),
-        human_count(params), _txt(g("quantization")), _txt(g("layers")), human_size(g("size_bytes")),
+        m.name + (" (demo)" if m.is_demo else ""), str(m.path), _txt(m.model_type),
+        human_count(m.params), _txt(m.quantization), _txt(m.layers), human_size(m.size_bytes),
     )  # fmt: skip
 
 
 def human_count(n: int | None) -> str:
-    from lemlab.core.models.discovery import (
-        params_label,  # written one way, as `lemlab models` does
-    )
-
-    return params_label(n)
+    return params_label(n)  # written one way, as `lemlab models` does
 
 
-def adapter_row(entry: object) -> AdapterRow:
-    a = getattr(entry, "info", entry)
-    base = getattr(entry, "base", None)
-    g = lambda k: getattr(a, k, None)  # noqa: E731 - tiny accessor
-    lr = g("learning_rate")
+def adapter_row(entry: AdapterEntry) -> AdapterRow:
+    a, lr = entry.info, entry.info.learning_rate
     return AdapterRow(
-        Path(str(g("path"))).name, str(g("path")),
-        str(getattr(base, "path", "")) or _txt(g("base_model")), _txt(g("rank")),
-        _txt(g("scale")), _txt(g("num_layers")), _txt(g("iters")),
-        f"{lr:.0e}" if isinstance(lr, float) else _txt(lr), str(len(g("checkpoints") or [])),
-        tuple((int(i), str(f)) for i, f in g("checkpoints") or []),
+        a.path.name, str(a.path), str(entry.base.path) if entry.base else _txt(a.base_model),
+        _txt(a.rank), _txt(a.scale), _txt(a.num_layers), _txt(a.iters),
+        f"{lr:.0e}" if isinstance(lr, float) else _txt(lr), str(len(a.checkpoints)),
+        tuple((int(i), str(f)) for i, f in a.checkpoints),
     )  # fmt: skip
 
 
@@ -145,7 +141,7 @@ def scan_endpoints(
 
 
 def endpoint_rows(name: str, endpoint: Any, timeout: float = ENDPOINT_TIMEOUT) -> list[EndpointRow]:
-    from lemlab.engine.remote import list_models  # standard library HTTP only
+    from lemlab.engine.remote import list_models  # lazy: httpx costs ~90 ms of start-up
 
     base = NAMED_PREFIX + name
     if endpoint.model:  # the config names the model: that is what a load asks for

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from textual.containers import Vertical
 
+from lemlab.core.sessions import Session
+
 if TYPE_CHECKING:
     from lemlab.tui.state import LabState
 
@@ -43,6 +45,10 @@ class LabPane(Vertical):
 
     def model_changed(self) -> None:
         """A model/adapter was loaded or unloaded: self.lab.loaded is current."""
+
+    def reports_to(self, session: Session) -> bool:
+        """A run of this pane is writing to `session` now (the app keeps its lock until it ends)."""
+        return False
 
     def live_work(self) -> str:
         """A sentence naming work that quitting would affect ("" = none): the app asks first."""

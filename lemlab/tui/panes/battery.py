@@ -202,6 +202,9 @@ class BatteryPane(LabPane):
                 continue
         return None
 
+    def reports_to(self, session: Session) -> bool:
+        return self.job is not None and self.run_session is session
+
     def _busy(self) -> bool:
         if self.job is not None:
             self.notify("a battery run is in progress: Esc cancels it", severity="warning")
