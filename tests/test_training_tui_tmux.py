@@ -37,7 +37,7 @@ def test_a_run_started_in_the_tui_survives_the_terminal_going_away(
         wait_until(lambda: "no run yet" in screen(), 30, "the Training tab", screen=screen)
         send_keys(name, "n")
         wait_until(lambda: "Start a LoRA training run" in screen(), 30, "the form", screen=screen)
-        assert "warning" not in screen().lower()  # the defaults are the safe settings
+        assert "collapsed a 1B model" not in screen()  # the defaults are the safe settings
         send_text(name, str(data))  # the data field has the focus
         send_keys(name, "C-s")
         wait_until(lambda: any(adapters.glob("*/events.jsonl")), 60, "a training run", screen=screen)
