@@ -8,6 +8,7 @@ import pytest
 
 from lemlab.core.engine_api import Message, Sampler
 from lemlab.engine.mlx_engine import MLXEngine
+from lemlab.engine.prefix_cache import PrefixCache
 
 # Longer than tiny gemma's 512-token sliding window, so the rotating KV cache is exercised too.
 KERNEL_A = " ".join(
@@ -137,3 +138,76 @@ def test_llama_full_kv_cache_is_cached_on_first_sight(tiny_llama: Path) -> None:
         eng.shutdown()
     assert [r[0] for r in reused] == plain
     assert reused[0][1] == 0 and reused[1][1] > 32 and reused[2][1] == reused[1][1]
+
+
+# --- byte budget --------------------------------------------------------------------------------
+
+
+def _entry_bytes(eng: MLXEngine, kernel: str) -> int:
+    """Bytes of one kernel's entry (tiny gemma: its rotating caches leave no tail)."""
+    eng._prefix = PrefixCache()  # swapped while the engine is idle
+    _run(eng, _chat(kernel, PROBES[0]), reuse=True)
+    assert eng._prefix._tail is None and len(_prefix_entries(eng)) == 1
+    return eng._prefix.nbytes
+
+
+def test_entry_over_the_budget_is_not_kept(engine: MLXEngine) -> None:
+    a_bytes, b_bytes = _entry_bytes(engine, KERNEL_A), _entry_bytes(engine, KERNEL_B)
+    assert a_bytes > b_bytes > 0
+    engine._prefix = PrefixCache(max_bytes=a_bytes - 1)
+    plain = [_run(engine, _chat(KERNEL_A, p), reuse=False)[0] for p in PROBES[:3]]
+    reused = [_run(engine, _chat(KERNEL_A, p), reuse=True) for p in PROBES[:3]]
+    assert [r[0] for r in reused] == plain
+    assert [r[1] for r in reused] == [0, 0, 0] and _prefix_entries(engine) == []
+    assert engine._prefix.nbytes == 0
+    # A smaller kernel still fits the same budget and is served from the cache.
+    b = [_run(engine, _chat(KERNEL_B, p), reuse=True)[1] for p in PROBES[:2]]
+    assert b[0] == 0 and b[1] > 512 and engine._prefix.nbytes == b_bytes
+
+
+def test_many_prefixes_stay_under_the_budget_least_recent_evicted(engine: MLXEngine) -> None:
+    kernels = [f"Kernel {k}. {KERNEL_B}" for k in range(5)]
+    size = _entry_bytes(engine, kernels[0])
+    budget = 3 * size + size // 2  # room for three entries
+    engine._prefix = PrefixCache(max_entries=100, max_bytes=budget)
+    order = [0, 1, 2, 0, 3, 4]  # kernel 0 is used again before 3 and 4 arrive
+    for i, k in enumerate(order):
+        messages = _chat(kernels[k], PROBES[i % len(PROBES)])
+        plain = _run(engine, messages, reuse=False)[0]
+        text, cached, _ = _run(engine, messages, reuse=True)
+        assert text == plain
+        assert (cached > 512) == (i == 3)  # only the repeat of kernel 0 finds its entry
+        assert engine._prefix.nbytes <= budget
+    prompts = [engine._prompt_tokens(engine._need_model(), _chat(k, PROBES[0])) for k in kernels]
+    kept = [
+        next(k for k, toks in enumerate(prompts) if toks[: len(e.tokens)] == e.tokens)
+        for e in engine._prefix._entries
+    ]
+    assert kept == [0, 3, 4]  # 1 and 2 went first: least recently used, not first stored
+
+
+def test_chat_reuse_works_within_a_small_budget(tiny_llama: Path) -> None:
+    """A full KV cache leaves a tail after each turn; a budget for 1.5 caches keeps the newest
+    (the tail), drops the older kernel entry, and the conversation still reuses its last turn."""
+    eng = MLXEngine()
+    try:
+        eng.load(str(tiny_llama)).result()
+        turns: list[Message] = [{"role": "system", "content": KERNEL_B}]
+        eng._prefix = PrefixCache()
+        _run(eng, [*turns, {"role": "user", "content": PROBES[0]}], reuse=True)
+        tail = eng._prefix._tail
+        assert tail is not None
+        budget = tail.nbytes * 3 // 2
+        eng._prefix = PrefixCache(max_bytes=budget)
+        cached = []
+        for probe in PROBES[:4]:
+            turns.append({"role": "user", "content": probe})
+            plain = _run(eng, turns, reuse=False)[0]
+            text, hit, _ = _run(eng, turns, reuse=True)
+            assert text == plain
+            assert 0 < eng._prefix.nbytes <= budget and _prefix_entries(eng) == []
+            cached.append(hit)
+            turns.append({"role": "assistant", "content": text})
+    finally:
+        eng.shutdown()
+    assert cached[0] == 0 and cached[1] > 1000 and cached[1] < cached[2] < cached[3]

@@ -16,6 +16,22 @@ the new message, instead of the whole last exchange. Later requests that start
 with an entry's tokens get a deep copy of its cache and prefill only the rest. Entries live in a
 small LRU, so conditions interleaved probe by probe (baseline, kernel A, kernel B, ...) each keep
 theirs. Only called on the engine thread.
+
+Memory: besides MAX_ENTRIES, the entries and the tail together hold at most `max_bytes` of KV
+cache (each cache's `nbytes`, its allocated arrays); the least recently used of them go first,
+and one bigger than the whole budget is not kept at all. The count alone bounds nothing: an
+entry is as long as its prefix, and a chat's conversation (a boundary entry per turn, plus the
+tail) grows without end. MAX_BYTES, 2 GiB, holds four ~1,500-token kernel entries of an 8B
+with full KV caches (about 200 MB each), two or three of gemma-3-12b (~500 MB each, its
+sliding-window layers capped near their window), or a chat tail of ~15k tokens on an 8B; more
+would compete with the model's weights on a 16-32 GB Mac. A running request's own copy is its
+working cache and is not counted. Budget and count are constructor arguments.
+
+mlx-lm's LRUPromptCache (mlx_lm.models.cache, 0.32, written for mlx_lm.server) has a byte limit
+too but is not used: it keeps whole finished requests, while lemlab snapshots a boundary mid-
+prefill; inserting a trimmable cache drops every shorter entry it extends (a kernel's entry goes
+when one of its chats is kept, and other probes then deep-copy the long chat to trim it back);
+and it is a server internal with no stability promise.
 """
 
 from __future__ import annotations
@@ -30,6 +46,7 @@ MIN_SHARED = 32  # shorter shared prefixes (BOS + turn markers) are not worth an
 MIN_EXTEND = 32  # grow an entry only when a request shares this many more tokens
 MIN_TAIL = 8  # a tail is reused from fewer shared tokens: it costs a copy, not a new prefill
 MAX_ENTRIES = 4
+MAX_BYTES = 2 << 30  # KV cache bytes the entries and the tail hold together (see above)
 HISTORY = 8
 
 
@@ -37,6 +54,8 @@ HISTORY = 8
 class _Entry:
     tokens: list[int]
     cache: list[Any]
+    nbytes: int = 0
+    used: int = 0  # PrefixCache._clock when last stored or served: the lowest goes first
 
 
 @dataclass
@@ -58,11 +77,27 @@ def common_prefix_len(a: list[int], b: list[int]) -> int:
     return n
 
 
+def cache_nbytes(cache: list[Any]) -> int:
+    """Bytes a prompt cache holds: each layer cache's `nbytes` (mlx-lm's cache classes report
+    their allocated arrays), else the sum over the arrays in its `state`."""
+    total = 0
+    for c in cache:
+        try:
+            total += int(c.nbytes)
+        except (AttributeError, NotImplementedError):
+            from mlx.utils import tree_reduce
+
+            total += int(tree_reduce(lambda n, a: n + a.nbytes, c.state, 0))
+    return total
+
+
 class PrefixCache:
-    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES) -> None:
         self._entries: list[_Entry] = []  # most recently used last
         self._recent: deque[list[int]] = deque(maxlen=HISTORY)
         self._max = max_entries
+        self._max_bytes = max_bytes
+        self._clock = 0
 
         self._tail: _Entry | None = None  # the last finished request's cache (trimmable only)
 
@@ -70,6 +105,12 @@ class PrefixCache:
         self._entries.clear()
         self._recent.clear()
         self._tail = None
+
+    @property
+    def nbytes(self) -> int:
+        """KV cache bytes held by the entries and the tail."""
+        held = self._entries + ([self._tail] if self._tail else [])
+        return sum(e.nbytes for e in held)
 
     def remember(self, tokens: list[int], cache: list[Any]) -> None:
         """Keep a finished request's cache: `tokens` are its prompt and reply tokens; the cache
@@ -80,7 +121,12 @@ class PrefixCache:
         if not isinstance(fed, int) or fed < MIN_TAIL or not can_trim_prompt_cache(cache):
             self._tail = None
             return
-        self._tail = _Entry(list(tokens[:fed]), cache)
+        size = cache_nbytes(cache)
+        if size > self._max_bytes:
+            self._tail = None
+            return
+        self._tail = _Entry(list(tokens[:fed]), cache, size, self._tick())
+        self._fit()
 
     @property
     def entry_lengths(self) -> list[int]:
@@ -104,12 +150,10 @@ class PrefixCache:
             t0 = time.perf_counter()
             cache = copy.deepcopy(best.cache) if best else make_prompt_cache(model)
             _prefill(model, cache, tokens[base_len:shared])
-            entry = _Entry(list(tokens[:shared]), cache)
-            self._store(entry)
+            kept = self._store(_Entry(list(tokens[:shared]), cache, cache_nbytes(cache)))
             built = shared - base_len
-            return Prepared(
-                copy.deepcopy(cache), tokens[shared:], base_len, built, time.perf_counter() - t0
-            )
+            mine = copy.deepcopy(cache) if kept else cache
+            return Prepared(mine, tokens[shared:], base_len, built, time.perf_counter() - t0)
         if best is not None:
             self._touch(best)
             return Prepared(copy.deepcopy(best.cache), tokens[base_len:], base_len, 0, 0.0)
@@ -125,6 +169,7 @@ class PrefixCache:
         shared = min(common_prefix_len(tail.tokens, tokens), limit)
         if shared < MIN_TAIL or (base_len and shared < base_len + MIN_EXTEND):
             return None
+        tail.used = self._tick()
         cache = copy.deepcopy(tail.cache)
         trim_prompt_cache(cache, len(tail.tokens) - shared)
         return Prepared(cache, tokens[shared:], shared, 0, 0.0)
@@ -137,14 +182,35 @@ class PrefixCache:
         ]
         return max(fitting, key=lambda e: len(e.tokens), default=None)
 
+    def _tick(self) -> int:
+        self._clock += 1
+        return self._clock
+
     def _touch(self, entry: _Entry) -> None:
         self._entries.remove(entry)
         self._entries.append(entry)
+        entry.used = self._tick()
 
-    def _store(self, entry: _Entry) -> None:
+    def _store(self, entry: _Entry) -> bool:
+        """Keep a new entry unless it alone is over the byte budget; False: not kept."""
+        if entry.nbytes > self._max_bytes:
+            return False
+        entry.used = self._tick()
         self._entries.append(entry)
         while len(self._entries) > self._max:
             self._entries.pop(0)
+        self._fit()
+        return True
+
+    def _fit(self) -> None:
+        """Drop the least recently used of the entries and the tail until the bytes fit."""
+        while self.nbytes > self._max_bytes:
+            held = self._entries + ([self._tail] if self._tail else [])
+            oldest = min(held, key=lambda e: e.used)
+            if oldest is self._tail:
+                self._tail = None
+            else:
+                self._entries.remove(oldest)
 
 
 def _prefill(model: Any, cache: list[Any], tokens: list[int], step: int = 2048) -> None:
