@@ -1,8 +1,14 @@
 """The training child process: `python -m lemlab.engine.train_child ADAPTER/lemlab-train.toml`.
 
-Runs mlx-lm's tuner in-process (not `mlx_lm.lora.run`, which drops custom callbacks) and appends
-one JSON line per event to ADAPTER/events.jsonl: start, phase, train, val, checkpoint, then one
-of done / stopped / error. Every line is flushed; the last one is fsynced.
+Runs mlx-lm's tuner in-process and appends one JSON line per event to ADAPTER/events.jsonl:
+start, phase, train, val, checkpoint, then one of done / stopped / error. Every line is flushed;
+the last one is fsynced.
+
+Not `mlx_lm.lora.train_model` itself: it takes no batch iterator, which is where this child
+notices a stop and tells compiling from training. So `prepare`, `build_optimizer` and
+`training_args` mirror train_model step by step (fine-tune type, learning-rate schedule,
+optimizer settings, every TrainingArgs field), and tests/test_train_mlx_lm_fields.py fails
+when mlx-lm's options, TrainingArgs fields or train_model's use of them change.
 
 Phase events say what the trainer is doing between reports, which can be minutes: "loading"
 (the model and data), "compiling" (the first step: MLX builds its kernels, slow on a cold cache),
@@ -29,7 +35,7 @@ import time
 import traceback
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lemlab.core.training.config import TrainingConfig, load_config_toml
 from lemlab.core.training.events import EVENTS_FILE, event_json
@@ -154,15 +160,32 @@ def make_batch_iterator(stop: StopFlag, checkpoints: CheckpointWatch, phases: Ph
 
 
 def build_optimizer(cfg: TrainingConfig) -> Any:
+    """The optimizer train_model builds: the schedule (else the constant learning rate) and the
+    chosen optimizer's own settings from optimizer_config."""
     import mlx.optimizers as optim
+    from mlx_lm.tuner.utils import build_schedule
 
     classes = {"adam": optim.Adam, "adamw": optim.AdamW, "muon": optim.Muon,
                "sgd": optim.SGD, "adafactor": optim.Adafactor}
-    return classes[cfg.optimizer](learning_rate=cfg.learning_rate)
+    lr = build_schedule(cfg.lr_schedule) if cfg.lr_schedule else cfg.learning_rate
+    return classes[cfg.optimizer](learning_rate=lr, **cfg.optimizer_config.get(cfg.optimizer, {}))
+
+
+def training_args(cfg: TrainingConfig) -> dict[str, Any]:
+    """Every field of mlx-lm's TrainingArgs, from the config (a test checks none is missing)."""
+    return dict(
+        batch_size=cfg.batch_size, iters=cfg.iters, val_batches=cfg.val_batches,
+        steps_per_report=cfg.steps_per_report, steps_per_eval=cfg.steps_per_eval,
+        steps_per_save=cfg.save_every, max_seq_length=cfg.max_seq_length,
+        adapter_file=str(Path(cfg.adapter_path) / "adapters.safetensors"),
+        grad_checkpoint=cfg.grad_checkpoint, grad_accumulation_steps=cfg.grad_accumulation_steps,
+        clear_cache_threshold=cfg.clear_cache_threshold,
+    )  # fmt: skip
 
 
 def prepare(cfg: TrainingConfig) -> tuple[Any, Any, Any]:
-    """Load model and data and turn on LoRA layers, as mlx_lm.lora.train_model does."""
+    """Load model and data and choose what trains, as mlx_lm.lora.train_model does: LoRA or DoRA
+    layers on the top num_layers, or (full) those layers' own weights unfrozen."""
     import mlx.core as mx
     import numpy as np
     from mlx_lm.tuner.datasets import CacheDataset, load_dataset
@@ -171,14 +194,18 @@ def prepare(cfg: TrainingConfig) -> tuple[Any, Any, Any]:
 
     np.random.seed(cfg.seed)
     args = types.SimpleNamespace(**cfg.mlx_lm_args())
-    model, tokenizer = load(cfg.model, tokenizer_config={"trust_remote_code": False})
+    model, tokenizer = cast("tuple[Any, Any]", load(cfg.model, tokenizer_config={"trust_remote_code": False}))
     train_set, valid_set, _ = load_dataset(args, tokenizer)
     mx.random.seed(cfg.seed)
     model.freeze()
     if cfg.num_layers > len(model.layers):
         raise ValueError(f"num_layers {cfg.num_layers} > the model's {len(model.layers)} layers")
-    linear_to_lora_layers(model, cfg.num_layers, args.lora_parameters,
-                          use_dora=cfg.fine_tune_type == "dora")
+    if cfg.fine_tune_type == "full":
+        for layer in model.layers[-max(cfg.num_layers, 0):]:  # -1: [-0:] is every layer
+            layer.unfreeze()
+    else:
+        linear_to_lora_layers(model, cfg.num_layers, args.lora_parameters,
+                              use_dora=cfg.fine_tune_type == "dora")
     if cfg.resume_adapter_file:
         model.load_weights(cfg.resume_adapter_file, strict=False)  # weights only
     save_config(vars(args), Path(cfg.adapter_path) / "adapter_config.json")
@@ -194,12 +221,7 @@ def run_training(cfg: TrainingConfig, events: EventWriter, stop: StopFlag) -> in
     model, train_set, valid_set = prepare(cfg)
     stop.check()
     checkpoints = CheckpointWatch(folder, events)
-    targs = TrainingArgs(
-        batch_size=cfg.batch_size, iters=cfg.iters, val_batches=cfg.val_batches,
-        steps_per_report=cfg.steps_per_report, steps_per_eval=cfg.steps_per_eval,
-        steps_per_save=cfg.save_every, adapter_file=str(folder / "adapters.safetensors"),
-        max_seq_length=cfg.max_seq_length, grad_checkpoint=cfg.grad_checkpoint,
-    )
+    targs = TrainingArgs(**training_args(cfg))
     try:
         train(model=model, optimizer=build_optimizer(cfg), train_dataset=train_set,
               val_dataset=valid_set, args=targs, training_callback=make_callback(events, phases),

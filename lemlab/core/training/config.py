@@ -12,14 +12,27 @@ TOML layout (`lemlab-train.toml`, also accepted by `lemlab train -c`):
     model = "..."   # every field of TrainingConfig; absent keys take the defaults
 
 Relative paths in a TOML file are resolved against the file's folder. TOML has no null, so
-"no resume file" is the empty string.
+"no resume file" is the empty string and "no schedule" the empty table.
+
+Every option of mlx-lm's own `mlx_lm lora` (its CONFIG_DEFAULTS) is either a field here or in
+MLX_LM_FIXED (options with no meaning in a lemlab run); tests/test_train_mlx_lm_fields.py fails
+when mlx-lm gains or drops one. mlx-lm config shapes are kept: `lr_schedule` is
+`{name, arguments, warmup, warmup_init}` (mlx_lm.tuner.utils.build_schedule), and
+`optimizer_config` maps an optimizer name to its keyword arguments, e.g.
+
+    [train.optimizer_config.adamw]
+    weight_decay = 0.05
+    [train.lr_schedule]
+    name = "cosine_decay"
+    arguments = [1e-5, 400, 1e-7]   # init, decay_steps, end
+    warmup = 20
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +45,40 @@ from lemlab.core.models.discovery import model_parameters, params_label
 
 SCHEMA_VERSION = 1
 PATH_FIELDS = ("model", "data", "adapter_path", "resume_adapter_file")
-FINE_TUNE_TYPES = ("lora", "dora")
+FINE_TUNE_TYPES = ("lora", "dora", "full")  # full: every parameter of the trained layers
 OPTIMIZERS = ("adam", "adamw", "muon", "sgd", "adafactor")
+
+# Keyword arguments each optimizer takes besides learning_rate (mlx.optimizers 0.x signatures;
+# a test compares them): "float" accepts ints, "pair" is a list of two numbers.
+OPTIMIZER_SETTINGS: dict[str, dict[str, str]] = {
+    "adam": {"betas": "pair", "eps": "float", "bias_correction": "bool"},
+    "adamw": {"betas": "pair", "eps": "float", "weight_decay": "float", "bias_correction": "bool"},
+    "muon": {"momentum": "float", "weight_decay": "float", "nesterov": "bool", "ns_steps": "int"},
+    "sgd": {"momentum": "float", "weight_decay": "float", "dampening": "float", "nesterov": "bool"},
+    "adafactor": {"eps": "pair", "clip_threshold": "float", "decay_rate": "float", "beta_1": "float",
+                  "weight_decay": "float", "scale_parameter": "bool", "relative_step": "bool",
+                  "warmup_init": "bool"},
+}  # fmt: skip
+# mlx.optimizers.schedulers usable from a config file: each argument's name and kind, and how
+# many are required (join_schedules takes other schedules, which a file cannot hold).
+LR_SCHEDULES: dict[str, tuple[tuple[tuple[str, str], ...], int]] = {
+    "cosine_decay": ((("init", "float"), ("decay_steps", "int"), ("end", "float")), 2),
+    "exponential_decay": ((("init", "float"), ("decay_rate", "float")), 2),
+    "step_decay": ((("init", "float"), ("decay_rate", "float"), ("step_size", "int")), 3),
+    "linear_schedule": ((("init", "float"), ("end", "float"), ("steps", "int")), 3),
+}
+LR_SCHEDULE_KEYS = ("name", "arguments", "warmup", "warmup_init")
+
+# mlx-lm options that have no meaning in a lemlab run, with the value adapter_config.json records.
+MLX_LM_FIXED: dict[str, Any] = {
+    "train": True,  # the child always trains (`lemlab train` is the only way in)
+    "test": False,  # no test-set pass after training: lemlab evaluates with batteries
+    "test_batches": 0,  # (goes with test)
+    "config": None,  # mlx-lm's YAML file; lemlab reads its own TOML (`lemlab train -c`)
+    "report_to": None,  # wandb / swanlab: lemlab writes events.jsonl instead
+    "project_name": None,  # (goes with report_to)
+    "trust_remote_code": False,  # never: models are local folders loaded without their code
+}
 
 
 @dataclass
@@ -57,13 +102,28 @@ class TrainingConfig:
     seed: int = 0
     val_batches: int = 25  # -1 = the whole validation set
     resume_adapter_file: str = ""  # weights only: no optimizer state, iteration restarts at 1
-    fine_tune_type: str = "lora"  # lora or dora
+    fine_tune_type: str = "lora"  # lora, dora or full
     optimizer: str = "adam"
+    optimizer_config: dict[str, Any] = field(default_factory=dict)  # {optimizer: {kwarg: value}}
+    lr_schedule: dict[str, Any] = field(default_factory=dict)  # {} = constant learning_rate
+    grad_accumulation_steps: int = 1  # batches whose gradients make one optimizer update
+    clear_cache_threshold: int = 0  # bytes; clear MLX's allocator cache above it (0 = never)
+
+    @property
+    def peak_learning_rate(self) -> float:
+        """The largest learning rate the run uses: the schedule's, when there is one."""
+        if not self.lr_schedule:
+            return self.learning_rate
+        args = [float(a) for a in self.lr_schedule["arguments"]]
+        rates = [args[0], float(self.lr_schedule.get("warmup_init", 0.0))]
+        if self.lr_schedule["name"] == "linear_schedule":
+            rates.append(args[1])
+        return max(rates)
 
     def validate(self) -> None:
         """Raise LemlabError (one line) on values mlx-lm would reject mid-run."""
         for name in ("iters", "batch_size", "rank", "save_every", "steps_per_eval",
-                     "steps_per_report", "max_seq_length"):
+                     "steps_per_report", "max_seq_length", "grad_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise LemlabError(f"{name} must be at least 1 (got {getattr(self, name)})")
             # Upper bounds: a rank or batch of millions makes MLX allocate until it dies.
@@ -81,19 +141,85 @@ class TrainingConfig:
             raise LemlabError(f"fine_tune_type must be one of {', '.join(FINE_TUNE_TYPES)}")
         if self.optimizer not in OPTIMIZERS:
             raise LemlabError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.clear_cache_threshold < 0:
+            raise LemlabError(f"clear_cache_threshold must be 0 (never) or a byte count (got {self.clear_cache_threshold})")
+        _check_optimizer_config(self.optimizer_config)
+        _check_lr_schedule(self.lr_schedule)
 
     def mlx_lm_args(self) -> dict[str, Any]:
         """The argument namespace mlx-lm's trainer and adapter_config.json expect."""
         out = {k: v for k, v in asdict(self).items() if k not in ("rank", "scale", "dropout")}
+        lora = {"rank": self.rank, "scale": self.scale, "dropout": self.dropout}
         out.update(
-            lora_parameters={"rank": self.rank, "scale": self.scale, "dropout": self.dropout},
+            # mlx-lm's train_model records None for a full fine-tune (there are no LoRA layers).
+            lora_parameters=None if self.fine_tune_type == "full" else lora,
             resume_adapter_file=self.resume_adapter_file or None,
-            optimizer_config={self.optimizer: {}},
-            train=True, test=False, test_batches=0, lr_schedule=None, config=None,
-            grad_accumulation_steps=1, clear_cache_threshold=0, report_to=None,
-            project_name=None, trust_remote_code=False,
+            optimizer_config={self.optimizer: {}, **self.optimizer_config},
+            lr_schedule=self.lr_schedule or None,
+            **MLX_LM_FIXED,
         )
         return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _kind_ok(kind: str, value: Any) -> bool:
+    if kind == "float":
+        return _is_number(value)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    return isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)  # pair
+
+
+_KIND_WORDS = {"float": "a number", "int": "a whole number", "bool": "true or false",
+               "pair": "a list of two numbers"}
+
+
+def _check_optimizer_config(config: dict[str, Any]) -> None:
+    for name, settings in config.items():
+        if name not in OPTIMIZER_SETTINGS:
+            raise LemlabError(f"optimizer_config: unknown optimizer {name!r} (one of {', '.join(OPTIMIZERS)})")
+        if not isinstance(settings, dict):
+            raise LemlabError(f"optimizer_config.{name} must be a table of {name}'s settings")
+        known = OPTIMIZER_SETTINGS[name]
+        for key, value in settings.items():
+            if key not in known:
+                raise LemlabError(f"optimizer_config.{name}: unknown setting {key!r} "
+                                  f"({name} takes {', '.join(known)})")
+            if not _kind_ok(known[key], value):
+                raise LemlabError(f"optimizer_config.{name}.{key} must be {_KIND_WORDS[known[key]]} (got {value!r})")
+
+
+def _check_lr_schedule(schedule: dict[str, Any]) -> None:
+    if not schedule:
+        return
+    unknown = [k for k in schedule if k not in LR_SCHEDULE_KEYS]
+    if unknown:
+        raise LemlabError(f"lr_schedule: unknown key {unknown[0]!r} (keys: {', '.join(LR_SCHEDULE_KEYS)})")
+    name = schedule.get("name")
+    if name not in LR_SCHEDULES:
+        raise LemlabError(f"lr_schedule.name must be one of {', '.join(LR_SCHEDULES)} (got {name!r})")
+    params, required = LR_SCHEDULES[name]
+    args = schedule.get("arguments")
+    usage = f"{name} takes [{', '.join(p for p, _ in params)}]"
+    if not isinstance(args, list) or not required <= len(args) <= len(params):
+        raise LemlabError(f"lr_schedule.arguments: {usage} (got {args!r})")
+    for (param, kind), value in zip(params, args, strict=False):
+        if not _kind_ok(kind, value) or (kind == "int" and value < 1):
+            word = "a whole number of at least 1" if kind == "int" else "a number"
+            raise LemlabError(f"lr_schedule.arguments: {param} must be {word} (got {value!r}; {usage})")
+    if not args[0] > 0:
+        raise LemlabError(f"lr_schedule.arguments: init must be a positive learning rate (got {args[0]!r})")
+    warmup = schedule.get("warmup", 0)
+    if not (isinstance(warmup, int) and not isinstance(warmup, bool) and warmup >= 0):
+        raise LemlabError(f"lr_schedule.warmup must be a whole number of steps, 0 or more (got {warmup!r})")
+    if not _is_number(schedule.get("warmup_init", 0.0)) or schedule.get("warmup_init", 0.0) < 0:
+        raise LemlabError(f"lr_schedule.warmup_init must be a learning rate, 0 or more "
+                          f"(got {schedule.get('warmup_init')!r})")
 
 
 _UPPER = {"batch_size": 4096, "rank": 4096, "max_seq_length": 1 << 20}
@@ -256,7 +382,7 @@ def gradient_figures(cfg: TrainingConfig, facts: ModelFacts) -> GradientFigures:
         trained = facts.num_layers
     fraction = trained / facts.num_layers if facts.num_layers and trained > 0 else None
     return GradientFigures(
-        facts.num_layers, trained, fraction, cfg.iters, cfg.batch_size, cfg.learning_rate, facts.params
+        facts.num_layers, trained, fraction, cfg.iters, cfg.batch_size, cfg.peak_learning_rate, facts.params
     )
 
 
