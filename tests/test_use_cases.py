@@ -3,9 +3,11 @@ keyword arguments in, a dataclass out for good input, one LemlabError line for b
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from support.train import write_chat_data
 from support.tui import fake_model_dir
 
 from lemlab.core.engine_api import Sampler
@@ -51,3 +53,62 @@ def test_prepare_ab_refuses_bad_input(tmp_path: Path, changes: dict[str, object]
     with pytest.raises(LemlabError, match=message):
         prepare_ab(**kw)  # type: ignore[arg-type]
     assert not (tmp_path / "run.jsonl").exists()
+
+
+def _curriculum(tmp_path: Path, model: Path, *, data: str = "data", eval_prompts: str | None = None) -> Path:
+    write_chat_data(tmp_path / "data")
+    text = f'schema_version = 1\nbase_model = "{model}"\noutput = "out"\n'
+    if eval_prompts:
+        text += f'[eval]\nprompts = "{eval_prompts}"\nlimit = 1\n'
+    text += f'[defaults]\nnum_layers = 1\n[[stage]]\nname = "only"\ndata = "{data}"\niters = 10\n'
+    path = tmp_path / "cur.toml"
+    path.write_text(text)
+    return path
+
+
+def test_preflight_training_returns_figures_or_one_line(tmp_path: Path) -> None:
+    from lemlab.core.training.config import GradientFigures, TrainingConfig
+    from lemlab.core.training.preflight import preflight_training
+
+    model, data = fake_model_dir(tmp_path), write_chat_data(tmp_path / "data")
+    cfg = TrainingConfig(model=str(model), data=str(data), adapter_path=str(tmp_path / "a"),
+                         num_layers=1, iters=10)  # fmt: skip
+    fig = preflight_training(cfg)
+    assert isinstance(fig, GradientFigures) and fig.iters == 10
+    cfg.num_layers = 16
+    with pytest.raises(LemlabError, match="--num-layers 16 but the model has 2 layers"):
+        preflight_training(cfg)
+    cfg.num_layers, cfg.data = 1, str(tmp_path / "no-data")
+    with pytest.raises(LemlabError):
+        preflight_training(cfg)
+
+
+def test_preflight_curriculum_returns_its_plan(tmp_path: Path) -> None:
+    from lemlab.core.training.curriculum import load_curriculum
+    from lemlab.core.training.preflight import CurriculumPlan, preflight_curriculum
+
+    model = fake_model_dir(tmp_path)
+    cur = load_curriculum(_curriculum(tmp_path, model, eval_prompts="ccp6"))
+    plan = preflight_curriculum(cur, todo=range(len(cur.stages)))
+    assert isinstance(plan, CurriculumPlan) and not plan.warned
+    assert plan.lines[0].startswith("stage 1 only: ")
+    assert any("then evaluate: battery ccp6" in line for line in plan.lines)
+
+    bad = load_curriculum(_curriculum(tmp_path, model, eval_prompts="no-such-battery"))
+    with pytest.raises(LemlabError, match=r"^\[eval\]: "):
+        preflight_curriculum(bad, todo=[0])
+
+
+def test_stage_eval_reads_a_finished_file_without_a_child(tmp_path: Path) -> None:
+    from lemlab.core.training.stage_eval import EvalSettings, StageScores
+    from lemlab.engine.stage_eval import run_stage_eval
+
+    out = tmp_path / "eval.jsonl"
+    summary = {"type": "summary", "total_probes": 1,
+               "conditions": [{"name": "baseline", "avg_lek": 1.0}, {"name": "trained", "avg_lek": 2.5}]}  # fmt: skip
+    out.write_text(json.dumps(summary) + "\n")
+    said: list[str] = []
+    scores = run_stage_eval(EvalSettings("ccp6"), model=tmp_path / "m", adapter=tmp_path / "a",
+                            out=out, announce=said.append)  # fmt: skip
+    assert isinstance(scores, StageScores) and (scores.before, scores.after) == (1.0, 2.5)
+    assert said == []  # done before: no child, nothing announced

@@ -14,22 +14,19 @@ import argparse
 import sys
 from typing import Any
 
-from lemlab.core.battery.probes import resolve_battery
 from lemlab.core.errors import LemlabError
 from lemlab.core.locks import acquire
-from lemlab.core.scoring import get_scorer
-from lemlab.core.training.config import format_figures, small_model_warning
 from lemlab.core.training.curriculum import (
     STATE_FILE,
     Curriculum,
     CurriculumProgress,
-    FuseJob,
     fuse_job,
     load_curriculum,
-    quant_bits,
     stage_done,
 )
 from lemlab.core.training.events import load_run
+from lemlab.core.training.preflight import check_eval as check_eval  # `lemlab pipeline`'s too
+from lemlab.core.training.preflight import preflight_curriculum
 from lemlab.core.training.stage_eval import EVAL_FILE
 
 # Merging may move the validation loss by float16 arithmetic alone (~0.3% of what a stage
@@ -63,45 +60,6 @@ def _require_fuse(cur: Curriculum, todo: list[int], fuse: bool) -> None:
     )
 
 
-def preflight(cur: Curriculum, todo: list[int]) -> tuple[list[str], bool]:
-    """Check every stage before training any; return the plan lines and whether any warned."""
-    from lemlab.commands.train import preflight as train_preflight
-
-    lines: list[str] = []
-    warned = False
-    if cur.eval is not None:
-        check_eval(cur.eval)
-    for i in todo:
-        cfg = cur.stage_config(i)
-        if i > 0 and cur.input_model(i) != cur.base_model and not cur.input_model(i).exists():
-            if todo[0] == i:  # not produced by this run: it must already exist
-                prev = cur.stages[i - 1].name
-                raise LemlabError(f"stage {cur.stages[i].name!r} needs stage {prev!r} fused first: "
-                                  f"run the earlier stages (with --fuse)")
-            cfg.model = str(cur.base_model)  # same architecture: check against the base
-        fig = train_preflight(cfg)
-        lines.append(f"stage {i + 1} {cur.stages[i].name}: {cur.stage_dir(i)}")
-        lines.append(f"  model {cur.input_model(i)}\n  data {cfg.data}")
-        lines.extend("  " + ln for ln in format_figures(fig))
-        warn = small_model_warning(fig)
-        if cur.eval is not None:
-            lines.append(f"  then evaluate: {cur.eval.describe()}, without and with the adapter "
-                         f"-> {cur.stage_dir(i) / EVAL_FILE}")  # fmt: skip
-        if cur.needs_fuse(i):
-            lines.append(f"  then fuse -> {cur.fused_dir(i)}")
-            bits = quant_bits(cur.base_model) if i == 0 or cur.requantize else None
-            job = FuseJob(i, cur.input_model(i), cur.adapter_dir(i), cur.fused_dir(i),
-                          cur.stage_dir(i) / "fuse.log", 0, cur.requantize, bits)  # fmt: skip
-            lines.append(f"    merged model: {job.describe()}")
-            if bits is not None and cur.requantize:
-                warn = [*warn, f"lemlab: WARNING: stage {i + 1} {cur.stages[i].name}: the fused "
-                        f"model is re-quantized to {bits}-bit; the rounding can exceed what the "
-                        "stage learned (drop --requantize / requantize = true to keep it)"]  # fmt: skip
-        lines.extend(warn)
-        warned = warned or bool(warn)
-    return lines, warned
-
-
 def run(args: argparse.Namespace) -> int:
     cur = load_curriculum(args.file)
     cur.requantize = cur.requantize or args.requantize
@@ -110,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
         _require_fuse(cur, todo, args.fuse)
     from lemlab.commands.train import show_plan
 
-    plan, warned = preflight(cur, todo)
-    if not show_plan(plan, warned, dry_run=args.dry_run, yes=args.yes, state_file=cur.output / STATE_FILE):
+    plan = preflight_curriculum(cur, todo=todo)
+    if not show_plan(plan.lines, plan.warned, dry_run=args.dry_run, yes=args.yes, state_file=cur.output / STATE_FILE):
         return 0
 
     # One run per output folder (its state file): a second one gets one line naming this one.
@@ -158,15 +116,6 @@ def run_stages(cur: Curriculum, todo: list[int]) -> int:
         print(stage_line(cur, i, progress.figures.get(name, {})))
     print(f"curriculum done: state in {cur.output / STATE_FILE}")
     return 0
-
-
-def check_eval(ev: Any) -> None:
-    """The [eval] battery and scorer exist (before any training)."""
-    try:
-        resolve_battery(ev.prompts)
-        get_scorer(ev.scorer)
-    except LemlabError as exc:
-        raise LemlabError(f"[eval]: {exc}") from None
 
 
 def evaluate(cur: Curriculum, i: int, progress: CurriculumProgress) -> bool:

@@ -21,22 +21,19 @@ from typing import Any
 
 from lemlab.core.errors import LemlabError
 from lemlab.core.locks import ensure_free
-from lemlab.core.models.adapters import weights_misfit
-from lemlab.core.models.folder import read_model_config
 from lemlab.core.safe_text import visible, visible_line
 from lemlab.core.training.config import (
     GradientFigures,
     TrainingConfig,
     default_num_layers,
     format_figures,
-    gradient_figures,
     read_config_toml,
     read_model_facts,
     resolve_config,
     small_model_warning,
 )
-from lemlab.core.training.data import validate_data_folder
 from lemlab.core.training.events import EVENTS_FILE, RunSource, RunWatcher
+from lemlab.core.training.preflight import preflight_training as preflight
 from lemlab.core.training.resume import plan_continue
 from lemlab.core.training.runs import archive_previous_run, previous_run
 from lemlab.core.training.summary import event_line, summary_lines
@@ -134,28 +131,6 @@ def _fit_default_layers(cfg: TrainingConfig) -> TrainingConfig:
         return cfg  # preflight reports the missing model
     layers = read_model_facts(model).num_layers
     return dataclasses.replace(cfg, num_layers=default_num_layers(layers)) if layers else cfg
-
-
-def preflight(cfg: TrainingConfig) -> GradientFigures:
-    """Check everything that can be checked before a child is started; raise LemlabError."""
-    model = Path(cfg.model)
-    if not model.is_dir():
-        raise LemlabError(f"model folder not found: {model}")
-    if not (model / "config.json").is_file():
-        raise LemlabError(f"{model} has no config.json: not an MLX model folder")
-
-    read_model_config(model)  # garbage config.json: one line now, not after the folder exists
-    facts = read_model_facts(model)
-    if facts.num_layers and cfg.num_layers > facts.num_layers:
-        raise LemlabError(f"--num-layers {cfg.num_layers} but the model has {facts.num_layers} layers")
-    if cfg.resume_adapter_file and not Path(cfg.resume_adapter_file).is_file():
-        raise LemlabError(f"resume adapter file not found: {cfg.resume_adapter_file}")
-    if cfg.resume_adapter_file:
-        misfit = weights_misfit(cfg.resume_adapter_file, model, cfg.rank)
-        if misfit:
-            raise LemlabError(f"--resume-adapter-file {cfg.resume_adapter_file} does not fit: {misfit}")
-    validate_data_folder(cfg.data, cfg.batch_size)
-    return gradient_figures(cfg, facts)
 
 
 def confirm(question: str, yes: bool, refusal: str) -> None:

@@ -23,7 +23,9 @@ from lemlab.core.training.curriculum import (
     load_curriculum,
     stage_rows,
 )
+from lemlab.core.training.preflight import preflight_curriculum
 from lemlab.engine.fuse import FuseError, fuse_adapter
+from lemlab.engine.stage_eval import EvalInterrupted, run_stage_eval
 from lemlab.engine.train_runner import start_training
 from lemlab.tui.training.follow import FollowedRun
 
@@ -97,18 +99,17 @@ class CurriculumFlow:
 
     def open(self, path: str) -> bool:
         """Load and check every stage, then show the plan; a bad file is one line of notice."""
-        from lemlab.commands.curriculum import preflight
         from lemlab.tui.training.curriculum_dialogs import CurriculumDialog
 
         self.last_path = path.strip()
         try:
             cur = load_curriculum(self.last_path)
-            plan, warned = preflight(cur, list(range(len(cur.stages))))
+            plan = preflight_curriculum(cur, todo=range(len(cur.stages)))
             rows = stage_rows(cur, is_fused)
         except (LemlabError, OSError) as exc:
             self.pane.notify(f"curriculum: {exc}", severity="error", timeout=10)
             return False
-        self.pane.app.push_screen(CurriculumDialog(cur, rows, plan, warned),
+        self.pane.app.push_screen(CurriculumDialog(cur, rows, plan.lines, plan.warned),
                                   lambda yes: self.start(cur) if yes else None)  # fmt: skip
         return True
 
@@ -146,13 +147,11 @@ class CurriculumFlow:
                              exclusive=True, exit_on_error=False)  # fmt: skip
 
     def _run_eval(self, i: int) -> None:
-        from lemlab.commands.stage_eval import EvalInterrupted, run_stage_eval
-
         assert self.cur is not None and self.cur.eval is not None
         scores, error = None, ""
         try:
-            scores = run_stage_eval(self.cur.eval, self.cur.input_model(i), self.cur.adapter_dir(i),
-                                    eval_file(self.cur, i), "")  # fmt: skip
+            scores = run_stage_eval(self.cur.eval, model=self.cur.input_model(i),
+                                    adapter=self.cur.adapter_dir(i), out=eval_file(self.cur, i))  # fmt: skip
         except EvalInterrupted:
             error = "evaluation interrupted"
         except (LemlabError, OSError) as exc:

@@ -32,6 +32,7 @@ from lemlab.core.training.config import (
     resolve_config,
     small_model_warning,
 )
+from lemlab.core.training.preflight import preflight_training
 from lemlab.core.training.runs import previous_run
 
 # (field, label, parser) in form order; parsers turn the text into the config's type.
@@ -202,11 +203,9 @@ class StartRunScreen(ModalScreen["TrainingConfig | None"]):
         start.label = "Start anyway" if warnings and self.acknowledged == cfg else "Start"
 
     def action_start(self) -> None:
-        from lemlab.commands.train import preflight
-
         try:
             cfg = self._config()
-            preflight(cfg)  # the same checks `lemlab train` makes (model, layers, data lines)
+            preflight_training(cfg)  # the same checks `lemlab train` makes (model, layers, data lines)
             _, warnings = plan_lines(cfg)
         except LemlabError as exc:
             self._show_error(str(exc))
