@@ -112,3 +112,19 @@ def test_stage_eval_reads_a_finished_file_without_a_child(tmp_path: Path) -> Non
                             out=out, announce=said.append)  # fmt: skip
     assert isinstance(scores, StageScores) and (scores.before, scores.after) == (1.0, 2.5)
     assert said == []  # done before: no child, nothing announced
+
+
+def test_prepare_distill_returns_its_job_or_one_line(tmp_path: Path) -> None:
+    from lemlab.core.distill.prepare import DistillJob, prepare_distill
+
+    model = fake_model_dir(tmp_path)
+    job = prepare_distill(model=str(model), prompts="ccp6", output=tmp_path / "d.jsonl", limit=1,
+                          samples=2, threshold=1.0)  # fmt: skip
+    try:
+        assert isinstance(job, DistillJob) and not job.remote and len(job.probes) == 1
+        assert job.settings.samples == 2 and job.battery == "ccp6" and job.kernel_text is None
+    finally:
+        if job.state.lock is not None:
+            job.state.lock.release()
+    with pytest.raises(LemlabError, match="has no probes"):
+        prepare_distill(model=str(model), prompts=[], output=tmp_path / "e.jsonl")

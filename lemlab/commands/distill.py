@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from lemlab.commands.run_support import (
@@ -32,21 +31,12 @@ from lemlab.commands.run_support import (
     retry_policy,
     server_slots,
 )
-from lemlab.core.battery.kernels import parse_kernel_arg
-from lemlab.core.battery.probes import resolve_battery
 from lemlab.core.distill import output as d
+from lemlab.core.distill.prepare import DistillJob, prepare_distill
 from lemlab.core.distill.runner import DistillDone, DistillRunner, SampleScored
-from lemlab.core.errors import LemlabError
-from lemlab.core.models.adapters import resolve_adapter
 from lemlab.core.remote.dispatch import DispatchError
-from lemlab.core.remote.endpoints import is_remote_spec
-from lemlab.core.remote.parallel_runs import (
-    ParallelDistillRunner,
-    check_model_specs,
-    remote_model_label,
-)
+from lemlab.core.remote.parallel_runs import ParallelDistillRunner
 from lemlab.core.safe_text import visible_line
-from lemlab.core.scoring import get_scorer
 
 EXIT_NOTHING_KEPT = 1
 EXIT_RUN_FAILED = 3  # a server failed for good mid-run: the samples so far are kept (--resume)
@@ -86,24 +76,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 @dataclass
-class DistillJob:
-    """Everything checked and opened, ready to run (no model loaded yet)."""
-
-    output: Path
-    settings: d.DistillSettings
-    probes: list[Any]
-    scorer: Any
-    kernel_text: str | None
-    state: d.DistillState
-    battery: str = ""
-    specs: list[str] | None = None  # the model specs as given (servers: one or more)
-
-    @property
-    def remote(self) -> bool:
-        return bool(self.specs) and is_remote_spec(self.specs[0])
-
-
-@dataclass
 class DistillOutcome:
     summary: dict[str, Any] | None  # None when interrupted
     cancelled: bool = False
@@ -116,43 +88,6 @@ class DistillOutcome:
         if self.cancelled or self.summary is None:
             return EXIT_INTERRUPTED
         return EXIT_NOTHING_KEPT if self.summary["total_kept"] == 0 else 0
-
-
-def prepare_distill(
-    *, model: str | list[str], prompts: str | list[Any], output: str | Path, adapter: str | None = None,
-    kernel: str | None = None, resume: bool = False, limit: int | None = None, **settings: Any,
-) -> DistillJob:  # fmt: skip
-    """Every check that can fail on user input, before any model is loaded. `prompts` is a
-    battery spec (path or shipped name) or a list of probes; `settings` are DistillSettings
-    fields (samples, threshold, temperature, top_p, max_tokens, seed, scorer, truncated).
-    `model` may be a list of server specs of one model (a run spread over servers); `limit`
-    keeps the battery's first N probes."""
-    from lemlab.core.models.paths import resolve_model_dir
-
-    battery = prompts if isinstance(prompts, str) else "(given probes)"
-    probes = list(resolve_battery(prompts).probes) if isinstance(prompts, str) else list(prompts)
-    if not probes:
-        raise LemlabError(f"battery {battery} has no probes: nothing to distill")
-    if limit is not None:
-        if limit < 1:
-            raise LemlabError("--limit must be at least 1")
-        probes = probes[:limit]
-    specs = check_model_specs([model] if isinstance(model, str) else model)
-    if is_remote_spec(specs[0]):  # an adapter path is the server's: connecting tries it there
-        label = remote_model_label(specs)
-    else:
-        resolve_model_dir(specs[0])
-        if adapter:
-            resolve_adapter(adapter)
-        label = specs[0]
-    k = parse_kernel_arg(kernel) if kernel else None
-    cfg = d.DistillSettings(model=label, adapter=adapter or None, kernel=k.name if k else None,
-                            kernel_sha256=k.sha256 if k else None, **settings)  # fmt: skip
-    cfg.check()
-    scorer = get_scorer(cfg.scorer)
-    state = d.open_distill_output(output, cfg, probes, resume=resume)
-    return DistillJob(Path(output), cfg, probes, scorer, k.text if k else None, state, battery,
-                      specs)  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from textual.widgets import Static
 
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.distill.output import DistillRecorder
+from lemlab.core.distill.prepare import prepare_distill
 from lemlab.core.distill.runner import DistillDone, DistillRunner, SampleScored
 from lemlab.core.errors import LemlabError
 from lemlab.core.html.report import training_report_html, training_series
@@ -627,8 +628,6 @@ class TrainingPane(LabPane):
     @work(thread=True, exclusive=True, group="training-distill")
     def distill(self, req: DistillRequest) -> None:
         # Same shape as scoring: this thread iterates the core runner, the engine thread does MLX.
-        from lemlab.commands.distill import prepare_distill
-
         self.distill_request, loaded = req, self.lab.loaded
         if loaded is None:
             return
