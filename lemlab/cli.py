@@ -92,9 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     limits.allow_large(bool(getattr(args, "allow_large", False)))
     try:
         if args.command is None:
-            from lemlab.tui.launch import launch
+            from lemlab.tui.launch import LaunchOptions, launch
 
-            return launch(args)
+            return launch(LaunchOptions(session=args.session, model=args.model, adapter=args.adapter,
+                                        theme=args.theme, demo=bool(args.demo)))  # fmt: skip
         return int(_command_module(args._module).run(args) or 0)
     except LemlabError as exc:
         # Messages quote file, model and server text: shown with controls visible, on one line.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -234,11 +233,10 @@ async def test_sessions_screen_opens_another_session(tmp_path: Path) -> None:
 
 
 def test_launch_rejects_bad_session_name() -> None:
-    from lemlab.tui.launch import launch
+    from lemlab.tui.launch import LaunchOptions, launch
 
-    args = argparse.Namespace(session="../escape", model=None, adapter=None, theme=None, demo=False)
     with pytest.raises(LemlabError, match="bad session name"):
-        launch(args)
+        launch(LaunchOptions(session="../escape"))
 
 
 async def test_reopened_session_restores_adapter_and_remote_model(tmp_path: Path) -> None:

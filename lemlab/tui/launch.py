@@ -1,9 +1,9 @@
-"""`lemlab` with no command: open the TUI. Called by lemlab.cli.main with the parsed args
-(.session, .model, .adapter, .theme, .demo)."""
+"""`lemlab` with no command: open the TUI. Called by lemlab.cli.main with the LaunchOptions
+its flags give (--session, --model, --adapter, --theme, --demo)."""
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 from lemlab.core.engine_api import Engine
@@ -11,6 +11,18 @@ from lemlab.core.errors import LemlabError
 from lemlab.core.locks import LockHeld
 from lemlab.core.remote.endpoints import is_remote_spec
 from lemlab.core.sessions import default_session_name, open_or_create
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """What the TUI opens with: a session (None: a new one named by the time), a model and
+    adapter to load at start, a theme for this run, the embedded demo model."""
+
+    session: str | None = None
+    model: str | None = None
+    adapter: str | None = None
+    theme: str | None = None
+    demo: bool = False
 
 
 def make_engine() -> Engine:
@@ -34,11 +46,11 @@ def _mlx_engine() -> Engine:
     return MLXEngine()
 
 
-def launch(args: argparse.Namespace) -> int:
+def launch(opts: LaunchOptions) -> int:
     from lemlab.tui.services import load_settings
 
     settings = load_settings()
-    session_name = getattr(args, "session", None)
+    session_name = opts.session
     if session_name:
         # Held for the life of the TUI: a second lemlab on this session gets one line, exit 2.
         session, _ = open_or_create(session_name, settings.sessions_dir, lock=True)
@@ -53,9 +65,9 @@ def launch(args: argparse.Namespace) -> int:
                 continue
         else:
             raise LemlabError(f"cannot start a new session: {base} and 98 more are in use")
-    adapter = getattr(args, "adapter", None)
+    adapter = opts.adapter
     # A remote model's adapter is a path on the server: only a local one is checked here.
-    if adapter and not is_remote_spec(str(getattr(args, "model", None) or "")):
+    if adapter and not is_remote_spec(str(opts.model or "")):
         if not Path(adapter).expanduser().exists():
             raise LemlabError(f"--adapter {adapter}: no such folder")
     from lemlab.tui.app import LemlabApp
@@ -66,10 +78,10 @@ def launch(args: argparse.Namespace) -> int:
             engine,
             settings=settings,
             session=session,
-            model=getattr(args, "model", None),
-            adapter=getattr(args, "adapter", None),
-            theme=getattr(args, "theme", None),
-            demo=bool(getattr(args, "demo", False)),
+            model=opts.model,
+            adapter=opts.adapter,
+            theme=opts.theme,
+            demo=opts.demo,
         )
         app.run()
     finally:
