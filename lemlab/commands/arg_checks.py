@@ -96,7 +96,7 @@ def harden(parser: argparse.ArgumentParser) -> None:
         if kind not in (int, float):
             continue
         low, high, low_open = BOUNDS.get(action.dest, (None, None, False))
-        action.type = checked_number(kind, low, high, low_open)  # type: ignore[arg-type]
+        action.type = checked_number(kind, low, high, low_open)
 
 
 def given_folder(path: str, flag: str) -> Path:

@@ -117,10 +117,10 @@ def run(args: argparse.Namespace) -> int:
         raise LemlabError("--interval must be positive")
     other = _other(getattr(args, "vs", None))
     if args.once:
-        watcher = _read_once(args.path)
+        once = _read_once(args.path)
         width = min(shutil.get_terminal_size((80, 24)).columns, 100)
-        print(visible(_summary(watcher, width=width, other=other)))
-        return _interrupted(watcher)
+        print(visible(_summary(once, width=width, other=other)))
+        return _interrupted(once)
     # A dumb terminal cannot redraw in place (rich's Live would print nothing until the end).
     tty = sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb"
     watcher = None

@@ -23,7 +23,7 @@ import json
 import sys
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 CHECK_FILE = "lemlab-fuse-check.json"
 
@@ -73,8 +73,12 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     print(f"loading {args.model} with adapter {args.adapter}", flush=True)
-    model, tokenizer, config = load(args.model, adapter_path=args.adapter, return_config=True,
-                                    tokenizer_config={"trust_remote_code": False})  # fmt: skip
+    # mlx-lm annotates load() with both return shapes; return_config=True gives the three.
+    model, tokenizer, config = cast(
+        "tuple[Any, Any, dict[str, Any]]",
+        load(args.model, adapter_path=args.adapter, return_config=True,
+             tokenizer_config={"trust_remote_code": False}),
+    )  # fmt: skip
     quantization = config.get("quantization") or config.get("quantization_config")
     result: dict[str, Any] = {"base_quantization": quantization, "requantized": False}
     if args.check_config:
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         del model, fused
         gc.collect()
         mx.clear_cache()
-        merged, tok = load(str(out), tokenizer_config={"trust_remote_code": False})
+        merged, tok = cast("tuple[Any, Any]", load(str(out), tokenizer_config={"trust_remote_code": False}))
         result["val_loss_fused"] = validation_loss(merged, tok, args.check_config)
         print(f"validation loss, merged model read back: {result['val_loss_fused']}", flush=True)
     (out / CHECK_FILE).write_text(json.dumps(result, indent=2) + "\n")

@@ -133,6 +133,8 @@ def _write_folder(h: GgufHeader, plan: dict[str, Any], out: Path) -> None:
         raw = mx.load(str(h.path))
     except (RuntimeError, ValueError) as exc:
         raise LemlabError(f"{h.path.name}: MLX could not read the tensors: {exc}") from None
+    if not isinstance(raw, dict):  # a .gguf loads as name -> array (mx.load's other shapes: npy)
+        raise LemlabError(f"{h.path.name}: MLX did not read it as named tensors")
     config = _config(h)
     weights = _rename_and_unpermute(h, raw, config)
     quant = _quantization(h)
@@ -300,7 +302,7 @@ def _write_tokenizer(h: GgufHeader, pre: str, out: Path) -> None:
 
     bos, eos, unk, pad = token("bos"), token("eos"), token("unknown"), token("padding")
     add_bos = bool(md.get("tokenizer.ggml.add_bos_token", False)) and bos is not None
-    if add_bos:
+    if add_bos and bos is not None:
         tok.post_processor = processors.TemplateProcessing(
             single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, vocab[bos])]
         )

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lemlab.core.chat.template_guard import check_chat_templates
 from lemlab.core.engine_api import LoadInfo
@@ -102,7 +102,11 @@ def _mlx_load(
     from mlx_lm import load
 
     with _one_line_errors(f"cannot load {model_dir}", f"cannot read weights in {model_dir}"):
-        model, tokenizer, config = load(str(model_dir), return_config=True, trust_remote_code=False)
+        # mlx-lm annotates load() with both return shapes; return_config=True gives the three.
+        model, tokenizer, config = cast(
+            "tuple[Any, Any, dict[str, Any]]",
+            load(str(model_dir), return_config=True, trust_remote_code=False),
+        )
     if adapter_path is not None:
         from mlx_lm.tuner.utils import load_adapters
 

@@ -360,7 +360,7 @@ def _register_exit_hook(fn: Callable[[], None]) -> None:
         atexit.register(fn)
         return
     with _EXIT_LOCK:
-        _EXIT_HOOKS.append(weakref.WeakMethod(fn))  # type: ignore[arg-type]
+        _EXIT_HOOKS.append(weakref.WeakMethod(fn))
         if len(_EXIT_HOOKS) == 1:
             threading.Thread(target=_run_exit_hooks, name="lemlab-exit-hooks", daemon=True).start()
 
