@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 
 from textual import work
@@ -308,7 +309,7 @@ class LemlabApp(App[int]):
         yield Verb("Load model…", "go to the Models tab", lambda: self.action_show_tab("models"))
         yield Verb("Unload model", "free the model", self.unload_model)
         for pane in self.panes:
-            yield Verb(f"Show {pane.TITLE} tab", "", lambda t=pane.TAB_ID: self.action_show_tab(t))
+            yield Verb(f"Show {pane.TITLE} tab", "", partial(self.action_show_tab, pane.TAB_ID))
             yield from pane.palette_verbs()
         yield Verb("Quit", "leave lemlab", self.exit)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lemlab.core.atomic import write_text_atomic
 from lemlab.core.paths import get_paths
@@ -18,7 +18,7 @@ def screenshots_dir() -> Path:
     return get_paths().data_dir / "screenshots"
 
 
-def save_screenshot(app: App[object], filename: str | None = None, folder: str | None = None) -> str | None:
+def save_screenshot(app: App[Any], filename: str | None = None, folder: str | None = None) -> str | None:
     """Write the SVG; the path, or None after a one-line error toast."""
     name = filename or time.strftime("lemlab-%Y%m%d-%H%M%S.svg")
     target = (Path(folder).expanduser() if folder else screenshots_dir()) / name

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import App
 from textual.theme import Theme
 
@@ -11,10 +13,16 @@ FALLBACK_THEME = "textual-dark"  # used only if even lemlab-dark cannot be read
 
 
 def to_textual(spec: ThemeSpec) -> Theme:
-    return Theme(name=spec.name, dark=spec.dark, variables=dict(spec.variables), **spec.colours)
+    c = spec.colours  # primary always (load_themes requires it); the rest when the file sets them
+    return Theme(
+        name=spec.name, primary=c["primary"], secondary=c.get("secondary"), accent=c.get("accent"),
+        background=c.get("background"), surface=c.get("surface"), panel=c.get("panel"),
+        foreground=c.get("foreground"), warning=c.get("warning"), error=c.get("error"),
+        success=c.get("success"), dark=spec.dark, variables=dict(spec.variables),
+    )
 
 
-def register_themes(app: App[object]) -> list[str]:
+def register_themes(app: App[Any]) -> list[str]:
     """Register every readable theme file; return one line per file that could not be used."""
     specs, errors = load_themes()
     for spec in specs:
@@ -25,7 +33,7 @@ def register_themes(app: App[object]) -> list[str]:
     return errors
 
 
-def choose_theme(app: App[object], wanted: list[str | None]) -> tuple[str, str]:
+def choose_theme(app: App[Any], wanted: list[str | None]) -> tuple[str, str]:
     """(theme to use, '' or a one-line note when a wanted theme is unknown)."""
     available = set(app.available_themes)
     note = ""

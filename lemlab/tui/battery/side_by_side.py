@@ -92,7 +92,7 @@ class SideBySideScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static("", id="sbs-title", markup=False)
         yield Static("", id="sbs-prompt", markup=False)
-        signals: DataTable[str] = DataTable(id="sbs-signals", show_cursor=False)
+        signals: DataTable[str | Text] = DataTable(id="sbs-signals", show_cursor=False)
         signals.can_focus = False  # Tab moves between the two responses
         yield signals
         yield Static("", id="sbs-signals-note", markup=False)
@@ -204,7 +204,7 @@ class SideBySideScreen(Screen[None]):
         )
 
     def _signals(self, row: ProbeRow) -> None:
-        table: DataTable[str] = self.query_one("#sbs-signals", DataTable)
+        table: DataTable[str | Text] = self.query_one("#sbs-signals", DataTable)
         note = self.query_one("#sbs-signals-note", Static)
         table.clear(columns=True)
         lh, rh = row.heuristic(self.left), row.heuristic(self.right)

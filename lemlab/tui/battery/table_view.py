@@ -89,7 +89,7 @@ class ScoreGrid(Vertical):
         table.fixed_columns = 1
         yield table
         yield Static("Summary", id="battery-summary-title", markup=False)
-        summary: DataTable[str] = DataTable(id="battery-summary", show_cursor=False)
+        summary: DataTable[str | Text] = DataTable(id="battery-summary", show_cursor=False)
         summary.can_focus = False
         yield summary
         yield Static("", id="battery-preview", markup=False)
@@ -151,7 +151,7 @@ class ScoreGrid(Vertical):
 
     def refresh_summary(self) -> None:
         model = self.model
-        s: DataTable[str] = self.query_one("#battery-summary", DataTable)
+        s: DataTable[str | Text] = self.query_one("#battery-summary", DataTable)
         s.clear(columns=True)
         if model is None:
             return

@@ -136,7 +136,7 @@ def scan_endpoints(
     with ThreadPoolExecutor(
         max_workers=min(8, len(endpoints)), thread_name_prefix="endpoints"
     ) as pool:
-        found = list(pool.map(lambda item: endpoint_rows(*item, timeout), endpoints.items()))
+        found = list(pool.map(lambda item: endpoint_rows(item[0], item[1], timeout), endpoints.items()))
     return [row for rows in found for row in rows]
 
 

@@ -28,13 +28,15 @@ class LabPane(Vertical):
     FOCUS: ClassVar[str] = ""  # selector of the widget focused when the tab is shown
 
     def focus_default(self) -> None:
-        targets = self.query(self.FOCUS) if self.FOCUS else []
+        if not self.FOCUS:
+            return
+        targets = self.query(self.FOCUS)
         if targets:
             targets.first().focus()
 
     @property
     def lab(self) -> LabState:
-        return self.app.lab  # type: ignore[attr-defined, no-any-return]
+        return self.app.lab  # type: ignore[attr-defined]  # LemlabApp's; the app imports the panes
 
     def palette_verbs(self) -> list[Verb]:
         """Verbs this pane adds to ctrl+p (shown whichever tab is active)."""

@@ -45,6 +45,7 @@ from lemlab.tui.battery.messages import (
 from lemlab.tui.battery.run_job import RunJob, RunRequest
 from lemlab.tui.battery.table_view import ScoreGrid
 from lemlab.tui.panes.base import LabPane, Verb
+from lemlab.tui.screens.results import when_given, when_text
 
 HINT = "n new run · l open a run file · F1 all keys"
 
@@ -173,7 +174,7 @@ class BatteryPane(LabPane):
             Verb("Battery: export report (HTML)", "the whole run with charts, under exports/", self.export_html),
         ]  # fmt: skip
 
-    def _show(self, then):  # type: ignore[no-untyped-def]
+    def _show(self, then: Callable[[], object]) -> Callable[[], None]:
         def run() -> None:
             self.app.action_show_tab(self.TAB_ID)  # type: ignore[attr-defined]
             then()
@@ -188,8 +189,7 @@ class BatteryPane(LabPane):
             return
         last = self.last_request or self.recorded_request()
         sampler = last.sampler if last else self.lab.sampler
-        self.app.push_screen(RunSetupScreen(sampler, last),
-                             lambda req: self.start_run(req) if req else None)  # fmt: skip
+        self.app.push_screen(RunSetupScreen(sampler, last), when_given(self.start_run))
 
     def recorded_request(self) -> RunRequest | None:
         """The settings of this session's last run (the form starts from them after a restart)."""
@@ -360,7 +360,7 @@ class BatteryPane(LabPane):
         from lemlab.tui.screens.prompt import TextPrompt
 
         self.app.push_screen(TextPrompt("A/B JSONL file to open"),
-                             lambda p: self.open_run(Path(p.strip()).expanduser()) if p and p.strip() else None)  # fmt: skip
+                             when_text(lambda p: self.open_run(Path(p).expanduser())))  # fmt: skip
 
     def open_run(self, path: Path, *, quiet: bool = False) -> bool:
         if self.job is not None and path != self.job.output:
@@ -400,7 +400,7 @@ class BatteryPane(LabPane):
         if self._busy():
             return
         self.app.push_screen(TextPrompt("Rescore in place with scorer (v2, v2-distill, v0)", "v2"),
-                             lambda s: self.rescore(s.strip()) if s and s.strip() else None)  # fmt: skip
+                             when_text(self.rescore))  # fmt: skip
 
     def rescore(self, scorer_id: str) -> bool:
         path = self.run_path
@@ -423,7 +423,7 @@ class BatteryPane(LabPane):
             self.notify("open a run file first (l), then compare it with another")
             return
         self.app.push_screen(TextPrompt(f"Compare {self.run_path.name} with which A/B file?"),
-                             lambda p: self.compare(Path(p.strip()).expanduser()) if p and p.strip() else None)  # fmt: skip
+                             when_text(lambda p: self.compare(Path(p).expanduser())))  # fmt: skip
 
     def compare(self, other: Path) -> bool:
         if self.run_path is None or self._busy():

@@ -216,14 +216,16 @@ class ChatPane(LabPane):
                 text = "".join(c.text for c in batch)
                 tokens = max(last.stats.generation_tokens, shown) - shown
                 if text or tokens:
-                    self.app.call_from_thread(self._show, view, text, tokens, last.stats.generation_tps)
+                    # Textual types the callback `R | Awaitable[R]`: mypy infers Never for R when
+                    # it is a coroutine function (also below).
+                    self.app.call_from_thread(self._show, view, text, tokens, last.stats.generation_tps)  # type: ignore[arg-type]
                     shown += tokens
         finally:
             restore_gc()  # after the last display: the deferred full collection may run now
         text, _ = handle.result()
         prompt = next((t["content"] for t in reversed(self.lab.turns()) if t["role"] == "user"), "")
         score, labels = score_reply(text, prompt) if text else (None, [])
-        self.app.call_from_thread(self._finished, view, text, final, score, labels)
+        self.app.call_from_thread(self._finished, view, text, final, score, labels)  # type: ignore[arg-type]
 
     async def _show(self, view: MessageView, text: str, tokens: int, tps: float) -> None:
         if self._waiting is not None:

@@ -4,6 +4,7 @@ engine router like any local model."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from rich.text import Text
@@ -199,15 +200,14 @@ class ModelsPane(LabPane):
                 self.show_warning("; ".join(info.warnings), toast=False)  # the app toasts load warnings
 
     def palette_verbs(self) -> list[Verb]:
-        verbs = [Verb(f"Load model: {m.name}", m.path, lambda p=m.path: self._pick_model(p))
+        verbs = [Verb(f"Load model: {m.name}", m.path, partial(self._pick_model, m.path))
                  for m in self.models]  # fmt: skip
         verbs += [Verb(f"Load adapter: {a.name}", f"on the chosen base; trained on {a.base or '?'}",
-                       lambda p=a.path: self.load_adapter(p)) for a in self.adapters]  # fmt: skip
+                       partial(self.load_adapter, a.path)) for a in self.adapters]  # fmt: skip
         verbs += [Verb(f"Load checkpoint: {a.name} @ {it}", f"iteration {it} of {a.name}, on the chosen base",
-                       lambda p=f: self.load_adapter(p))
+                       partial(self.load_adapter, f))
                   for a in self.adapters for it, f in a.checkpoint_files]  # fmt: skip
-        verbs += [Verb(f"Load endpoint model: {e.name} {e.model}", e.url,
-                       lambda s=e.spec: self.load_endpoint(s))
+        verbs += [Verb(f"Load endpoint model: {e.name} {e.model}", e.url, partial(self.load_endpoint, e.spec))
                   for e in self.endpoints if e.status == "ok"]  # fmt: skip
         return verbs
 

@@ -5,6 +5,7 @@ the chosen folder (the app tells a model from an adapter) or a recent (model, ad
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from textual import on
@@ -49,7 +50,7 @@ def complete_folder(value: str) -> str | None:
 
 
 class FoldersOnly(DirectoryTree):
-    def filter_paths(self, paths):  # type: ignore[no-untyped-def]
+    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
         return [p for p in paths if p.is_dir() and not p.name.startswith(".")]
 
 

@@ -33,7 +33,7 @@ class SessionsScreen(ModalScreen[str | None]):
         with Vertical(id="sessions-box"):
             yield Static(f"Sessions in {self.sessions_dir}  (Enter opens, n new, Esc closes)",
                          classes="table-title", markup=False)  # fmt: skip
-            table: DataTable[str] = DataTable(id="sessions-table", cursor_type="row")
+            table: DataTable[str | Text] = DataTable(id="sessions-table", cursor_type="row")
             table.add_columns("name", "updated", "model", "messages", "runs")
             for s in found:
                 cells = (s.name, s.updated[:19].replace("T", " "), Path(s.model).name,

@@ -25,7 +25,7 @@ def checkpoint_rows(state: RunState, cmp: CheckpointComparison | None) -> list[t
         paths.setdefault(p.iteration, p.path or "")
     best_val = _best_val_iteration(state, cmp, paths)
     best_score = cmp.best_by_score.iteration if cmp and cmp.best_by_score else None
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for it in sorted(paths):
         near = nearest_val(state, it)
         marks = [m for m, hit in ((BEST_VAL, it == best_val), (BEST_SCORE, it == best_score)) if hit]

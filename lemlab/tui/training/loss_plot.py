@@ -170,7 +170,8 @@ class LossPlot(PlotextPlot):
         if scores:
             colour = self._colour("success")
             plt.scatter([p[0] for p in scores], [p[1] for p in scores], marker="★", yside="right", color=colour)
-            plt.ylabel("mean score", yside="right")
+            # textual-plotext's stub names ylabel's side `xside`; plotext's ylabel takes yside.
+            plt.ylabel("mean score", yside="right")  # type: ignore[call-arg]
             legend.append(("★", colour, "mean score (right axis)"))
         self._mark_best(lo, legend)
         self._ticks(lo)
@@ -186,7 +187,8 @@ class LossPlot(PlotextPlot):
         first, last = min(xs), max(xs)
         most = max(2, (self.size.width or 80) // 10)
         ticks = integer_ticks(first, last, most)
-        self.plt.xticks(ticks, [f"{t:,}" for t in ticks])
+        positions: list[float] = list(ticks)
+        self.plt.xticks(positions, [f"{t:,}" for t in ticks])
 
     def _mark_best(self, lo: int | None, legend: list[tuple[str, Any, str]]) -> None:
         marks = ((self.best_val_iter, "accent", "best val loss"), (self.best_score_iter, "success", "best score"))
