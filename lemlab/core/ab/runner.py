@@ -412,6 +412,8 @@ def failure_entry(mode: FailureMode | Mapping[str, Any] | str) -> dict[str, Any]
     can show what the detector saw (readers that want labels take `label`). A detector gives
     FailureMode; a bare label (an older detector) or a stored entry is taken as it is."""
     label: Any
+    evidence: Any
+    detail: Any
     if isinstance(mode, FailureMode):
         label, evidence, detail = mode.label, mode.evidence, mode.detail
     elif isinstance(mode, Mapping):
