@@ -37,6 +37,8 @@ test: $(TEST_STAMP)
 
 check: $(TEST_STAMP)
 	$(BIN)/ruff check lemlab tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(TEST_STAMP)
