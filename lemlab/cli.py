@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import traceback
+from types import ModuleType
 
 from lemlab import __version__
 from lemlab.core.errors import LemlabError
@@ -37,7 +38,7 @@ COMMANDS: list[tuple[str, str, str]] = [
 ]
 
 
-def _command_module(module: str):  # type: ignore[no-untyped-def]
+def _command_module(module: str) -> ModuleType:
     return importlib.import_module(f"lemlab.commands.{module}")
 
 
@@ -61,7 +62,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="load the embedded random-weight demo model when no --model is given",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    subparsers = {}
+    subparsers: dict[str, argparse.ArgumentParser] = {}
     for name, module, help_text in COMMANDS:
         p = subparsers[name] = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)

@@ -192,10 +192,10 @@ class RunJob:
         elif isinstance(event, ev.ConditionDone):
             tps = f"{event.stats.generation_tps:.0f} tok/s"
             self._latest = event.progress
-            part = self._partial.get(event.probe_id)
-            if part is not None and "id" in part:
-                part["conditions"][event.condition] = event.result
-                line = {**part, "conditions": dict(part["conditions"])}
+            known = self._partial.get(event.probe_id)
+            if known is not None and "id" in known:
+                known["conditions"][event.condition] = event.result
+                line = {**known, "conditions": dict(known["conditions"])}
                 post(ConditionScored(line, event.condition))
         now = time.monotonic()
         if now - self._last_progress < PROGRESS_EVERY and not isinstance(event, ev.ProbeStarted):

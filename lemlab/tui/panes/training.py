@@ -35,6 +35,7 @@ from lemlab.core.training.runs import archive_previous_run, list_runs
 from lemlab.core.training.summary import compact_lines, summary_lines
 from lemlab.engine.train_runner import start_training, trainer_check
 from lemlab.tui.panes.base import LabPane, Verb
+from lemlab.tui.screens.results import when_given
 from lemlab.tui.training.checkpoint_scoring import (
     CheckpointScored,
     CheckpointScoring,
@@ -440,7 +441,7 @@ class TrainingPane(LabPane):
 
         start = str(self.run.folder) if self.run else ""
         self.app.push_screen(TextPrompt("Attach to a run: events file, adapter folder or mlx-lm log", start),
-                             lambda p: self.attach(p) if p else None)  # fmt: skip
+                             when_given(self.attach))  # fmt: skip
 
     def action_stop(self) -> None:
         if self.flow.phase == "fusing":
@@ -475,7 +476,7 @@ class TrainingPane(LabPane):
             self.notify("this run has no saved checkpoints yet", severity="warning")
             return
         self.app.push_screen(ScoreDialog(self.score_request, count),
-                             lambda req: self.score_checkpoints(req) if req else None)  # fmt: skip
+                             when_given(self.score_checkpoints))  # fmt: skip
 
     def palette_verbs(self) -> list[Verb]:
         return [
@@ -623,7 +624,7 @@ class TrainingPane(LabPane):
             self.notify("load a model first: self-distillation samples from it", severity="warning")
             return
         self.app.push_screen(DistillDialog(self.distill_request, loaded.model_path),
-                             lambda req: self.distill(req) if req else None)  # fmt: skip
+                             when_given(self.distill))  # fmt: skip
 
     @work(thread=True, exclusive=True, group="training-distill")
     def distill(self, req: DistillRequest) -> None:

@@ -27,6 +27,7 @@ from lemlab.core.training.preflight import preflight_curriculum
 from lemlab.engine.fuse import FuseError, fuse_adapter
 from lemlab.engine.stage_eval import EvalInterrupted, run_stage_eval
 from lemlab.engine.train_runner import start_training
+from lemlab.tui.screens.results import when_given
 from lemlab.tui.training.follow import FollowedRun
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class CurriculumFlow:
             self.pane.notify("a curriculum is already running here", severity="warning")
             return
         self.pane.app.push_screen(TextPrompt("Run a curriculum: TOML file with [[stage]] tables", self.last_path),
-                                  lambda p: self.open(p) if p else None)  # fmt: skip
+                                  when_given(self.open))  # fmt: skip
 
     def open(self, path: str) -> bool:
         """Load and check every stage, then show the plan; a bad file is one line of notice."""
