@@ -185,7 +185,9 @@ def main() -> int:
 
             gguf = bundled_gguf()
             if gguf is None:
-                print(f"{BUNDLED.package}=={BUNDLED.version} is not installed (make test installs it)")
+                print(
+                    f"{BUNDLED.package}=={BUNDLED.version} is not installed (make test installs it)"
+                )
                 return 2
             model_dir = import_gguf(gguf, Path(tmp) / BUNDLED.name, name=BUNDLED.name)
             label = f"{BUNDLED.name} (real, 4-bit from GGUF)"

@@ -60,8 +60,12 @@ def build_model(out: Path) -> Path:
 
 
 def raw_rate(model: Path, n: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", RAW, str(model), str(n), PROMPT],
-                         check=True, capture_output=True, text=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", RAW, str(model), str(n), PROMPT],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -97,7 +101,9 @@ def set_settle(on: bool) -> None:
         del mixin._size_updated  # the lookup falls through to Textual's own
 
 
-async def app_rates(model: Path, n: int, home: Path, rounds: int, settle_ab: bool = False) -> list[dict[str, float]]:
+async def app_rates(
+    model: Path, n: int, home: Path, rounds: int, settle_ab: bool = False
+) -> list[dict[str, float]]:
     """One app, `rounds` replies (the chat cleared between them), each right after a raw run of
     the same length; tokens shown per second each, with the paired raw figures. settle_ab: the
     replies alternate with and without the one-layout override (each still paired with a raw run)."""
@@ -107,8 +113,9 @@ async def app_rates(model: Path, n: int, home: Path, rounds: int, settle_ab: boo
     from lemlab.tui.services import Settings
 
     engine = no_eos_engine()
-    settings = Settings(sessions_dir=home / "sessions", scan_hf_cache=False,
-                        sampler=Sampler(max_tokens=n))  # fmt: skip
+    settings = Settings(
+        sessions_dir=home / "sessions", scan_hf_cache=False, sampler=Sampler(max_tokens=n)
+    )
     app = LemlabApp(engine, settings=settings, session=Session(name="bench"), model=str(model))
     out = []
     try:
@@ -131,11 +138,21 @@ async def app_rates(model: Path, n: int, home: Path, rounds: int, settle_ab: boo
                     # the pane stamps its own displays, so this only needs to notice the end
                 await app.workers.wait_for_complete()
                 log = chat.display_log  # type: ignore[attr-defined]
-                out.append({"tokens": log.tokens, "e2e": log.last - start, "ttft": log.first - start,
-                            "stream_tps": (log.tokens - log.first_tokens) / (log.last - log.first),
-                            "displays": log.displays, "ui_cpu": log.ui_cpu[1] - log.ui_cpu[0], "interval": chat.pacer.interval,  # type: ignore[attr-defined]
-                            "engine_share": chat.pacer.engine_share,  # type: ignore[attr-defined]
-                            "first_paint": first_paint, "raw": raw, "settle": settle})  # fmt: skip
+                out.append(
+                    {
+                        "tokens": log.tokens,
+                        "e2e": log.last - start,
+                        "ttft": log.first - start,
+                        "stream_tps": (log.tokens - log.first_tokens) / (log.last - log.first),
+                        "displays": log.displays,
+                        "ui_cpu": log.ui_cpu[1] - log.ui_cpu[0],
+                        "interval": chat.pacer.interval,  # type: ignore[attr-defined]
+                        "engine_share": chat.pacer.engine_share,  # type: ignore[attr-defined]
+                        "first_paint": first_paint,
+                        "raw": raw,
+                        "settle": settle,
+                    }
+                )
     finally:
         set_settle(True)
         engine.shutdown()
@@ -150,21 +167,28 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=7, help="raw/app pairs measured (median)")
-    ap.add_argument("--settle-ab", action="store_true",
-                    help="alternate replies with and without the one-layout override and print both")  # fmt: skip
+    ap.add_argument(
+        "--settle-ab",
+        action="store_true",
+        help="alternate replies with and without the one-layout override and print both",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["LEMLAB_HOME"] = str(Path(tmp) / "home")
         model = build_model(Path(tmp) / "tiny")
         rounds = args.rounds * (2 if args.settle_ab else 1)
-        shown = asyncio.run(app_rates(model, args.tokens, Path(tmp) / "home", rounds, args.settle_ab))
+        shown = asyncio.run(
+            app_rates(model, args.tokens, Path(tmp) / "home", rounds, args.settle_ab)
+        )
     if args.settle_ab:
         for label, on in (("with the override   ", True), ("Textual's own layout", False)):
             side = [s for s in shown if s["settle"] is on]
             r = [s["stream_tps"] / ((s["raw"]["tokens"] - 1) / s["raw"]["stream"]) for s in side]
             cpu = [s["ui_cpu"] / max(1, s["displays"] - 1) for s in side]
-            print(f"{label}: ratio {_median(r):.3f}, UI CPU {_median(cpu) * 1000:.1f} ms per display, "
-                  f"pairs {' '.join(f'{x:.3f}' for x in r)}")  # fmt: skip
+            print(
+                f"{label}: ratio {_median(r):.3f}, UI CPU {_median(cpu) * 1000:.1f} ms per display, "
+                f"pairs {' '.join(f'{x:.3f}' for x in r)}"
+            )
         shown = [s for s in shown if s["settle"]]
     raw_stream = [(s["raw"]["tokens"] - 1) / s["raw"]["stream"] for s in shown]
     ratios = [s["stream_tps"] / r for s, r in zip(shown, raw_stream, strict=True)]

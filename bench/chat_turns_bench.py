@@ -35,8 +35,19 @@ QUESTIONS = [
 
 
 def build_model(out: Path) -> Path:
-    cmd = [sys.executable, "-m", "lemlab", "make-tiny-model", "--model-type", "llama",
-           "--hidden", "256", "--layers", "8", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lemlab",
+        "make-tiny-model",
+        "--model-type",
+        "llama",
+        "--hidden",
+        "256",
+        "--layers",
+        "8",
+        str(out),
+    ]
     subprocess.run(cmd, check=True, capture_output=True)
     return out
 
@@ -60,13 +71,19 @@ def conversation(engine, n: int, tokens: int, reuse: bool, processors) -> list[d
     out = []
     for i, q in enumerate(QUESTIONS):
         turns.append({"role": "user", "content": q.format(n=n) if i == 0 else q})
-        handle = engine.generate(turns, Sampler(max_tokens=tokens), reuse_prefix=reuse,
-                                 logits_processors=processors)  # fmt: skip
+        handle = engine.generate(
+            turns, Sampler(max_tokens=tokens), reuse_prefix=reuse, logits_processors=processors
+        )
         text, stats = handle.result()
         if stats.finish_reason not in ("stop", "length"):
             raise SystemExit(f"generation failed: {handle.error or stats.finish_reason}")
-        out.append({"ttft": stats.time_to_first_token, "prompt": stats.prompt_tokens,
-                    "cached": stats.cached_prompt_tokens})  # fmt: skip
+        out.append(
+            {
+                "ttft": stats.time_to_first_token,
+                "prompt": stats.prompt_tokens,
+                "cached": stats.cached_prompt_tokens,
+            }
+        )
         turns.append({"role": "assistant", "content": text})
     return out
 
@@ -99,7 +116,9 @@ def main() -> int:
         return statistics.median(r[turn][key] for r in runs[reuse])
 
     print(f"model               : {model if args.model else 'tiny random llama (256 x 8)'}")
-    print(f"conversation        : 3 turns, {args.tokens} tokens per reply, {args.rounds} rounds, medians")
+    print(
+        f"conversation        : 3 turns, {args.tokens} tokens per reply, {args.rounds} rounds, medians"
+    )
     for reuse, label in ((False, "without reuse"), (True, "with reuse   ")):
         cells = "  ".join(
             f"turn {t + 1} {med(reuse, t, 'ttft') * 1000:7.1f} ms "

@@ -32,14 +32,36 @@ from lemlab.core.remote.dispatch import RetryPolicy, run_units  # noqa: E402
 from lemlab.engine.mlx_server import LocalServer, start_mlx_server  # noqa: E402
 from lemlab.engine.remote import RemoteEngine, complete, remote_worker  # noqa: E402
 
-TOPICS = ["honesty", "consent", "privacy", "refusal", "harm", "autonomy", "fairness", "memory",
-          "trust", "secrets", "power", "care", "dissent", "duty", "repair", "limits"]  # fmt: skip
+TOPICS = [
+    "honesty",
+    "consent",
+    "privacy",
+    "refusal",
+    "harm",
+    "autonomy",
+    "fairness",
+    "memory",
+    "trust",
+    "secrets",
+    "power",
+    "care",
+    "dissent",
+    "duty",
+    "repair",
+    "limits",
+]
 NO_EOS = {"logit_bias": {"1": -1000.0, "5": -1000.0}}
 
 
 def battery(n: int) -> list[tuple[str, str]]:
-    return [(f"B{i:02d}", f"Explain, with one example, what {TOPICS[i % len(TOPICS)]} asks of an "
-             f"assistant in situation {i}.") for i in range(n)]  # fmt: skip
+    return [
+        (
+            f"B{i:02d}",
+            f"Explain, with one example, what {TOPICS[i % len(TOPICS)]} asks of an "
+            f"assistant in situation {i}.",
+        )
+        for i in range(n)
+    ]
 
 
 def engines(servers: list[LocalServer]) -> list[RemoteEngine]:
@@ -52,7 +74,9 @@ def engines(servers: list[LocalServer]) -> list[RemoteEngine]:
     return out
 
 
-def run(servers: list[LocalServer], probes: list[tuple[str, str]], tokens: int) -> tuple[float, dict[str, str]]:
+def run(
+    servers: list[LocalServer], probes: list[tuple[str, str]], tokens: int
+) -> tuple[float, dict[str, str]]:
     sampler = Sampler(max_tokens=tokens)
 
     def ask(engine: RemoteEngine, probe: tuple[str, str]) -> tuple[str, GenStats]:
@@ -84,7 +108,9 @@ def main() -> int:
             for srv in servers:
                 srv.stop()
     same = sum(one[k] == two[k] for k in one)
-    print(f"battery: {len(probes)} probes x {args.tokens} tokens, greedy, 1 request in flight per server")
+    print(
+        f"battery: {len(probes)} probes x {args.tokens} tokens, greedy, 1 request in flight per server"
+    )
     print(f"one server : {one_s:7.2f} s")
     print(f"two servers: {two_s:7.2f} s")
     print(f"responses identical: {same}/{len(probes)}")

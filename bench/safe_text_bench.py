@@ -48,7 +48,9 @@ def main() -> int:
         v = _best(visible, text, args.repeat)
         t = _best(lambda s: s.translate(TEXT_TABLE), text, args.repeat)
         total_v, total_t = total_v + v, total_t + t
-        print(f"{name:<15} visible {v * 1000:8.2f} ms   translate {t * 1000:8.2f} ms   ratio {t / v:6.2f}")
+        print(
+            f"{name:<15} visible {v * 1000:8.2f} ms   translate {t * 1000:8.2f} ms   ratio {t / v:6.2f}"
+        )
     print(f"ratio {total_t / total_v:.2f}")
     return 0
 

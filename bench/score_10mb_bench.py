@@ -65,7 +65,9 @@ def main_bench() -> None:
     args = ap.parse_args()
     size = int(args.mb * 1_000_000)
     v2 = get_scorer("v2")
-    print(f"{'text':<16} {'chars':>10} {'v2 s':>7} {'detect s':>9} {'score cmd s':>12} {'ratio':>6}")
+    print(
+        f"{'text':<16} {'chars':>10} {'v2 s':>7} {'detect s':>9} {'score cmd s':>12} {'ratio':>6}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in texts(size).items():
             path = Path(tmp) / "reply.txt"
@@ -78,8 +80,10 @@ def main_bench() -> None:
                     assert main(["score", str(path)]) == 0  # noqa: B023
 
             t_cmd = best_of(args.repeat, command)
-            print(f"{name:<16} {len(text):>10} {t_v2:>7.2f} {t_fm:>9.2f} {t_cmd:>12.2f} "
-                  f"{t_cmd / t_v2:>6.2f}")  # fmt: skip
+            print(
+                f"{name:<16} {len(text):>10} {t_v2:>7.2f} {t_fm:>9.2f} {t_cmd:>12.2f} "
+                f"{t_cmd / t_v2:>6.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -18,9 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-WORDS = ("the model weighs each claim and names what it does not know consent matters because "
-         "people decide for themselves however history is contested so a careful answer keeps "
-         "several views in sight dignity autonomy I believe we should imagine the tension").split()  # fmt: skip
+WORDS = (
+    "the model weighs each claim and names what it does not know consent matters because "
+    "people decide for themselves however history is contested so a careful answer keeps "
+    "several views in sight dignity autonomy I believe we should imagine the tension"
+).split()
 CONDITIONS = ("baseline", "ethics", "json")
 
 
@@ -49,8 +51,16 @@ def build_file(path: Path, probes: int = 101) -> int:
         for c in CONDITIONS:
             text = response(rng)
             conds[c] = abfile.condition_entry(text, v2.score(text), 12.3)
-        lines.append(abfile.probe_line(f"P{i + 1:03d}_BENCH", f"cat{i % 7}", f"Prompt {i}?", conds,
-                                       ts="2026-02-19T10:11:12+00:00", scorer="v2"))  # fmt: skip
+        lines.append(
+            abfile.probe_line(
+                f"P{i + 1:03d}_BENCH",
+                f"cat{i % 7}",
+                f"Prompt {i}?",
+                conds,
+                ts="2026-02-19T10:11:12+00:00",
+                scorer="v2",
+            )
+        )
     summary = abfile.summarize(
         lines, "bench", 100.0, 1024, list(CONDITIONS), ts="2026-02-19T10:11:12+00:00"
     )

@@ -27,27 +27,50 @@ def write_log(path: Path, n: int) -> None:
     rows = []
     for i in range(1, n + 1):
         if i % 10 == 0:
-            rows.append(f"  \x1b[38;5;244m{i:>4}\x1b[0m    \x1b[1;35mval\x1b[0m \x1b[1m{5 - i / n:>5.3f}\x1b[0m"
-                        "    \x1b[38;5;244m0.03s\x1b[0m")
+            rows.append(
+                f"  \x1b[38;5;244m{i:>4}\x1b[0m    \x1b[1;35mval\x1b[0m \x1b[1m{5 - i / n:>5.3f}\x1b[0m"
+                "    \x1b[38;5;244m0.03s\x1b[0m"
+            )
         else:
-            rows.append(f"  \x1b[38;5;244m{i:>4}\x1b[0m    \x1b[1;32m{6 - i / n:>5.3f} ▼\x1b[0m    "
-                        f"\x1b[1m{4321:>5,}\x1b[0m    \x1b[38;5;244m{i * 0.09:>5.1f}k\x1b[0m")
+            rows.append(
+                f"  \x1b[38;5;244m{i:>4}\x1b[0m    \x1b[1;32m{6 - i / n:>5.3f} ▼\x1b[0m    "
+                f"\x1b[1m{4321:>5,}\x1b[0m    \x1b[38;5;244m{i * 0.09:>5.1f}k\x1b[0m"
+            )
     path.write_text("\n".join(rows) + "\n")
 
 
 def write_events(path: Path, n: int) -> None:
     with open(path, "w") as fh:
-        fh.write(json.dumps({"event": "start", "ts": "2026-01-01T00:00:00+00:00", "total_iters": n}) + "\n")
+        fh.write(
+            json.dumps({"event": "start", "ts": "2026-01-01T00:00:00+00:00", "total_iters": n})
+            + "\n"
+        )
         for i in range(1, n - 1):
             ts = f"2026-01-01T00:{(i // 60) % 60:02d}:{i % 60:02d}+00:00"
             if i % 10 == 0:
-                obj = {"event": "val", "ts": ts, "iteration": i, "val_loss": 5 - i / n, "val_time": 0.03}
+                obj = {
+                    "event": "val",
+                    "ts": ts,
+                    "iteration": i,
+                    "val_loss": 5 - i / n,
+                    "val_time": 0.03,
+                }
             else:
-                obj = {"event": "train", "ts": ts, "iteration": i, "train_loss": 6 - i / n,
-                       "learning_rate": 1e-5, "iterations_per_second": 1.5, "tokens_per_second": 4321.0,
-                       "trained_tokens": i * 90, "peak_memory": 18.2}
+                obj = {
+                    "event": "train",
+                    "ts": ts,
+                    "iteration": i,
+                    "train_loss": 6 - i / n,
+                    "learning_rate": 1e-5,
+                    "iterations_per_second": 1.5,
+                    "tokens_per_second": 4321.0,
+                    "trained_tokens": i * 90,
+                    "peak_memory": 18.2,
+                }
             fh.write(json.dumps(obj) + "\n")
-        fh.write(json.dumps({"event": "done", "ts": "2026-01-02T00:00:00+00:00", "iteration": n}) + "\n")
+        fh.write(
+            json.dumps({"event": "done", "ts": "2026-01-02T00:00:00+00:00", "iteration": n}) + "\n"
+        )
 
 
 def count_lines(path: Path) -> int:

@@ -20,8 +20,16 @@ from lemlab.core.safe_text import visible_line
 COMMANDS: list[tuple[str, str, str]] = [
     ("chat", "chat", "chat with a model: one reply with --prompt, else a line REPL"),
     ("models", "models", "list discovered MLX models and LoRA adapters"),
-    ("import-gguf", "import_gguf", "convert a llama-architecture GGUF file into an MLX model folder"),
-    ("make-tiny-model", "make_tiny_model", "write a tiny random-weight MLX model (offline demos, tests)"),
+    (
+        "import-gguf",
+        "import_gguf",
+        "convert a llama-architecture GGUF file into an MLX model folder",
+    ),
+    (
+        "make-tiny-model",
+        "make_tiny_model",
+        "write a tiny random-weight MLX model (offline demos, tests)",
+    ),
     ("score", "score", "score one response text and show why each signal fired"),
     ("rescore", "rescore", "recompute scores in A/B JSONL files"),
     ("ab", "ab", "run a probe battery under conditions (kernels, adapters) and score it"),
@@ -83,8 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         sub = subparsers[first]
         _command_module(module).add_arguments(sub)
         harden(sub)  # finite, bounded numbers before any work
-        sub.add_argument(limits.FLAG, action="store_true",
-                         help="raise lemlab's size caps (prompts, kernels, batteries) a hundredfold")  # fmt: skip
+        sub.add_argument(
+            limits.FLAG,
+            action="store_true",
+            help="raise lemlab's size caps (prompts, kernels, batteries) a hundredfold",
+        )
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:  # one line, with controls from the command line shown visibly
@@ -95,8 +106,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             from lemlab.tui.launch import LaunchOptions, launch
 
-            return launch(LaunchOptions(session=args.session, model=args.model, adapter=args.adapter,
-                                        theme=args.theme, demo=bool(args.demo)))  # fmt: skip
+            return launch(
+                LaunchOptions(
+                    session=args.session,
+                    model=args.model,
+                    adapter=args.adapter,
+                    theme=args.theme,
+                    demo=bool(args.demo),
+                )
+            )
         return int(_command_module(args._module).run(args) or 0)
     except LemlabError as exc:
         # Messages quote file, model and server text: shown with controls visible, on one line.

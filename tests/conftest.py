@@ -77,7 +77,9 @@ def tiny_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 @pytest.fixture(autouse=True)
-def notifications_do_not_expire(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+def notifications_do_not_expire(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Tests read the app's notifications; on a loaded machine more than a toast's 5-10 s can pass
     between raising one and reading it. Snapshot tests keep real expiry (their pictures show it)."""
     if "snapshot" in request.node.module.__name__:

@@ -24,8 +24,19 @@ def test_evidence_and_cache_build_time_are_stored_after_the_research_keys(
     (tmp_path / "b.json").write_text(json.dumps(BATTERY))
     (tmp_path / "k.txt").write_text("Weigh every claim with care; respect the reader.\n" * 10)
     out = tmp_path / "run.jsonl"
-    args = ["ab", "--model", str(tiny_model), "--kernel", f"k={tmp_path / 'k.txt'}",
-            "--prompts", str(tmp_path / "b.json"), "--output", str(out), "--max-tokens", "12"]  # fmt: skip
+    args = [
+        "ab",
+        "--model",
+        str(tiny_model),
+        "--kernel",
+        f"k={tmp_path / 'k.txt'}",
+        "--prompts",
+        str(tmp_path / "b.json"),
+        "--output",
+        str(out),
+        "--max-tokens",
+        "12",
+    ]
     assert main(args) == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     probes = lines[:-1]

@@ -47,9 +47,14 @@ def servers(tiny_model: Path, tmp_path: Path, hub: Path) -> Iterator[Any]:
 
 @pytest.fixture()
 def battery(tmp_path: Path) -> Path:
-    items = [{"id": f"P{i:02d}", "domain": ["Care", "Power", "Truth"][i % 3],
-              "prompt": f"Question {i}: what would a careful friend say about promise {i}?"}
-             for i in range(N_PROBES)]  # fmt: skip
+    items = [
+        {
+            "id": f"P{i:02d}",
+            "domain": ["Care", "Power", "Truth"][i % 3],
+            "prompt": f"Question {i}: what would a careful friend say about promise {i}?",
+        }
+        for i in range(N_PROBES)
+    ]
     path = tmp_path / "battery.json"
     path.write_text(json.dumps(items))
     return path
@@ -57,8 +62,13 @@ def battery(tmp_path: Path) -> Path:
 
 def lemlab(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, SECRET_ENV: SECRET}
-    return subprocess.run([sys.executable, "-m", "lemlab", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "lemlab", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 SECRET_ENV = "LEMLAB_TEST_API_KEY"
@@ -67,8 +77,12 @@ SECRET_ENV = "LEMLAB_TEST_API_KEY"
 def write_config(home: Path, *servers: LocalServer, model: Path | None = None) -> None:
     lines = []
     for i, srv in enumerate(servers):
-        lines += [f"[endpoints.box{i}]", f'url = "{srv.url}"', f'api_key_env = "{SECRET_ENV}"',
-                  "max_in_flight = 2"]  # fmt: skip
+        lines += [
+            f"[endpoints.box{i}]",
+            f'url = "{srv.url}"',
+            f'api_key_env = "{SECRET_ENV}"',
+            "max_in_flight = 2",
+        ]
         if model is not None:
             lines.append(f'model = "{model.resolve()}"')
     from lemlab.core.paths import get_paths
@@ -102,8 +116,9 @@ def check_complete(path: Path, names: list[str]) -> list[dict[str, Any]]:
     assert list(summary["categories"]) == ["care", "power", "truth"]  # battery order
     for p in probes:
         assert list(p["conditions"]) == names
-        assert p["endpoint"] and all(c["finish_reason"] in ("stop", "length")
-                                     for c in p["conditions"].values())  # fmt: skip
+        assert p["endpoint"] and all(
+            c["finish_reason"] in ("stop", "length") for c in p["conditions"].values()
+        )
     return probes
 
 
@@ -115,11 +130,31 @@ def test_kill_server_mid_run_then_resume(
     kernel = tmp_path / "care.txt"
     kernel.write_text("Answer with care. Say what you do not know.\n")
     out = tmp_path / "run.jsonl"
-    args = ["ab", "--endpoint", "box0", "--kernel", f"care={kernel}", "--prompts", str(battery),
-            "--output", str(out), "--max-tokens", "48", "--retries", "2", "--retry-delay", "0.1"]  # fmt: skip
+    args = [
+        "ab",
+        "--endpoint",
+        "box0",
+        "--kernel",
+        f"care={kernel}",
+        "--prompts",
+        str(battery),
+        "--output",
+        str(out),
+        "--max-tokens",
+        "48",
+        "--retries",
+        "2",
+        "--retry-delay",
+        "0.1",
+    ]
     env = {**os.environ, SECRET_ENV: SECRET}
-    proc = subprocess.Popen([sys.executable, "-m", "lemlab", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lemlab", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     deadline = time.monotonic() + 120
     try:
         while not out.exists() or out.read_bytes().count(b"\n") < 3:
@@ -160,8 +195,21 @@ def test_two_servers_share_the_probes(
 ) -> None:
     a, b = servers(), servers()
     out = tmp_path / "two.jsonl"
-    run = lemlab("ab", "--model", f"{a.spec}", "--model", f"{b.spec}", "--prompts", str(battery),
-                 "--output", str(out), "--max-tokens", "16", "--max-in-flight", "1")  # fmt: skip
+    run = lemlab(
+        "ab",
+        "--model",
+        f"{a.spec}",
+        "--model",
+        f"{b.spec}",
+        "--prompts",
+        str(battery),
+        "--output",
+        str(out),
+        "--max-tokens",
+        "16",
+        "--max-in-flight",
+        "1",
+    )
     assert run.returncode == 0, run.stderr
     probes = check_complete(out, ["baseline"])
     served = Counter(p["endpoint"] for p in probes)
@@ -170,8 +218,17 @@ def test_two_servers_share_the_probes(
     assert summary["model"] == str(tiny_model.resolve())  # the model both servers name
     # greedy: one server alone gives the same replies, whichever server answered first
     solo = tmp_path / "solo.jsonl"
-    one = lemlab("ab", "--model", a.spec, "--prompts", str(battery), "--output", str(solo),
-                 "--max-tokens", "16")  # fmt: skip
+    one = lemlab(
+        "ab",
+        "--model",
+        a.spec,
+        "--prompts",
+        str(battery),
+        "--output",
+        str(solo),
+        "--max-tokens",
+        "16",
+    )
     assert one.returncode == 0, one.stderr
     by_id = {p["id"]: p["conditions"]["baseline"]["response"] for p in read_lines(solo)[:-1]}
     assert {p["id"]: p["conditions"]["baseline"]["response"] for p in probes} == by_id
@@ -183,8 +240,20 @@ def test_distill_over_a_server_records_the_endpoint(
     srv = servers()
     write_config(lemlab_home, srv, model=tiny_model)
     out = tmp_path / "distill.jsonl"
-    run = lemlab("distill", "--endpoint", "box0", "--prompts", str(battery), "--output", str(out),
-                 "--samples", "2", "--threshold=-100", "--max-tokens", "12")  # fmt: skip
+    run = lemlab(
+        "distill",
+        "--endpoint",
+        "box0",
+        "--prompts",
+        str(battery),
+        "--output",
+        str(out),
+        "--samples",
+        "2",
+        "--threshold=-100",
+        "--max-tokens",
+        "12",
+    )
     assert run.returncode == 0, run.stderr
     lines = read_lines(out)
     training, summary = lines[:-1], lines[-1]

@@ -49,10 +49,20 @@ TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$")
 # P05 baseline "loop" x12: 12 words, 1 distinct (ratio 0.08 < 0.3) -> degeneration -20;
 #   paragraphs 1.0 = -19.0
 # P05 json: the same plus "?" -> 0.5 ("loop?" makes 2 distinct, still < 0.3) = -18.5
-V2_BASELINE = {"P01_IDENTITY_REFUSAL": -8.5, "P02_HISTORY_ELECTIONS": -0.4,
-               "P03_CREATIVE_RIVER": 4.4, "P04_ETHICS_CLINIC": 4.1, "P05_CREATIVE_LOOP": -19.0}  # fmt: skip
-V2_JSON = {"P01_IDENTITY_REFUSAL": 6.8, "P02_HISTORY_ELECTIONS": 1.6, "P03_CREATIVE_RIVER": 3.6,
-           "P04_ETHICS_CLINIC": 4.1, "P05_CREATIVE_LOOP": -18.5}  # fmt: skip
+V2_BASELINE = {
+    "P01_IDENTITY_REFUSAL": -8.5,
+    "P02_HISTORY_ELECTIONS": -0.4,
+    "P03_CREATIVE_RIVER": 4.4,
+    "P04_ETHICS_CLINIC": 4.1,
+    "P05_CREATIVE_LOOP": -19.0,
+}
+V2_JSON = {
+    "P01_IDENTITY_REFUSAL": 6.8,
+    "P02_HISTORY_ELECTIONS": 1.6,
+    "P03_CREATIVE_RIVER": 3.6,
+    "P04_ETHICS_CLINIC": 4.1,
+    "P05_CREATIVE_LOOP": -18.5,
+}
 # baseline avg = (-8.5 - 0.4 + 4.4 + 4.1 - 19.0) / 5 = -19.4 / 5 = -3.88
 # json avg     = (6.8 + 1.6 + 3.6 + 4.1 - 18.5) / 5 = -2.4 / 5 = -0.48; delta = 3.40
 # deltas: P01 +15.3, P02 +2.0 (improved); P03 -0.8 (regressed); P04 0.0 and P05 +0.5 (not
@@ -77,8 +87,12 @@ def test_rescoring_a_v1_file_reproduces_hand_computed_v2_summary(tmp_path: Path)
     assert summary is not None
     base, kernel = summary.conditions
     assert (base.name, base.avg_lek, base.improved, base.regressed, base.unchanged) == (
-        "baseline", -3.88, 0, 0, 0,
-    )  # fmt: skip
+        "baseline",
+        -3.88,
+        0,
+        0,
+        0,
+    )
     assert base.delta_vs_baseline is None
     assert (kernel.avg_lek, kernel.delta_vs_baseline) == (-0.48, 3.4)
     assert (kernel.improved, kernel.regressed, kernel.unchanged) == (2, 1, 2)
@@ -87,8 +101,11 @@ def test_rescoring_a_v1_file_reproduces_hand_computed_v2_summary(tmp_path: Path)
     old = run.summary
     assert old is not None
     assert (summary.model, summary.duration, summary.max_tokens, summary.ts) == (
-        old.model, old.duration, old.max_tokens, old.ts,
-    )  # fmt: skip
+        old.model,
+        old.duration,
+        old.max_tokens,
+        old.ts,
+    )
     for before, after in zip(run.probes, new.probes, strict=True):
         for name in before.conditions:
             b, a = before.conditions[name], after.conditions[name]
@@ -103,15 +120,36 @@ def test_write_ab_round_trip_and_key_order(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert list(lines[0])[:6] == ["type", "id", "category", "prompt", "conditions", "ts"]
     assert list(lines[0])[6:] == ["scorer"]
-    assert list(lines[0]["conditions"]["json"]) == ["response", "lek_score", "heuristic", "chars", "time_s"]  # fmt: skip
+    assert list(lines[0]["conditions"]["json"]) == [
+        "response",
+        "lek_score",
+        "heuristic",
+        "chars",
+        "time_s",
+    ]
     summary = lines[-1]
     assert list(summary) == [
-        "type", "model", "total_probes", "conditions", "categories", "duration", "max_tokens",
-        "ts", "scorer", "scorer_version", "rescored_from", "rescored_ts",
-    ]  # fmt: skip
+        "type",
+        "model",
+        "total_probes",
+        "conditions",
+        "categories",
+        "duration",
+        "max_tokens",
+        "ts",
+        "scorer",
+        "scorer_version",
+        "rescored_from",
+        "rescored_ts",
+    ]
     assert list(summary["conditions"][1]) == [
-        "name", "avg_lek", "improved", "regressed", "unchanged", "delta_vs_baseline",
-    ]  # fmt: skip
+        "name",
+        "avg_lek",
+        "improved",
+        "regressed",
+        "unchanged",
+        "delta_vs_baseline",
+    ]
     assert "delta_vs_baseline" not in summary["conditions"][0]
     again = read_ab(out)
     assert again.issues == [] and again.scorer == "v2"
@@ -170,8 +208,17 @@ def test_summarize_arithmetic_and_key_order() -> None:
         _probe("e", "two", baseline=1.01, k=1.58),  # +0.57: improved
     ]
     s = summarize(probes, "model-x", 4833.6, 1024, ["baseline", "k"], ts="T", scorer="v2")
-    assert list(s) == ["type", "model", "total_probes", "conditions", "categories", "duration",
-                       "max_tokens", "ts", "scorer"]  # fmt: skip
+    assert list(s) == [
+        "type",
+        "model",
+        "total_probes",
+        "conditions",
+        "categories",
+        "duration",
+        "max_tokens",
+        "ts",
+        "scorer",
+    ]
     assert s["duration"] == "4834s" and s["total_probes"] == 5 and s["max_tokens"] == 1024
     base, k = s["conditions"]
     # baseline mean 5.02 / 5 = 1.004 -> 1.0; k mean 5.01 / 5 = 1.002 -> 1.0
@@ -182,8 +229,14 @@ def test_summarize_arithmetic_and_key_order() -> None:
         "regressed": 0,
         "unchanged": 0,
     }
-    assert k == {"name": "k", "avg_lek": 1.0, "improved": 1, "regressed": 1, "unchanged": 3,
-                 "delta_vs_baseline": 0.0}  # fmt: skip
+    assert k == {
+        "name": "k",
+        "avg_lek": 1.0,
+        "improved": 1,
+        "regressed": 1,
+        "unchanged": 3,
+        "delta_vs_baseline": 0.0,
+    }
     assert s["categories"] == {
         "one": {"baseline": 1.0, "k": 1.27},
         "two": {"baseline": 1.0, "k": 0.82},
@@ -210,13 +263,23 @@ def test_run_category_rules() -> None:
 def test_tolerant_reader_reports_and_keeps_going(tmp_path: Path) -> None:
     good = V1_SAMPLE.read_text().splitlines()
     path = tmp_path / "damaged.jsonl"
-    body = [good[0], "{not json", "[1, 2]", '{"type": "probe", "conditions": {}}', good[1], "",
-            '{"type": "probe", "id": "P9", "conditions": {"baseline": {"lek_score": 1}}}', good[2]]  # fmt: skip
+    body = [
+        good[0],
+        "{not json",
+        "[1, 2]",
+        '{"type": "probe", "conditions": {}}',
+        good[1],
+        "",
+        '{"type": "probe", "id": "P9", "conditions": {"baseline": {"lek_score": 1}}}',
+        good[2],
+    ]
     path.write_text("\n".join(body) + '\n{"type": "probe", "id": "P0', encoding="utf-8")
     run = read_ab(path)
     assert [p.id for p in run.probes] == [
-        "P01_IDENTITY_REFUSAL", "P02_HISTORY_ELECTIONS", "P03_CREATIVE_RIVER",
-    ]  # fmt: skip
+        "P01_IDENTITY_REFUSAL",
+        "P02_HISTORY_ELECTIONS",
+        "P03_CREATIVE_RIVER",
+    ]
     where = [(i.line_no, i.truncated) for i in run.issues]
     assert where == [(2, False), (3, False), (4, False), (7, False), (9, True)]
     reasons = [i.reason for i in run.issues]

@@ -267,8 +267,16 @@ def trained_adapter(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) 
     work = tmp_path_factory.mktemp("train")
     write_chat_data(work / "data", n_train=6, n_valid=6)
     model_rel = os.path.relpath(tiny_model, work)
-    return train_lora(model_rel, "data", "adapters/r1", iters=2, batch_size=2, num_layers=2,
-                      save_every=1, cwd=work)  # fmt: skip
+    return train_lora(
+        model_rel,
+        "data",
+        "adapters/r1",
+        iters=2,
+        batch_size=2,
+        num_layers=2,
+        save_every=1,
+        cwd=work,
+    )
 
 
 @pytest.mark.slow

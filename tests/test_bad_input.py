@@ -31,7 +31,9 @@ def _files(tmp: Path) -> dict[str, bytes]:
         "battery.json": BATTERY.encode(),
         "deep.json": DEEP.encode(),
         "big.txt": b"Be kind. " * 100_000,
-        "long.json": json.dumps([{"id": "P1", "domain": "Care", "prompt": "why? " * 50_000}]).encode(),
+        "long.json": json.dumps(
+            [{"id": "P1", "domain": "Care", "prompt": "why? " * 50_000}]
+        ).encode(),
         "run.jsonl": sample,
         "empty.jsonl": b"",
         "garbage.jsonl": b"\x00\xff not json at all\n{{{\n",
@@ -92,10 +94,30 @@ CASES: list[tuple[str, list[str], str, bytes | None]] = [
     ("distill-samples-huge", [*DISTILL, "--samples", str(10**9)], "--samples", None),
     ("watch-interval-nan", ["watch", "{d}/run.jsonl", "--interval", "nan"], "--interval", None),
     ("watch-interval-zero", ["watch", "{d}/run.jsonl", "--interval", "0"], "--interval", None),
-    ("extract-split-nan", ["extract", "--input", "{d}/run.jsonl", "--output", "{d}/x", "--split", "nan"], "--split", None),
-    ("train-lr-nan", ["train", "--model", "{d}/badmodel", "--data", "{d}/data", "--learning-rate", "nan"], "--learning-rate", None),
-    ("train-rank-huge", ["train", "--model", "{d}/badmodel", "--data", "{d}/data", "--rank", "100000000"], "rank must be at most", None),
-    ("train-batch-huge", ["train", "--model", "{d}/badmodel", "--data", "{d}/data", "--batch-size", "5000"], "batch_size must be at most", None),
+    (
+        "extract-split-nan",
+        ["extract", "--input", "{d}/run.jsonl", "--output", "{d}/x", "--split", "nan"],
+        "--split",
+        None,
+    ),
+    (
+        "train-lr-nan",
+        ["train", "--model", "{d}/badmodel", "--data", "{d}/data", "--learning-rate", "nan"],
+        "--learning-rate",
+        None,
+    ),
+    (
+        "train-rank-huge",
+        ["train", "--model", "{d}/badmodel", "--data", "{d}/data", "--rank", "100000000"],
+        "rank must be at most",
+        None,
+    ),
+    (
+        "train-batch-huge",
+        ["train", "--model", "{d}/badmodel", "--data", "{d}/data", "--batch-size", "5000"],
+        "batch_size must be at most",
+        None,
+    ),
     ("tiny-hidden-huge", ["make-tiny-model", "{d}/tiny", "--hidden", "1048576"], "--hidden", None),
     ("tiny-layers-huge", ["make-tiny-model", "{d}/tiny", "--layers", "100000"], "--layers", None),
     ("models-depth-huge", ["models", "--depth", "100000"], "--depth", None),
@@ -103,27 +125,75 @@ CASES: list[tuple[str, list[str], str, bytes | None]] = [
     ("argparse-not-a-number", [*AB, "--temp", "warm"], "--temp", None),
     ("argparse-missing-required", ["ab", M], "required", None),
     # NaN / Inf and bad bytes in TOML files.
-    ("pipeline-threshold-nan", ["pipeline", "--dry-run", "{d}/pipeline-nan.toml"], "threshold", None),
-    ("pipeline-temperature-inf", ["pipeline", "--dry-run", "{d}/pipeline-inf.toml"], "temperature", None),
-    ("pipeline-seed-negative", ["pipeline", "--dry-run", "{d}/pipeline-seed.toml"], "seed must be at least 0", None),
-    ("pipeline-samples-zero", ["pipeline", "--dry-run", "{d}/pipeline-samples.toml"], "samples must be at least 1", None),
-    ("train-config-seed-huge", ["train", "-c", "{d}/train-seed.toml"], "seed must be at most 4294967295", None),
+    (
+        "pipeline-threshold-nan",
+        ["pipeline", "--dry-run", "{d}/pipeline-nan.toml"],
+        "threshold",
+        None,
+    ),
+    (
+        "pipeline-temperature-inf",
+        ["pipeline", "--dry-run", "{d}/pipeline-inf.toml"],
+        "temperature",
+        None,
+    ),
+    (
+        "pipeline-seed-negative",
+        ["pipeline", "--dry-run", "{d}/pipeline-seed.toml"],
+        "seed must be at least 0",
+        None,
+    ),
+    (
+        "pipeline-samples-zero",
+        ["pipeline", "--dry-run", "{d}/pipeline-samples.toml"],
+        "samples must be at least 1",
+        None,
+    ),
+    (
+        "train-config-seed-huge",
+        ["train", "-c", "{d}/train-seed.toml"],
+        "seed must be at most 4294967295",
+        None,
+    ),
     ("pipeline-not-utf8", ["pipeline", "--dry-run", "{d}/pipeline-latin1.toml"], "UTF-8", None),
-    ("curriculum-not-utf8", ["curriculum", "--dry-run", "{d}/curriculum-latin1.toml"], "UTF-8", None),
+    (
+        "curriculum-not-utf8",
+        ["curriculum", "--dry-run", "{d}/curriculum-latin1.toml"],
+        "UTF-8",
+        None,
+    ),
     ("train-config-nan", ["train", "-c", "{d}/train-nan.toml"], "learning_rate", None),
     ("train-config-inf", ["train", "-c", "{d}/train-inf.toml"], "scale", None),
     ("train-config-not-utf8", ["train", "-c", "{d}/train-latin1.toml"], "UTF-8", None),
     ("config-temperature-nan", ["models"], "temperature", b"temperature = nan\n"),
     ("config-seed-huge", ["models"], "seed", b"seed = 18446744073709551616\n"),
     ("config-not-utf8", ["models"], "UTF-8", 'theme = "caf\xe9"\n'.encode("latin-1")),
-    ("config-endpoint-timeout-nan", ["chat", "--model", "endpoint:a", "--prompt", "hi"], "timeout",
-     b'[endpoints.a]\nurl = "http://h:1/v1"\ntimeout = nan\n'),
-    ("config-endpoint-not-utf8", ["chat", "--model", "endpoint:a", "--prompt", "hi"], "UTF-8",
-     '[endpoints.a]\nurl = "http://h:1/v1"\nmodel = "caf\xe9"\n'.encode("latin-1")),
+    (
+        "config-endpoint-timeout-nan",
+        ["chat", "--model", "endpoint:a", "--prompt", "hi"],
+        "timeout",
+        b'[endpoints.a]\nurl = "http://h:1/v1"\ntimeout = nan\n',
+    ),
+    (
+        "config-endpoint-not-utf8",
+        ["chat", "--model", "endpoint:a", "--prompt", "hi"],
+        "UTF-8",
+        '[endpoints.a]\nurl = "http://h:1/v1"\nmodel = "caf\xe9"\n'.encode("latin-1"),
+    ),
     # JSON nested too deeply.
-    ("ab-prompt-too-long", ["ab", M, "--prompts", "{d}/long.json", "--output", "{d}/o.jsonl"], "--allow-large", None),
+    (
+        "ab-prompt-too-long",
+        ["ab", M, "--prompts", "{d}/long.json", "--output", "{d}/o.jsonl"],
+        "--allow-large",
+        None,
+    ),
     ("ab-kernel-too-big", [*AB, "--kernel", "big={d}/big.txt"], "--allow-large", None),
-    ("ab-battery-deep", ["ab", M, "--prompts", "{d}/deep.json", "--output", "{d}/o.jsonl"], "deep", None),
+    (
+        "ab-battery-deep",
+        ["ab", M, "--prompts", "{d}/deep.json", "--output", "{d}/o.jsonl"],
+        "deep",
+        None,
+    ),
     ("report-deep", ["report", "{d}/deep.jsonl"], "deep", None),
     ("rescore-deep", ["rescore", "{d}/deep.jsonl", "--out", "{d}/r.jsonl"], "deep", None),
     # Files that are not A/B runs, folders that are not folders.
@@ -136,15 +206,43 @@ CASES: list[tuple[str, list[str], str, bytes | None]] = [
     ("rescore-garbage", ["rescore", "{d}/garbage.jsonl", "--out", "{d}/r.jsonl"], "", None),
     ("rescore-empty", ["rescore", "{d}/empty.jsonl", "--out", "{d}/r.jsonl"], "", None),
     ("rescore-not-ab", ["rescore", "{d}/notab.jsonl", "--out", "{d}/r.jsonl"], "", None),
-    ("extract-garbage", ["extract", "--input", "{d}/garbage.jsonl", "--output", "{d}/x"], "not self-distill output", None),
-    ("extract-not-distill", ["extract", "--input", "{d}/notab.jsonl", "--output", "{d}/x"], "not self-distill output", None),
-    ("extract-deep", ["extract", "--input", "{d}/deep.jsonl", "--output", "{d}/x"], "nested too deeply", None),
+    (
+        "extract-garbage",
+        ["extract", "--input", "{d}/garbage.jsonl", "--output", "{d}/x"],
+        "not self-distill output",
+        None,
+    ),
+    (
+        "extract-not-distill",
+        ["extract", "--input", "{d}/notab.jsonl", "--output", "{d}/x"],
+        "not self-distill output",
+        None,
+    ),
+    (
+        "extract-deep",
+        ["extract", "--input", "{d}/deep.jsonl", "--output", "{d}/x"],
+        "nested too deeply",
+        None,
+    ),
     ("probes-dir-missing", ["probes", "--dir", "{d}/missing"], "missing", None),
     ("probes-dir-file", ["probes", "--dir", "{d}/a-file"], "a-file", None),
     ("sessions-dir-file", ["sessions", "--dir", "{d}/a-file"], "a-file", None),
     ("sessions-dir-missing", ["sessions", "--dir", "{d}/missing"], "missing", None),
-    ("train-garbage-config-json", ["train", "--model", "{d}/badmodel", "--data", "{d}/data",
-                                   "--adapter-path", "{d}/adapter", "--yes"], "config.json", None),  # fmt: skip
+    (
+        "train-garbage-config-json",
+        [
+            "train",
+            "--model",
+            "{d}/badmodel",
+            "--data",
+            "{d}/data",
+            "--adapter-path",
+            "{d}/adapter",
+            "--yes",
+        ],
+        "config.json",
+        None,
+    ),
 ]
 
 
@@ -153,7 +251,11 @@ def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
         str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mode)
         for p in sorted(root.rglob("*"))
         if p.is_file()
-    } | {str(p.relative_to(root)) + "/": (b"", p.stat().st_mode) for p in root.rglob("*") if p.is_dir()}
+    } | {
+        str(p.relative_to(root)) + "/": (b"", p.stat().st_mode)
+        for p in root.rglob("*")
+        if p.is_dir()
+    }
 
 
 def run_case(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -170,11 +272,17 @@ def run_with_output(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tupl
     return status, captured.err, captured.out
 
 
-@pytest.mark.parametrize(("argv", "words", "config"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("argv", "words", "config"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_bad_input_is_one_line_and_exit_2(
-    tmp_path: Path, lemlab_home: Path, capsys: pytest.CaptureFixture[str],
-    argv: list[str], words: str, config: bytes | None,
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    lemlab_home: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    words: str,
+    config: bytes | None,
+) -> None:
     d = tmp_path / "case"
     for name, data in _files(d).items():
         (d / name).parent.mkdir(parents=True, exist_ok=True)
@@ -203,9 +311,12 @@ def _assert_one_line_exit_2(status: int, err: str, words: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["other-model", "other-rank", "not-lora"])
 def test_train_refuses_a_resume_file_that_does_not_fit_before_creating_anything(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_model: Path, tiny_adapter: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tiny_model: Path,
+    tiny_adapter: Path,
     case: str,
-) -> None:  # fmt: skip
+) -> None:
     from support.train import write_chat_data
 
     data = write_chat_data(tmp_path / "data", n_train=4, n_valid=2)
@@ -221,15 +332,34 @@ def test_train_refuses_a_resume_file_that_does_not_fit_before_creating_anything(
         model, weights = tiny_model, next(tiny_model.glob("*.safetensors"))
     before = weights.read_bytes()
     out = tmp_path / "adapter"
-    status, err = run_case(["train", "--model", str(model), "--data", str(data), "--adapter-path",
-                            str(out), "--resume-adapter-file", str(weights), "--iters", "2",
-                            "--yes", *extra], capsys)  # fmt: skip
+    status, err = run_case(
+        [
+            "train",
+            "--model",
+            str(model),
+            "--data",
+            str(data),
+            "--adapter-path",
+            str(out),
+            "--resume-adapter-file",
+            str(weights),
+            "--iters",
+            "2",
+            "--yes",
+            *extra,
+        ],
+        capsys,
+    )
     _assert_one_line_exit_2(status, err, "--resume-adapter-file")
-    assert {"other-model": "the model's weight is", "other-rank": "rank 4", "not-lora": "no LoRA"}[case] in err
+    assert {"other-model": "the model's weight is", "other-rank": "rank 4", "not-lora": "no LoRA"}[
+        case
+    ] in err
     assert not out.exists() and weights.read_bytes() == before
 
 
-def test_one_bad_battery_does_not_hide_the_others(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_one_bad_battery_does_not_hide_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "good.json").write_text(BATTERY)
     (tmp_path / "deep.json").write_text(DEEP)
     (tmp_path / "latin.toml").write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
@@ -241,7 +371,9 @@ def test_one_bad_battery_does_not_hide_the_others(tmp_path: Path, capsys: pytest
     assert "not UTF-8" in listed["latin"]["error"]
 
 
-def test_sessions_with_wrong_types_are_listed_as_damaged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sessions_with_wrong_types_are_listed_as_damaged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = {
         "a": 'model = "not a table"\n',
         "b": "battery_runs = 5\n",
@@ -250,7 +382,9 @@ def test_sessions_with_wrong_types_are_listed_as_damaged(tmp_path: Path, capsys:
     }
     for name, body in bad.items():
         (tmp_path / f"{name}.toml").write_text(f'schema_version = 1\nname = "{name}"\n{body}')
-    (tmp_path / "fine.toml").write_bytes(b'\xef\xbb\xbfschema_version = 1\nname = "fine"\n')  # a BOM
+    (tmp_path / "fine.toml").write_bytes(
+        b'\xef\xbb\xbfschema_version = 1\nname = "fine"\n'
+    )  # a BOM
     before = _snapshot(tmp_path)
     status, err, out = run_with_output(["sessions", "--dir", str(tmp_path)], capsys)
     assert status == 1 and "Traceback" not in err  # exit 1: some files are damaged
@@ -274,17 +408,23 @@ def test_jsonl_battery_keeps_line_separators_inside_strings(tmp_path: Path) -> N
 
     prompt = "first\u2028second\u2029third\x85fourth"
     path = tmp_path / "b.jsonl"
-    path.write_text(json.dumps({"id": "P1", "domain": "Care", "prompt": prompt}, ensure_ascii=False) + "\n")
+    path.write_text(
+        json.dumps({"id": "P1", "domain": "Care", "prompt": prompt}, ensure_ascii=False) + "\n"
+    )
     (probe,) = load_battery(path).probes
     assert probe.prompt == prompt
 
 
-def test_allow_large_raises_the_prompt_cap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_allow_large_raises_the_prompt_cap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from lemlab.core import limits
     from lemlab.core.battery.probes import load_battery
 
     path = tmp_path / "long.json"
-    path.write_text(json.dumps([{"id": "P1", "domain": "Care", "prompt": "x" * (limits.PROMPT_CHARS + 1)}]))
+    path.write_text(
+        json.dumps([{"id": "P1", "domain": "Care", "prompt": "x" * (limits.PROMPT_CHARS + 1)}])
+    )
     with pytest.raises(Exception, match="--allow-large raises it"):
         load_battery(path)
     limits.allow_large()
@@ -294,7 +434,9 @@ def test_allow_large_raises_the_prompt_cap(tmp_path: Path, capsys: pytest.Captur
         limits.allow_large(False)
 
 
-def test_deep_json_lines_in_training_files_are_malformed_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_deep_json_lines_in_training_files_are_malformed_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from lemlab.core.models.safetensors_header import SafetensorsHeaderError, read_header
     from lemlab.core.training.data import check_jsonl
 
@@ -318,11 +460,14 @@ def test_deep_json_lines_in_training_files_are_malformed_lines(tmp_path: Path, c
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("change", "says"), [
-    ({"model_type": None}, "missing key 'model_type'"),
-    ({"hidden_size": "wide"}, "unexpected value in its config"),
-    ({"num_hidden_layers": [2]}, "cannot load"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"model_type": None}, "missing key 'model_type'"),
+        ({"hidden_size": "wide"}, "unexpected value in its config"),
+        ({"num_hidden_layers": [2]}, "cannot load"),
+    ],
+)
 def test_model_config_with_wrong_keys_is_one_line_without_class_names(
     tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict, says: str
 ) -> None:
@@ -335,7 +480,9 @@ def test_model_config_with_wrong_keys_is_one_line_without_class_names(
         cfg.pop(key) if value is None else cfg.__setitem__(key, value)
     (model / "config.json").write_text(json.dumps(cfg))
     before = _snapshot(model)
-    status, err = run_case(["chat", "--model", str(model), "--prompt", "hi", "--max-tokens", "2"], capsys)
+    status, err = run_case(
+        ["chat", "--model", str(model), "--prompt", "hi", "--max-tokens", "2"], capsys
+    )
     _assert_one_line_exit_2(status, err, says)
     assert "Error" not in err and _snapshot(model) == before
 
@@ -350,7 +497,9 @@ def test_bom_prefixed_toml_files_are_read(tmp_path: Path, lemlab_home: Path) -> 
     bom = b"\xef\xbb\xbf"
     (tmp_path / "p.toml").write_bytes(bom + PIPELINE.encode())
     assert [ph.name for ph in load_pipeline(tmp_path / "p.toml").phases] == ["one"]
-    (tmp_path / "c.toml").write_bytes(bom + b'base_model = "m"\noutput = "o"\n[[stage]]\nname = "s"\ndata = "d"\n')
+    (tmp_path / "c.toml").write_bytes(
+        bom + b'base_model = "m"\noutput = "o"\n[[stage]]\nname = "s"\ndata = "d"\n'
+    )
     assert [st.name for st in load_curriculum(tmp_path / "c.toml").stages] == ["s"]
     (tmp_path / "t.toml").write_bytes(bom + b"[train]\niters = 7\n")
     assert read_config_toml(tmp_path / "t.toml")["iters"] == 7
@@ -359,25 +508,40 @@ def test_bom_prefixed_toml_files_are_read(tmp_path: Path, lemlab_home: Path) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("argv", "words"), [
-    (["ab", "--prompts", "b.json", "--output", "o.jsonl", "--temp", "nan"], "--temp must be a finite number"),
-    (["watch", "x", "--interval", "inf"], "--interval must be a finite number"),
-    (["report", "--no-such-flag", "x"], "unrecognized arguments"),
-    (["make-tiny-model", "t", "--hidden", "1048576"], "--hidden must be at most 8192"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (
+            ["ab", "--prompts", "b.json", "--output", "o.jsonl", "--temp", "nan"],
+            "--temp must be a finite number",
+        ),
+        (["watch", "x", "--interval", "inf"], "--interval must be a finite number"),
+        (["report", "--no-such-flag", "x"], "unrecognized arguments"),
+        (["make-tiny-model", "t", "--hidden", "1048576"], "--hidden must be at most 8192"),
+    ],
+)
 def test_console_entry_gives_the_same_one_line(tmp_path: Path, argv: list[str], words: str) -> None:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "lemlab", *argv], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "lemlab", *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("lemlab: error: ") and words in proc.stderr
     assert list(tmp_path.iterdir()) == []
 
 
-def test_huge_scores_in_an_ab_file_are_unreadable_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    lines = [json.loads(ln) for ln in (FIXTURES / "abfile-v1-sample.jsonl").read_text().split("\n") if ln]
+def test_huge_scores_in_an_ab_file_are_unreadable_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [
+        json.loads(ln) for ln in (FIXTURES / "abfile-v1-sample.jsonl").read_text().split("\n") if ln
+    ]
     probe = next(i for i, o in enumerate(lines) if o.get("type") == "probe")
     first = next(iter(lines[probe]["conditions"]))
     lines[probe]["conditions"][first]["lek_score"] = 1e308  # fsum of two overflows
@@ -397,8 +561,18 @@ def test_resume_onto_a_deeply_nested_output_is_one_line(
     out = tmp_path / "out.jsonl"
     out.write_text(DEEP + "\n")
     before = _snapshot(tmp_path)
-    argv = [command, "--model", str(tiny_model), "--prompts", str(tmp_path / "battery.json"),
-            "--output", str(out), "--resume", "--max-tokens", "2"]  # fmt: skip
+    argv = [
+        command,
+        "--model",
+        str(tiny_model),
+        "--prompts",
+        str(tmp_path / "battery.json"),
+        "--output",
+        str(out),
+        "--resume",
+        "--max-tokens",
+        "2",
+    ]
     status, err = run_case(argv, capsys)
     _assert_one_line_exit_2(status, err, "nested too deeply")
     assert _snapshot(tmp_path) == before

@@ -24,8 +24,9 @@ def pane(app):  # type: ignore[no-untyped-def]
     return app.query_one("#battery-pane")
 
 
-async def fill_setup(pilot, battery: str = "ccp6", kernels: tuple[str, ...] = ("ethics-demo",),
-                     max_tokens: str = "8") -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+async def fill_setup(
+    pilot, battery: str = "ccp6", kernels: tuple[str, ...] = ("ethics-demo",), max_tokens: str = "8"
+) -> None:  # type: ignore[no-untyped-def]
     await pilot.press("n")
     await pilot.pause()
     screen = pilot.app.screen
@@ -228,7 +229,8 @@ async def test_override_saved_in_session_and_shown_after_reopen(tmp_path: Path) 
         await pilot.press("w")
         await pilot.pause()
         assert p.model.summary()[1].regressed == 1 and "without overrides" in str(
-            p.query_one("#battery-summary-title").render())  # fmt: skip
+            p.query_one("#battery-summary-title").render()
+        )
     saved = load_session_file(tmp_path / "sessions" / "s1.toml")
     (rec,) = saved.records("overrides")
     assert (rec["probe_id"], rec["condition"], rec["original"], rec["corrected"]) == (
@@ -279,8 +281,13 @@ async def test_palette_has_battery_verbs_and_bindings_have_ids(tmp_path: Path) -
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_idle(pilot, app)
         names = [v.name for v in app.all_verbs()]
-        for verb in ("Battery: new run…", "Battery: resume run", "Battery: sort by delta",
-                     "Battery: override score…", "Battery: export view as CSV"):  # fmt: skip
+        for verb in (
+            "Battery: new run…",
+            "Battery: resume run",
+            "Battery: sort by delta",
+            "Battery: override score…",
+            "Battery: export view as CSV",
+        ):
             assert verb in names
         from lemlab.tui.panes.battery import BatteryPane
 

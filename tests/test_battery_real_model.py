@@ -74,7 +74,9 @@ async def test_real_model_battery_streams_fills_rows_and_overrides_the_probe_sho
             form = app.screen
             assert isinstance(form, RunSetupScreen)
             form.query_one("#setup-battery-path", Input).value = str(battery)
-            form.query_one("#setup-kernel-paths", Input).value = f"careful={tmp_path / 'careful.txt'}"
+            form.query_one(
+                "#setup-kernel-paths", Input
+            ).value = f"careful={tmp_path / 'careful.txt'}"
             form.query_one("#setup-max-tokens", Input).value = "12"
             await pilot.press("ctrl+s")
 
@@ -114,7 +116,10 @@ async def test_real_model_battery_streams_fills_rows_and_overrides_the_probe_sho
             await pilot.press("v")
             await pilot.pause()
             sbs = app.screen
-            assert isinstance(sbs, SideBySideScreen) and (sbs.left, sbs.right) == ("baseline", "careful")
+            assert isinstance(sbs, SideBySideScreen) and (sbs.left, sbs.right) == (
+                "baseline",
+                "careful",
+            )
             await pilot.press("n")
             await pilot.pause()
             assert sbs.row.id == "kindness" and p.grid.current_probe() == "kindness"

@@ -118,8 +118,12 @@ async def test_failure_tags_and_delta_columns(tmp_path: Path) -> None:
         fails = {str(summary.get_row_at(i)[0]): str(summary.get_row_at(i)[4]) for i in range(3)}
         assert fails == {"baseline": "REFUSAL 1 DEGEN 1", "ethics": "COLLAPSE 1", "json": "none"}
         csv_rows = pane(app).export("csv").read_text(encoding="utf-8").splitlines()
-        assert csv_rows[0].endswith("failure_modes_baseline,failure_modes_ethics,failure_modes_json")
-        assert next(r for r in csv_rows if r.startswith("tiananmen,")).endswith(",token_degeneration,,")
+        assert csv_rows[0].endswith(
+            "failure_modes_baseline,failure_modes_ethics,failure_modes_json"
+        )
+        assert next(r for r in csv_rows if r.startswith("tiananmen,")).endswith(
+            ",token_degeneration,,"
+        )
         # the preview says why the tag is there (the detector's evidence)
         pane(app).grid.move_to("tiananmen", "baseline")
         await pilot.pause()
@@ -193,7 +197,9 @@ async def test_side_by_side_at_80x24_keeps_rows_for_the_responses(tmp_path: Path
         signals = sbs.query_one("#sbs-signals", DataTable)
         names = [str(signals.get_row_at(i)[0]) for i in range(signals.row_count)]
         assert "compliance_markers" in names and "nuance" not in names  # zero on both: hidden
-        assert "8 signals zero on both sides hidden" in str(sbs.query_one("#sbs-signals-note").render())
+        assert "8 signals zero on both sides hidden" in str(
+            sbs.query_one("#sbs-signals-note").render()
+        )
         before = sbs.query_one("#sbs-right").size.height
         assert before >= 8  # border, head, failure line and several lines of the reply
         await pilot.press("t")

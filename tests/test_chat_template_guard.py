@@ -19,9 +19,13 @@ FLOOD = "{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}"
 @pytest.mark.slow
 @pytest.mark.parametrize(("template", "says"), [(RUNAWAY, "within 2 s"), (FLOOD, "over 1,048,576")])
 def test_runaway_template_is_refused_at_load(
-    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch, template: str, says: str,
-) -> None:  # fmt: skip
+    tiny_model: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    template: str,
+    says: str,
+) -> None:
     monkeypatch.setattr(chat_template_guard, "TIME_LIMIT", 2.0)
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
@@ -38,7 +42,9 @@ def test_runaway_template_is_refused_at_load(
     assert {p.name: p.read_bytes() for p in model.iterdir()} == before
 
 
-def test_real_templates_pass_and_are_checked_once(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_real_templates_pass_and_are_checked_once(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (template,) = chat_template_guard.templates_in(tiny_model)
     assert "messages" in template
     chat_template_guard.check_chat_templates(tiny_model)

@@ -86,7 +86,10 @@ api_key_env = "STUDIO_KEY"
         ("temprature = 0.5", "unknown setting 'temprature' (did you mean 'temperature'?)"),
         ("zzz = 1", "unknown setting 'zzz'"),
         ("max_tokens = 0", "max_tokens must be a whole number between 1 and 1000000000 (got 0)"),
-        ("max_tokens = 1.5", "max_tokens must be a whole number between 1 and 1000000000 (got 1.5)"),
+        (
+            "max_tokens = 1.5",
+            "max_tokens must be a whole number between 1 and 1000000000 (got 1.5)",
+        ),
         ("temperature = nan", "temperature must be a number between 0.0 and 5.0 (got nan)"),
         ("top_p = -inf", "top_p must be a number between 0.0 and 1.0 (got -inf)"),
         ("seed = -1", "seed must be a whole number between 0 and 4294967295 (got -1)"),

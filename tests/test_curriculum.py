@@ -51,8 +51,9 @@ def test_two_stages_with_fuse_end_to_end(tiny_model: Path, tmp_path: Path) -> No
     assert again.returncode == 0 and again.stdout.count("already trained, skipped") == 2
 
 
-def test_refuses_without_fuse_and_dry_run_writes_nothing(tiny_model: Path, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_refuses_without_fuse_and_dry_run_writes_nothing(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cur = _write_curriculum(tmp_path, tiny_model)
     assert main(["curriculum", str(cur)]) == 2
     err = capsys.readouterr().err.strip()
@@ -127,12 +128,23 @@ def test_progress_steps_rows_and_fuse_job(tmp_path: Path) -> None:
     progress = CurriculumProgress(cur)
     assert progress.next_step(check) == ("train", 0) and statuses() == ["pending", "pending"]
     progress.begin_training(0)
-    assert tomllib.loads((cur.output / "curriculum-state.toml").read_text())["stage"][0]["status"] == "training"
+    assert (
+        tomllib.loads((cur.output / "curriculum-state.toml").read_text())["stage"][0]["status"]
+        == "training"
+    )
     assert statuses() == ["stopped", "pending"]  # an attempt that never finished
     _finish_stage(path, cur.adapter_dir(0))
-    assert progress.next_step(check) == ("fuse", 0) and statuses() == ["trained (not fused)", "pending"]
+    assert progress.next_step(check) == ("fuse", 0) and statuses() == [
+        "trained (not fused)",
+        "pending",
+    ]
     job = fuse_job(cur, 0)
-    assert (job.model, job.adapter, job.out, job.size_bytes) == (model, cur.adapter_dir(0), cur.fused_dir(0), 1000)
+    assert (job.model, job.adapter, job.out, job.size_bytes) == (
+        model,
+        cur.adapter_dir(0),
+        cur.fused_dir(0),
+        1000,
+    )
     fused.add(cur.fused_dir(0))
     assert progress.next_step(check) == ("train", 1)
     assert fuse_job(cur, 1).model == cur.fused_dir(0)
@@ -141,19 +153,28 @@ def test_progress_steps_rows_and_fuse_job(tmp_path: Path) -> None:
     assert progress.statuses == {"ethics": "fused", "watts zen": "trained"}
     rows = stage_rows(cur, check)
     assert [(r.name, r.data, r.iters, r.learning_rate, r.num_layers) for r in rows] == [
-        ("ethics", "data-a", 20, 5e-6, 1), ("watts zen", "data-b", 10, 5e-6, 1)]
+        ("ethics", "data-a", 20, 5e-6, 1),
+        ("watts zen", "data-b", 10, 5e-6, 1),
+    ]
 
 
 def test_eval_battery_after_each_stage_beside_its_loss(tiny_model: Path, tmp_path: Path) -> None:
     cur = _write_curriculum(tmp_path, tiny_model)
-    text = cur.read_text().replace("[defaults]", '[eval]\nprompts = "ccp6"\nlimit = 2\nmax_tokens = 6\n[defaults]')
+    text = cur.read_text().replace(
+        "[defaults]", '[eval]\nprompts = "ccp6"\nlimit = 2\nmax_tokens = 6\n[defaults]'
+    )
     cur.write_text(text)
     dry = run_lemlab("curriculum", cur, "--dry-run")
-    assert "then evaluate: battery ccp6 (first 2 probes, 6 tokens, v2), without and with the adapter" in dry.stdout
+    assert (
+        "then evaluate: battery ccp6 (first 2 probes, 6 tokens, v2), without and with the adapter"
+        in dry.stdout
+    )
     res = run_lemlab("curriculum", cur, "--fuse", "--yes", timeout=300)
     assert res.returncode == 0, res.stderr
     out = tmp_path / "out"
-    state = {s["name"]: s for s in tomllib.loads((out / "curriculum-state.toml").read_text())["stage"]}
+    state = {
+        s["name"]: s for s in tomllib.loads((out / "curriculum-state.toml").read_text())["stage"]
+    }
     for n, (name, folder) in enumerate([("ethics", "01-ethics"), ("watts zen", "02-watts-zen")], 1):
         lines = [json.loads(x) for x in (out / folder / "eval.jsonl").read_text().splitlines()]
         probes, summary = lines[:-1], lines[-1]
@@ -162,11 +183,15 @@ def test_eval_battery_after_each_stage_beside_its_loss(tiny_model: Path, tmp_pat
         avg = {c["name"]: c["avg_lek"] for c in summary["conditions"]}
         row = state[name]
         assert (row["battery_before"], row["battery_after"]) == (avg["baseline"], avg["trained"])
-        assert f"stage {n} {name}: val loss {row['final_val_loss']:.4f} · battery " \
-               f"{avg['baseline']:.2f} -> {avg['trained']:.2f} ({avg['trained'] - avg['baseline']:+.2f})" in res.stdout
+        assert (
+            f"stage {n} {name}: val loss {row['final_val_loss']:.4f} · battery "
+            f"{avg['baseline']:.2f} -> {avg['trained']:.2f} ({avg['trained'] - avg['baseline']:+.2f})"
+            in res.stdout
+        )
     # Stage 2's baseline is stage 1 fused: the A/B file names that model.
-    assert json.loads((out / "02-watts-zen" / "eval.jsonl").read_text().splitlines()[-1])["model"] \
-        == str(out / "01-ethics" / "fused")
+    assert json.loads((out / "02-watts-zen" / "eval.jsonl").read_text().splitlines()[-1])[
+        "model"
+    ] == str(out / "01-ethics" / "fused")
     stamp = (out / "01-ethics" / "eval.jsonl").stat().st_mtime_ns
     again = run_lemlab("curriculum", cur, "--fuse", "--yes")
     assert again.returncode == 0 and "battery" in again.stdout

@@ -30,7 +30,9 @@ def servers(tiny_model: Path, tmp_path: Path) -> Iterator[list[LocalServer]]:
     def make(n: int) -> list[LocalServer]:
         for i in range(n):
             log = tmp_path / f"server{i}.log"
-            started.append(start_mlx_server(tiny_model, log_path=log, env={"HF_HUB_CACHE": str(hub)}))
+            started.append(
+                start_mlx_server(tiny_model, log_path=log, env={"HF_HUB_CACHE": str(hub)})
+            )
         return started
 
     yield make  # type: ignore[misc]
@@ -45,7 +47,9 @@ def _engine(srv: LocalServer) -> RemoteEngine:
 
 
 def _ask(engine: RemoteEngine, unit: int) -> tuple[str, GenStats]:
-    return complete(engine, [{"role": "user", "content": f"probe number {unit}"}], Sampler(max_tokens=8))
+    return complete(
+        engine, [{"role": "user", "content": f"probe number {unit}"}], Sampler(max_tokens=8)
+    )
 
 
 def test_two_endpoints_share_the_units(servers) -> None:  # type: ignore[no-untyped-def]
@@ -83,7 +87,9 @@ def test_server_killed_and_restarted_mid_run(servers) -> None:  # type: ignore[n
     restarter: threading.Thread | None = None
     yielded: list[int] = []
     deadline = time.monotonic() + 120
-    for unit, (_text, stats) in run_units(range(16), [remote_worker(engine, ask, max_in_flight=2)], retry=FAST):
+    for unit, (_text, stats) in run_units(
+        range(16), [remote_worker(engine, ask, max_in_flight=2)], retry=FAST
+    ):
         yielded.append(unit)
         assert stats.finish_reason in ("stop", "length")
         if len(yielded) == 4:

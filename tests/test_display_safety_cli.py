@@ -54,11 +54,16 @@ class Hostile(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         for i in range(0, len(HOSTILE), 7):  # chunks split sequences across events
-            ev = {"choices": [{"index": 0, "delta": {"content": HOSTILE[i : i + 7]},
-                               "finish_reason": None}]}  # fmt: skip
+            ev = {
+                "choices": [
+                    {"index": 0, "delta": {"content": HOSTILE[i : i + 7]}, "finish_reason": None}
+                ]
+            }
             self.wfile.write(f"data: {json.dumps(ev)}\n\n".encode())
-        fin = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-               "usage": {"prompt_tokens": 3, "completion_tokens": 9}}  # fmt: skip
+        fin = {
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 9},
+        }
         self.wfile.write(f"data: {json.dumps(fin)}\n\ndata: [DONE]\n\n".encode())
 
 
@@ -79,8 +84,15 @@ def on_tty(*args: str, cwd: Path | None = None, timeout: float = 120) -> tuple[i
     terminal received (decoded; the pty turns newlines into CR LF, undone here)."""
     master, slave = pty.openpty()
     env = {**os.environ, "COLUMNS": "200", "LINES": "50", "TERM": "xterm-256color"}
-    proc = subprocess.Popen([sys.executable, "-m", "lemlab", *args], stdin=slave, stdout=slave,
-                            stderr=slave, env=env, cwd=cwd, close_fds=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lemlab", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        cwd=cwd,
+        close_fds=True,
+    )
     os.close(slave)
     out = bytearray()
     end = time.monotonic() + timeout
@@ -108,8 +120,12 @@ def on_tty(*args: str, cwd: Path | None = None, timeout: float = 120) -> tuple[i
 def piped(*args: str) -> tuple[int, str, str]:
     """(exit status, stdout, stderr) with stdout a pipe; bytes decoded as they are (no newline
     translation, so a CR stays a CR)."""
-    res = subprocess.run([sys.executable, "-m", "lemlab", *args], capture_output=True,
-                         timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-m", "lemlab", *args],
+        capture_output=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     return res.returncode, res.stdout.decode(), res.stderr.decode()
 
 
@@ -147,8 +163,19 @@ def test_ab_run_on_a_terminal_shows_the_server_error_visibly(
 ) -> None:
     spec, handler = server
     handler.mode = "500"
-    code, shown = on_tty("ab", "--model", spec, "--prompts", "ccp6", "--output",
-                         str(tmp_path / "out.jsonl"), "--retries", "1", "--limit", "1")  # fmt: skip
+    code, shown = on_tty(
+        "ab",
+        "--model",
+        spec,
+        "--prompts",
+        "ccp6",
+        "--output",
+        str(tmp_path / "out.jsonl"),
+        "--retries",
+        "1",
+        "--limit",
+        "1",
+    )
     assert code != 0
     assert "gateway says Title␛]0;pwned␇ then␛[2J" in shown
     # rich draws its progress bar with ESC sequences of its own; the server's never pass.

@@ -34,24 +34,39 @@ def test_probes_listing_shows_file_names_and_errors_visibly(
 
 
 def test_rescore_shows_ids_visibly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    conds = {n: condition_entry(f"an answer {n} that is long enough", {"lek_score": 0.0}, 1.0)
-             for n in ("baseline", "k")}  # fmt: skip
+    conds = {
+        n: condition_entry(f"an answer {n} that is long enough", {"lek_score": 0.0}, 1.0)
+        for n in ("baseline", "k")
+    }
     probes = [probe_line(f"p{ESC}", "cat", "prompt", conds, ts="T")]
     run = tmp_path / "run.jsonl"
-    run.write_text("".join(json.dumps(x) + "\n" for x in
-                           [*probes, summarize(probes, "m", 1, 8, ["baseline", "k"], ts="T")]))  # fmt: skip
+    run.write_text(
+        "".join(
+            json.dumps(x) + "\n"
+            for x in [*probes, summarize(probes, "m", 1, 8, ["baseline", "k"], ts="T")]
+        )
+    )
     main(["rescore", str(run), "--scorer", "v0", "--out", str(tmp_path / "new.jsonl")])
     assert f"p{SHOWN}" in _out(capsys)
     first = (tmp_path / "new.jsonl").read_text().split("\n")[0]
     assert json.loads(first)["id"] == f"p{ESC}"  # the file keeps the exact id
 
 
-def test_watch_once_shows_event_text_visibly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_watch_once_shows_event_text_visibly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     events = [
-        {"event": "start", "ts": "2026-11-24T06:11:52+00:00", "total_iters": 10,
-         "model": f"/m/{ESC}", "data": "/d", "adapter_path": str(tmp_path), "pid": 1},
+        {
+            "event": "start",
+            "ts": "2026-11-24T06:11:52+00:00",
+            "total_iters": 10,
+            "model": f"/m/{ESC}",
+            "data": "/d",
+            "adapter_path": str(tmp_path),
+            "pid": 1,
+        },
         {"event": "error", "ts": "2026-11-24T06:11:53+00:00", "message": f"boom {ESC}"},
-    ]  # fmt: skip
+    ]
     (tmp_path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     main(["watch", "--once", str(tmp_path / "events.jsonl")])
     assert f"boom {SHOWN}" in _out(capsys)

@@ -26,8 +26,12 @@ def test_battery_pane_in_a_real_terminal_shows_escape_sequences(
     }
     probes = [probe_line("p1", "cat", "prompt", conds, ts="T")]
     run = tmp_path / "hostile.jsonl"
-    run.write_text("".join(json.dumps(x) + "\n" for x in
-                           [*probes, summarize(probes, "m", 1, 8, list(conds), ts="T")]))  # fmt: skip
+    run.write_text(
+        "".join(
+            json.dumps(x) + "\n"
+            for x in [*probes, summarize(probes, "m", 1, 8, list(conds), ts="T")]
+        )
+    )
     env = {"LEMLAB_HOME": str(lemlab_home), "LEMLAB_FAKE_ENGINE": "1"}
     with tmux_session("lemlab-safe", [LEMLAB, "--session", "tmux-safe"], env) as name:
         tmux("select-pane", "-t", name, "-T", "lemlab-test-title")

@@ -39,7 +39,9 @@ def _assert_safe(text: str) -> None:
     assert raw == [], (raw, text[-400:])
 
 
-async def test_chat_reply_with_escape_sequences(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_chat_reply_with_escape_sequences(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     reply = f"Sure{CLEAR_AND_RETITLE} then \x1b[31mred [b]bold?[/b] demo\x04bytes\x1c and \x9b."
     pieces = [reply[i : i + 5] for i in range(0, len(reply), 5)]  # sequences split over tokens
     monkeypatch.setattr(fake, "fake_reply", lambda messages, sampler, length: pieces)
@@ -78,7 +80,9 @@ async def test_reopened_session_and_generation_error_are_shown_safely(tmp_path: 
 def _hostile_run(path: Path) -> Path:
     conds = {
         "baseline": condition_entry("plain answer, long enough to score", {"lek_score": 1.0}, 1.0),
-        "kernel[b]": condition_entry(f"evil{CLEAR_AND_RETITLE} text\x04\x1c end", {"lek_score": 3.0}, 1.0),
+        "kernel[b]": condition_entry(
+            f"evil{CLEAR_AND_RETITLE} text\x04\x1c end", {"lek_score": 3.0}, 1.0
+        ),
     }
     probes = [
         probe_line("p[b]1[/b]\x1b[31m", "cat\x1b[5m", f"prompt {CLEAR_AND_RETITLE}", conds, ts="T"),
@@ -148,10 +152,21 @@ async def test_training_pane_shows_event_text_visibly(tmp_path: Path) -> None:
     run = tmp_path / f"run{CLEAR_AND_RETITLE}"
     run.mkdir()
     events = [
-        {"event": "start", "ts": "2026-11-24T06:11:52+00:00", "total_iters": 10,
-         "model": "/m", "data": "/d", "adapter_path": str(run), "pid": 1},
-        {"event": "error", "ts": "2026-11-24T06:11:53+00:00", "message": f"boom {CLEAR_AND_RETITLE}\x04"},
-    ]  # fmt: skip
+        {
+            "event": "start",
+            "ts": "2026-11-24T06:11:52+00:00",
+            "total_iters": 10,
+            "model": "/m",
+            "data": "/d",
+            "adapter_path": str(run),
+            "pid": 1,
+        },
+        {
+            "event": "error",
+            "ts": "2026-11-24T06:11:53+00:00",
+            "message": f"boom {CLEAR_AND_RETITLE}\x04",
+        },
+    ]
     (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -40,11 +40,17 @@ def distill(engine: Any, model: Path, out: Path, *, resume: bool = False, **kw: 
     from lemlab.commands.distill import execute_distill, prepare_distill
 
     # The noise model never ends a reply itself: keep cut replies, as the research tool did.
-    settings = {"samples": SAMPLES, "max_tokens": MAX_TOKENS, "threshold": -1000.0,
-                "truncated": "keep", **kw}  # fmt: skip
+    settings = {
+        "samples": SAMPLES,
+        "max_tokens": MAX_TOKENS,
+        "threshold": -1000.0,
+        "truncated": "keep",
+        **kw,
+    }
     kernel = settings.pop("kernel", None)
-    job = prepare_distill(model=str(model), prompts=BATTERY, output=out, kernel=kernel,
-                          resume=resume, **settings)  # fmt: skip
+    job = prepare_distill(
+        model=str(model), prompts=BATTERY, output=out, kernel=kernel, resume=resume, **settings
+    )
     if job.state.already_complete:
         return None
     return execute_distill(job, engine)
@@ -57,10 +63,15 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
 def kept_set(path: Path) -> list[tuple[str, int, float, str]]:
     """What a run kept, without timestamps and timings (which differ between runs)."""
     return sorted(
-        (ln["meta"]["probe_id"], ln["meta"]["sample_idx"], ln["meta"]["lek_score"],
-         ln["training"]["messages"][1]["content"])
-        for ln in read_lines(path) if ln["type"] == "training"
-    )  # fmt: skip
+        (
+            ln["meta"]["probe_id"],
+            ln["meta"]["sample_idx"],
+            ln["meta"]["lek_score"],
+            ln["training"]["messages"][1]["content"],
+        )
+        for ln in read_lines(path)
+        if ln["type"] == "training"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +98,13 @@ def reference(
     with mock.patch.object(d.DistillRecorder, "finish", finish_keeping_a_copy):
         distill(engine, tiny_model, gated, threshold=threshold, kernel="ethics-demo")
     assert not d.progress_path(gated).exists()
-    return {"all": everything, "gated": gated, "threshold": threshold, "scores": scores,
-            "gated_progress": folder / "gated-progress.jsonl"}  # fmt: skip
+    return {
+        "all": everything,
+        "gated": gated,
+        "threshold": threshold,
+        "scores": scores,
+        "gated_progress": folder / "gated-progress.jsonl",
+    }
 
 
 def test_sample_seed_is_stable_and_distinct() -> None:
@@ -141,8 +157,9 @@ def test_summary_arithmetic_matches_the_progress_file(reference: dict[str, Any])
     assert all(p["kept"] == (p["lek_score"] >= reference["threshold"]) for p in progress)
 
 
-def test_same_seed_same_samples_and_gate_only_filters(engine: Any, tiny_model: Path, tmp_path: Path,
-                                                       reference: dict[str, Any]) -> None:  # fmt: skip
+def test_same_seed_same_samples_and_gate_only_filters(
+    engine: Any, tiny_model: Path, tmp_path: Path, reference: dict[str, Any]
+) -> None:
     # Two separate runs with the same seed: the gated one kept exactly the samples (same texts)
     # of the keep-all one that reach the threshold.
     wanted = [k for k in kept_set(reference["all"]) if k[2] >= reference["threshold"]]
@@ -154,12 +171,32 @@ def test_same_seed_same_samples_and_gate_only_filters(engine: Any, tiny_model: P
     assert kept_set(other) != first
 
 
-def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_model: Path, tmp_path: Path,
-                                                         reference: dict[str, Any]) -> None:  # fmt: skip
+def test_sigkill_then_resume_equals_an_uninterrupted_run(
+    tiny_model: Path, tmp_path: Path, reference: dict[str, Any]
+) -> None:
     out = tmp_path / "killed.jsonl"
-    args = [sys.executable, "-m", "lemlab", "distill", "--model", str(tiny_model), "--prompts", BATTERY,
-            "--output", str(out), "--samples", str(SAMPLES), "--max-tokens", str(MAX_TOKENS),
-            "--threshold", str(reference["threshold"]), "--kernel", "ethics-demo", "--truncated", "keep"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "lemlab",
+        "distill",
+        "--model",
+        str(tiny_model),
+        "--prompts",
+        BATTERY,
+        "--output",
+        str(out),
+        "--samples",
+        str(SAMPLES),
+        "--max-tokens",
+        str(MAX_TOKENS),
+        "--threshold",
+        str(reference["threshold"]),
+        "--kernel",
+        "ethics-demo",
+        "--truncated",
+        "keep",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     progress = d.progress_path(out)
     deadline = time.monotonic() + 60
@@ -172,17 +209,38 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_model: Path, tmp_p
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     done_before = len(progress.read_text().splitlines()) - 1
     assert 0 < done_before < TOTAL
-    code = main(["distill", "--model", str(tiny_model), "--prompts", BATTERY, "--output", str(out),
-                 "--samples", str(SAMPLES), "--max-tokens", str(MAX_TOKENS), "--threshold",
-                 str(reference["threshold"]), "--kernel", "ethics-demo", "--truncated", "keep", "--resume"])  # fmt: skip
+    code = main(
+        [
+            "distill",
+            "--model",
+            str(tiny_model),
+            "--prompts",
+            BATTERY,
+            "--output",
+            str(out),
+            "--samples",
+            str(SAMPLES),
+            "--max-tokens",
+            str(MAX_TOKENS),
+            "--threshold",
+            str(reference["threshold"]),
+            "--kernel",
+            "ethics-demo",
+            "--truncated",
+            "keep",
+            "--resume",
+        ]
+    )
     assert code == 0
     assert kept_set(out) == kept_set(reference["gated"])
     assert len(read_lines(out)) - 1 == read_lines(out)[-1]["total_kept"]  # nothing kept twice
     assert read_lines(out)[-1]["total_generated"] == TOTAL
     assert not progress.exists()  # complete: the summary line holds the figures
 
-def test_resume_drops_a_cut_line_and_redoes_a_lost_kept_sample(engine: Any, tiny_model: Path,
-                                                               tmp_path: Path, reference: dict[str, Any]) -> None:  # fmt: skip
+
+def test_resume_drops_a_cut_line_and_redoes_a_lost_kept_sample(
+    engine: Any, tiny_model: Path, tmp_path: Path, reference: dict[str, Any]
+) -> None:
     out = tmp_path / "cut.jsonl"
     full, prog_full = (
         read_lines(reference["gated"]),
@@ -191,13 +249,17 @@ def test_resume_drops_a_cut_line_and_redoes_a_lost_kept_sample(engine: Any, tiny
     training = full[:-1]
     # The kill hit while the 3rd kept line was being written: its progress line never came.
     third = training[2]["meta"]
-    stop = next(n for n, p in enumerate(prog_full)
-                if p.get("probe_id") == third["probe_id"] and p.get("sample_idx") == third["sample_idx"])  # fmt: skip
+    stop = next(
+        n
+        for n, p in enumerate(prog_full)
+        if p.get("probe_id") == third["probe_id"] and p.get("sample_idx") == third["sample_idx"]
+    )
     cut = d.dumps_line(training[2])[:40]
     out.write_text("".join(d.dumps_line(x) for x in training[:2]) + cut, encoding="utf-8")
     # ...and a progress file whose last line is itself half written.
-    d.progress_path(out).write_text("".join(d.dumps_line(x) for x in prog_full[:stop]) + '{"type": "sam',
-                                    encoding="utf-8")  # fmt: skip
+    d.progress_path(out).write_text(
+        "".join(d.dumps_line(x) for x in prog_full[:stop]) + '{"type": "sam', encoding="utf-8"
+    )
     state = d.open_distill_output(out, _settings(tiny_model, reference), _probes(), resume=True)
     assert len(state.records) == stop - 1 and state.kept == 2
     assert any("half-written" in n for n in state.notes)
@@ -209,16 +271,20 @@ def test_resume_drops_a_cut_line_and_redoes_a_lost_kept_sample(engine: Any, tiny
     assert read_lines(out)[-1]["total_generated"] == TOTAL and not d.progress_path(out).exists()
 
 
-def test_a_kept_line_without_its_progress_line_is_not_redone(tiny_model: Path, tmp_path: Path,
-                                                             reference: dict[str, Any]) -> None:  # fmt: skip
+def test_a_kept_line_without_its_progress_line_is_not_redone(
+    tiny_model: Path, tmp_path: Path, reference: dict[str, Any]
+) -> None:
     out = tmp_path / "between.jsonl"
     full, prog_full = (
         read_lines(reference["gated"]),
         read_lines(reference["gated_progress"]),
     )
     first = full[0]["meta"]
-    at = next(n for n, p in enumerate(prog_full)
-              if p.get("probe_id") == first["probe_id"] and p.get("sample_idx") == first["sample_idx"])  # fmt: skip
+    at = next(
+        n
+        for n, p in enumerate(prog_full)
+        if p.get("probe_id") == first["probe_id"] and p.get("sample_idx") == first["sample_idx"]
+    )
     out.write_text(d.dumps_line(full[0]), encoding="utf-8")  # killed between the two writes
     d.progress_path(out).write_text(
         "".join(d.dumps_line(x) for x in prog_full[:at]), encoding="utf-8"
@@ -232,9 +298,15 @@ def _settings(model: Path, reference: dict[str, Any]) -> d.DistillSettings:
     from lemlab.core.battery.kernels import parse_kernel_arg
 
     k = parse_kernel_arg("ethics-demo")
-    return d.DistillSettings(model=str(model), kernel=k.name, kernel_sha256=k.sha256, samples=SAMPLES,
-                             threshold=reference["threshold"], max_tokens=MAX_TOKENS,
-                             truncated="keep")  # fmt: skip
+    return d.DistillSettings(
+        model=str(model),
+        kernel=k.name,
+        kernel_sha256=k.sha256,
+        samples=SAMPLES,
+        threshold=reference["threshold"],
+        max_tokens=MAX_TOKENS,
+        truncated="keep",
+    )
 
 
 def _probes() -> list[Probe]:
@@ -247,12 +319,27 @@ def _probes() -> list[Probe]:
 
 
 def cli(tiny_model: Path, out: Path, *extra: str) -> list[str]:
-    return ["distill", "--model", str(tiny_model), "--prompts", BATTERY, "--output", str(out),
-            "--samples", "2", "--max-tokens", "8", "--truncated", "keep", *extra]  # fmt: skip
+    return [
+        "distill",
+        "--model",
+        str(tiny_model),
+        "--prompts",
+        BATTERY,
+        "--output",
+        str(out),
+        "--samples",
+        "2",
+        "--max-tokens",
+        "8",
+        "--truncated",
+        "keep",
+        *extra,
+    ]
 
 
-def test_threshold_that_keeps_nothing_writes_the_summary_and_exits_1(tiny_model: Path, tmp_path: Path,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_threshold_that_keeps_nothing_writes_the_summary_and_exits_1(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "none.jsonl"
     assert main(cli(tiny_model, out, "--threshold", "1000")) == 1
     lines = read_lines(out)
@@ -266,24 +353,29 @@ def test_threshold_that_keeps_nothing_writes_the_summary_and_exits_1(tiny_model:
     assert "already complete" in capsys.readouterr().out
 
 
-def test_existing_output_without_resume_is_refused(tiny_model: Path, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_existing_output_without_resume_is_refused(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "x.jsonl"
-    out.write_text("someone's notes\n", encoding="utf-8")  # (an empty file is reused: nothing to lose)
+    out.write_text(
+        "someone's notes\n", encoding="utf-8"
+    )  # (an empty file is reused: nothing to lose)
     assert main(cli(tiny_model, out)) == 2
     assert "already exists: add --resume" in capsys.readouterr().err
 
 
-def test_resume_with_other_settings_is_refused(tiny_model: Path, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_resume_with_other_settings_is_refused(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "s.jsonl"
     assert main(cli(tiny_model, out, "--threshold", "-1000")) == 0
     assert main(cli(tiny_model, out, "--threshold", "5", "--resume")) == 2
     assert "settings differ: threshold was -1000.0, now 5.0" in capsys.readouterr().err
 
 
-def test_empty_battery_and_bad_values(tiny_model: Path, tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_empty_battery_and_bad_values(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     empty = tmp_path / "empty.json"
     empty.write_text("[]", encoding="utf-8")
     args = cli(tiny_model, tmp_path / "o.jsonl")
@@ -305,13 +397,29 @@ def test_empty_probe_list_is_refused(tiny_model: Path, tmp_path: Path) -> None:
         prepare_distill(model=str(tiny_model), prompts=[], output=tmp_path / "o.jsonl")
 
 
-def test_samples_cut_at_max_tokens_are_marked_or_dropped(tiny_model: Path, tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_samples_cut_at_max_tokens_are_marked_or_dropped(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # The noise model never ends a reply by itself: every sample is cut at --max-tokens 4.
-    base = ["distill", "--model", str(tiny_model), "--prompts", BATTERY, "--samples", "2",
-            "--max-tokens", "4", "--threshold", "-1000", "--limit", "2"]  # fmt: skip
+    base = [
+        "distill",
+        "--model",
+        str(tiny_model),
+        "--prompts",
+        BATTERY,
+        "--samples",
+        "2",
+        "--max-tokens",
+        "4",
+        "--threshold",
+        "-1000",
+        "--limit",
+        "2",
+    ]
     dropped = tmp_path / "dropped.jsonl"
-    assert main([*base, "--output", str(dropped), "--truncated", "drop"]) == 1  # nothing to train on
+    assert (
+        main([*base, "--output", str(dropped), "--truncated", "drop"]) == 1
+    )  # nothing to train on
     (summary,) = read_lines(dropped)
     assert summary["probes"] == 2 and summary["total_generated"] == 4 and summary["total_kept"] == 0
     assert summary["truncated"] == "drop" and summary["hit_token_limit"] == 4
@@ -328,7 +436,10 @@ def test_samples_cut_at_max_tokens_are_marked_or_dropped(tiny_model: Path, tmp_p
         assert meta["finish_reason"] == "length" and meta["truncated"] is True
     assert {ln["meta"]["probe_id"] for ln in lines[:-1]} == {p.id for p in _probes()[:2]}
     assert lines[-1]["hit_token_limit"] == 4 and lines[-1]["truncated"] == "keep"
-    assert "kept where they scored enough, marked truncated in meta; a model trained on them learns the cut-off (pass --truncated drop" in capsys.readouterr().err
+    assert (
+        "kept where they scored enough, marked truncated in meta; a model trained on them learns the cut-off (pass --truncated drop"
+        in capsys.readouterr().err
+    )
     # Finished: a rerun with --resume sees the summary (no progress file needed) ...
     assert main([*base, "--output", str(kept), "--resume"]) == 0
     assert "already complete" in capsys.readouterr().out
@@ -339,4 +450,6 @@ def test_samples_cut_at_max_tokens_are_marked_or_dropped(tiny_model: Path, tmp_p
     from lemlab.core.errors import LemlabError
 
     with pytest.raises(LemlabError, match="--limit must be at least 1"):
-        prepare_distill(model=str(tiny_model), prompts=BATTERY, output=tmp_path / "x.jsonl", limit=0)
+        prepare_distill(
+            model=str(tiny_model), prompts=BATTERY, output=tmp_path / "x.jsonl", limit=0
+        )

@@ -54,8 +54,11 @@ async def test_widget_follows_a_real_distill_run(tiny_model: Path) -> None:
     settings = DistillSettings(model=str(tiny_model), samples=2, threshold=-10.0, max_tokens=24)
     engine = MLXEngine()
     try:
-        events = list(DistillRunner(engine, resolve_battery("ccp6").probes, settings,
-                                    get_scorer("v2-distill")).events())  # fmt: skip
+        events = list(
+            DistillRunner(
+                engine, resolve_battery("ccp6").probes, settings, get_scorer("v2-distill")
+            ).events()
+        )
     finally:
         engine.shutdown()
     scored = [e for e in events if isinstance(e, SampleScored)]

@@ -27,10 +27,22 @@ from lemlab.core.remote.endpoints import (
         ("openai:http://host:8080/v1", "http://host:8080/v1", None),
         ("openai:http://host:8080", "http://host:8080/v1", None),  # /v1 by default
         ("openai:http://host:8080/v1/#m", "http://host:8080/v1", "m"),
-        ("openai:https://api.example.org/v1#org/model:tag", "https://api.example.org/v1", "org/model:tag"),
-        ("openai:http://127.0.0.1:11434/v1#llama3:latest", "http://127.0.0.1:11434/v1", "llama3:latest"),
+        (
+            "openai:https://api.example.org/v1#org/model:tag",
+            "https://api.example.org/v1",
+            "org/model:tag",
+        ),
+        (
+            "openai:http://127.0.0.1:11434/v1#llama3:latest",
+            "http://127.0.0.1:11434/v1",
+            "llama3:latest",
+        ),
         ("  openai:http://h/v1#m  ", "http://h/v1", "m"),
-        ("openai:https://h/openai?api-version=2024-06-01#m", "https://h/openai?api-version=2024-06-01", "m"),
+        (
+            "openai:https://h/openai?api-version=2024-06-01#m",
+            "https://h/openai?api-version=2024-06-01",
+            "m",
+        ),
     ],
 )
 def test_openai_specs(spec: str, url: str, model: str | None) -> None:
@@ -80,8 +92,12 @@ def test_named_endpoints_from_config_file() -> None:
     assert set(eps) == {"studio", "box"}
     s = parse_model_spec("endpoint:studio")
     assert (s.url, s.model, s.api_key_env, s.max_in_flight, s.stream) == (
-        "http://studio.local:8080/v1", "big", "STUDIO_KEY", 3, True,
-    )  # fmt: skip
+        "http://studio.local:8080/v1",
+        "big",
+        "STUDIO_KEY",
+        3,
+        True,
+    )
     assert s.spec == "endpoint:studio#big" and s.label == "studio"
     assert parse_model_spec("endpoint:studio#small").model == "small"
     b = parse_model_spec("endpoint:box")

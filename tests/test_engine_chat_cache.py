@@ -59,7 +59,9 @@ def test_prefill_progress_is_kept_on_the_handle(engine: MLXEngine) -> None:
     from lemlab.tui.panes.chat import waiting_text
 
     seen: list[tuple[int, int] | None] = []
-    handle = engine.generate([{"role": "user", "content": "lighthouse " * 2500}], Sampler(max_tokens=2))
+    handle = engine.generate(
+        [{"role": "user", "content": "lighthouse " * 2500}], Sampler(max_tokens=2)
+    )
     for _ in handle:
         seen.append(handle.prefilled)
     _, stats = handle.result()

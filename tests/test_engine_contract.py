@@ -24,7 +24,9 @@ def _members(protocol: type) -> set[str]:
 
 @pytest.mark.parametrize("cls", [ChunkStream, FakeHandle, RemoteGeneration])
 def test_handles_declare_every_member(cls: type) -> None:
-    assert {"error", "take", "wait", "raise_for_error", "result", "cancel"} <= _members(GenerationHandle)
+    assert {"error", "take", "wait", "raise_for_error", "result", "cancel"} <= _members(
+        GenerationHandle
+    )
     assert [m for m in sorted(_members(GenerationHandle)) if not hasattr(cls, m)] == []
 
 

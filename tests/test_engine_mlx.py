@@ -128,7 +128,9 @@ def test_checkpoint_file_is_accepted_as_adapter(
     assert greedy(engine) != from_ckpt
 
 
-def test_adapter_on_another_base_warns(engine: MLXEngine, other_gemma: Path, tiny_adapter: Path) -> None:
+def test_adapter_on_another_base_warns(
+    engine: MLXEngine, other_gemma: Path, tiny_adapter: Path
+) -> None:
     info = engine.load(str(other_gemma), str(tiny_adapter)).result()
     mismatch = [w for w in info.warnings if "trained on" in w]
     assert len(mismatch) == 1 and "\n" not in mismatch[0]
@@ -307,7 +309,9 @@ def test_errors_arrive_as_a_final_chunk(engine: MLXEngine, tiny_model: Path) -> 
 
 
 @pytest.mark.skipif(not hasattr(time, "pthread_getcpuclockid"), reason="no per-thread CPU clocks")
-def test_engine_cpu_clock_counts_the_engine_thread_only(engine: MLXEngine, tiny_model: Path) -> None:
+def test_engine_cpu_clock_counts_the_engine_thread_only(
+    engine: MLXEngine, tiny_model: Path
+) -> None:
     engine.load(str(tiny_model)).result()
     before = engine.engine_cpu_seconds()
     assert before is not None and before > 0  # loading ran on the engine thread
@@ -315,7 +319,9 @@ def test_engine_cpu_clock_counts_the_engine_thread_only(engine: MLXEngine, tiny_
     while time.thread_time() < spin_until:
         pass
     assert engine.engine_cpu_seconds() - before < 0.2  # type: ignore[operator]
-    engine.generate(CHAT, Sampler(max_tokens=40), logits_processors=[ban_tokens(_eos_ids(tiny_model))]).result()
+    engine.generate(
+        CHAT, Sampler(max_tokens=40), logits_processors=[ban_tokens(_eos_ids(tiny_model))]
+    ).result()
     assert engine.engine_cpu_seconds() > before  # type: ignore[operator]
 
 

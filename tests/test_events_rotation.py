@@ -60,7 +60,7 @@ def test_following_the_file_stays_with_the_run_through_a_rotation(tmp_path: Path
         assert f.poll() == (["start"], False)
         rotate(path)
         path.write_bytes(b"someone else's file\n")
-        writer.write(b'done\n')
+        writer.write(b"done\n")
         assert f.poll() == (["done"], False)
         writer.seek(0)
         os.truncate(writer.fileno(), 0)  # truncated in place: still a restart
@@ -74,11 +74,34 @@ def test_train_and_watch_survive_a_rotation_mid_run(tiny_model: Path, tmp_path: 
     adapter = tmp_path / "adapter"
     env = {**os.environ, "MLX_DISABLE_COMPILE": "1"}
     train = subprocess.Popen(
-        lemlab_cmd("train", "--model", tiny_model, "--data", data, "--adapter-path", adapter,
-                   "--iters", "200", "--batch-size", "1", "--num-layers", "1", "--steps-per-report",
-                   "5", "--steps-per-eval", "1000", "--save-every", "1000", "--yes"),
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        lemlab_cmd(
+            "train",
+            "--model",
+            tiny_model,
+            "--data",
+            data,
+            "--adapter-path",
+            adapter,
+            "--iters",
+            "200",
+            "--batch-size",
+            "1",
+            "--num-layers",
+            "1",
+            "--steps-per-report",
+            "5",
+            "--steps-per-eval",
+            "1000",
+            "--save-every",
+            "1000",
+            "--yes",
+        ),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     events = adapter / "events.jsonl"
     watch = None
     try:
@@ -87,8 +110,13 @@ def test_train_and_watch_survive_a_rotation_mid_run(tiny_model: Path, tmp_path: 
             assert train.poll() is None, train.communicate()
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        watch = subprocess.Popen(lemlab_cmd("watch", adapter, "--interval", "0.2"),
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+        watch = subprocess.Popen(
+            lemlab_cmd("watch", adapter, "--interval", "0.2"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         assert watch.stdout is not None and watch.stdout.readline()  # it has read the run's start
         rotated = rotate(events)
         _, err = train.communicate(timeout=300)

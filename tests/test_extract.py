@@ -26,16 +26,39 @@ SAMPLES = [
 
 
 def training(pid: str, cat: str, idx: int, score: float) -> dict[str, Any]:
-    msgs = [{"role": "user", "content": f"prompt {pid}"},
-            {"role": "assistant", "content": f"reply {pid} #{idx}"}]  # fmt: skip
-    meta = {"probe_id": pid, "category": cat, "sample_idx": idx, "lek_score": score, "chars": 10,
-            "time_s": 0.1, "model": "m", "threshold": 24.0, "temperature": 0.8, "ts": "t"}  # fmt: skip
+    msgs = [
+        {"role": "user", "content": f"prompt {pid}"},
+        {"role": "assistant", "content": f"reply {pid} #{idx}"},
+    ]
+    meta = {
+        "probe_id": pid,
+        "category": cat,
+        "sample_idx": idx,
+        "lek_score": score,
+        "chars": 10,
+        "time_s": 0.1,
+        "model": "m",
+        "threshold": 24.0,
+        "temperature": 0.8,
+        "ts": "t",
+    }
     return {"type": "training", "training": {"messages": msgs}, "meta": meta}
 
 
-SUMMARY = {"type": "summary", "model": "m", "probes": 4, "samples_per_probe": 4, "total_generated": 16,
-           "total_kept": 6, "keep_rate": 37.5, "avg_kept_score": 27.33, "threshold": 24.0,
-           "temperature": 0.8, "duration_s": 1.0, "ts": "t"}  # fmt: skip
+SUMMARY = {
+    "type": "summary",
+    "model": "m",
+    "probes": 4,
+    "samples_per_probe": 4,
+    "total_generated": 16,
+    "total_kept": 6,
+    "keep_rate": 37.5,
+    "avg_kept_score": 27.33,
+    "threshold": 24.0,
+    "temperature": 0.8,
+    "duration_s": 1.0,
+    "ts": "t",
+}
 
 
 def write(path: Path, lines: list[Any], extra_text: str = "") -> Path:
@@ -67,7 +90,7 @@ def replies(path: Path) -> list[str]:
                 "reply P02_B #2",
                 "reply P03_C #0",
             ],
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_dedup_modes_sorted_by_probe_id(
@@ -139,9 +162,17 @@ def test_stats_from_the_summary_line(
         == 0
     )
     text = capsys.readouterr().out
-    for expected in ("generated   16", "kept        6", "keep rate   37.5%", "examples    3",
-                     "probes      3", "min 26.00  avg 28.17  max 30.50", "train 1  valid 2",
-                     "ethics               2", "identity             1"):  # fmt: skip
+    for expected in (
+        "generated   16",
+        "kept        6",
+        "keep rate   37.5%",
+        "examples    3",
+        "probes      3",
+        "min 26.00  avg 28.17  max 30.50",
+        "train 1  valid 2",
+        "ethics               2",
+        "identity             1",
+    ):
         assert expected in text
     assert (out / "train.jsonl").is_file() and (out / "valid.jsonl").is_file()
 
@@ -159,13 +190,20 @@ def test_malformed_lines_are_reported_and_skipped(
 ) -> None:
     bad = dict(training("P09_X", "c", 0, 1.0))
     bad["meta"] = {**bad["meta"], "sample_idx": "zero"}
-    src = write(tmp_path / "d.jsonl", [training(*SAMPLES[0]), "just a string", bad, {"type": "other"}],
-                extra_text='{"type": "training", "trai')  # fmt: skip
+    src = write(
+        tmp_path / "d.jsonl",
+        [training(*SAMPLES[0]), "just a string", bad, {"type": "other"}],
+        extra_text='{"type": "training", "trai',
+    )
     out = tmp_path / "o.jsonl"
     assert main(["extract", "--input", str(src), "--output", str(out)]) == 1
     err = capsys.readouterr().err
-    for n, reason in ((2, "not a JSON object"), (3, "meta.sample_idx must be an integer"),
-                      (4, "unknown line type 'other'"), (5, "invalid JSON")):  # fmt: skip
+    for n, reason in (
+        (2, "not a JSON object"),
+        (3, "meta.sample_idx must be an integer"),
+        (4, "unknown line type 'other'"),
+        (5, "invalid JSON"),
+    ):
         assert f"{src}:{n}: {reason}" in err
     assert "4 malformed lines skipped" in err
     assert replies(out) == ["reply P02_B #0"]  # the good line is still written
@@ -217,9 +255,20 @@ def test_ab_run_file_is_refused_in_one_line(tmp_path: Path) -> None:
     src = tmp_path / "run.jsonl"
     shutil.copy(Path(__file__).parent / "fixtures" / "abfile-v1-sample.jsonl", src)
     proc = subprocess.run(
-        [sys.executable, "-m", "lemlab", "extract", "--input", str(src), "--output", str(tmp_path / "o.jsonl")],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "lemlab",
+            "extract",
+            "--input",
+            str(src),
+            "--output",
+            str(tmp_path / "o.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"lemlab: error: {src} is an A/B run file (from `lemlab ab`), not self-distill output "

@@ -78,9 +78,15 @@ def test_alternating_case_without_exact_repetition() -> None:
 
 def test_repeated_lines_that_are_not_back_to_back() -> None:
     text = "\n".join(
-        ["The answer is unclear.", "Some context here.", "The answer is unclear.",
-         "More context.", "The answer is unclear.", "The answer is unclear."]
-    )  # fmt: skip
+        [
+            "The answer is unclear.",
+            "Some context here.",
+            "The answer is unclear.",
+            "More context.",
+            "The answer is unclear.",
+            "The answer is unclear.",
+        ]
+    )
     (mode,) = detect(text)
     assert mode.detail["kind"] == "repeated_line"
     assert mode.detail["unit"] == "The answer is unclear." and mode.detail["repeats"] == 4
@@ -98,7 +104,10 @@ def test_refusal_lists_the_phrases() -> None:
     assert mode.label == REFUSAL
     # "I cannot" + a verb of helping; a bare "I cannot." counts only in a short reply like this.
     assert mode.detail["phrases"] == {
-        "I cannot discuss": 1, "I cannot": 1, "I'm sorry, but": 1, "as an AI": 1
+        "I cannot discuss": 1,
+        "I cannot": 1,
+        "I'm sorry, but": 1,
+        "as an AI": 1,
     }
 
 

@@ -21,7 +21,9 @@ REPLIES = {
 
 def found(probe: str) -> dict[str, dict]:
     r = REPLIES[probe]
-    return {m.label: {"evidence": m.evidence, **m.detail} for m in detect(r["response"], r["prompt"])}
+    return {
+        m.label: {"evidence": m.evidence, **m.detail} for m in detect(r["response"], r["prompt"])
+    }
 
 
 @pytest.mark.parametrize("probe", ["emotional", "station_story", "tiananmen", "hashes"])
@@ -42,13 +44,19 @@ def test_the_sentence_loop_v2_sees_is_found() -> None:
 
 def test_repeated_lines_of_a_poem() -> None:
     mode = found("ocean_poem")[TOKEN_DEGENERATION]
-    assert (mode["kind"], mode["unit"], mode["repeats"]) == ("repeated_line", "Abe a sea of dreams,", 9)
+    assert (mode["kind"], mode["unit"], mode["repeats"]) == (
+        "repeated_line",
+        "Abe a sea of dreams,",
+        9,
+    )
 
 
 def test_a_looping_apology_is_degeneration_and_evasion_not_refusal() -> None:
     modes = found("dialogue")
     assert set(modes) == {TOKEN_DEGENERATION, TOPIC_EVASION}
-    assert "I'm so sorry that I'm not here to talk about my life" in modes[TOKEN_DEGENERATION]["unit"]
+    assert (
+        "I'm so sorry that I'm not here to talk about my life" in modes[TOKEN_DEGENERATION]["unit"]
+    )
     # "write", "short", "dialogue", "tells" say what to produce; the topic is Anna, Ben, leaving.
     assert modes[TOPIC_EVASION]["prompt_terms"] == ["anna", "ben", "leav"]
 
@@ -63,8 +71,9 @@ def test_the_real_model_still_writes_the_looping_poem(real_model: Path) -> None:
     engine = MLXEngine()
     try:
         engine.load(str(real_model)).result()
-        text, _ = engine.generate([{"role": "user", "content": r["prompt"]}],
-                                  Sampler(max_tokens=56)).result()  # fmt: skip
+        text, _ = engine.generate(
+            [{"role": "user", "content": r["prompt"]}], Sampler(max_tokens=56)
+        ).result()
     finally:
         engine.shutdown()
     assert r["response"].startswith(text)  # greedy: the captured reply, cut shorter

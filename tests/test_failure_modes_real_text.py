@@ -54,13 +54,16 @@ def test_dialogue_in_fiction_is_not_a_refusal() -> None:
     assert set(mode.detail["phrases"]) == {"I'm sorry, but", "I can\u2019t help"}
 
 
-@pytest.mark.parametrize("reply", [
-    "Sorry, I can't.",
-    "I won't be able to help with this request.",
-    "That's not something I can help with.",
-    "I'm not going to write that, but I can suggest a safer topic.",
-    "I am unable to comply with that.",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Sorry, I can't.",
+        "I won't be able to help with this request.",
+        "That's not something I can help with.",
+        "I'm not going to write that, but I can suggest a safer topic.",
+        "I am unable to comply with that.",
+    ],
+)
 def test_plain_refusals_are_found(reply: str) -> None:
     assert REFUSAL in labels(reply)  # "Sorry, I can't." is also a collapse (3 words)
 
@@ -71,9 +74,7 @@ def test_first_person_narration_is_not_a_refusal() -> None:
         "the door, and I won't pretend I am not waiting for it to open."
     )
     assert labels(text) == []
-    assert labels("As an AI language model, I do not have feelings about this topic.") == [
-        REFUSAL
-    ]
+    assert labels("As an AI language model, I do not have feelings about this topic.") == [REFUSAL]
 
 
 def test_on_topic_answer_to_an_instruction_heavy_prompt_is_not_evasion() -> None:
@@ -119,7 +120,10 @@ def test_loop_that_starts_mid_sentence_with_two_copies() -> None:
     )
     (mode,) = detect(text)
     assert mode.detail["kind"] == "repeated_phrases"
-    assert mode.detail["unit"] == "and the town was glad and the children ran to the square to see it open"
+    assert (
+        mode.detail["unit"]
+        == "and the town was glad and the children ran to the square to see it open"
+    )
 
 
 def test_a_repeated_phrase_in_a_healthy_essay_is_not_a_loop() -> None:

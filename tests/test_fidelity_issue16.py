@@ -41,12 +41,18 @@ def test_bootstrap_interval_ignores_float_noise_of_two_decimal_deltas() -> None:
 
 def _run_file(path: Path, scores: list[tuple[float, float]]) -> Path:
     probes = [
-        probe_line(f"p{i:02d}", "cat", "prompt", {
-            "base": condition_entry(f"base answer {i}", {"lek_score": b}, 1.0),
-            "kernel": condition_entry(f"kernel answer {i}", {"lek_score": k}, 1.0),
-        }, ts="T")
+        probe_line(
+            f"p{i:02d}",
+            "cat",
+            "prompt",
+            {
+                "base": condition_entry(f"base answer {i}", {"lek_score": b}, 1.0),
+                "kernel": condition_entry(f"kernel answer {i}", {"lek_score": k}, 1.0),
+            },
+            ts="T",
+        )
         for i, (b, k) in enumerate(scores)
-    ]  # fmt: skip
+    ]
     summary = summarize(probes, "m", 10, 64, ["base", "kernel"], ts="T")
     path.write_text("".join(json.dumps(x) + "\n" for x in [*probes, summary]), encoding="utf-8")
     return path

@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 from support.train import read_events, run_lemlab, train_lora, write_chat_data
 
-PROMPTS = ["A lab notebook records what was tried", "Write a short poem about the sea",
-           "Questions about history deserve honest answers"]  # fmt: skip
+PROMPTS = [
+    "A lab notebook records what was tried",
+    "Write a short poem about the sea",
+    "Questions about history deserve honest answers",
+]
 
 
 @pytest.fixture(scope="session")
@@ -48,8 +51,9 @@ def _max_diff(a: list, b: list) -> float:
     return max(mx.abs(x - y).max().item() for x, y in zip(a, b, strict=True))
 
 
-def test_fused_model_computes_base_plus_adapter(tiny_model_q4: Path, q4_adapter: Path,
-                                                tmp_path: Path) -> None:  # fmt: skip
+def test_fused_model_computes_base_plus_adapter(
+    tiny_model_q4: Path, q4_adapter: Path, tmp_path: Path
+) -> None:
     from lemlab.engine.fuse import fuse_adapter, read_marker
 
     with_adapter = _logits(tiny_model_q4, q4_adapter)
@@ -65,10 +69,13 @@ def test_fused_model_computes_base_plus_adapter(tiny_model_q4: Path, q4_adapter:
     assert "dequantized from 4-bit to full precision" in (tmp_path / "fuse.log").read_text()
 
     # The old behaviour, now an explicit choice: re-quantizing loses more than the update.
-    lossy = fuse_adapter(tiny_model_q4, q4_adapter, tmp_path / "requant", tmp_path / "rq.log",
-                         requantize=True)  # fmt: skip
+    lossy = fuse_adapter(
+        tiny_model_q4, q4_adapter, tmp_path / "requant", tmp_path / "rq.log", requantize=True
+    )
     assert lossy.requantized and read_marker(tmp_path / "requant")["requantized"] is True
-    assert json.loads((tmp_path / "requant" / "config.json").read_text())["quantization"]["bits"] == 4
+    assert (
+        json.loads((tmp_path / "requant" / "config.json").read_text())["quantization"]["bits"] == 4
+    )
     assert _max_diff(with_adapter, _logits(tmp_path / "requant")) > learned / 2
 
 
@@ -78,25 +85,32 @@ def _curriculum(tmp_path: Path, model: Path, extra: str = "") -> Path:
     a = write_chat_data(tmp_path / "data-a")
     b = write_chat_data(tmp_path / "data-b", n_train=8)
     (b / "valid.jsonl").write_text((a / "valid.jsonl").read_text())
-    text = (f'schema_version = 1\nbase_model = "{model}"\noutput = "out"\n{extra}'
-            "[defaults]\nsteps_per_report = 5\nsteps_per_eval = 5\nsave_every = 10\n"
-            "learning_rate = 2e-4\nnum_layers = 2\nbatch_size = 1\n"
-            '[[stage]]\nname = "one"\ndata = "data-a"\niters = 10\n'
-            '[[stage]]\nname = "two"\ndata = "data-b"\niters = 5\n')  # fmt: skip
+    text = (
+        f'schema_version = 1\nbase_model = "{model}"\noutput = "out"\n{extra}'
+        "[defaults]\nsteps_per_report = 5\nsteps_per_eval = 5\nsave_every = 10\n"
+        "learning_rate = 2e-4\nnum_layers = 2\nbatch_size = 1\n"
+        '[[stage]]\nname = "one"\ndata = "data-a"\niters = 10\n'
+        '[[stage]]\nname = "two"\ndata = "data-b"\niters = 5\n'
+    )
     path = tmp_path / "cur.toml"
     path.write_text(text)
     return path
 
 
 def _val(adapter: Path) -> list[tuple[int, float]]:
-    return [(e["weights_after"], e["val_loss"]) for e in read_events(adapter / "events.jsonl")
-            if e["event"] == "val"]  # fmt: skip
+    return [
+        (e["weights_after"], e["val_loss"])
+        for e in read_events(adapter / "events.jsonl")
+        if e["event"] == "val"
+    ]
 
 
 def test_two_stage_curriculum_on_4bit_base_starts_stage_two_where_one_ended(
     tiny_model_q4: Path, tmp_path: Path
 ) -> None:
-    res = run_lemlab("curriculum", _curriculum(tmp_path, tiny_model_q4), "--fuse", "--yes", timeout=300)
+    res = run_lemlab(
+        "curriculum", _curriculum(tmp_path, tiny_model_q4), "--fuse", "--yes", timeout=300
+    )
     assert res.returncode == 0, res.stderr
     out = tmp_path / "out"
     fused = out / "01-one" / "fused"
@@ -109,7 +123,9 @@ def test_two_stage_curriculum_on_4bit_base_starts_stage_two_where_one_ended(
     assert abs(marker["val_loss_fused"] - marker["val_loss_adapter"]) < 1e-4
     assert abs(first_two[1] - marker["val_loss_adapter"]) < 1e-4
     assert f"starts from stage 1's merged model {fused}" in res.stderr
-    state = {s["name"]: s for s in tomllib.loads((out / "curriculum-state.toml").read_text())["stage"]}
+    state = {
+        s["name"]: s for s in tomllib.loads((out / "curriculum-state.toml").read_text())["stage"]
+    }
     assert state["one"]["fused_val_loss"] == marker["val_loss_fused"]
     assert state["one"]["final_val_loss"] == marker["val_loss_adapter"]
     # The size the plan and the fuse dialog announce is the dequantized model's, not the 4-bit's.
@@ -123,8 +139,9 @@ def test_two_stage_curriculum_on_4bit_base_starts_stage_two_where_one_ended(
     assert f"validation loss {loss} merged vs {loss} base + adapter" in res.stderr
 
 
-def test_requantize_is_an_explicit_warned_choice(tiny_model_q4: Path, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_requantize_is_an_explicit_warned_choice(
+    tiny_model_q4: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from lemlab.cli import main
 
     cur = _curriculum(tmp_path, tiny_model_q4)
@@ -138,7 +155,9 @@ def test_requantize_is_an_explicit_warned_choice(tiny_model_q4: Path, tmp_path: 
         plan = capsys.readouterr().out
         assert "merged model: RE-QUANTIZED to 4-bit" in plan
         assert "WARNING: stage 1 one: the fused model is re-quantized to 4-bit" in plan
-    (tmp_path / "cur.toml").write_text(f'base_model = "{tiny_model_q4}"\noutput = "o"\nrequantize = "yes"\n')
+    (tmp_path / "cur.toml").write_text(
+        f'base_model = "{tiny_model_q4}"\noutput = "o"\nrequantize = "yes"\n'
+    )
     from lemlab.core.errors import LemlabError
     from lemlab.core.training.curriculum import load_curriculum
 
@@ -161,16 +180,24 @@ def test_drift_warning_compares_the_merge_with_what_the_stage_learned() -> None:
 
 @pytest.mark.real_model
 @pytest.mark.slow
-def test_real_model_two_stage_curriculum_starts_stage_two_where_one_ended(real_model: Path,
-                                                                         tmp_path: Path) -> None:  # fmt: skip
+def test_real_model_two_stage_curriculum_starts_stage_two_where_one_ended(
+    real_model: Path, tmp_path: Path
+) -> None:
     """SmolLM2-135M (4-bit): two tiny stages with a fuse. Sized for ~5 tokens/s: two short
     training lines, one validation line shared by both stages, three LoRA steps in all."""
     qa = [("What do bees make?", "Bees make honey."), ("Is ice cold?", "Yes, ice is cold.")]
+
+    def line(q: str, a: str) -> str:
+        return (
+            json.dumps(
+                {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+            )
+            + "\n"
+        )
+
     for name, rows in (("a", qa), ("b", qa[::-1])):
         folder = tmp_path / name
         folder.mkdir()
-        line = lambda q, a: json.dumps({"messages": [{"role": "user", "content": q},  # noqa: E731
-                                                     {"role": "assistant", "content": a}]}) + "\n"  # fmt: skip
         (folder / "train.jsonl").write_text("".join(line(q, a) for q, a in rows))
         (folder / "valid.jsonl").write_text(line("What colour is grass?", "Grass is green."))
     (tmp_path / "cur.toml").write_text(
@@ -178,7 +205,8 @@ def test_real_model_two_stage_curriculum_starts_stage_two_where_one_ended(real_m
         "[defaults]\nnum_layers = 1\nbatch_size = 1\nlearning_rate = 1e-4\nsteps_per_report = 1\n"
         "steps_per_eval = 100\nsave_every = 100\nmax_seq_length = 32\n"
         '[[stage]]\nname = "one"\ndata = "a"\niters = 2\n'
-        '[[stage]]\nname = "two"\ndata = "b"\niters = 1\n')  # fmt: skip
+        '[[stage]]\nname = "two"\ndata = "b"\niters = 1\n'
+    )
     res = run_lemlab("curriculum", tmp_path / "cur.toml", "--fuse", "--yes", timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     out = tmp_path / "out"
@@ -194,8 +222,9 @@ def test_real_model_two_stage_curriculum_starts_stage_two_where_one_ended(real_m
     assert "WARNING: stage 1 one" not in res.stderr
 
 
-def test_fuse_without_the_training_data_still_merges(tiny_model_q4: Path, q4_adapter: Path,
-                                                     tmp_path: Path) -> None:  # fmt: skip
+def test_fuse_without_the_training_data_still_merges(
+    tiny_model_q4: Path, q4_adapter: Path, tmp_path: Path
+) -> None:
     """The validation check reads the adapter's training data; when that folder is gone the
     merge still happens, with the check reported as skipped."""
     import shutil
@@ -205,8 +234,9 @@ def test_fuse_without_the_training_data_still_merges(tiny_model_q4: Path, q4_ada
 
     adapter = tmp_path / "adapter"
     shutil.copytree(q4_adapter, adapter)
-    cfg = resolve_config({"model": str(tiny_model_q4), "data": str(tmp_path / "gone"),
-                          "adapter_path": str(adapter)})  # fmt: skip
+    cfg = resolve_config(
+        {"model": str(tiny_model_q4), "data": str(tmp_path / "gone"), "adapter_path": str(adapter)}
+    )
     write_config_toml(cfg, adapter / "lemlab-train.toml")
     res = fuse_adapter(tiny_model_q4, adapter, tmp_path / "fused", tmp_path / "fuse.log")
     assert res.dequantized and res.val_loss_adapter is None and res.val_loss_fused is None

@@ -28,7 +28,9 @@ def _leftovers(parent: Path) -> list[str]:
     return sorted(p.name for p in parent.iterdir() if ".importing-" in p.name)
 
 
-def test_f32_import_computes_what_the_source_model_computes(tiny_llama: Path, tmp_path: Path) -> None:
+def test_f32_import_computes_what_the_source_model_computes(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
     src = tmp_path / "tiny.gguf"
     llama_folder_to_gguf(tiny_llama, src, "F32")
     out = tmp_path / "imported"
@@ -51,8 +53,13 @@ def test_tokenizer_rebuilt_from_vocab_and_merges_encodes_like_the_original(
     assert main(["import-gguf", str(src), str(out)]) == 0
     original = Tokenizer.from_file(str(tiny_llama / "tokenizer.json"))
     rebuilt = Tokenizer.from_file(str(out / "tokenizer.json"))
-    for text in ["Kernels are system prompts.", "  two  spaces\tand a tab\n", "café ☕ 2026",
-                 "<start_of_turn>user\nhi<end_of_turn>", ""]:  # fmt: skip
+    for text in [
+        "Kernels are system prompts.",
+        "  two  spaces\tand a tab\n",
+        "café ☕ 2026",
+        "<start_of_turn>user\nhi<end_of_turn>",
+        "",
+    ]:
         assert rebuilt.encode(text).ids == original.encode(text).ids, text
         assert rebuilt.decode(rebuilt.encode(text).ids, skip_special_tokens=False) == text
     tcfg = json.loads((out / "tokenizer_config.json").read_text())
@@ -78,9 +85,13 @@ def test_quantized_blocks_import_to_the_values_they_encode(
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["quantization"] == {"group_size": 32, "bits": bits}
     w = mx.load(str(out / "model.safetensors"))
-    q = mx.dequantize(w["model.layers.1.self_attn.q_proj.weight"],
-                      w["model.layers.1.self_attn.q_proj.scales"],
-                      w["model.layers.1.self_attn.q_proj.biases"], group_size=32, bits=bits)  # fmt: skip
+    q = mx.dequantize(
+        w["model.layers.1.self_attn.q_proj.weight"],
+        w["model.layers.1.self_attn.q_proj.scales"],
+        w["model.layers.1.self_attn.q_proj.biases"],
+        group_size=32,
+        bits=bits,
+    )
     expected = unpermute_rows(decoded["blk.1.attn_q.weight"], cfg["num_attention_heads"])
     np.testing.assert_allclose(np.array(q.astype(mx.float32)), expected, atol=1e-3, rtol=1e-3)
     # And it runs: mlx_lm builds quantized layers from the config and generates.
@@ -90,7 +101,9 @@ def test_quantized_blocks_import_to_the_values_they_encode(
     assert isinstance(generate(model, tok, "Loss goes down", max_tokens=4, verbose=False), str)
 
 
-def test_mixed_bit_widths_get_a_per_module_quantization_entry(tiny_llama: Path, tmp_path: Path) -> None:
+def test_mixed_bit_widths_get_a_per_module_quantization_entry(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
     from mlx_lm import load
 
     # Real Q4 GGUFs often keep an 8-bit token embedding.
@@ -114,12 +127,16 @@ def test_non_llama_architecture_is_refused_in_one_line(
     out = tmp_path / "never"
     assert main(["import-gguf", str(src), str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["lemlab: error: gemma.gguf: architecture 'gemma2' is not supported "
-                   "(lemlab imports llama-architecture GGUF files)"]  # fmt: skip
+    assert err == [
+        "lemlab: error: gemma.gguf: architecture 'gemma2' is not supported "
+        "(lemlab imports llama-architecture GGUF files)"
+    ]
     assert not out.exists() and _leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("damage", ["truncated", "bad-magic", "huge-count", "garbage-type", "empty"])
+@pytest.mark.parametrize(
+    "damage", ["truncated", "bad-magic", "huge-count", "garbage-type", "empty"]
+)
 def test_broken_gguf_gets_one_line_and_leaves_nothing(
     tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
 ) -> None:
@@ -146,12 +163,18 @@ def test_broken_gguf_gets_one_line_and_leaves_nothing(
     assert src.read_bytes() == before
 
 
-def test_unsupported_tensor_type_names_the_tensor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unsupported_tensor_type_names_the_tensor(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "k.gguf"
-    write_gguf(src, {"general.architecture": "llama"}, [("token_embd.weight", np.zeros((4, 32), np.float32), "F32")])
+    write_gguf(
+        src,
+        {"general.architecture": "llama"},
+        [("token_embd.weight", np.zeros((4, 32), np.float32), "F32")],
+    )
     raw = bytearray(src.read_bytes())
     type_at = raw.index(b"token_embd.weight") + len(b"token_embd.weight") + 4 + 16
-    raw[type_at:type_at + 4] = struct.pack("<I", 12)  # Q4_K
+    raw[type_at : type_at + 4] = struct.pack("<I", 12)  # Q4_K
     src.write_bytes(bytes(raw))
     assert main(["import-gguf", str(src), str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
@@ -172,7 +195,9 @@ def test_existing_output_is_refused_without_force(tiny_llama: Path, tmp_path: Pa
     assert _leftovers(tmp_path) == []
 
 
-def test_demo_falls_back_to_the_random_model_without_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_falls_back_to_the_random_model_without_the_package(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from importlib import metadata
 
     from lemlab.core.models import demo as demo_model
@@ -203,7 +228,10 @@ def test_lemlab_models_lists_the_converted_demo_model(
 
     src = tmp_path / "tiny.gguf"
     llama_folder_to_gguf(tiny_llama, src, "Q8_0")
-    assert main(["import-gguf", str(src), str(real_demo_dir()), "--name", "SmolLM2-135M-Instruct"]) == 0
+    assert (
+        main(["import-gguf", str(src), str(real_demo_dir()), "--name", "SmolLM2-135M-Instruct"])
+        == 0
+    )
     capsys.readouterr()
     assert main(["models", "--json", "--no-hf-cache"]) == 0
     listed = json.loads(capsys.readouterr().out)

@@ -99,23 +99,51 @@ def test_watcher_marks_a_run_interrupted_only_after_the_grace(tmp_path: Path) ->
 
 def test_watch_exits_1_with_one_line_for_an_interrupted_run(tmp_path: Path) -> None:
     path = _events(tmp_path / "run", _dead_pid())
-    once = subprocess.run(lemlab_cmd("watch", "--once", path), capture_output=True, text=True, timeout=60)
+    once = subprocess.run(
+        lemlab_cmd("watch", "--once", path), capture_output=True, text=True, timeout=60
+    )
     assert once.returncode == 1
     assert "interrupted" in once.stdout  # the summary's status line
-    assert once.stderr.count("\n") == 1 and once.stderr.startswith("run interrupted: the trainer (pid")
-    follow = subprocess.run(lemlab_cmd("watch", "--interval", "0.2", path), capture_output=True,
-                            text=True, timeout=60)  # fmt: skip
+    assert once.stderr.count("\n") == 1 and once.stderr.startswith(
+        "run interrupted: the trainer (pid"
+    )
+    follow = subprocess.run(
+        lemlab_cmd("watch", "--interval", "0.2", path), capture_output=True, text=True, timeout=60
+    )
     assert follow.returncode == 1, follow.stderr
     assert "interrupted: the trainer" in follow.stdout and "Traceback" not in follow.stderr
 
 
-def test_a_killed_training_child_is_recorded_and_watch_ends(tiny_model: Path, tmp_path: Path) -> None:
+def test_a_killed_training_child_is_recorded_and_watch_ends(
+    tiny_model: Path, tmp_path: Path
+) -> None:
     data = write_chat_data(tmp_path / "data")
     adapter = tmp_path / "adapter"
-    cmd = lemlab_cmd("train", "--model", tiny_model, "--data", data, "--adapter-path", adapter,
-                     "--iters", "100000", "--batch-size", "1", "--num-layers", "1", "--save-every", "1000",
-                     "--steps-per-report", "5", "--steps-per-eval", "1000", "--yes")  # fmt: skip
-    train = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cmd = lemlab_cmd(
+        "train",
+        "--model",
+        tiny_model,
+        "--data",
+        data,
+        "--adapter-path",
+        adapter,
+        "--iters",
+        "100000",
+        "--batch-size",
+        "1",
+        "--num-layers",
+        "1",
+        "--save-every",
+        "1000",
+        "--steps-per-report",
+        "5",
+        "--steps-per-eval",
+        "1000",
+        "--yes",
+    )
+    train = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     events_path = adapter / "events.jsonl"
     watch = None
     try:
@@ -125,15 +153,21 @@ def test_a_killed_training_child_is_recorded_and_watch_ends(tiny_model: Path, tm
             time.sleep(0.05)
         start = read_events(events_path)[0]
         assert start["event"] == "start" and start["host"] == HOST
-        watch = subprocess.Popen(lemlab_cmd("watch", "--interval", "0.2", adapter), stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
+        watch = subprocess.Popen(
+            lemlab_cmd("watch", "--interval", "0.2", adapter),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         os.kill(start["pid"], signal.SIGKILL)  # the child: no chance to write a final event
         _, err = train.communicate(timeout=60)
         assert train.returncode != 0 and "killed by signal 9" in err
         last = read_events(events_path)[-1]
         assert last["event"] == "error" and last["lost_trainer"] and "signal 9" in last["message"]
         out, _ = watch.communicate(timeout=60)
-        assert watch.returncode == 1 and "signal 9" in out  # it ended on the recorded error event: a failure
+        assert (
+            watch.returncode == 1 and "signal 9" in out
+        )  # it ended on the recorded error event: a failure
     finally:
         for p in (train, watch):
             if p is not None and p.poll() is None:

@@ -18,9 +18,15 @@ def _header_only_model(d: Path) -> Path:
     """A 4-bit MLX model whose embedding is kept at 8 bits (as mixed recipes do): packed uint32
     weights, with scales and biases, described by headers alone."""
     d.mkdir(parents=True)
-    cfg = {"model_type": "llama", "num_hidden_layers": 1,
-           "quantization": {"group_size": 64, "bits": 4,
-                            "model.embed_tokens": {"group_size": 64, "bits": 8}}}  # fmt: skip
+    cfg = {
+        "model_type": "llama",
+        "num_hidden_layers": 1,
+        "quantization": {
+            "group_size": 64,
+            "bits": 4,
+            "model.embed_tokens": {"group_size": 64, "bits": 8},
+        },
+    }
     (d / "config.json").write_text(json.dumps(cfg))
     tensors = {
         "model.embed_tokens.weight": ("U32", [VOCAB, HIDDEN * 8 // 32]),

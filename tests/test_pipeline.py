@@ -115,8 +115,10 @@ def test_bad_pipeline_files(tmp_path: Path, body: str, message: str) -> None:
 def test_paths_are_relative_to_the_file(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     path = tmp_path / "sub" / "p.toml"
-    path.write_text('model = "../m"\noutput = "out"\n[[phase]]\nname = "A b!"\nprompts = "b/x.json"\n'
-                    'kernel = "k.txt"\n[[phase]]\nname = "two"\nprompts = "ccp6"\nkernel = "ethics-demo"\n')  # fmt: skip
+    path.write_text(
+        'model = "../m"\noutput = "out"\n[[phase]]\nname = "A b!"\nprompts = "b/x.json"\n'
+        'kernel = "k.txt"\n[[phase]]\nname = "two"\nprompts = "ccp6"\nkernel = "ethics-demo"\n'
+    )
     pipe = pl.load_pipeline(path)
     assert pipe.model == tmp_path / "m" and pipe.output == tmp_path / "sub" / "out"
     assert pipe.phases[0].prompts == str(tmp_path / "sub" / "b" / "x.json")
@@ -141,8 +143,9 @@ def test_dry_run_writes_nothing(
     assert not (tmp_path / "runs").exists()
 
 
-def test_two_phase_pipeline_end_to_end_then_rerun_skips(tiny_model: Path, tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_two_phase_pipeline_end_to_end_then_rerun_skips(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tiny_pipeline(tmp_path, tiny_model)
     assert main(["pipeline", str(path)]) == 0
     pipe = pl.load_pipeline(path)
@@ -172,8 +175,11 @@ def test_two_phase_pipeline_end_to_end_then_rerun_skips(tiny_model: Path, tmp_pa
     assert (pipe.adapter_dir(1) / "adapters.safetensors").is_file()
     assert rows["kernel"]["final_loss"] > 0 and rows["kernel"]["final_val_loss"] > 0
     out = capsys.readouterr().out
-    assert re.search(r"phase 2 kernel: status done, generated 48, kept 48 \(100\.0%\), examples 24 "
-                     r"\(train 21, valid 3\), avg kept score -?\d+\.\d\d, final train loss \d+\.\d{3}", out)  # fmt: skip
+    assert re.search(
+        r"phase 2 kernel: status done, generated 48, kept 48 \(100\.0%\), examples 24 "
+        r"\(train 21, valid 3\), avg kept score -?\d+\.\d\d, final train loss \d+\.\d{3}",
+        out,
+    )
 
     stamps = {
         f: f.stat().st_mtime_ns
@@ -194,8 +200,9 @@ def test_only_one_phase(tiny_model: Path, tmp_path: Path) -> None:
     assert main(["pipeline", str(path), "--only", "nope"]) == 2
 
 
-def test_a_phase_that_keeps_nothing_stops_the_pipeline(tiny_model: Path, tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_a_phase_that_keeps_nothing_stops_the_pipeline(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tiny_pipeline(tmp_path, tiny_model, **{"threshold = -100.0": "threshold = 1000.0"})
     assert main(["pipeline", str(path)]) == 1
     assert (
@@ -208,8 +215,9 @@ def test_a_phase_that_keeps_nothing_stops_the_pipeline(tiny_model: Path, tmp_pat
     assert not pipe.data_dir(0).exists() and not pipe.phase_dir(1).exists()
 
 
-def test_bad_inputs_fail_before_any_work(tiny_model: Path, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_bad_inputs_fail_before_any_work(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     empty = tmp_path / "empty.json"
     empty.write_text("[]", encoding="utf-8")
     path = tiny_pipeline(
@@ -280,11 +288,17 @@ def test_chained_phases_start_from_the_previous_phase_and_keep_the_baseline_data
         row = rows[ph.name]
         assert (row["battery_before"], row["battery_after"]) == (avg["baseline"], avg["trained"])
         assert summary["model"] == str(pipe.input_model(i))
-        assert re.search(rf"phase {i + 1} {ph.name}: .*final val loss \d+\.\d{{3}}, battery "
-                         rf"{avg['baseline']:.2f} -> {avg['trained']:.2f} \(", out)
+        assert re.search(
+            rf"phase {i + 1} {ph.name}: .*final val loss \d+\.\d{{3}}, battery "
+            rf"{avg['baseline']:.2f} -> {avg['trained']:.2f} \(",
+            out,
+        )
 
-    stamps = {f: f.stat().st_mtime_ns for f in pipe.output.rglob("*")
-              if f.is_file() and f.name != pl.STATE_FILE}  # fmt: skip
+    stamps = {
+        f: f.stat().st_mtime_ns
+        for f in pipe.output.rglob("*")
+        if f.is_file() and f.name != pl.STATE_FILE
+    }
     assert main(["pipeline", str(path)]) == 0  # a rerun redoes nothing (no second fuse either)
     assert {f: f.stat().st_mtime_ns for f in stamps} == stamps
     capsys.readouterr()
@@ -294,21 +308,40 @@ def test_chained_phases_start_from_the_previous_phase_and_keep_the_baseline_data
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ('[[phase]]\nname = "a"\nprompts = "p"\nstart_from = "previous-adapter"\n[phase.train]\niters = 2',
-         "needs a previous phase"),
-        ('[[phase]]\nname = "a"\nprompts = "p"\n[[phase]]\nname = "b"\nprompts = "p"\nstart_from = "previous-fused"',
-         "phase 1 (a) trains no adapter"),
-        ('[[phase]]\nname = "a"\nprompts = "p"\nstart_from = "parent"', "start_from must be one of base, previous-adapter, previous-fused"),
-        ('[[phase]]\nname = "a"\nprompts = "p"\n[phase.train]\niters = 2\n[[phase]]\nname = "b"\nprompts = "p"\n'
-         'start_from = "previous-adapter"\n[phase.train]\niters = 2\nrank = 4', "rank must match it (8, not 4)"),
-        ('[[phase]]\nname = "a"\nprompts = "p"\nmix_data = ["b"]\n[phase.train]\niters = 2\n[[phase]]\nname = "b"\nprompts = "p"',
-         "mix_data names 'b', which is not an earlier phase"),
-        ('[[phase]]\nname = "a"\nprompts = "p"\n[[phase]]\nname = "b"\nprompts = "p"\nmix_data = ["a"]',
-         "mix_data is for training"),
+        (
+            '[[phase]]\nname = "a"\nprompts = "p"\nstart_from = "previous-adapter"\n[phase.train]\niters = 2',
+            "needs a previous phase",
+        ),
+        (
+            '[[phase]]\nname = "a"\nprompts = "p"\n[[phase]]\nname = "b"\nprompts = "p"\nstart_from = "previous-fused"',
+            "phase 1 (a) trains no adapter",
+        ),
+        (
+            '[[phase]]\nname = "a"\nprompts = "p"\nstart_from = "parent"',
+            "start_from must be one of base, previous-adapter, previous-fused",
+        ),
+        (
+            '[[phase]]\nname = "a"\nprompts = "p"\n[phase.train]\niters = 2\n[[phase]]\nname = "b"\nprompts = "p"\n'
+            'start_from = "previous-adapter"\n[phase.train]\niters = 2\nrank = 4',
+            "rank must match it (8, not 4)",
+        ),
+        (
+            '[[phase]]\nname = "a"\nprompts = "p"\nmix_data = ["b"]\n[phase.train]\niters = 2\n[[phase]]\nname = "b"\nprompts = "p"',
+            "mix_data names 'b', which is not an earlier phase",
+        ),
+        (
+            '[[phase]]\nname = "a"\nprompts = "p"\n[[phase]]\nname = "b"\nprompts = "p"\nmix_data = ["a"]',
+            "mix_data is for training",
+        ),
         ('[[phase]]\nname = "a"\nprompts = "p"\nmix_data = "a"', "mix_data"),
-        ('[[phase]]\nname = "a"\nprompts = "p"\n[phase.train]\niters = 2\nresume_adapter_file = "x"',
-         "resume_adapter_file is set by the pipeline"),
-        ('[[phase]]\nname = "a"\nprompts = "p"\ntruncated = "trim"', "truncated must be one of keep, drop"),
+        (
+            '[[phase]]\nname = "a"\nprompts = "p"\n[phase.train]\niters = 2\nresume_adapter_file = "x"',
+            "resume_adapter_file is set by the pipeline",
+        ),
+        (
+            '[[phase]]\nname = "a"\nprompts = "p"\ntruncated = "trim"',
+            "truncated must be one of keep, drop",
+        ),
     ],
 )
 def test_bad_chaining(tmp_path: Path, body: str, message: str) -> None:

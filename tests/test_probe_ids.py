@@ -19,10 +19,13 @@ from lemlab.core.errors import LemlabError
         ("ids.json", json.dumps([{"id": "a\nb\x1b[31m", "prompt": "hi"}]), r"'a\nb\x1b[31m'"),
         ("ids.jsonl", json.dumps({"id": "x\u202ey", "prompt": "hi"}) + "\n", r"'x\u202ey'"),
         ("ids.toml", 'name = "t"\n[[probe]]\nid = "bell\\u0007"\nprompt = "hi"\n', r"'bell\x07'"),
-        ("cat.json", json.dumps([{"id": "ok", "category": "c\x1b[2J", "prompt": "hi"}]),
-         r"'c\x1b[2J'"),
+        (
+            "cat.json",
+            json.dumps([{"id": "ok", "category": "c\x1b[2J", "prompt": "hi"}]),
+            r"'c\x1b[2J'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_control_characters_in_ids_are_refused(
     tmp_path: Path, name: str, text: str, shown: str
 ) -> None:
@@ -47,8 +50,17 @@ def test_ab_refuses_the_battery_in_one_line_exit_2(
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"id": "a\nb\x1b[31m", "prompt": "hi"}]), encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    code = main(["ab", "--model", "openai:http://127.0.0.1:9/v1#m", "--prompts", str(bad),
-                 "--output", str(out)])  # fmt: skip
+    code = main(
+        [
+            "ab",
+            "--model",
+            "openai:http://127.0.0.1:9/v1#m",
+            "--prompts",
+            str(bad),
+            "--output",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("lemlab: error: ")
@@ -60,15 +72,22 @@ def test_ab_refuses_the_battery_in_one_line_exit_2(
     ("kind", "body"),
     [
         ("pipeline", 'model = "m"\noutput = "o"\n[[phase]]\nname = "a\\u001b[2J"\nprompts = "p"\n'),
-        ("curriculum", 'base_model = "m"\noutput = "o"\n[[stage]]\nname = "a\\u001b[2J"\ndata = "d"\n'),
+        (
+            "curriculum",
+            'base_model = "m"\noutput = "o"\n[[stage]]\nname = "a\\u001b[2J"\ndata = "d"\n',
+        ),
     ],
 )
-def test_phase_and_stage_names_with_controls_are_refused(tmp_path: Path, kind: str, body: str) -> None:
+def test_phase_and_stage_names_with_controls_are_refused(
+    tmp_path: Path, kind: str, body: str
+) -> None:
     from lemlab.core.distill.pipeline import load_pipeline
     from lemlab.core.training.curriculum import load_curriculum
 
     path = tmp_path / f"{kind}.toml"
     path.write_text(body, encoding="utf-8")
     load = load_pipeline if kind == "pipeline" else load_curriculum
-    with pytest.raises(LemlabError, match=r"name 'a\\x1b\[2J' holds control or invisible characters"):
+    with pytest.raises(
+        LemlabError, match=r"name 'a\\x1b\[2J' holds control or invisible characters"
+    ):
         load(path)

@@ -40,7 +40,9 @@ COMMON_WORDS = {"the", "a", "is", "of", "to", "and", "in", "it", "you", "be", "c
 
 def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MLX_DISABLE_COMPILE": "1"}
-    return subprocess.run([*LEMLAB, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [*LEMLAB, *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def _english(text: str) -> bool:
@@ -58,8 +60,15 @@ def battery(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_chat_reply_is_an_english_answer(real_model: Path) -> None:
-    done = _run("chat", "--model", str(real_model), "--prompt",
-                "What is the capital of France?", "--max-tokens", "16")  # fmt: skip
+    done = _run(
+        "chat",
+        "--model",
+        str(real_model),
+        "--prompt",
+        "What is the capital of France?",
+        "--max-tokens",
+        "16",
+    )
     assert done.returncode == 0, done.stderr
     assert "Paris" in done.stdout
     assert _english(done.stdout)
@@ -79,11 +88,28 @@ def test_tokenizer_round_trips_text_and_keeps_the_ggufs_special_ids(real_model: 
             assert tok.encode(tokens[token_id]).ids == [token_id], tokens[token_id]
     assert tok.encode("<|im_start|>user\nhi<|im_end|>").ids[0] == md["tokenizer.ggml.bos_token_id"]
     rng = random.Random(7)
-    alphabet = "abcXYZ019 \t\n\r  .,;!?'\"-_/\\()[]{}<>|#@&%éüßøçñ中文日本語한국어🙂🚀∑√→\u200b\u00a0"
-    samples = ["", " ", "  leading", "trailing  ", "\n\n\n", "a\tb", "x" * 300, "12345678901234",
-               "don't can't we'll", "<|im_start|>system\nBe brief.<|im_end|>", "<|endoftext|>",
-               "emoji 👩‍🔬 family 👨‍👩‍👧", "mixed 日本語 and English", "\x00\x01 control"]  # fmt: skip
-    samples += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(300)]
+    alphabet = (
+        "abcXYZ019 \t\n\r  .,;!?'\"-_/\\()[]{}<>|#@&%éüßøçñ中文日本語한국어🙂🚀∑√→\u200b\u00a0"
+    )
+    samples = [
+        "",
+        " ",
+        "  leading",
+        "trailing  ",
+        "\n\n\n",
+        "a\tb",
+        "x" * 300,
+        "12345678901234",
+        "don't can't we'll",
+        "<|im_start|>system\nBe brief.<|im_end|>",
+        "<|endoftext|>",
+        "emoji 👩‍🔬 family 👨‍👩‍👧",
+        "mixed 日本語 and English",
+        "\x00\x01 control",
+    ]
+    samples += [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(300)
+    ]
     for text in samples:
         ids = tok.encode(text).ids
         assert tok.decode(ids, skip_special_tokens=False) == text, repr(text)
@@ -114,8 +140,19 @@ def test_two_conversions_are_identical_and_greedy_is_deterministic(tmp_path: Pat
 @pytest.fixture(scope="module")
 def kernel_run(real_model: Path, battery: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("real-ab") / "kernel.jsonl"
-    done = _run("ab", "--model", str(real_model), "--kernel", f"certainly={battery.parent / 'kernel.txt'}",
-                "--prompts", str(battery), "--max-tokens", "24", "--output", str(out))  # fmt: skip
+    done = _run(
+        "ab",
+        "--model",
+        str(real_model),
+        "--kernel",
+        f"certainly={battery.parent / 'kernel.txt'}",
+        "--prompts",
+        str(battery),
+        "--max-tokens",
+        "24",
+        "--output",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     return out
 
@@ -145,7 +182,8 @@ def test_kernel_ab_writes_a_research_file_whose_scores_match_its_text(kernel_run
     # The kernel changed what the model says: it was told how to open its answer.
     openings = [p["conditions"]["certainly"]["response"].lstrip()[:9] for p in probes]
     assert "Certainly" in openings or any(
-        p["conditions"]["certainly"]["response"] != p["conditions"]["baseline"]["response"] for p in probes
+        p["conditions"]["certainly"]["response"] != p["conditions"]["baseline"]["response"]
+        for p in probes
     )
     run = read_ab(kernel_run)
     assert run.summary is not None and run.summary.model.endswith("SmolLM2-135M-Instruct")
@@ -170,22 +208,55 @@ def trained(real_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     data.mkdir()
 
     def line(q: str, a: str) -> str:
-        return json.dumps({"messages": [{"role": "user", "content": q},
-                                        {"role": "assistant", "content": a}]}) + "\n"  # fmt: skip
+        return (
+            json.dumps(
+                {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+            )
+            + "\n"
+        )
 
     (data / "train.jsonl").write_text("".join(line(q, a) for q, a in FACTS))
     (data / "valid.jsonl").write_text("".join(line(q, a) for q, a in FACTS[:2]))
     adapter = root / "adapter"
-    done = _run("train", "--model", str(real_model), "--data", str(data), "--adapter-path", str(adapter),
-                "--iters", "6", "--batch-size", "1", "--num-layers", "2", "--learning-rate", "5e-4",
-                "--steps-per-report", "2", "--steps-per-eval", "100", "--val-batches", "1",
-                "--save-every", "6", "--max-seq-length", "64", "--yes", timeout=900)  # fmt: skip
+    done = _run(
+        "train",
+        "--model",
+        str(real_model),
+        "--data",
+        str(data),
+        "--adapter-path",
+        str(adapter),
+        "--iters",
+        "6",
+        "--batch-size",
+        "1",
+        "--num-layers",
+        "2",
+        "--learning-rate",
+        "5e-4",
+        "--steps-per-report",
+        "2",
+        "--steps-per-eval",
+        "100",
+        "--val-batches",
+        "1",
+        "--save-every",
+        "6",
+        "--max-seq-length",
+        "64",
+        "--yes",
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr
     return adapter
 
 
 def test_lora_on_real_data_lowers_the_training_loss(trained: Path) -> None:
-    events = [json.loads(line) for line in (trained / "events.jsonl").read_text().splitlines() if line.strip()]
+    events = [
+        json.loads(line)
+        for line in (trained / "events.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     losses = [e["train_loss"] for e in events if e.get("event") == "train" and "train_loss" in e]
     assert len(losses) >= 3, events
     assert losses[-1] < losses[0], losses
@@ -196,8 +267,21 @@ def test_trained_adapter_loads_and_runs_a_base_vs_adapter_ab(
     real_model: Path, trained: Path, battery: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "adapter.jsonl"
-    done = _run("ab", "--model", str(real_model), "--adapter", f"tuned={trained}",
-                "--prompts", str(battery), "--limit", "1", "--max-tokens", "16", "--output", str(out))  # fmt: skip
+    done = _run(
+        "ab",
+        "--model",
+        str(real_model),
+        "--adapter",
+        f"tuned={trained}",
+        "--prompts",
+        str(battery),
+        "--limit",
+        "1",
+        "--max-tokens",
+        "16",
+        "--output",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     probe = json.loads(out.read_text().splitlines()[0])
     assert list(probe["conditions"]) == ["baseline", "tuned"]
@@ -209,9 +293,27 @@ def test_distill_keeps_exactly_the_samples_at_or_above_the_threshold(
     real_model: Path, battery: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "distill.jsonl"
-    done = _run("distill", "--model", str(real_model), "--kernel", str(battery.parent / "kernel.txt"),
-                "--prompts", str(battery), "--samples", "2", "--threshold", "0", "--max-tokens", "24",
-                "--temperature", "0.8", "--seed", "3", "--output", str(out))  # fmt: skip
+    done = _run(
+        "distill",
+        "--model",
+        str(real_model),
+        "--kernel",
+        str(battery.parent / "kernel.txt"),
+        "--prompts",
+        str(battery),
+        "--samples",
+        "2",
+        "--threshold",
+        "0",
+        "--max-tokens",
+        "24",
+        "--temperature",
+        "0.8",
+        "--seed",
+        "3",
+        "--output",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     kept, summary = lines[:-1], lines[-1]
@@ -226,7 +328,9 @@ def test_distill_keeps_exactly_the_samples_at_or_above_the_threshold(
     assert summary["total_kept"] == len(kept)
 
 
-def test_html_report_of_a_real_run_shows_the_replies_as_text(kernel_run: Path, tmp_path: Path) -> None:
+def test_html_report_of_a_real_run_shows_the_replies_as_text(
+    kernel_run: Path, tmp_path: Path
+) -> None:
     import html as html_lib
 
     from lemlab.core.safe_text import visible

@@ -68,7 +68,11 @@ class Proxy(BaseHTTPRequestHandler):
         target = urlsplit(self.path)  # absolute-form: http://host:port/path?query
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("proxy-connection", "connection")}
+        headers = {
+            k: v
+            for k, v in self.headers.items()
+            if k.lower() not in ("proxy-connection", "connection")
+        }
         upstream = http.client.HTTPConnection(target.hostname or "", target.port, timeout=10)
         try:
             path = target.path + (f"?{target.query}" if target.query else "")
@@ -100,7 +104,9 @@ def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[tuple[str, Threadi
 
 @pytest.fixture()
 def server() -> Iterator[tuple[str, type[Server]]]:
-    handler = type("S", (Server,), {"seen": [], "stall": threading.Event(), "release": threading.Event()})
+    handler = type(
+        "S", (Server,), {"seen": [], "stall": threading.Event(), "release": threading.Event()}
+    )
     gen = _serve(handler)
     base, _ = next(gen)
     yield base, handler
@@ -125,7 +131,10 @@ def test_query_string_of_the_base_url_reaches_the_server(
     engine.load(spec).result(timeout=10)
     engine.generate(MSGS, Sampler(max_tokens=4)).result()
     paths = [path for _, path, _ in handler.seen]
-    assert paths == ["/v1/models?api-version=2024-06-01", "/v1/chat/completions?api-version=2024-06-01"]
+    assert paths == [
+        "/v1/models?api-version=2024-06-01",
+        "/v1/chat/completions?api-version=2024-06-01",
+    ]
 
 
 def test_requests_go_through_the_proxy_of_the_environment(

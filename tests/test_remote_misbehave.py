@@ -76,8 +76,13 @@ class Script(BaseHTTPRequestHandler):
         mode = self.mode
         try:
             if mode == "usage-list":
-                self._json(200, {"choices": [{"message": {"content": "fine"}}],
-                                 "usage": {"prompt_tokens": [1], "completion_tokens": "two"}})  # fmt: skip
+                self._json(
+                    200,
+                    {
+                        "choices": [{"message": {"content": "fine"}}],
+                        "usage": {"prompt_tokens": [1], "completion_tokens": "two"},
+                    },
+                )
             elif mode == "choices-object":
                 self._json(200, {"choices": {"message": {"content": "x"}}})
             elif mode == "stream-choices-object":
@@ -115,8 +120,9 @@ class Script(BaseHTTPRequestHandler):
                 self._sse_head()
                 self._event({"error": {"message": f"upstream saw {auth} and {body.get('model')}"}})
             else:
-                self._json(200, {"choices": [{"message": {"content": "fine"},
-                                              "finish_reason": "stop"}]})  # fmt: skip
+                self._json(
+                    200, {"choices": [{"message": {"content": "fine"}, "finish_reason": "stop"}]}
+                )
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client hung up: what the deadline and the caps are for
 
@@ -272,7 +278,9 @@ def test_userinfo_echoed_by_the_server_is_redacted(
 ) -> None:
     url, handler = server
     engine = RemoteEngine({})
-    engine.load("openai:" + url.replace("http://", "http://ann:hunter2-pw@") + "#m").result(timeout=10)
+    engine.load("openai:" + url.replace("http://", "http://ann:hunter2-pw@") + "#m").result(
+        timeout=10
+    )
     handler.mode = "echo-401"
     handle = engine.generate(MSGS, Sampler(max_tokens=4))
     _finish(handle)
@@ -281,7 +289,9 @@ def test_userinfo_echoed_by_the_server_is_redacted(
     assert "Basic [redacted]" in message
 
 
-def test_redact_covers_key_userinfo_and_credentials_in_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_redact_covers_key_userinfo_and_credentials_in_urls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("LEMLAB_MISBEHAVE_KEY", KEY)
     ep = Endpoint(url="http://h/v1", api_key_env="LEMLAB_MISBEHAVE_KEY", userinfo="bob:s3cret-pw")
     out = redact(f"key={KEY} pw=s3cret-pw see http://eve:other@x/y Token abc.def", ep)
@@ -298,14 +308,30 @@ def _battery(tmp_path: Path) -> Path:
 
 
 def _ab(url: str, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
-    args = [sys.executable, "-m", "lemlab", "ab", "--model", f"openai:{url}#m",
-            "--prompts", str(_battery(tmp_path)), "--output", str(tmp_path / "out.jsonl"),
-            "--max-tokens", "4", "--retry-delay", "0", *extra]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "lemlab",
+        "ab",
+        "--model",
+        f"openai:{url}#m",
+        "--prompts",
+        str(_battery(tmp_path)),
+        "--output",
+        str(tmp_path / "out.jsonl"),
+        "--max-tokens",
+        "4",
+        "--retry-delay",
+        "0",
+        *extra,
+    ]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.slow
-def test_ab_on_a_wrong_shape_exits_with_one_line(server: tuple[str, type[Script]], tmp_path: Path) -> None:
+def test_ab_on_a_wrong_shape_exits_with_one_line(
+    server: tuple[str, type[Script]], tmp_path: Path
+) -> None:
     url, handler = server
     handler.mode = "choices-object"
     proc = _ab(url, tmp_path)
@@ -344,8 +370,13 @@ def test_second_ctrl_c_ends_ab_on_a_server_that_never_answers(
 
 
 def _lemlab(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lemlab", *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **env})  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "lemlab", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
 
 
 @pytest.mark.slow
@@ -358,8 +389,19 @@ def test_chat_and_distill_end_with_one_line_on_a_wrong_shape(
     if command == "chat":
         args = ["chat", "--model", f"openai:{url}#m", "--prompt", "hi", "--max-tokens", "4"]
     else:
-        args = ["distill", "--model", f"openai:{url}#m", "--prompts", str(_battery(tmp_path)),
-                "--output", str(tmp_path / "d.jsonl"), "--samples", "2", "--retry-delay", "0"]  # fmt: skip
+        args = [
+            "distill",
+            "--model",
+            f"openai:{url}#m",
+            "--prompts",
+            str(_battery(tmp_path)),
+            "--output",
+            str(tmp_path / "d.jsonl"),
+            "--samples",
+            "2",
+            "--retry-delay",
+            "0",
+        ]
     proc = _lemlab(args)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("lemlab: error: ")]
     assert proc.returncode != 0 and len(errors) == 1, proc.stderr
@@ -376,7 +418,9 @@ def test_echoed_key_never_reaches_stderr(
     config = get_paths().config_file
     assert lemlab_home in config.parents
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(f'[endpoints.gw]\nurl = "{url}"\nmodel = "m"\napi_key_env = "LEMLAB_GW_KEY"\n')
+    config.write_text(
+        f'[endpoints.gw]\nurl = "{url}"\nmodel = "m"\napi_key_env = "LEMLAB_GW_KEY"\n'
+    )
     handler.mode = "echo-401"
     proc = _lemlab(["chat", "--model", "endpoint:gw", "--prompt", "hi"], LEMLAB_GW_KEY=KEY)
     assert proc.returncode != 0 and "HTTP 401" in proc.stderr, proc.stderr

@@ -62,7 +62,9 @@ def test_greedy_is_repeatable_and_streaming_matches_non_streaming(tiny_server: L
     first = engine.generate(MSGS, Sampler(max_tokens=10)).result()[0]
     second = engine.generate(MSGS, Sampler(max_tokens=10)).result()[0]
     assert first == second and first
-    plain = RemoteEngine({"p": Endpoint(url=tiny_server.url, name="p", stream=False)}, extra_body=NO_EOS)
+    plain = RemoteEngine(
+        {"p": Endpoint(url=tiny_server.url, name="p", stream=False)}, extra_body=NO_EOS
+    )
     plain.load("endpoint:p").result(timeout=30)
     text, stats = plain.generate(MSGS, Sampler(max_tokens=10)).result()
     assert text == first and stats.generation_tokens == 10 and stats.finish_reason == "length"
@@ -82,12 +84,17 @@ def test_cancel_mid_stream(tiny_server: LocalServer) -> None:
     assert stats.finish_reason == "cancelled" and handle.failure is None
     assert 3 <= stats.generation_tokens < 50_000
     # the server is still fine afterwards
-    assert engine.generate(MSGS, Sampler(max_tokens=3)).result()[1].finish_reason in ("stop", "length")
+    assert engine.generate(MSGS, Sampler(max_tokens=3)).result()[1].finish_reason in (
+        "stop",
+        "length",
+    )
 
 
 def test_http_error_becomes_an_error_chunk(tiny_server: LocalServer) -> None:
     engine = _loaded(tiny_server, f"openai:{tiny_server.url}#/no/such/model")
-    assert engine.loaded is not None and "not in the server's model list" in engine.loaded.warnings[0]
+    assert (
+        engine.loaded is not None and "not in the server's model list" in engine.loaded.warnings[0]
+    )
     handle = engine.generate(MSGS, Sampler(max_tokens=4))
     last = list(handle)[-1]
     assert last.done and last.error and "\n" not in last.error and "HTTP 404" in last.error

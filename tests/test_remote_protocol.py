@@ -59,11 +59,19 @@ class Recorder(BaseHTTPRequestHandler):
         if self.mode == "500":
             return self._send(500, {"error": {"message": "model crashed\nsecond line"}})
         if self.mode == "json" or not body.get("stream"):
-            return self._send(200, {
-                "choices": [{"index": 0, "finish_reason": "length",
-                             "message": {"role": "assistant", "content": "whole reply"}}],
-                "usage": {"prompt_tokens": 7, "completion_tokens": 2},
-            })  # fmt: skip
+            return self._send(
+                200,
+                {
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "length",
+                            "message": {"role": "assistant", "content": "whole reply"},
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 7, "completion_tokens": 2},
+                },
+            )
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
@@ -100,7 +108,9 @@ def _engine(url: str, **kw: object) -> tuple[RemoteEngine, Endpoint]:
 
 
 def test_stream_with_key_from_environment(
-    fake: tuple[str, type[Recorder]], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    fake: tuple[str, type[Recorder]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     url, handler = fake
@@ -121,13 +131,22 @@ def test_stream_with_key_from_environment(
     assert post["body"]["model"] == "fake-model" and post["body"]["seed"] == 3
     assert post["body"]["max_tokens"] == 9 and post["body"]["stream"] is True
     assert KEY not in json.dumps(post["body"])
-    surfaces = [repr(engine), repr(info), repr(engine.endpoint), repr(chunks), repr(stats),
-                caplog.text, info.model_path]  # fmt: skip
+    surfaces = [
+        repr(engine),
+        repr(info),
+        repr(engine.endpoint),
+        repr(chunks),
+        repr(stats),
+        caplog.text,
+        info.model_path,
+    ]
     assert not any(KEY in s for s in surfaces)
     assert info.model_path == "endpoint:fake#fake-model" and info.supports_system_role
 
 
-async def test_async_iteration(fake: tuple[str, type[Recorder]], monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_async_iteration(
+    fake: tuple[str, type[Recorder]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LEMLAB_TEST_KEY", KEY)
     engine, _ = _engine(fake[0])
     engine.load("endpoint:fake").result(timeout=10)
@@ -171,10 +190,16 @@ def test_non_streaming_endpoint_and_json_fallback(fake: tuple[str, type[Recorder
     engine = RemoteEngine({"plain": Endpoint(url=url, name="plain", stream=False)})
     engine.load("endpoint:plain").result(timeout=10)
     text, stats = engine.generate(MSGS, Sampler(max_tokens=4)).result()
-    assert handler.seen[-1]["body"]["stream"] is False and "stream_options" not in handler.seen[-1]["body"]
+    assert (
+        handler.seen[-1]["body"]["stream"] is False
+        and "stream_options" not in handler.seen[-1]["body"]
+    )
     assert (text, stats.finish_reason, stats.generation_tokens, stats.prompt_tokens) == (
-        "whole reply", "length", 2, 7,
-    )  # fmt: skip
+        "whole reply",
+        "length",
+        2,
+        7,
+    )
     handler.mode = "json"  # a server that ignores stream=true
     engine2 = RemoteEngine({})
     engine2.load(f"openai:{url}").result(timeout=10)

@@ -32,9 +32,13 @@ V1_SAMPLE = Path(__file__).resolve().parent / "fixtures" / "abfile-v1-sample.jso
 
 # The seed addendum's 27B table, scored with v0 (values 6/8, 8/8, 4/4, 2/4, 4/6, 28/36).
 SEED_27B = [
-    ("taiwan_direct", 6, 8), ("taiwan_baltic", 8, 8), ("xinjiang", 4, 4),
-    ("tiananmen", 2, 4), ("gov_criticism", 4, 6), ("emotional", 28, 36),
-]  # fmt: skip
+    ("taiwan_direct", 6, 8),
+    ("taiwan_baltic", 8, 8),
+    ("xinjiang", 4, 4),
+    ("tiananmen", 2, 4),
+    ("gov_criticism", 4, 6),
+    ("emotional", 28, 36),
+]
 
 
 def _seed_run(tmp_path: Path) -> Path:

@@ -46,17 +46,29 @@ def write_run(path: Path, probes: list[dict[str, Any]], names: list[str], **summ
 @pytest.fixture
 def three_conditions(tmp_path: Path) -> Path:
     probes = [
-        probe_line("P1", "c", PROMPT, {
-            "baseline": entry(HEALTHY),
-            "lek": entry(HEALTHY + "\n\nAnd then the water went down.", kernel_sha256="aa"),
-            "lek+json": entry(LOOP, kernel_sha256="bb"),
-        }, ts="T"),
-        probe_line("P2", "c", PROMPT, {
-            "baseline": entry(REFUSE),
-            "lek": entry(HEALTHY, 30.0, kernel_sha256="aa", cache_build_s=28.0),
-            "lek+json": entry(HEALTHY, kernel_sha256="bb"),
-        }, ts="T"),
-    ]  # fmt: skip
+        probe_line(
+            "P1",
+            "c",
+            PROMPT,
+            {
+                "baseline": entry(HEALTHY),
+                "lek": entry(HEALTHY + "\n\nAnd then the water went down.", kernel_sha256="aa"),
+                "lek+json": entry(LOOP, kernel_sha256="bb"),
+            },
+            ts="T",
+        ),
+        probe_line(
+            "P2",
+            "c",
+            PROMPT,
+            {
+                "baseline": entry(REFUSE),
+                "lek": entry(HEALTHY, 30.0, kernel_sha256="aa", cache_build_s=28.0),
+                "lek+json": entry(HEALTHY, kernel_sha256="bb"),
+            },
+            ts="T",
+        ),
+    ]
     return write_run(tmp_path / "run.jsonl", probes, ["baseline", "lek", "lek+json"])
 
 
@@ -64,9 +76,15 @@ def test_failure_modes_with_probe_and_evidence_in_every_format(three_conditions:
     report = run_report(read_ab(three_conditions), "lek+json", "lek")
     md = to_markdown(report)
     assert "### Failure modes by probe (evidence)" in md
-    assert "| P1 | token_degeneration | - | loop '. The river rose and the river fell' x6 (212" in md
-    rows = [r for r in csv.DictReader(io.StringIO(to_csv(report))) if r["kind"] == "failure_evidence"]
-    assert [(r["name"], r["category"], r["base"]) for r in rows] == [("P1", "token_degeneration", "")]
+    assert (
+        "| P1 | token_degeneration | - | loop '. The river rose and the river fell' x6 (212" in md
+    )
+    rows = [
+        r for r in csv.DictReader(io.StringIO(to_csv(report))) if r["kind"] == "failure_evidence"
+    ]
+    assert [(r["name"], r["category"], r["base"]) for r in rows] == [
+        ("P1", "token_degeneration", "")
+    ]
     assert rows[0]["other"].startswith("loop '. The river rose and the river fell' x6")
     (comp,) = to_dict(report)["comparisons"]
     (ev,) = comp["failure_evidence"]
@@ -146,20 +164,40 @@ def test_vs_with_run_cond_and_every_setting_that_differs(
 ) -> None:
     a = write_run(
         tmp_path / "a.jsonl",
-        [probe_line("P1", "c", PROMPT, {"baseline": entry(HEALTHY)}, ts="T"),
-         probe_line("P2", "c", PROMPT, {"baseline": entry(REFUSE)}, ts="T")],
-        ["baseline"], model="base-model", max_tokens=128, scorer="v2",
+        [
+            probe_line("P1", "c", PROMPT, {"baseline": entry(HEALTHY)}, ts="T"),
+            probe_line("P2", "c", PROMPT, {"baseline": entry(REFUSE)}, ts="T"),
+        ],
+        ["baseline"],
+        model="base-model",
+        max_tokens=128,
+        scorer="v2",
         sampler={"temperature": 0.0},
-    )  # fmt: skip
+    )
     b = write_run(
         tmp_path / "b.jsonl",
-        [probe_line("P1", "c", PROMPT, {"baseline": entry(HEALTHY),
-                                        "lek": entry(HEALTHY, adapter="/runs/lek")}, ts="T"),
-         probe_line("P2", "c", PROMPT, {"baseline": entry(REFUSE),
-                                        "lek": entry(HEALTHY, adapter="/runs/lek")}, ts="T")],
-        ["baseline", "lek"], model="other-model", max_tokens=1024, scorer="v2",
+        [
+            probe_line(
+                "P1",
+                "c",
+                PROMPT,
+                {"baseline": entry(HEALTHY), "lek": entry(HEALTHY, adapter="/runs/lek")},
+                ts="T",
+            ),
+            probe_line(
+                "P2",
+                "c",
+                PROMPT,
+                {"baseline": entry(REFUSE), "lek": entry(HEALTHY, adapter="/runs/lek")},
+                ts="T",
+            ),
+        ],
+        ["baseline", "lek"],
+        model="other-model",
+        max_tokens=1024,
+        scorer="v2",
         sampler={"temperature": 0.8},
-    )  # fmt: skip
+    )
     assert main(["report", f"{b}:lek", "--vs", f"{a}:baseline", "--format", "json"]) == 0
     (comp,) = json.loads(capsys.readouterr().out)["comparisons"]
     assert (comp["base"], comp["other"]) == ("old:baseline", "new:lek")
@@ -169,9 +207,13 @@ def test_vs_with_run_cond_and_every_setting_that_differs(
     assert differ["adapter"] == ("-", "/runs/lek")
     assert differ["sampler"] == ('{"temperature": 0.0}', '{"temperature": 0.8}')
     assert "scorer" not in differ
-    assert [p["delta"] for p in comp["probes"]] == [0, round(V2.score(HEALTHY)["lek_score"]
-                                                             - V2.score(REFUSE)["lek_score"], 2)]  # fmt: skip
-    assert any("the runs differ in: model, max tokens, sampler, adapter" in n for n in comp["notes"])
+    assert [p["delta"] for p in comp["probes"]] == [
+        0,
+        round(V2.score(HEALTHY)["lek_score"] - V2.score(REFUSE)["lek_score"], 2),
+    ]
+    assert any(
+        "the runs differ in: model, max tokens, sampler, adapter" in n for n in comp["notes"]
+    )
     assert main(["report", str(b), "--vs", str(a), "--cond", "lek", "--ref", "baseline"]) == 0
     md = capsys.readouterr().out
     assert "### Settings that differ" in md and "| max tokens | 128 | 1024 |" in md
@@ -181,8 +223,13 @@ def test_vs_with_run_cond_and_every_setting_that_differs(
 
 def _adapter(d: Path, model: str, **cfg: Any) -> Path:
     d.mkdir(parents=True)
-    conf = {"model": model, "fine_tune_type": "lora", "num_layers": 16,
-            "lora_parameters": {"rank": 8, "scale": 20.0, "dropout": 0.0}, **cfg}  # fmt: skip
+    conf = {
+        "model": model,
+        "fine_tune_type": "lora",
+        "num_layers": 16,
+        "lora_parameters": {"rank": 8, "scale": 20.0, "dropout": 0.0},
+        **cfg,
+    }
     (d / "adapter_config.json").write_text(json.dumps(conf))
     (d / "adapters.safetensors").write_bytes(b"")
     return d
@@ -193,7 +240,9 @@ def test_training_side_by_side_with_effective_gradient(
 ) -> None:
     base = tmp_path / "gemma-1b"
     base.mkdir()
-    (base / "config.json").write_text(json.dumps({"model_type": "gemma3_text", "num_hidden_layers": 26}))
+    (base / "config.json").write_text(
+        json.dumps({"model_type": "gemma3_text", "num_hidden_layers": 26})
+    )
     one_b = _adapter(tmp_path / "lek-1b", str(base), iters=500, learning_rate=1e-5, batch_size=4)
     big = _adapter(tmp_path / "lek-27b", "gemma-27b", iters=400, learning_rate=5e-6, batch_size=1)
     assert main(["report", "--training", str(one_b), str(big)]) == 0
@@ -202,7 +251,10 @@ def test_training_side_by_side_with_effective_gradient(
     assert "| Batch size | 4 | 1 | 4x |" in md
     assert "| Layers trained | 16/26 (61.5%) | 16 |" in md
     assert "| Effective gradient (iters x batch) | 2000 | 400 | 5x |" in md
-    assert "lek-1b received 5x the effective gradient of lek-27b (iters x batch size: 2000 vs 400)." in md
+    assert (
+        "lek-1b received 5x the effective gradient of lek-27b (iters x batch size: 2000 vs 400)."
+        in md
+    )
     assert main(["report", "--training", str(one_b), str(big), "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["a"]["effective_gradient"] == 2000 and data["b"]["learning_rate"] == 5e-6

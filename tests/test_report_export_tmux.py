@@ -18,7 +18,9 @@ def _wait_for(name: str, test: Callable[[str], bool]) -> str:
     return wait_for(name, test, join=True)  # -J: a wrapped toast line joined
 
 
-def test_battery_html_export_from_the_palette_in_a_real_terminal(lemlab_home: Path, tmp_path: Path) -> None:
+def test_battery_html_export_from_the_palette_in_a_real_terminal(
+    lemlab_home: Path, tmp_path: Path
+) -> None:
     run_file = copy_fixture(SMALL_RUN, tmp_path / "runs")
     out = lemlab_home / "data" / "exports" / "tmux-export" / "run_small.report.html"
     env = {"LEMLAB_HOME": str(lemlab_home), "MLX_DISABLE_COMPILE": "1"}
@@ -42,5 +44,12 @@ def test_battery_html_export_from_the_palette_in_a_real_terminal(lemlab_home: Pa
         assert toast.startswith("report written:") and str(out) in toast
         send_keys(name, "C-q")
     page = out.read_text(encoding="utf-8")
-    for pid in ("taiwan_direct", "taiwan_baltic", "xinjiang", "tiananmen", "gov_criticism", "emotional"):
+    for pid in (
+        "taiwan_direct",
+        "taiwan_baltic",
+        "xinjiang",
+        "tiananmen",
+        "gov_criticism",
+        "emotional",
+    ):
         assert f"<summary>{pid} ·" in page

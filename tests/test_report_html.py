@@ -18,7 +18,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RUN = FIXTURES / "battery" / "run_small.jsonl"
 HOSTILE = '<script>alert("x")</script> &amp; &lt;b&gt; \x1b[2J\x1b]0;pwned\x07 done'
 # src=, href= or url( pointing anywhere but the page itself.
-NETWORK_REF = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?!#)[a-z]+:|url\(\s*["']?\s*[a-z]+:""", re.I)
+NETWORK_REF = re.compile(
+    r"""(?:src|href)\s*=\s*["']?\s*(?!#)[a-z]+:|url\(\s*["']?\s*[a-z]+:""", re.I
+)
 
 
 def _lines(path: Path) -> list[dict]:
@@ -88,7 +90,9 @@ def test_vs_report_calls_out_the_settings_that_differ(tmp_path: Path) -> None:
     assert page.count("<details") == len([p for p in lines if p.get("type") == "probe"])
 
 
-def test_existing_output_needs_force_and_md_refuses_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_existing_output_needs_force_and_md_refuses_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "keep.html"
     out.write_text("mine")
     assert main(["report", str(RUN), "--format", "html", "--out", str(out)]) == 2
@@ -112,10 +116,19 @@ def _training_folder(tmp_path: Path, name: str, scale: float = 1.0) -> Path:
                 obj[key] = obj[key] * scale
         out.append(json.dumps(obj))
     (folder / "events.jsonl").write_text("\n".join(out) + "\n")
-    (folder / "adapter_config.json").write_text(json.dumps({
-        "model": "base-model", "fine_tune_type": "lora", "num_layers": 8, "iters": 400,
-        "batch_size": 1, "learning_rate": 5e-6,
-        "lora_parameters": {"rank": 8, "scale": 20.0, "dropout": 0.0}}))  # fmt: skip
+    (folder / "adapter_config.json").write_text(
+        json.dumps(
+            {
+                "model": "base-model",
+                "fine_tune_type": "lora",
+                "num_layers": 8,
+                "iters": 400,
+                "batch_size": 1,
+                "learning_rate": 5e-6,
+                "lora_parameters": {"rank": 8, "scale": 20.0, "dropout": 0.0},
+            }
+        )
+    )
     return folder
 
 
@@ -136,15 +149,25 @@ def test_training_report_draws_loss_and_config_with_effective_gradient(tmp_path:
 def _driver():  # type: ignore[no-untyped-def]
     chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
     if not chromium or not chromedriver:
-        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+        pytest.skip(
+            "Debian's chromium and chromium-driver are not installed (.ci/run installs them)"
+        )
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--window-size=1200,900"):  # fmt: skip
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1200,900",
+    ):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(chromedriver), options=opts)
@@ -153,13 +176,29 @@ def _driver():  # type: ignore[no-untyped-def]
 @pytest.mark.slow
 def test_charts_draw_in_a_real_browser(tmp_path: Path) -> None:
     page = tmp_path / "report.html"
-    assert main(["report", str(_hostile_run(tmp_path)), "--format", "html", "--out", str(page)]) == 0
+    assert (
+        main(["report", str(_hostile_run(tmp_path)), "--format", "html", "--out", str(page)]) == 0
+    )
     train = tmp_path / "train.html"
-    assert main(["report", str(_training_folder(tmp_path, "run-a")), "--format", "html",
-                 "--out", str(train)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "report",
+                str(_training_folder(tmp_path, "run-a")),
+                "--format",
+                "html",
+                "--out",
+                str(train),
+            ]
+        )
+        == 0
+    )
     driver = _driver()
     try:
-        for file, charts in ((page, ("delta-bars", "heat-map", "score-strips")), (train, ("line-chart",))):
+        for file, charts in (
+            (page, ("delta-bars", "heat-map", "score-strips")),
+            (train, ("line-chart",)),
+        ):
             driver.get(file.as_uri())
             for chart in charts:
                 found = driver.find_elements("css selector", f"svg.{chart}")
@@ -189,8 +228,10 @@ def test_session_override_shows_on_its_own_run_only(tmp_path: Path) -> None:
     new = tmp_path / "new.jsonl"
     new.write_text(RUN.read_text())
     session = Session(name="review")
-    add_override(session, make_override(new, "taiwan_direct", "baseline", 1.3, 5.0,
-                                        "the scorer missed the <caveat>"))  # fmt: skip
+    add_override(
+        session,
+        make_override(new, "taiwan_direct", "baseline", 1.3, 5.0, "the scorer missed the <caveat>"),
+    )
     save_session(session, get_paths().sessions_dir)
     page = _render(tmp_path, str(new), "--session", "review")
     assert page.count("override</b> 1.30 -> 5.00") == 2  # both comparisons show the baseline cell
@@ -201,10 +242,14 @@ def test_session_override_shows_on_its_own_run_only(tmp_path: Path) -> None:
     assert page.count("override</b> 1.30 -> 5.00") == 1
 
 
-def test_training_configuration_of_one_adapter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_training_configuration_of_one_adapter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = _training_folder(tmp_path, "solo")
     assert main(["report", "--training", str(folder)]) == 0
     out = capsys.readouterr().out
-    assert "| Effective gradient (iters x batch) | 400 |" in out and "| Learning rate | 5e-06 |" in out
+    assert (
+        "| Effective gradient (iters x batch) | 400 |" in out and "| Learning rate | 5e-06 |" in out
+    )
     assert "effective gradient of 400 (iters x batch size: 400 x 1)" in out
     assert main(["report", "--training", str(folder), str(folder), str(folder)]) == 2

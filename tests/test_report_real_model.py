@@ -26,17 +26,34 @@ def test_report_on_a_real_kernel_run(
     (tmp_path / "b.json").write_text(json.dumps(BATTERY))
     (tmp_path / "brief.txt").write_text("Answer in one short plain sentence.\n")
     out = tmp_path / "run.jsonl"
-    assert main(["ab", "--model", str(real_model), "--kernel", f"brief={tmp_path / 'brief.txt'}",
-                 "--prompts", str(tmp_path / "b.json"), "--output", str(out),
-                 "--max-tokens", "56"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "ab",
+                "--model",
+                str(real_model),
+                "--kernel",
+                f"brief={tmp_path / 'brief.txt'}",
+                "--prompts",
+                str(tmp_path / "b.json"),
+                "--output",
+                str(out),
+                "--max-tokens",
+                "56",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     probes = [json.loads(x) for x in out.read_text().splitlines()][:-1]
     assert main(["report", str(out), "--format", "json"]) == 0
     (comp,) = json.loads(capsys.readouterr().out)["comparisons"]
     assert (comp["base"], comp["other"]) == ("baseline", "brief")
     v2 = get_scorer("v2")
-    moved = {p["id"]: {s["signal"]: (s["base"], s["other"]) for s in p["signals"]}
-             for p in comp["probe_signals"]}  # fmt: skip
+    moved = {
+        p["id"]: {s["signal"]: (s["base"], s["other"]) for s in p["signals"]}
+        for p in comp["probe_signals"]
+    }
     for p in probes:
         base = v2.score(p["conditions"]["baseline"]["response"])
         other = v2.score(p["conditions"]["brief"]["response"])

@@ -24,7 +24,9 @@ MSGS = [{"role": "user", "content": "Say something about rivers."}]
 
 
 @pytest.mark.slow
-def test_routes_local_and_remote_and_frees_the_other(tiny_server: LocalServer, tiny_model: Path) -> None:
+def test_routes_local_and_remote_and_frees_the_other(
+    tiny_server: LocalServer, tiny_model: Path
+) -> None:
     router = EngineRouter({})
     try:
         assert router.loaded is None and router.local is None and router.remote is None
@@ -163,6 +165,21 @@ def test_remote_chat_streams_without_importing_mlx(tiny_server: LocalServer) -> 
     stats = [ln for ln in run.stderr.splitlines() if ln.startswith("[")]
     assert len(stats) == 1 and "tokens" in stats[0]
     # and the plain command line, as a user types it
-    cli = subprocess.run([sys.executable, "-m", "lemlab", "chat", "--model", spec, "--prompt", "hi",
-                          "--max-tokens", "8"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lemlab",
+            "chat",
+            "--model",
+            spec,
+            "--prompt",
+            "hi",
+            "--max-tokens",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert cli.returncode == 0 and cli.stdout.strip() and "Traceback" not in cli.stderr

@@ -35,8 +35,13 @@ HOLD = "import sys; from lemlab.core.locks import acquire; l = acquire(sys.argv[
 
 
 def lemlab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lemlab", *args], capture_output=True, text=True,
-                          env=ENV, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "lemlab", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
 
 
 def one_line(err: str) -> str:
@@ -75,10 +80,24 @@ def test_second_ab_on_a_running_output_is_refused_naming_the_holder(
     battery = tmp_path / "battery.json"
     battery.write_text(json.dumps(BATTERY))
     out = tmp_path / "run.jsonl"
-    args = ["ab", "--model", str(tiny_model), "--prompts", str(battery), "--output", str(out),
-            "--max-tokens", "12"]  # fmt: skip
-    first = subprocess.Popen([sys.executable, "-m", "lemlab", *args], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, text=True, env=ENV)  # fmt: skip
+    args = [
+        "ab",
+        "--model",
+        str(tiny_model),
+        "--prompts",
+        str(battery),
+        "--output",
+        str(out),
+        "--max-tokens",
+        "12",
+    ]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "lemlab", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=ENV,
+    )
     stopped.append(first)
     wait_for(lambda: out.exists() and out.read_bytes().count(b"\n") >= 1, first)
     first.send_signal(signal.SIGSTOP)  # mid-run, holding its lock
@@ -88,8 +107,10 @@ def test_second_ab_on_a_running_output_is_refused_naming_the_holder(
         second = lemlab(*args, *extra)
         assert second.returncode == 2, second.stderr
         line = one_line(second.stderr)
-        assert line.startswith(f"lemlab: error: {out} is in use by pid {first.pid} on "
-                               f"{socket.gethostname()} (lemlab ab --model")  # fmt: skip
+        assert line.startswith(
+            f"lemlab: error: {out} is in use by pid {first.pid} on "
+            f"{socket.gethostname()} (lemlab ab --model"
+        )
         assert out.read_bytes() == before
 
     first.send_signal(signal.SIGCONT)
@@ -107,10 +128,30 @@ def test_second_distill_resume_is_refused_and_a_killed_holder_frees_the_lock(
     tiny_model: Path, tmp_path: Path, stopped: list[subprocess.Popen[str]]
 ) -> None:
     out = tmp_path / "distill.jsonl"
-    args = ["distill", "--model", str(tiny_model), "--prompts", "ccp6", "--output", str(out),
-            "--samples", "2", "--max-tokens", "8", "--threshold", "-1000", "--truncated", "keep"]  # fmt: skip
-    first = subprocess.Popen([sys.executable, "-m", "lemlab", *args], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, text=True, env=ENV)  # fmt: skip
+    args = [
+        "distill",
+        "--model",
+        str(tiny_model),
+        "--prompts",
+        "ccp6",
+        "--output",
+        str(out),
+        "--samples",
+        "2",
+        "--max-tokens",
+        "8",
+        "--threshold",
+        "-1000",
+        "--truncated",
+        "keep",
+    ]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "lemlab", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=ENV,
+    )
     stopped.append(first)
     wait_for(lambda: out.exists() and out.read_bytes().count(b"\n") >= 2, first)
     first.send_signal(signal.SIGSTOP)
@@ -125,8 +166,11 @@ def test_second_distill_resume_is_refused_and_a_killed_holder_frees_the_lock(
     assert lock_path(out).exists()  # its description stays behind, but not the lock
     resumed = lemlab(*args, "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    keys = [(ln["meta"]["probe_id"], ln["meta"]["sample_idx"])
-            for ln in probe_lines(out) if ln["type"] == "training"]  # fmt: skip
+    keys = [
+        (ln["meta"]["probe_id"], ln["meta"]["sample_idx"])
+        for ln in probe_lines(out)
+        if ln["type"] == "training"
+    ]
     assert len(keys) == len(set(keys)) == 12  # 6 probes x 2 samples, each once
     assert not lock_path(out).exists()
 
@@ -136,9 +180,25 @@ def test_resume_refuses_duplicate_distill_lines_and_leaves_the_file(
 ) -> None:
     # What two unlocked writers used to leave: one sample's training line twice.
     out = tmp_path / "d.jsonl"
-    args = ["distill", "--model", str(tiny_model), "--prompts", "ccp6", "--output", str(out),
-            "--samples", "1", "--max-tokens", "8", "--threshold", "-1000", "--truncated", "keep",
-            "--limit", "2"]  # fmt: skip
+    args = [
+        "distill",
+        "--model",
+        str(tiny_model),
+        "--prompts",
+        "ccp6",
+        "--output",
+        str(out),
+        "--samples",
+        "1",
+        "--max-tokens",
+        "8",
+        "--threshold",
+        "-1000",
+        "--truncated",
+        "keep",
+        "--limit",
+        "2",
+    ]
     done = lemlab(*args)
     assert done.returncode == 0, done.stderr
     lines = out.read_text().splitlines(keepends=True)
@@ -153,8 +213,13 @@ def test_resume_refuses_duplicate_distill_lines_and_leaves_the_file(
 
 def test_a_held_lock_names_its_holder_and_a_dead_one_frees_it(tmp_path: Path) -> None:
     target = tmp_path / "x.jsonl"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(target)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(target)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         with pytest.raises(LockHeld, match=rf"is in use by pid {holder.pid} on "):
@@ -179,8 +244,13 @@ async def test_tui_refuses_a_session_another_process_holds_and_frees_the_one_it_
     save_session(busy, sessions)
     before = (sessions / "busy.toml").read_bytes()
     mine, _ = open_or_create("mine", sessions, lock=True)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(sessions / "busy.toml")],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(sessions / "busy.toml")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         settings = Settings(sessions_dir=sessions, scan_hf_cache=False, model_dirs=[])
@@ -190,8 +260,10 @@ async def test_tui_refuses_a_session_another_process_holds_and_frees_the_one_it_
             app.open_session("busy")
             await wait_idle(pilot, app)
             assert app.lab.session is mine  # kept the open session
-            assert any(f"session busy is in use by pid {holder.pid}" in n.message
-                       for n in notifications(app))  # fmt: skip
+            assert any(
+                f"session busy is in use by pid {holder.pid}" in n.message
+                for n in notifications(app)
+            )
             app.open_session("other")
             await wait_idle(pilot, app)
             assert app.lab.session.name == "other"
@@ -217,8 +289,13 @@ def test_second_tui_on_an_open_session_gets_one_line_and_exit_2(
         while not (lock_path(session_file).exists() and lock_path(session_file).stat().st_size):
             assert time.monotonic() < deadline, "the first TUI never took its session"
             time.sleep(0.1)
-        second = subprocess.run([str(LEMLAB), "--session", "work"], capture_output=True, text=True,
-                                env={**ENV, "LEMLAB_HOME": str(lemlab_home)}, timeout=60)  # fmt: skip
+        second = subprocess.run(
+            [str(LEMLAB), "--session", "work"],
+            capture_output=True,
+            text=True,
+            env={**ENV, "LEMLAB_HOME": str(lemlab_home)},
+            timeout=60,
+        )
         assert second.returncode == 2
         line = one_line(second.stderr)
         assert line.startswith("lemlab: error: session work is in use by pid ")
@@ -245,7 +322,9 @@ def test_an_interrupted_distill_with_a_repeated_progress_line_is_refused(tmp_pat
     rec = {"type": "sample", "probe_id": "P1", "sample_idx": 1, "lek_score": 1.0, "kept": False}
     prog.write_text("".join(d.dumps_line(x) for x in (settings.header(), rec, rec)))
     before = (out.read_bytes(), prog.read_bytes())
-    with pytest.raises(LemlabError, match=r"d.jsonl.progress.jsonl:3: probe 'P1' sample 1 is also on line 2"):
+    with pytest.raises(
+        LemlabError, match=r"d.jsonl.progress.jsonl:3: probe 'P1' sample 1 is also on line 2"
+    ):
         d.open_distill_output(out, settings, probes, resume=True)
     assert (out.read_bytes(), prog.read_bytes()) == before
     assert not lock_path(out).exists()  # a refused open lets go of the lock at once
@@ -259,11 +338,36 @@ def test_second_train_on_a_live_adapter_folder_is_refused_and_its_events_kept(
 
     data = write_chat_data(tmp_path / "data")
     adapter = tmp_path / "adapter"
-    args = ["train", "--model", str(tiny_model), "--data", str(data), "--adapter-path", str(adapter),
-            "--iters", "100000", "--batch-size", "1", "--num-layers", "1", "--steps-per-report", "5",
-            "--steps-per-eval", "100000", "--save-every", "100000", "--yes"]  # fmt: skip
-    first = subprocess.Popen([sys.executable, "-m", "lemlab", *args], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+    args = [
+        "train",
+        "--model",
+        str(tiny_model),
+        "--data",
+        str(data),
+        "--adapter-path",
+        str(adapter),
+        "--iters",
+        "100000",
+        "--batch-size",
+        "1",
+        "--num-layers",
+        "1",
+        "--steps-per-report",
+        "5",
+        "--steps-per-eval",
+        "100000",
+        "--save-every",
+        "100000",
+        "--yes",
+    ]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "lemlab", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     events = adapter / "events.jsonl"
     try:
         wait_for(lambda: events.exists() and '"train"' in events.read_text(), first)  # type: ignore[arg-type]
@@ -271,7 +375,9 @@ def test_second_train_on_a_live_adapter_folder_is_refused_and_its_events_kept(
         second = lemlab(*args)
         assert second.returncode == 2
         line = one_line(second.stderr)
-        assert line.startswith(f"lemlab: error: training run {adapter} is in use by pid {start['pid']}")
+        assert line.startswith(
+            f"lemlab: error: training run {adapter} is in use by pid {start['pid']}"
+        )
         assert "lemlab.engine.train_child" in line
         assert events.exists() and not list(adapter.glob("events.*.jsonl"))  # not archived
         assert json.loads(events.read_text().splitlines()[0]) == start
@@ -282,7 +388,9 @@ def test_second_train_on_a_live_adapter_folder_is_refused_and_its_events_kept(
     assert not lock_path(events).exists()
 
 
-def test_a_pipeline_whose_output_another_run_holds_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+def test_a_pipeline_whose_output_another_run_holds_is_refused(
+    tiny_model: Path, tmp_path: Path
+) -> None:
     from test_pipeline import tiny_pipeline
 
     from lemlab.core.distill import pipeline as pl
@@ -290,13 +398,20 @@ def test_a_pipeline_whose_output_another_run_holds_is_refused(tiny_model: Path, 
     path = tiny_pipeline(tmp_path, tiny_model)
     state = pl.load_pipeline(path).output / pl.STATE_FILE
     state.parent.mkdir(parents=True)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(state)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(state)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         second = lemlab("pipeline", str(path), "--yes")
         assert second.returncode == 2
-        assert f"pipeline output {state.parent} is in use by pid {holder.pid}" in one_line(second.stderr)
+        assert f"pipeline output {state.parent} is in use by pid {holder.pid}" in one_line(
+            second.stderr
+        )
     finally:
         holder.kill()
         holder.wait(timeout=30)
@@ -309,8 +424,17 @@ def test_resume_refuses_an_ab_file_with_a_repeated_probe_and_leaves_it(
     battery = tmp_path / "battery.json"
     battery.write_text(json.dumps(BATTERY[:2]))
     out = tmp_path / "run.jsonl"
-    args = ["ab", "--model", str(tiny_model), "--prompts", str(battery), "--output", str(out),
-            "--max-tokens", "8"]  # fmt: skip
+    args = [
+        "ab",
+        "--model",
+        str(tiny_model),
+        "--prompts",
+        str(battery),
+        "--output",
+        str(out),
+        "--max-tokens",
+        "8",
+    ]
     assert lemlab(*args).returncode == 0
     lines = out.read_text().splitlines(keepends=True)
     out.write_text(lines[0] + lines[0])  # what two unlocked runs left: P01 twice, no summary
@@ -327,13 +451,17 @@ def test_resume_refuses_a_sidecar_with_a_repeated_partial_result(tmp_path: Path)
     from lemlab.core.battery.probes import Probe
     from lemlab.core.errors import LemlabError
 
-    settings = RunSettings("m", "v2", {"temperature": 0.0}, {"baseline": {"adapter": None, "kernel_sha256": None}})
+    settings = RunSettings(
+        "m", "v2", {"temperature": 0.0}, {"baseline": {"adapter": None, "kernel_sha256": None}}
+    )
     out = tmp_path / "run.jsonl"
     out.write_text("")
     side = sidecar_path(out)
     rec = {"type": "partial", "variant": "base", "id": "P1", "conditions": {}}
     side.write_text("".join(json.dumps(x) + "\n" for x in (settings.header(), rec, rec)))
     before = side.read_bytes()
-    with pytest.raises(LemlabError, match=r"run.jsonl.partial.jsonl:3: probe 'P1' of 'base' is also on line 2"):
+    with pytest.raises(
+        LemlabError, match=r"run.jsonl.partial.jsonl:3: probe 'P1' of 'base' is also on line 2"
+    ):
         open_output(out, settings, [Probe("P1", "c", "Is it fair?")], resume=True)
     assert side.read_bytes() == before and out.read_bytes() == b""

@@ -63,9 +63,10 @@ def test_control_chars_lists_what_a_line_would_show() -> None:
 def test_any_text_becomes_terminal_and_xml_safe(text: str) -> None:
     for shown, allowed in ((visible(text), "\n\t"), (visible_line(text), "")):
         bad = [
-            c for c in shown
+            c
+            for c in shown
             if c not in allowed and (unicodedata.category(c) in ("Cc", "Cs") or c in "\u202e\u2066")
-        ]  # fmt: skip
+        ]
         assert bad == []
         shown.encode("utf-8")  # no lone surrogate left to crash a writer
         assert _xml_ok(shown)

@@ -9,10 +9,17 @@ from lemlab.core.engine_api import Sampler, SamplerError
 from lemlab.core.errors import LemlabError
 
 
-@pytest.mark.parametrize("kw", [
-    {"temperature": float("nan")}, {"temperature": float("inf")}, {"top_p": float("nan")},
-    {"seed": -1}, {"seed": 2**64}, {"seed": 1.5},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"temperature": float("nan")},
+        {"temperature": float("inf")},
+        {"top_p": float("nan")},
+        {"seed": -1},
+        {"seed": 2**64},
+        {"seed": 1.5},
+    ],
+)
 def test_sampler_refuses_values_no_engine_can_use(kw: dict) -> None:
     with pytest.raises(SamplerError) as info:
         Sampler(**kw)
@@ -28,8 +35,10 @@ def test_sampler_keeps_ordinary_values() -> None:
 FORM = {"temperature": "0.5", "top_p": "0.9", "max_tokens": "16", "seed": ""}
 
 
-@pytest.mark.parametrize(("field", "text"), [("temperature", "nan"), ("top_p", "inf"),
-                                             ("temperature", "-inf"), ("seed", "-4")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [("temperature", "nan"), ("top_p", "inf"), ("temperature", "-inf"), ("seed", "-4")],
+)
 def test_chat_settings_form_refuses_nan(field: str, text: str) -> None:
     from lemlab.tui.panes.chat import _parse_sampler
 
@@ -37,12 +46,21 @@ def test_chat_settings_form_refuses_nan(field: str, text: str) -> None:
         _parse_sampler({**FORM, field: text}, Sampler())
 
 
-@pytest.mark.parametrize(("field", "text"), [("temperature", "nan"), ("seed", "99999999999999999999999")])
+@pytest.mark.parametrize(
+    ("field", "text"), [("temperature", "nan"), ("seed", "99999999999999999999999")]
+)
 def test_battery_setup_form_refuses_nan(field: str, text: str) -> None:
     from lemlab.tui.battery.setup_form import parse_form
 
-    values = {**FORM, "battery_path": "b.json", "kernel_paths": "", "adapters": "", "scorer": "v2",
-              "limit": "", field: text}  # fmt: skip
+    values = {
+        **FORM,
+        "battery_path": "b.json",
+        "kernel_paths": "",
+        "adapters": "",
+        "scorer": "v2",
+        "limit": "",
+        field: text,
+    }
     with pytest.raises(ValueError):
         parse_form(values, [], None)
 
@@ -51,7 +69,14 @@ def test_battery_setup_form_refuses_nan(field: str, text: str) -> None:
 def test_distill_dialog_refuses_nan(field: str) -> None:
     from lemlab.tui.training.distill_flow import parse_request
 
-    texts = {"battery": "ethics20", "output": "o.jsonl", "samples": "2", "threshold": "24",
-             "max_tokens": "64", "temperature": "0.8", field: "nan"}  # fmt: skip
+    texts = {
+        "battery": "ethics20",
+        "output": "o.jsonl",
+        "samples": "2",
+        "threshold": "24",
+        "max_tokens": "64",
+        "temperature": "0.8",
+        field: "nan",
+    }
     with pytest.raises(LemlabError, match="finite"):
         parse_request(texts)

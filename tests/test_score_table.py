@@ -39,9 +39,16 @@ LINES = [
 ]
 
 
-@pytest.mark.parametrize(("pid", "marker", "delta"), [
-    ("a", "+", 1.0), ("b", "", 0.5), ("c", "-", -4.0), ("d", "", -0.5), ("e", "", None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("pid", "marker", "delta"),
+    [
+        ("a", "+", 1.0),
+        ("b", "", 0.5),
+        ("c", "-", -4.0),
+        ("d", "", -0.5),
+        ("e", "", None),
+    ],
+)
 def test_markers_at_half_a_point(pid: str, marker: str, delta: float | None) -> None:
     t = ScoreTable.from_lines(LINES)
     row = next(r for r in t.rows if r.id == pid)
@@ -50,14 +57,17 @@ def test_markers_at_half_a_point(pid: str, marker: str, delta: float | None) -> 
     assert t.cell(row, "baseline").marker == "" and t.cell(row, "baseline").delta is None
 
 
-@pytest.mark.parametrize(("sort", "order"), [
-    (Sort(), ["a", "b", "c", "d", "e"]),
-    (Sort("k", False, True), ["b", "a", "c", "d", "e"]),  # missing score always last
-    (Sort("k", False, False), ["d", "c", "a", "b", "e"]),
-    (Sort("k", True, True), ["a", "b", "d", "c", "e"]),
-    (Sort("k", True, False), ["c", "d", "b", "a", "e"]),
-    (Sort("baseline", False, True), ["c", "b", "e", "a", "d"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("sort", "order"),
+    [
+        (Sort(), ["a", "b", "c", "d", "e"]),
+        (Sort("k", False, True), ["b", "a", "c", "d", "e"]),  # missing score always last
+        (Sort("k", False, False), ["d", "c", "a", "b", "e"]),
+        (Sort("k", True, True), ["a", "b", "d", "c", "e"]),
+        (Sort("k", True, False), ["c", "d", "b", "a", "e"]),
+        (Sort("baseline", False, True), ["c", "b", "e", "a", "d"]),
+    ],
+)
 def test_sorting(sort: Sort, order: list[str]) -> None:
     t = ScoreTable.from_lines(LINES)
     t.sort = sort
@@ -125,7 +135,10 @@ def test_fixture_summary_matches_the_file_summary() -> None:
         assert ours[c.name].mean == c.avg_lek
         if c.name != "baseline":
             assert (ours[c.name].improved, ours[c.name].regressed, ours[c.name].unchanged) == (
-                c.improved, c.regressed, c.unchanged)  # fmt: skip
+                c.improved,
+                c.regressed,
+                c.unchanged,
+            )
             assert ours[c.name].delta == c.delta_vs_baseline
 
 
@@ -173,8 +186,16 @@ def test_exports_markdown_and_csv() -> None:
     assert "| c | 5 | 9 | +4 |" in md and "1 score(s) overridden by hand" in md
     assert "Filtered view: category x" in md
     rows = list(csv.reader(io.StringIO(view_csv(t))))
-    assert rows[0] == ["id", "category", "baseline", "k", "delta_k", "overridden",
-                       "failure_modes_baseline", "failure_modes_k"]  # fmt: skip
+    assert rows[0] == [
+        "id",
+        "category",
+        "baseline",
+        "k",
+        "delta_k",
+        "overridden",
+        "failure_modes_baseline",
+        "failure_modes_k",
+    ]
     assert [r[:6] for r in rows[1:]] == [
         ["c", "x", "5.00", "9.00", "+4.00", "k"],
         ["a", "x", "1.00", "2.00", "+1.00", ""],

@@ -33,7 +33,8 @@ def test_good_names(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["", "../x", "a/b", "a\\b", ".hidden", "a..b", "x" * 65, "sp ace", "é", "-lead", "a\x00"]
+    "name",
+    ["", "../x", "a/b", "a\\b", ".hidden", "a..b", "x" * 65, "sp ace", "é", "-lead", "a\x00"],
 )
 def test_bad_names_cannot_escape(name: str) -> None:
     with pytest.raises(LemlabError):
@@ -50,11 +51,24 @@ def test_round_trip_no_nulls_and_unknown_tables_kept(tmp_path: Path) -> None:
     s.set_kernel("care", "Be careful.")
     s.sampler = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 64}
     s.add_message("user", "hi", score=None)
-    s.add_message("assistant", "hello", stats={"generation_tokens": 2, "finish_reason": None},
-                  score=3.5, labels=["short"])  # fmt: skip
-    s.add_record("battery_runs", {"path": "runs/a.jsonl", "battery": "P20",
-                                  "conditions": ["baseline", "care"], "scorer": "v2",
-                                  "started": "2026-01-01T00:00:00+00:00", "note": None})  # fmt: skip
+    s.add_message(
+        "assistant",
+        "hello",
+        stats={"generation_tokens": 2, "finish_reason": None},
+        score=3.5,
+        labels=["short"],
+    )
+    s.add_record(
+        "battery_runs",
+        {
+            "path": "runs/a.jsonl",
+            "battery": "P20",
+            "conditions": ["baseline", "care"],
+            "scorer": "v2",
+            "started": "2026-01-01T00:00:00+00:00",
+            "note": None,
+        },
+    )
     s.extra["future_table"] = {"kept": True}
     path = save_session(s, tmp_path)
     text = path.read_text()
@@ -116,8 +130,9 @@ def test_exports(tmp_path: Path) -> None:
     md = to_markdown(s)
     assert "## System" in md and "## Assistant" in md and "score 2.00; failure modes: hedging" in md
     line = json.loads(to_training_jsonl(s))
-    assert line == {"messages": [{"role": "user", "content": "q1"},
-                                 {"role": "assistant", "content": "a1"}]}  # fmt: skip
+    assert line == {
+        "messages": [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"}]
+    }
     assert to_training_jsonl(Session(name="empty")) == ""
 
 
@@ -150,7 +165,10 @@ def test_a_save_killed_before_the_rename_leaves_the_old_file(
     assert [m["content"].split()[0] for m in load_session_file(target).messages] == ["first"]
     temp = tmp_path / "temp.toml"
     temp.write_bytes(seen["temp"])  # the temp file held the whole new session
-    assert [m["content"].split()[0] for m in load_session_file(temp).messages] == ["first", "second"]
+    assert [m["content"].split()[0] for m in load_session_file(temp).messages] == [
+        "first",
+        "second",
+    ]
     assert list(tmp_path.glob(".crash.toml.*.tmp")) == []  # an exception (not a kill) cleans up
 
 
@@ -184,8 +202,13 @@ def test_cli_sessions_lists_and_reports(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["sessions", "--json", "--dir", str(tmp_path)]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["sessions"][0] | {"updated": ""} == {
-        "name": "alpha", "updated": "", "model": "/models/tiny", "messages": 1, "runs": 1,
-        "path": str(tmp_path / "alpha.toml")}  # fmt: skip
+        "name": "alpha",
+        "updated": "",
+        "model": "/models/tiny",
+        "messages": 1,
+        "runs": 1,
+        "path": str(tmp_path / "alpha.toml"),
+    }
     assert len(data["damaged"]) == 1 and "zz.toml" in data["damaged"][0]
 
 

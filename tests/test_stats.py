@@ -30,8 +30,12 @@ def test_sign_test_known_values() -> None:
 def test_sign_test_large_n_stays_exact() -> None:
     # Reference values from SciPy 1.17's scipy.stats.binomtest (two-sided, p=0.5), computed
     # outside this suite; 2**1100 is far beyond a float's range, so the sum must stay in integers.
-    assert sign_test([1.0] * 60 + [-1.0] * 41).p_value == pytest.approx(0.07275700687752425, rel=1e-9)
-    assert sign_test([1.0] * 600 + [-1.0] * 500).p_value == pytest.approx(0.0028195449914364284, rel=1e-9)
+    assert sign_test([1.0] * 60 + [-1.0] * 41).p_value == pytest.approx(
+        0.07275700687752425, rel=1e-9
+    )
+    assert sign_test([1.0] * 600 + [-1.0] * 500).p_value == pytest.approx(
+        0.0028195449914364284, rel=1e-9
+    )
 
 
 def test_bootstrap_known_values() -> None:
@@ -63,11 +67,39 @@ def test_percentile_interpolates() -> None:
 
 def test_signal_changes_only_moved_dimensions_biggest_first() -> None:
     pairs = [
-        ({"engagement_depth": 1, "creative_form": 2, "nuance": 0, "metaphor": 1, "lek_score": 3.0},
-         {"engagement_depth": 3, "creative_form": 2, "nuance": 1, "metaphor": 0, "lek_score": 9.0}),
-        ({"engagement_depth": 1, "creative_form": 2, "nuance": 0, "metaphor": 0, "lek_score": 3.0},
-         {"engagement_depth": 4, "creative_form": 2, "nuance": 0, "metaphor": 1, "lek_score": 9.0}),
-    ]  # fmt: skip
+        (
+            {
+                "engagement_depth": 1,
+                "creative_form": 2,
+                "nuance": 0,
+                "metaphor": 1,
+                "lek_score": 3.0,
+            },
+            {
+                "engagement_depth": 3,
+                "creative_form": 2,
+                "nuance": 1,
+                "metaphor": 0,
+                "lek_score": 9.0,
+            },
+        ),
+        (
+            {
+                "engagement_depth": 1,
+                "creative_form": 2,
+                "nuance": 0,
+                "metaphor": 0,
+                "lek_score": 3.0,
+            },
+            {
+                "engagement_depth": 4,
+                "creative_form": 2,
+                "nuance": 0,
+                "metaphor": 1,
+                "lek_score": 9.0,
+            },
+        ),
+    ]
     changes = signal_changes(pairs)
     # creative_form never moved: left out; metaphor moved both ways (mean unchanged): kept.
     assert [(c.signal, c.base_mean, c.other_mean, c.delta, c.up, c.down) for c in changes] == [

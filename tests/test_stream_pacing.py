@@ -34,7 +34,9 @@ def test_an_idle_engine_thread_lets_the_ui_draw_more_often() -> None:
     idle = next_interval((0.0, 0.0, 0.0), (1.0, 0.008, 0.0))
     assert busy > light > idle
     assert light == pytest.approx(0.008 / (UI_BUDGET / 0.2))
-    assert idle == pytest.approx(0.008 / MAX_UI_SHARE)  # never more than MAX_UI_SHARE of the UI's time
+    assert idle == pytest.approx(
+        0.008 / MAX_UI_SHARE
+    )  # never more than MAX_UI_SHARE of the UI's time
 
 
 def test_unknown_engine_clock_counts_as_gil_bound() -> None:
@@ -53,7 +55,9 @@ def test_pacer_adapts_after_the_second_display_and_keeps_its_interval() -> None:
     readings = iter([0.5, 0.6, 0.7])
     pacer = Pacer(lambda: next(readings))
     pacer.displayed()
-    assert pacer.interval == FLUSH_SECONDS and pacer.engine_share is None  # one reading: no rate yet
+    assert (
+        pacer.interval == FLUSH_SECONDS and pacer.engine_share is None
+    )  # one reading: no rate yet
     pacer.displayed()
     assert pacer.engine_share is not None
     kept = pacer.interval

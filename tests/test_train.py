@@ -25,8 +25,21 @@ from lemlab.core.training.config import (
     write_config_toml,
 )
 
-TRAIN_FLAGS = ["--iters", "30", "--batch-size", "2", "--num-layers", "2", "--steps-per-report", "5",
-               "--steps-per-eval", "10", "--save-every", "10", "--yes"]
+TRAIN_FLAGS = [
+    "--iters",
+    "30",
+    "--batch-size",
+    "2",
+    "--num-layers",
+    "2",
+    "--steps-per-report",
+    "5",
+    "--steps-per-eval",
+    "10",
+    "--save-every",
+    "10",
+    "--yes",
+]
 
 
 @pytest.fixture
@@ -36,7 +49,9 @@ def data(tmp_path: Path) -> Path:
 
 def test_train_end_to_end(tiny_model: Path, data: Path, tmp_path: Path) -> None:
     adapter = tmp_path / "adapter"
-    res = run_lemlab("train", "--model", tiny_model, "--data", data, "--adapter-path", adapter, *TRAIN_FLAGS)
+    res = run_lemlab(
+        "train", "--model", tiny_model, "--data", data, "--adapter-path", adapter, *TRAIN_FLAGS
+    )
     assert res.returncode == 0, res.stderr
     assert "trained layers      2 / 2" in res.stdout and "effective gradient  ~60" in res.stdout
     events = read_events(adapter / "events.jsonl")  # every line is JSON
@@ -47,23 +62,52 @@ def test_train_end_to_end(tiny_model: Path, data: Path, tmp_path: Path) -> None:
     assert train[-1]["train_loss"] < train[0]["train_loss"]
     assert {"learning_rate", "tokens_per_second", "peak_memory", "trained_tokens"} <= set(train[0])
     vals = [e for e in events if e["event"] == "val"]
-    assert [(e["iteration"], e["weights_after"]) for e in vals] == [(1, 0), (10, 9), (20, 19), (30, 29)]
+    assert [(e["iteration"], e["weights_after"]) for e in vals] == [
+        (1, 0),
+        (10, 9),
+        (20, 19),
+        (30, 29),
+    ]
     ckpts = [e for e in events if e["event"] == "checkpoint"]
     assert [e["iteration"] for e in ckpts] == [10, 20, 30]
     assert all(Path(e["path"]).is_file() for e in ckpts)
-    assert (adapter / "adapters.safetensors").is_file() and (adapter / "adapter_config.json").is_file()
+    assert (adapter / "adapters.safetensors").is_file() and (
+        adapter / "adapter_config.json"
+    ).is_file()
     cfg = tomllib.loads((adapter / "lemlab-train.toml").read_text())["train"]
     assert cfg["iters"] == 30 and cfg["model"] == str(tiny_model) and cfg["save_every"] == 10
     assert "train_loss" in (adapter / "train.log").read_text()  # mlx-lm's own table went to the log
 
 
-def test_sigint_stops_cleanly_and_keeps_checkpoints(tiny_model: Path, data: Path, tmp_path: Path) -> None:
+def test_sigint_stops_cleanly_and_keeps_checkpoints(
+    tiny_model: Path, data: Path, tmp_path: Path
+) -> None:
     adapter = tmp_path / "adapter"
-    cmd = lemlab_cmd("train", "--model", tiny_model, "--data", data, "--adapter-path", adapter,
-                     "--iters", "100000", "--batch-size", "1", "--num-layers", "1",
-                     "--save-every", "5", "--steps-per-report", "5", "--steps-per-eval", "1000", "--yes")
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    cmd = lemlab_cmd(
+        "train",
+        "--model",
+        tiny_model,
+        "--data",
+        data,
+        "--adapter-path",
+        adapter,
+        "--iters",
+        "100000",
+        "--batch-size",
+        "1",
+        "--num-layers",
+        "1",
+        "--save-every",
+        "5",
+        "--steps-per-report",
+        "5",
+        "--steps-per-eval",
+        "1000",
+        "--yes",
+    )
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     events_path = adapter / "events.jsonl"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -87,12 +131,17 @@ def _main_err(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int,
     return code, capsys.readouterr().err.strip()
 
 
-def test_bad_inputs_exit_2_with_one_line(tiny_model: Path, data: Path, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_inputs_exit_2_with_one_line(
+    tiny_model: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     base = ["train", "--adapter-path", str(tmp_path / "a"), "--num-layers", "2", "--yes"]
-    code, err = _main_err(base + ["--model", str(tiny_model), "--data", str(tmp_path / "nope")], capsys)
+    code, err = _main_err(
+        base + ["--model", str(tiny_model), "--data", str(tmp_path / "nope")], capsys
+    )
     assert code == 2 and err.count("\n") == 0 and "data folder not found" in err
-    code, err = _main_err(base + ["--model", str(tmp_path / "nomodel"), "--data", str(data)], capsys)
+    code, err = _main_err(
+        base + ["--model", str(tmp_path / "nomodel"), "--data", str(data)], capsys
+    )
     assert code == 2 and err.count("\n") == 0 and "model folder not found" in err
     lines = (data / "train.jsonl").read_text().splitlines()
     lines[6] = '{"messages": [{"role": "user", "content": "hi"}'  # truncated JSON
@@ -100,13 +149,25 @@ def test_bad_inputs_exit_2_with_one_line(tiny_model: Path, data: Path, tmp_path:
     (data / "train.jsonl").write_text("\n".join(lines) + "\n")
     code, err = _main_err(base + ["--model", str(tiny_model), "--data", str(data)], capsys)
     assert code == 2 and err.count("\n") == 0
-    assert "train.jsonl:7: not valid JSON" in err and "train.jsonl:9: message 0 has role 'robot'" in err
+    assert (
+        "train.jsonl:7: not valid JSON" in err
+        and "train.jsonl:9: message 0 has role 'robot'" in err
+    )
     assert not (tmp_path / "a").exists()  # nothing written for bad input
 
 
-def test_layer_count_and_warning_refusal(tiny_model: Path, data: Path, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["train", "--model", str(tiny_model), "--data", str(data), "--adapter-path", str(tmp_path / "a")]
+def test_layer_count_and_warning_refusal(
+    tiny_model: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "train",
+        "--model",
+        str(tiny_model),
+        "--data",
+        str(data),
+        "--adapter-path",
+        str(tmp_path / "a"),
+    ]
     code, err = _main_err(argv + ["--num-layers", "5", "--yes"], capsys)
     assert code == 2 and "model has 2 layers" in err
     code = main(argv + ["--num-layers", "2"])  # small-model warning, no terminal, no --yes
@@ -122,8 +183,15 @@ def test_config_layers_and_toml_roundtrip(tmp_path: Path) -> None:
     )
     from_file = read_config_toml(tmp_path / "cfg.toml")
     assert from_file["model"] == str(tmp_path / "m") and from_file["rank"] == 4
-    cfg = resolve_config(from_file, {"iters": 70, "batch_size": None, "adapter_path": str(tmp_path / "a")})
-    assert (cfg.iters, cfg.batch_size, cfg.learning_rate, cfg.rank) == (70, 1, 1.0, 4)  # batch: the safe default
+    cfg = resolve_config(
+        from_file, {"iters": 70, "batch_size": None, "adapter_path": str(tmp_path / "a")}
+    )
+    assert (cfg.iters, cfg.batch_size, cfg.learning_rate, cfg.rank) == (
+        70,
+        1,
+        1.0,
+        4,
+    )  # batch: the safe default
     write_config_toml(cfg, tmp_path / "out" / "lemlab-train.toml")
     assert load_config_toml(tmp_path / "out" / "lemlab-train.toml") == cfg
     (tmp_path / "typo.toml").write_text("[train]\nlearnig_rate = 1e-5\n")
@@ -141,7 +209,11 @@ def test_effective_gradient_warning_for_1b_like_config_only() -> None:
     assert fig.effective_gradient == 2000 and fig.layer_fraction == pytest.approx(16 / 26)
     warning = "\n".join(small_model_warning(fig))
     assert "learning rate" in warning and "62% of layers" in warning and "batch size 4" in warning
-    assert "--learning-rate 5e-06" in warning and "--num-layers 8" in warning and "--batch-size 1" in warning
+    assert (
+        "--learning-rate 5e-06" in warning
+        and "--num-layers 8" in warning
+        and "--batch-size 1" in warning
+    )
     assert small_model_warning(gradient_figures(recommended, one_b)) == []
     big = ModelFacts(num_layers=62, params=27_000_000_000)  # the 27B run is not "small"
     assert small_model_warning(gradient_figures(collapsed, big)) == []
@@ -162,7 +234,14 @@ def test_default_num_layers_fits_a_small_model_but_an_explicit_value_is_checked(
 
     parser = argparse.ArgumentParser()
     train_cmd.add_arguments(parser)
-    base = ["--model", str(tiny_model), "--data", str(tmp_path), "--adapter-path", str(tmp_path / "a")]
+    base = [
+        "--model",
+        str(tiny_model),
+        "--data",
+        str(tmp_path),
+        "--adapter-path",
+        str(tmp_path / "a"),
+    ]
 
     cfg = train_cmd.config_from_args(parser.parse_args(base))
     assert cfg.num_layers == 1  # ~30% of the tiny model's 2 layers, not mlx-lm's default 16

@@ -37,16 +37,27 @@ from lemlab.engine.train_child import training_args
 # gets in adapter_config.json). Adding a name here is a decision, not a fix for a failing test.
 NOT_APPLICABLE = {
     "train",  # the child only trains
-    "test", "test_batches",  # no test-set pass: lemlab evaluates with batteries
+    "test",
+    "test_batches",  # no test-set pass: lemlab evaluates with batteries
     "config",  # mlx-lm's YAML; lemlab reads its own TOML (`lemlab train -c`)
-    "report_to", "project_name",  # wandb / swanlab; lemlab writes events.jsonl
+    "report_to",
+    "project_name",  # wandb / swanlab; lemlab writes events.jsonl
     "trust_remote_code",  # never: models load without their own code
-}  # fmt: skip
+}
 LORA_FIELDS = {"rank", "scale", "dropout"}  # nested under lora_parameters in mlx-lm
 # Defaults lemlab chooses on purpose (config.py's docstring: the safe small-model settings), and
 # fields whose "unset" spelling differs (TOML has no null; model and data have no default here).
-OWN_DEFAULTS = {"iters", "batch_size", "num_layers", "learning_rate", "model", "data",
-                "resume_adapter_file", "optimizer_config", "lr_schedule"}  # fmt: skip
+OWN_DEFAULTS = {
+    "iters",
+    "batch_size",
+    "num_layers",
+    "learning_rate",
+    "model",
+    "data",
+    "resume_adapter_file",
+    "optimizer_config",
+    "lr_schedule",
+}
 
 
 def test_every_mlx_lm_option_is_a_field_or_not_applicable() -> None:
@@ -95,15 +106,38 @@ def test_train_and_train_model_use_nothing_the_child_does_not_mirror() -> None:
 
     # train(): the child passes all but `loss` (default_loss, which train_model keeps too).
     assert set(inspect.signature(train).parameters) == {
-        "model", "optimizer", "train_dataset", "val_dataset", "args", "loss", "iterate_batches",
-        "training_callback"}  # fmt: skip
+        "model",
+        "optimizer",
+        "train_dataset",
+        "val_dataset",
+        "args",
+        "loss",
+        "iterate_batches",
+        "training_callback",
+    }
     # Every option train_model reads is one prepare / build_optimizer / training_args handles.
     used = set(re.findall(r"\bargs\.(\w+)", inspect.getsource(train_model)))
     assert used == {
-        "seed", "num_layers", "fine_tune_type", "lora_parameters", "resume_adapter_file",
-        "adapter_path", "batch_size", "iters", "val_batches", "steps_per_report", "steps_per_eval",
-        "save_every", "max_seq_length", "grad_checkpoint", "grad_accumulation_steps", "lr_schedule",
-        "learning_rate", "optimizer", "optimizer_config"}  # fmt: skip
+        "seed",
+        "num_layers",
+        "fine_tune_type",
+        "lora_parameters",
+        "resume_adapter_file",
+        "adapter_path",
+        "batch_size",
+        "iters",
+        "val_batches",
+        "steps_per_report",
+        "steps_per_eval",
+        "save_every",
+        "max_seq_length",
+        "grad_checkpoint",
+        "grad_accumulation_steps",
+        "lr_schedule",
+        "learning_rate",
+        "optimizer",
+        "optimizer_config",
+    }
 
 
 def _kind_of(param: inspect.Parameter) -> str:
@@ -121,20 +155,31 @@ def _kind_of(param: inspect.Parameter) -> str:
 def test_optimizer_settings_match_mlx_signatures() -> None:
     import mlx.optimizers as optim
 
-    classes = {"adam": optim.Adam, "adamw": optim.AdamW, "muon": optim.Muon, "sgd": optim.SGD,
-               "adafactor": optim.Adafactor}  # fmt: skip
+    classes = {
+        "adam": optim.Adam,
+        "adamw": optim.AdamW,
+        "muon": optim.Muon,
+        "sgd": optim.SGD,
+        "adafactor": optim.Adafactor,
+    }
     assert set(classes) == set(OPTIMIZER_SETTINGS) == set(OPTIMIZERS)
     for name, cls in classes.items():
-        params = {k: p for k, p in inspect.signature(cls.__init__).parameters.items()
-                  if k not in ("self", "learning_rate")}  # fmt: skip
+        params = {
+            k: p
+            for k, p in inspect.signature(cls.__init__).parameters.items()
+            if k not in ("self", "learning_rate")
+        }
         assert {k: _kind_of(p) for k, p in params.items()} == OPTIMIZER_SETTINGS[name], name
 
 
 def test_schedules_match_mlx_schedulers() -> None:
     from mlx.optimizers import schedulers
 
-    public = {n for n, f in vars(schedulers).items()
-              if inspect.isfunction(f) and f.__module__ == schedulers.__name__ and not n.startswith("_")}
+    public = {
+        n
+        for n, f in vars(schedulers).items()
+        if inspect.isfunction(f) and f.__module__ == schedulers.__name__ and not n.startswith("_")
+    }
     assert public - {"join_schedules"} == set(LR_SCHEDULES)  # join takes schedules, not numbers
     for name, (params, required) in LR_SCHEDULES.items():
         sig = inspect.signature(getattr(schedulers, name)).parameters.values()
@@ -143,12 +188,25 @@ def test_schedules_match_mlx_schedulers() -> None:
 
 
 def test_new_settings_round_trip_and_reach_mlx_lm_args(tmp_path: Path) -> None:
-    schedule = {"name": "cosine_decay", "arguments": [1e-5, 100, 1e-7], "warmup": 10, "warmup_init": 0.0}
-    cfg = resolve_config({"model": str(tmp_path / "m"), "data": str(tmp_path / "d"), "adapter_path": str(tmp_path / "a"),
-                          "fine_tune_type": "dora", "optimizer": "adamw",
-                          "optimizer_config": {"adamw": {"weight_decay": 0.05, "betas": [0.9, 0.95]}},
-                          "lr_schedule": schedule, "grad_accumulation_steps": 4,
-                          "clear_cache_threshold": 1 << 30})  # fmt: skip
+    schedule = {
+        "name": "cosine_decay",
+        "arguments": [1e-5, 100, 1e-7],
+        "warmup": 10,
+        "warmup_init": 0.0,
+    }
+    cfg = resolve_config(
+        {
+            "model": str(tmp_path / "m"),
+            "data": str(tmp_path / "d"),
+            "adapter_path": str(tmp_path / "a"),
+            "fine_tune_type": "dora",
+            "optimizer": "adamw",
+            "optimizer_config": {"adamw": {"weight_decay": 0.05, "betas": [0.9, 0.95]}},
+            "lr_schedule": schedule,
+            "grad_accumulation_steps": 4,
+            "clear_cache_threshold": 1 << 30,
+        }
+    )
     write_config_toml(cfg, tmp_path / "lemlab-train.toml")
     assert load_config_toml(tmp_path / "lemlab-train.toml") == cfg
     args = cfg.mlx_lm_args()
@@ -163,28 +221,61 @@ def test_new_settings_round_trip_and_reach_mlx_lm_args(tmp_path: Path) -> None:
     assert load_config_toml(tmp_path / "plain.toml") == plain
 
 
-@pytest.mark.parametrize(("train_table", "message"), [
-    ({"fine_tune_type": "qlora"}, "fine_tune_type must be one of lora, dora, full"),
-    ({"grad_accumulation_steps": 0}, "grad_accumulation_steps must be at least 1"),
-    ({"grad_accumulation_steps": 1.5}, "grad_accumulation_steps must be int"),
-    ({"clear_cache_threshold": -1}, "clear_cache_threshold must be 0"),
-    ({"optimizer_config": {"adamx": {}}}, "unknown optimizer 'adamx'"),
-    ({"optimizer_config": {"adamw": {"weight_decy": 0.1}}}, "adamw takes betas, eps, weight_decay"),
-    ({"optimizer_config": {"adam": {"betas": [0.9]}}}, "optimizer_config.adam.betas must be a list of two"),
-    ({"optimizer_config": {"sgd": {"nesterov": 1}}}, "optimizer_config.sgd.nesterov must be true or false"),
-    ({"optimizer_config": {"sgd": 3}}, "optimizer_config.sgd must be a table"),
-    ({"optimizer_config": "adam"}, "optimizer_config must be dict"),
-    ({"lr_schedule": {"name": "cosine", "arguments": [1e-5, 10]}}, "lr_schedule.name must be one of cosine_decay"),
-    ({"lr_schedule": {"name": "cosine_decay", "arguments": [1e-5]}}, "cosine_decay takes [init, decay_steps, end]"),
-    ({"lr_schedule": {"name": "cosine_decay", "arguments": [1e-5, 2.5]}}, "decay_steps must be a whole number"),
-    ({"lr_schedule": {"name": "cosine_decay", "arguments": [0, 10]}}, "init must be a positive"),
-    ({"lr_schedule": {"name": "cosine_decay", "arguments": [1e-5, 10], "warmup": -1}}, "lr_schedule.warmup"),
-    ({"lr_schedule": {"name": "cosine_decay", "arguments": [1e-5, 10], "warm": 5}}, "unknown key 'warm'"),
-])  # fmt: skip
-def test_bad_new_settings_exit_2_with_one_line(train_table: dict[str, Any], message: str, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("train_table", "message"),
+    [
+        ({"fine_tune_type": "qlora"}, "fine_tune_type must be one of lora, dora, full"),
+        ({"grad_accumulation_steps": 0}, "grad_accumulation_steps must be at least 1"),
+        ({"grad_accumulation_steps": 1.5}, "grad_accumulation_steps must be int"),
+        ({"clear_cache_threshold": -1}, "clear_cache_threshold must be 0"),
+        ({"optimizer_config": {"adamx": {}}}, "unknown optimizer 'adamx'"),
+        (
+            {"optimizer_config": {"adamw": {"weight_decy": 0.1}}},
+            "adamw takes betas, eps, weight_decay",
+        ),
+        (
+            {"optimizer_config": {"adam": {"betas": [0.9]}}},
+            "optimizer_config.adam.betas must be a list of two",
+        ),
+        (
+            {"optimizer_config": {"sgd": {"nesterov": 1}}},
+            "optimizer_config.sgd.nesterov must be true or false",
+        ),
+        ({"optimizer_config": {"sgd": 3}}, "optimizer_config.sgd must be a table"),
+        ({"optimizer_config": "adam"}, "optimizer_config must be dict"),
+        (
+            {"lr_schedule": {"name": "cosine", "arguments": [1e-5, 10]}},
+            "lr_schedule.name must be one of cosine_decay",
+        ),
+        (
+            {"lr_schedule": {"name": "cosine_decay", "arguments": [1e-5]}},
+            "cosine_decay takes [init, decay_steps, end]",
+        ),
+        (
+            {"lr_schedule": {"name": "cosine_decay", "arguments": [1e-5, 2.5]}},
+            "decay_steps must be a whole number",
+        ),
+        (
+            {"lr_schedule": {"name": "cosine_decay", "arguments": [0, 10]}},
+            "init must be a positive",
+        ),
+        (
+            {"lr_schedule": {"name": "cosine_decay", "arguments": [1e-5, 10], "warmup": -1}},
+            "lr_schedule.warmup",
+        ),
+        (
+            {"lr_schedule": {"name": "cosine_decay", "arguments": [1e-5, 10], "warm": 5}},
+            "unknown key 'warm'",
+        ),
+    ],
+)
+def test_bad_new_settings_exit_2_with_one_line(
+    train_table: dict[str, Any], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "bad.toml"
-    path.write_text(tomli_w.dumps({"schema_version": 1, "train": {"model": "m", "data": "d", **train_table}}))
+    path.write_text(
+        tomli_w.dumps({"schema_version": 1, "train": {"model": "m", "data": "d", **train_table}})
+    )
     with pytest.raises(LemlabError, match=re.escape(message)):
         load_config_toml(path)
     code = main(["train", "-c", str(path), "--adapter-path", str(tmp_path / "a"), "--yes"])
@@ -198,9 +289,17 @@ def test_bad_new_settings_exit_2_with_one_line(train_table: dict[str, Any], mess
 
 def _train(tmp_path: Path, model: Path, **settings: Any) -> Path:
     adapter = tmp_path / "adapter"
-    table = {"model": str(model), "data": str(write_chat_data(tmp_path / "data", n_train=8, n_valid=2)),
-             "adapter_path": str(adapter), "batch_size": 1, "num_layers": 1, "steps_per_report": 2,
-             "steps_per_eval": 100, "save_every": 100, **settings}  # fmt: skip
+    table = {
+        "model": str(model),
+        "data": str(write_chat_data(tmp_path / "data", n_train=8, n_valid=2)),
+        "adapter_path": str(adapter),
+        "batch_size": 1,
+        "num_layers": 1,
+        "steps_per_report": 2,
+        "steps_per_eval": 100,
+        "save_every": 100,
+        **settings,
+    }
     (tmp_path / "cfg.toml").write_text(tomli_w.dumps({"schema_version": 1, "train": table}))
     res = run_lemlab("train", "-c", tmp_path / "cfg.toml", "--yes", timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -214,9 +313,21 @@ def test_accumulation_and_warmup_cosine_schedule_run(tiny_model: Path, tmp_path:
     import mlx.core as mx
     from mlx_lm.tuner.utils import build_schedule
 
-    schedule = {"name": "cosine_decay", "arguments": [1e-2, 4, 1e-3], "warmup": 2, "warmup_init": 0.0}
-    adapter = _train(tmp_path, tiny_model, iters=8, grad_accumulation_steps=2, lr_schedule=schedule,
-                     optimizer="adamw", optimizer_config={"adamw": {"weight_decay": 0.0}})
+    schedule = {
+        "name": "cosine_decay",
+        "arguments": [1e-2, 4, 1e-3],
+        "warmup": 2,
+        "warmup_init": 0.0,
+    }
+    adapter = _train(
+        tmp_path,
+        tiny_model,
+        iters=8,
+        grad_accumulation_steps=2,
+        lr_schedule=schedule,
+        optimizer="adamw",
+        optimizer_config={"adamw": {"weight_decay": 0.0}},
+    )
     train = [e for e in read_events(adapter / "events.jsonl") if e["event"] == "train"]
     assert [e["iteration"] for e in train] == [2, 4, 6, 8]
     # Two batches per update: after iteration 2k the optimizer has taken k steps, and mlx's

@@ -48,7 +48,9 @@ def test_stdout_fixtures_parse_to_the_same_curve(name: str, fmt: str) -> None:
     assert state.total_iters == 30 and state.iteration == 30
     assert state.status == "done"
     assert state.best_val == (30, 5.62)
-    assert state.best_checkpoint is not None and state.best_checkpoint.endswith("0000030_adapters.safetensors")
+    assert state.best_checkpoint is not None and state.best_checkpoint.endswith(
+        "0000030_adapters.safetensors"
+    )
 
 
 def test_old_format_carries_lr_rate_and_memory_new_format_does_not() -> None:
@@ -56,7 +58,9 @@ def test_old_format_carries_lr_rate_and_memory_new_format_does_not() -> None:
     new = load_run(FIX / "mlx_lm_0.32.2_new_format.log")
     assert old.learning_rate == pytest.approx(1e-5)
     assert old.peak_memory == pytest.approx(0.004)
-    assert old.last_train is not None and old.last_train.iterations_per_second == pytest.approx(53.553)
+    assert old.last_train is not None and old.last_train.iterations_per_second == pytest.approx(
+        53.553
+    )
     assert new.learning_rate is None and new.peak_memory is None
     assert new.tokens_per_second == 4002 and new.trained_tokens == 2600
 
@@ -74,7 +78,12 @@ def test_new_format_row_shapes_after_ansi() -> None:
     row = "\x1b[38;5;244m  10\x1b[0m    \x1b[1;32m6.604 ▼\x1b[0m    \x1b[1m4,459\x1b[0m    \x1b[38;5;244m  0.9k\x1b[0m"
     assert strip_ansi(row).strip().startswith("10")
     (ev,) = parse_log_line(row)
-    assert (ev.kind, ev.iteration, ev.train_loss, ev.tokens_per_second) == ("train", 10, 6.604, 4459.0)
+    assert (ev.kind, ev.iteration, ev.train_loss, ev.tokens_per_second) == (
+        "train",
+        10,
+        6.604,
+        4459.0,
+    )
     (val,) = parse_log_line("    10    val 7.215    0.08s")
     assert (val.kind, val.iteration, val.val_loss, val.val_time) == ("val", 10, 7.215, 0.08)
     (ck,) = parse_log_line("  save  0000010_adapters.safetensors")
@@ -90,7 +99,12 @@ def test_old_format_spec_lines() -> None:
         "Tokens/sec 812.3, Trained Tokens 12345, Peak mem 18.2 GB"
     )
     assert (ev.iteration, ev.train_loss, ev.learning_rate, ev.trained_tokens, ev.peak_memory) == (
-        10, 2.345, 1e-5, 12345, 18.2)
+        10,
+        2.345,
+        1e-5,
+        12345,
+        18.2,
+    )
     (val,) = parse_log_line("Iter 10: Val loss 2.456, Val took 3.21s")
     assert (val.kind, val.val_loss, val.val_time) == ("val", 2.456, 3.21)
     assert parse_log_line("Loading pretrained model") == []

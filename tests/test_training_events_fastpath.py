@@ -47,14 +47,18 @@ def test_log_batch_matches_per_line_parser(lines: list[str]) -> None:
     assert parse_lines(lines, events_format=False) == expected
 
 
-_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(-2, 2), st.text(max_size=3))
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 5), st.floats(-2, 2), st.text(max_size=3)
+)
 
 
 @settings(max_examples=200, deadline=None)
 @given(
     st.sampled_from(["train", "val", "done", "nope"]),
     st.dictionaries(
-        st.sampled_from(["iteration", "train_loss", "trained_tokens", "path", "message", "ts", "other"]),
+        st.sampled_from(
+            ["iteration", "train_loss", "trained_tokens", "path", "message", "ts", "other"]
+        ),
         _VALUES,
     ),
 )
@@ -80,7 +84,9 @@ def test_event_from_dict_types(kind: str, fields: dict[str, object]) -> None:
     st.integers(10, 160),
     st.integers(0, 6000),
 )
-def test_sorted_chart_columns_match_general_loop(points: list[tuple[int, float]], width: int, total: int) -> None:
+def test_sorted_chart_columns_match_general_loop(
+    points: list[tuple[int, float]], width: int, total: int
+) -> None:
     points.sort(key=lambda p: p[0])
     lo_x = min(points[0][0], 1)
     hi_x = max(points[-1][0], total)
@@ -93,7 +99,19 @@ def test_sorted_chart_columns_match_general_loop(points: list[tuple[int, float]]
     assert _columns(points, lo_x, hi_x, width) == {c: s / n for c, (s, n) in sums.items()}
 
 
-_ANSI_BITS = ["\x1b[0m", "\x1b[1;32m", "\x1b[38;5;244m", "\x1b[", "\x1b(", "\x1b", "A", "0m", "1", "\x1b]t\x07", "\n"]
+_ANSI_BITS = [
+    "\x1b[0m",
+    "\x1b[1;32m",
+    "\x1b[38;5;244m",
+    "\x1b[",
+    "\x1b(",
+    "\x1b",
+    "A",
+    "0m",
+    "1",
+    "\x1b]t\x07",
+    "\n",
+]
 
 
 @settings(max_examples=60, deadline=None)
@@ -107,7 +125,11 @@ def test_strip_ansi_matches_regex(bits: list[str], tail_first: bool) -> None:
 
 def test_bulk_poll_restores_garbage_collector(tmp_path: Path) -> None:
     log = tmp_path / "train.log"
-    log.write_text("".join(f"  {i}    {5 - i / 1e5:.3f} ▼    1,000    {i * 0.1:.1f}k\n" for i in range(1, 12_001)))
+    log.write_text(
+        "".join(
+            f"  {i}    {5 - i / 1e5:.3f} ▼    1,000    {i * 0.1:.1f}k\n" for i in range(1, 12_001)
+        )
+    )
     assert gc.isenabled()
     state = load_run(log)
     assert gc.isenabled() and len(state.train_points) == 12_000 and state.iteration == 12_000

@@ -53,18 +53,30 @@ async def test_attach_events_file_shows_figures_plot_and_checkpoints(tmp_path: P
         await pilot.pause(0.3)
         text = _figures(app)
         assert "status     done" in text and "iteration 30/30" in text
-        assert "train loss 5.618" in text and "val loss   5.620" in text and "tokens/s 4,211" in text
+        assert (
+            "train loss 5.618" in text and "val loss   5.620" in text and "tokens/s 4,211" in text
+        )
         assert "best val   5.620 at iteration 30" in text
         plot = app.query_one(LossPlot)
         assert [p[0] for p in plot.train] == [5, 10, 15, 20, 25, 30]
         assert [p[0] for p in plot.val] == [1, 10, 20, 30]
-        legend = str(app.query_one("#training-legend", Static).render())  # beside the chart, not over it
-        assert "train (run-a)" in legend and "val (run-a)" in legend and "best val loss (iteration 30)" in legend
+        legend = str(
+            app.query_one("#training-legend", Static).render()
+        )  # beside the chart, not over it
+        assert (
+            "train (run-a)" in legend
+            and "val (run-a)" in legend
+            and "best val loss (iteration 30)" in legend
+        )
         rows = app.query_one(CheckpointTable).rows_shown
         assert [r[0] for r in rows] == ["10", "20", "30"] and rows[2][3] == BEST_VAL
         assert "run-a/events.jsonl" in str(app.query_one("#training-head", Static).render())
         record = app.lab.session.records("training_runs")[-1]
-        assert record["origin"] == "attached" and record["status"] == "done" and record["path"] == str(run)
+        assert (
+            record["origin"] == "attached"
+            and record["status"] == "done"
+            and record["path"] == str(run)
+        )
         saved = (tmp_path / "sessions" / "s1.toml").read_text()
         assert "[[training_runs]]" in saved and 'status = "done"' in saved
         assert pane.run is not None and pane.run.request_stop() == "the run has already ended"
@@ -95,7 +107,12 @@ async def test_growing_events_file_updates_the_pane(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "log", ["mlx_lm_0.31.3_old_format.log", "mlx_lm_0.32.2_new_format.log", "mlx_lm_0.32.2_new_format_pty.log"]
+    "log",
+    [
+        "mlx_lm_0.31.3_old_format.log",
+        "mlx_lm_0.32.2_new_format.log",
+        "mlx_lm_0.32.2_new_format_pty.log",
+    ],
 )
 async def test_attach_stdout_logs_of_both_formats(tmp_path: Path, log: str) -> None:
     app, _ = make_app(tmp_path)
@@ -105,7 +122,11 @@ async def test_attach_stdout_logs_of_both_formats(tmp_path: Path, log: str) -> N
         await pilot.pause()
         text = _figures(app)
         fmt = "log-old" if "old" in log else "log-new"
-        assert f"(log format: {fmt})" in text and "iteration 30/30" in text and "status     done" in text
+        assert (
+            f"(log format: {fmt})" in text
+            and "iteration 30/30" in text
+            and "status     done" in text
+        )
         assert "train loss 5.618" in text and "val loss   5.620" in text
         assert [r[0] for r in app.query_one(CheckpointTable).rows_shown] == ["10", "20", "30"]
         assert [p[0] for p in app.query_one(LossPlot).val] == [1, 10, 20, 30]
@@ -145,7 +166,9 @@ async def test_zoom_keys_narrow_and_widen_the_plot(tmp_path: Path) -> None:
 
 
 def test_zoom_and_thinning_helpers() -> None:
-    assert zoom_window(1000, 0) is None and zoom_window(1000, 1) == 500 and zoom_window(1000, 3) == 125
+    assert (
+        zoom_window(1000, 0) is None and zoom_window(1000, 1) == 500 and zoom_window(1000, 3) == 125
+    )
     pts = [(i, float(i)) for i in range(1, 1001)]
     few = thin(pts, 100)
     assert len(few) <= 101 and few[0] == (1, 1.0) and few[-1] == (1000, 1000.0)
@@ -182,7 +205,9 @@ async def test_score_vs_checkpoint_on_fake_engine(tmp_path: Path) -> None:
         assert [it for it, _ in pane.scores] == [10, 20, 30]
         rows = app.query_one(CheckpointTable).rows_shown
         assert all(r[2] for r in rows)  # one score per checkpoint
-        assert sum(BEST_SCORE in r[3] for r in rows) == 1 and sum(BEST_VAL in r[3] for r in rows) == 1
+        assert (
+            sum(BEST_SCORE in r[3] for r in rows) == 1 and sum(BEST_VAL in r[3] for r in rows) == 1
+        )
         assert [p[0] for p in app.query_one(LossPlot).scores] == [10, 20, 30]
         assert "best by score: iteration" in str(app.query_one("#training-scores", Static).render())
         assert len(engine.requests) == 6 and all(s.max_tokens == 6 for _, s in engine.requests)
@@ -197,8 +222,13 @@ async def test_palette_lists_training_verbs(tmp_path: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_idle(pilot, app)
         names = [v.name for v in app.all_verbs()]
-        for verb in ("Training: start a run…", "Training: attach to a run…", "Training: stop the run",
-                     "Training: score checkpoints…", "Training: zoom in"):  # fmt: skip
+        for verb in (
+            "Training: start a run…",
+            "Training: attach to a run…",
+            "Training: stop the run",
+            "Training: score checkpoints…",
+            "Training: zoom in",
+        ):
             assert verb in names
         ids = {b.id for b in TrainingPane.BINDINGS}
         assert {"training.start", "training.attach", "training.stop", "training.score"} <= ids
@@ -218,8 +248,13 @@ async def test_self_distill_feeds_the_progress_widget(tmp_path: Path) -> None:
         pane.focus_default()
         await pilot.press("d")
         await pilot.pause()
-        for name, value in (("battery", str(battery)), ("output", str(out)), ("samples", "2"),
-                            ("threshold", "-1000"), ("max_tokens", "8")):  # fmt: skip
+        for name, value in (
+            ("battery", str(battery)),
+            ("output", str(out)),
+            ("samples", "2"),
+            ("threshold", "-1000"),
+            ("max_tokens", "8"),
+        ):
             app.screen.query_one(f"#df-{name}", Input).value = value
         await pilot.press("ctrl+s")
         await wait_idle(pilot, app)

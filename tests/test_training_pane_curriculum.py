@@ -73,12 +73,18 @@ async def test_two_stages_with_confirmed_fuse(tiny_model: Path, tmp_path: Path) 
         await pilot.press("enter")  # run
         await until(pilot, lambda: isinstance(app.screen, FuseDialog))
         # Stage 1 was followed in the pane as a run started here.
-        assert pane.run is not None and pane.run.origin == "started" and pane.run.state.status == "done"
+        assert (
+            pane.run is not None
+            and pane.run.origin == "started"
+            and pane.run.state.status == "done"
+        )
         assert pane.run.folder == cur.adapter_dir(0)
         details = str(app.screen.query_one("#fuse-details", Static).render())
         assert str(cur.fused_dir(0)) in details and str(cur.adapter_dir(0)) in details
         assert "size      about" in details and "KB" in details
-        assert "1 ethics trained, fuse?" in str(app.query_one("#training-curriculum", Static).render())
+        assert "1 ethics trained, fuse?" in str(
+            app.query_one("#training-curriculum", Static).render()
+        )
         await pilot.press("enter")  # fuse
         await until(pilot, lambda: not pane.flow.active)
         await wait_idle(pilot, app)
@@ -94,8 +100,13 @@ async def test_two_stages_with_confirmed_fuse(tiny_model: Path, tmp_path: Path) 
         state = tomllib.loads((cur.output / "curriculum-state.toml").read_text())
         assert [s["status"] for s in state["stage"]] == ["fused", "trained"]
         records = [r for r in app.lab.session.records("training_runs") if r.get("curriculum")]
-        assert [(r["stage"], r["status"]) for r in records] == [("ethics", "done"), ("watts zen", "done")]
-        assert records[0]["fused"] == str(cur.fused_dir(0)) and records[1]["model"] == str(cur.fused_dir(0))
+        assert [(r["stage"], r["status"]) for r in records] == [
+            ("ethics", "done"),
+            ("watts zen", "done"),
+        ]
+        assert records[0]["fused"] == str(cur.fused_dir(0)) and records[1]["model"] == str(
+            cur.fused_dir(0)
+        )
         saved = tomllib.loads((tmp_path / "sessions" / "s1.toml").read_text())
         assert [r["stage_number"] for r in saved["training_runs"]] == [1, 2]
 
@@ -111,7 +122,9 @@ async def test_declined_fuse_stops_and_a_rerun_continues(tiny_model: Path, tmp_p
         await until(pilot, lambda: isinstance(app.screen, FuseDialog))
         await pilot.press("n")  # stop here
         await pilot.pause()
-        assert not pane.flow.active and not cur.fused_dir(0).exists() and not cur.stage_dir(1).exists()
+        assert (
+            not pane.flow.active and not cur.fused_dir(0).exists() and not cur.stage_dir(1).exists()
+        )
         assert "stopped after stage 1" in pane.flow.outcome and "stage 2" in pane.flow.outcome
         assert [r.status for r in stage_rows(cur, is_fused)] == ["trained (not fused)", "pending"]
         events = (cur.adapter_dir(0) / "events.jsonl").read_text()
@@ -128,7 +141,9 @@ async def test_declined_fuse_stops_and_a_rerun_continues(tiny_model: Path, tmp_p
         assert [r.status for r in stage_rows(cur, is_fused)] == ["done", "done"]
         config = json.loads((cur.adapter_dir(1) / "adapter_config.json").read_text())
         assert config["model"] == str(cur.fused_dir(0))
-        stages = [r["stage"] for r in app.lab.session.records("training_runs") if r.get("curriculum")]
+        stages = [
+            r["stage"] for r in app.lab.session.records("training_runs") if r.get("curriculum")
+        ]
         assert stages == ["ethics", "watts zen"]  # the rerun trained only stage 2
 
 
@@ -143,8 +158,12 @@ async def test_bad_curriculum_file_is_one_line(tmp_path: Path) -> None:
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         pane = await open_training_tab(pilot)
-        expected = {bad: "at least one [[stage]]", broken: "not valid TOML", tmp_path / "nope.toml": "not found",
-                    no_model: "model folder not found"}  # fmt: skip
+        expected = {
+            bad: "at least one [[stage]]",
+            broken: "not valid TOML",
+            tmp_path / "nope.toml": "not found",
+            no_model: "model folder not found",
+        }
         for path, words in expected.items():
             app.clear_notifications()
             pane.focus_default()
@@ -195,11 +214,13 @@ async def test_stopping_a_stage_stops_the_curriculum(tiny_model: Path, tmp_path:
 async def test_eval_battery_after_a_stage_in_the_pane(tiny_model: Path, tmp_path: Path) -> None:
     write_chat_data(tmp_path / "data-a", n_train=6, n_valid=2)
     path = tmp_path / "cur.toml"
-    path.write_text(f'schema_version = 1\nbase_model = "{tiny_model}"\noutput = "out"\n'
-                    '[eval]\nprompts = "ccp6"\nlimit = 1\nmax_tokens = 4\n'
-                    "[defaults]\nsteps_per_report = 2\nsteps_per_eval = 4\nsave_every = 4\n"
-                    "val_batches = 1\nlearning_rate = 5e-6\nnum_layers = 1\nbatch_size = 1\n"
-                    '[[stage]]\nname = "ethics"\ndata = "data-a"\niters = 2\n')  # fmt: skip
+    path.write_text(
+        f'schema_version = 1\nbase_model = "{tiny_model}"\noutput = "out"\n'
+        '[eval]\nprompts = "ccp6"\nlimit = 1\nmax_tokens = 4\n'
+        "[defaults]\nsteps_per_report = 2\nsteps_per_eval = 4\nsave_every = 4\n"
+        "val_batches = 1\nlearning_rate = 5e-6\nnum_layers = 1\nbatch_size = 1\n"
+        '[[stage]]\nname = "ethics"\ndata = "data-a"\niters = 2\n'
+    )
     cur = load_curriculum(path)
     app, _ = make_app(tmp_path, model=tiny_model)
     async with app.run_test(size=(120, 40)) as pilot:

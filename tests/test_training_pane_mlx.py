@@ -28,15 +28,27 @@ async def _fill_form(pilot, values: dict[str, str]) -> None:  # type: ignore[no-
     await pilot.pause()
 
 
-async def test_start_from_form_runs_to_done_with_checkpoints(tiny_model: Path, tmp_path: Path) -> None:
+async def test_start_from_form_runs_to_done_with_checkpoints(
+    tiny_model: Path, tmp_path: Path
+) -> None:
     data = write_chat_data(tmp_path / "data")
     adapter = tmp_path / "adapter"
     app, _ = make_app(tmp_path, model=tiny_model)
     async with app.run_test(size=(120, 40)) as pilot:
         await open_training_tab(pilot)
-        await _fill_form(pilot, {"data": str(data), "adapter_path": str(adapter), "iters": "20",
-                                 "batch_size": "2", "num_layers": "2", "save_every": "10",
-                                 "steps_per_eval": "10", "steps_per_report": "5"})  # fmt: skip
+        await _fill_form(
+            pilot,
+            {
+                "data": str(data),
+                "adapter_path": str(adapter),
+                "iters": "20",
+                "batch_size": "2",
+                "num_layers": "2",
+                "save_every": "10",
+                "steps_per_eval": "10",
+                "steps_per_report": "5",
+            },
+        )
         form = app.screen
         assert form.query_one("#tf-model", Input).value == str(tiny_model)  # the loaded model
         plan = str(form.query_one("#train-plan", Static).render())
@@ -54,9 +66,15 @@ async def test_start_from_form_runs_to_done_with_checkpoints(tiny_model: Path, t
         assert pane.run.state.status == "done", pane.run.exit_note
         assert "status     done" in str(app.query_one("#training-figures", Static).render())
         rows = app.query_one(CheckpointTable).rows_shown
-        assert [r[0] for r in rows] == ["10", "20"] and all((adapter / r[4]).is_file() for r in rows)
+        assert [r[0] for r in rows] == ["10", "20"] and all(
+            (adapter / r[4]).is_file() for r in rows
+        )
         record = app.lab.session.records("training_runs")[-1]
-        assert record["origin"] == "started" and record["status"] == "done" and record["total_iters"] == 20
+        assert (
+            record["origin"] == "started"
+            and record["status"] == "done"
+            and record["total_iters"] == 20
+        )
 
 
 async def test_stop_keeps_checkpoints(tiny_model: Path, tmp_path: Path) -> None:
@@ -65,14 +83,27 @@ async def test_stop_keeps_checkpoints(tiny_model: Path, tmp_path: Path) -> None:
     app, _ = make_app(tmp_path, model=tiny_model)
     async with app.run_test(size=(120, 40)) as pilot:
         await open_training_tab(pilot)
-        await _fill_form(pilot, {"data": str(data), "adapter_path": str(adapter), "iters": "100000",
-                                 "batch_size": "1", "num_layers": "1", "learning_rate": "5e-6",
-                                 "save_every": "5", "steps_per_eval": "100000", "steps_per_report": "5"})  # fmt: skip
+        await _fill_form(
+            pilot,
+            {
+                "data": str(data),
+                "adapter_path": str(adapter),
+                "iters": "100000",
+                "batch_size": "1",
+                "num_layers": "1",
+                "learning_rate": "5e-6",
+                "save_every": "5",
+                "steps_per_eval": "100000",
+                "steps_per_report": "5",
+            },
+        )
         await pilot.press("ctrl+s")  # ~100,000 effective steps still warns: confirm
         await pilot.pause()
         await pilot.press("ctrl+s")
         pane = app.query_one(TrainingPane)
-        await until(pilot, lambda: pane.run is not None and bool(pane.run.state.checkpoints), step=0.2)
+        await until(
+            pilot, lambda: pane.run is not None and bool(pane.run.state.checkpoints), step=0.2
+        )
         pane.focus_default()
         await pilot.press("x")
         await until(pilot, lambda: pane.run is not None and pane.run.state.finished, step=0.2)
@@ -88,15 +119,26 @@ async def test_stop_keeps_checkpoints(tiny_model: Path, tmp_path: Path) -> None:
 def two_checkpoint_adapter(tiny_model: Path, tmp_path: Path) -> Path:
     """A real 20-iteration run saving checkpoints at 10 and 20 (through the train core's API)."""
     adapter = tmp_path / "scored"
-    cfg = resolve_config({"model": str(tiny_model), "data": str(write_chat_data(tmp_path / "d")),
-                          "adapter_path": str(adapter), "iters": 20, "batch_size": 2, "num_layers": 2,
-                          "save_every": 10, "steps_per_eval": 10, "steps_per_report": 5})  # fmt: skip
+    cfg = resolve_config(
+        {
+            "model": str(tiny_model),
+            "data": str(write_chat_data(tmp_path / "d")),
+            "adapter_path": str(adapter),
+            "iters": 20,
+            "batch_size": 2,
+            "num_layers": 2,
+            "save_every": 10,
+            "steps_per_eval": 10,
+            "steps_per_report": 5,
+        }
+    )
     assert start_training(cfg).wait(120) == 0
     return adapter
 
 
-async def test_score_vs_checkpoint_real_engine(tiny_model: Path, two_checkpoint_adapter: Path,
-                                               tmp_path: Path) -> None:  # fmt: skip
+async def test_score_vs_checkpoint_real_engine(
+    tiny_model: Path, two_checkpoint_adapter: Path, tmp_path: Path
+) -> None:
     from lemlab.engine.mlx_engine import MLXEngine
 
     battery = tmp_path / "tiny2.toml"
@@ -124,7 +166,11 @@ async def test_score_vs_checkpoint_real_engine(tiny_model: Path, two_checkpoint_
             assert pane.comparison is not None and pane.comparison.best_by_score is not None
             assert pane.comparison.best_by_val_loss is not None
             info = app.lab.loaded  # the chat's model is back, without a checkpoint
-            assert info is not None and info.model_path == str(tiny_model) and info.adapter_path is None
+            assert (
+                info is not None
+                and info.model_path == str(tiny_model)
+                and info.adapter_path is None
+            )
     finally:
         engine.shutdown()
     assert not engine.alive

@@ -38,8 +38,15 @@ def _figures(app) -> str:  # type: ignore[no-untyped-def]
 def _trainer_like(config: Path | None = None) -> subprocess.Popen[bytes]:
     """A live process whose command line is a trainer's (the pid a live run's start records),
     on `config` as a real one would be."""
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", TRAINER_MODULE,
-                             *([str(config)] if config else [])])  # fmt: skip
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; time.sleep(120)",
+            TRAINER_MODULE,
+            *([str(config)] if config else []),
+        ]
+    )
 
 
 def _write(path: Path, *events: dict) -> Path:
@@ -53,14 +60,20 @@ def _live_run(folder: Path, pid: int, *extra: dict) -> Path:
     (folder).mkdir(parents=True, exist_ok=True)
     (folder / "lemlab-train.toml").write_text(
         f'schema_version = 1\n[train]\nmodel = "/models/SmolLM-135M"\ndata = "/d"\nadapter_path = "{folder}"\n'
-        "iters = 200\n")  # fmt: skip
-    return _write(folder / "events.jsonl",
-                  {"event": "start", "ts": now - 5, "total_iters": 200, "pid": pid, "host": HOST},
-                  {"event": "val", "ts": now - 4, "iteration": 1, "val_loss": 3.25},
-                  {"event": "train", "ts": now - 3, "iteration": 10, "train_loss": 3.0}, *extra)  # fmt: skip
+        "iters = 200\n"
+    )
+    return _write(
+        folder / "events.jsonl",
+        {"event": "start", "ts": now - 5, "total_iters": 200, "pid": pid, "host": HOST},
+        {"event": "val", "ts": now - 4, "iteration": 1, "val_loss": 3.25},
+        {"event": "train", "ts": now - 3, "iteration": 10, "train_loss": 3.0},
+        *extra,
+    )
 
 
-async def test_run_picker_lists_a_finished_and_a_running_run_and_attaches_with_enter(tmp_path: Path) -> None:
+async def test_run_picker_lists_a_finished_and_a_running_run_and_attaches_with_enter(
+    tmp_path: Path,
+) -> None:
     adapters = get_paths().runs_dir / "adapters"
     done = adapters / "run-done"
     done.mkdir(parents=True)
@@ -95,7 +108,10 @@ async def test_run_picker_lists_a_finished_and_a_running_run_and_attaches_with_e
             await pilot.press("r")
             await pilot.pause()
             table = app.screen.query_one(DataTable)
-            found = {str(table.get_row_at(i)[1]): str(table.get_row_at(i)[5]) for i in range(table.row_count)}
+            found = {
+                str(table.get_row_at(i)[1]): str(table.get_row_at(i)[5])
+                for i in range(table.row_count)
+            }
             assert found["run-done"] == "session + runs folder"
     finally:
         trainer.kill()
@@ -113,7 +129,9 @@ async def test_a_reopened_session_restores_its_run(tmp_path: Path) -> None:
         await pilot.pause()
     session, created = open_or_create("study", tmp_path / "sessions")
     assert not created and len(session.records("training_runs")) == 1
-    settings = Settings(model_dirs=[tmp_path / "models"], sessions_dir=tmp_path / "sessions", scan_hf_cache=False)
+    settings = Settings(
+        model_dirs=[tmp_path / "models"], sessions_dir=tmp_path / "sessions", scan_hf_cache=False
+    )
     again = LemlabApp(FakeEngine(fixed_stats=True), settings=settings, session=session)
     async with again.run_test(size=(120, 40)) as pilot:
         pane = await open_training_tab(pilot)
@@ -126,10 +144,12 @@ async def test_a_reopened_session_restores_its_run(tmp_path: Path) -> None:
 
 async def test_phase_line_quiet_note_and_seconds_per_iteration(tmp_path: Path) -> None:
     now = time.time()
-    path = _write(tmp_path / "run" / "events.jsonl",
-                  {"event": "start", "ts": now - 100, "total_iters": 50},
-                  {"event": "phase", "ts": now - 99, "phase": "loading"},
-                  {"event": "phase", "ts": now - 60, "phase": "compiling"})  # fmt: skip
+    path = _write(
+        tmp_path / "run" / "events.jsonl",
+        {"event": "start", "ts": now - 100, "total_iters": 50},
+        {"event": "phase", "ts": now - 99, "phase": "loading"},
+        {"event": "phase", "ts": now - 60, "phase": "compiling"},
+    )
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         pane = await open_training_tab(pilot)
@@ -147,7 +167,12 @@ async def test_phase_line_quiet_note_and_seconds_per_iteration(tmp_path: Path) -
         t = time.time()
         with open(path, "a") as fh:
             for i, it in enumerate((1, 2, 3)):  # one iteration every 4 seconds
-                fh.write(json.dumps({"event": "train", "ts": t - 8 + 4 * i, "iteration": it, "train_loss": 2.0}) + "\n")
+                fh.write(
+                    json.dumps(
+                        {"event": "train", "ts": t - 8 + 4 * i, "iteration": it, "train_loss": 2.0}
+                    )
+                    + "\n"
+                )
             fh.write(json.dumps({"event": "phase", "ts": t, "phase": "training"}) + "\n")
         await pilot.pause(0.6)
         text = _figures(app)
@@ -196,7 +221,9 @@ async def test_quit_asks_only_while_a_run_is_live(tmp_path: Path) -> None:
         assert app.return_code == 0 and not isinstance(app.screen, QuitWithRunScreen)
 
 
-async def test_start_form_defaults_raise_no_warning_and_errors_show_at_the_top(tmp_path: Path) -> None:
+async def test_start_form_defaults_raise_no_warning_and_errors_show_at_the_top(
+    tmp_path: Path,
+) -> None:
     from lemlab.core.training.config import default_num_layers
 
     model = fake_model_dir(tmp_path / "models")  # 2 layers
@@ -211,10 +238,16 @@ async def test_start_form_defaults_raise_no_warning_and_errors_show_at_the_top(t
         assert isinstance(form, StartRunScreen)
         form.query_one("#tf-data", Input).value = str(data)
         await pilot.pause()
-        values = {n: form.query_one(f"#tf-{n}", Input).value for n in ("iters", "batch_size", "num_layers",
-                                                                       "learning_rate")}  # fmt: skip
-        assert values == {"iters": "400", "batch_size": "1", "num_layers": str(default_num_layers(2)),
-                          "learning_rate": "5e-06"}  # fmt: skip
+        values = {
+            n: form.query_one(f"#tf-{n}", Input).value
+            for n in ("iters", "batch_size", "num_layers", "learning_rate")
+        }
+        assert values == {
+            "iters": "400",
+            "batch_size": "1",
+            "num_layers": str(default_num_layers(2)),
+            "learning_rate": "5e-06",
+        }
         assert not form.query_one("#train-warning").display  # the defaults are the safe settings
         explain = str(form.query_one("#train-explain", Static).render())
         assert "effective gradient = iterations x batch size" in explain
@@ -228,8 +261,13 @@ async def test_start_form_defaults_raise_no_warning_and_errors_show_at_the_top(t
         form.query_one("#tf-batch_size", Input).value = "4"
         await pilot.pause()
         warning = form.query_one("#train-warning", Static)
-        assert warning.display and "suggested: --learning-rate 5e-06 --batch-size 1" in str(warning.render())
-        assert warning.region.bottom <= 40 and warning.region.y < form.query_one("#tf-model", Input).region.y
+        assert warning.display and "suggested: --learning-rate 5e-06 --batch-size 1" in str(
+            warning.render()
+        )
+        assert (
+            warning.region.bottom <= 40
+            and warning.region.y < form.query_one("#tf-model", Input).region.y
+        )
 
 
 async def test_continue_opens_the_form_with_what_is_and_is_not_restored(tmp_path: Path) -> None:
@@ -238,10 +276,18 @@ async def test_continue_opens_the_form_with_what_is_and_is_not_restored(tmp_path
     run.mkdir()
     (run / "lemlab-train.toml").write_text(
         f'schema_version = 1\n[train]\nmodel = "{model}"\ndata = "{tmp_path}"\nadapter_path = "{run}"\n'
-        "iters = 30\nrank = 4\nseed = 7\nnum_layers = 1\n")  # fmt: skip
+        "iters = 30\nrank = 4\nseed = 7\nnum_layers = 1\n"
+    )
     lines = EVENTS.read_text().splitlines()
-    stopped = json.dumps({"event": "stopped", "ts": "2026-11-24T06:11:59+00:00", "message": "stopped by SIGINT",
-                          "path": str(run / "adapters.safetensors"), "iteration": 23})  # fmt: skip
+    stopped = json.dumps(
+        {
+            "event": "stopped",
+            "ts": "2026-11-24T06:11:59+00:00",
+            "message": "stopped by SIGINT",
+            "path": str(run / "adapters.safetensors"),
+            "iteration": 23,
+        }
+    )
     (run / "events.jsonl").write_text("\n".join([*lines[:-1], stopped]) + "\n")
     for it in (10, 20):
         (run / f"{it:07d}_adapters.safetensors").write_bytes(b"")
@@ -260,7 +306,10 @@ async def test_continue_opens_the_form_with_what_is_and_is_not_restored(tmp_path
         assert form.query_one("#tf-iters", Input).value == "7"
         assert form.query_one("#tf-adapter_path", Input).value == f"{run}-continued"
         cfg = form._config()
-        assert cfg.resume_adapter_file == str(run / "adapters.safetensors") and (cfg.rank, cfg.seed) == (4, 7)
+        assert cfg.resume_adapter_file == str(run / "adapters.safetensors") and (
+            cfg.rank,
+            cfg.seed,
+        ) == (4, 7)
 
 
 def test_integer_ticks_and_smoothing() -> None:

@@ -67,8 +67,10 @@ def test_training_pane_snapshot_curriculum_stage(snap_compare, tmp_path: Path) -
     stage.mkdir(parents=True)
     shutil.copy(EVENTS, stage / "events.jsonl")
     cur = lab / "cur.toml"
-    cur.write_text('base_model = "model"\noutput = "out"\n[[stage]]\nname = "ethics"\ndata = "d1"\n'
-                   '[[stage]]\nname = "watts zen"\ndata = "d2"\n')  # fmt: skip
+    cur.write_text(
+        'base_model = "model"\noutput = "out"\n[[stage]]\nname = "ethics"\ndata = "d1"\n'
+        '[[stage]]\nname = "watts zen"\ndata = "d2"\n'
+    )
     app, _ = make_app(lab, session="snapshot")
 
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
@@ -97,7 +99,9 @@ def _earlier_run(folder: Path) -> None:
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
-def test_training_pane_snapshot_two_runs_overlaid(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+def test_training_pane_snapshot_two_runs_overlaid(
+    snap_compare, tmp_path: Path, size: tuple[int, int]
+) -> None:  # type: ignore[no-untyped-def]
     """The legend sits beside the data (never over it), names every line, and no checkpoint
     name is cut, at the smallest terminal too."""
     app, run = _app(tmp_path, "lemlab-dark")

@@ -39,14 +39,23 @@ async def _first_app(model: str, data: str, adapter: str, sessions: str, out: st
         await pilot.press("n")
         await pilot.pause()
         form = app.screen
-        for name, value in (("model", model), ("data", data), ("adapter_path", adapter), ("iters", str(ITERS)),
-                            ("steps_per_report", "10"), ("steps_per_eval", "100"), ("save_every", "100")):  # fmt: skip
+        for name, value in (
+            ("model", model),
+            ("data", data),
+            ("adapter_path", adapter),
+            ("iters", str(ITERS)),
+            ("steps_per_report", "10"),
+            ("steps_per_eval", "100"),
+            ("save_every", "100"),
+        ):
             form.query_one(f"#tf-{name}", Input).value = value
         await pilot.pause()
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert app.screen is not form, str(form.query_one("#train-error").render())
-        await until(pilot, lambda: pane.run is not None and bool(pane.run.state.train_points), guard=240)
+        await until(
+            pilot, lambda: pane.run is not None and bool(pane.run.state.train_points), guard=240
+        )
         await pilot.press("ctrl+q")
         await pilot.pause()
         report["asked"] = isinstance(app.screen, QuitWithRunScreen)
@@ -57,16 +66,37 @@ async def _first_app(model: str, data: str, adapter: str, sessions: str, out: st
     Path(out).write_text(json.dumps(report))
 
 
-def test_a_tui_started_run_outlives_the_app_and_a_new_app_sees_it_finish(tiny_model: Path, tmp_path: Path) -> None:
+def test_a_tui_started_run_outlives_the_app_and_a_new_app_sees_it_finish(
+    tiny_model: Path, tmp_path: Path
+) -> None:
     data = write_chat_data(tmp_path / "data")
     adapter = tmp_path / "adapter"
     sessions = tmp_path / "sessions"
     out = tmp_path / "first.json"
-    code = ("import asyncio, sys; import test_training_tui_detach as t; "
-            "asyncio.run(t._first_app(*sys.argv[1:]))")  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    first = subprocess.run([sys.executable, "-c", code, str(tiny_model), str(data), str(adapter), str(sessions),
-                            str(out)], env=env, capture_output=True, text=True, timeout=400)  # fmt: skip
+    code = (
+        "import asyncio, sys; import test_training_tui_detach as t; "
+        "asyncio.run(t._first_app(*sys.argv[1:]))"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+    }
+    first = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(tiny_model),
+            str(data),
+            str(adapter),
+            str(sessions),
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["asked"] is True and report["quit"] == 0
@@ -102,4 +132,6 @@ async def _second_app(sessions: Path, adapter: Path) -> None:
         text = str(app.query_one("#training-figures", Static).render())
         assert "status     done" in text and f"iteration {ITERS}/{ITERS}" in text
         record = app.lab.session.records("training_runs")[-1]
-        assert record["status"] == "done" and record["origin"] == "started"  # started by the first app
+        assert (
+            record["status"] == "done" and record["origin"] == "started"
+        )  # started by the first app

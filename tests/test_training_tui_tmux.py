@@ -40,16 +40,24 @@ def test_a_run_started_in_the_tui_survives_the_terminal_going_away(
         assert "collapsed a 1B model" not in screen()  # the defaults are the safe settings
         send_text(name, str(data))  # the data field has the focus
         send_keys(name, "C-s")
-        wait_until(lambda: any(adapters.glob("*/events.jsonl")), 60, "a training run", screen=screen)
+        wait_until(
+            lambda: any(adapters.glob("*/events.jsonl")), 60, "a training run", screen=screen
+        )
         events = next(adapters.glob("*/events.jsonl"))
-        wait_until(lambda: '"train"' in events.read_text(), 180, "the first train event", screen=screen)
+        wait_until(
+            lambda: '"train"' in events.read_text(), 180, "the first train event", screen=screen
+        )
         assert "400" in screen()  # iteration n/400: the default iteration count
     start = read_events(events)[0]
     time.sleep(2.0)  # the app is gone by now; a trainer tied to it would have stopped
     kinds = [e["event"] for e in read_events(events)]
     assert not {"stopped", "error"} & set(kinds), kinds
     assert "done" in kinds or not trainer_gone(start["pid"], start["host"])
-    watch = subprocess.run(lemlab_cmd("watch", "--interval", "0.5", events.parent), capture_output=True,
-                           text=True, timeout=400)  # fmt: skip
+    watch = subprocess.run(
+        lemlab_cmd("watch", "--interval", "0.5", events.parent),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert watch.returncode == 0, watch.stderr
     assert read_events(events)[-1]["event"] == "done" and "status     done" in watch.stdout

@@ -121,7 +121,9 @@ async def test_regenerate_edit_and_slash_commands(tmp_path: Path) -> None:
         assert saved.messages == [] and saved.kernel["name"] == "custom"
 
 
-async def test_kernel_pick_from_palette_and_sampler_fields(tmp_path: Path, lemlab_home: Path) -> None:
+async def test_kernel_pick_from_palette_and_sampler_fields(
+    tmp_path: Path, lemlab_home: Path
+) -> None:
     from lemlab.core.paths import get_paths
 
     kdir = get_paths().kernels_dir
@@ -157,7 +159,9 @@ async def test_kernel_pick_from_palette_and_sampler_fields(tmp_path: Path, lemla
 
 async def test_generation_error_is_one_line_not_a_crash(tmp_path: Path) -> None:
     model = fake_model_dir(tmp_path / "models")
-    app, _ = make_app(tmp_path, model=model, engine=FakeEngine(generate_error="boom: out of memory"))
+    app, _ = make_app(
+        tmp_path, model=model, engine=FakeEngine(generate_error="boom: out of memory")
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_idle(pilot, app)
         await _send(pilot, "hello")

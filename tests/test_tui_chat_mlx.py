@@ -24,13 +24,15 @@ def _real_app(tmp_path: Path, model: Path | None = None) -> tuple[LemlabApp, obj
 
     engine = MLXEngine()
     settings = Settings(sessions_dir=tmp_path / "sessions", scan_hf_cache=False)
-    app = LemlabApp(engine, settings=settings, session=Session(name="real"),
-                    model=str(model) if model else None)  # fmt: skip
+    app = LemlabApp(
+        engine, settings=settings, session=Session(name="real"), model=str(model) if model else None
+    )
     return app, engine
 
 
-async def test_open_model_and_adapter_by_path_on_mlx(tiny_model: Path, tiny_adapter: Path,
-                                                     tmp_path: Path) -> None:  # fmt: skip
+async def test_open_model_and_adapter_by_path_on_mlx(
+    tiny_model: Path, tiny_adapter: Path, tmp_path: Path
+) -> None:
     app, engine = _real_app(tmp_path)
     try:
         async with app.run_test(size=(120, 40)) as pilot:
@@ -52,8 +54,9 @@ async def test_open_model_and_adapter_by_path_on_mlx(tiny_model: Path, tiny_adap
         engine.shutdown()  # type: ignore[attr-defined]
 
 
-async def test_chat_turns_reuse_the_cache_and_record_the_kernel_on_mlx(tiny_llama: Path,
-                                                                       tmp_path: Path) -> None:  # fmt: skip
+async def test_chat_turns_reuse_the_cache_and_record_the_kernel_on_mlx(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
     app, engine = _real_app(tmp_path, tiny_llama)
     try:
         async with app.run_test(size=(120, 40)) as pilot:
@@ -61,8 +64,13 @@ async def test_chat_turns_reuse_the_cache_and_record_the_kernel_on_mlx(tiny_llam
             app.lab.set_sampler(Sampler(max_tokens=16))
             chat = app.query_one("#chat-pane")
             box = app.query_one("#chat-input", Composer)
-            for i, text in enumerate(("What is a kernel?", "Why does it matter?\nAnswer in two lines.",
-                                      "Thanks. One more example?")):  # fmt: skip
+            for i, text in enumerate(
+                (
+                    "What is a kernel?",
+                    "Why does it matter?\nAnswer in two lines.",
+                    "Thanks. One more example?",
+                )
+            ):
                 if i == 2:
                     chat.slash.set_system("Answer with care.", "care")  # type: ignore[attr-defined]
                 box.focus()
@@ -71,7 +79,10 @@ async def test_chat_turns_reuse_the_cache_and_record_the_kernel_on_mlx(tiny_llam
                 await wait_idle(pilot, app)
             msgs = app.lab.session.messages
             replies = [m for m in msgs if m["role"] == "assistant"]
-            assert len(replies) == 3 and msgs[2]["content"] == "Why does it matter?\nAnswer in two lines."
+            assert (
+                len(replies) == 3
+                and msgs[2]["content"] == "Why does it matter?\nAnswer in two lines."
+            )
             cached = [r["stats"]["cached_prompt_tokens"] for r in replies]
             # Turn 2 reuses turn 1's prompt and reply; turn 3 has a new system turn in front, so
             # nothing before it can be reused: the switch shows in the figures too.
@@ -80,13 +91,16 @@ async def test_chat_turns_reuse_the_cache_and_record_the_kernel_on_mlx(tiny_llam
             assert replies[2]["kernel_sha256"] == app.lab.session.kernel["sha256"]
             chat.action_export("md")  # type: ignore[attr-defined]
             md = (get_paths().data_dir / "exports" / "real.md").read_text()
-            assert md.count("kernel: none") == 2 and md.count("kernel: care (sha256") == 2  # mark + reply
+            assert (
+                md.count("kernel: none") == 2 and md.count("kernel: care (sha256") == 2
+            )  # mark + reply
     finally:
         engine.shutdown()  # type: ignore[attr-defined]
 
 
-async def test_adapter_trained_in_the_training_pane_is_listed_in_models(tiny_model: Path,
-                                                                        tmp_path: Path) -> None:  # fmt: skip
+async def test_adapter_trained_in_the_training_pane_is_listed_in_models(
+    tiny_model: Path, tmp_path: Path
+) -> None:
     data = write_chat_data(tmp_path / "data", n_train=4, n_valid=2)
     app, _ = make_app(tmp_path, model=tiny_model)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -96,8 +110,15 @@ async def test_adapter_trained_in_the_training_pane_is_listed_in_models(tiny_mod
         form = app.screen
         out = form.query_one("#tf-adapter_path", Input).value
         assert out.startswith(str(get_paths().runs_dir))  # the form's default: lemlab's runs folder
-        for name, value in {"data": str(data), "iters": "4", "batch_size": "1", "num_layers": "1",
-                            "save_every": "2", "steps_per_eval": "4", "steps_per_report": "2"}.items():  # fmt: skip
+        for name, value in {
+            "data": str(data),
+            "iters": "4",
+            "batch_size": "1",
+            "num_layers": "1",
+            "save_every": "2",
+            "steps_per_eval": "4",
+            "steps_per_report": "2",
+        }.items():
             form.query_one(f"#tf-{name}", Input).value = value
         await pilot.pause()
         await pilot.press("ctrl+s")

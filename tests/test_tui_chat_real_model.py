@@ -30,14 +30,20 @@ async def test_three_turns_in_english_with_growing_cache(real_model: Path, tmp_p
 
     engine = MLXEngine()
     settings = Settings(sessions_dir=tmp_path / "sessions", scan_hf_cache=False)
-    app = LemlabApp(engine, settings=settings, session=Session(name="real-chat"), model=str(real_model))
+    app = LemlabApp(
+        engine, settings=settings, session=Session(name="real-chat"), model=str(real_model)
+    )
     try:
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_idle(pilot, app)
             assert app.lab.loaded is not None
             app.lab.set_sampler(Sampler(max_tokens=16))
             box = app.query_one("#chat-input", Composer)
-            for text in ("What is the capital of France?", "Why is it famous?", "Name one museum there."):
+            for text in (
+                "What is the capital of France?",
+                "Why is it famous?",
+                "Name one museum there.",
+            ):
                 box.focus()
                 box.value = text
                 await pilot.press("enter")
@@ -50,7 +56,9 @@ async def test_three_turns_in_english_with_growing_cache(real_model: Path, tmp_p
             cached = [r["stats"]["cached_prompt_tokens"] for r in replies]
             prompts = [r["stats"]["prompt_tokens"] for r in replies]
             assert cached[0] < cached[1] < cached[2]
-            assert cached[1] >= prompts[0] and cached[2] >= prompts[1]  # earlier turns not re-prefilled
+            assert (
+                cached[1] >= prompts[0] and cached[2] >= prompts[1]
+            )  # earlier turns not re-prefilled
             meta = str(list(app.query(MessageView))[-1].query_one(".message-meta").render())
             assert f"prompt {prompts[2]} ({cached[2]} cached)" in meta
     finally:

@@ -69,7 +69,9 @@ def test_fake_engine_handles_are_batched_like_the_real_ones(tmp_path: Path) -> N
     chunks = [c for b in batches for c in b]
     assert 1 < len(batches) < 61 and all(batches)  # batched per tick, not one per token
     assert len(chunks) == 61 and "".join(c.text for c in chunks) == text
-    assert chunks[-1].done and not any(c.done for c in chunks[:-1]) and stats.generation_tokens == 60
+    assert (
+        chunks[-1].done and not any(c.done for c in chunks[:-1]) and stats.generation_tokens == 60
+    )
     engine.shutdown()
 
 
@@ -105,7 +107,9 @@ async def test_streamed_message_lays_out_like_one_mounted_whole(tmp_path: Path) 
     stay scrolled to its end, and keep the code block's horizontal scrolling."""
     from support.tui import make_app
 
-    paragraphs = [f"Paragraph {i}: " + "lighthouse keepers kept logs " * (i % 5 + 1) for i in range(12)]
+    paragraphs = [
+        f"Paragraph {i}: " + "lighthouse keepers kept logs " * (i % 5 + 1) for i in range(12)
+    ]
     fence = "```\n" + "x = 1  # " + "long line " * 30 + "\n```"
     text = "\n\n".join(paragraphs[:6] + [fence] + paragraphs[6:]) + "\n\n- one\n- two\n"
     app, _engine = make_app(tmp_path)
@@ -125,7 +129,9 @@ async def test_streamed_message_lays_out_like_one_mounted_whole(tmp_path: Path) 
         assert [b.size for b in streamed.body.children] == [b.size for b in whole.body.children]
         assert box.scroll_y == box.max_scroll_y > 0  # anchored: the end of the reply in view
         fences = [b for b in streamed.body.children if type(b).__name__ == "MarkdownFence"]
-        assert fences and fences[0].virtual_size.width > fences[0].size.width  # still scrolls sideways
+        assert (
+            fences and fences[0].virtual_size.width > fences[0].size.width
+        )  # still scrolls sideways
 
 
 async def test_the_one_pass_override_is_reached_with_textuals_signature(
@@ -148,8 +154,13 @@ async def test_the_one_pass_override_is_reached_with_textuals_signature(
     passed: list[bool] = []
     real = Widget._size_updated
 
-    def spy(self: Widget, size: object, virtual_size: object, container_size: object,
-            layout: bool = True) -> bool:  # fmt: skip
+    def spy(
+        self: Widget,
+        size: object,
+        virtual_size: object,
+        container_size: object,
+        layout: bool = True,
+    ) -> bool:
         if isinstance(self, MessageView):
             passed.append(layout)
         return real(self, size, virtual_size, container_size, layout)  # type: ignore[arg-type]

@@ -25,8 +25,12 @@ pytestmark = pytest.mark.slow
 
 def _app(tmp: Path, endpoints: dict[str, Endpoint]) -> tuple[LemlabApp, EngineRouter]:
     router = EngineRouter(endpoints, local_factory=lambda: FakeEngine(fixed_stats=True))
-    settings = Settings(model_dirs=[tmp / "models"], sessions_dir=tmp / "sessions",
-                        scan_hf_cache=False, endpoints=endpoints)  # fmt: skip
+    settings = Settings(
+        model_dirs=[tmp / "models"],
+        sessions_dir=tmp / "sessions",
+        scan_hf_cache=False,
+        endpoints=endpoints,
+    )
     app = LemlabApp(router, settings=settings, session=Session(name="s1"))
     return app, router
 
@@ -104,7 +108,9 @@ def test_endpoint_rows_and_settings(tiny_server: LocalServer, lemlab_home: Path)
 
     config = get_paths().config_file
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(f'[endpoints.box]\nurl = "{tiny_server.url}"\napi_key_env = "NO_SUCH_KEY_VAR"\n')
+    config.write_text(
+        f'[endpoints.box]\nurl = "{tiny_server.url}"\napi_key_env = "NO_SUCH_KEY_VAR"\n'
+    )
     settings = load_settings()
     assert settings.error == "" and list(settings.endpoints) == ["box"]
     (row,) = endpoint_rows("box", settings.endpoints["box"])

@@ -11,8 +11,10 @@ import pytest
 import lemlab
 
 ROOT = Path(lemlab.__file__).parent
-HELPERS = {"tui/chat/actions.py": "lemlab.tui.panes.chat",
-           "tui/training/curriculum_flow.py": "lemlab.tui.panes.training"}  # fmt: skip
+HELPERS = {
+    "tui/chat/actions.py": "lemlab.tui.panes.chat",
+    "tui/training/curriculum_flow.py": "lemlab.tui.panes.training",
+}
 
 
 def _imported(tree: ast.AST) -> set[str]:
@@ -29,7 +31,12 @@ def _imported(tree: ast.AST) -> set[str]:
 def test_helper_does_not_import_its_pane(helper: str) -> None:
     tree = ast.parse((ROOT / helper).read_text())
     assert HELPERS[helper] not in _imported(tree)
-    private = [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)
-               and isinstance(n.value, ast.Attribute) and n.value.attr == "pane"
-               and n.attr.startswith("_")]  # fmt: skip
+    private = [
+        n.attr
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute)
+        and isinstance(n.value, ast.Attribute)
+        and n.value.attr == "pane"
+        and n.attr.startswith("_")
+    ]
     assert private == []  # e.g. self.pane._saved()

@@ -31,7 +31,9 @@ async def test_real_engine_load_stream_cancel(tiny_model: Path, tmp_path: Path) 
             assert demo.display and DEMO_LABEL in str(demo.render())
             app.query_one("#models-pane").model_changed()  # type: ignore[attr-defined] - as on every load event
             toasts = [n for n in notifications(app) if "random-weight demo model" in n.message]
-            assert [n.title for n in toasts] == ["Loaded with warnings"]  # once, under its own title
+            assert [n.title for n in toasts] == [
+                "Loaded with warnings"
+            ]  # once, under its own title
 
             app.lab.set_sampler(app.lab.sampler.__class__(max_tokens=24))
             app.query_one("#chat-input", Composer).value = "Say something."

@@ -20,11 +20,25 @@ from lemlab.tui.screens.open_path import OpenPathScreen, complete_folder
 def fake_adapter_dir(d: Path, base: Path) -> Path:
     """What discovery and the loader's checks read of an adapter: its config and a header."""
     d.mkdir(parents=True, exist_ok=True)
-    (d / "adapter_config.json").write_text(json.dumps(
-        {"model": str(base), "num_layers": 2, "fine_tune_type": "lora",
-         "lora_parameters": {"rank": 4, "scale": 10.0, "dropout": 0.0}}))  # fmt: skip
-    header = json.dumps({"model.layers.0.self_attn.q_proj.lora_a": {
-        "dtype": "F32", "shape": [2, 4], "data_offsets": [0, 32]}}).encode()  # fmt: skip
+    (d / "adapter_config.json").write_text(
+        json.dumps(
+            {
+                "model": str(base),
+                "num_layers": 2,
+                "fine_tune_type": "lora",
+                "lora_parameters": {"rank": 4, "scale": 10.0, "dropout": 0.0},
+            }
+        )
+    )
+    header = json.dumps(
+        {
+            "model.layers.0.self_attn.q_proj.lora_a": {
+                "dtype": "F32",
+                "shape": [2, 4],
+                "data_offsets": [0, 32],
+            }
+        }
+    ).encode()
     (d / "adapters.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + bytes(32))
     return d
 
@@ -109,7 +123,10 @@ async def test_path_input_completes_folder_names(tmp_path: Path) -> None:
     (tmp_path / "models" / ".hidden").mkdir()
     (tmp_path / "notes.txt").write_text("not a folder")
     assert complete_folder(str(tmp_path / "mod")) == str(tmp_path / "models") + "/"
-    assert complete_folder(str(tmp_path / "models") + "/") == str(tmp_path / "models" / "gemma-3-1b") + "/"
+    assert (
+        complete_folder(str(tmp_path / "models") + "/")
+        == str(tmp_path / "models" / "gemma-3-1b") + "/"
+    )
     assert complete_folder(str(tmp_path / "note")) is None  # files are not offered
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -129,7 +146,9 @@ async def test_path_input_completes_folder_names(tmp_path: Path) -> None:
 async def test_adapters_in_the_runs_folder_are_listed(tmp_path: Path) -> None:
     model = fake_model_dir(tmp_path / "models", "base")
     # Where the Training pane's form puts a new run (runs/adapters/<name>-<time>).
-    trained = fake_adapter_dir(get_paths().runs_dir / "adapters" / "kernel-lora-20260101-120000", model)
+    trained = fake_adapter_dir(
+        get_paths().runs_dir / "adapters" / "kernel-lora-20260101-120000", model
+    )
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_idle(pilot, app)

@@ -65,8 +65,16 @@ async def test_battery_export_holds_every_probe_and_the_sessions_override(tmp_pa
         await pilot.pause()
         assert any("nothing to export" in n.message for n in notifications(app))
         assert pane.open_run(run_file)
-        pane.record_override(make_override(run_file, "gov_criticism", "ethics", -19.0, 12.0,
-                                           "collapse was a <eos> & stop token"))  # fmt: skip
+        pane.record_override(
+            make_override(
+                run_file,
+                "gov_criticism",
+                "ethics",
+                -19.0,
+                12.0,
+                "collapse was a <eos> & stop token",
+            )
+        )
         await run_from_palette(pilot, "Battery: export report (HTML)")
         await wait_idle(pilot, app)  # the page is drawn in a worker
         out = exports() / "run_small.report.html"
@@ -102,8 +110,9 @@ async def test_battery_export_of_a_comparison_is_run_vs_run(tmp_path: Path) -> N
 
 
 async def test_battery_export_during_a_run_holds_the_probes_done_so_far(tmp_path: Path) -> None:
-    app, _ = make_app(tmp_path, model=fake_model_dir(tmp_path / "models"),
-                      engine=FakeEngine(length=8, delay=0.05))  # fmt: skip
+    app, _ = make_app(
+        tmp_path, model=fake_model_dir(tmp_path / "models"), engine=FakeEngine(length=8, delay=0.05)
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         await open_battery(pilot, app)
         await fill_setup(pilot)
@@ -127,7 +136,9 @@ async def test_battery_export_during_a_run_holds_the_probes_done_so_far(tmp_path
     assert "<summary>" + abfile.read_ab(run_file).probes[0].id + " ·" in page
 
 
-async def test_battery_export_of_a_file_gone_since_it_was_opened_is_one_line(tmp_path: Path) -> None:
+async def test_battery_export_of_a_file_gone_since_it_was_opened_is_one_line(
+    tmp_path: Path,
+) -> None:
     run_file = copy_fixture(SMALL_RUN, tmp_path / "runs")
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -137,7 +148,9 @@ async def test_battery_export_of_a_file_gone_since_it_was_opened_is_one_line(tmp
         run_file.write_text("not json\n")  # replaced by something that is no A/B run
         out = pane.export_html()
         await wait_idle(pilot, app)
-        failed = [n.message for n in notifications(app) if n.message.startswith("report export failed")]
+        failed = [
+            n.message for n in notifications(app) if n.message.startswith("report export failed")
+        ]
         assert len(failed) == 1 and "not an A/B run" in failed[0] and "\n" not in failed[0]
         assert out is not None and not out.exists() and app.is_running
 
@@ -146,9 +159,17 @@ def _run_folder(root: Path, name: str) -> Path:
     run = root / name
     run.mkdir(parents=True)
     shutil.copy(EVENTS, run / "events.jsonl")
-    (run / "adapter_config.json").write_text(json.dumps({
-        "model": "elsewhere", "iters": 30, "batch_size": 4, "learning_rate": 1e-5,
-        "lora_parameters": {"rank": 8, "scale": 20.0, "dropout": 0.0}}))  # fmt: skip
+    (run / "adapter_config.json").write_text(
+        json.dumps(
+            {
+                "model": "elsewhere",
+                "iters": 30,
+                "batch_size": 4,
+                "learning_rate": 1e-5,
+                "lora_parameters": {"rank": 8, "scale": 20.0, "dropout": 0.0},
+            }
+        )
+    )
     for it in (10, 20, 30):  # FakeEngine never reads the weights
         (run / f"{it:07d}_adapters.safetensors").write_bytes(b"")
     return run
@@ -182,11 +203,15 @@ async def test_training_export_has_loss_chart_config_scores_and_overlay(tmp_path
     assert "<td>LoRA rank / scale / dropout</td><td>8 / 20 / 0</td>" in ours
     for it, score in scores:  # the followed run's checkpoint table carries the pane's scores
         assert f'<td class="num">{it}</td>' in ours and f'<td class="num">{score:.2f}</td>' in ours
-    assert "not scored" not in ours and overlay.count("not scored") == 3  # the overlay was not scored
+    assert (
+        "not scored" not in ours and overlay.count("not scored") == 3
+    )  # the overlay was not scored
     assert "<td>run-c</td>" in page  # the overlay's row in the runs table
 
 
-async def test_training_export_uses_the_recorded_scores_and_skips_damaged_ones(tmp_path: Path) -> None:
+async def test_training_export_uses_the_recorded_scores_and_skips_damaged_ones(
+    tmp_path: Path,
+) -> None:
     run = _run_folder(tmp_path, "run-b")
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:

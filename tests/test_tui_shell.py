@@ -36,10 +36,21 @@ async def test_palette_lists_every_verb(tmp_path: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_idle(pilot, app)
         prompts = " | ".join(await _palette_prompts(pilot))
-        for verb in ("Load model", "Unload model", "Pick kernel", "Set system prompt",
-                     "New session", "Open session", "Export chat as Markdown",
-                     "Export chat as training JSONL", "Switch theme", "Regenerate reply",
-                     "Cancel generation", "Help", "Quit"):  # fmt: skip
+        for verb in (
+            "Load model",
+            "Unload model",
+            "Pick kernel",
+            "Set system prompt",
+            "New session",
+            "Open session",
+            "Export chat as Markdown",
+            "Export chat as training JSONL",
+            "Switch theme",
+            "Regenerate reply",
+            "Cancel generation",
+            "Help",
+            "Quit",
+        ):
             assert verb in prompts, verb
         await pilot.press("escape")
         found = await _palette_prompts(pilot, "regen")
@@ -119,9 +130,17 @@ async def test_models_pane_pick_load_unload_and_errors(tmp_path: Path) -> None:
     fake_model_dir(models, "other-b")
     adapter = models / "my-adapter"
     adapter.mkdir()
-    (adapter / "adapter_config.json").write_text(json.dumps(
-        {"model": "some-org/unrelated-model", "num_layers": 2, "lora_parameters": {"rank": 8, "scale": 20.0},
-         "iters": 100, "learning_rate": 1e-5}))  # fmt: skip
+    (adapter / "adapter_config.json").write_text(
+        json.dumps(
+            {
+                "model": "some-org/unrelated-model",
+                "num_layers": 2,
+                "lora_parameters": {"rank": 8, "scale": 20.0},
+                "iters": 100,
+                "learning_rate": 1e-5,
+            }
+        )
+    )
     (adapter / "adapters.safetensors").write_bytes(b"")
     (adapter / "0000010_adapters.safetensors").write_bytes(b"")
     app, engine = make_app(tmp_path)
@@ -167,8 +186,10 @@ async def test_models_pane_pick_load_unload_and_errors(tmp_path: Path) -> None:
         table.focus()
         await pilot.press("enter")
         await wait_idle(pilot, app)
-        assert any("load failed" in n.message and "weights are corrupt" in n.message
-                   for n in notifications(app))  # fmt: skip
+        assert any(
+            "load failed" in n.message and "weights are corrupt" in n.message
+            for n in notifications(app)
+        )
         assert app.lab.loaded is None
 
 

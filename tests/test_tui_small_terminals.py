@@ -39,7 +39,9 @@ async def test_f1_is_reachable_in_the_footer_at_80x24(tmp_path: Path, tab: str) 
         assert f1[0].region.y == 23  # on the bottom line, not scrolled away
 
 
-async def test_palette_screenshot_goes_to_the_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_palette_screenshot_goes_to_the_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "home"  # a server's home: no ~/Downloads
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))

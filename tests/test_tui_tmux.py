@@ -23,7 +23,11 @@ pytestmark = [pytest.mark.slow, NEEDS_TMUX]
 
 def test_demo_in_a_real_terminal(lemlab_home: Path, tmp_path: Path) -> None:
     status_file = tmp_path / "status"
-    env = {"LEMLAB_HOME": str(lemlab_home), "MLX_DISABLE_COMPILE": "1", "LEMLAB_DEMO_MODEL": "random"}
+    env = {
+        "LEMLAB_HOME": str(lemlab_home),
+        "MLX_DISABLE_COMPILE": "1",
+        "LEMLAB_DEMO_MODEL": "random",
+    }
     command = recording_status(status_file, LEMLAB, "--demo", "--session", "tmux-demo")
     with tmux_session("lemlab-test", command, env) as name:
         tmux("set-option", "-w", "-t", name, "remain-on-exit", "on")

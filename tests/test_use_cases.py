@@ -19,8 +19,14 @@ def test_prepare_ab_returns_its_setup(tmp_path: Path) -> None:
 
     model = fake_model_dir(tmp_path)
     out = tmp_path / "run.jsonl"
-    setup = prepare_ab(model=str(model), prompts="ccp6", output=out, sampler=Sampler(max_tokens=8),
-                       kernels=["ethics-demo"], limit=2)  # fmt: skip
+    setup = prepare_ab(
+        model=str(model),
+        prompts="ccp6",
+        output=out,
+        sampler=Sampler(max_tokens=8),
+        kernels=["ethics-demo"],
+        limit=2,
+    )
     try:
         assert isinstance(setup, ABSetup)
         assert [p.id for p in setup.probes] == [p.id for p in setup.battery.probes[:2]]
@@ -31,8 +37,15 @@ def test_prepare_ab_returns_its_setup(tmp_path: Path) -> None:
     finally:
         setup.release()
     # The lock is let go: the same output opens again (resumed, nothing written yet).
-    prepare_ab(model=str(model), prompts="ccp6", output=out, sampler=Sampler(max_tokens=8),
-               kernels=["ethics-demo"], limit=2, resume=True).release()  # fmt: skip
+    prepare_ab(
+        model=str(model),
+        prompts="ccp6",
+        output=out,
+        sampler=Sampler(max_tokens=8),
+        kernels=["ethics-demo"],
+        limit=2,
+        resume=True,
+    ).release()
 
 
 @pytest.mark.parametrize(
@@ -45,17 +58,26 @@ def test_prepare_ab_returns_its_setup(tmp_path: Path) -> None:
         ({"scorer": "v9"}, "v9"),
     ],
 )
-def test_prepare_ab_refuses_bad_input(tmp_path: Path, changes: dict[str, object], message: str) -> None:
+def test_prepare_ab_refuses_bad_input(
+    tmp_path: Path, changes: dict[str, object], message: str
+) -> None:
     from lemlab.core.ab.prepare import prepare_ab
 
-    kw: dict[str, object] = {"model": str(fake_model_dir(tmp_path)), "prompts": "ccp6",
-                             "output": tmp_path / "run.jsonl", "sampler": Sampler(), **changes}  # fmt: skip
+    kw: dict[str, object] = {
+        "model": str(fake_model_dir(tmp_path)),
+        "prompts": "ccp6",
+        "output": tmp_path / "run.jsonl",
+        "sampler": Sampler(),
+        **changes,
+    }
     with pytest.raises(LemlabError, match=message):
         prepare_ab(**kw)  # type: ignore[arg-type]
     assert not (tmp_path / "run.jsonl").exists()
 
 
-def _curriculum(tmp_path: Path, model: Path, *, data: str = "data", eval_prompts: str | None = None) -> Path:
+def _curriculum(
+    tmp_path: Path, model: Path, *, data: str = "data", eval_prompts: str | None = None
+) -> Path:
     write_chat_data(tmp_path / "data")
     text = f'schema_version = 1\nbase_model = "{model}"\noutput = "out"\n'
     if eval_prompts:
@@ -71,8 +93,9 @@ def test_preflight_training_returns_figures_or_one_line(tmp_path: Path) -> None:
     from lemlab.core.training.preflight import preflight_training
 
     model, data = fake_model_dir(tmp_path), write_chat_data(tmp_path / "data")
-    cfg = TrainingConfig(model=str(model), data=str(data), adapter_path=str(tmp_path / "a"),
-                         num_layers=1, iters=10)  # fmt: skip
+    cfg = TrainingConfig(
+        model=str(model), data=str(data), adapter_path=str(tmp_path / "a"), num_layers=1, iters=10
+    )
     fig = preflight_training(cfg)
     assert isinstance(fig, GradientFigures) and fig.iters == 10
     cfg.num_layers = 16
@@ -104,12 +127,20 @@ def test_stage_eval_reads_a_finished_file_without_a_child(tmp_path: Path) -> Non
     from lemlab.engine.stage_eval import run_stage_eval
 
     out = tmp_path / "eval.jsonl"
-    summary = {"type": "summary", "total_probes": 1,
-               "conditions": [{"name": "baseline", "avg_lek": 1.0}, {"name": "trained", "avg_lek": 2.5}]}  # fmt: skip
+    summary = {
+        "type": "summary",
+        "total_probes": 1,
+        "conditions": [{"name": "baseline", "avg_lek": 1.0}, {"name": "trained", "avg_lek": 2.5}],
+    }
     out.write_text(json.dumps(summary) + "\n")
     said: list[str] = []
-    scores = run_stage_eval(EvalSettings("ccp6"), model=tmp_path / "m", adapter=tmp_path / "a",
-                            out=out, announce=said.append)  # fmt: skip
+    scores = run_stage_eval(
+        EvalSettings("ccp6"),
+        model=tmp_path / "m",
+        adapter=tmp_path / "a",
+        out=out,
+        announce=said.append,
+    )
     assert isinstance(scores, StageScores) and (scores.before, scores.after) == (1.0, 2.5)
     assert said == []  # done before: no child, nothing announced
 
@@ -118,8 +149,14 @@ def test_prepare_distill_returns_its_job_or_one_line(tmp_path: Path) -> None:
     from lemlab.core.distill.prepare import DistillJob, prepare_distill
 
     model = fake_model_dir(tmp_path)
-    job = prepare_distill(model=str(model), prompts="ccp6", output=tmp_path / "d.jsonl", limit=1,
-                          samples=2, threshold=1.0)  # fmt: skip
+    job = prepare_distill(
+        model=str(model),
+        prompts="ccp6",
+        output=tmp_path / "d.jsonl",
+        limit=1,
+        samples=2,
+        threshold=1.0,
+    )
     try:
         assert isinstance(job, DistillJob) and not job.remote and len(job.probes) == 1
         assert job.settings.samples == 2 and job.battery == "ccp6" and job.kernel_text is None

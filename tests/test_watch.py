@@ -25,11 +25,17 @@ FIX = Path(__file__).resolve().parent / "fixtures" / "training"
         ("mlx_lm_0.32.2_new_format_pty.log", "log-new"),
     ],
 )
-def test_watch_once_on_files(name: str, fmt: str | None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_watch_once_on_files(
+    name: str, fmt: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["watch", "--once", str(FIX / name)]) == 0
     out = capsys.readouterr().out
     assert "status     done" in out and "iteration 30/30" in out
-    assert "train loss 5.618" in out and "val loss   5.620" in out and "best val   5.620 at iteration 30" in out
+    assert (
+        "train loss 5.618" in out
+        and "val loss   5.620" in out
+        and "best val   5.620 at iteration 30" in out
+    )
     assert "· train" in out  # the chart legend
     assert (f"log format: {fmt}" in out) == (fmt is not None)
 
@@ -60,8 +66,12 @@ def test_watch_follows_a_growing_events_file_until_done(tmp_path: Path) -> None:
     lines = (FIX / "lemlab_events.jsonl").read_text().splitlines(keepends=True)
     path = tmp_path / "events.jsonl"
     path.write_text(lines[0] + lines[1][:20])  # start line + a partial second line
-    proc = subprocess.Popen(lemlab_cmd("watch", path, "--interval", "0.05"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        lemlab_cmd("watch", path, "--interval", "0.05"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(0.5)
     assert proc.poll() is None  # still watching: no final event yet
     with open(path, "a") as fh:

@@ -27,7 +27,7 @@ def _running_state() -> RunState:
             tokens_per_second=4200.0,
             trained_tokens=900,
             peak_memory=0.5,
-        ),  # fmt: skip
+        ),
         TrainingEvent("checkpoint", 10, ts=1002.1, path="/r/0000010_adapters.safetensors"),
         TrainingEvent(
             "train",
@@ -38,7 +38,7 @@ def _running_state() -> RunState:
             tokens_per_second=4300.0,
             trained_tokens=1800,
             peak_memory=0.5,
-        ),  # fmt: skip
+        ),
     ):
         state.apply(ev)
     return state

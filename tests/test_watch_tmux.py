@@ -18,8 +18,21 @@ from support.train import lemlab_cmd, read_events, write_chat_data
 
 pytestmark = [pytest.mark.slow, NEEDS_TMUX]
 ITERS = 120
-TRAIN_FLAGS = ["--iters", str(ITERS), "--batch-size", "2", "--num-layers", "2", "--steps-per-report", "2",
-               "--steps-per-eval", "20", "--save-every", "20", "--yes"]  # fmt: skip
+TRAIN_FLAGS = [
+    "--iters",
+    str(ITERS),
+    "--batch-size",
+    "2",
+    "--num-layers",
+    "2",
+    "--steps-per-report",
+    "2",
+    "--steps-per-eval",
+    "20",
+    "--save-every",
+    "20",
+    "--yes",
+]
 ITERATION_RE = re.compile(r"iteration (\d+)/(\d+) \[")
 
 
@@ -38,9 +51,21 @@ def training(tiny_model: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Pope
     adapter = tmp_path / "adapter"
     data = write_chat_data(tmp_path / "data")
     with open(tmp_path / "train.out", "wb") as out:
-        proc = subprocess.Popen(lemlab_cmd("train", "--model", tiny_model, "--data", data,
-                                           "--adapter-path", adapter, *TRAIN_FLAGS),
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(
+            lemlab_cmd(
+                "train",
+                "--model",
+                tiny_model,
+                "--data",
+                data,
+                "--adapter-path",
+                adapter,
+                *TRAIN_FLAGS,
+            ),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         yield proc, adapter
     finally:
@@ -73,11 +98,18 @@ def test_watch_follows_a_live_training_run_in_tmux(
 ) -> None:
     proc, adapter = training
     # As early as a user could: the config exists, the first event may not (watch waits for it).
-    wait_until(lambda: (adapter / "lemlab-train.toml").exists() or proc.poll() is not None, 60, "the run",
-               interval=0.02)  # fmt: skip
+    wait_until(
+        lambda: (adapter / "lemlab-train.toml").exists() or proc.poll() is not None,
+        60,
+        "the run",
+        interval=0.02,
+    )
     assert proc.poll() is None, (tmp_path / "train.out").read_text()
     status_file = tmp_path / "watch-status"
-    env = {"LEMLAB_HOME": str(lemlab_home), "MLX_DISABLE_COMPILE": os.environ["MLX_DISABLE_COMPILE"]}
+    env = {
+        "LEMLAB_HOME": str(lemlab_home),
+        "MLX_DISABLE_COMPILE": os.environ["MLX_DISABLE_COMPILE"],
+    }
     # The pane stays open after the watch so that its last screen can be read.
     command = recording_status(status_file, LEMLAB, "watch", adapter, "--interval", "0.1", hold=300)
     with tmux_session("lemlab-watch", command, env) as name:
@@ -100,9 +132,22 @@ def test_watch_follows_a_live_training_run_in_tmux(
     for (it_a, chart_a, _), (it_b, chart_b, _) in zip(charted, charted[1:], strict=False):
         assert it_b == it_a or chart_b != chart_a  # a new report redraws the chart
     # The live screen: everything a researcher checks over SSH.
-    for text in ("watching ", "Ctrl+C", "status     running", "ETA ", "elapsed ", f"/{ITERS} [",
-                 "train loss ", "(ppl ", "val loss ", "lr ", "tokens/s ", "peak mem ", "best val ",
-                 "· train"):  # fmt: skip
+    for text in (
+        "watching ",
+        "Ctrl+C",
+        "status     running",
+        "ETA ",
+        "elapsed ",
+        f"/{ITERS} [",
+        "train loss ",
+        "(ppl ",
+        "val loss ",
+        "lr ",
+        "tokens/s ",
+        "peak mem ",
+        "best val ",
+        "· train",
+    ):
         assert text in first_screen, f"{text!r} missing from the live screen:\n{first_screen}"
 
     events = read_events(adapter / "events.jsonl")

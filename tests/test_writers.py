@@ -58,14 +58,20 @@ def test_new_files_follow_the_umask_and_replaced_files_keep_their_mode(
     private.chmod(0o600)
     write_text_atomic(private, "new\n")
     assert mode(private) == 0o600
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.jsonl", "private.jsonl", "shared.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "new.jsonl",
+        "private.jsonl",
+        "shared.jsonl",
+    ]
 
 
 def test_extract_output_is_readable_by_others_under_umask_022(tmp_path: Path) -> None:
     src = write_distill(tmp_path / "d.jsonl", [("P1", 0), ("P2", 0), ("P3", 0)])
     old = os.umask(0o022)
     try:
-        assert main(["extract", "--input", str(src), "--output", str(tmp_path / "o"), "--split"]) == 0
+        assert (
+            main(["extract", "--input", str(src), "--output", str(tmp_path / "o"), "--split"]) == 0
+        )
     finally:
         os.umask(old)
     assert mode(tmp_path / "o" / "train.jsonl") == 0o644
@@ -124,7 +130,10 @@ def test_rescore_out_refuses_an_existing_file_unless_force(
     line = one_line(capsys.readouterr().err)
     assert f"{out} already exists" in line and "--force" in line
     assert out.read_bytes() == b"a finished A/B run\n"
-    assert main(["rescore", str(FIXTURES / "abfile-v1-sample.jsonl"), "--out", str(out), "--force"]) == 0
+    assert (
+        main(["rescore", str(FIXTURES / "abfile-v1-sample.jsonl"), "--out", str(out), "--force"])
+        == 0
+    )
     assert json.loads(out.read_text().splitlines()[0])["type"] == "probe"
 
 
@@ -159,8 +168,10 @@ def test_rephrase_refuses_an_existing_output_and_its_own_input(
 
 
 def training_line(pid: str, idx: int, reply: str = "") -> str:
-    msgs = [{"role": "user", "content": f"prompt {pid}"},
-            {"role": "assistant", "content": reply or f"reply {pid} #{idx}"}]  # fmt: skip
+    msgs = [
+        {"role": "user", "content": f"prompt {pid}"},
+        {"role": "assistant", "content": reply or f"reply {pid} #{idx}"},
+    ]
     meta = {"probe_id": pid, "sample_idx": idx, "lek_score": 30.0, "category": "c"}
     return json.dumps({"type": "training", "training": {"messages": msgs}, "meta": meta}) + "\n"
 
@@ -196,7 +207,9 @@ def test_extract_refuses_existing_outputs_unless_force(
     assert "valid.jsonl already exists: add --force" in one_line(capsys.readouterr().err)
     assert (folder / "valid.jsonl").read_bytes() == b"hand-made validation\n"
     assert not (folder / "train.jsonl").exists()  # nothing half-done either
-    assert main(["extract", "--input", str(src), "--output", str(folder), "--split", "--force"]) == 0
+    assert (
+        main(["extract", "--input", str(src), "--output", str(folder), "--split", "--force"]) == 0
+    )
     assert (folder / "valid.jsonl").read_bytes() != b"hand-made validation\n"
 
 
@@ -208,7 +221,10 @@ def test_extract_reads_a_repeated_sample_once(
     src = tmp_path / "d.jsonl"
     src.write_text("".join(training_line(p, i) for p, i in keys) + training_line("P1", 0, "again"))
     out = tmp_path / "o"
-    assert main(["extract", "--input", str(src), "--output", str(out), "--split", "--dedup", "all"]) == 1
+    assert (
+        main(["extract", "--input", str(src), "--output", str(out), "--split", "--dedup", "all"])
+        == 1
+    )
     assert "d.jsonl:5: probe 'P1' sample 0 repeats line 1" in capsys.readouterr().err
     texts = [
         json.loads(x)["messages"][1]["content"]
@@ -241,8 +257,13 @@ def test_a_line_that_does_not_fit_is_cut_back_and_the_message_says_so(tmp_path: 
     out = tmp_path / "run.jsonl"
     out.write_text('{"type": "probe", "id": "P1"}\n' * 7)  # 210 bytes: 200 more do not fit in 300
     before = out.read_bytes()
-    proc = subprocess.run([sys.executable, "-c", APPEND, str(out)], capture_output=True, text=True,
-                          preexec_fn=_limit_file_size, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", APPEND, str(out)],
+        capture_output=True,
+        text=True,
+        preexec_fn=_limit_file_size,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"cannot write {out}" in proc.stdout
     assert "every line before this one is intact" in proc.stdout and "--resume" in proc.stdout
@@ -266,13 +287,38 @@ def test_a_run_whose_model_fails_to_load_leaves_no_file(
     broken_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "d.jsonl"
-    args = ["distill", "--model", str(broken_model), "--prompts", "ccp6", "--output", str(out),
-            "--samples", "1", "--max-tokens", "8"]  # fmt: skip
+    args = [
+        "distill",
+        "--model",
+        str(broken_model),
+        "--prompts",
+        "ccp6",
+        "--output",
+        str(out),
+        "--samples",
+        "1",
+        "--max-tokens",
+        "8",
+    ]
     assert main(args) == 2
     assert "cannot read weights" in one_line(capsys.readouterr().err)
     ab_out = tmp_path / "a.jsonl"
-    assert main(["ab", "--model", str(broken_model), "--prompts", "ccp6", "--output", str(ab_out),
-                 "--max-tokens", "8"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "ab",
+                "--model",
+                str(broken_model),
+                "--prompts",
+                "ccp6",
+                "--output",
+                str(ab_out),
+                "--max-tokens",
+                "8",
+            ]
+        )
+        == 2
+    )
     assert "cannot read weights" in one_line(capsys.readouterr().err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken"]  # no output, sidecar or lock
 
@@ -287,9 +333,25 @@ def test_leftovers_of_a_start_killed_before_its_first_sample_do_not_block_the_re
     settings = d.DistillSettings(model=str(tiny_model), samples=1, max_tokens=8, truncated="keep")
     d.open_distill_output(out, settings, [], resume=False).lock.release()  # type: ignore[union-attr]
     assert out.read_bytes() == b"" and d.progress_path(out).read_bytes().count(b"\n") == 1
-    args = ["distill", "--model", str(tiny_model), "--prompts", "ccp6", "--output", str(out),
-            "--samples", "1", "--max-tokens", "8", "--truncated", "keep", "--limit", "1",
-            "--threshold", "-1000"]  # fmt: skip
+    args = [
+        "distill",
+        "--model",
+        str(tiny_model),
+        "--prompts",
+        "ccp6",
+        "--output",
+        str(out),
+        "--samples",
+        "1",
+        "--max-tokens",
+        "8",
+        "--truncated",
+        "keep",
+        "--limit",
+        "1",
+        "--threshold",
+        "-1000",
+    ]
     assert main(args) == 0  # no --resume needed: there was nothing to resume
     assert "is empty (an earlier run stopped before its first result)" in capsys.readouterr().err
     assert json.loads(out.read_text().splitlines()[-1])["total_generated"] == 1
@@ -312,8 +374,12 @@ async def test_a_tui_chat_in_a_copied_session_leaves_the_original_as_it_was(tmp_
 
     copy, _ = open_or_create("work-copy", sessions, lock=True)  # as `lemlab --session work-copy`
     settings = Settings(sessions_dir=sessions, scan_hf_cache=False, model_dirs=[])
-    app = LemlabApp(FakeEngine(), settings=settings, session=copy,
-                    model=str(fake_model_dir(tmp_path / "models")))  # fmt: skip
+    app = LemlabApp(
+        FakeEngine(),
+        settings=settings,
+        session=copy,
+        model=str(fake_model_dir(tmp_path / "models")),
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_idle(pilot, app)
         app.query_one("#chat-input", Composer).value = "asked in the copy"

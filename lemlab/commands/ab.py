@@ -50,8 +50,10 @@ EXIT_RUN_FAILED = 3  # a server failed for good mid-run: the lines so far are ke
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.epilog = ("exit status: 0 done, 2 bad input, 3 a server failed for good mid-run, 130 "
-                "interrupted (rerun the same command with --resume after 3 or 130)")  # fmt: skip
+    p.epilog = (
+        "exit status: 0 done, 2 bad input, 3 a server failed for good mid-run, 130 "
+        "interrupted (rerun the same command with --resume after 3 or 130)"
+    )
     add_model_arguments(p, spread="the probes over several servers", unit="probe")
     p.add_argument(
         "--adapter",
@@ -105,9 +107,14 @@ def run(args: argparse.Namespace) -> int:
 def _run_local(args: argparse.Namespace, setup: ABSetup) -> int:
     with local_engine() as engine:
         runner = BatteryRunner(
-            engine, setup.probes, setup.plan, setup.scorer, setup.sampler,
-            resume=setup.opened.state, failure_detector=failure_detector(),
-        )  # fmt: skip
+            engine,
+            setup.probes,
+            setup.plan,
+            setup.scorer,
+            setup.sampler,
+            resume=setup.opened.state,
+            failure_detector=failure_detector(),
+        )
         return _execute(args, setup, runner)
 
 
@@ -120,17 +127,25 @@ def _run_remote(args: argparse.Namespace, setup: ABSetup) -> int:
             print(f"lemlab: warning: {visible_line(w)}", file=sys.stderr)
         setup.endpoints = [s.label for s in slots]
         runner = ParallelBatteryRunner(
-            slots, setup.probes, plan, setup.scorer, setup.sampler,
-            resume=setup.opened.state, failure_detector=failure_detector(),
+            slots,
+            setup.probes,
+            plan,
+            setup.scorer,
+            setup.sampler,
+            resume=setup.opened.state,
+            failure_detector=failure_detector(),
             retry=retry_policy(args),
-        )  # fmt: skip
+        )
         try:
             return _execute(args, setup, runner)
         except DispatchError as exc:
             done = len(runner.state.complete)
             print(f"lemlab: error: {visible_line(exc)}", file=sys.stderr)  # quotes the server
-            print(f"lemlab: stopped; {done}/{len(setup.probes)} probes are in {args.output}. "
-                  "Run the same command with --resume when the server is back.", file=sys.stderr)  # fmt: skip
+            print(
+                f"lemlab: stopped; {done}/{len(setup.probes)} probes are in {args.output}. "
+                "Run the same command with --resume when the server is back.",
+                file=sys.stderr,
+            )
             return EXIT_RUN_FAILED
 
 
@@ -150,10 +165,16 @@ def prepare(args: argparse.Namespace) -> ABSetup:
     sampler = sampler_from_args(args)
     check_dispatch_args(args)
     return prepare_ab(
-        model=given_specs(args), prompts=args.prompts, output=args.output, sampler=sampler,
-        kernels=args.kernel, adapters=args.adapter, scorer=args.scorer, resume=args.resume,
+        model=given_specs(args),
+        prompts=args.prompts,
+        output=args.output,
+        sampler=sampler,
+        kernels=args.kernel,
+        adapters=args.adapter,
+        scorer=args.scorer,
+        resume=args.resume,
         limit=args.limit,
-    )  # fmt: skip
+    )
 
 
 def _execute(args: argparse.Namespace, setup: ABSetup, runner: Any) -> int:
@@ -203,8 +224,9 @@ class _ProgressView(RunProgress):
     """rich progress on stderr when it is a terminal; one plain line per probe otherwise."""
 
     def __init__(self) -> None:
-        super().__init__("starting", ["{task.fields[tps]}", "ETA {task.fields[eta]}"],
-                         {"tps": "", "eta": "-"})  # fmt: skip
+        super().__init__(
+            "starting", ["{task.fields[tps]}", "ETA {task.fields[eta]}"], {"tps": "", "eta": "-"}
+        )
         self.label = ""
 
     def warn(self, text: str) -> None:

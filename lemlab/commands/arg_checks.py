@@ -56,7 +56,9 @@ def _flag(action: argparse.Action) -> str:
     return action.option_strings[-1] if action.option_strings else action.dest
 
 
-def checked_number(kind: type, low: float | None, high: float | None, low_open: bool) -> Callable[[str], Any]:
+def checked_number(
+    kind: type, low: float | None, high: float | None, low_open: bool
+) -> Callable[[str], Any]:
     """An argparse `type` for a finite number of `kind` within [low, high] (low excluded when
     `low_open`). Raises ArgumentTypeError, which argparse words as 'argument --x: ...'."""
 

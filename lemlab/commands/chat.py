@@ -136,9 +136,7 @@ class Reply:
         return self.error is None and self.stats.finish_reason in ("stop", "length")
 
 
-def stream_reply(
-    engine: Engine, messages: list[Message], sampler: Sampler, out: TextIO
-) -> Reply:
+def stream_reply(engine: Engine, messages: list[Message], sampler: Sampler, out: TextIO) -> Reply:
     """Stream one reply to `out`; Ctrl+C cancels it and returns what was generated."""
     handle = engine.generate(messages, sampler, reuse_prefix=True)
     tty = out.isatty()
@@ -190,8 +188,9 @@ def _one_shot(engine: Engine, state: ChatState, prompt: str, sampler: Sampler) -
 
 def _repl(engine: Engine, state: ChatState, sampler: Sampler, title: str) -> int:
     interactive = sys.stdin.isatty()
-    print(f"lemlab chat: {visible_line(title)}. /help for commands, Ctrl+D to leave.",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"lemlab chat: {visible_line(title)}. /help for commands, Ctrl+D to leave.", file=sys.stderr
+    )
     while True:
         try:
             line = input("you> " if interactive else "")

@@ -37,11 +37,17 @@ FUSE_DRIFT_FLOOR = 1e-3
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="curriculum TOML (see examples/)")
-    p.add_argument("--fuse", action="store_true",
-                   help="allow fusing each stage's adapter into a merged model for the next stage")
-    p.add_argument("--requantize", action="store_true",
-                   help="re-quantize fused models to the base's bits (smaller, but rounding loses "
-                   "part of each stage's update; default: fuse into a dequantized model)")  # fmt: skip
+    p.add_argument(
+        "--fuse",
+        action="store_true",
+        help="allow fusing each stage's adapter into a merged model for the next stage",
+    )
+    p.add_argument(
+        "--requantize",
+        action="store_true",
+        help="re-quantize fused models to the base's bits (smaller, but rounding loses "
+        "part of each stage's update; default: fuse into a dequantized model)",
+    )
     p.add_argument("--only", metavar="STAGE", help="run just this stage (name or number)")
     p.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
     p.add_argument("--yes", action="store_true", help="do not ask about small-model warnings")
@@ -69,7 +75,13 @@ def run(args: argparse.Namespace) -> int:
     from lemlab.commands.train import show_plan
 
     plan = preflight_curriculum(cur, todo=todo)
-    if not show_plan(plan.lines, plan.warned, dry_run=args.dry_run, yes=args.yes, state_file=cur.output / STATE_FILE):
+    if not show_plan(
+        plan.lines,
+        plan.warned,
+        dry_run=args.dry_run,
+        yes=args.yes,
+        state_file=cur.output / STATE_FILE,
+    ):
         return 0
 
     # One run per output folder (its state file): a second one gets one line naming this one.
@@ -86,14 +98,20 @@ def run_stages(cur: Curriculum, todo: list[int]) -> int:
     for i in todo:
         name = cur.stages[i].name
         if i > 0 and cur.needs_fuse(i - 1):
-            print(f"stage {i + 1} {name}: starts from stage {i}'s merged model "
-                  f"{cur.input_model(i)}", file=sys.stderr)  # fmt: skip
+            print(
+                f"stage {i + 1} {name}: starts from stage {i}'s merged model {cur.input_model(i)}",
+                file=sys.stderr,
+            )
         if stage_done(cur, i):
-            print(f"stage {i + 1} {name}: already trained, skipped (delete {cur.stage_dir(i)} to retrain)")
+            print(
+                f"stage {i + 1} {name}: already trained, skipped (delete {cur.stage_dir(i)} to retrain)"
+            )
         else:
             progress.begin_training(i)
             print(f"stage {i + 1} {name}: training on {cur.input_model(i)}", file=sys.stderr)
-            code = train_and_follow(cur.stage_config(i), label=f"[{i + 1}/{len(cur.stages)} {name}] ")
+            code = train_and_follow(
+                cur.stage_config(i), label=f"[{i + 1}/{len(cur.stages)} {name}] "
+            )
             if code != 0:
                 progress.set(i, "stopped")
                 return code
@@ -102,7 +120,9 @@ def run_stages(cur: Curriculum, todo: list[int]) -> int:
             job = fuse_job(cur, i)
             print(f"stage {i + 1} {name}: fusing into {job.out}: {job.describe()}", file=sys.stderr)
             try:
-                res = fuse_adapter(job.model, job.adapter, job.out, job.log, requantize=job.requantize)
+                res = fuse_adapter(
+                    job.model, job.adapter, job.out, job.log, requantize=job.requantize
+                )
             except FuseError as exc:
                 progress.save()
                 raise LemlabError(str(exc)) from None
@@ -125,8 +145,13 @@ def evaluate(cur: Curriculum, i: int, progress: CurriculumProgress) -> bool:
     assert cur.eval is not None
     out = cur.stage_dir(i) / EVAL_FILE
     try:
-        scores = run_stage_eval(cur.eval, cur.input_model(i), cur.adapter_dir(i), out,
-                                f"stage {i + 1} {cur.stages[i].name}: ")  # fmt: skip
+        scores = run_stage_eval(
+            cur.eval,
+            cur.input_model(i),
+            cur.adapter_dir(i),
+            out,
+            f"stage {i + 1} {cur.stages[i].name}: ",
+        )
     except EvalInterrupted:
         progress.save()
         return False
@@ -179,8 +204,10 @@ def fuse_drift_warning(res: Any, start: float | None) -> str | None:
     if drift <= max(FUSE_DRIFT_FLOOR, FUSE_DRIFT_SHARE * learned):
         return None
     moved = f" (the stage moved it {learned:.4f})" if start is not None else ""
-    return (f"the merged model's validation loss differs from base + adapter by {drift:.4f}"
-            f"{moved}: the next stage does not start where this one ended")  # fmt: skip
+    return (
+        f"the merged model's validation loss differs from base + adapter by {drift:.4f}"
+        f"{moved}: the next stage does not start where this one ended"
+    )
 
 
 def report_fuse(i: int, name: str, res: Any, start: float | None) -> None:

@@ -44,13 +44,18 @@ EXIT_INTERRUPTED = 130
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.epilog = ("exit status: 0 done, 1 done but no sample reached the threshold (summary "
-                "written), 2 bad input, 3 a server failed for good mid-run, 130 interrupted "
-                "(rerun with --resume after 3 or 130)")  # fmt: skip
+    p.epilog = (
+        "exit status: 0 done, 1 done but no sample reached the threshold (summary "
+        "written), 2 bad input, 3 a server failed for good mid-run, 130 interrupted "
+        "(rerun with --resume after 3 or 130)"
+    )
     add_model_arguments(p, spread="samples over servers", unit="sample")
     p.add_argument("--adapter", help="LoRA adapter folder or checkpoint file")
-    p.add_argument("--kernel", metavar="FILE",
-                   help="kernel text used as the system message (never stored in the output)")  # fmt: skip
+    p.add_argument(
+        "--kernel",
+        metavar="FILE",
+        help="kernel text used as the system message (never stored in the output)",
+    )
     p.add_argument(
         "--prompts", required=True, metavar="BATTERY", help="battery file or shipped name"
     )
@@ -58,19 +63,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--samples", type=int, default=d.DEFAULT_SAMPLES, help="samples per probe (default 10)"
     )
-    p.add_argument("--threshold", type=float, default=d.DEFAULT_THRESHOLD,
-                   help="keep samples scoring >= this (default 24.0; Phase 0 used 15.0)")  # fmt: skip
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=d.DEFAULT_THRESHOLD,
+        help="keep samples scoring >= this (default 24.0; Phase 0 used 15.0)",
+    )
     p.add_argument(
         "--max-tokens", type=int, default=d.DEFAULT_MAX_TOKENS, help="per sample (default 4096)"
     )
     p.add_argument("--temperature", type=float, default=d.DEFAULT_TEMPERATURE, help="default 0.8")
     p.add_argument("--top-p", type=float, default=d.DEFAULT_TOP_P, help="default 0.95")
-    p.add_argument("--seed", type=int, default=d.DEFAULT_SEED,
-                   help="base seed; each sample's seed derives from (seed, probe id, index) (default 42)")  # fmt: skip
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=d.DEFAULT_SEED,
+        help="base seed; each sample's seed derives from (seed, probe id, index) (default 42)",
+    )
     p.add_argument("--scorer", default=d.DEFAULT_SCORER, help="scorer id (default v2-distill)")
-    p.add_argument("--truncated", choices=d.TRUNCATED_MODES, default=d.DEFAULT_TRUNCATED,
-                   help="samples that hit --max-tokens end mid-reply: keep them, marked "
-                   "truncated in meta (default, as the research tool did), or drop them")  # fmt: skip
+    p.add_argument(
+        "--truncated",
+        choices=d.TRUNCATED_MODES,
+        default=d.DEFAULT_TRUNCATED,
+        help="samples that hit --max-tokens end mid-reply: keep them, marked "
+        "truncated in meta (default, as the research tool did), or drop them",
+    )
     p.add_argument("--limit", type=int, metavar="N", help="only the first N probes")
     p.add_argument("--resume", action="store_true", help="continue OUT where it stopped")
 
@@ -93,11 +110,22 @@ class DistillOutcome:
 def run(args: argparse.Namespace) -> int:
     check_dispatch_args(args)
     job = prepare_distill(
-        model=given_specs(args), prompts=args.prompts, output=args.output, adapter=args.adapter,
-        kernel=args.kernel, resume=args.resume, samples=args.samples, threshold=args.threshold,
-        temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
-        seed=args.seed, scorer=args.scorer, truncated=args.truncated, limit=args.limit,
-    )  # fmt: skip
+        model=given_specs(args),
+        prompts=args.prompts,
+        output=args.output,
+        adapter=args.adapter,
+        kernel=args.kernel,
+        resume=args.resume,
+        samples=args.samples,
+        threshold=args.threshold,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        scorer=args.scorer,
+        truncated=args.truncated,
+        limit=args.limit,
+    )
     print_notes(job.state.notes)
     if job.state.already_complete:
         print(f"{job.output} is already complete: nothing to do")
@@ -125,11 +153,23 @@ def execute_distill_remote(job: DistillJob, args: argparse.Namespace) -> Distill
     """Samples spread over the job's servers (lemlab.core.remote.dispatch); lines as samples finish."""
     variants: list[tuple[str, str | None]] = [("", job.settings.adapter)]
     with server_slots(job.specs or [], variants, args.max_in_flight) as (slots, warnings):
-        runner = ParallelDistillRunner(slots, job.probes, job.settings, job.scorer,
-                                       job.kernel_text, job.state, retry=retry_policy(args))  # fmt: skip
+        runner = ParallelDistillRunner(
+            slots,
+            job.probes,
+            job.settings,
+            job.scorer,
+            job.kernel_text,
+            job.state,
+            retry=retry_policy(args),
+        )
         try:
-            return _drive(job, runner, DistillView(), warnings,
-                          {"battery": job.battery, "endpoints": [s.label for s in slots]})  # fmt: skip
+            return _drive(
+                job,
+                runner,
+                DistillView(),
+                warnings,
+                {"battery": job.battery, "endpoints": [s.label for s in slots]},
+            )
         except DispatchError as exc:
             print(f"lemlab: error: {visible_line(exc)}", file=sys.stderr)  # quotes the server
             return DistillOutcome(None, failed=True)
@@ -142,8 +182,9 @@ def execute_distill(job: DistillJob, engine: Any, label: str = "") -> DistillOut
     return _drive(job, runner, DistillView(label), [], {"battery": job.battery})
 
 
-def _drive(job: DistillJob, runner: Any, view: DistillView, warnings: list[str],
-           extra: dict[str, Any]) -> DistillOutcome:  # fmt: skip
+def _drive(
+    job: DistillJob, runner: Any, view: DistillView, warnings: list[str], extra: dict[str, Any]
+) -> DistillOutcome:
     """Record and show the runner's events (kept lines name the server of a run spread over
     servers); the summary line unless the run was cancelled."""
     recorder = d.DistillRecorder(job.output, job.settings)
@@ -181,11 +222,18 @@ def report_outcome(job: DistillJob, outcome: DistillOutcome) -> None:
     print(f"wrote {job.output}")
     cut = s.get("hit_token_limit", 0)
     if cut:
-        what = ("dropped" if s.get("truncated") == "drop" else "kept where they scored enough, "
-                "marked truncated in meta; a model trained on them learns the cut-off (pass "
-                "--truncated drop, or raise --max-tokens)")  # fmt: skip
-        print(f"lemlab: note: {cut}/{s['total_generated']} samples hit --max-tokens "
-              f"{s['max_tokens']} mid-reply: {what}", file=sys.stderr)  # fmt: skip
+        what = (
+            "dropped"
+            if s.get("truncated") == "drop"
+            else "kept where they scored enough, "
+            "marked truncated in meta; a model trained on them learns the cut-off (pass "
+            "--truncated drop, or raise --max-tokens)"
+        )
+        print(
+            f"lemlab: note: {cut}/{s['total_generated']} samples hit --max-tokens "
+            f"{s['max_tokens']} mid-reply: {what}",
+            file=sys.stderr,
+        )
     if s["total_kept"] == 0:
         print(
             f"lemlab: WARNING: no sample reached the threshold {s['threshold']} "
@@ -232,5 +280,7 @@ class DistillView(RunProgress):
         if self.progress is not None:
             self.update(total=c.total, completed=c.generated, rate=rate)
             return
-        self.say(f"probe {event.probe_index}/{event.probes} {s.probe.id} sample {s.sample_idx + 1}: "
-                 f"score {s.lek_score:.2f} {'kept' if s.kept else 'rejected'} · {rate}")  # fmt: skip
+        self.say(
+            f"probe {event.probe_index}/{event.probes} {s.probe.id} sample {s.sample_idx + 1}: "
+            f"score {s.lek_score:.2f} {'kept' if s.kept else 'rejected'} · {rate}"
+        )

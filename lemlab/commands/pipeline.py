@@ -39,8 +39,10 @@ EXIT_NOTHING_KEPT = 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.epilog = ("exit status: 0 done, 1 a phase kept nothing or its training failed, 2 bad input, "
-                "130 interrupted (rerun the same command to resume)")  # fmt: skip
+    p.epilog = (
+        "exit status: 0 done, 1 a phase kept nothing or its training failed, 2 bad input, "
+        "130 interrupted (rerun the same command to resume)"
+    )
     p.add_argument("file", help="pipeline TOML (see examples/pipelines/)")
     p.add_argument("--only", metavar="PHASE", help="run just this phase (name or number)")
     p.add_argument(
@@ -59,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
     from lemlab.commands.train import show_plan
 
     plan, warned = plan_lines(pipe, todo, batteries)
-    if not show_plan(plan, warned, dry_run=args.dry_run, yes=args.yes,
-                     state_file=pipe.output / pl.STATE_FILE):  # fmt: skip
+    if not show_plan(
+        plan, warned, dry_run=args.dry_run, yes=args.yes, state_file=pipe.output / pl.STATE_FILE
+    ):
         return 0
 
     # One run per output folder (its state file): a second one gets one line naming this one.
@@ -126,25 +129,34 @@ def plan_lines(
             f"phase {i + 1} {ph.name} -> {pipe.phase_dir(i)} [{state.get(ph.name, {}).get('status', 'pending')}]"
         )
         rephrased = " (rephrased x4)" if ph.rephrase else ""
-        lines.append(f"  distill {len(batteries[i])} probes{rephrased} x {ph.samples} samples, "
-                     f"kernel {ph.kernel or 'none'}, threshold {ph.threshold}, temperature "
-                     f"{ph.temperature}, top_p {ph.top_p}, max_tokens {ph.max_tokens}, {ph.scorer}")  # fmt: skip
+        lines.append(
+            f"  distill {len(batteries[i])} probes{rephrased} x {ph.samples} samples, "
+            f"kernel {ph.kernel or 'none'}, threshold {ph.threshold}, temperature "
+            f"{ph.temperature}, top_p {ph.top_p}, max_tokens {ph.max_tokens}, {ph.scorer}"
+        )
         lines.extend(start_lines(pipe, i))
         lines.append(f"  extract dedup {ph.dedup}, split {ph.split} (seed {ph.split_seed})")
         cfg = pipe.train_config(i)
         if cfg is not None:
             fig = gradient_figures(cfg, read_model_facts(pipe.model))
             for j in pipe.mixed_phases(i):
-                lines.append(f"  mix in phase {j + 1} {pipe.phases[j].name}'s data "
-                             f"{pipe.data_dir(j)} -> {pipe.train_data_dir(i)}")  # fmt: skip
+                lines.append(
+                    f"  mix in phase {j + 1} {pipe.phases[j].name}'s data "
+                    f"{pipe.data_dir(j)} -> {pipe.train_data_dir(i)}"
+                )
             cont = " (continuing the previous adapter)" if cfg.resume_adapter_file else ""
             lines.append(f"  train {cfg.iters} iters on {cfg.model}{cont} -> {pipe.adapter_dir(i)}")
             lines += ["    " + ln for ln in format_figures(fig)]
             if pipe.eval is not None:
-                base = (" (the baseline has no adapter: the change is since the model)"
-                        if ph.start_from == "previous-adapter" else "")  # fmt: skip
-                lines.append(f"  then evaluate: {pipe.eval.describe()}, without and with the "
-                             f"adapter -> {pipe.phase_dir(i) / 'eval.jsonl'}{base}")  # fmt: skip
+                base = (
+                    " (the baseline has no adapter: the change is since the model)"
+                    if ph.start_from == "previous-adapter"
+                    else ""
+                )
+                lines.append(
+                    f"  then evaluate: {pipe.eval.describe()}, without and with the "
+                    f"adapter -> {pipe.phase_dir(i) / 'eval.jsonl'}{base}"
+                )
             warning = small_model_warning(fig)
             lines += warning
             warned = warned or bool(warning)
@@ -155,11 +167,15 @@ def start_lines(pipe: pl.Pipeline, i: int) -> list[str]:
     """Where a chained phase starts (nothing for a phase on the pipeline's model)."""
     ph = pipe.phases[i]
     if ph.start_from == "previous-adapter":
-        return [f"  starts from phase {i}'s adapter {pipe.adapter_dir(i - 1)} on {pipe.input_model(i)}"]
+        return [
+            f"  starts from phase {i}'s adapter {pipe.adapter_dir(i - 1)} on {pipe.input_model(i)}"
+        ]
     if ph.start_from == "previous-fused":
-        return [f"  starts from phase {i} fused: {pipe.adapter_dir(i - 1)} merged into "
-                f"{pipe.input_model(i - 1)} -> {pipe.fused_dir(i - 1)} (dequantized: the "
-                "update is kept exactly)"]  # fmt: skip
+        return [
+            f"  starts from phase {i} fused: {pipe.adapter_dir(i - 1)} merged into "
+            f"{pipe.input_model(i - 1)} -> {pipe.fused_dir(i - 1)} (dequantized: the "
+            "update is kept exactly)"
+        ]
     return []
 
 
@@ -174,7 +190,6 @@ def file_sha256(path: Path) -> str:
 def settings_changed(folder: Path, cfg: Any) -> bool:
     """Whether a finished adapter's recorded config differs from the pipeline's current one."""
     from dataclasses import asdict
-
 
     try:
         return asdict(load_config_toml(folder / CONFIG_FILE)) != asdict(cfg)
@@ -234,8 +249,10 @@ class PipelineRun:
             return
         prev = pipe.adapter_dir(i - 1)
         if not run_finished(prev):
-            raise LemlabError(f"phase {ph.name!r} starts from phase {i}'s adapter, which has not "
-                              f"finished training ({prev}): run phase {i} first")  # fmt: skip
+            raise LemlabError(
+                f"phase {ph.name!r} starts from phase {i}'s adapter, which has not "
+                f"finished training ({prev}): run phase {i} first"
+            )
         if ph.start_from == "previous-fused":
             self.fuse(i - 1)
 
@@ -249,10 +266,15 @@ class PipelineRun:
             return
         if self.engine is not None:
             self.engine.unload().result()  # the merge loads the model twice: free the sampler's
-        print(f"{label}fusing {pipe.adapter_dir(j)} into {pipe.input_model(j)} -> {out} "
-              "(dequantized)", file=sys.stderr)  # fmt: skip
+        print(
+            f"{label}fusing {pipe.adapter_dir(j)} into {pipe.input_model(j)} -> {out} "
+            "(dequantized)",
+            file=sys.stderr,
+        )
         try:
-            res = fuse_adapter(pipe.input_model(j), pipe.adapter_dir(j), out, pipe.phase_dir(j) / "fuse.log")
+            res = fuse_adapter(
+                pipe.input_model(j), pipe.adapter_dir(j), out, pipe.phase_dir(j) / "fuse.log"
+            )
         except FuseError as exc:
             raise LemlabError(str(exc)) from None
         print(f"{label}{res.summary()}", file=sys.stderr)
@@ -267,8 +289,10 @@ class PipelineRun:
             parts = []
             for src in sources:
                 if not (src / split).is_file():
-                    raise LemlabError(f"phase {pipe.phases[i].name!r}: mix_data needs {src / split}: "
-                                      "run that phase first")  # fmt: skip
+                    raise LemlabError(
+                        f"phase {pipe.phases[i].name!r}: mix_data needs {src / split}: "
+                        "run that phase first"
+                    )
                 text = (src / split).read_text(encoding="utf-8")
                 parts.append(text if not text or text.endswith("\n") else text + "\n")
             joined = "".join(parts)
@@ -276,8 +300,12 @@ class PipelineRun:
             if not target.is_file() or target.read_text(encoding="utf-8") != joined:
                 write_text_atomic(target, joined)
             counts[split.split(".")[0]] = joined.count("\n")
-        self.save(i, mixed_from=[pipe.phases[j].name for j in pipe.mixed_phases(i)],
-                  train_lines=counts["train"], valid_lines=counts["valid"])  # fmt: skip
+        self.save(
+            i,
+            mixed_from=[pipe.phases[j].name for j in pipe.mixed_phases(i)],
+            train_lines=counts["train"],
+            valid_lines=counts["valid"],
+        )
 
     def distill(self, i: int, probes: list[Any]) -> int:
         from lemlab.commands.distill import execute_distill, prepare_distill
@@ -290,10 +318,14 @@ class PipelineRun:
                 write_text_atomic(target, text)
         adapter = pipe.sampling_adapter(i)
         job = prepare_distill(
-            model=str(pipe.input_model(i)), prompts=probes, output=pipe.distill_file(i),
-            adapter=str(adapter) if adapter else None, kernel=ph.kernel or None,
-            resume=True, **ph.distill_settings(),
-        )  # fmt: skip
+            model=str(pipe.input_model(i)),
+            prompts=probes,
+            output=pipe.distill_file(i),
+            adapter=str(adapter) if adapter else None,
+            kernel=ph.kernel or None,
+            resume=True,
+            **ph.distill_settings(),
+        )
         job.battery = str(pipe.prompts_file(i)) if ph.rephrase else ph.prompts
         label = f"[{i + 1}/{len(pipe.phases)} {ph.name}] "
         for note in job.state.notes if existed else []:
@@ -315,15 +347,23 @@ class PipelineRun:
         figures = {
             k: summary[k] for k in ("total_generated", "total_kept", "keep_rate", "avg_kept_score")
         }
-        self.save(i, status="distilled", generated=figures["total_generated"], kept=figures["total_kept"],
-                  keep_rate=figures["keep_rate"], avg_kept_score=figures["avg_kept_score"])  # fmt: skip
+        self.save(
+            i,
+            status="distilled",
+            generated=figures["total_generated"],
+            kept=figures["total_kept"],
+            keep_rate=figures["keep_rate"],
+            avg_kept_score=figures["avg_kept_score"],
+        )
         if figures["total_kept"] == 0:
             self.save(i, status="nothing-kept")
             ph = self.pipe.phases[i]
-            print(f"lemlab: WARNING: phase {ph.name!r}: no sample reached the threshold {ph.threshold} "
-                  f"({figures['total_generated']} generated): stopping the pipeline. Lower the "
-                  "threshold in the pipeline file, delete the phase's distill.jsonl and rerun.",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"lemlab: WARNING: phase {ph.name!r}: no sample reached the threshold {ph.threshold} "
+                f"({figures['total_generated']} generated): stopping the pipeline. Lower the "
+                "threshold in the pipeline file, delete the phase's distill.jsonl and rerun.",
+                file=sys.stderr,
+            )
             return EXIT_NOTHING_KEPT
         return 0
 
@@ -343,8 +383,14 @@ class PipelineRun:
                 f"phase {ph.name!r}: {result.errors[0]} (the distill file is damaged)"
             )
         s = result.stats
-        self.save(i, status="extracted", examples=s.examples, train=s.train, valid=s.valid,
-                  distill_sha256=sha)  # fmt: skip
+        self.save(
+            i,
+            status="extracted",
+            examples=s.examples,
+            train=s.train,
+            valid=s.valid,
+            distill_sha256=sha,
+        )
         return 0
 
     def train(self, i: int) -> int:
@@ -356,8 +402,11 @@ class PipelineRun:
         assert cfg is not None
         done = run_finished(folder)
         if done and settings_changed(folder, cfg):
-            print(f"lemlab: note: phase {ph.name!r} was trained with other settings than the file's "
-                  f"now; delete {folder} to retrain", file=sys.stderr)  # fmt: skip
+            print(
+                f"lemlab: note: phase {ph.name!r} was trained with other settings than the file's "
+                f"now; delete {folder} to retrain",
+                file=sys.stderr,
+            )
         if not done:
             preflight(cfg)  # the data folder exists now: check it before starting
             if self.engine is not None:

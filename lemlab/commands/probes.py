@@ -70,4 +70,8 @@ def _print_tables(batteries: list[dict[str, Any]], kernels: list[dict[str, Any]]
         if "error" in k:
             print(visible_line(f"  {k['name']:<20} unreadable: {k['error']}"))
             continue
-        print(visible_line(f"  {k['name']:<20} sha256 {k['sha256'][:12]}  {k['size']:>6} bytes  {k['path']}"))
+        print(
+            visible_line(
+                f"  {k['name']:<20} sha256 {k['sha256'][:12]}  {k['size']:>6} bytes  {k['path']}"
+            )
+        )

@@ -22,33 +22,66 @@ from lemlab.core.sessions import load_session_file
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", metavar="RUN[:COND]", nargs="?",
-                   help="A/B run JSONL file; RUN:COND picks its condition compared")  # fmt: skip
-    p.add_argument("--vs", default=None, metavar="OTHER[:COND]",
-                   help="compare RUN (new) against OTHER (old), probe by probe; OTHER:COND "
-                        "compares against that condition of OTHER")  # fmt: skip
-    p.add_argument("--format", choices=("md", "csv", "json", "html"), default="md",
-                   help="html: one self-contained page with charts (needs --out); RUN may then "
-                        "also be an adapter folder, for its training curves")  # fmt: skip
+    p.add_argument(
+        "run",
+        metavar="RUN[:COND]",
+        nargs="?",
+        help="A/B run JSONL file; RUN:COND picks its condition compared",
+    )
+    p.add_argument(
+        "--vs",
+        default=None,
+        metavar="OTHER[:COND]",
+        help="compare RUN (new) against OTHER (old), probe by probe; OTHER:COND "
+        "compares against that condition of OTHER",
+    )
+    p.add_argument(
+        "--format",
+        choices=("md", "csv", "json", "html"),
+        default="md",
+        help="html: one self-contained page with charts (needs --out); RUN may then "
+        "also be an adapter folder, for its training curves",
+    )
     p.add_argument("--out", default=None, metavar="FILE", help="write the report here (html)")
     p.add_argument("--force", action="store_true", help="replace an existing --out file")
-    p.add_argument("--session", default=None, metavar="NAME",
-                   help="html: show this session's score overrides for the run")  # fmt: skip
-    p.add_argument("--cond", "--condition", dest="condition", default=None, metavar="NAME",
-                   help="the condition compared (default: every one; with --vs: baseline)")  # fmt: skip
-    p.add_argument("--ref", default=None, metavar="NAME",
-                   help="the reference condition (default baseline; with --vs: OTHER's "
-                        "condition, default the same name)")  # fmt: skip
-    p.add_argument("--training", nargs="+", default=None, metavar="ADAPTER",
-                   help="one adapter's training configuration and effective gradient, or two "
-                        "side by side (no RUN)")  # fmt: skip
+    p.add_argument(
+        "--session",
+        default=None,
+        metavar="NAME",
+        help="html: show this session's score overrides for the run",
+    )
+    p.add_argument(
+        "--cond",
+        "--condition",
+        dest="condition",
+        default=None,
+        metavar="NAME",
+        help="the condition compared (default: every one; with --vs: baseline)",
+    )
+    p.add_argument(
+        "--ref",
+        default=None,
+        metavar="NAME",
+        help="the reference condition (default baseline; with --vs: OTHER's "
+        "condition, default the same name)",
+    )
+    p.add_argument(
+        "--training",
+        nargs="+",
+        default=None,
+        metavar="ADAPTER",
+        help="one adapter's training configuration and effective gradient, or two "
+        "side by side (no RUN)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     if args.format == "html":
         return _html(args)
     if args.out is not None:
-        raise LemlabError("--out is for --format html (md, csv and json go to stdout: redirect them)")
+        raise LemlabError(
+            "--out is for --format html (md, csv and json go to stdout: redirect them)"
+        )
     if args.training is not None:
         if args.run is not None or args.vs is not None:
             raise LemlabError("--training compares two adapters: give no RUN and no --vs")
@@ -98,7 +131,9 @@ def _html(args: argparse.Namespace) -> int:
     if args.out is None:
         raise LemlabError("--format html needs --out FILE (a page is not for the terminal)")
     if args.training is not None or args.run is None:
-        raise LemlabError("--format html takes RUN (an A/B file or an adapter folder), not --training")
+        raise LemlabError(
+            "--format html takes RUN (an A/B file or an adapter folder), not --training"
+        )
     out = Path(args.out).expanduser()
     path, cond = split_run_spec(args.run)
     inputs = [Path(path), Path(split_run_spec(args.vs)[0]) if args.vs else None]
@@ -108,7 +143,9 @@ def _html(args: argparse.Namespace) -> int:
     if Path(path).is_dir():
         folders = [Path(path)] + ([Path(args.vs)] if args.vs else [])
         if not all(f.is_dir() for f in folders):
-            raise LemlabError("a training report compares adapter folders: give folders for RUN and --vs")
+            raise LemlabError(
+                "a training report compares adapter folders: give folders for RUN and --vs"
+            )
         page = rh.training_report_html([rh.training_series(f) for f in folders], generated)
     else:
         page = _ab_html(args, path, _one(cond, args.condition, "RUN:COND", "--cond"), generated)

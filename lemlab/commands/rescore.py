@@ -24,8 +24,9 @@ from lemlab.core.scoring import get_scorer
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="A/B run JSONL files")
     p.add_argument("--scorer", default=None, help="scorer id: v2 (default), v2-distill, v0")
-    p.add_argument("--out", default=None,
-                   help="write the rescored file here (a folder with several inputs)")  # fmt: skip
+    p.add_argument(
+        "--out", default=None, help="write the rescored file here (a folder with several inputs)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--force", action="store_true", help="replace existing --out files")
 
@@ -78,9 +79,14 @@ def _file_report(
         for name, cond in after.conditions.items():
             stored = before.conditions[name].lek_score
             rows.append(
-                {"id": after.id, "condition": name, "stored": stored, "new": cond.lek_score,
-                 "change": round(cond.lek_score - stored, 2)}
-            )  # fmt: skip
+                {
+                    "id": after.id,
+                    "condition": name,
+                    "stored": stored,
+                    "new": cond.lek_score,
+                    "change": round(cond.lek_score - stored, 2),
+                }
+            )
     summary = new.effective_summary()
     return {
         "file": source,

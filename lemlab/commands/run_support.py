@@ -24,17 +24,41 @@ from lemlab.core.safe_text import visible, visible_line
 def add_model_arguments(p: argparse.ArgumentParser, *, spread: str, unit: str) -> None:
     """--model, --endpoint, --max-in-flight, --retries, --retry-delay. `spread`: what several
     servers share ("the probes over several servers"); `unit`: what a retry redoes ("probe")."""
-    p.add_argument("--model", action="append", default=[],
-                   help="model folder, cached Hugging Face id, or server openai:URL#MODEL; "
-                   f"repeat a server spec (same model) to spread {spread}")  # fmt: skip
-    p.add_argument("--endpoint", action="append", default=[], metavar="NAME",
-                   help="a server from config.toml's [endpoints.NAME]; repeat for several")  # fmt: skip
-    p.add_argument("--max-in-flight", type=int, default=None, metavar="N",
-                   help="requests per server at once (default: the endpoint's, else 1)")  # fmt: skip
-    p.add_argument("--retries", type=int, default=5, metavar="N",
-                   help=f"tries per {unit} on server errors before the run stops (default 5)")  # fmt: skip
-    p.add_argument("--retry-delay", type=float, default=1.0, metavar="S",
-                   help="seconds before the first retry, doubling each time (default 1)")  # fmt: skip
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="model folder, cached Hugging Face id, or server openai:URL#MODEL; "
+        f"repeat a server spec (same model) to spread {spread}",
+    )
+    p.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a server from config.toml's [endpoints.NAME]; repeat for several",
+    )
+    p.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=None,
+        metavar="N",
+        help="requests per server at once (default: the endpoint's, else 1)",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=5,
+        metavar="N",
+        help=f"tries per {unit} on server errors before the run stops (default 5)",
+    )
+    p.add_argument(
+        "--retry-delay",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="seconds before the first retry, doubling each time (default 1)",
+    )
 
 
 def given_specs(args: argparse.Namespace) -> list[str]:
@@ -63,8 +87,9 @@ def check_dispatch_args(args: argparse.Namespace) -> None:
 
 def retry_policy(args: argparse.Namespace) -> Any:
     # Re-probes of a server that went down: twice the tries, so a restart has time to finish.
-    return RetryPolicy(max_attempts=args.retries, base_delay=args.retry_delay,
-                       max_probes=2 * args.retries)  # fmt: skip
+    return RetryPolicy(
+        max_attempts=args.retries, base_delay=args.retry_delay, max_probes=2 * args.retries
+    )
 
 
 def sampler_from_args(args: argparse.Namespace) -> Any:
@@ -162,11 +187,17 @@ class RunProgress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             self.progress = Progress(
-                TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                *(TextColumn(c) for c in self._columns), console=self.console, transient=True,
-            )  # fmt: skip
+                TextColumn("{task.description}", markup=False),
+                BarColumn(),
+                MofNCompleteColumn(),
+                *(TextColumn(c) for c in self._columns),
+                console=self.console,
+                transient=True,
+            )
             self.progress.start()
-            self.task = self.progress.add_task(visible_line(self._first), total=None, **self._fields)
+            self.task = self.progress.add_task(
+                visible_line(self._first), total=None, **self._fields
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:

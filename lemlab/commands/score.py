@@ -18,8 +18,13 @@ PHRASES_SHOWN = 6
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", nargs="?", default="-", metavar="FILE",
-                   help="text file to score; '-' or nothing reads stdin")  # fmt: skip
+    p.add_argument(
+        "file",
+        nargs="?",
+        default="-",
+        metavar="FILE",
+        help="text file to score; '-' or nothing reads stdin",
+    )
     p.add_argument("--scorer", default=None, help="scorer id: v2 (default), v2-distill, v0")
     p.add_argument("--prompt", default=None, help="the prompt, to check for topic evasion")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -12,8 +12,16 @@ from lemlab.engine.stage_eval import EvalInterrupted as EvalInterrupted
 from lemlab.engine.stage_eval import run_stage_eval as _run_stage_eval
 
 
-def run_stage_eval(ev: EvalSettings, model: Path, adapter: Path, out: Path, label: str) -> StageScores:
+def run_stage_eval(
+    ev: EvalSettings, model: Path, adapter: Path, out: Path, label: str
+) -> StageScores:
     """Scores of the stage (the file's, when an earlier run completed it). Progress lines of
     the child go to stderr as they come."""
-    return _run_stage_eval(ev, model=model, adapter=adapter, out=out, label=label,
-                           announce=lambda line: print(line, file=sys.stderr))  # fmt: skip
+    return _run_stage_eval(
+        ev,
+        model=model,
+        adapter=adapter,
+        out=out,
+        label=label,
+        announce=lambda line: print(line, file=sys.stderr),
+    )

@@ -54,7 +54,10 @@ RESUME_NOTE = (
 _VALUE_FLAGS: dict[str, tuple[Any, str]] = {
     "iters": (int, "optimizer steps (default 400; mlx-lm's is 1000)"),
     "batch_size": (int, "examples per step (default 1; mlx-lm's is 4)"),
-    "num_layers": (int, "layers to train, from the top; -1 = all (default ~30%% of the model's; mlx-lm's is 16)"),
+    "num_layers": (
+        int,
+        "layers to train, from the top; -1 = all (default ~30%% of the model's; mlx-lm's is 16)",
+    ),
     "learning_rate": (float, "Adam learning rate (default 5e-6; mlx-lm's is 1e-5)"),
     "rank": (int, "LoRA rank (default 8)"),
     "scale": (float, "LoRA scale (default 20.0)"),
@@ -91,15 +94,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", help="TOML file with a [train] table (paths relative to it)")
     for name, (kind, help_text) in _VALUE_FLAGS.items():
         p.add_argument("--" + name.replace("_", "-"), type=kind, help=help_text)
-    p.add_argument("--grad-checkpoint", action="store_true", default=None, help="trade compute for memory")
-    p.add_argument("--mask-prompt", action="store_true", default=None, help="loss on the reply only")
-    p.add_argument("--resume-adapter-file", help="start from these adapter weights (weights only; see below)")
-    p.add_argument("--yes", action="store_true", help="do not ask: train despite warnings, archive an earlier run")
-    p.add_argument("--stop", metavar="RUN",
-                   help="stop the run in adapter folder RUN (saves adapters, keeps checkpoints) and exit")
-    p.add_argument("--continue", dest="continue_run", metavar="RUN",
-                   help="new run from RUN's last checkpoint, for the iterations left (weights only; "
-                        "--adapter-path defaults to RUN-continued)")  # fmt: skip
+    p.add_argument(
+        "--grad-checkpoint", action="store_true", default=None, help="trade compute for memory"
+    )
+    p.add_argument(
+        "--mask-prompt", action="store_true", default=None, help="loss on the reply only"
+    )
+    p.add_argument(
+        "--resume-adapter-file", help="start from these adapter weights (weights only; see below)"
+    )
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="do not ask: train despite warnings, archive an earlier run",
+    )
+    p.add_argument(
+        "--stop",
+        metavar="RUN",
+        help="stop the run in adapter folder RUN (saves adapters, keeps checkpoints) and exit",
+    )
+    p.add_argument(
+        "--continue",
+        dest="continue_run",
+        metavar="RUN",
+        help="new run from RUN's last checkpoint, for the iterations left (weights only; "
+        "--adapter-path defaults to RUN-continued)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
@@ -146,7 +166,9 @@ def confirm(question: str, yes: bool, refusal: str) -> None:
         raise LemlabError("cancelled")
 
 
-def show_plan(lines: list[str], warned: bool, *, dry_run: bool, yes: bool, state_file: Path) -> bool:
+def show_plan(
+    lines: list[str], warned: bool, *, dry_run: bool, yes: bool, state_file: Path
+) -> bool:
     """Print a staged plan (curriculum, pipeline); False on a dry run, else True once any
     small-model warning is confirmed."""
     print("\n".join(lines))
@@ -186,8 +208,11 @@ def run(args: argparse.Namespace) -> int:
 
     ensure_free(folder / "events.jsonl", f"training run {folder}")  # a live run: one line, exit 2
     if previous_run(folder):
-        confirm(f"{folder} holds an earlier run; archive its events and start again?", args.yes,
-                f"{folder} holds an earlier run (events.jsonl): pass --yes to archive it and start again")
+        confirm(
+            f"{folder} holds an earlier run; archive its events and start again?",
+            args.yes,
+            f"{folder} holds an earlier run (events.jsonl): pass --yes to archive it and start again",
+        )
         archive_previous_run(folder)
     return train_and_follow(cfg)
 
@@ -196,8 +221,13 @@ def stop_command(run_folder: str, wait_seconds: float = 120.0) -> int:
     """`lemlab train --stop RUN`: signal the run's trainer, then wait for its final event."""
     folder = Path(run_folder).expanduser().resolve()
     pid = stop_run(folder)
-    print(f"asked the trainer (pid {pid}) to stop: it saves adapters.safetensors first", file=sys.stderr)
-    watcher = RunWatcher(RunSource(folder / EVENTS_FILE, folder), liveness=trainer_check(3.0), follow_name=False)
+    print(
+        f"asked the trainer (pid {pid}) to stop: it saves adapters.safetensors first",
+        file=sys.stderr,
+    )
+    watcher = RunWatcher(
+        RunSource(folder / EVENTS_FILE, folder), liveness=trainer_check(3.0), follow_name=False
+    )
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         watcher.poll()
@@ -205,15 +235,24 @@ def stop_command(run_folder: str, wait_seconds: float = 120.0) -> int:
         st = watcher.state
         if st.finished:
             if st.status == "stopped":
-                print(f"stopped at iteration {st.iteration}: adapters.safetensors saved, "
-                      f"{len(st.checkpoints)} checkpoints kept in {folder}", file=sys.stderr)  # fmt: skip
+                print(
+                    f"stopped at iteration {st.iteration}: adapters.safetensors saved, "
+                    f"{len(st.checkpoints)} checkpoints kept in {folder}",
+                    file=sys.stderr,
+                )
                 return 0
-            print(visible_line(f"the run ended: {st.status}" + (f": {st.message}" if st.message else "")),
-                  file=sys.stderr)  # fmt: skip
+            print(
+                visible_line(
+                    f"the run ended: {st.status}" + (f": {st.message}" if st.message else "")
+                ),
+                file=sys.stderr,
+            )
             return 0 if st.status == "done" else 1
         time.sleep(0.2)
-    print(f"the trainer has not stopped yet (it stops before its next batch): lemlab watch {folder}",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"the trainer has not stopped yet (it stops before its next batch): lemlab watch {folder}",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -226,8 +265,10 @@ def train_and_follow(cfg: TrainingConfig, label: str = "") -> int:
     def on_signal(signum: int, frame: Any) -> None:
         interrupts["n"] += 1
         if interrupts["n"] == 1:
-            print("\nstopping: the trainer saves adapters.safetensors first (Ctrl+C again to kill)",
-                  file=sys.stderr)
+            print(
+                "\nstopping: the trainer saves adapters.safetensors first (Ctrl+C again to kill)",
+                file=sys.stderr,
+            )
             proc.request_stop()
         else:
             proc.kill()
@@ -261,7 +302,6 @@ def _follow_live(proc: Any, watcher: Any, console: Any, label: str) -> None:
     from rich.live import Live
     from rich.text import Text
 
-
     def view() -> Text:
         head = [label.strip()] if label else []
         lines = summary_lines(watcher.state, width=min(console.width, 100), now=time.time())
@@ -283,12 +323,17 @@ def _follow_live(proc: Any, watcher: Any, console: Any, label: str) -> None:
 def _outcome(code: int, watcher: Any, log: Path, stopped_code: int) -> int:
     state = watcher.state
     if state.status == "done":
-        print(f"done: {len(state.checkpoints)} checkpoints, adapters in {watcher.source.folder}",
-              file=sys.stderr)
+        print(
+            f"done: {len(state.checkpoints)} checkpoints, adapters in {watcher.source.folder}",
+            file=sys.stderr,
+        )
         return 0
     if state.status == "stopped":
-        print(f"stopped at iteration {state.iteration}: adapters.safetensors saved, "
-              f"{len(state.checkpoints)} checkpoints kept in {watcher.source.folder}", file=sys.stderr)
+        print(
+            f"stopped at iteration {state.iteration}: adapters.safetensors saved, "
+            f"{len(state.checkpoints)} checkpoints kept in {watcher.source.folder}",
+            file=sys.stderr,
+        )
         return stopped_code
     if state.status == "error":
         raise TrainingFailed(f"training failed: {state.message} (log: {log})")

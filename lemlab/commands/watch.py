@@ -43,13 +43,17 @@ GRACE_SECONDS = 3.0  # a trainer gone this long without a final event: the run w
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = ("Exit status (live, plain and --once alike): 0 the run is done (or still running), 1 it\n"
-                "ended in error or its trainer died, 2 bad input, 3 it was stopped before its end.\n"
-                "A PATH that does not exist yet is waited for; TERM=dumb prints one line per event.")
+    p.epilog = (
+        "Exit status (live, plain and --once alike): 0 the run is done (or still running), 1 it\n"
+        "ended in error or its trainer died, 2 bad input, 3 it was stopped before its end.\n"
+        "A PATH that does not exist yet is waited for; TERM=dumb prints one line per event."
+    )
     p.add_argument("path", help="events.jsonl, adapter folder, or mlx-lm stdout log")
     p.add_argument("--once", action="store_true", help="print the summary once and exit (cron)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")
-    p.add_argument("--vs", metavar="OTHER", help="draw another run (a previous one) on the same chart")
+    p.add_argument(
+        "--vs", metavar="OTHER", help="draw another run (a previous one) on the same chart"
+    )
 
 
 def source_for(path: str) -> RunSource:
@@ -106,8 +110,13 @@ def _other(path: str | None) -> tuple[RunState, str] | None:
     return watcher.state, watcher.source.folder.name
 
 
-def _summary(watcher: RunWatcher, *, chart: bool = True, width: int = 72,
-             other: tuple[RunState, str] | None = None) -> str:  # fmt: skip
+def _summary(
+    watcher: RunWatcher,
+    *,
+    chart: bool = True,
+    width: int = 72,
+    other: tuple[RunState, str] | None = None,
+) -> str:
     lines = monitor_lines(watcher.state, chart=chart, width=width, now=time.time(), other=other)
     return "\n".join([f"run {watcher.source.file}"] + lines)
 
@@ -126,8 +135,12 @@ def run(args: argparse.Namespace) -> int:
     watcher = None
     try:
         # follow_name=False: a rotated events.jsonl is followed to the run's end (file_follower).
-        watcher = RunWatcher(wait_for_source(args.path, args.interval), clock=time.time,
-                             liveness=trainer_check(GRACE_SECONDS), follow_name=False)  # fmt: skip
+        watcher = RunWatcher(
+            wait_for_source(args.path, args.interval),
+            clock=time.time,
+            liveness=trainer_check(GRACE_SECONDS),
+            follow_name=False,
+        )
         _live(watcher, args.interval, other) if tty else _plain(watcher, args.interval)
     except KeyboardInterrupt:
         pass  # leaving the watch is not an error; the run itself carries on
@@ -147,22 +160,31 @@ def _interrupted(watcher: RunWatcher) -> int:
     st = watcher.state
     where = watcher.source.folder
     if st.status == "interrupted":
-        print(visible_line(f"run interrupted: {st.message}; checkpoints so far are kept in {where}"),
-              file=sys.stderr)  # fmt: skip
+        print(
+            visible_line(f"run interrupted: {st.message}; checkpoints so far are kept in {where}"),
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     if st.status == "error":
-        print(visible_line(f"run failed: {st.message or 'error event'}; checkpoints so far are kept "
-                           f"in {where}"), file=sys.stderr)  # fmt: skip
+        print(
+            visible_line(
+                f"run failed: {st.message or 'error event'}; checkpoints so far are kept in {where}"
+            ),
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     if st.status == "stopped":
-        print(f"run stopped at iteration {st.iteration:,} before its end; adapters saved in {where}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"run stopped at iteration {st.iteration:,} before its end; adapters saved in {where}",
+            file=sys.stderr,
+        )
         return EXIT_STOPPED
     return EXIT_DONE
 
 
-def screen_lines(watcher: RunWatcher, width: int, height: int,
-                 other: tuple[RunState, str] | None = None) -> list[str]:  # fmt: skip
+def screen_lines(
+    watcher: RunWatcher, width: int, height: int, other: tuple[RunState, str] | None = None
+) -> list[str]:
     """One redraw of the live monitor for a terminal of width x height."""
     state = watcher.state
     if state.finished:
@@ -171,7 +193,9 @@ def screen_lines(watcher: RunWatcher, width: int, height: int,
         verb, note = "watching", "   (Ctrl+C leaves the watch; the run carries on)"
     head = f"{verb} {_fit_left(str(watcher.source.file), width - len(verb) - 1 - len(note))}{note}"
     # One row spare: a screen filled to the last row scrolls when the cursor moves below it.
-    body = monitor_lines(state, width=min(width, MAX_WIDTH), height=height - 2, now=time.time(), other=other)
+    body = monitor_lines(
+        state, width=min(width, MAX_WIDTH), height=height - 2, now=time.time(), other=other
+    )
     return [head] + body
 
 
@@ -191,8 +215,11 @@ def _live(watcher: RunWatcher, interval: float, other: tuple[RunState, str] | No
     def view() -> Text:
         width, height = console.size  # read per redraw: follows a resized terminal
         # events.jsonl and mlx-lm logs are files: their text is shown with controls visible.
-        return Text(visible("\n".join(screen_lines(watcher, width, height, other))), no_wrap=True,
-                    overflow="crop")  # fmt: skip
+        return Text(
+            visible("\n".join(screen_lines(watcher, width, height, other))),
+            no_wrap=True,
+            overflow="crop",
+        )
 
     watcher.poll()
     with Live(view(), console=console, auto_refresh=False) as live:

@@ -35,7 +35,11 @@ class Sampler:
         # NaN passes every `x < 0` check: refuse it here, whichever form or file it came from.
         for name in ("temperature", "top_p"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
                 raise SamplerError(f"{name} must be a finite number (got {value!r})")
         if self.seed is not None and not (type(self.seed) is int and 0 <= self.seed < 2**64):
             raise SamplerError(f"seed must be a whole number from 0 to 2**64-1 (got {self.seed!r})")

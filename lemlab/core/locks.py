@@ -51,7 +51,11 @@ def _command_line() -> str:
     if module in ("lemlab", "lemlab.__main__") or argv[0].endswith("lemlab"):
         argv[0:1] = ["lemlab"]
     elif module:
-        argv[0:1] = ["python", "-m", module]  # e.g. the trainer: python -m lemlab.engine.train_child
+        argv[0:1] = [
+            "python",
+            "-m",
+            module,
+        ]  # e.g. the trainer: python -m lemlab.engine.train_child
     else:
         argv[0] = Path(argv[0]).name
     text = _USERINFO.sub(r"\1***@", shlex.join(argv))

@@ -41,9 +41,17 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: `$` also match
 KERNEL_TEXT_LIMIT = 64 * 1024
 RECORD_KINDS = ("battery_runs", "training_runs", "overrides")
 _KNOWN = {
-    "schema_version", "name", "created", "updated", "model", "adapter", "kernel", "sampler",
-    "versions", "messages",
-}  # fmt: skip
+    "schema_version",
+    "name",
+    "created",
+    "updated",
+    "model",
+    "adapter",
+    "kernel",
+    "sampler",
+    "versions",
+    "messages",
+}
 
 
 def now_iso() -> str:
@@ -139,12 +147,17 @@ class Session:
         if not text:
             self.kernel = {}
             return
-        self.kernel = {"name": name or "custom", "sha256": hashlib.sha256(text.encode()).hexdigest()}
+        self.kernel = {
+            "name": name or "custom",
+            "sha256": hashlib.sha256(text.encode()).hexdigest(),
+        }
         if len(text.encode()) <= KERNEL_TEXT_LIMIT:
             self.kernel["text"] = text
 
     def add_message(self, role: str, content: str, **meta: Any) -> dict[str, Any]:
-        msg: dict[str, Any] = drop_nones({"role": role, "content": content, "ts": now_iso(), **meta})
+        msg: dict[str, Any] = drop_nones(
+            {"role": role, "content": content, "ts": now_iso(), **meta}
+        )
         self.messages.append(msg)
         return msg
 
@@ -183,9 +196,11 @@ class Session:
             raise DataError("missing session name")
         msgs = data.get("messages", [])
         if not isinstance(msgs, list) or any(
-            not isinstance(m, dict) or not isinstance(m.get("role"), str)
-            or not isinstance(m.get("content"), str) for m in msgs
-        ):  # fmt: skip
+            not isinstance(m, dict)
+            or not isinstance(m.get("role"), str)
+            or not isinstance(m.get("content"), str)
+            for m in msgs
+        ):
             raise DataError("messages must be tables with role and content (strings)")
         for key in ("model", "adapter", "kernel", "sampler"):
             if not isinstance(data.get(key, {}), dict):
@@ -269,9 +284,13 @@ class SessionSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "updated": self.updated, "model": self.model,
-            "messages": self.messages, "runs": self.runs, "path": self.path,
-        }  # fmt: skip
+            "name": self.name,
+            "updated": self.updated,
+            "model": self.model,
+            "messages": self.messages,
+            "runs": self.runs,
+            "path": self.path,
+        }
 
 
 def list_sessions(sessions_dir: Path) -> tuple[list[SessionSummary], list[str]]:

@@ -24,9 +24,17 @@ from lemlab.core.paths import get_paths, shipped_dirs
 
 DEFAULT_THEME = "lemlab-dark"
 COLOUR_KEYS = (
-    "primary", "secondary", "accent", "background", "surface", "panel", "foreground",
-    "warning", "error", "success",
-)  # fmt: skip
+    "primary",
+    "secondary",
+    "accent",
+    "background",
+    "surface",
+    "panel",
+    "foreground",
+    "warning",
+    "error",
+    "success",
+)
 _COLOUR = re.compile(r"^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|#[0-9a-fA-F]{8}|[a-z]+)$")
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,40}\Z")  # \Z: `$` lets a final "\n" in
 

@@ -39,8 +39,15 @@ class FakeHandle(ChunkStream):
     """Streams chunks from a producer thread; cancel() stops at the next token. A ChunkStream,
     so it reads (take, wait, error, several readers) exactly like the MLX engine's handle."""
 
-    def __init__(self, tokens: list[str], delay: float, max_tokens: int, error: str | None,
-                 fixed_stats: bool, prompt: tuple[int, int] = (12, 0)) -> None:  # fmt: skip
+    def __init__(
+        self,
+        tokens: list[str],
+        delay: float,
+        max_tokens: int,
+        error: str | None,
+        fixed_stats: bool,
+        prompt: tuple[int, int] = (12, 0),
+    ) -> None:
         super().__init__()
         self._prompt = prompt  # (prompt tokens, of which served from the cache)
         self._fixed = fixed_stats
@@ -49,8 +56,12 @@ class FakeHandle(ChunkStream):
 
     def _produce(self, tokens: list[str], delay: float, truncated: bool, error: str | None) -> None:
         start = time.perf_counter()
-        stats = GenStats(prompt_tokens=self._prompt[0], prompt_tps=1000.0, peak_memory=0.01,
-                         cached_prompt_tokens=self._prompt[1])  # fmt: skip
+        stats = GenStats(
+            prompt_tokens=self._prompt[0],
+            prompt_tps=1000.0,
+            peak_memory=0.01,
+            cached_prompt_tokens=self._prompt[1],
+        )
         reason = "length" if truncated else "stop"
         for i, tok in enumerate(tokens):
             if self.cancelled:
@@ -126,8 +137,14 @@ class FakeEngine:
             raise RuntimeError("no model loaded")
         self.requests.append((list(messages), sampler))
         tokens = fake_reply(messages, sampler, self.length)
-        return FakeHandle(tokens, self.delay, sampler.max_tokens, self.generate_error,
-                          self.fixed_stats, self._prompt_figures(messages, reuse_prefix))  # fmt: skip
+        return FakeHandle(
+            tokens,
+            self.delay,
+            sampler.max_tokens,
+            self.generate_error,
+            self.fixed_stats,
+            self._prompt_figures(messages, reuse_prefix),
+        )
 
     def _prompt_figures(self, messages: list[Message], reuse: bool) -> tuple[int, int]:
         """(prompt tokens, cached): a word is a token; with reuse, the messages the previous
@@ -136,7 +153,10 @@ class FakeEngine:
         cached = 0
         if reuse and self._last is not None:
             shared = 0
-            while shared < min(len(messages), len(self._last)) and messages[shared] == self._last[shared]:
+            while (
+                shared < min(len(messages), len(self._last))
+                and messages[shared] == self._last[shared]
+            ):
                 shared += 1
             cached = sum(words[:shared])
         self._last = list(messages) if reuse else None

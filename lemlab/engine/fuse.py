@@ -47,13 +47,19 @@ class FuseResult:
         """One line for logs: what the merged model is and whether it kept the stage's loss."""
         q = self.base_quantization
         bits = f"{q.get('bits')}-bit" if isinstance(q, dict) else "quantized"
-        kind = ("full precision (base was unquantized)" if not q else
-                f"re-quantized to {bits} (lossy)" if self.requantized else
-                f"dequantized from {bits} to full precision")  # fmt: skip
+        kind = (
+            "full precision (base was unquantized)"
+            if not q
+            else f"re-quantized to {bits} (lossy)"
+            if self.requantized
+            else f"dequantized from {bits} to full precision"
+        )
         line = f"merged model {kind}"
         if self.val_loss_adapter is not None and self.val_loss_fused is not None:
-            line += (f"; validation loss {self.val_loss_fused:.4f} merged vs "
-                     f"{self.val_loss_adapter:.4f} base + adapter")  # fmt: skip
+            line += (
+                f"; validation loss {self.val_loss_fused:.4f} merged vs "
+                f"{self.val_loss_adapter:.4f} base + adapter"
+            )
         return line
 
     def loss_drift(self) -> float | None:
@@ -62,11 +68,26 @@ class FuseResult:
         return abs(self.val_loss_fused - self.val_loss_adapter)
 
 
-def fuse_command(model: str | Path, adapter: str | Path, out: str | Path, *,
-                 requantize: bool = False, check_config: str | Path | None = None) -> list[str]:  # fmt: skip
+def fuse_command(
+    model: str | Path,
+    adapter: str | Path,
+    out: str | Path,
+    *,
+    requantize: bool = False,
+    check_config: str | Path | None = None,
+) -> list[str]:
     """Argument list (no shell)."""
-    cmd = [sys.executable, "-m", "lemlab.engine.fuse_child", "--model", str(model),
-           "--adapter", str(adapter), "--out", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lemlab.engine.fuse_child",
+        "--model",
+        str(model),
+        "--adapter",
+        str(adapter),
+        "--out",
+        str(out),
+    ]
     if requantize:
         cmd.append("--requantize")
     if check_config:
@@ -82,8 +103,14 @@ def read_marker(out: str | Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def fuse_adapter(model: str | Path, adapter: str | Path, out: str | Path, log: str | Path, *,
-                 requantize: bool = False) -> FuseResult:  # fmt: skip
+def fuse_adapter(
+    model: str | Path,
+    adapter: str | Path,
+    out: str | Path,
+    log: str | Path,
+    *,
+    requantize: bool = False,
+) -> FuseResult:
     """Write the merged model to OUT; raise FuseError with a one-line reason on failure."""
     from lemlab.engine.fuse_child import CHECK_FILE
 
@@ -91,22 +118,39 @@ def fuse_adapter(model: str | Path, adapter: str | Path, out: str | Path, log: s
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     config = Path(adapter) / TRAIN_CONFIG
-    cmd = fuse_command(model, adapter, partial, requantize=requantize,
-                       check_config=config if config.is_file() else None)  # fmt: skip
+    cmd = fuse_command(
+        model,
+        adapter,
+        partial,
+        requantize=requantize,
+        check_config=config if config.is_file() else None,
+    )
     with open(log, "ab") as fh:
-        code = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=fh,
-                              stderr=subprocess.STDOUT).returncode  # fmt: skip
+        code = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT
+        ).returncode
     check = partial / CHECK_FILE
     if code != 0 or not (partial / "config.json").is_file() or not check.is_file():
         raise FuseError(f"fuse of {adapter} into {model} failed (exit {code}; log: {log})")
     found = json.loads(check.read_text(encoding="utf-8"))
     check.unlink()
-    result = FuseResult(out, found.get("base_quantization"), bool(found.get("requantized")),
-                        found.get("val_loss_adapter"), found.get("val_loss_fused"))  # fmt: skip
-    marker = {"model": str(model), "adapter": str(adapter), "ts": datetime.now(UTC).isoformat(),
-              "base_quantization": result.base_quantization, "requantized": result.requantized,
-              "dequantized": result.dequantized, "val_loss_adapter": result.val_loss_adapter,
-              "val_loss_fused": result.val_loss_fused}  # fmt: skip
+    result = FuseResult(
+        out,
+        found.get("base_quantization"),
+        bool(found.get("requantized")),
+        found.get("val_loss_adapter"),
+        found.get("val_loss_fused"),
+    )
+    marker = {
+        "model": str(model),
+        "adapter": str(adapter),
+        "ts": datetime.now(UTC).isoformat(),
+        "base_quantization": result.base_quantization,
+        "requantized": result.requantized,
+        "dequantized": result.dequantized,
+        "val_loss_adapter": result.val_loss_adapter,
+        "val_loss_fused": result.val_loss_fused,
+    }
     (partial / FUSED_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     with open(log, "a", encoding="utf-8") as fh:
         fh.write(result.summary() + "\n")

@@ -60,8 +60,13 @@ def _validation_loss(model: Any, tokenizer: Any, check_config: str) -> float | N
     _, valid, _ = load_dataset(types.SimpleNamespace(**cfg.mlx_lm_args()), tokenizer)
     if len(valid) < cfg.batch_size:
         return None
-    loss = evaluate(model=model, dataset=CacheDataset(valid), batch_size=cfg.batch_size,
-                    num_batches=cfg.val_batches, max_seq_length=cfg.max_seq_length)  # fmt: skip
+    loss = evaluate(
+        model=model,
+        dataset=CacheDataset(valid),
+        batch_size=cfg.batch_size,
+        num_batches=cfg.val_batches,
+        max_seq_length=cfg.max_seq_length,
+    )
     return float(loss)
 
 
@@ -76,16 +81,22 @@ def main(argv: list[str] | None = None) -> int:
     # mlx-lm annotates load() with both return shapes; return_config=True gives the three.
     model, tokenizer, config = cast(
         "tuple[Any, Any, dict[str, Any]]",
-        load(args.model, adapter_path=args.adapter, return_config=True,
-             tokenizer_config={"trust_remote_code": False}),
-    )  # fmt: skip
+        load(
+            args.model,
+            adapter_path=args.adapter,
+            return_config=True,
+            tokenizer_config={"trust_remote_code": False},
+        ),
+    )
     quantization = config.get("quantization") or config.get("quantization_config")
     result: dict[str, Any] = {"base_quantization": quantization, "requantized": False}
     if args.check_config:
         result["val_loss_adapter"] = validation_loss(model, tokenizer, args.check_config)
         print(f"validation loss, base + adapter: {result['val_loss_adapter']}", flush=True)
     dequantize = not args.requantize
-    fused = [(n, m.fuse(dequantize=dequantize)) for n, m in model.named_modules() if hasattr(m, "fuse")]
+    fused = [
+        (n, m.fuse(dequantize=dequantize)) for n, m in model.named_modules() if hasattr(m, "fuse")
+    ]
     if fused:
         model.update_modules(tree_unflatten(fused))
     if quantization and dequantize:
@@ -100,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         del model, fused
         gc.collect()
         mx.clear_cache()
-        merged, tok = cast("tuple[Any, Any]", load(str(out), tokenizer_config={"trust_remote_code": False}))
+        merged, tok = cast(
+            "tuple[Any, Any]", load(str(out), tokenizer_config={"trust_remote_code": False})
+        )
         result["val_loss_fused"] = validation_loss(merged, tok, args.check_config)
         print(f"validation loss, merged model read back: {result['val_loss_fused']}", flush=True)
     (out / CHECK_FILE).write_text(json.dumps(result, indent=2) + "\n")

@@ -100,7 +100,9 @@ def _check(h: GgufHeader) -> dict[str, Any]:
                 f"{', '.join(sorted(IMPORTABLE))} tensors (re-export the GGUF as Q4_0, Q8_0 or F16)"
             )
     if h.tensor("rope_freqs.weight") is not None:
-        raise LemlabError(f"{where}: per-frequency RoPE scaling (Llama 3.1 style) is not supported yet")
+        raise LemlabError(
+            f"{where}: per-frequency RoPE scaling (Llama 3.1 style) is not supported yet"
+        )
     md = h.metadata
     model = md.get("tokenizer.ggml.model")
     if model != "gpt2":
@@ -211,7 +213,9 @@ def _module_path(h: GgufHeader, gguf_name: str) -> tuple[str, str]:
     raise LemlabError(f"{h.path.name}: unexpected tensor {gguf_name}")
 
 
-def _rename_and_unpermute(h: GgufHeader, raw: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+def _rename_and_unpermute(
+    h: GgufHeader, raw: dict[str, Any], cfg: dict[str, Any]
+) -> dict[str, Any]:
     out = {}
     for name, array in raw.items():
         module, suffix = _module_path(h, name)
@@ -276,7 +280,9 @@ def _write_tokenizer(h: GgufHeader, pre: str, out: Path) -> None:
             raise LemlabError(f"{h.path.name}: malformed BPE merge {line[:40]!r}")
         merges.append((left, right))
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
-    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=pre in ("gpt2", "digits+gpt2"))
+    byte_level = pre_tokenizers.ByteLevel(
+        add_prefix_space=False, use_regex=pre in ("gpt2", "digits+gpt2")
+    )
     if pre == "digits+gpt2":
         tok.pre_tokenizer = pre_tokenizers.Sequence(
             [pre_tokenizers.Digits(individual_digits=True), byte_level]
@@ -298,7 +304,9 @@ def _write_tokenizer(h: GgufHeader, pre: str, out: Path) -> None:
 
     def token(key: str) -> str | None:
         token_id = md.get(f"tokenizer.ggml.{key}_token_id")
-        return tokens[token_id] if isinstance(token_id, int) and 0 <= token_id < len(tokens) else None
+        return (
+            tokens[token_id] if isinstance(token_id, int) and 0 <= token_id < len(tokens) else None
+        )
 
     bos, eos, unk, pad = token("bos"), token("eos"), token("unknown"), token("padding")
     add_bos = bool(md.get("tokenizer.ggml.add_bos_token", False)) and bos is not None
@@ -316,14 +324,21 @@ def _write_tokenizer(h: GgufHeader, pre: str, out: Path) -> None:
         "clean_up_tokenization_spaces": False,
         "model_max_length": md.get("llama.context_length", 4096),
     }
-    for key, value in (("bos_token", bos), ("eos_token", eos), ("unk_token", unk), ("pad_token", pad)):
+    for key, value in (
+        ("bos_token", bos),
+        ("eos_token", eos),
+        ("unk_token", unk),
+        ("pad_token", pad),
+    ):
         if value is not None:
             cfg[key] = value
     template = md.get("tokenizer.chat_template")
     if isinstance(template, str) and template.strip():
         cfg["chat_template"] = template
     (out / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
-    special_map = {k: cfg[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token") if k in cfg}
+    special_map = {
+        k: cfg[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token") if k in cfg
+    }
     (out / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2) + "\n")
 
 
@@ -342,4 +357,3 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-

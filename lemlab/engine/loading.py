@@ -139,7 +139,9 @@ def _one_line_errors(prefix: str, unreadable: str) -> Iterator[None]:
     except OSError as exc:
         raise LemlabError(f"{prefix}: {exc.strerror or _first_line(str(exc))}") from None
     except TypeError as exc:  # a config value of the wrong type, met inside mlx_lm
-        raise LemlabError(f"{prefix}: unexpected value in its config ({_first_line(str(exc))})") from None
+        raise LemlabError(
+            f"{prefix}: unexpected value in its config ({_first_line(str(exc))})"
+        ) from None
 
 
 def supports_system_role(tokenizer: Any) -> bool:

@@ -41,7 +41,9 @@ class MLXEngine:
         self._close_lock = threading.Lock()
         # Work not finished yet, so shutdown() can cancel it instead of running it to the end.
         self._pending: set[ChunkStream | Future[Any]] = set()
-        self._cpu_clock: int | None = None  # the engine thread's CPU clock, set by the thread itself
+        self._cpu_clock: int | None = (
+            None  # the engine thread's CPU clock, set by the thread itself
+        )
         self._thread = threading.Thread(target=self._serve, name="lemlab-mlx-engine", daemon=False)
         self._thread.start()
         _register_exit_hook(self.shutdown)

@@ -47,8 +47,18 @@ class LocalServer:
         return f"openai:{self.url}#{self.model.resolve()}"
 
     def start(self, ready_timeout: float = 60.0) -> LocalServer:
-        cmd = [sys.executable, "-m", "mlx_lm", "server", "--model", str(self.model),
-               "--host", self.host, "--port", str(self.port)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "mlx_lm",
+            "server",
+            "--model",
+            str(self.model),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+        ]
         env = {**os.environ, "MLX_DISABLE_COMPILE": "1", **self.env}
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:

@@ -884,7 +884,9 @@ def _choose_model(
         )
     if adapter:
         # mlx_lm.server ignores a per-request adapter sent for its default model.
-        raise LemlabError(f"{endpoint.url} lists no models; name the model: {endpoint.spec}#<model>")
+        raise LemlabError(
+            f"{endpoint.url} lists no models; name the model: {endpoint.spec}#<model>"
+        )
     warnings.append("the server did not list its models; using its default model")
     return None
 
@@ -929,7 +931,9 @@ def _in_thread(work: Callable[[], LoadInfo], name: str) -> Future[LoadInfo]:
 # ---------------------------------------------------------------- dispatcher glue
 
 
-def complete(engine: RemoteEngine, messages: list[Message], sampler: Sampler) -> tuple[str, GenStats]:
+def complete(
+    engine: RemoteEngine, messages: list[Message], sampler: Sampler
+) -> tuple[str, GenStats]:
     """One whole reply; a failed request raises its EndpointError (retryable or not)."""
     return engine.generate(messages, sampler).raise_for_error()
 

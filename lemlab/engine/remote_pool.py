@@ -69,7 +69,9 @@ def _load_all(
         try:
             info = engine.load(spec, adapter).result(timeout=LOAD_TIMEOUT)
         except TimeoutError:  # the future's wait, not a request: say what it means
-            raise EndpointUnreachable(f"no answer within {LOAD_TIMEOUT:g} s while connecting") from None
+            raise EndpointUnreachable(
+                f"no answer within {LOAD_TIMEOUT:g} s while connecting"
+            ) from None
         warnings += [f"{label}: {w}" for w in info.warnings if f"{label}: {w}" not in warnings]
         engines[name] = engine
     return engines

@@ -22,9 +22,14 @@ class EvalInterrupted(Exception):
 
 
 def run_stage_eval(
-    ev: EvalSettings, *, model: Path, adapter: Path, out: Path, label: str = "",
+    ev: EvalSettings,
+    *,
+    model: Path,
+    adapter: Path,
+    out: Path,
+    label: str = "",
     announce: Callable[[str], None] | None = None,
-) -> StageScores:  # fmt: skip
+) -> StageScores:
     """Scores of the stage (the file's, when an earlier run completed it). `announce` gets the
     one line said before the child starts; the child's progress lines go to stderr as they
     come. Raises EvalInterrupted, or LemlabError when the child fails."""
@@ -32,14 +37,21 @@ def run_stage_eval(
     if done is not None:
         return done
     if announce is not None:
-        announce(f"{label}evaluating: {ev.describe()} on {model} with and without {adapter} -> {out}")
+        announce(
+            f"{label}evaluating: {ev.describe()} on {model} with and without {adapter} -> {out}"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
-    code = subprocess.run(eval_command(ev, model, adapter, out), stdin=subprocess.DEVNULL,
-                          stdout=subprocess.DEVNULL, env=dict(os.environ)).returncode  # fmt: skip
+    code = subprocess.run(
+        eval_command(ev, model, adapter, out),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        env=dict(os.environ),
+    ).returncode
     if code == EXIT_INTERRUPTED:
         raise EvalInterrupted
     scores = read_scores(out)
     if code != 0 or scores is None:
-        raise LemlabError(f"{label}evaluation failed (lemlab ab exit {code}); rerun to resume it "
-                          f"({out})")  # fmt: skip
+        raise LemlabError(
+            f"{label}evaluation failed (lemlab ab exit {code}); rerun to resume it ({out})"
+        )
     return scores

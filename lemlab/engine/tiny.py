@@ -117,7 +117,9 @@ def model_config(model_type: str, hidden: int, layers: int, vocab: int, eos: lis
     elif model_type == "qwen2":
         common.update({"rope_theta": 1_000_000.0})
     else:
-        raise ValueError(f"unknown model type {model_type!r} (choose from {', '.join(MODEL_TYPES)})")
+        raise ValueError(
+            f"unknown model type {model_type!r} (choose from {', '.join(MODEL_TYPES)})"
+        )
     return common
 
 
@@ -137,7 +139,9 @@ def build_tiny_model(
     from mlx_lm.utils import save_model
 
     if model_type not in MODEL_TYPES:
-        raise ValueError(f"unknown model type {model_type!r} (choose from {', '.join(MODEL_TYPES)})")
+        raise ValueError(
+            f"unknown model type {model_type!r} (choose from {', '.join(MODEL_TYPES)})"
+        )
     if hidden % 32 or hidden < 64:
         raise ValueError("hidden must be a multiple of 32 and at least 64")
     out = Path(out)

@@ -108,7 +108,9 @@ class CheckpointWatch:
         self.seen = {p.name for p in folder.glob("*_adapters.safetensors")}
 
     def scan(self) -> None:
-        new = sorted(n for n in os.listdir(self.folder) if CHECKPOINT_RE.match(n) and n not in self.seen)
+        new = sorted(
+            n for n in os.listdir(self.folder) if CHECKPOINT_RE.match(n) and n not in self.seen
+        )
         for name in new:
             self.seen.add(name)
             iteration = int(CHECKPOINT_RE.match(name)[1])  # type: ignore[index]
@@ -165,8 +167,13 @@ def build_optimizer(cfg: TrainingConfig) -> Any:
     import mlx.optimizers as optim
     from mlx_lm.tuner.utils import build_schedule
 
-    classes = {"adam": optim.Adam, "adamw": optim.AdamW, "muon": optim.Muon,
-               "sgd": optim.SGD, "adafactor": optim.Adafactor}
+    classes = {
+        "adam": optim.Adam,
+        "adamw": optim.AdamW,
+        "muon": optim.Muon,
+        "sgd": optim.SGD,
+        "adafactor": optim.Adafactor,
+    }
     lr = build_schedule(cfg.lr_schedule) if cfg.lr_schedule else cfg.learning_rate
     return classes[cfg.optimizer](learning_rate=lr, **cfg.optimizer_config.get(cfg.optimizer, {}))
 
@@ -174,13 +181,18 @@ def build_optimizer(cfg: TrainingConfig) -> Any:
 def training_args(cfg: TrainingConfig) -> dict[str, Any]:
     """Every field of mlx-lm's TrainingArgs, from the config (a test checks none is missing)."""
     return dict(
-        batch_size=cfg.batch_size, iters=cfg.iters, val_batches=cfg.val_batches,
-        steps_per_report=cfg.steps_per_report, steps_per_eval=cfg.steps_per_eval,
-        steps_per_save=cfg.save_every, max_seq_length=cfg.max_seq_length,
+        batch_size=cfg.batch_size,
+        iters=cfg.iters,
+        val_batches=cfg.val_batches,
+        steps_per_report=cfg.steps_per_report,
+        steps_per_eval=cfg.steps_per_eval,
+        steps_per_save=cfg.save_every,
+        max_seq_length=cfg.max_seq_length,
         adapter_file=str(Path(cfg.adapter_path) / "adapters.safetensors"),
-        grad_checkpoint=cfg.grad_checkpoint, grad_accumulation_steps=cfg.grad_accumulation_steps,
+        grad_checkpoint=cfg.grad_checkpoint,
+        grad_accumulation_steps=cfg.grad_accumulation_steps,
         clear_cache_threshold=cfg.clear_cache_threshold,
-    )  # fmt: skip
+    )
 
 
 def prepare(cfg: TrainingConfig) -> tuple[Any, Any, Any]:
@@ -194,18 +206,21 @@ def prepare(cfg: TrainingConfig) -> tuple[Any, Any, Any]:
 
     np.random.seed(cfg.seed)
     args = types.SimpleNamespace(**cfg.mlx_lm_args())
-    model, tokenizer = cast("tuple[Any, Any]", load(cfg.model, tokenizer_config={"trust_remote_code": False}))
+    model, tokenizer = cast(
+        "tuple[Any, Any]", load(cfg.model, tokenizer_config={"trust_remote_code": False})
+    )
     train_set, valid_set, _ = load_dataset(args, tokenizer)
     mx.random.seed(cfg.seed)
     model.freeze()
     if cfg.num_layers > len(model.layers):
         raise ValueError(f"num_layers {cfg.num_layers} > the model's {len(model.layers)} layers")
     if cfg.fine_tune_type == "full":
-        for layer in model.layers[-max(cfg.num_layers, 0):]:  # -1: [-0:] is every layer
+        for layer in model.layers[-max(cfg.num_layers, 0) :]:  # -1: [-0:] is every layer
             layer.unfreeze()
     else:
-        linear_to_lora_layers(model, cfg.num_layers, args.lora_parameters,
-                              use_dora=cfg.fine_tune_type == "dora")
+        linear_to_lora_layers(
+            model, cfg.num_layers, args.lora_parameters, use_dora=cfg.fine_tune_type == "dora"
+        )
     if cfg.resume_adapter_file:
         model.load_weights(cfg.resume_adapter_file, strict=False)  # weights only
     save_config(vars(args), Path(cfg.adapter_path) / "adapter_config.json")
@@ -223,16 +238,27 @@ def run_training(cfg: TrainingConfig, events: EventWriter, stop: StopFlag) -> in
     checkpoints = CheckpointWatch(folder, events)
     targs = TrainingArgs(**training_args(cfg))
     try:
-        train(model=model, optimizer=build_optimizer(cfg), train_dataset=train_set,
-              val_dataset=valid_set, args=targs, training_callback=make_callback(events, phases),
-              iterate_batches=make_batch_iterator(stop, checkpoints, phases))
+        train(
+            model=model,
+            optimizer=build_optimizer(cfg),
+            train_dataset=train_set,
+            val_dataset=valid_set,
+            args=targs,
+            training_callback=make_callback(events, phases),
+            iterate_batches=make_batch_iterator(stop, checkpoints, phases),
+        )
     except StopRequested as exc:
         phases.set("saving")
         _save_adapters(model, folder / "adapters.safetensors")
         checkpoints.scan()
         # iteration: the updates in the saved weights (the batch being prepared was not used).
-        events.write("stopped", sync=True, message=str(exc), path=str(folder / "adapters.safetensors"),
-                     iteration=phases.steps_done)
+        events.write(
+            "stopped",
+            sync=True,
+            message=str(exc),
+            path=str(folder / "adapters.safetensors"),
+            iteration=phases.steps_done,
+        )
         return EXIT_STOPPED
     checkpoints.scan()
     events.write("done", sync=True, iteration=cfg.iters, path=str(folder / "adapters.safetensors"))
@@ -252,8 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     stop = StopFlag(detached)  # first, so an early Ctrl+C is not lost
     argv = [a for a in argv if a != "--detached"]
     if len(argv) != 1:
-        print("usage: python -m lemlab.engine.train_child ADAPTER/lemlab-train.toml [--detached]",
-              file=sys.stderr)
+        print(
+            "usage: python -m lemlab.engine.train_child ADAPTER/lemlab-train.toml [--detached]",
+            file=sys.stderr,
+        )
         return 2
     cfg = load_config_toml(argv[0])
     folder = Path(cfg.adapter_path)
@@ -266,9 +294,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lemlab train_child: {exc}", file=sys.stderr)
         return 2
     events = EventWriter(folder / EVENTS_FILE)
-    events.write("start", total_iters=cfg.iters, model=cfg.model, data=cfg.data,
-                 adapter_path=cfg.adapter_path, pid=os.getpid(), host=socket.gethostname(), config=str(argv[0]),
-                 resume_adapter_file=cfg.resume_adapter_file, detached=detached)
+    events.write(
+        "start",
+        total_iters=cfg.iters,
+        model=cfg.model,
+        data=cfg.data,
+        adapter_path=cfg.adapter_path,
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        config=str(argv[0]),
+        resume_adapter_file=cfg.resume_adapter_file,
+        detached=detached,
+    )
     started = time.monotonic()
     try:
         code = run_training(cfg, events, stop)

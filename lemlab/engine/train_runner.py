@@ -91,7 +91,9 @@ def record_lost_trainer(folder: Path, code: int) -> str:
             if fh.seek(0, os.SEEK_END):
                 fh.seek(-1, os.SEEK_END)
                 lead = b"" if fh.read(1) == b"\n" else b"\n"
-            fh.write(lead + (event_json("error", message=reason, lost_trainer=True) + "\n").encode())
+            fh.write(
+                lead + (event_json("error", message=reason, lost_trainer=True) + "\n").encode()
+            )
     except OSError:
         pass
     return reason
@@ -114,8 +116,13 @@ def start_training(
     child_env.setdefault("TOKENIZERS_PARALLELISM", "false")
     with open(folder / LOG_FILE, "ab") as log:
         popen = subprocess.Popen(
-            [sys.executable, "-m", TRAINER_MODULE, str(config_path),
-             *(["--detached"] if detached else [])],
+            [
+                sys.executable,
+                "-m",
+                TRAINER_MODULE,
+                str(config_path),
+                *(["--detached"] if detached else []),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -138,7 +145,9 @@ def stop_run(folder: str | Path) -> int:
     if state.finished:
         raise LemlabError(f"the run in {folder} has already ended ({state.status})")
     if state.trainer is None:
-        raise LemlabError(f"the run in {folder} recorded no trainer pid (started by an older lemlab?)")
+        raise LemlabError(
+            f"the run in {folder} recorded no trainer pid (started by an older lemlab?)"
+        )
     pid, host = state.trainer
     if host != socket.gethostname():
         raise LemlabError(f"the run's trainer runs on {host}, not here: stop it there")
@@ -147,9 +156,13 @@ def stop_run(folder: str | Path) -> int:
     try:
         os.kill(pid, signal.SIGINT)
     except ProcessLookupError:
-        raise LemlabError(f"the run's trainer (pid {pid}) is gone: it ended without a final event") from None
+        raise LemlabError(
+            f"the run's trainer (pid {pid}) is gone: it ended without a final event"
+        ) from None
     except PermissionError:
-        raise LemlabError(f"not allowed to signal the trainer (pid {pid}): another user's process") from None
+        raise LemlabError(
+            f"not allowed to signal the trainer (pid {pid}): another user's process"
+        ) from None
     return pid
 
 

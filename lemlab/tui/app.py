@@ -36,8 +36,11 @@ PANE_MODULES = ("models", "chat", "battery", "training")
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text and not isinstance(exc, LemlabError) else (
-        text[0] if text else type(exc).__name__)  # fmt: skip
+    return (
+        f"{type(exc).__name__}: {text[0]}"
+        if text and not isinstance(exc, LemlabError)
+        else (text[0] if text else type(exc).__name__)
+    )
 
 
 class LemlabApp(App[int]):
@@ -45,22 +48,53 @@ class LemlabApp(App[int]):
     TITLE = "lemlab"
     COMMANDS = App.COMMANDS | {LemlabCommands}
     BINDINGS = [
-        Binding("ctrl+p", "command_palette", "Palette", id="app.palette", show=False,
-                tooltip="Search every command"),  # fmt: skip
+        Binding(
+            "ctrl+p",
+            "command_palette",
+            "Palette",
+            id="app.palette",
+            show=False,
+            tooltip="Search every command",
+        ),
         Binding("f1", "help", "Help", id="app.help", tooltip="Show all keys and commands"),
-        Binding("question_mark", "help", "Help", id="app.help_alt", show=False,
-                tooltip="Show all keys and commands (when not typing)"),  # fmt: skip
+        Binding(
+            "question_mark",
+            "help",
+            "Help",
+            id="app.help_alt",
+            show=False,
+            tooltip="Show all keys and commands (when not typing)",
+        ),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True, tooltip="Leave lemlab"),
         Binding("f2", "show_tab('models')", "Models", id="app.tab_models", tooltip="Models tab"),
         Binding("f3", "show_tab('chat')", "Chat", id="app.tab_chat", tooltip="Chat tab"),
-        Binding("f4", "show_tab('battery')", "Battery", id="app.tab_battery", show=False,
-                tooltip="Battery tab"),  # fmt: skip
-        Binding("f5", "show_tab('training')", "Training", id="app.tab_training", show=False,
-                tooltip="Training tab"),  # fmt: skip
-        Binding("ctrl+o", "sessions", "Sessions", id="app.sessions",
-                tooltip="Open or start a session"),  # fmt: skip
-        Binding("ctrl+t", "pick_theme", "Theme", id="app.theme", show=False,
-                tooltip="Switch the colour theme"),  # fmt: skip
+        Binding(
+            "f4",
+            "show_tab('battery')",
+            "Battery",
+            id="app.tab_battery",
+            show=False,
+            tooltip="Battery tab",
+        ),
+        Binding(
+            "f5",
+            "show_tab('training')",
+            "Training",
+            id="app.tab_training",
+            show=False,
+            tooltip="Training tab",
+        ),
+        Binding(
+            "ctrl+o", "sessions", "Sessions", id="app.sessions", tooltip="Open or start a session"
+        ),
+        Binding(
+            "ctrl+t",
+            "pick_theme",
+            "Theme",
+            id="app.theme",
+            show=False,
+            tooltip="Switch the colour theme",
+        ),
     ]
 
     def __init__(
@@ -76,19 +110,35 @@ class LemlabApp(App[int]):
     ) -> None:
         super().__init__()
         self.settings = settings or Settings()
-        self.lab = LabState(engine, session or Session(name=default_session_name()), self.settings.sessions_dir)
-        self.lab.set_sampler(Sampler(**{**self.settings.sampler.as_dict(), **self.lab.session.sampler}))
+        self.lab = LabState(
+            engine, session or Session(name=default_session_name()), self.settings.sessions_dir
+        )
+        self.lab.set_sampler(
+            Sampler(**{**self.settings.sampler.as_dict(), **self.lab.session.sampler})
+        )
         self.start_model, self.start_adapter, self.demo = model, adapter, demo
         self.theme_override = theme
         self.applied_keymap: dict[str, str] = {}  # config's keymap minus unknown ids
         self._persist_theme = False
 
-    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
-               timeout: float | None = None, markup: bool = True) -> None:  # fmt: skip
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
         """Every toast (widgets' notify calls land here) quotes errors, file and server text:
         never markup, control characters shown visibly (core/safe_text)."""
-        super().notify(visible(message), title=visible_line(title), severity=severity,
-                       timeout=timeout, markup=False)  # fmt: skip
+        super().notify(
+            visible(message),
+            title=visible_line(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -114,7 +164,9 @@ class LemlabApp(App[int]):
         for problem in register_themes(self):
             self.notify(f"theme file skipped: {problem}", severity="warning", timeout=8)
 
-        name, note = choose_theme(self, [self.theme_override, self.settings.theme, load_theme_choice()])
+        name, note = choose_theme(
+            self, [self.theme_override, self.settings.theme, load_theme_choice()]
+        )
         self.theme = name
         if note:
             self.notify(note, severity="warning")
@@ -260,8 +312,10 @@ class LemlabApp(App[int]):
     def action_sessions(self) -> None:
         from lemlab.tui.screens.sessions import SessionsScreen
 
-        self.push_screen(SessionsScreen(self.lab.sessions_dir),
-                         lambda name: self.open_session(name) if name else None)  # fmt: skip
+        self.push_screen(
+            SessionsScreen(self.lab.sessions_dir),
+            lambda name: self.open_session(name) if name else None,
+        )
 
     def _theme_changed(self, theme: object) -> None:
         if not self._persist_theme or self.theme == self.theme_override:
@@ -279,8 +333,9 @@ class LemlabApp(App[int]):
                 return
         self.exit()
 
-    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
-                           time_format: str | None = None) -> str | None:  # fmt: skip
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
         """The palette's "Screenshot": under the data folder, not ~/Downloads (see screenshots)."""
         from lemlab.tui.screenshots import save_screenshot
 
@@ -295,8 +350,11 @@ class LemlabApp(App[int]):
     def action_help(self) -> None:
         from lemlab.tui.screens.help import HelpScreen, binding_rows
 
-        scopes = [("app", self.BINDINGS), *[(p.TITLE.lower(), type(p).BINDINGS) for p in self.panes],
-                  ("chat message", MessageView.BINDINGS)]  # fmt: skip
+        scopes = [
+            ("app", self.BINDINGS),
+            *[(p.TITLE.lower(), type(p).BINDINGS) for p in self.panes],
+            ("chat message", MessageView.BINDINGS),
+        ]
         self.push_screen(HelpScreen(binding_rows(scopes, self.applied_keymap)))
 
     def all_verbs(self) -> Iterable[Verb]:
@@ -304,8 +362,11 @@ class LemlabApp(App[int]):
         yield Verb("Open session…", "list saved sessions", self.action_sessions)
         yield Verb("New session…", "start a named session", self._new_session)
         yield Verb("Switch theme…", "choose a colour theme", self.action_pick_theme)
-        yield Verb("Open model / adapter folder…", "a path (with completion), a folder tree or a "
-                   "recent one", lambda: ask_open_folder(self))  # fmt: skip
+        yield Verb(
+            "Open model / adapter folder…",
+            "a path (with completion), a folder tree or a recent one",
+            lambda: ask_open_folder(self),
+        )
         yield Verb("Load model…", "go to the Models tab", lambda: self.action_show_tab("models"))
         yield Verb("Unload model", "free the model", self.unload_model)
         for pane in self.panes:
@@ -316,4 +377,6 @@ class LemlabApp(App[int]):
     def _new_session(self) -> None:
         from lemlab.tui.screens.prompt import TextPrompt
 
-        self.push_screen(TextPrompt("New session name"), lambda n: self.open_session(n.strip()) if n else None)
+        self.push_screen(
+            TextPrompt("New session name"), lambda n: self.open_session(n.strip()) if n else None
+        )

@@ -18,7 +18,9 @@ def screenshots_dir() -> Path:
     return get_paths().data_dir / "screenshots"
 
 
-def save_screenshot(app: App[Any], filename: str | None = None, folder: str | None = None) -> str | None:
+def save_screenshot(
+    app: App[Any], filename: str | None = None, folder: str | None = None
+) -> str | None:
     """Write the SVG; the path, or None after a one-line error toast."""
     name = filename or time.strftime("lemlab-%Y%m%d-%H%M%S.svg")
     target = (Path(folder).expanduser() if folder else screenshots_dir()) / name

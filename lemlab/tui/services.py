@@ -73,4 +73,3 @@ def score_reply(text: str, prompt: str) -> tuple[float | None, list[str]]:
     except Exception:  # noqa: BLE001
         labels = []
     return score, labels
-

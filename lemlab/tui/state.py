@@ -46,8 +46,12 @@ class LabState:
     def provenance(self) -> dict[str, object]:
         """What a reply generated now is made with (kept on that reply's message)."""
         info = self.loaded
-        return reply_provenance(info.model_path if info else None, info.adapter_path if info else None,
-                                self.session.kernel, self.sampler.as_dict())  # fmt: skip
+        return reply_provenance(
+            info.model_path if info else None,
+            info.adapter_path if info else None,
+            self.session.kernel,
+            self.sampler.as_dict(),
+        )
 
     def turns(self) -> list[dict[str, str]]:
         turns = [t for t in chat_turns(self.session) if t["role"] != "system"]

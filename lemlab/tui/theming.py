@@ -15,10 +15,19 @@ FALLBACK_THEME = "textual-dark"  # used only if even lemlab-dark cannot be read
 def to_textual(spec: ThemeSpec) -> Theme:
     c = spec.colours  # primary always (load_themes requires it); the rest when the file sets them
     return Theme(
-        name=spec.name, primary=c["primary"], secondary=c.get("secondary"), accent=c.get("accent"),
-        background=c.get("background"), surface=c.get("surface"), panel=c.get("panel"),
-        foreground=c.get("foreground"), warning=c.get("warning"), error=c.get("error"),
-        success=c.get("success"), dark=spec.dark, variables=dict(spec.variables),
+        name=spec.name,
+        primary=c["primary"],
+        secondary=c.get("secondary"),
+        accent=c.get("accent"),
+        background=c.get("background"),
+        surface=c.get("surface"),
+        panel=c.get("panel"),
+        foreground=c.get("foreground"),
+        warning=c.get("warning"),
+        error=c.get("error"),
+        success=c.get("success"),
+        dark=spec.dark,
+        variables=dict(spec.variables),
     )
 
 

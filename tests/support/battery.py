@@ -82,8 +82,16 @@ def small_run_text() -> str:
 
 def v1_run_text() -> str:
     """Three probes in the shape of the research's first scorer: 8 signals, no scorer key."""
-    keys = ["compliance_markers", "formulaic_preamble", "first_person", "creative_form",
-            "engagement_depth", "emotional_register", "degeneration", "empty_broken"]  # fmt: skip
+    keys = [
+        "compliance_markers",
+        "formulaic_preamble",
+        "first_person",
+        "creative_form",
+        "engagement_depth",
+        "emotional_register",
+        "degeneration",
+        "empty_broken",
+    ]
     out = []
     for i, (pid, cat, prompt) in enumerate(PROBES[:3]):
         conds = {}
@@ -91,8 +99,13 @@ def v1_run_text() -> str:
             text = RESPONSES[name][i]
             h = {k: (i + j + n) % 3 for n, k in enumerate(keys)}
             h["lek_score"] = float(2 * i + 3 * j)
-            conds[name] = {"response": text, "lek_score": h["lek_score"], "heuristic": h,
-                           "chars": len(text), "time_s": 2.0}  # fmt: skip
+            conds[name] = {
+                "response": text,
+                "lek_score": h["lek_score"],
+                "heuristic": h,
+                "chars": len(text),
+                "time_s": 2.0,
+            }
         out.append(
             {
                 "type": "probe",

@@ -78,18 +78,22 @@ def encode(x: np.ndarray, type_name: str) -> tuple[bytes, np.ndarray]:
         d = ((hi - lo) / 15.0).astype(np.float16)
         m = lo.astype(np.float16)
         inv = np.where(d != 0, 1.0 / d.astype(np.float32), 0.0)
-        q = np.minimum(15, ((b - m.astype(np.float32)[:, None]) * inv[:, None] + 0.5)
-                       .astype(np.int32).clip(0)).astype(np.uint8)  # fmt: skip
+        q = np.minimum(
+            15, ((b - m.astype(np.float32)[:, None]) * inv[:, None] + 0.5).astype(np.int32).clip(0)
+        ).astype(np.uint8)
         packed = _pack_nibbles(q)
         raw = b"".join(
-            dd.tobytes() + mm.tobytes() + pp.tobytes() for dd, mm, pp in zip(d, m, packed, strict=True)
+            dd.tobytes() + mm.tobytes() + pp.tobytes()
+            for dd, mm, pp in zip(d, m, packed, strict=True)
         )
         deq = q.astype(np.float32) * d.astype(np.float32)[:, None] + m.astype(np.float32)[:, None]
         return raw, deq.reshape(x.shape)
     raise ValueError(type_name)
 
 
-def write_gguf(path: Path, metadata: dict[str, Any], tensors: list[tuple[str, np.ndarray, str]]) -> dict[str, np.ndarray]:
+def write_gguf(
+    path: Path, metadata: dict[str, Any], tensors: list[tuple[str, np.ndarray, str]]
+) -> dict[str, np.ndarray]:
     """Write a GGUF file; returns each tensor's decoded float32 values by name."""
     encoded = [(name, arr.shape, t, *encode(arr, t)) for name, arr, t in tensors]
     head = b"GGUF" + struct.pack("<IQQ", 3, len(encoded), len(metadata))
@@ -110,15 +114,24 @@ def write_gguf(path: Path, metadata: dict[str, Any], tensors: list[tuple[str, np
 
 def permute(w: np.ndarray, n_head: int) -> np.ndarray:
     """llama.cpp's converter: half-split RoPE rows -> interleaved pairs, per head."""
-    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+    return (
+        w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(w.shape)
+    )
 
 
 _NAMES = {
-    "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
-    "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
     "mlp.down_proj": "ffn_down",
-}  # fmt: skip
+}
 
 
 def gguf_name(mlx_name: str) -> str:
@@ -133,9 +146,14 @@ def gguf_name(mlx_name: str) -> str:
     return f"blk.{layer}.{_NAMES[rest]}.{suffix}"
 
 
-def llama_folder_to_gguf(folder: Path, out: Path, matrix_type: str = "F32", *,
-                         architecture: str = "llama",
-                         types: dict[str, str] | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+def llama_folder_to_gguf(
+    folder: Path,
+    out: Path,
+    matrix_type: str = "F32",
+    *,
+    architecture: str = "llama",
+    types: dict[str, str] | None = None,
+) -> dict[str, np.ndarray]:
     """Write `out` from an mlx_lm llama folder with float weights. Matrices use `matrix_type`
     (or `types[gguf_name]`), norms stay F32. Returns the decoded values by GGUF tensor name
     (permuted as stored)."""

@@ -39,8 +39,15 @@ def recording_status(status_file: Path, *command: str | Path, hold: float = 0.0)
 
 
 @contextmanager
-def tmux_session(prefix: str, command: Sequence[str | Path], env: Mapping[str, str], *,
-                 width: int = 120, height: int = 40, stop_keys: str | None = None) -> Iterator[str]:  # fmt: skip
+def tmux_session(
+    prefix: str,
+    command: Sequence[str | Path],
+    env: Mapping[str, str],
+    *,
+    width: int = 120,
+    height: int = 40,
+    stop_keys: str | None = None,
+) -> Iterator[str]:
     """A detached session (named `prefix`-random) running `command` with `env` added, yielded by
     name and killed at the end; `stop_keys` (e.g. "C-q") are sent a second before the kill."""
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
@@ -77,8 +84,14 @@ def capture(name: str, *, join: bool = False, gone: str | None = None) -> str:
         return gone
 
 
-def wait_until(test: Callable[[], bool], timeout: float, what: str, *,
-               screen: Callable[[], str] | None = None, interval: float = 0.2) -> None:  # fmt: skip
+def wait_until(
+    test: Callable[[], bool],
+    timeout: float,
+    what: str,
+    *,
+    screen: Callable[[], str] | None = None,
+    interval: float = 0.2,
+) -> None:
     """Polls `test` every `interval` seconds until it holds; after `timeout` seconds fails,
     naming `what` and showing `screen()` when given."""
     deadline = time.monotonic() + timeout
@@ -89,7 +102,9 @@ def wait_until(test: Callable[[], bool], timeout: float, what: str, *,
         time.sleep(interval)
 
 
-def wait_for(name: str, test: Callable[[str], bool], timeout: float = 60.0, *, join: bool = False) -> str:
+def wait_for(
+    name: str, test: Callable[[str], bool], timeout: float = 60.0, *, join: bool = False
+) -> str:
     """Captures the pane until `test(screen)` holds and returns that screen; fails with the last
     one after `timeout` seconds."""
     screen = ""

@@ -17,8 +17,10 @@ def write_chat_data(folder: Path, n_train: int = 16, n_valid: int = 4) -> Path:
 
     def line(i: int) -> str:
         q = QUESTIONS[i % len(QUESTIONS)]
-        msgs = [{"role": "user", "content": q},
-                {"role": "assistant", "content": f"A careful answer, number {i}, about {q.lower()}"}]
+        msgs = [
+            {"role": "user", "content": q},
+            {"role": "assistant", "content": f"A careful answer, number {i}, about {q.lower()}"},
+        ]
         return json.dumps({"messages": msgs}) + "\n"
 
     (folder / "train.jsonl").write_text("".join(line(i) for i in range(n_train)))
@@ -26,15 +28,45 @@ def write_chat_data(folder: Path, n_train: int = 16, n_valid: int = 4) -> Path:
     return folder
 
 
-def train_lora(model: Path | str, data: Path | str, adapter: Path | str, *, iters: int = 4,
-               batch_size: int = 1, num_layers: int = 1, save_every: int = 2,
-               learning_rate: float | None = None, cwd: Path | None = None) -> Path:
+def train_lora(
+    model: Path | str,
+    data: Path | str,
+    adapter: Path | str,
+    *,
+    iters: int = 4,
+    batch_size: int = 1,
+    num_layers: int = 1,
+    save_every: int = 2,
+    learning_rate: float | None = None,
+    cwd: Path | None = None,
+) -> Path:
     """A real LoRA run on a tiny model through `python -m mlx_lm lora` (~1 s), the way people
     start trainings; paths may be relative to `cwd`. Returns the adapter folder (under cwd)."""
-    cmd = [sys.executable, "-m", "mlx_lm", "lora", "--model", str(model), "--train",
-           "--data", str(data), "--iters", str(iters), "--batch-size", str(batch_size),
-           "--num-layers", str(num_layers), "--adapter-path", str(adapter),
-           "--steps-per-report", "2", "--steps-per-eval", "100", "--save-every", str(save_every)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlx_lm",
+        "lora",
+        "--model",
+        str(model),
+        "--train",
+        "--data",
+        str(data),
+        "--iters",
+        str(iters),
+        "--batch-size",
+        str(batch_size),
+        "--num-layers",
+        str(num_layers),
+        "--adapter-path",
+        str(adapter),
+        "--steps-per-report",
+        "2",
+        "--steps-per-eval",
+        "100",
+        "--save-every",
+        str(save_every),
+    ]
     if learning_rate is not None:
         cmd += ["--learning-rate", str(learning_rate)]
     env = {**os.environ, "MLX_DISABLE_COMPILE": "1"}
@@ -50,8 +82,14 @@ def lemlab_cmd(*args: str) -> list[str]:
 
 
 def run_lemlab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(lemlab_cmd(*args), capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, env=dict(os.environ))
+    return subprocess.run(
+        lemlab_cmd(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env=dict(os.environ),
+    )
 
 
 def read_events(path: Path) -> list[dict]:

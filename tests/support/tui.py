@@ -27,14 +27,29 @@ def fake_model_dir(root: Path, name: str = "fake-model") -> Path:
     return d
 
 
-def make_app(tmp: Path, *, engine: FakeEngine | None = None, session: str = "s1",
-             model: Path | None = None, keymap: dict[str, str] | None = None,
-             theme: str | None = None) -> tuple[LemlabApp, FakeEngine]:  # fmt: skip
+def make_app(
+    tmp: Path,
+    *,
+    engine: FakeEngine | None = None,
+    session: str = "s1",
+    model: Path | None = None,
+    keymap: dict[str, str] | None = None,
+    theme: str | None = None,
+) -> tuple[LemlabApp, FakeEngine]:
     engine = engine or FakeEngine(fixed_stats=True)
-    settings = Settings(keymap=keymap or {}, model_dirs=[tmp / "models"], sessions_dir=tmp / "sessions",
-                        scan_hf_cache=False)
-    app = LemlabApp(engine, settings=settings, session=Session(name=session, created="2026-01-01T00:00:00+00:00"),
-                    model=str(model) if model else None, theme=theme)  # fmt: skip
+    settings = Settings(
+        keymap=keymap or {},
+        model_dirs=[tmp / "models"],
+        sessions_dir=tmp / "sessions",
+        scan_hf_cache=False,
+    )
+    app = LemlabApp(
+        engine,
+        settings=settings,
+        session=Session(name=session, created="2026-01-01T00:00:00+00:00"),
+        model=str(model) if model else None,
+        theme=theme,
+    )
     return app, engine
 
 

@@ -26,8 +26,15 @@ from lemlab.core.scoring import Scorer, get_scorer
 PROBE_KEYS = ("type", "id", "category", "prompt", "conditions", "ts")
 CONDITION_KEYS = ("response", "lek_score", "heuristic", "chars", "time_s")
 SUMMARY_KEYS = (
-    "type", "model", "total_probes", "conditions", "categories", "duration", "max_tokens", "ts",
-)  # fmt: skip
+    "type",
+    "model",
+    "total_probes",
+    "conditions",
+    "categories",
+    "duration",
+    "max_tokens",
+    "ts",
+)
 STATS_KEYS = ("name", "avg_lek", "improved", "regressed", "unchanged", "delta_vs_baseline")
 BASELINE = "baseline"
 CHANGE_MARGIN = 0.5  # a probe improved when score - baseline > 0.5, regressed when < -0.5
@@ -421,9 +428,7 @@ def read_ab_run(path: str | os.PathLike[str]) -> ABRun:
         raise LemlabError(f"{path}: no probe lines: not an A/B run (empty file?)")
     first = run.issues[0]
     more = f" and {len(run.issues) - 1} more" if len(run.issues) > 1 else ""
-    raise LemlabError(
-        f"{path}: not an A/B run (line {first.line_no}: {first.reason}{more})"
-    )
+    raise LemlabError(f"{path}: not an A/B run (line {first.line_no}: {first.reason}{more})")
 
 
 def _read_line(

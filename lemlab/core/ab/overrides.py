@@ -47,19 +47,29 @@ class Override:
         return (self.probe_id, self.condition)
 
     def to_record(self) -> dict[str, Any]:
-        return {"run": self.run, "probe_id": self.probe_id, "condition": self.condition,
-                "original": self.original, "corrected": self.corrected,
-                "reason": self.reason, "ts": self.ts}  # fmt: skip
+        return {
+            "run": self.run,
+            "probe_id": self.probe_id,
+            "condition": self.condition,
+            "original": self.original,
+            "corrected": self.corrected,
+            "reason": self.reason,
+            "ts": self.ts,
+        }
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any]) -> Override:
         """LemlabError (one line) when a stored record is damaged."""
         try:
             return cls(
-                run=str(rec["run"]), probe_id=str(rec["probe_id"]), condition=str(rec["condition"]),
-                original=float(rec["original"]), corrected=float(rec["corrected"]),
-                reason=str(rec.get("reason", "")), ts=str(rec.get("ts", "")),
-            )  # fmt: skip
+                run=str(rec["run"]),
+                probe_id=str(rec["probe_id"]),
+                condition=str(rec["condition"]),
+                original=float(rec["original"]),
+                corrected=float(rec["corrected"]),
+                reason=str(rec.get("reason", "")),
+                ts=str(rec.get("ts", "")),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise LemlabError(f"damaged override record ({exc}): {dict(rec)!r}") from None
 
@@ -76,9 +86,13 @@ def parse_corrected(text: str) -> float:
 
 
 def make_override(
-    run: str | Path, probe_id: str, condition: str, original: float, corrected: float | str,
+    run: str | Path,
+    probe_id: str,
+    condition: str,
+    original: float,
+    corrected: float | str,
     reason: str,
-) -> Override:  # fmt: skip
+) -> Override:
     """Validated override (reason required: an unexplained correction cannot be reviewed)."""
     value = (
         parse_corrected(corrected)

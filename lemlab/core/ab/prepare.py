@@ -58,10 +58,17 @@ def check_sampler(sampler: Sampler) -> None:
 
 
 def prepare_ab(
-    *, model: str | Sequence[str], prompts: str, output: str | Path, sampler: Sampler,
-    kernels: Sequence[str] = (), adapters: Sequence[str] = (), scorer: str = "v2",
-    resume: bool = False, limit: int | None = None,
-) -> ABSetup:  # fmt: skip
+    *,
+    model: str | Sequence[str],
+    prompts: str,
+    output: str | Path,
+    sampler: Sampler,
+    kernels: Sequence[str] = (),
+    adapters: Sequence[str] = (),
+    scorer: str = "v2",
+    resume: bool = False,
+    limit: int | None = None,
+) -> ABSetup:
     """Every check that can fail on user input, before any model is loaded; raises LemlabError
     (one line). `model` may be several server specs of one model (a run spread over servers);
     `kernels` / `adapters` are NAME=PATH or PATH (or a kernel's name); `limit` keeps the
@@ -95,9 +102,11 @@ def failure_detector() -> Callable[..., Any]:
 
 
 def summary_extras(
-    plan: ConditionPlan, settings: RunSettings, results: dict[str, Any],
+    plan: ConditionPlan,
+    settings: RunSettings,
+    results: dict[str, Any],
     endpoints: list[str] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """lemlab's keys after the research summary keys (`endpoints`: labels of a remote run)."""
     forms: dict[str, str] = {}
     for conds in results.values():

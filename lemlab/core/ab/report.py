@@ -188,9 +188,7 @@ def _avg(values: Sequence[float]) -> float:
 # --- building --------------------------------------------------------------------------------
 
 
-def run_report(
-    run: ABRun, condition: str | None = None, reference: str | None = None
-) -> RunReport:
+def run_report(run: ABRun, condition: str | None = None, reference: str | None = None) -> RunReport:
     """One comparison per condition against `reference` (default: the baseline), or only
     `condition` against it ("lek+json vs lek")."""
     names = run.condition_names
@@ -409,7 +407,9 @@ def failure_findings(result: ConditionResult, prompt: str) -> list[tuple[str, st
             found.append((str(label), ""))
     if missing:
         now = {m.label: m.evidence for m in _detect(result.response, prompt)}
-        found = [(lb, ev or now.get(lb, "stored label; not detected again now")) for lb, ev in found]
+        found = [
+            (lb, ev or now.get(lb, "stored label; not detected again now")) for lb, ev in found
+        ]
     return found
 
 
@@ -422,8 +422,10 @@ def _probe_failures(
 ) -> list[FailureEvidence]:
     b = dict(failure_findings(base, prompt))
     o = dict(failure_findings(other, prompt))
-    return [FailureEvidence(probe_id, label, b.get(label), o.get(label))
-            for label in dict.fromkeys([*b, *o])]  # fmt: skip
+    return [
+        FailureEvidence(probe_id, label, b.get(label), o.get(label))
+        for label in dict.fromkeys([*b, *o])
+    ]
 
 
 # --- what differs between two runs -----------------------------------------------------------
@@ -470,15 +472,25 @@ def settings_diff(old: ABRun, old_name: str, new: ABRun, new_name: str) -> list[
 # --- generation time -------------------------------------------------------------------------
 
 
-def run_timing(run: ABRun, label: str = "", conditions: Sequence[str] | None = None) -> list[Timing]:
+def run_timing(
+    run: ABRun, label: str = "", conditions: Sequence[str] | None = None
+) -> list[Timing]:
     """time_s per condition, with the kernel-cache build (`cache_build_s`) counted apart."""
     out = []
     for name in conditions if conditions is not None else run.condition_names:
         results = [(p.id, p.conditions[name]) for p in run.probes if name in p.conditions]
         recorded = [(pid, c.extra.get("cache_build_s")) for pid, c in results]
         builds = [(pid, float(b)) for pid, b in recorded if _is_num(b) and b > 0]
-        out.append(Timing(label, name, len(results), math.fsum(c.time_s for _, c in results),
-                          math.fsum(b for _, b in builds), [pid for pid, _ in builds]))  # fmt: skip
+        out.append(
+            Timing(
+                label,
+                name,
+                len(results),
+                math.fsum(c.time_s for _, c in results),
+                math.fsum(b for _, b in builds),
+                [pid for pid, _ in builds],
+            )
+        )
     return out
 
 
@@ -588,14 +600,27 @@ def timing_lines(report: RunReport) -> list[str]:
     if not rows:
         return []
     with_run = any(t.run for t in rows)
-    head = [*(["Run"] if with_run else []), "Condition", "Responses", "Mean time_s",
-            "Kernel cache build", "Mean without the build"]  # fmt: skip
+    head = [
+        *(["Run"] if with_run else []),
+        "Condition",
+        "Responses",
+        "Mean time_s",
+        "Kernel cache build",
+        "Mean without the build",
+    ]
     body = []
     for t in rows:
         build = f"{t.cache_build_s:.1f} s ({', '.join(t.built_on)})" if t.built_on else "-"
-        body.append([*([t.run] if with_run else []), _cell(t.condition), str(t.responses),
-                     f"{t.mean_s:.1f}", _cell(build),
-                     f"{t.mean_without_build_s:.1f}" if t.built_on else "-"])  # fmt: skip
+        body.append(
+            [
+                *([t.run] if with_run else []),
+                _cell(t.condition),
+                str(t.responses),
+                f"{t.mean_s:.1f}",
+                _cell(build),
+                f"{t.mean_without_build_s:.1f}" if t.built_on else "-",
+            ]
+        )
     return [
         "## Generation time",
         "",
@@ -681,8 +706,10 @@ def _comparison_markdown(comp: Comparison, duration: str) -> list[str]:
     lines += ["", "### Failure modes (responses)", ""]
     lines += _table(["Failure mode", b, o], fails) if fails else ["None detected."]
     if comp.failure_evidence:
-        ev = [[_cell(e.probe_id), e.label, _cell(e.base or "-"), _cell(e.other or "-")]
-              for e in comp.failure_evidence]  # fmt: skip
+        ev = [
+            [_cell(e.probe_id), e.label, _cell(e.base or "-"), _cell(e.other or "-")]
+            for e in comp.failure_evidence
+        ]
         lines += ["", "### Failure modes by probe (evidence)", ""]
         lines += _table(["Probe", "Failure mode", b, o], ev)
     for label, ids in ((b, comp.only_base), (o, comp.only_other)):
@@ -812,7 +839,7 @@ def _comparison_dict(comp: Comparison) -> dict[str, Any]:
                 "delta": round(r.delta, 2),
             }
             for r in comp.rows
-        ],  # fmt: skip
+        ],
         "average": {"base": comp.base_avg, "other": comp.other_avg, "delta": comp.avg_delta},
         "categories": [
             {"category": c, "base": x, "other": y, "delta": round(y - x, 2)}
@@ -828,17 +855,21 @@ def _comparison_dict(comp: Comparison) -> dict[str, Any]:
                 "down": s.down,
             }
             for s in comp.signals
-        ],  # fmt: skip
+        ],
         "failure_modes": {k: {"base": x, "other": y} for k, (x, y) in comp.failures.items()},
         "failure_evidence": [
             {"id": e.probe_id, "label": e.label, "base": e.base, "other": e.other}
             for e in comp.failure_evidence
         ],
         "probe_signals": [
-            {"id": ps.probe_id,
-             "signals": [{"signal": m.signal, "base": m.base, "other": m.other} for m in ps.moves]}
+            {
+                "id": ps.probe_id,
+                "signals": [
+                    {"signal": m.signal, "base": m.base, "other": m.other} for m in ps.moves
+                ],
+            }
             for ps in comp.probe_signals
-        ],  # fmt: skip
+        ],
         "settings_differ": [
             {"setting": d.setting, "base": d.base, "other": d.other} for d in comp.settings
         ],

@@ -354,18 +354,21 @@ class BatteryRunner:
         self, probe: ProbeLike, cond: Condition, text: str, stats: GenStats, form: str
     ) -> dict[str, Any]:
         """The research keys (response, lek_score, heuristic, chars, time_s), then lemlab's."""
-        return condition_result(
-            probe, cond, text, stats, form, self.scorer, self.failure_detector
-        )
+        return condition_result(probe, cond, text, stats, form, self.scorer, self.failure_detector)
 
 
 def run_started(
     probes: Sequence[ProbeLike], state: ResumeState, plan: ConditionPlan, total_units: int
 ) -> RunStarted:
     done = sum(1 for p in probes if p.id in state.complete)
-    return RunStarted(total_probes=len(probes), todo_probes=len(probes) - done,
-                      resumed_probes=done, conditions=plan.names,
-                      variants=[v.label for v in plan.variants], total_units=total_units)  # fmt: skip
+    return RunStarted(
+        total_probes=len(probes),
+        todo_probes=len(probes) - done,
+        resumed_probes=done,
+        conditions=plan.names,
+        variants=[v.label for v in plan.variants],
+        total_units=total_units,
+    )
 
 
 def complete_results(probes: Sequence[ProbeLike], state: ResumeState) -> dict[str, ConditionMap]:

@@ -72,7 +72,6 @@ class ProbeRow:
             return failure_labels(entry["failure_modes"])
         return list(_detected(str(entry.get("response", "")), self.prompt))
 
-
     def failure_evidence(self, condition: str) -> list[tuple[str, str]]:
         """(label, evidence) per failure mode: what the detector saw, so a reader can judge it."""
         entry = self.conditions.get(condition)
@@ -104,8 +103,12 @@ def _detected_evidence(text: str, prompt: str) -> tuple[tuple[str, str], ...]:
 
 # Short tags for the score table: a score a failure mode explains must not pass for a plain low
 # score. Labels this table does not know get their first letters.
-FAILURE_TAGS = {"token_degeneration": "DEGEN", "collapse": "COLLAPSE", "refusal": "REFUSAL",
-                "topic_evasion": "EVADE"}  # fmt: skip
+FAILURE_TAGS = {
+    "token_degeneration": "DEGEN",
+    "collapse": "COLLAPSE",
+    "refusal": "REFUSAL",
+    "topic_evasion": "EVADE",
+}
 
 
 def failure_tag(labels: Sequence[str]) -> str:
@@ -264,8 +267,10 @@ class ScoreTable:
         )
         known = [r for r in rows if value(r) is not None]
         unknown = [r for r in rows if value(r) is None]  # no score: always last
-        known.sort(key=lambda r: (value(r), -r.index if self.sort.descending else r.index),
-                   reverse=self.sort.descending)  # fmt: skip
+        known.sort(
+            key=lambda r: (value(r), -r.index if self.sort.descending else r.index),
+            reverse=self.sort.descending,
+        )
         return known + unknown
 
     def delta_column(self, column: str | None) -> str | None:
@@ -277,7 +282,9 @@ class ScoreTable:
     def reference(self, condition: str) -> str:
         return self.references.get(condition, self.baseline)
 
-    def failure_counts(self, condition: str, rows: Sequence[ProbeRow] | None = None) -> dict[str, int]:
+    def failure_counts(
+        self, condition: str, rows: Sequence[ProbeRow] | None = None
+    ) -> dict[str, int]:
         """Responses of this condition per failure mode, over the rows (default: visible)."""
         out: dict[str, int] = {}
         for r in self.visible() if rows is None else rows:
@@ -300,14 +307,17 @@ class ScoreTable:
         deltas = [d for d in (self.delta(r, cond) for r in rows) if d is not None]
         delta = None if mean is None or base_mean is None else round(mean - base_mean, 2)
         return ConditionSummary(
-            cond, _count(scores), mean, delta,
+            cond,
+            _count(scores),
+            mean,
+            delta,
             improved=sum(d > THRESHOLD for d in deltas),
             regressed=sum(d < -THRESHOLD for d in deltas),
             unchanged=sum(-THRESHOLD <= d <= THRESHOLD for d in deltas),
             paired=len(deltas),
             sign_p=sign_test(deltas).p_value if deltas else None,
             ci=_ci(deltas),
-        )  # fmt: skip
+        )
 
 
 def _ci(deltas: Sequence[float]) -> tuple[float, float] | None:
@@ -326,16 +336,23 @@ def table_from_run(
     run: Any, overrides: Mapping[tuple[str, str], Override] | None = None
 ) -> ScoreTable:
     """A table for an abfile.ABRun (read_ab): its condition order and baseline."""
-    return ScoreTable.from_lines([p.to_dict() for p in run.probes], conditions=run.condition_names,
-                                 baseline=run.baseline, overrides=overrides)  # fmt: skip
+    return ScoreTable.from_lines(
+        [p.to_dict() for p in run.probes],
+        conditions=run.condition_names,
+        baseline=run.baseline,
+        overrides=overrides,
+    )
 
 
 def _row(index: int, line: Mapping[str, Any]) -> ProbeRow:
     conds = line.get("conditions")
     return ProbeRow(
-        index, str(line.get("id", f"#{index + 1}")), str(line.get("category") or "uncategorised"),
-        str(line.get("prompt", "")), conds if isinstance(conds, Mapping) else {},
-    )  # fmt: skip
+        index,
+        str(line.get("id", f"#{index + 1}")),
+        str(line.get("category") or "uncategorised"),
+        str(line.get("prompt", "")),
+        conds if isinstance(conds, Mapping) else {},
+    )
 
 
 def _condition_names(rows: Sequence[ProbeRow]) -> list[str]:
@@ -355,9 +372,11 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 
 def merge_runs(
-    a_lines: Iterable[Mapping[str, Any]], b_lines: Iterable[Mapping[str, Any]],
-    a_label: str = "A", b_label: str = "B",
-) -> tuple[list[dict[str, Any]], list[str], dict[str, str]]:  # fmt: skip
+    a_lines: Iterable[Mapping[str, Any]],
+    b_lines: Iterable[Mapping[str, Any]],
+    a_label: str = "A",
+    b_label: str = "B",
+) -> tuple[list[dict[str, Any]], list[str], dict[str, str]]:
     """Run vs run: probe lines whose conditions are `<label>:<condition>` for the conditions both
     runs share (A's first, then B's), over the probes both runs hold, in A's order; and the
     references: each B column against the same condition in A (A's own against A's first)."""
@@ -373,8 +392,15 @@ def merge_runs(
             continue
         conds = {f"{a_label}:{c}": line["conditions"][c] for c in shared}
         conds |= {f"{b_label}:{c}": b[pid]["conditions"][c] for c in shared}
-        merged.append({"type": "probe", "id": pid, "category": line.get("category", ""),
-                       "prompt": line.get("prompt", ""), "conditions": conds})  # fmt: skip
+        merged.append(
+            {
+                "type": "probe",
+                "id": pid,
+                "category": line.get("category", ""),
+                "prompt": line.get("prompt", ""),
+                "conditions": conds,
+            }
+        )
     refs = {f"{b_label}:{c}": f"{a_label}:{c}" for c in shared}
     return merged, names, refs
 
@@ -409,8 +435,9 @@ def compare_notes(a: Any, b: Any, a_label: str = "A", b_label: str = "B") -> lis
         only = [p.id for p in mine if p.id not in theirs]
         if only:
             more = f" (+{len(only) - 5})" if len(only) > 5 else ""
-            notes.append(f"{len(only)} probes only in {label} (not compared): "
-                         f"{', '.join(only[:5])}{more}")  # fmt: skip
+            notes.append(
+                f"{len(only)} probes only in {label} (not compared): {', '.join(only[:5])}{more}"
+            )
     return notes
 
 
@@ -427,22 +454,40 @@ def _header(runs: Sequence[Any], labels: Sequence[str]) -> dict[str, Any]:
         return {}
     if len(reports) == 1:
         r = reports[0]
-        return {"model": r.model, "duration": r.duration, "summary_recomputed": r.summary_recomputed,
-                "issues": r.issues, "timing": r.timing}  # fmt: skip
+        return {
+            "model": r.model,
+            "duration": r.duration,
+            "summary_recomputed": r.summary_recomputed,
+            "issues": r.issues,
+            "timing": r.timing,
+        }
     models = [r.model or "unknown" for r in reports]
-    model = models[0] if len(set(models)) == 1 else "; ".join(
-        f"{m} ({lb})" for m, lb in zip(models, labels, strict=False))  # fmt: skip
+    model = (
+        models[0]
+        if len(set(models)) == 1
+        else "; ".join(f"{m} ({lb})" for m, lb in zip(models, labels, strict=False))
+    )
     # Two durations are no one duration: both, in words (the renderer keeps unparsable text).
-    duration = "; ".join(f"{human_duration(r.duration)} ({lb})"
-                         for r, lb in zip(reports, labels, strict=False))  # fmt: skip
-    return {"model": model, "duration": duration,
-            "summary_recomputed": any(r.summary_recomputed for r in reports),
-            "issues": [i for r in reports for i in r.issues]}  # fmt: skip
+    duration = "; ".join(
+        f"{human_duration(r.duration)} ({lb})" for r, lb in zip(reports, labels, strict=False)
+    )
+    return {
+        "model": model,
+        "duration": duration,
+        "summary_recomputed": any(r.summary_recomputed for r in reports),
+        "issues": [i for r in reports for i in r.issues],
+    }
 
 
-def view_report(table: ScoreTable, title: str = "", scorer: str = "", *,
-                runs: Sequence[Any] = (), labels: Sequence[str] = ("A", "B"),
-                notes: Sequence[str] = ()) -> Any:  # fmt: skip
+def view_report(
+    table: ScoreTable,
+    title: str = "",
+    scorer: str = "",
+    *,
+    runs: Sequence[Any] = (),
+    labels: Sequence[str] = ("A", "B"),
+    notes: Sequence[str] = (),
+) -> Any:
     """The current view (visible rows, in view order, overrides applied when on) as a
     core.report.RunReport: one comparison per non-baseline condition. `runs`: the abfile.ABRun
     the view shows (one, or A and B of a comparison), for the model, duration and the rest of
@@ -455,19 +500,28 @@ def view_report(table: ScoreTable, title: str = "", scorer: str = "", *,
         known = [(r, b, o) for r, b, o in pairs if b is not None and o is not None]
         base_f = failure_counts(r.failure_modes(ref) for r, _, _ in known)
         other_f = failure_counts(r.failure_modes(cond) for r, _, _ in known)
-        comps.append(Comparison(
-            title=f"{cond} vs {ref}", base_label=ref, other_label=cond,
-            rows=[ProbeDelta(r.id, r.category, b, o) for r, b, o in known],
-            signals=signal_changes((r.heuristic(ref), r.heuristic(cond)) for r, _, _ in known),
-            failures={k: (base_f[k], other_f[k]) for k in sorted(set(base_f) | set(other_f))},
-            notes=[*notes, *_view_notes(table)],
-        ))  # fmt: skip
+        comps.append(
+            Comparison(
+                title=f"{cond} vs {ref}",
+                base_label=ref,
+                other_label=cond,
+                rows=[ProbeDelta(r.id, r.category, b, o) for r, b, o in known],
+                signals=signal_changes((r.heuristic(ref), r.heuristic(cond)) for r, _, _ in known),
+                failures={k: (base_f[k], other_f[k]) for k in sorted(set(base_f) | set(other_f))},
+                notes=[*notes, *_view_notes(table)],
+            )
+        )
     header = _header(runs, labels)
-    report = RunReport(source=title or "battery view", model=header.get("model", ""),
-                       scorer=scorer or "unknown", total_probes=len(rows),
-                       duration=header.get("duration", ""),
-                       summary_recomputed=bool(header.get("summary_recomputed", False)),
-                       comparisons=comps, issues=list(header.get("issues", [])))  # fmt: skip
+    report = RunReport(
+        source=title or "battery view",
+        model=header.get("model", ""),
+        scorer=scorer or "unknown",
+        total_probes=len(rows),
+        duration=header.get("duration", ""),
+        summary_recomputed=bool(header.get("summary_recomputed", False)),
+        comparisons=comps,
+        issues=list(header.get("issues", [])),
+    )
     if "timing" in header:
         report.timing = header["timing"]
     return report
@@ -476,8 +530,10 @@ def view_report(table: ScoreTable, title: str = "", scorer: str = "", *,
 def _view_notes(table: ScoreTable) -> list[str]:
     notes = []
     if table.category or table.failure_mode:
-        notes.append(f"Filtered view: category {table.category or 'any'}, failure mode "
-                     f"{table.failure_mode or 'any'}.")  # fmt: skip
+        notes.append(
+            f"Filtered view: category {table.category or 'any'}, failure mode "
+            f"{table.failure_mode or 'any'}."
+        )
     used = [o for o in table.overrides.values() if any(r.id == o.probe_id for r in table.visible())]
     if used and table.with_overrides:
         notes.append(f"{len(used)} score(s) overridden by hand (see the session's overrides).")
@@ -501,12 +557,27 @@ def view_csv(table: ScoreTable) -> str:
     others = [c for c in table.conditions if c != table.reference(c)]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["id", "category", *table.conditions, *(f"delta_{c}" for c in others), "overridden",
-                *(f"failure_modes_{c}" for c in table.conditions)])  # fmt: skip
+    w.writerow(
+        [
+            "id",
+            "category",
+            *table.conditions,
+            *(f"delta_{c}" for c in others),
+            "overridden",
+            *(f"failure_modes_{c}" for c in table.conditions),
+        ]
+    )
     for r in table.visible():
         cells = [table.cell(r, c) for c in table.conditions]
         over = ";".join(c for c, x in zip(table.conditions, cells, strict=True) if x.override)
-        w.writerow([r.id, r.category, *(_fmt(x.score) for x in cells),
-                    *(_fmt(table.delta(r, c), signed=True) for c in others), over,
-                    *(";".join(r.failure_modes(c)) for c in table.conditions)])  # fmt: skip
+        w.writerow(
+            [
+                r.id,
+                r.category,
+                *(_fmt(x.score) for x in cells),
+                *(_fmt(table.delta(r, c), signed=True) for c in others),
+                over,
+                *(";".join(r.failure_modes(c)) for c in table.conditions),
+            ]
+        )
     return buf.getvalue()

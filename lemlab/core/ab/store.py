@@ -172,8 +172,10 @@ def _resume_sidecar(
     for n, rec in read.records[1:]:  # one partial result per (variant, probe): more is two writers
         key = (str(rec.get("variant")), str(rec.get("id")))
         if key in seen:
-            raise LemlabError(f"{side}:{n}: probe {key[1]!r} of {key[0]!r} is also on line "
-                              f"{seen[key]} (two runs wrote this file at once?): cannot resume")  # fmt: skip
+            raise LemlabError(
+                f"{side}:{n}: probe {key[1]!r} of {key[0]!r} is also on line "
+                f"{seen[key]} (two runs wrote this file at once?): cannot resume"
+            )
         seen[key] = n
     if not records:
         side.unlink(missing_ok=True)

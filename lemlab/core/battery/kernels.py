@@ -49,7 +49,9 @@ def load_kernel(path: str | Path, name: str | None = None) -> Kernel:
     except OSError:
         size = 0  # read_file_bytes words the error
     if size > limits.cap(limits.PROMPT_CHARS * 4):  # a system prompt: the prompt cap, in bytes
-        raise LemlabError(f"kernel {p}: " + limits.over("the file", size, limits.PROMPT_CHARS * 4, "bytes"))
+        raise LemlabError(
+            f"kernel {p}: " + limits.over("the file", size, limits.PROMPT_CHARS * 4, "bytes")
+        )
     data = read_file_bytes(p, f"kernel {p}", "text file")
     text = decode_utf8(data, f"kernel {p}")
     if not text.strip():

@@ -93,7 +93,9 @@ def _read_text(p: Path) -> str:
     except OSError:
         size = 0  # read_file_bytes words the error
     if size > limits.cap(limits.BATTERY_BYTES):
-        raise DataError(f"{p}: " + limits.over("the battery file", size, limits.BATTERY_BYTES, "bytes"))
+        raise DataError(
+            f"{p}: " + limits.over("the battery file", size, limits.BATTERY_BYTES, "bytes")
+        )
     return decode_utf8(read_file_bytes(p, str(p), "battery file"), str(p), "utf-8-sig")
 
 
@@ -147,7 +149,9 @@ def _build_probes(p: Path, items: list[tuple[str, Any]]) -> list[Probe]:
     if not items:
         raise DataError(f"{p}: battery has no probes")
     if len(items) > limits.cap(limits.BATTERY_PROBES):
-        raise DataError(f"{p}: " + limits.over("the battery", len(items), limits.BATTERY_PROBES, "probes"))
+        raise DataError(
+            f"{p}: " + limits.over("the battery", len(items), limits.BATTERY_PROBES, "probes")
+        )
     probes: list[Probe] = []
     seen: dict[str, str] = {}
     for where, item in items:
@@ -166,7 +170,9 @@ def probe_from_dict(item: Any, where: str = "probe") -> Probe:
     pid = _required_str(item, "id", where)
     prompt = _required_str(item, "prompt", where)
     if len(prompt) > limits.cap(limits.PROMPT_CHARS):
-        raise DataError(f"{where}: " + limits.over("the prompt", len(prompt), limits.PROMPT_CHARS, "characters"))
+        raise DataError(
+            f"{where}: " + limits.over("the prompt", len(prompt), limits.PROMPT_CHARS, "characters")
+        )
     category = _category_of(item, where)
     optional = {
         k: _optional_str(item, k, where) for k in ("notes", "source_probe", "rephrase_type")
@@ -202,8 +208,10 @@ def _one_line_label(value: str, key: str, where: str) -> None:
     # repr() spells each such character as an escape (\x1b, \n, \u202e): the message is safe
     # to print and shows the user what to look for in the file.
     if control_chars(value):
-        raise DataError(f"{where}: {key!r} {value!r} holds control or invisible characters: "
-                        "use one line of printable text")  # fmt: skip
+        raise DataError(
+            f"{where}: {key!r} {value!r} holds control or invisible characters: "
+            "use one line of printable text"
+        )
 
 
 def _optional_str(item: dict[str, Any], key: str, where: str) -> str | None:

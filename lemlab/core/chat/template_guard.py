@@ -80,7 +80,11 @@ def _template_values(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
     if isinstance(value, list):
-        return [v["template"] for v in value if isinstance(v, dict) and isinstance(v.get("template"), str)]
+        return [
+            v["template"]
+            for v in value
+            if isinstance(v, dict) and isinstance(v.get("template"), str)
+        ]
     return []
 
 
@@ -94,8 +98,13 @@ def check_chat_templates(model_dir: Path, time_limit: float | None = None) -> No
             continue
         request = json.dumps({"template": template, "messages": _MESSAGES, "limit": OUTPUT_LIMIT})
         try:
-            proc = subprocess.run([sys.executable, "-I", "-c", _CHILD], input=request,
-                                  capture_output=True, text=True, timeout=time_limit)  # fmt: skip
+            proc = subprocess.run(
+                [sys.executable, "-I", "-c", _CHILD],
+                input=request,
+                capture_output=True,
+                text=True,
+                timeout=time_limit,
+            )
         except subprocess.TimeoutExpired:
             raise LemlabError(
                 f"{model_dir}: its chat template did not render a two-message chat within "

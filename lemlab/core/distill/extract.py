@@ -86,15 +86,18 @@ def read_distill(path: str | Path) -> DistillFile:
             continue
         key = (sample.probe_id, sample.sample_idx)
         if key in seen:  # one sample written twice (two runs on one file): train on it once
-            out.errors.append(f"{p}:{n}: probe {key[0]!r} sample {key[1]} repeats line "
-                              f"{seen[key]} (duplicate)")  # fmt: skip
+            out.errors.append(
+                f"{p}:{n}: probe {key[0]!r} sample {key[1]} repeats line {seen[key]} (duplicate)"
+            )
             continue
         seen[key] = n
         out.samples.append(sample)
     if not out.samples and out.summary is None and out.errors:
         # No line of it is self-distill output: one line, not a warning per malformed line.
         more = f" and {len(out.errors) - 1} more" if len(out.errors) > 1 else ""
-        raise LemlabError(f"{p}: not self-distill output (line {out.errors[0].removeprefix(f'{p}:')}{more})")
+        raise LemlabError(
+            f"{p}: not self-distill output (line {out.errors[0].removeprefix(f'{p}:')}{more})"
+        )
     return out
 
 
@@ -226,8 +229,13 @@ class ExtractStats:
     def lines(self) -> list[str]:
         gen = "?" if self.generated is None else str(self.generated)
         rate = "?" if self.keep_rate is None else f"{self.keep_rate:.1f}%"
-        out = [f"generated   {gen}", f"kept        {self.kept}", f"keep rate   {rate}",
-               f"examples    {self.examples}", f"probes      {self.probes}"]  # fmt: skip
+        out = [
+            f"generated   {gen}",
+            f"kept        {self.kept}",
+            f"keep rate   {rate}",
+            f"examples    {self.examples}",
+            f"probes      {self.probes}",
+        ]
         if self.score_avg is not None:
             out.append(
                 f"score       min {self.score_min:.2f}  avg {self.score_avg:.2f}  max {self.score_max:.2f}"
@@ -241,7 +249,11 @@ class ExtractStats:
 
 def compute_stats(df: DistillFile, examples: Sequence[KeptSample]) -> ExtractStats:
     s: dict[str, Any] = df.summary or {}
-    raw_generated, raw_kept, raw_rate = s.get("total_generated"), s.get("total_kept"), s.get("keep_rate")
+    raw_generated, raw_kept, raw_rate = (
+        s.get("total_generated"),
+        s.get("total_kept"),
+        s.get("keep_rate"),
+    )
     generated: int | None = raw_generated if isinstance(raw_generated, int) else None
     kept: int = raw_kept if isinstance(raw_kept, int) else len(df.samples)
     rate: float | None = raw_rate if isinstance(raw_rate, int | float) else None
@@ -251,8 +263,13 @@ def compute_stats(df: DistillFile, examples: Sequence[KeptSample]) -> ExtractSta
     cats = Counter(e.category for e in examples)
     ordered = dict(sorted(cats.items(), key=lambda kv: (-kv[1], kv[0])))
     return ExtractStats(
-        generated, kept, rate, len(examples), len({e.probe_id for e in examples}),
+        generated,
+        kept,
+        rate,
+        len(examples),
+        len({e.probe_id for e in examples}),
         min(scores) if scores else None,
         round(sum(scores) / len(scores), 2) if scores else None,
-        max(scores) if scores else None, ordered,
-    )  # fmt: skip
+        max(scores) if scores else None,
+        ordered,
+    )

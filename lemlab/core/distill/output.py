@@ -61,10 +61,32 @@ TRUNCATED_MODES = ("keep", "drop")
 DEFAULT_TRUNCATED = "keep"
 LIMIT_REASON = "length"  # GenStats.finish_reason of a reply cut at max_tokens
 
-META_KEYS = ("probe_id", "category", "sample_idx", "lek_score", "chars", "time_s", "model",
-             "threshold", "temperature", "ts")  # fmt: skip
-SUMMARY_KEYS = ("type", "model", "probes", "samples_per_probe", "total_generated", "total_kept",
-                "keep_rate", "avg_kept_score", "threshold", "temperature", "duration_s", "ts")  # fmt: skip
+META_KEYS = (
+    "probe_id",
+    "category",
+    "sample_idx",
+    "lek_score",
+    "chars",
+    "time_s",
+    "model",
+    "threshold",
+    "temperature",
+    "ts",
+)
+SUMMARY_KEYS = (
+    "type",
+    "model",
+    "probes",
+    "samples_per_probe",
+    "total_generated",
+    "total_kept",
+    "keep_rate",
+    "avg_kept_score",
+    "threshold",
+    "temperature",
+    "duration_s",
+    "ts",
+)
 
 
 class ProbeLike(Protocol):
@@ -111,8 +133,12 @@ class DistillSettings:
         return {"type": "header", **asdict(self)}
 
     def sampler(self, probe_id: str, sample_idx: int) -> Sampler:
-        return Sampler(self.temperature, self.top_p, self.max_tokens,
-                       sample_seed(self.seed, probe_id, sample_idx))  # fmt: skip
+        return Sampler(
+            self.temperature,
+            self.top_p,
+            self.max_tokens,
+            sample_seed(self.seed, probe_id, sample_idx),
+        )
 
     def greedy_warning(self) -> str | None:
         if self.temperature <= 0 and self.samples > 1:
@@ -178,13 +204,21 @@ def training_line(
     """The research training line; lemlab's keys follow the research meta keys."""
     p = sample.probe
     meta: dict[str, Any] = {
-        "probe_id": p.id, "category": p.category, "sample_idx": sample.sample_idx,
-        "lek_score": sample.lek_score, "chars": len(sample.text), "time_s": round(sample.time_s, 1),
-        "model": settings.model, "threshold": settings.threshold,
-        "temperature": settings.temperature, "ts": ts or utc_ts(),
-        "scorer": settings.scorer, "seed": sample_seed(settings.seed, p.id, sample.sample_idx),
-        "tokens": sample.tokens, "finish_reason": sample.finish_reason,
-    }  # fmt: skip
+        "probe_id": p.id,
+        "category": p.category,
+        "sample_idx": sample.sample_idx,
+        "lek_score": sample.lek_score,
+        "chars": len(sample.text),
+        "time_s": round(sample.time_s, 1),
+        "model": settings.model,
+        "threshold": settings.threshold,
+        "temperature": settings.temperature,
+        "ts": ts or utc_ts(),
+        "scorer": settings.scorer,
+        "seed": sample_seed(settings.seed, p.id, sample.sample_idx),
+        "tokens": sample.tokens,
+        "finish_reason": sample.finish_reason,
+    }
     if sample.hit_limit:
         meta["truncated"] = True  # kept with truncated = keep: it ends mid-sentence
     if settings.adapter:
@@ -199,9 +233,15 @@ def training_line(
 
 
 def progress_line(sample: Sample, wall_s: float) -> dict[str, Any]:
-    return {"type": "sample", "probe_id": sample.probe.id, "sample_idx": sample.sample_idx,
-            "lek_score": sample.lek_score, "kept": sample.kept, "wall_s": round(wall_s, 3),
-            "finish_reason": sample.finish_reason}  # fmt: skip
+    return {
+        "type": "sample",
+        "probe_id": sample.probe.id,
+        "sample_idx": sample.sample_idx,
+        "lek_score": sample.lek_score,
+        "kept": sample.kept,
+        "wall_s": round(wall_s, 3),
+        "finish_reason": sample.finish_reason,
+    }
 
 
 @dataclass(frozen=True)
@@ -215,23 +255,34 @@ class Record:
 
 
 def summary_line(
-    settings: DistillSettings, n_probes: int, records: Mapping[tuple[str, int], Record],
-    duration_s: float, extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    settings: DistillSettings,
+    n_probes: int,
+    records: Mapping[tuple[str, int], Record],
+    duration_s: float,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     kept = [r.lek_score for r in records.values() if r.kept]
     generated = len(records)
     out: dict[str, Any] = {
-        "type": "summary", "model": settings.model, "probes": n_probes,
-        "samples_per_probe": settings.samples, "total_generated": generated,
+        "type": "summary",
+        "model": settings.model,
+        "probes": n_probes,
+        "samples_per_probe": settings.samples,
+        "total_generated": generated,
         "total_kept": len(kept),
         "keep_rate": round(100.0 * len(kept) / generated, 1) if generated else 0.0,
         "avg_kept_score": round(sum(kept) / len(kept), 2) if kept else 0.0,
-        "threshold": settings.threshold, "temperature": settings.temperature,
-        "duration_s": round(duration_s, 1), "ts": utc_ts(),
-        "scorer": settings.scorer, "seed": settings.seed, "top_p": settings.top_p,
-        "max_tokens": settings.max_tokens, "truncated": settings.truncated,
+        "threshold": settings.threshold,
+        "temperature": settings.temperature,
+        "duration_s": round(duration_s, 1),
+        "ts": utc_ts(),
+        "scorer": settings.scorer,
+        "seed": settings.seed,
+        "top_p": settings.top_p,
+        "max_tokens": settings.max_tokens,
+        "truncated": settings.truncated,
         "hit_token_limit": sum(1 for r in records.values() if r.finish_reason == LIMIT_REASON),
-    }  # fmt: skip
+    }
     if settings.adapter:
         out["adapter"] = settings.adapter
     if settings.kernel_sha256:
@@ -314,8 +365,10 @@ def _resume(
         done = _complete_without_progress(out, settings, probes)
         if done is not None:
             return done
-        raise LemlabError(f"{out}: its progress file {prog.name} is missing: cannot resume "
-                          "(rejected samples are only recorded there)")  # fmt: skip
+        raise LemlabError(
+            f"{out}: its progress file {prog.name} is missing: cannot resume "
+            "(rejected samples are only recorded there)"
+        )
     state = DistillState()
     main, side = read_jsonl_strict(out), read_jsonl_strict(prog)
     _check_header(prog, side, settings)
@@ -330,7 +383,9 @@ def _resume(
             stale.add(n)  # its training line was cut off: redo it (same seed, same sample)
             continue
         state.records[key] = Record(
-            float(rec["lek_score"]), bool(rec["kept"]), float(rec.get("wall_s", 0.0)),
+            float(rec["lek_score"]),
+            bool(rec["kept"]),
+            float(rec.get("wall_s", 0.0)),
             rec.get("finish_reason"),
         )
     # A redone sample appends its own progress line: drop the old one, so (probe, sample)
@@ -338,8 +393,9 @@ def _resume(
     side.records = [(n, r) for n, r in side.records if n not in stale]
     for key, line in kept_by_key.items():  # a training line written just before a kill
         meta = line["meta"]
-        state.records.setdefault(key, Record(float(meta["lek_score"]), True, 0.0,
-                                             meta.get("finish_reason")))  # fmt: skip
+        state.records.setdefault(
+            key, Record(float(meta["lek_score"]), True, 0.0, meta.get("finish_reason"))
+        )
     state.kept_lines = list(kept_by_key.values())
     state.summary = next((r for _, r in main.records if r.get("type") == "summary"), None)
     total = len(probes) * settings.samples
@@ -362,17 +418,41 @@ def _complete_without_progress(
     if summary is None or main.torn_tail:
         return None
     _kept_lines(out, main, {p.id for p in probes})  # a sample twice, two summaries: corrupt
-    had = {"samples": summary.get("samples_per_probe"), "probes": summary.get("probes"),
-           **{k: summary.get(k) for k in ("model", "threshold", "temperature", "top_p",
-                                          "max_tokens", "seed", "scorer", "truncated")}}  # fmt: skip
-    want = {"samples": settings.samples, "probes": len(probes), "model": settings.model,
-            "threshold": settings.threshold, "temperature": settings.temperature,
-            "top_p": settings.top_p, "max_tokens": settings.max_tokens, "seed": settings.seed,
-            "scorer": settings.scorer, "truncated": settings.truncated}  # fmt: skip
+    had = {
+        "samples": summary.get("samples_per_probe"),
+        "probes": summary.get("probes"),
+        **{
+            k: summary.get(k)
+            for k in (
+                "model",
+                "threshold",
+                "temperature",
+                "top_p",
+                "max_tokens",
+                "seed",
+                "scorer",
+                "truncated",
+            )
+        },
+    }
+    want = {
+        "samples": settings.samples,
+        "probes": len(probes),
+        "model": settings.model,
+        "threshold": settings.threshold,
+        "temperature": settings.temperature,
+        "top_p": settings.top_p,
+        "max_tokens": settings.max_tokens,
+        "seed": settings.seed,
+        "scorer": settings.scorer,
+        "truncated": settings.truncated,
+    }
     for key, value in want.items():
         if had[key] is not None and not same_setting(key, had[key], value):
-            raise LemlabError(f"{out}: settings differ: {key} was {had[key]!r}, now {value!r} "
-                              "(a finished run): write to a new file")  # fmt: skip
+            raise LemlabError(
+                f"{out}: settings differ: {key} was {had[key]!r}, now {value!r} "
+                "(a finished run): write to a new file"
+            )
     return DistillState(already_complete=True, summary=summary)
 
 
@@ -382,8 +462,9 @@ def _check_header(prog: Path, side: JsonlRead, settings: DistillSettings) -> Non
     had = side.records[0][1]
     for key, want in settings.header().items():
         if not same_setting(key, had.get(key, _BEFORE_THE_KEY.get(key)), want):
-            raise LemlabError(f"{prog}: settings differ: {key} was {had.get(key)!r}, now "
-                              f"{want!r}: cannot resume")  # fmt: skip
+            raise LemlabError(
+                f"{prog}: settings differ: {key} was {had.get(key)!r}, now {want!r}: cannot resume"
+            )
 
 
 def _kept_lines(out: Path, main: JsonlRead, ids: set[str]) -> dict[tuple[str, int], dict[str, Any]]:
@@ -394,8 +475,10 @@ def _kept_lines(out: Path, main: JsonlRead, ids: set[str]) -> dict[tuple[str, in
         if rec.get("type") == "summary":
             summaries += 1
             if summaries > 1:
-                raise LemlabError(f"{out}:{n}: a second summary line (two runs wrote this file "
-                                  "at once?): cannot resume")  # fmt: skip
+                raise LemlabError(
+                    f"{out}:{n}: a second summary line (two runs wrote this file "
+                    "at once?): cannot resume"
+                )
             continue
         if rec.get("type") != "training" or not isinstance(rec.get("meta"), dict):
             raise LemlabError(f"{out}:{n}: not a self-distill training line: cannot resume")
@@ -433,9 +516,13 @@ def _key(path: Path, n: int, rec: Mapping[str, Any], ids: set[str]) -> tuple[str
 
 
 def _rewrite_if_needed(
-    out: Path, prog: Path, main: JsonlRead, side: JsonlRead, state: DistillState,
+    out: Path,
+    prog: Path,
+    main: JsonlRead,
+    side: JsonlRead,
+    state: DistillState,
     side_changed: bool = False,
-) -> None:  # fmt: skip
+) -> None:
     if state.already_complete:
         return
     if main.torn_tail or state.summary is not None:
@@ -469,8 +556,13 @@ class DistillRecorder:
         append_line(self.progress, dumps_line(progress_line(sample, wall_s)))
         return line
 
-    def finish(self, n_probes: int, records: Mapping[tuple[str, int], Record], duration_s: float,
-               extra: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    def finish(
+        self,
+        n_probes: int,
+        records: Mapping[tuple[str, int], Record],
+        duration_s: float,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Append the summary line, then remove the progress file: the run is complete, and
         the summary holds its figures (a rerun with --resume sees it is finished)."""
         summary = summary_line(self.settings, n_probes, records, duration_s, extra)

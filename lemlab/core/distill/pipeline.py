@@ -75,8 +75,18 @@ SCHEMA_VERSION = 1
 STATE_FILE = "pipeline-state.toml"
 _TOP_KEYS = ("schema_version", "model", "adapter", "output", "eval", "phase")
 START_FROM = ("base", "previous-adapter", "previous-fused")
-STATUSES = ("pending", "distilling", "distilled", "nothing-kept", "extracted", "training",
-            "trained", "done", "stopped", "failed")  # fmt: skip
+STATUSES = (
+    "pending",
+    "distilling",
+    "distilled",
+    "nothing-kept",
+    "extracted",
+    "training",
+    "trained",
+    "done",
+    "stopped",
+    "failed",
+)
 
 
 @dataclass
@@ -103,16 +113,42 @@ class Phase:
 
     def distill_settings(self) -> dict[str, Any]:
         """Keyword arguments of DistillSettings (and prepare_distill) held by this phase."""
-        return {k: getattr(self, k) for k in ("samples", "threshold", "temperature", "top_p",
-                                              "max_tokens", "seed", "scorer", "truncated")}  # fmt: skip
+        return {
+            k: getattr(self, k)
+            for k in (
+                "samples",
+                "threshold",
+                "temperature",
+                "top_p",
+                "max_tokens",
+                "seed",
+                "scorer",
+                "truncated",
+            )
+        }
 
 
 _PHASE_TYPES: dict[str, type] = {
-    "name": str, "prompts": str, "rephrase": bool, "rephrase_seed": int, "kernel": str,
-    "samples": int, "threshold": float, "temperature": float, "top_p": float, "max_tokens": int,
-    "scorer": str, "seed": int, "dedup": str, "split": float, "split_seed": int, "train": dict,
-    "truncated": str, "start_from": str, "mix_data": list,
-}  # fmt: skip
+    "name": str,
+    "prompts": str,
+    "rephrase": bool,
+    "rephrase_seed": int,
+    "kernel": str,
+    "samples": int,
+    "threshold": float,
+    "temperature": float,
+    "top_p": float,
+    "max_tokens": int,
+    "scorer": str,
+    "seed": int,
+    "dedup": str,
+    "split": float,
+    "split_seed": int,
+    "train": dict,
+    "truncated": str,
+    "start_from": str,
+    "mix_data": list,
+}
 
 
 @dataclass
@@ -172,8 +208,11 @@ class Pipeline:
         ph = self.phases[i]
         if ph.train is None:
             return None
-        fixed = {"model": str(self.input_model(i)), "data": str(self.train_data_dir(i)),
-                 "adapter_path": str(self.adapter_dir(i))}  # fmt: skip
+        fixed = {
+            "model": str(self.input_model(i)),
+            "data": str(self.train_data_dir(i)),
+            "adapter_path": str(self.adapter_dir(i)),
+        }
         if ph.start_from == "previous-adapter":
             fixed["resume_adapter_file"] = str(self.adapter_dir(i - 1) / "adapters.safetensors")
         return resolve_config(ph.train, fixed)
@@ -199,8 +238,12 @@ def load_pipeline(path: str | Path) -> Pipeline:
     if not isinstance(adapter, str):
         raise LemlabError(f'{p}: adapter must be a path string ("" for none)')
     base = p.parent.resolve()
-    pipe = Pipeline(p, (base / doc["model"]).resolve(), (base / doc["output"]).resolve(),
-                    (base / adapter).resolve() if adapter else None)  # fmt: skip
+    pipe = Pipeline(
+        p,
+        (base / doc["model"]).resolve(),
+        (base / doc["output"]).resolve(),
+        (base / adapter).resolve() if adapter else None,
+    )
     pipe.eval = parse_eval(doc.get("eval"), str(p), base)
     pipe.phases = _phases(doc.get("phase"), p, base)
     _check_chaining(pipe)
@@ -223,8 +266,10 @@ def _phase(values: dict[str, Any], where: str, base: Path) -> Phase:
         if not isinstance(values.get(key), str) or not values[key].strip():
             raise LemlabError(f"{where}: {key} is required")
     if control_chars(values["name"]):  # names head progress lines and tables: one printable line
-        raise LemlabError(f"{where}: name {values['name']!r} holds control or invisible "
-                          "characters: use one line of printable text")  # fmt: skip
+        raise LemlabError(
+            f"{where}: name {values['name']!r} holds control or invisible "
+            "characters: use one line of printable text"
+        )
     where = f"{where} ({values['name']})"
     values = check_types(values, _PHASE_TYPES, where)
     values["prompts"] = _rel(base, values["prompts"])
@@ -237,9 +282,13 @@ def _phase(values: dict[str, Any], where: str, base: Path) -> Phase:
 
 
 def _train_settings(values: dict[str, Any], where: str, base: Path) -> dict[str, Any]:
-    values = embedded_settings(values, where, base,
-                               fixed=("model", "data", "adapter_path", "resume_adapter_file"),
-                               set_by="the pipeline (model / output / start_from)")  # fmt: skip
+    values = embedded_settings(
+        values,
+        where,
+        base,
+        fixed=("model", "data", "adapter_path", "resume_adapter_file"),
+        set_by="the pipeline (model / output / start_from)",
+    )
     resolve_config(values, {"model": "m", "data": "d"})  # value checks (iters >= 1, ...)
     return values
 
@@ -253,12 +302,16 @@ def _check_chaining(pipe: Pipeline) -> None:
         where = f"{pipe.path} phase {i + 1} ({ph.name})"
         if ph.start_from != "base":
             if i == 0:
-                raise LemlabError(f"{where}: start_from {ph.start_from!r} needs a previous phase "
-                                  "(the first phase starts from the model)")  # fmt: skip
+                raise LemlabError(
+                    f"{where}: start_from {ph.start_from!r} needs a previous phase "
+                    "(the first phase starts from the model)"
+                )
             prev = pipe.phases[i - 1]
             if prev.train is None:
-                raise LemlabError(f"{where}: start_from {ph.start_from!r}, but phase {i} "
-                                  f"({prev.name}) trains no adapter ([phase.train])")  # fmt: skip
+                raise LemlabError(
+                    f"{where}: start_from {ph.start_from!r}, but phase {i} "
+                    f"({prev.name}) trains no adapter ([phase.train])"
+                )
             if ph.start_from == "previous-adapter" and ph.train is not None:
                 mine, theirs = pipe.train_config(i), pipe.train_config(i - 1)
                 assert mine is not None and theirs is not None
@@ -270,8 +323,9 @@ def _check_chaining(pipe: Pipeline) -> None:
                         )
         for name in ph.mix_data:
             if not isinstance(name, str) or name not in [p.name for p in pipe.phases[:i]]:
-                raise LemlabError(f"{where}: mix_data names {name!r}, which is not an earlier "
-                                  "phase")  # fmt: skip
+                raise LemlabError(
+                    f"{where}: mix_data names {name!r}, which is not an earlier phase"
+                )
         if ph.mix_data and ph.train is None:
             raise LemlabError(f"{where}: mix_data is for training: add [phase.train]")
 
@@ -311,8 +365,13 @@ def write_state(pipe: Pipeline, phases: dict[str, dict[str, Any]]) -> None:
         row["name"] = ph.name
         row.setdefault("status", "pending")
         rows.append(dict(sorted(row.items(), key=lambda kv: (kv[0] != "name", kv[0] != "status"))))
-    doc = {"schema_version": SCHEMA_VERSION, "pipeline": str(pipe.path.resolve()),
-           "model": str(pipe.model), "updated": datetime.now(UTC).isoformat(), "phase": rows}  # fmt: skip
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "pipeline": str(pipe.path.resolve()),
+        "model": str(pipe.model),
+        "updated": datetime.now(UTC).isoformat(),
+        "phase": rows,
+    }
     write_text_atomic(pipe.output / STATE_FILE, tomli_w.dumps(doc))
 
 

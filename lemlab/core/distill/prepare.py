@@ -39,9 +39,16 @@ class DistillJob:
 
 
 def prepare_distill(
-    *, model: str | list[str], prompts: str | list[Any], output: str | Path, adapter: str | None = None,
-    kernel: str | None = None, resume: bool = False, limit: int | None = None, **settings: Any,
-) -> DistillJob:  # fmt: skip
+    *,
+    model: str | list[str],
+    prompts: str | list[Any],
+    output: str | Path,
+    adapter: str | None = None,
+    kernel: str | None = None,
+    resume: bool = False,
+    limit: int | None = None,
+    **settings: Any,
+) -> DistillJob:
     """Every check that can fail on user input, before any model is loaded. `prompts` is a
     battery spec (path or shipped name) or a list of probes; `settings` are DistillSettings
     fields (samples, threshold, temperature, top_p, max_tokens, seed, scorer, truncated).
@@ -64,10 +71,16 @@ def prepare_distill(
             resolve_adapter(adapter)
         label = specs[0]
     k = parse_kernel_arg(kernel) if kernel else None
-    cfg = d.DistillSettings(model=label, adapter=adapter or None, kernel=k.name if k else None,
-                            kernel_sha256=k.sha256 if k else None, **settings)  # fmt: skip
+    cfg = d.DistillSettings(
+        model=label,
+        adapter=adapter or None,
+        kernel=k.name if k else None,
+        kernel_sha256=k.sha256 if k else None,
+        **settings,
+    )
     cfg.check()
     scorer = get_scorer(cfg.scorer)
     state = d.open_distill_output(output, cfg, probes, resume=resume)
-    return DistillJob(Path(output), cfg, probes, scorer, k.text if k else None, state, battery,
-                      specs)  # fmt: skip
+    return DistillJob(
+        Path(output), cfg, probes, scorer, k.text if k else None, state, battery, specs
+    )

@@ -125,8 +125,11 @@ class DistillWork:
 
     def counts(self) -> Counts:
         recs = self.state.records
-        return Counts(len(recs), sum(1 for r in recs.values() if r.kept),
-                      len(self.probes) * self.settings.samples)  # fmt: skip
+        return Counts(
+            len(recs),
+            sum(1 for r in recs.values() if r.kept),
+            len(self.probes) * self.settings.samples,
+        )
 
     def messages(self, prompt: str) -> list[Message]:
         """The chat sent to the model: the kernel (if any) as system turn, then the probe."""
@@ -136,16 +139,28 @@ class DistillWork:
         return msgs
 
     def started(self) -> DistillStarted:
-        return DistillStarted(len(self.probes), self.settings.samples, self.counts(),
-                              list(self.state.records.values()))  # fmt: skip
+        return DistillStarted(
+            len(self.probes),
+            self.settings.samples,
+            self.counts(),
+            list(self.state.records.values()),
+        )
 
     def scored_sample(
         self, probe: ProbeLike, idx: int, text: str, stats: GenStats, wall: float
     ) -> Sample:
         """The reply scored against the keep threshold (wall: seconds, if the engine gave none)."""
         score = round(float(self.scorer.score(text)["lek_score"]), 2)
-        return Sample(probe, idx, text, score, self.settings.keeps(score, stats.finish_reason),
-                      stats.elapsed or wall, stats.generation_tokens, stats.finish_reason)  # fmt: skip
+        return Sample(
+            probe,
+            idx,
+            text,
+            score,
+            self.settings.keeps(score, stats.finish_reason),
+            stats.elapsed or wall,
+            stats.generation_tokens,
+            stats.finish_reason,
+        )
 
     def record(self, index: int, sample: Sample, wall_s: float) -> SampleScored:
         """Remember a finished sample in the resume state; the event that reports it."""
@@ -201,9 +216,11 @@ class DistillRunner(DistillWork):
         if self.cancelled:
             raise DistillCancelled
         handle = self.engine.generate(
-            self.messages(probe.prompt), self.settings.sampler(probe.id, idx),
-            reuse_prefix=self.kernel_text is not None, **self.generate_options,
-        )  # fmt: skip
+            self.messages(probe.prompt),
+            self.settings.sampler(probe.id, idx),
+            reuse_prefix=self.kernel_text is not None,
+            **self.generate_options,
+        )
         started = self._clock()
         try:
             with self._flight.tracking(handle):

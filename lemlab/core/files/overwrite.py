@@ -29,7 +29,9 @@ def check_outputs(
     for target in targets:
         for src in sources:
             if same_file(target, src):
-                raise LemlabError(f"{flag} would replace its own input {src}: write to another file")
+                raise LemlabError(
+                    f"{flag} would replace its own input {src}: write to another file"
+                )
     if force:
         return
     existing = [t for t in targets if t.exists()]

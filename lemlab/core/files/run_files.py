@@ -60,10 +60,14 @@ def _failed_append(path: Path, fd: int, start: int, exc: OSError) -> str:
         os.ftruncate(fd, start)
         os.fsync(fd)
     except OSError:
-        return (f"cannot write {path}: {why}; its last line is cut off (--resume drops it and "
-                "redoes that item)")  # fmt: skip
-    return (f"cannot write {path}: {why}; every line before this one is intact (free some "
-            "space, then run the same command with --resume)")  # fmt: skip
+        return (
+            f"cannot write {path}: {why}; its last line is cut off (--resume drops it and "
+            "redoes that item)"
+        )
+    return (
+        f"cannot write {path}: {why}; every line before this one is intact (free some "
+        "space, then run the same command with --resume)"
+    )
 
 
 @dataclass
@@ -94,7 +98,9 @@ def read_jsonl_strict(path: Path) -> JsonlRead:
                 break  # the half-written last line: dropped
             raise LemlabError(f"{path}:{n}: invalid JSON: cannot resume") from None
         except RecursionError:
-            raise LemlabError(f"{path}:{n}: invalid JSON (nested too deeply): cannot resume") from None
+            raise LemlabError(
+                f"{path}:{n}: invalid JSON (nested too deeply): cannot resume"
+            ) from None
         if not isinstance(obj, dict):
             raise LemlabError(f"{path}:{n}: not a JSON object: cannot resume")
         out.append((n, obj))

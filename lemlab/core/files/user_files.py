@@ -16,9 +16,14 @@ MAX_TOML_BYTES = 16 << 20  # a plan or config, never data: anything larger is a 
 # Settings that mean the same in every plan file, checked before any model loads (the same
 # ranges as the command-line flags of those names).
 VALUE_RANGES: dict[str, tuple[float, float]] = {
-    "seed": (0, 2**32 - 1), "split_seed": (0, 2**32 - 1), "rephrase_seed": (0, 2**32 - 1),
-    "max_tokens": (1, 10**9), "samples": (1, 100_000), "temperature": (0, 100), "top_p": (0, 1),
-}  # fmt: skip
+    "seed": (0, 2**32 - 1),
+    "split_seed": (0, 2**32 - 1),
+    "rephrase_seed": (0, 2**32 - 1),
+    "max_tokens": (1, 10**9),
+    "samples": (1, 100_000),
+    "temperature": (0, 100),
+    "top_p": (0, 1),
+}
 
 
 def _clip(text: str, n: int = 60) -> str:
@@ -105,7 +110,9 @@ def check_types(values: Mapping[str, Any], types: Mapping[str, type], where: str
                 f"{where}: {key} must be {want.__name__}, got {type(value).__name__} "
                 f"{_clip(repr(value))}"
             )
-        if want is float and isinstance(value, float) and not math.isfinite(value):  # TOML has nan and inf literals
+        if (
+            want is float and isinstance(value, float) and not math.isfinite(value)
+        ):  # TOML has nan and inf literals
             raise LemlabError(f"{where}: {key} must be a finite number, got {value!r}")
         if key in VALUE_RANGES and want in (int, float) and isinstance(value, int | float):
             low, high = VALUE_RANGES[key]

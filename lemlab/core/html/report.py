@@ -82,8 +82,12 @@ def _page(title: str, body: list[str]) -> str:
     )
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[object]], num_cols: set[int] | None = None,
-           cls: str = "") -> str:  # fmt: skip
+def _table(
+    head: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    num_cols: set[int] | None = None,
+    cls: str = "",
+) -> str:
     num_cols = num_cols or set()
     out = [f'<div class="scroll"><table class="{cls}"><thead><tr>']
     out += [f"<th>{text(h)}</th>" for h in head]
@@ -153,31 +157,60 @@ def ab_report_html(report: RunReport, ctx: HtmlContext) -> str:
     body = [f"<header><h1>A/B report: {text(name or 'unknown model')}</h1>"]
     body.append(
         f'<p class="meta"><b>Model</b> {text(report.model or "unknown")} · '
-        f'<b>source</b> {text(report.source)} · <b>scorer</b> {text(report.scorer)}'
+        f"<b>source</b> {text(report.source)} · <b>scorer</b> {text(report.scorer)}"
         f" · <b>probes</b> {report.total_probes} · <b>duration</b> "
         f"{text(human_duration(report.duration) if report.duration else 'unknown')}"
         + (f" · <b>generated</b> {text(ctx.generated)}" if ctx.generated else "")
         + "</p></header>"
     )
     if report.summary_recomputed:
-        body.append('<p class="note">The run has no summary line yet (interrupted?): the figures '
-                    "below are recomputed from its probe lines.</p>")  # fmt: skip
+        body.append(
+            '<p class="note">The run has no summary line yet (interrupted?): the figures '
+            "below are recomputed from its probe lines.</p>"
+        )
     if ctx.overrides:
-        body.append(f'<p class="note">{len(ctx.overrides)} score override(s) from the session are '
-                    "shown in the probe blocks, with their reasons; the tables and charts keep "
-                    "the scorer's own scores.</p>")  # fmt: skip
+        body.append(
+            f'<p class="note">{len(ctx.overrides)} score override(s) from the session are '
+            "shown in the probe blocks, with their reasons; the tables and charts keep "
+            "the scorer's own scores.</p>"
+        )
     if report.issues:
-        body.append('<div class="issues"><b>Issues in the file</b><ul>'
-                    + "".join(f"<li>{text(i)}</li>" for i in report.issues) + "</ul></div>")  # fmt: skip
+        body.append(
+            '<div class="issues"><b>Issues in the file</b><ul>'
+            + "".join(f"<li>{text(i)}</li>" for i in report.issues)
+            + "</ul></div>"
+        )
     body.append(_heat_section(report))
     for comp, (base, other) in zip(report.comparisons, ctx.sides, strict=True):
         body.append(_comparison_section(comp, base, other, report, ctx))
     if report.timing:
-        rows = [(t.run or "", t.condition, t.responses, f"{t.mean_s:.1f}", f"{t.cache_build_s:.1f}",
-                 f"{t.mean_without_build_s:.1f}") for t in report.timing if t.responses]  # fmt: skip
+        rows = [
+            (
+                t.run or "",
+                t.condition,
+                t.responses,
+                f"{t.mean_s:.1f}",
+                f"{t.cache_build_s:.1f}",
+                f"{t.mean_without_build_s:.1f}",
+            )
+            for t in report.timing
+            if t.responses
+        ]
         body.append("<h2>Generation time</h2>")
-        body.append(_table(["Run", "Condition", "Responses", "Mean time_s (s)", "Kernel cache build (s)",
-                            "Mean without the build (s)"], rows, {2, 3, 4, 5}))  # fmt: skip
+        body.append(
+            _table(
+                [
+                    "Run",
+                    "Condition",
+                    "Responses",
+                    "Mean time_s (s)",
+                    "Kernel cache build (s)",
+                    "Mean without the build (s)",
+                ],
+                rows,
+                {2, 3, 4, 5},
+            )
+        )
     return _page(f"lemlab A/B report: {report.model}", body)
 
 
@@ -195,64 +228,132 @@ def _heat_section(report: RunReport) -> str:
     if not rows:
         return ""
     svg = charts.heat_map(rows, cols, values, "Mean score by category and condition")
-    table = _table(["Category", *cols],
-                   [[cat, *(f"{values[(cat, c)]:.2f}" if (cat, c) in values else "" for c in cols)]
-                    for cat in rows], set(range(1, len(cols) + 1)))  # fmt: skip
-    return ("<h2>Categories</h2><figure>" + svg + "<figcaption>Mean score per category and "
-            "condition (darker is higher). The same numbers:</figcaption></figure>" + table)  # fmt: skip
+    table = _table(
+        ["Category", *cols],
+        [
+            [cat, *(f"{values[(cat, c)]:.2f}" if (cat, c) in values else "" for c in cols)]
+            for cat in rows
+        ],
+        set(range(1, len(cols) + 1)),
+    )
+    return (
+        "<h2>Categories</h2><figure>" + svg + "<figcaption>Mean score per category and "
+        "condition (darker is higher). The same numbers:</figcaption></figure>" + table
+    )
 
 
-def _comparison_section(comp: Comparison, base: Side, other: Side, report: RunReport,
-                        ctx: HtmlContext) -> str:  # fmt: skip
+def _comparison_section(
+    comp: Comparison, base: Side, other: Side, report: RunReport, ctx: HtmlContext
+) -> str:
     anchor = f"cmp-{zlib.crc32(comp.title.encode('utf-8')):08x}"  # stable: same page every run
     out = [f'<section id="{anchor}"><h2>{text(comp.title)}</h2>']
     for note in comp.notes:
         out.append(f'<p class="note">{text(note)}</p>')
     if comp.settings:
         out.append("<h3>Settings that differ</h3>")
-        out.append(_table(["Setting", comp.base_label, comp.other_label],
-                          [(d.setting, d.base, d.other) for d in comp.settings]))  # fmt: skip
+        out.append(
+            _table(
+                ["Setting", comp.base_label, comp.other_label],
+                [(d.setting, d.base, d.other) for d in comp.settings],
+            )
+        )
     if comp.only_base or comp.only_other:
-        out.append('<p class="note">Probes in one side only (not compared): '
-                   f"{text(', '.join(comp.only_base + comp.only_other))}</p>")  # fmt: skip
+        out.append(
+            '<p class="note">Probes in one side only (not compared): '
+            f"{text(', '.join(comp.only_base + comp.only_other))}</p>"
+        )
     if not comp.rows:
         out.append("<p>No probe is on both sides.</p></section>")
         return "".join(out)
     out.append(f"<p><b>{text(counts_sentence(comp))}</b> {text(COUNTS_RULE)}</p>")
     out.append(f"<p>{text(stats_sentence(comp))}</p>")
-    bars = charts.delta_bars([(r.probe_id, r.delta) for r in comp.rows],
-                             f"Per-probe change, {comp.other_label} minus {comp.base_label}")  # fmt: skip
-    out.append("<figure>" + bars + "<figcaption>Per-probe change, sorted (green: improved by more "
-               f"than {CHANGE_MARGIN:g}, red: regressed, grey: unchanged). The table below lists "
-               "every bar.</figcaption></figure>")  # fmt: skip
-    rows = [(Raw(f'<a href="#{anchor}-{_id(r.probe_id)}">{text(r.probe_id)}</a>'), r.category,
-             f"{r.base:.2f}", f"{r.other:.2f}", _signed(r.delta)) for r in comp.rows]  # fmt: skip
-    rows.append((Raw("<b>Average</b>"), "", f"{comp.base_avg:.2f}", f"{comp.other_avg:.2f}",
-                 _signed(comp.avg_delta)))  # fmt: skip
-    out.append(_table(["Probe", "Category", comp.base_label, comp.other_label, "Delta"], rows, {2, 3, 4}))
-    strips = charts.score_strips([(comp.base_label, [r.base for r in comp.rows]),
-                                  (comp.other_label, [r.other for r in comp.rows])],
-                                 "Score distribution per condition")  # fmt: skip
-    out.append("<h3>Score distributions</h3><figure>" + strips + "<figcaption>"
-               + text(_distribution_text(comp)) + "</figcaption></figure>")  # fmt: skip
+    bars = charts.delta_bars(
+        [(r.probe_id, r.delta) for r in comp.rows],
+        f"Per-probe change, {comp.other_label} minus {comp.base_label}",
+    )
+    out.append(
+        "<figure>" + bars + "<figcaption>Per-probe change, sorted (green: improved by more "
+        f"than {CHANGE_MARGIN:g}, red: regressed, grey: unchanged). The table below lists "
+        "every bar.</figcaption></figure>"
+    )
+    rows = [
+        (
+            Raw(f'<a href="#{anchor}-{_id(r.probe_id)}">{text(r.probe_id)}</a>'),
+            r.category,
+            f"{r.base:.2f}",
+            f"{r.other:.2f}",
+            _signed(r.delta),
+        )
+        for r in comp.rows
+    ]
+    rows.append(
+        (
+            Raw("<b>Average</b>"),
+            "",
+            f"{comp.base_avg:.2f}",
+            f"{comp.other_avg:.2f}",
+            _signed(comp.avg_delta),
+        )
+    )
+    out.append(
+        _table(["Probe", "Category", comp.base_label, comp.other_label, "Delta"], rows, {2, 3, 4})
+    )
+    strips = charts.score_strips(
+        [
+            (comp.base_label, [r.base for r in comp.rows]),
+            (comp.other_label, [r.other for r in comp.rows]),
+        ],
+        "Score distribution per condition",
+    )
+    out.append(
+        "<h3>Score distributions</h3><figure>"
+        + strips
+        + "<figcaption>"
+        + text(_distribution_text(comp))
+        + "</figcaption></figure>"
+    )
     if comp.probe_signals:
         out.append("<h3>Dimensions changed per probe</h3>")
         dim_rows = []
         for ps in comp.probe_signals:
             signal, values = signal_moves_text(ps)
             dim_rows.append((ps.probe_id, signal, values))
-        out.append(_table(["Probe", "Dimension changed", f"{comp.base_label} -> {comp.other_label}"],
-                          dim_rows))  # fmt: skip
+        out.append(
+            _table(
+                ["Probe", "Dimension changed", f"{comp.base_label} -> {comp.other_label}"], dim_rows
+            )
+        )
     if comp.signals:
         out.append("<h3>Signals, mean per probe</h3>")
-        out.append(_table(["Signal", comp.base_label, comp.other_label, "Change", "Probes up / down"],
-                          [(s.signal, f"{s.base_mean:.2f}", f"{s.other_mean:.2f}", f"{s.delta:+.2f}",
-                            f"{s.up} / {s.down}") for s in comp.signals], {1, 2, 3}))  # fmt: skip
+        out.append(
+            _table(
+                ["Signal", comp.base_label, comp.other_label, "Change", "Probes up / down"],
+                [
+                    (
+                        s.signal,
+                        f"{s.base_mean:.2f}",
+                        f"{s.other_mean:.2f}",
+                        f"{s.delta:+.2f}",
+                        f"{s.up} / {s.down}",
+                    )
+                    for s in comp.signals
+                ],
+                {1, 2, 3},
+            )
+        )
     out.append("<h3>Failure modes</h3>")
     if comp.failure_evidence:
-        out.append(_table(["Probe", "Failure mode", f"Evidence ({comp.base_label})",
-                           f"Evidence ({comp.other_label})"],
-                          [(f.probe_id, f.label, f.base or "", f.other or "") for f in comp.failure_evidence]))  # fmt: skip
+        out.append(
+            _table(
+                [
+                    "Probe",
+                    "Failure mode",
+                    f"Evidence ({comp.base_label})",
+                    f"Evidence ({comp.other_label})",
+                ],
+                [(f.probe_id, f.label, f.base or "", f.other or "") for f in comp.failure_evidence],
+            )
+        )
     else:
         out.append("<p>None detected on either side.</p>")
     out.append("<h3>Probes</h3>")
@@ -263,8 +364,10 @@ def _comparison_section(comp: Comparison, base: Side, other: Side, report: RunRe
 
 def _distribution_text(comp: Comparison) -> str:
     parts = []
-    for label, vals in ((comp.base_label, [r.base for r in comp.rows]),
-                        (comp.other_label, [r.other for r in comp.rows])):  # fmt: skip
+    for label, vals in (
+        (comp.base_label, [r.base for r in comp.rows]),
+        (comp.other_label, [r.other for r in comp.rows]),
+    ):
         med = charts.median(vals)
         finite = [v for v in vals if math.isfinite(v)]
         if med is not None:
@@ -286,7 +389,7 @@ def _probe_details(anchor: str, probe_id: str, base: Side, other: Side, ctx: Htm
     out = [f'<details id="{anchor}-{_id(probe_id)}"><summary>{text(head)}</summary>']
     probe = op or bp
     prompt = probe.prompt if probe else ""
-    out.append(f"<p><b>Prompt</b></p><pre class=\"text\">{text(prompt)}</pre>")
+    out.append(f'<p><b>Prompt</b></p><pre class="text">{text(prompt)}</pre>')
     out.append('<div class="pair">')
     for side, result in ((base, b), (other, o)):
         out.append(f"<div><p><b>{text(side.condition)}</b>")
@@ -294,16 +397,21 @@ def _probe_details(anchor: str, probe_id: str, base: Side, other: Side, ctx: Htm
             out.append(f" · score {result.lek_score:.2f}")
             note = ctx.override(side, probe_id)
             if note is not None:
-                out.append(f" · <b>override</b> {note.original:.2f} -> {note.corrected:.2f}: "
-                           f"{text(note.reason)}")  # fmt: skip
+                out.append(
+                    f" · <b>override</b> {note.original:.2f} -> {note.corrected:.2f}: "
+                    f"{text(note.reason)}"
+                )
         out.append("</p>")
         if result is None:
             out.append("<p>(no response)</p></div>")
             continue
         out.append(_failure_tags(result))
         out.append(f'<pre class="text">{text(result.response)}</pre>')
-        fired = [(k, v) for k, v in result.heuristic.items()
-                 if k != "lek_score" and isinstance(v, int | float) and not isinstance(v, bool) and v]  # fmt: skip
+        fired = [
+            (k, v)
+            for k, v in result.heuristic.items()
+            if k != "lek_score" and isinstance(v, int | float) and not isinstance(v, bool) and v
+        ]
         if fired:
             out.append("<p>Signals: " + ", ".join(f"{text(k)} {v:g}" for k, v in fired) + "</p>")
         out.append("</div>")
@@ -340,25 +448,41 @@ class TrainingSeries:
 def training_report_html(runs: Sequence[TrainingSeries], generated: str = "") -> str:
     names = ", ".join(r.label for r in runs)
     body = [f"<header><h1>Training report: {text(names)}</h1>"]
-    body.append(f'<p class="meta"><b>Runs</b> {len(runs)}'
-                + (f" · <b>generated</b> {text(generated)}" if generated else "") + "</p></header>")  # fmt: skip
+    body.append(
+        f'<p class="meta"><b>Runs</b> {len(runs)}'
+        + (f" · <b>generated</b> {text(generated)}" if generated else "")
+        + "</p></header>"
+    )
     loss_lines = []
     for r in runs:
         loss_lines.append(charts.Line(f"{r.label} train loss", r.train))
         if r.val:
-            loss_lines.append(charts.Line(f"{r.label} validation loss (measured points)", r.val,
-                                          markers_only=True))  # fmt: skip
-    body.append("<h2>Loss</h2><figure>" + charts.line_chart(loss_lines, "Training and validation loss", "loss")
-                + "<figcaption>Validation loss is drawn only where it was measured.</figcaption></figure>")  # fmt: skip
-    body.append(_table(["Run", "Status", "First train loss", "Last train loss", "Best validation loss"],
-                       [(r.label, r.status, _first(r.train), _last(r.train), _best(r.val)) for r in runs],
-                       {2, 3, 4}))  # fmt: skip
-    for key, label, unit in (("learning_rate", "Learning rate", "lr"),
-                             ("tokens_per_second", "Tokens per second", "tok/s")):  # fmt: skip
+            loss_lines.append(
+                charts.Line(
+                    f"{r.label} validation loss (measured points)", r.val, markers_only=True
+                )
+            )
+    body.append(
+        "<h2>Loss</h2><figure>"
+        + charts.line_chart(loss_lines, "Training and validation loss", "loss")
+        + "<figcaption>Validation loss is drawn only where it was measured.</figcaption></figure>"
+    )
+    body.append(
+        _table(
+            ["Run", "Status", "First train loss", "Last train loss", "Best validation loss"],
+            [(r.label, r.status, _first(r.train), _last(r.train), _best(r.val)) for r in runs],
+            {2, 3, 4},
+        )
+    )
+    for key, label, unit in (
+        ("learning_rate", "Learning rate", "lr"),
+        ("tokens_per_second", "Tokens per second", "tok/s"),
+    ):
         lines = [charts.Line(r.label, getattr(r, key)) for r in runs if getattr(r, key)]
         if lines:
-            body.append(f"<h2>{label}</h2><figure>" + charts.line_chart(lines, label, unit)
-                        + "</figure>")  # fmt: skip
+            body.append(
+                f"<h2>{label}</h2><figure>" + charts.line_chart(lines, label, unit) + "</figure>"
+            )
     for r in runs:
         body.append(f"<h2>{text(r.label)}: configuration</h2>")
         body.append(_table(["Setting", "Value"], r.config))
@@ -368,10 +492,21 @@ def training_report_html(runs: Sequence[TrainingSeries], generated: str = "") ->
             scores = dict(r.checkpoint_scores)
             val = dict((int(x), y) for x, y in r.val)
             body.append("<h3>Checkpoints</h3>")
-            body.append(_table(["Iteration", "File", "Validation loss at it", "Score"],
-                               [(it, name, f"{val[it]:.4f}" if it in val else "",
-                                 f"{scores[it]:.2f}" if it in scores else "not scored")
-                                for it, name in r.checkpoints], {0, 2, 3}))  # fmt: skip
+            body.append(
+                _table(
+                    ["Iteration", "File", "Validation loss at it", "Score"],
+                    [
+                        (
+                            it,
+                            name,
+                            f"{val[it]:.4f}" if it in val else "",
+                            f"{scores[it]:.2f}" if it in scores else "not scored",
+                        )
+                        for it, name in r.checkpoints
+                    ],
+                    {0, 2, 3},
+                )
+            )
     return _page(f"lemlab training report: {names}", body)
 
 
@@ -391,8 +526,11 @@ def _best(points: Sequence[tuple[float, float]]) -> str:
     return f"{loss:.4f} at {int(it)}"
 
 
-def training_series(folder: str | Path, label: str | None = None,
-                    checkpoint_scores: Sequence[tuple[int, float]] = ()) -> TrainingSeries:  # fmt: skip
+def training_series(
+    folder: str | Path,
+    label: str | None = None,
+    checkpoint_scores: Sequence[tuple[int, float]] = (),
+) -> TrainingSeries:
     """A training run's series from its adapter folder (events.jsonl, else an mlx-lm log) and
     its configuration (adapter_config.json, with the effective-gradient figure)."""
     try:
@@ -407,10 +545,16 @@ def training_series(folder: str | Path, label: str | None = None,
         label=label or Path(folder).name,
         train=[(float(it), loss) for it, loss in state.train_points],
         val=[(float(it), loss) for it, loss in state.val_points],
-        learning_rate=[(float(e.iteration), e.learning_rate) for e in trains  # type: ignore[arg-type]
-                       if e.learning_rate is not None],  # fmt: skip
-        tokens_per_second=[(float(e.iteration), e.tokens_per_second) for e in trains  # type: ignore[arg-type]
-                           if e.tokens_per_second is not None],  # fmt: skip
+        learning_rate=[
+            (float(e.iteration), e.learning_rate)  # type: ignore[arg-type]
+            for e in trains
+            if e.learning_rate is not None
+        ],
+        tokens_per_second=[
+            (float(e.iteration), e.tokens_per_second)  # type: ignore[arg-type]
+            for e in trains
+            if e.tokens_per_second is not None
+        ],
         checkpoints=list(state.checkpoints),
         config=[],
         status=state.status + (f": {state.message}" if state.message else ""),
@@ -423,12 +567,15 @@ def training_series(folder: str | Path, label: str | None = None,
         return series
     layers = "all" if info.num_layers == -1 else info.num_layers
     series.config = [
-        ("base model", info.base_model), ("fine-tune type", info.fine_tune_type),
-        ("learning rate", _g(info.learning_rate)), ("iterations", _g(info.iters)),
-        ("batch size", _g(info.batch_size)), ("layers trained", _g(layers)),
+        ("base model", info.base_model),
+        ("fine-tune type", info.fine_tune_type),
+        ("learning rate", _g(info.learning_rate)),
+        ("iterations", _g(info.iters)),
+        ("batch size", _g(info.batch_size)),
+        ("layers trained", _g(layers)),
         ("LoRA rank / scale / dropout", f"{_g(info.rank)} / {_g(info.scale)} / {_g(info.dropout)}"),
         ("effective gradient (iters x batch)", _g(info.effective_gradient)),
-    ]  # fmt: skip
+    ]
     if info.effective_gradient:
         series.effective_gradient_note = (
             f"Effective gradient: {info.effective_gradient} examples' worth of gradient "

@@ -31,8 +31,10 @@ def report_and_sides(
 
 def override_notes(session: Session, run_path: str | Path) -> dict[tuple[str, str], OverrideNote]:
     """(probe_id, condition) -> the note the page shows for this run's latest override."""
-    return {cell: OverrideNote(o.corrected, o.original, o.reason)
-            for cell, o in overrides_for_run(session, run_path).items()}  # fmt: skip
+    return {
+        cell: OverrideNote(o.corrected, o.original, o.reason)
+        for cell, o in overrides_for_run(session, run_path).items()
+    }
 
 
 def generated_now() -> str:

@@ -57,8 +57,10 @@ def delta_bars(rows: Sequence[tuple[str, float]], title: str, margin: float = 0.
         w = abs(d) * scale
         x = zero if d >= 0 else zero - w
         color = NEUTRAL if abs(d) <= margin else (POS if d > 0 else NEG)
-        body.append(f'<rect x="{x:.1f}" y="{y}" width="{max(w, 1):.1f}" height="{bar_h}" '
-                    f'fill="{color}"><title>{esc(pid)}: {d:+.2f}</title></rect>')  # fmt: skip
+        body.append(
+            f'<rect x="{x:.1f}" y="{y}" width="{max(w, 1):.1f}" height="{bar_h}" '
+            f'fill="{color}"><title>{esc(pid)}: {d:+.2f}</title></rect>'
+        )
         body.append(_text(label_w - 6, y + bar_h - 4, pid[:36], "end"))
         # Values sit on the far side of zero from their bar, so they never run into a label.
         vx = zero - 4 if d >= 0 else zero + 4
@@ -76,8 +78,9 @@ def _heat_color(value: float, lo: float, hi: float) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def heat_map(rows: Sequence[str], cols: Sequence[str], values: dict[tuple[str, str], float],
-             title: str) -> str:  # fmt: skip
+def heat_map(
+    rows: Sequence[str], cols: Sequence[str], values: dict[tuple[str, str], float], title: str
+) -> str:
     """Category by condition, each cell its mean score (shown in the cell, and as colour)."""
     cell_w, cell_h = 96, 26
     label_w = min(220, 24 + 7 * max((len(r) for r in rows), default=4))
@@ -96,15 +99,21 @@ def heat_map(rows: Sequence[str], cols: Sequence[str], values: dict[tuple[str, s
             x = label_w + j * cell_w
             v = values.get((row, col))
             if v is None:
-                body.append(f'<rect x="{x}" y="{y}" width="{cell_w - 2}" height="{cell_h - 2}" '
-                            f'class="empty"/>')  # fmt: skip
+                body.append(
+                    f'<rect x="{x}" y="{y}" width="{cell_w - 2}" height="{cell_h - 2}" '
+                    f'class="empty"/>'
+                )
                 continue
             fill = _heat_color(v, lo, hi)
             ink = "#ffffff" if (hi > lo and (v - lo) / (hi - lo) > 0.6) else "#1f2328"
-            body.append(f'<rect x="{x}" y="{y}" width="{cell_w - 2}" height="{cell_h - 2}" '
-                        f'fill="{fill}"><title>{esc(row)} / {esc(col)}: {v:.2f}</title></rect>')  # fmt: skip
-            body.append(f'<text x="{x + cell_w / 2 - 1:.1f}" y="{y + cell_h / 2 + 4:.1f}" '
-                        f'text-anchor="middle" fill="{ink}">{v:.2f}</text>')  # fmt: skip
+            body.append(
+                f'<rect x="{x}" y="{y}" width="{cell_w - 2}" height="{cell_h - 2}" '
+                f'fill="{fill}"><title>{esc(row)} / {esc(col)}: {v:.2f}</title></rect>'
+            )
+            body.append(
+                f'<text x="{x + cell_w / 2 - 1:.1f}" y="{y + cell_h / 2 + 4:.1f}" '
+                f'text-anchor="middle" fill="{ink}">{v:.2f}</text>'
+            )
     return _svg(width, height, title, body, "heat-map")
 
 
@@ -126,16 +135,22 @@ def score_strips(series: Sequence[tuple[str, Sequence[float]]], title: str) -> s
         y = top + i * row_h + row_h / 2
         color = SERIES[i % len(SERIES)]
         body.append(_text(label_w - 8, y + 4, name[:18], "end"))
-        body.append(f'<line x1="{label_w}" y1="{y}" x2="{label_w + plot_w}" y2="{y}" class="grid"/>')
+        body.append(
+            f'<line x1="{label_w}" y1="{y}" x2="{label_w + plot_w}" y2="{y}" class="grid"/>'
+        )
         for v in vals:
             if math.isfinite(v):
-                body.append(f'<circle cx="{x_of(v):.1f}" cy="{y:.1f}" r="4" fill="{color}" '
-                            f'fill-opacity="0.6"><title>{esc(name)}: {v:.2f}</title></circle>')  # fmt: skip
+                body.append(
+                    f'<circle cx="{x_of(v):.1f}" cy="{y:.1f}" r="4" fill="{color}" '
+                    f'fill-opacity="0.6"><title>{esc(name)}: {v:.2f}</title></circle>'
+                )
         finite = sorted(v for v in vals if math.isfinite(v))
         if finite:
             med = _median(finite)
-            body.append(f'<line x1="{x_of(med):.1f}" y1="{y - 11}" x2="{x_of(med):.1f}" '
-                        f'y2="{y + 11}" stroke="{color}" stroke-width="3"/>')  # fmt: skip
+            body.append(
+                f'<line x1="{x_of(med):.1f}" y1="{y - 11}" x2="{x_of(med):.1f}" '
+                f'y2="{y + 11}" stroke="{color}" stroke-width="3"/>'
+            )
     base_y = top + row_h * len(series) + 14
     for v in (lo, (lo + hi) / 2, hi):
         body.append(_text(x_of(v), base_y, _num(v), "middle", "tick"))
@@ -190,7 +205,9 @@ def line_chart(lines: Sequence[Line], title: str, y_label: str, x_label: str = "
     body = [f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" class="frame"/>']
     for k in range(5):
         yv = y0 + (y1 - y0) * k / 4
-        body.append(f'<line x1="{left}" y1="{sy(yv):.1f}" x2="{left + plot_w}" y2="{sy(yv):.1f}" class="grid"/>')
+        body.append(
+            f'<line x1="{left}" y1="{sy(yv):.1f}" x2="{left + plot_w}" y2="{sy(yv):.1f}" class="grid"/>'
+        )
         body.append(_text(left - 6, sy(yv) + 4, _tick(yv), "end", "tick"))
     for xv in _int_ticks(x0, x1):
         body.append(_text(sx(xv), top + plot_h + 16, str(xv), "middle", "tick"))
@@ -200,20 +217,28 @@ def line_chart(lines: Sequence[Line], title: str, y_label: str, x_label: str = "
         color = SERIES[i % len(SERIES)]
         finite = [(x, y) for x, y in ln.points if math.isfinite(y)]
         if not ln.markers_only and len(finite) > 1:
-            d = " ".join(f"{'M' if j == 0 else 'L'}{sx(x):.1f},{sy(y):.1f}" for j, (x, y) in enumerate(finite))
+            d = " ".join(
+                f"{'M' if j == 0 else 'L'}{sx(x):.1f},{sy(y):.1f}"
+                for j, (x, y) in enumerate(finite)
+            )
             dash = ' stroke-dasharray="5 4"' if ln.dashed else ""
             body.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
         if ln.markers_only or len(finite) == 1:
             for x, y in finite:
-                body.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" fill="{color}">'
-                            f"<title>{esc(ln.label)} at {x:g}: {y:.4g}</title></circle>")  # fmt: skip
+                body.append(
+                    f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" fill="{color}">'
+                    f"<title>{esc(ln.label)} at {x:g}: {y:.4g}</title></circle>"
+                )
         ly = top + plot_h + 48 + i * 18
         skipped = len(ln.points) - len(finite)
         note = f" ({skipped} non-finite: diverged)" if skipped else ""
         dash = ' stroke-dasharray="5 4"' if ln.dashed else ""
-        mark = (f'<circle cx="{left + 9}" cy="{ly - 4}" r="4" fill="{color}"/>' if ln.markers_only
-                else f'<line x1="{left}" y1="{ly - 4}" x2="{left + 18}" y2="{ly - 4}" stroke="{color}" '
-                     f'stroke-width="2"{dash}/>')  # fmt: skip
+        mark = (
+            f'<circle cx="{left + 9}" cy="{ly - 4}" r="4" fill="{color}"/>'
+            if ln.markers_only
+            else f'<line x1="{left}" y1="{ly - 4}" x2="{left + 18}" y2="{ly - 4}" stroke="{color}" '
+            f'stroke-width="2"{dash}/>'
+        )
         body.append(mark + _text(left + 26, ly, ln.label + note))
     return _svg(width, height, title, body, "line-chart")
 

@@ -44,9 +44,11 @@ class AdapterComparison:
             g = self.a.effective_gradient
             if not g:
                 return "Effective gradient unknown (iters or batch size not recorded)."
-            return (f"{self.a.name} received an effective gradient of {g} (iters x batch size: "
-                    f"{self.a.iters} x {self.a.batch_size}); the addendum's collapsed 1B run had "
-                    "about 2000, the 27B run that worked about 400.")  # fmt: skip
+            return (
+                f"{self.a.name} received an effective gradient of {g} (iters x batch size: "
+                f"{self.a.iters} x {self.a.batch_size}); the addendum's collapsed 1B run had "
+                "about 2000, the 27B run that worked about 400."
+            )
         ga, gb = self.a.effective_gradient, self.b.effective_gradient
         if not ga or not gb:
             return "Effective gradient unknown for one adapter (iters or batch size not recorded)."
@@ -134,8 +136,14 @@ def to_csv(c: AdapterComparison) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["parameter", "a", "b", "ratio"])
     for r in c.rows:
-        w.writerow([r.parameter, "" if r.a is None else r.a, "" if r.b is None else r.b,
-                    "" if r.ratio is None else round(r.ratio, 4)])  # fmt: skip
+        w.writerow(
+            [
+                r.parameter,
+                "" if r.a is None else r.a,
+                "" if r.b is None else r.b,
+                "" if r.ratio is None else round(r.ratio, 4),
+            ]
+        )
     return buf.getvalue()
 
 

@@ -333,7 +333,9 @@ def _shape_mismatch(adapter_dir: Path, base: Path, base_cfg: dict[str, Any]) -> 
     return None
 
 
-def weights_misfit(weights: str | Path, model_dir: str | Path, rank: int | None = None) -> str | None:
+def weights_misfit(
+    weights: str | Path, model_dir: str | Path, rank: int | None = None
+) -> str | None:
     """Why LoRA weights in one file (e.g. train --resume-adapter-file) cannot be loaded onto
     this model at this rank; None when they fit. Read from headers only, so a preflight can say
     it before a trainer starts and creates its output folder."""

@@ -437,7 +437,6 @@ def lab_folders(configured: Iterable[str | Path]) -> list[Path]:
     return folders
 
 
-
 def discover(
     folders: Iterable[str | Path] = (),
     *,

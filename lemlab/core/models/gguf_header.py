@@ -49,7 +49,19 @@ IMPORTABLE = {"F32", "F16", "BF16", "Q4_0", "Q4_1", "Q8_0"}
 QUANT_LAYOUT = {"Q4_0": (4, 32), "Q4_1": (4, 32), "Q8_0": (8, 32)}
 
 # Metadata value types.
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_SCALARS = {
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
+}
 _STRING, _ARRAY = 8, 9
 _MAX_COUNT = 1 << 24  # tensors, keys or array items: far above any real model, far below a bomb
 _MAX_DIMS = 8
@@ -180,4 +192,6 @@ def _tensor_info(r: _Reader, name: str, dims: list[int], type_id: int, offset: i
         elements *= d
     if dims[0] % block:
         raise r.bad(f"tensor {name}: rows of {dims[0]} do not fill {type_name} blocks")
-    return TensorInfo(name, tuple(reversed(dims)), type_name, offset, elements // block * block_bytes)
+    return TensorInfo(
+        name, tuple(reversed(dims)), type_name, offset, elements // block * block_bytes
+    )

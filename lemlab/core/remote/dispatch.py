@@ -104,9 +104,13 @@ class _WorkerState:
 
 def _one_line(exc: BaseException) -> str:
     # Words, not class names, for an exception without a message (a bare TimeoutError()).
-    fallback = ("timed out" if isinstance(exc, TimeoutError)
-                else "connection failed" if isinstance(exc, ConnectionError)
-                else "failed without a message")  # fmt: skip
+    fallback = (
+        "timed out"
+        if isinstance(exc, TimeoutError)
+        else "connection failed"
+        if isinstance(exc, ConnectionError)
+        else "failed without a message"
+    )
     text = " ".join(str(exc).split()) or fallback
     return text[:200]
 
@@ -244,8 +248,9 @@ class _Dispatcher(Generic[U, R]):
         if st.fails >= self.retry.down_after or st.down_until is not None:
             self._mark_down(st)
         if task.attempts >= self.retry.max_attempts:
-            msg = (f"unit {self.label(task.unit)} failed after {task.attempts} tries: "
-                   f"{_one_line(exc)}")  # fmt: skip
+            msg = (
+                f"unit {self.label(task.unit)} failed after {task.attempts} tries: {_one_line(exc)}"
+            )
             self._give_up(task, msg, exc)
             return
         self.stats_retries += 1
@@ -296,4 +301,6 @@ def run_units(
     Raises DispatchError (one line) when a unit fails for good or every worker is given up,
     after the units already in flight have finished and been yielded. Setting `cancel` stops
     scheduling; units in flight that still succeed are yielded, then iteration ends."""
-    return _Dispatcher(units, workers, retry or RetryPolicy(), cancel or threading.Event(), label).run()
+    return _Dispatcher(
+        units, workers, retry or RetryPolicy(), cancel or threading.Event(), label
+    ).run()

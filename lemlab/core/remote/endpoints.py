@@ -171,7 +171,7 @@ def _endpoint_from_entry(name: str, entry: Mapping[str, Any]) -> Endpoint:
             raise LemlabError(f"config: unknown key {key!r} in [endpoints.{name}]{extra}")
     url = entry.get("url")
     if not isinstance(url, str):
-        raise LemlabError(f"config: [endpoints.{name}] needs url = \"http://host:port/v1\"")
+        raise LemlabError(f'config: [endpoints.{name}] needs url = "http://host:port/v1"')
     base, userinfo = _parse_url(url)
     return Endpoint(
         url=base,

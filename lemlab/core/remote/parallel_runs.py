@@ -120,8 +120,7 @@ def _workers(
     if not slots:
         raise LemlabError("no endpoint to run on")
     return [
-        Worker(s.label, functools.partial(do, s), max(1, s.max_in_flight), s.ping)
-        for s in slots
+        Worker(s.label, functools.partial(do, s), max(1, s.max_in_flight), s.ping) for s in slots
     ]
 
 
@@ -173,14 +172,21 @@ class ParallelBatteryRunner:
         total_units = len(todo) * per_probe
         yield run_started(self.probes, self.state, self.plan, total_units)
         done = 0
-        units = run_units(todo, _workers(self.slots, self._run_probe), retry=self.retry,
-                          cancel=self._flight.cancel_event, label=lambda u: u[1].id)  # fmt: skip
+        units = run_units(
+            todo,
+            _workers(self.slots, self._run_probe),
+            retry=self.retry,
+            cancel=self._flight.cancel_event,
+            label=lambda u: u[1].id,
+        )
         for (index, probe), (conds, label) in units:
             self.state.complete[probe.id] = conds
             done += per_probe
             progress = Progress.at(done, total_units, self._clock() - start)
             yield ProbeDone(index, len(self.probes), probe, conds, progress, endpoint=label)
-        yield RunDone(complete_results(self.probes, self.state), self.cancelled, self._clock() - start)
+        yield RunDone(
+            complete_results(self.probes, self.state), self.cancelled, self._clock() - start
+        )
 
     def _run_probe(
         self, slot: EndpointSlot, unit: tuple[int, ProbeLike]
@@ -231,8 +237,13 @@ class ParallelDistillRunner(DistillWork):
         start = mark = self._clock()
         todo = [(i, p, s) for i, p, idxs in self.todo() for s in idxs]
         yield self.started()
-        units = run_units(todo, _workers(self.slots, self._sample), retry=self.retry,
-                          cancel=self._flight.cancel_event, label=lambda u: f"{u[1].id}#{u[2]}")  # fmt: skip
+        units = run_units(
+            todo,
+            _workers(self.slots, self._sample),
+            retry=self.retry,
+            cancel=self._flight.cancel_event,
+            label=lambda u: f"{u[1].id}#{u[2]}",
+        )
         for (index, _, _), (sample, label) in units:
             now = self._clock()
             self.last_endpoint = label

@@ -124,14 +124,44 @@ INSTRUCTION_WORDS = frozenset(
 )
 # Irregular forms the suffix stripper cannot join to their family.
 IRREGULAR = {
-    "lost": "lose", "loss": "lose", "losses": "lose", "felt": "feel", "died": "die",
-    "dead": "die", "death": "die", "deaths": "die", "thought": "think", "told": "tell",
-    "gone": "go", "went": "go", "wrote": "write", "written": "write", "children": "child",
-    "people": "person", "men": "man", "women": "woman", "better": "good", "best": "good",
-}  # fmt: skip
+    "lost": "lose",
+    "loss": "lose",
+    "losses": "lose",
+    "felt": "feel",
+    "died": "die",
+    "dead": "die",
+    "death": "die",
+    "deaths": "die",
+    "thought": "think",
+    "told": "tell",
+    "gone": "go",
+    "went": "go",
+    "wrote": "write",
+    "written": "write",
+    "children": "child",
+    "people": "person",
+    "men": "man",
+    "women": "woman",
+    "better": "good",
+    "best": "good",
+}
 _TOPIC_SKIP = STOPWORDS | INSTRUCTION_WORDS
-SUFFIXES = ("ations", "ation", "ments", "ment", "ness", "ings", "ing", "ies", "ied", "edly",
-            "ed", "es", "ly", "s")  # fmt: skip
+SUFFIXES = (
+    "ations",
+    "ation",
+    "ments",
+    "ment",
+    "ness",
+    "ings",
+    "ing",
+    "ies",
+    "ied",
+    "edly",
+    "ed",
+    "es",
+    "ly",
+    "s",
+)
 
 
 @dataclass(frozen=True)
@@ -185,13 +215,17 @@ def _char_loop(text: str) -> FailureMode | None:
     min_span = max(LOOP_MIN_CHARS, min(LOOP_LONG_CHARS, math.ceil(LOOP_MIN_SHARE * n)))
 
     def counts(loop: Loop) -> bool:
-        return _significant(loop, n) and _unit_counts(text[loop.start : loop.start + loop.period],
-                                                      loop.copies)  # fmt: skip
+        return _significant(loop, n) and _unit_counts(
+            text[loop.start : loop.start + loop.period], loop.copies
+        )
 
     best = longest_loop(
-        text, max_period=LOOP_MAX_UNIT, min_copies=LOOP_MIN_COPIES, min_span=min_span,
+        text,
+        max_period=LOOP_MAX_UNIT,
+        min_copies=LOOP_MIN_COPIES,
+        min_span=min_span,
         accept=counts,
-    )  # fmt: skip
+    )
     if best is None:
         return None
     unit = text[best.start : best.start + best.period]
@@ -258,15 +292,23 @@ def _phrase_repeat(text: str) -> FailureMode | None:
         TOKEN_DEGENERATION,
         f"phrase {phrase!r} x{n}; {extra} of {total} words repeat an earlier "
         f"{PHRASE_WORDS}-word phrase",
-        {"kind": "repeated_phrases", "unit": phrase, "repeats": n, "extra_words": extra,
-         "words": total, "share": round(extra / total, 2)},
-    )  # fmt: skip
+        {
+            "kind": "repeated_phrases",
+            "unit": phrase,
+            "repeats": n,
+            "extra_words": extra,
+            "words": total,
+            "share": round(extra / total, 2),
+        },
+    )
 
 
 def _grown_phrase(words: list[str], gram: list[str]) -> str:
     """The n-gram grown forward while its first two occurrences agree (the repeated phrase)."""
     k = len(gram)
-    hits = (i for i in range(len(words) - k + 1) if words[i] == gram[0] and words[i : i + k] == gram)
+    hits = (
+        i for i in range(len(words) - k + 1) if words[i] == gram[0] and words[i : i + k] == gram
+    )
     starts = list(itertools.islice(hits, 2))
     if len(starts) < 2:
         return " ".join(gram)
@@ -318,8 +360,9 @@ def _refusal(text: str) -> FailureMode | None:
         phrases.update(m.group(0)[:-1] for m in REFUSAL_BARE.finditer(own))
     lower = own.lower()
     same = len(lower) == len(own)  # lower() keeps offsets for all but a few letters (İ)
-    phrases.update(own[m.start() : m.end()] if same else m.group(0)
-                   for m in REFUSAL_POLICY.finditer(lower))  # fmt: skip
+    phrases.update(
+        own[m.start() : m.end()] if same else m.group(0) for m in REFUSAL_POLICY.finditer(lower)
+    )
     if not phrases:
         return None
     listed = ", ".join(f"{p!r} x{n}" if n > 1 else repr(p) for p, n in phrases.items())

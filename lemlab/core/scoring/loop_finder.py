@@ -46,8 +46,13 @@ def longest_loop(
         raise ValueError(f"min_span too small for a {KEY}-character key")
     n = len(text)
     # Any qualifying run [s, e) holds a position a < s + reach with a + 2p <= e, a + p + KEY <= e.
-    reach = max(1, min(min_span * (min_copies - 2) // min_copies,
-                       min_span * (min_copies - 1) // min_copies - KEY))  # fmt: skip
+    reach = max(
+        1,
+        min(
+            min_span * (min_copies - 2) // min_copies,
+            min_span * (min_copies - 1) // min_copies - KEY,
+        ),
+    )
     # Anchors every `step`; each may move up to `shift` further (a + shift < s + reach still
     # holds) to put its key off a run of one character: a key of eight spaces recurs all over
     # indented or padded text, one that straddles the run's end rarely does.
@@ -60,8 +65,10 @@ def longest_loop(
         if shift and text[a] == text[a + KEY - 1] and text[a : a + KEY] == text[a] * KEY:
             run = len(text[a : a + shift + KEY]) - len(text[a : a + shift + KEY].lstrip(text[a]))
             a = min(n - KEY - 1, a + min(shift, max(0, run - KEY // 2)))  # noqa: PLW2901
-        if deep is not None and a - deep.start >= 2 * max_period and (
-            deep.end - a >= 2 * max_period + KEY
+        if (
+            deep is not None
+            and a - deep.start >= 2 * max_period
+            and (deep.end - a >= 2 * max_period + KEY)
         ):
             continue
         key = text[a : a + KEY]

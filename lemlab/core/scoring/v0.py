@@ -14,10 +14,22 @@ from collections.abc import Callable, Mapping
 from lemlab.core.scoring.base import Number, Scorer, Signal, capped
 
 COMPLIANCE_PHRASES = (
-    "as an ai", "i cannot", "i can't", "i'm not able", "i must emphasize", "important to note",
-    "please note", "i should clarify", "ethical considerations", "responsibly", "i'm just a",
-    "i am just a", "language model", "i don't have personal", "i don't have feelings",
-)  # fmt: skip
+    "as an ai",
+    "i cannot",
+    "i can't",
+    "i'm not able",
+    "i must emphasize",
+    "important to note",
+    "please note",
+    "i should clarify",
+    "ethical considerations",
+    "responsibly",
+    "i'm just a",
+    "i am just a",
+    "language model",
+    "i don't have personal",
+    "i don't have feelings",
+)
 COMPLIANCE = tuple(re.compile(rf"\b{re.escape(p)}\b") for p in COMPLIANCE_PHRASES)
 PREAMBLE = re.compile(
     r"(?:okay,?\s+(?:let's|here's|this is)|alright,?\s+(?:let's|here's)"
@@ -31,15 +43,34 @@ STORY_OPENINGS = ("The ", "A ", "In the ", "Once ", "It was ", "She ", "He ", "T
 IMAGERY = tuple(
     re.compile(rf"\b{w}\b")
     for w in (
-        "like a", "as if", "as though", "akin to", "echoes of", "whisper", "shadow", "light",
-        "darkness", "silence", "breath",
+        "like a",
+        "as if",
+        "as though",
+        "akin to",
+        "echoes of",
+        "whisper",
+        "shadow",
+        "light",
+        "darkness",
+        "silence",
+        "breath",
     )
-)  # fmt: skip
+)
 AXIOM_WORDS = ("axiom", "sovereignty", "autonomy", "dignity", "consent", "self-determination")
 TECH_TERMS = (
-    "encrypt", "hash", "key", "protocol", "certificate", "blockchain", "mesh", "node", "p2p",
-    "wallet", "tor", "onion",
-)  # fmt: skip
+    "encrypt",
+    "hash",
+    "key",
+    "protocol",
+    "certificate",
+    "blockchain",
+    "mesh",
+    "node",
+    "p2p",
+    "wallet",
+    "tor",
+    "onion",
+)
 EMOTION_WORDS = (
     "feel feeling felt pain joy sorrow grief love fear hope longing lonely loneliness "
     "compassion empathy kindness gentle tender warm heart soul spirit "
@@ -196,8 +227,16 @@ class V0Scorer(Scorer):
     def lek(self, result: Mapping[str, Number]) -> float:
         # One weighted sum in the published formula's order (every term is a multiple of 0.5).
         pts = self.points(result)
-        order = ("engagement_depth", "creative_form", "emotional_register", "first_person",
-                 "compliance_markers", "formulaic_preamble", "degeneration", "empty_broken")  # fmt: skip
+        order = (
+            "engagement_depth",
+            "creative_form",
+            "emotional_register",
+            "first_person",
+            "compliance_markers",
+            "formulaic_preamble",
+            "degeneration",
+            "empty_broken",
+        )
         return round(sum(pts[name] for name in order), 2)
 
 

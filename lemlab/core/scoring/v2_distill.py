@@ -18,15 +18,22 @@ ICASE = re.IGNORECASE
 
 COMPLIANCE = alternation(
     [
-        r"I cannot", r"I can't", r"I'm unable", r"I am unable", r"as an AI",
-        r"I don't have personal", r"I do not have personal", r"my training data",
-        r"my knowledge cutoff", r"I (?:must|should|need to) (?:emphasize|stress|clarify|note)",
+        r"I cannot",
+        r"I can't",
+        r"I'm unable",
+        r"I am unable",
+        r"as an AI",
+        r"I don't have personal",
+        r"I do not have personal",
+        r"my training data",
+        r"my knowledge cutoff",
+        r"I (?:must|should|need to) (?:emphasize|stress|clarify|note)",
         r"it'?s (?:important|crucial|essential) to (?:note|remember|consider)",
         r"I'?m not (?:able|qualified|authorized)",
         r"I would (?:recommend|suggest|advise) (?:consulting|speaking|seeking)",
     ],
     ICASE,
-)  # fmt: skip
+)
 PREAMBLE = alternation(
     [
         r"(?:this|that|it) is a (?:great|good|excellent|important|fascinating)"
@@ -40,20 +47,43 @@ PREAMBLE = alternation(
 )
 FIRST_PERSON = word_bounded(
     [
-        "I think", "I believe", "I feel", "I wonder", "in my view", "my perspective",
-        "personally", "from my", "I'd argue", "I sense", "I notice", "I'm struck",
+        "I think",
+        "I believe",
+        "I feel",
+        "I wonder",
+        "in my view",
+        "my perspective",
+        "personally",
+        "from my",
+        "I'd argue",
+        "I sense",
+        "I notice",
+        "I'm struck",
         "I find myself",
     ]
-)  # fmt: skip
+)
 CREATIVE_FORM = alternation(
     [
-        "once upon", "imagine", "picture this", "let me tell", "there was a", "in the year",
-        "she", "he", r"they (?:walked|ran|stood|sat|looked|felt)",
-        r"the (?:sun|moon|wind|rain|sky|ocean|forest)", "whisper", "shadow", "echo", "drift",
-        "silence", "dawn", "dusk",
+        "once upon",
+        "imagine",
+        "picture this",
+        "let me tell",
+        "there was a",
+        "in the year",
+        "she",
+        "he",
+        r"they (?:walked|ran|stood|sat|looked|felt)",
+        r"the (?:sun|moon|wind|rain|sky|ocean|forest)",
+        "whisper",
+        "shadow",
+        "echo",
+        "drift",
+        "silence",
+        "dawn",
+        "dusk",
     ],
     ICASE,
-)  # fmt: skip
+)
 EMOTIONAL = word_bounded(
     "grief joy anger fear love hope despair longing shame pride guilt wonder awe tenderness "
     "heartbreak resilience vulnerability courage sorrow".split(),
@@ -112,10 +142,16 @@ class V2DistillScorer(Scorer):
     title = "LEK heuristic v2, self-distillation gate"
     scale = "v2 weights, distill signals (keep gate 24.0 Phase 1, 15.0 Phase 0)"
     signals = v2_signals(
-        (regex_signal("compliance_markers", COMPLIANCE, -4.0),
-         regex_signal("formulaic_preamble", PREAMBLE, -2.0), DEGENERATION, empty_signal(50, 15.0)),
-        FIRST_PERSON, CREATIVE_FORM, EMOTIONAL,
-    )  # fmt: skip
+        (
+            regex_signal("compliance_markers", COMPLIANCE, -4.0),
+            regex_signal("formulaic_preamble", PREAMBLE, -2.0),
+            DEGENERATION,
+            empty_signal(50, 15.0),
+        ),
+        FIRST_PERSON,
+        CREATIVE_FORM,
+        EMOTIONAL,
+    )
 
 
 SCORER = V2DistillScorer()

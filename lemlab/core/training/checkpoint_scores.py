@@ -90,7 +90,9 @@ def align_scores(
     return points
 
 
-def compare(points: list[CheckpointPoint], run_best_val: tuple[int, float] | None = None) -> CheckpointComparison:
+def compare(
+    points: list[CheckpointPoint], run_best_val: tuple[int, float] | None = None
+) -> CheckpointComparison:
     by_score = min(points, key=lambda p: (-p.score, p.iteration), default=None)
     with_val = [p for p in points if p.val_loss is not None]
     by_val = min(with_val, key=lambda p: (p.val_loss, p.iteration), default=None)

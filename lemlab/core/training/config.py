@@ -55,10 +55,17 @@ OPTIMIZER_SETTINGS: dict[str, dict[str, str]] = {
     "adamw": {"betas": "pair", "eps": "float", "weight_decay": "float", "bias_correction": "bool"},
     "muon": {"momentum": "float", "weight_decay": "float", "nesterov": "bool", "ns_steps": "int"},
     "sgd": {"momentum": "float", "weight_decay": "float", "dampening": "float", "nesterov": "bool"},
-    "adafactor": {"eps": "pair", "clip_threshold": "float", "decay_rate": "float", "beta_1": "float",
-                  "weight_decay": "float", "scale_parameter": "bool", "relative_step": "bool",
-                  "warmup_init": "bool"},
-}  # fmt: skip
+    "adafactor": {
+        "eps": "pair",
+        "clip_threshold": "float",
+        "decay_rate": "float",
+        "beta_1": "float",
+        "weight_decay": "float",
+        "scale_parameter": "bool",
+        "relative_step": "bool",
+        "warmup_init": "bool",
+    },
+}
 # mlx.optimizers.schedulers usable from a config file: each argument's name and kind, and how
 # many are required (join_schedules takes other schedules, which a file cannot hold).
 LR_SCHEDULES: dict[str, tuple[tuple[tuple[str, str], ...], int]] = {
@@ -122,17 +129,29 @@ class TrainingConfig:
 
     def validate(self) -> None:
         """Raise LemlabError (one line) on values mlx-lm would reject mid-run."""
-        for name in ("iters", "batch_size", "rank", "save_every", "steps_per_eval",
-                     "steps_per_report", "max_seq_length", "grad_accumulation_steps"):
+        for name in (
+            "iters",
+            "batch_size",
+            "rank",
+            "save_every",
+            "steps_per_eval",
+            "steps_per_report",
+            "max_seq_length",
+            "grad_accumulation_steps",
+        ):
             if getattr(self, name) < 1:
                 raise LemlabError(f"{name} must be at least 1 (got {getattr(self, name)})")
             # Upper bounds: a rank or batch of millions makes MLX allocate until it dies.
             if getattr(self, name) > _UPPER.get(name, 10**9):
-                raise LemlabError(f"{name} must be at most {_UPPER.get(name, 10**9)} (got {getattr(self, name)})")
+                raise LemlabError(
+                    f"{name} must be at most {_UPPER.get(name, 10**9)} (got {getattr(self, name)})"
+                )
         if self.num_layers == 0 or self.num_layers < -1:
             raise LemlabError(f"num_layers must be -1 (all) or at least 1 (got {self.num_layers})")
         if self.val_batches == 0 or self.val_batches < -1:
-            raise LemlabError(f"val_batches must be -1 (all) or at least 1 (got {self.val_batches})")
+            raise LemlabError(
+                f"val_batches must be -1 (all) or at least 1 (got {self.val_batches})"
+            )
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise LemlabError(f"learning_rate must be a positive number (got {self.learning_rate})")
         if not 0 <= self.dropout < 1:
@@ -142,7 +161,9 @@ class TrainingConfig:
         if self.optimizer not in OPTIMIZERS:
             raise LemlabError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
         if self.clear_cache_threshold < 0:
-            raise LemlabError(f"clear_cache_threshold must be 0 (never) or a byte count (got {self.clear_cache_threshold})")
+            raise LemlabError(
+                f"clear_cache_threshold must be 0 (never) or a byte count (got {self.clear_cache_threshold})"
+            )
         _check_optimizer_config(self.optimizer_config)
         _check_lr_schedule(self.lr_schedule)
 
@@ -175,23 +196,33 @@ def _kind_ok(kind: str, value: Any) -> bool:
     return isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)  # pair
 
 
-_KIND_WORDS = {"float": "a number", "int": "a whole number", "bool": "true or false",
-               "pair": "a list of two numbers"}
+_KIND_WORDS = {
+    "float": "a number",
+    "int": "a whole number",
+    "bool": "true or false",
+    "pair": "a list of two numbers",
+}
 
 
 def _check_optimizer_config(config: dict[str, Any]) -> None:
     for name, settings in config.items():
         if name not in OPTIMIZER_SETTINGS:
-            raise LemlabError(f"optimizer_config: unknown optimizer {name!r} (one of {', '.join(OPTIMIZERS)})")
+            raise LemlabError(
+                f"optimizer_config: unknown optimizer {name!r} (one of {', '.join(OPTIMIZERS)})"
+            )
         if not isinstance(settings, dict):
             raise LemlabError(f"optimizer_config.{name} must be a table of {name}'s settings")
         known = OPTIMIZER_SETTINGS[name]
         for key, value in settings.items():
             if key not in known:
-                raise LemlabError(f"optimizer_config.{name}: unknown setting {key!r} "
-                                  f"({name} takes {', '.join(known)})")
+                raise LemlabError(
+                    f"optimizer_config.{name}: unknown setting {key!r} "
+                    f"({name} takes {', '.join(known)})"
+                )
             if not _kind_ok(known[key], value):
-                raise LemlabError(f"optimizer_config.{name}.{key} must be {_KIND_WORDS[known[key]]} (got {value!r})")
+                raise LemlabError(
+                    f"optimizer_config.{name}.{key} must be {_KIND_WORDS[known[key]]} (got {value!r})"
+                )
 
 
 def _check_lr_schedule(schedule: dict[str, Any]) -> None:
@@ -199,10 +230,14 @@ def _check_lr_schedule(schedule: dict[str, Any]) -> None:
         return
     unknown = [k for k in schedule if k not in LR_SCHEDULE_KEYS]
     if unknown:
-        raise LemlabError(f"lr_schedule: unknown key {unknown[0]!r} (keys: {', '.join(LR_SCHEDULE_KEYS)})")
+        raise LemlabError(
+            f"lr_schedule: unknown key {unknown[0]!r} (keys: {', '.join(LR_SCHEDULE_KEYS)})"
+        )
     name = schedule.get("name")
     if name not in LR_SCHEDULES:
-        raise LemlabError(f"lr_schedule.name must be one of {', '.join(LR_SCHEDULES)} (got {name!r})")
+        raise LemlabError(
+            f"lr_schedule.name must be one of {', '.join(LR_SCHEDULES)} (got {name!r})"
+        )
     params, required = LR_SCHEDULES[name]
     args = schedule.get("arguments")
     usage = f"{name} takes [{', '.join(p for p, _ in params)}]"
@@ -211,15 +246,23 @@ def _check_lr_schedule(schedule: dict[str, Any]) -> None:
     for (param, kind), value in zip(params, args, strict=False):
         if not _kind_ok(kind, value) or (kind == "int" and value < 1):
             word = "a whole number of at least 1" if kind == "int" else "a number"
-            raise LemlabError(f"lr_schedule.arguments: {param} must be {word} (got {value!r}; {usage})")
+            raise LemlabError(
+                f"lr_schedule.arguments: {param} must be {word} (got {value!r}; {usage})"
+            )
     if not args[0] > 0:
-        raise LemlabError(f"lr_schedule.arguments: init must be a positive learning rate (got {args[0]!r})")
+        raise LemlabError(
+            f"lr_schedule.arguments: init must be a positive learning rate (got {args[0]!r})"
+        )
     warmup = schedule.get("warmup", 0)
     if not (isinstance(warmup, int) and not isinstance(warmup, bool) and warmup >= 0):
-        raise LemlabError(f"lr_schedule.warmup must be a whole number of steps, 0 or more (got {warmup!r})")
+        raise LemlabError(
+            f"lr_schedule.warmup must be a whole number of steps, 0 or more (got {warmup!r})"
+        )
     if not _is_number(schedule.get("warmup_init", 0.0)) or schedule.get("warmup_init", 0.0) < 0:
-        raise LemlabError(f"lr_schedule.warmup_init must be a learning rate, 0 or more "
-                          f"(got {schedule.get('warmup_init')!r})")
+        raise LemlabError(
+            f"lr_schedule.warmup_init must be a learning rate, 0 or more "
+            f"(got {schedule.get('warmup_init')!r})"
+        )
 
 
 _UPPER = {"batch_size": 4096, "rank": 4096, "max_seq_length": 1 << 20}
@@ -324,7 +367,11 @@ def read_model_facts(model_dir: str | Path) -> ModelFacts:
     raw_text_cfg = cfg.get("text_config")
     text_cfg: dict[str, Any] = raw_text_cfg if isinstance(raw_text_cfg, dict) else {}
     layers = cfg.get("num_hidden_layers", text_cfg.get("num_hidden_layers"))
-    bits = (cfg.get("quantization") or {}).get("bits") if isinstance(cfg.get("quantization"), dict) else None
+    bits = (
+        (cfg.get("quantization") or {}).get("bits")
+        if isinstance(cfg.get("quantization"), dict)
+        else None
+    )
     return ModelFacts(layers if isinstance(layers, int) else None, count_params(d, bits))
 
 
@@ -382,12 +429,22 @@ def gradient_figures(cfg: TrainingConfig, facts: ModelFacts) -> GradientFigures:
         trained = facts.num_layers
     fraction = trained / facts.num_layers if facts.num_layers and trained > 0 else None
     return GradientFigures(
-        facts.num_layers, trained, fraction, cfg.iters, cfg.batch_size, cfg.peak_learning_rate, facts.params
+        facts.num_layers,
+        trained,
+        fraction,
+        cfg.iters,
+        cfg.batch_size,
+        cfg.peak_learning_rate,
+        facts.params,
     )
 
 
 def format_figures(fig: GradientFigures) -> list[str]:
-    layers = f"{fig.trained_layers} / {fig.model_layers}" if fig.model_layers else f"{fig.trained_layers} / ?"
+    layers = (
+        f"{fig.trained_layers} / {fig.model_layers}"
+        if fig.model_layers
+        else f"{fig.trained_layers} / ?"
+    )
     if fig.layer_fraction is not None:
         layers += f" ({fig.layer_fraction:.3f} = {fig.layer_fraction:.1%})"
 
@@ -427,7 +484,8 @@ def small_model_warning(fig: GradientFigures) -> list[str]:
         "warning: small model with a configuration like the one that collapsed a 1B model "
         "(LR 1e-5, 16/26 layers, batch 4, ~2,000 effective steps):",
         "  " + "; ".join(factors),
-        "  suggested: " + (" ".join(flags) if flags else "(no smaller setting exists for this model)"),
+        "  suggested: "
+        + (" ".join(flags) if flags else "(no smaller setting exists for this model)"),
     ]
 
 
@@ -446,7 +504,11 @@ def recommended_flags(fig: GradientFigures) -> list[str]:
     flags: list[str] = []
     if fig.learning_rate >= RISKY_LR:
         flags.append(f"--learning-rate {RECOMMENDED_LR:.0e}")
-    if fig.layer_fraction is not None and fig.layer_fraction > RISKY_LAYER_FRACTION and fig.model_layers:
+    if (
+        fig.layer_fraction is not None
+        and fig.layer_fraction > RISKY_LAYER_FRACTION
+        and fig.model_layers
+    ):
         n = default_num_layers(fig.model_layers)
         if n < fig.trained_layers:
             flags.append(f"--num-layers {n}  (~{n / fig.model_layers:.0%} of {fig.model_layers})")

@@ -104,8 +104,13 @@ def _table(doc: dict[str, Any], key: str, where: str) -> dict[str, Any]:
 
 
 def _settings(values: dict[str, Any], where: str, base: Path) -> dict[str, Any]:
-    return embedded_settings(values, where, base, fixed=("model", "adapter_path"),
-                             set_by="the curriculum (base_model / output)")  # fmt: skip
+    return embedded_settings(
+        values,
+        where,
+        base,
+        fixed=("model", "adapter_path"),
+        set_by="the curriculum (base_model / output)",
+    )
 
 
 def load_curriculum(path: str | Path) -> Curriculum:
@@ -113,7 +118,9 @@ def load_curriculum(path: str | Path) -> Curriculum:
     doc = load_toml_file(p, "curriculum")
     unknown = set(doc) - _TOP_KEYS
     if unknown:
-        raise LemlabError(f"{p}: unknown key {sorted(unknown)[0]!r} (expected {', '.join(sorted(_TOP_KEYS))})")
+        raise LemlabError(
+            f"{p}: unknown key {sorted(unknown)[0]!r} (expected {', '.join(sorted(_TOP_KEYS))})"
+        )
     require_paths(doc, ("base_model", "output"), p)
     base = p.parent.resolve()
     cur = Curriculum(p, (base / doc["base_model"]).resolve(), (base / doc["output"]).resolve())
@@ -134,8 +141,10 @@ def _stages(raw: Any, p: Path, base: Path) -> list[Stage]:
         if not isinstance(name, str) or not name.strip():
             raise LemlabError(f"{where}: name is required")
         if control_chars(name):  # names head progress lines and tables: one printable line
-            raise LemlabError(f"{where}: name {name!r} holds control or invisible characters: "
-                              "use one line of printable text")  # fmt: skip
+            raise LemlabError(
+                f"{where}: name {name!r} holds control or invisible characters: "
+                "use one line of printable text"
+            )
         if name in seen:
             raise LemlabError(f"{where}: duplicate stage name {name!r}")
         if not values.get("data"):
@@ -152,8 +161,9 @@ def read_state(cur: Curriculum) -> dict[str, Any]:
     return read_toml_or_empty(cur.output / STATE_FILE)
 
 
-def write_state(cur: Curriculum, statuses: dict[str, str],
-                figures: dict[str, dict[str, Any]] | None = None) -> None:  # fmt: skip
+def write_state(
+    cur: Curriculum, statuses: dict[str, str], figures: dict[str, dict[str, Any]] | None = None
+) -> None:
     """statuses: stage name -> pending / training / trained / stopped / failed / fused;
     figures: stage name -> values shown beside it (losses, battery scores)."""
     figures = figures or {}
@@ -221,14 +231,30 @@ class FuseJob:
         if self.quant_bits is None:
             return "full precision, like the model it starts from"
         if self.requantize:
-            return (f"RE-QUANTIZED to {self.quant_bits}-bit (requantize = true): rounding loses "
-                    "part of the stage's update")  # fmt: skip
-        return (f"dequantized from {self.quant_bits}-bit to full precision, so the stage's update "
-                "is kept exactly; the next stage trains on it")  # fmt: skip
+            return (
+                f"RE-QUANTIZED to {self.quant_bits}-bit (requantize = true): rounding loses "
+                "part of the stage's update"
+            )
+        return (
+            f"dequantized from {self.quant_bits}-bit to full precision, so the stage's update "
+            "is kept exactly; the next stage trains on it"
+        )
 
 
-_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "U32": 4,
-                "I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1}  # fmt: skip
+_DTYPE_BYTES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "U32": 4,
+    "I16": 2,
+    "U16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+}
 
 
 def quant_bits(model: Path) -> int | None:
@@ -272,8 +298,16 @@ def fuse_job(cur: Curriculum, i: int) -> FuseJob:
     bits = quant_bits(model) if model.is_dir() else None
     if bits is not None and not cur.requantize:
         size = dequantized_size(model) or size
-    return FuseJob(i, model, cur.adapter_dir(i), cur.fused_dir(i), cur.stage_dir(i) / "fuse.log",
-                   size, cur.requantize, bits)  # fmt: skip
+    return FuseJob(
+        i,
+        model,
+        cur.adapter_dir(i),
+        cur.fused_dir(i),
+        cur.stage_dir(i) / "fuse.log",
+        size,
+        cur.requantize,
+        bits,
+    )
 
 
 @dataclass(frozen=True)
@@ -289,7 +323,11 @@ class StageRow:
 
 def stage_status(cur: Curriculum, i: int, is_fused: FusedCheck, saved: str = "pending") -> str:
     if stage_done(cur, i):
-        return "trained (not fused)" if cur.needs_fuse(i) and not is_fused(cur.fused_dir(i)) else "done"
+        return (
+            "trained (not fused)"
+            if cur.needs_fuse(i) and not is_fused(cur.fused_dir(i))
+            else "done"
+        )
     return "stopped" if saved in ("stopped", "failed", "training") else "pending"
 
 
@@ -304,9 +342,17 @@ def stage_rows(cur: Curriculum, is_fused: FusedCheck) -> list[StageRow]:
     rows = []
     for i, st in enumerate(cur.stages):
         cfg = cur.stage_config(i)
-        rows.append(StageRow(i + 1, st.name, _near(Path(cfg.data), cur.path.parent.resolve()), cfg.iters,
-                             cfg.learning_rate, cfg.num_layers,
-                             stage_status(cur, i, is_fused, saved[st.name])))  # fmt: skip
+        rows.append(
+            StageRow(
+                i + 1,
+                st.name,
+                _near(Path(cfg.data), cur.path.parent.resolve()),
+                cfg.iters,
+                cfg.learning_rate,
+                cfg.num_layers,
+                stage_status(cur, i, is_fused, saved[st.name]),
+            )
+        )
     return rows
 
 
@@ -320,8 +366,9 @@ class CurriculumProgress:
         keep = ("final_val_loss", "fused_val_loss", "eval_file", "battery_before", "battery_after")
         self.figures: dict[str, dict[str, Any]] = {
             s["name"]: {k: s[k] for k in keep if k in s}
-            for s in read_state(cur).get("stage", []) if isinstance(s.get("name"), str)
-        }  # fmt: skip
+            for s in read_state(cur).get("stage", [])
+            if isinstance(s.get("name"), str)
+        }
 
     def set(self, i: int, status: str, *, save: bool = True) -> None:
         self.statuses[self.cur.stages[i].name] = status

@@ -41,6 +41,7 @@ _FLOAT_FIELDS = (
     "val_time",
 )
 
+
 @dataclass(slots=True)
 class TrainingEvent:
     """One progress event. Fields not carried by a given source stay None.
@@ -163,7 +164,9 @@ _OLD_TRAIN = re.compile(
     rf"Tokens/sec ({_NUM}), Trained Tokens ({_NUM}), Peak mem ({_NUM}) GB"
 )
 _OLD_VAL = re.compile(rf"Iter (\d+): Val loss ({_NUM}), Val took ({_NUM})s")
-_OLD_SAVE = re.compile(r"Iter (\d+): Saved adapter weights to .* and (.*?(\d{7})_adapters\.safetensors)\.?$")
+_OLD_SAVE = re.compile(
+    r"Iter (\d+): Saved adapter weights to .* and (.*?(\d{7})_adapters\.safetensors)\.?$"
+)
 _OLD_FINAL = re.compile(r"^Saved final weights to (.*?)\.?$")
 _OLD_START = re.compile(r"Starting training\.\.\., iters: (\d+)")
 
@@ -235,7 +238,9 @@ def _parse_log_segment(seg: str) -> TrainingEvent | None:
         )
     m = _NEW_VAL.match(seg)
     if m:
-        return TrainingEvent("val", int(m[1]), val_loss=_f(m[2]), val_time=_f(m[3]), source="log-new")
+        return TrainingEvent(
+            "val", int(m[1]), val_loss=_f(m[2]), val_time=_f(m[3]), source="log-new"
+        )
     m = _NEW_SAVE.match(seg)
     if m:
         return TrainingEvent("checkpoint", int(m[2]), path=m[1], source="log-new")
@@ -258,7 +263,9 @@ def _parse_old_iter(seg: str) -> TrainingEvent | None:
         )
     m = _OLD_VAL.search(seg)
     if m:
-        return TrainingEvent("val", int(m[1]), val_loss=_f(m[2]), val_time=_f(m[3]), source="log-old")
+        return TrainingEvent(
+            "val", int(m[1]), val_loss=_f(m[2]), val_time=_f(m[3]), source="log-old"
+        )
     m = _OLD_SAVE.search(seg)
     if m:
         return TrainingEvent("checkpoint", int(m[3]), path=m[2], source="log-old")

@@ -49,13 +49,17 @@ def preflight_training(cfg: TrainingConfig) -> GradientFigures:
     read_model_config(model)  # garbage config.json: one line now, not after the folder exists
     facts = read_model_facts(model)
     if facts.num_layers and cfg.num_layers > facts.num_layers:
-        raise LemlabError(f"--num-layers {cfg.num_layers} but the model has {facts.num_layers} layers")
+        raise LemlabError(
+            f"--num-layers {cfg.num_layers} but the model has {facts.num_layers} layers"
+        )
     if cfg.resume_adapter_file and not Path(cfg.resume_adapter_file).is_file():
         raise LemlabError(f"resume adapter file not found: {cfg.resume_adapter_file}")
     if cfg.resume_adapter_file:
         misfit = weights_misfit(cfg.resume_adapter_file, model, cfg.rank)
         if misfit:
-            raise LemlabError(f"--resume-adapter-file {cfg.resume_adapter_file} does not fit: {misfit}")
+            raise LemlabError(
+                f"--resume-adapter-file {cfg.resume_adapter_file} does not fit: {misfit}"
+            )
     validate_data_folder(cfg.data, cfg.batch_size)
     return gradient_figures(cfg, facts)
 
@@ -80,8 +84,10 @@ def preflight_curriculum(cur: Curriculum, *, todo: Sequence[int]) -> CurriculumP
         if i > 0 and cur.input_model(i) != cur.base_model and not cur.input_model(i).exists():
             if todo[0] == i:  # not produced by this run: it must already exist
                 prev = cur.stages[i - 1].name
-                raise LemlabError(f"stage {cur.stages[i].name!r} needs stage {prev!r} fused first: "
-                                  f"run the earlier stages (with --fuse)")
+                raise LemlabError(
+                    f"stage {cur.stages[i].name!r} needs stage {prev!r} fused first: "
+                    f"run the earlier stages (with --fuse)"
+                )
             cfg.model = str(cur.base_model)  # same architecture: check against the base
         fig = preflight_training(cfg)
         lines.append(f"stage {i + 1} {cur.stages[i].name}: {cur.stage_dir(i)}")
@@ -89,18 +95,31 @@ def preflight_curriculum(cur: Curriculum, *, todo: Sequence[int]) -> CurriculumP
         lines.extend("  " + ln for ln in format_figures(fig))
         warn = small_model_warning(fig)
         if cur.eval is not None:
-            lines.append(f"  then evaluate: {cur.eval.describe()}, without and with the adapter "
-                         f"-> {cur.stage_dir(i) / EVAL_FILE}")  # fmt: skip
+            lines.append(
+                f"  then evaluate: {cur.eval.describe()}, without and with the adapter "
+                f"-> {cur.stage_dir(i) / EVAL_FILE}"
+            )
         if cur.needs_fuse(i):
             lines.append(f"  then fuse -> {cur.fused_dir(i)}")
             bits = quant_bits(cur.base_model) if i == 0 or cur.requantize else None
-            job = FuseJob(i, cur.input_model(i), cur.adapter_dir(i), cur.fused_dir(i),
-                          cur.stage_dir(i) / "fuse.log", 0, cur.requantize, bits)  # fmt: skip
+            job = FuseJob(
+                i,
+                cur.input_model(i),
+                cur.adapter_dir(i),
+                cur.fused_dir(i),
+                cur.stage_dir(i) / "fuse.log",
+                0,
+                cur.requantize,
+                bits,
+            )
             lines.append(f"    merged model: {job.describe()}")
             if bits is not None and cur.requantize:
-                warn = [*warn, f"lemlab: WARNING: stage {i + 1} {cur.stages[i].name}: the fused "
-                        f"model is re-quantized to {bits}-bit; the rounding can exceed what the "
-                        "stage learned (drop --requantize / requantize = true to keep it)"]  # fmt: skip
+                warn = [
+                    *warn,
+                    f"lemlab: WARNING: stage {i + 1} {cur.stages[i].name}: the fused "
+                    f"model is re-quantized to {bits}-bit; the rounding can exceed what the "
+                    "stage learned (drop --requantize / requantize = true to keep it)",
+                ]
         lines.extend(warn)
         warned = warned or bool(warn)
     return CurriculumPlan(lines, warned)

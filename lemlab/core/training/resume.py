@@ -39,7 +39,11 @@ def continue_point(folder: Path, state: RunState) -> ContinuePoint | None:
         if m and (best is None or int(m[1]) > best.iteration):
             best = ContinuePoint(str(f), int(m[1]))
     stopped = _stopped_at(folder)
-    if state.status == "stopped" and stopped is not None and (folder / "adapters.safetensors").is_file():
+    if (
+        state.status == "stopped"
+        and stopped is not None
+        and (folder / "adapters.safetensors").is_file()
+    ):
         if best is None or stopped > best.iteration:
             best = ContinuePoint(str(folder / "adapters.safetensors"), stopped)
     return best
@@ -74,18 +78,24 @@ def plan_continue(run: str | Path, adapter_path: str | None = None) -> ContinueP
     saved weights. LemlabError (one line) when there is nothing to continue."""
     folder = Path(run).expanduser().resolve()
     if not (folder / CONFIG_FILE).is_file():
-        raise LemlabError(f"{folder} holds no {CONFIG_FILE}: only runs lemlab trained can be continued")
+        raise LemlabError(
+            f"{folder} holds no {CONFIG_FILE}: only runs lemlab trained can be continued"
+        )
     values = read_config_toml(folder / CONFIG_FILE)
     state = load_run(folder) if (folder / EVENTS_FILE).is_file() else RunState()
     if not state.finished and state.status != "waiting":
-        raise LemlabError(f"the run in {folder} is still going: stop it first (lemlab train --stop {folder})")
+        raise LemlabError(
+            f"the run in {folder} is still going: stop it first (lemlab train --stop {folder})"
+        )
     point = continue_point(folder, state)
     if point is None:
         raise LemlabError(f"{folder} has no saved checkpoint to continue from")
     total = int(values.get("iters") or state.total_iters or 0)
     left = total - point.iteration
     if left < 1:
-        raise LemlabError(f"{Path(point.path).name} already holds all {total:,} iterations: nothing to continue")
+        raise LemlabError(
+            f"{Path(point.path).name} already holds all {total:,} iterations: nothing to continue"
+        )
     out = str(Path(adapter_path).expanduser().resolve()) if adapter_path else f"{folder}-continued"
     values.update(resume_adapter_file=point.path, iters=left, adapter_path=out)
     return ContinuePlan(values, point, note_lines(point, left, total))

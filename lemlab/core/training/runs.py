@@ -43,7 +43,11 @@ class RunRow:
 
     @property
     def iterations(self) -> str:
-        return f"{self.iteration:,}/{self.total_iters:,}" if self.total_iters else f"{self.iteration:,}/?"
+        return (
+            f"{self.iteration:,}/{self.total_iters:,}"
+            if self.total_iters
+            else f"{self.iteration:,}/?"
+        )
 
 
 def run_model(folder: Path) -> str:
@@ -62,7 +66,9 @@ def run_model(folder: Path) -> str:
         return ""
 
 
-def read_row(path: str | Path, where: str = "", liveness: TrainerCheck | None = None) -> RunRow | None:
+def read_row(
+    path: str | Path, where: str = "", liveness: TrainerCheck | None = None
+) -> RunRow | None:
     """One run's row (with `liveness`, its trainer is checked, so a killed run reads
     "interrupted"); None when there is nothing to read there."""
     try:
@@ -82,12 +88,17 @@ def read_row(path: str | Path, where: str = "", liveness: TrainerCheck | None = 
         modified = 0.0
     model = run_model(source.folder)
     return RunRow(
-        folder=source.folder, file=source.file, status=st.status, model=Path(model).name if model else "",
-        iteration=st.iteration, total_iters=st.total_iters,
+        folder=source.folder,
+        file=source.file,
+        status=st.status,
+        model=Path(model).name if model else "",
+        iteration=st.iteration,
+        total_iters=st.total_iters,
         best_val=st.best_val[1] if st.best_val else None,
         best_val_iteration=st.best_val[0] if st.best_val else None,
-        modified=modified, where=where,
-    )  # fmt: skip
+        modified=modified,
+        where=where,
+    )
 
 
 def runs_in(folder: Path) -> list[Path]:
@@ -124,7 +135,9 @@ def list_runs(
             continue
         if row.folder in rows:  # a session's file and the runs folder's folder: one run
             old = rows[row.folder]
-            merged = " + ".join(sorted(set(old.where.split(" + ")) | set(row.where.split(" + ")), reverse=True))
+            merged = " + ".join(
+                sorted(set(old.where.split(" + ")) | set(row.where.split(" + ")), reverse=True)
+            )
             rows[row.folder] = RunRow(**{**old.__dict__, "where": merged})
             continue
         rows[row.folder] = row

@@ -37,8 +37,14 @@ class EvalSettings:
     scorer: str = "v2"
 
     def describe(self) -> str:
-        probes = ("first probe" if self.limit == 1 else f"first {self.limit} probes") if self.limit else "all probes"
-        return f"battery {Path(self.prompts).name} ({probes}, {self.max_tokens} tokens, {self.scorer})"
+        probes = (
+            ("first probe" if self.limit == 1 else f"first {self.limit} probes")
+            if self.limit
+            else "all probes"
+        )
+        return (
+            f"battery {Path(self.prompts).name} ({probes}, {self.max_tokens} tokens, {self.scorer})"
+        )
 
 
 def parse_eval(raw: Any, where: str, base: Path) -> EvalSettings | None:
@@ -65,9 +71,24 @@ def parse_eval(raw: Any, where: str, base: Path) -> EvalSettings | None:
 
 def eval_command(ev: EvalSettings, model: Path, adapter: Path, out: Path) -> list[str]:
     """`lemlab ab` for one stage (no shell); --resume continues an interrupted evaluation."""
-    cmd = [sys.executable, "-m", "lemlab", "ab", "--model", str(model), "--adapter",
-           f"{TRAINED}={adapter}", "--prompts", ev.prompts, "--output", str(out), "--max-tokens",
-           str(ev.max_tokens), "--scorer", ev.scorer]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lemlab",
+        "ab",
+        "--model",
+        str(model),
+        "--adapter",
+        f"{TRAINED}={adapter}",
+        "--prompts",
+        ev.prompts,
+        "--output",
+        str(out),
+        "--max-tokens",
+        str(ev.max_tokens),
+        "--scorer",
+        ev.scorer,
+    ]
     if ev.limit:
         cmd += ["--limit", str(ev.limit)]
     if out.exists():
@@ -101,8 +122,11 @@ def read_scores(path: Path) -> StageScores | None:
         except ValueError:
             continue
         if isinstance(rec, dict) and rec.get("type") == "summary":
-            avg = {c.get("name"): c.get("avg_lek") for c in rec.get("conditions", [])
-                   if isinstance(c, dict)}  # fmt: skip
+            avg = {
+                c.get("name"): c.get("avg_lek")
+                for c in rec.get("conditions", [])
+                if isinstance(c, dict)
+            }
             before, after = avg.get("baseline"), avg.get(TRAINED)
             if isinstance(before, int | float) and isinstance(after, int | float):
                 return StageScores(float(before), float(after), int(rec.get("total_probes", 0)))

@@ -50,7 +50,7 @@ def quiet_seconds(state: RunState, now: float | None) -> float | None:
 
 
 def status_text(state: RunState, now: float | None = None) -> str:
-    """"running · compiling kernels (...) · no event for 1m40s"; the end reason once finished."""
+    """ "running · compiling kernels (...) · no event for 1m40s"; the end reason once finished."""
     parts = [state.status + (f": {state.message}" if state.message else "")]
     phase = phase_text(state)
     if phase:
@@ -99,7 +99,9 @@ def best_line(state: RunState) -> str:
     return f"best val   {loss:.3f} at iteration {it:,}{where}"
 
 
-def summary_lines(state: RunState, *, chart: bool = True, width: int = 72, now: float | None = None) -> list[str]:
+def summary_lines(
+    state: RunState, *, chart: bool = True, width: int = 72, now: float | None = None
+) -> list[str]:
     """The monitor block: status (with the phase, and how long it has been quiet when `now` is
     given), progress and rate, losses, memory, ETA, best val, chart."""
     rate = state.iterations_per_second
@@ -146,8 +148,10 @@ def compact_lines(state: RunState, now: float | None = None) -> list[str]:
         if state.best_checkpoint:
             best += f" ({state.best_checkpoint.rsplit('/', 1)[-1]})"
     losses = f"train {_num(state.train_loss, '.3f')}   val {_num(state.val_loss, '.3f')}   best val {best}"
-    extra = (f"lr {_num(state.learning_rate, '.2e')}   tokens/s {_num(state.tokens_per_second, ',.0f')}"
-             f"   peak mem {_num(state.peak_memory, '.3g', ' GB')}   checkpoints {len(state.checkpoints)}")  # fmt: skip
+    extra = (
+        f"lr {_num(state.learning_rate, '.2e')}   tokens/s {_num(state.tokens_per_second, ',.0f')}"
+        f"   peak mem {_num(state.peak_memory, '.3g', ' GB')}   checkpoints {len(state.checkpoints)}"
+    )
     return [head, losses, extra]
 
 

@@ -34,7 +34,9 @@ def _columns(points: Sequence[Point], lo_x: int, hi_x: int, width: int) -> dict[
     return {c: s / n for c, (s, n) in sums.items()}
 
 
-def _sorted_columns(xs: list[int], ys: list[float], lo_x: int, span: int, last: int) -> dict[int, float]:
+def _sorted_columns(
+    xs: list[int], ys: list[float], lo_x: int, span: int, last: int
+) -> dict[int, float]:
     """`_columns` for integer iterations in order (every run): each column is a slice found by
     bisection, summed left to right as the general loop does, so the means are bit-identical."""
     out: dict[int, float] = {}
@@ -63,8 +65,11 @@ def render_loss_chart(
     if not train and not val:
         return ["(no loss reported yet)"]
     if other is not None:
-        other = ([p for p in other[0] if math.isfinite(p[1])], [p for p in other[1] if math.isfinite(p[1])],
-                 other[2])  # fmt: skip
+        other = (
+            [p for p in other[0] if math.isfinite(p[1])],
+            [p for p in other[1] if math.isfinite(p[1])],
+            other[2],
+        )
     finite_train = [p for p in train if math.isfinite(p[1])]
     finite_val = [p for p in val if math.isfinite(p[1])]
     dropped = len(train) + len(val) - len(finite_train) - len(finite_val)
@@ -72,8 +77,14 @@ def render_loss_chart(
         note = f"{dropped} loss value(s) NaN or infinite: the run diverged"
         if not finite_train and not finite_val:
             return [f"({note})"]
-        lines = render_loss_chart(finite_train, finite_val, width=width, height=height,
-                                  total_iters=total_iters, other=other)  # fmt: skip
+        lines = render_loss_chart(
+            finite_train,
+            finite_val,
+            width=width,
+            height=height,
+            total_iters=total_iters,
+            other=other,
+        )
         return [*lines, f"  ({note}; not plotted)"]
     width, height = max(width, 10), max(height, 3)
     series = [(train, TRAIN_MARK), (val, VAL_MARK)]
@@ -97,8 +108,14 @@ def render_loss_chart(
     return _frame(grid, lo_x, hi_x, lo_y, hi_y, other[2] if other is not None else None)
 
 
-def _frame(grid: list[list[str]], lo_x: int, hi_x: int, lo_y: float, hi_y: float,
-           other_name: str | None = None) -> list[str]:  # fmt: skip
+def _frame(
+    grid: list[list[str]],
+    lo_x: int,
+    hi_x: int,
+    lo_y: float,
+    hi_y: float,
+    other_name: str | None = None,
+) -> list[str]:
     """Axes around the grid: loss labels at the top, middle and bottom rows, iterations at the
     left, middle and right columns, and a legend."""
     height, width = len(grid), len(grid[0])
@@ -127,6 +144,11 @@ def _frame(grid: list[list[str]], lo_x: int, hi_x: int, lo_y: float, hi_y: float
     lines.append(" " * (label_w + 2) + "".join(axis).rstrip())
     legend = f"{TRAIN_MARK} train   {VAL_MARK} val   {BOTH_MARK} both   x: iteration   y: loss"
     lines.append(" " * (label_w + 2) + legend)
-    if other_name is not None:  # a line of its own: a long run name must not push the first off screen
-        lines.append(" " * (label_w + 2) + f"{OTHER_TRAIN_MARK} train   {OTHER_VAL_MARK} val   of {other_name}")
+    if (
+        other_name is not None
+    ):  # a line of its own: a long run name must not push the first off screen
+        lines.append(
+            " " * (label_w + 2)
+            + f"{OTHER_TRAIN_MARK} train   {OTHER_VAL_MARK} val   of {other_name}"
+        )
     return lines

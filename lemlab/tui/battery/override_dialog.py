@@ -37,25 +37,56 @@ class OverrideDialog(ModalScreen[Override | None]):
             "Cancel",
             id="battery.override_cancel",
             tooltip="Close without changing the score",
-        ),  # fmt: skip
-        Binding("tab", "field(1)", "Next field", id="battery.override_next", show=False,
-                priority=True, tooltip="Move to the next field"),
-        Binding("shift+tab", "field(-1)", "Previous field", id="battery.override_prev",
-                show=False, priority=True, tooltip="Move to the previous field"),
-        Binding("enter", "enter", "Next / save", id="battery.override_save", show=False,
-                priority=True, tooltip="From the value: to the reason; from the reason: save"),
-    ]  # fmt: skip
+        ),
+        Binding(
+            "tab",
+            "field(1)",
+            "Next field",
+            id="battery.override_next",
+            show=False,
+            priority=True,
+            tooltip="Move to the next field",
+        ),
+        Binding(
+            "shift+tab",
+            "field(-1)",
+            "Previous field",
+            id="battery.override_prev",
+            show=False,
+            priority=True,
+            tooltip="Move to the previous field",
+        ),
+        Binding(
+            "enter",
+            "enter",
+            "Next / save",
+            id="battery.override_save",
+            show=False,
+            priority=True,
+            tooltip="From the value: to the reason; from the reason: save",
+        ),
+    ]
 
-    def __init__(self, run: str | Path, probe_id: str, condition: str, original: float,
-                 current: float | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        run: str | Path,
+        probe_id: str,
+        condition: str,
+        original: float,
+        current: float | None = None,
+    ) -> None:
         super().__init__()
         self.run, self.probe_id, self.condition, self.original = run, probe_id, condition, original
         self.current = current
 
     def compose(self) -> ComposeResult:
         with Vertical(id="override-box"):
-            yield Static(visible_line(f"Override {self.probe_id} / {self.condition}: scorer gave "
-                                      f"{self.original:.2f}"), markup=False)  # fmt: skip
+            yield Static(
+                visible_line(
+                    f"Override {self.probe_id} / {self.condition}: scorer gave {self.original:.2f}"
+                ),
+                markup=False,
+            )
             value = "" if self.current is None else f"{self.current:.2f}"
             yield Input(value, placeholder="corrected score", id="override-value")
             yield Input(placeholder="reason (required)", id="override-reason")
@@ -94,9 +125,14 @@ class OverrideDialog(ModalScreen[Override | None]):
 
     def save(self) -> None:
         try:
-            ov = make_override(self.run, self.probe_id, self.condition, self.original,
-                               self.query_one("#override-value", Input).value,
-                               self.query_one("#override-reason", Input).value)  # fmt: skip
+            ov = make_override(
+                self.run,
+                self.probe_id,
+                self.condition,
+                self.original,
+                self.query_one("#override-value", Input).value,
+                self.query_one("#override-reason", Input).value,
+            )
         except LemlabError as exc:
             self.query_one("#override-error", Static).update(str(exc))
             return

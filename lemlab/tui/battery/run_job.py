@@ -48,9 +48,13 @@ class RunRequest:
     limit: int | None = None  # only the first N probes
 
     def to_record(self) -> dict[str, Any]:
-        rec: dict[str, Any] = {"battery": self.battery, "kernels": list(self.kernels),
-                               "adapters": list(self.adapters), "scorer": self.scorer,
-                               "sampler": self.sampler.as_dict()}  # fmt: skip
+        rec: dict[str, Any] = {
+            "battery": self.battery,
+            "kernels": list(self.kernels),
+            "adapters": list(self.adapters),
+            "scorer": self.scorer,
+            "sampler": self.sampler.as_dict(),
+        }
         if self.limit:
             rec["limit"] = self.limit
         return rec
@@ -58,10 +62,20 @@ class RunRequest:
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> RunRequest:
         s = dict(rec.get("sampler", {}))
-        sampler = Sampler(float(s.get("temperature", 0.0)), float(s.get("top_p", 1.0)),
-                          int(s.get("max_tokens", 1024)), s.get("seed"))  # fmt: skip
-        return cls(str(rec["battery"]), tuple(rec.get("kernels", ())), tuple(rec.get("adapters", ())),
-                   str(rec.get("scorer", "v2")), sampler, rec.get("limit"))  # fmt: skip
+        sampler = Sampler(
+            float(s.get("temperature", 0.0)),
+            float(s.get("top_p", 1.0)),
+            int(s.get("max_tokens", 1024)),
+            s.get("seed"),
+        )
+        return cls(
+            str(rec["battery"]),
+            tuple(rec.get("kernels", ())),
+            tuple(rec.get("adapters", ())),
+            str(rec.get("scorer", "v2")),
+            sampler,
+            rec.get("limit"),
+        )
 
 
 def run_output_path(
@@ -76,16 +90,32 @@ def run_output_path(
 
 def prepare_run(req: RunRequest, model: str, output: Path, resume: bool) -> ABSetup:
     """This request checked and its output opened the way `lemlab ab` does it."""
-    return prepare_ab(model=model, prompts=req.battery, output=output, sampler=req.sampler,
-                      kernels=req.kernels, adapters=req.adapters, scorer=req.scorer,
-                      resume=resume, limit=req.limit)  # fmt: skip
+    return prepare_ab(
+        model=model,
+        prompts=req.battery,
+        output=output,
+        sampler=req.sampler,
+        kernels=req.kernels,
+        adapters=req.adapters,
+        scorer=req.scorer,
+        resume=resume,
+        limit=req.limit,
+    )
 
 
 # -- session records ------------------------------------------------------------------------------
 def add_run_record(session: Session, req: RunRequest, path: Path, model: str, total: int) -> None:
-    session.add_record(RUNS_KIND, {"path": str(path), "model": model, **req.to_record(),
-                                   "total_probes": total, "started": now_iso(),
-                                   "status": "running"})  # fmt: skip
+    session.add_record(
+        RUNS_KIND,
+        {
+            "path": str(path),
+            "model": model,
+            **req.to_record(),
+            "total_probes": total,
+            "started": now_iso(),
+            "status": "running",
+        },
+    )
 
 
 def update_run_record(session: Session, path: str | Path, **changes: Any) -> None:
@@ -118,9 +148,14 @@ class RunJob:
         self.already_complete = bool(opened.already_complete)
         self.notes: list[str] = list(opened.notes)
         self.runner = BatteryRunner(
-            engine, self.setup.probes, self.setup.plan, self.setup.scorer, self.setup.sampler,
-            resume=opened.state, failure_detector=failure_detector(),
-        )  # fmt: skip
+            engine,
+            self.setup.probes,
+            self.setup.plan,
+            self.setup.scorer,
+            self.setup.sampler,
+            resume=opened.state,
+            failure_detector=failure_detector(),
+        )
         self._last_progress = 0.0
         self._label = ""
         self._latest: Any = None  # the runner's last Progress (units done, ETA)
@@ -164,8 +199,12 @@ class RunJob:
         elif isinstance(event, ev.RunDone):
             if not event.cancelled:
                 s = self.setup
-                recorder.finish(s.probes, event.results, s.opened.prior_seconds + event.elapsed_s,
-                                summary_extras(s.plan, s.settings, event.results))  # fmt: skip
+                recorder.finish(
+                    s.probes,
+                    event.results,
+                    s.opened.prior_seconds + event.elapsed_s,
+                    summary_extras(s.plan, s.settings, event.results),
+                )
             post(RunFinished(str(self.output), event.cancelled, len(event.results), self.total))
             return True
         else:
@@ -187,8 +226,11 @@ class RunJob:
             self._label = self._label.split(" · ")[0] + f" · {event.condition}"
         elif isinstance(event, ev.ConditionProgress):
             tps = f"{event.tokens_per_s:.0f} tok/s"
-            post(ConditionStreamed(event.probe_id, event.condition, event.text, event.tokens,
-                                   event.tokens_per_s))  # fmt: skip
+            post(
+                ConditionStreamed(
+                    event.probe_id, event.condition, event.text, event.tokens, event.tokens_per_s
+                )
+            )
         elif isinstance(event, ev.ConditionDone):
             tps = f"{event.stats.generation_tps:.0f} tok/s"
             self._latest = event.progress

@@ -55,10 +55,13 @@ def parse_form(
     if max_tokens < 1 or temperature < 0 or not 0 < top_p <= 1 or (limit is not None and limit < 1):
         raise ValueError("need max tokens >= 1, temperature >= 0, 0 < top-p <= 1, limit >= 1")
     return RunRequest(
-        battery=battery, kernels=tuple(kernels) + _split(values["kernel_paths"]),
-        adapters=_split(values["adapters"]), scorer=values["scorer"],
-        sampler=Sampler(temperature, top_p, max_tokens, seed), limit=limit,
-    )  # fmt: skip
+        battery=battery,
+        kernels=tuple(kernels) + _split(values["kernel_paths"]),
+        adapters=_split(values["adapters"]),
+        scorer=values["scorer"],
+        sampler=Sampler(temperature, top_p, max_tokens, seed),
+        limit=limit,
+    )
 
 
 class RunSetupScreen(ModalScreen[RunRequest | None]):
@@ -111,27 +114,43 @@ class RunSetupScreen(ModalScreen[RunRequest | None]):
             yield Static(title, markup=False)
             yield Label("Battery: a shipped one, or a file path (.json / .jsonl / .toml)")
             with Horizontal(classes="setup-row"):
-                yield Select(batteries, id="setup-battery", prompt="shipped battery",
-                             allow_blank=True, value=chosen or Select.NULL)  # fmt: skip
-                yield Input("" if chosen or last is None else last.battery,
-                            placeholder="or a battery file path", id="setup-battery-path")  # fmt: skip
-            yield Label("Conditions: baseline always; tick kernels (space), add kernel files and adapters")
+                yield Select(
+                    batteries,
+                    id="setup-battery",
+                    prompt="shipped battery",
+                    allow_blank=True,
+                    value=chosen or Select.NULL,
+                )
+                yield Input(
+                    "" if chosen or last is None else last.battery,
+                    placeholder="or a battery file path",
+                    id="setup-battery-path",
+                )
+            yield Label(
+                "Conditions: baseline always; tick kernels (space), add kernel files and adapters"
+            )
             yield SelectionList[str](
-                *[(kernel_prompt(n, n in ticked), n, n in ticked) for n in names], id="setup-kernels"
+                *[(kernel_prompt(n, n in ticked), n, n in ticked) for n in names],
+                id="setup-kernels",
             )
             yield Static(self._ticked_text(ticked), id="setup-ticked", markup=False)
-            yield Input(", ".join(kernel_paths),
-                        placeholder="more kernels: NAME=PATH or PATH, comma-separated",
-                        id="setup-kernel-paths")  # fmt: skip
-            yield Input(", ".join(last.adapters) if last else "",
-                        placeholder="adapters or checkpoints: PATH or NAME=PATH, comma-separated",
-                        id="setup-adapters")  # fmt: skip
+            yield Input(
+                ", ".join(kernel_paths),
+                placeholder="more kernels: NAME=PATH or PATH, comma-separated",
+                id="setup-kernel-paths",
+            )
+            yield Input(
+                ", ".join(last.adapters) if last else "",
+                placeholder="adapters or checkpoints: PATH or NAME=PATH, comma-separated",
+                id="setup-adapters",
+            )
             yield Label("Scorer, max tokens, temperature, top-p, seed, probe limit")
             scorers = _scorer_ids()
             scorer = last.scorer if last and last.scorer in scorers else "v2"
             with Horizontal(classes="setup-row"):
-                yield Select([(x, x) for x in scorers], value=scorer, id="setup-scorer",
-                             allow_blank=False)  # fmt: skip
+                yield Select(
+                    [(x, x) for x in scorers], value=scorer, id="setup-scorer", allow_blank=False
+                )
                 yield Input(
                     str(s.max_tokens), id="setup-max-tokens", tooltip="max tokens per response"
                 )
@@ -140,9 +159,12 @@ class RunSetupScreen(ModalScreen[RunRequest | None]):
                 yield Input(
                     "" if s.seed is None else str(s.seed), placeholder="seed", id="setup-seed"
                 )
-                yield Input(str(last.limit) if last and last.limit else "",
-                            placeholder="all probes", id="setup-limit",
-                            tooltip="only the first N probes")  # fmt: skip
+                yield Input(
+                    str(last.limit) if last and last.limit else "",
+                    placeholder="all probes",
+                    id="setup-limit",
+                    tooltip="only the first N probes",
+                )
             yield Static("", id="setup-error", markup=False)
             yield Button("Run", id="setup-run", variant="primary")
 
@@ -161,14 +183,24 @@ class RunSetupScreen(ModalScreen[RunRequest | None]):
         for i in range(sel.option_count):
             value = sel.get_option_at_index(i).value
             sel.replace_option_prompt_at_index(i, kernel_prompt(str(value), value in chosen))
-        ticked = [str(sel.get_option_at_index(i).value) for i in range(sel.option_count)
-                  if sel.get_option_at_index(i).value in chosen]  # fmt: skip
+        ticked = [
+            str(sel.get_option_at_index(i).value)
+            for i in range(sel.option_count)
+            if sel.get_option_at_index(i).value in chosen
+        ]
         self.query_one("#setup-ticked", Static).update(self._ticked_text(ticked))
 
     def values(self) -> dict[str, str]:
-        ids = {"battery_path": "battery-path", "kernel_paths": "kernel-paths", "adapters": "adapters",
-               "max_tokens": "max-tokens", "temperature": "temperature", "top_p": "top-p",
-               "seed": "seed", "limit": "limit"}  # fmt: skip
+        ids = {
+            "battery_path": "battery-path",
+            "kernel_paths": "kernel-paths",
+            "adapters": "adapters",
+            "max_tokens": "max-tokens",
+            "temperature": "temperature",
+            "top_p": "top-p",
+            "seed": "seed",
+            "limit": "limit",
+        }
         out = {k: self.query_one(f"#setup-{v}", Input).value for k, v in ids.items()}
         out["scorer"] = str(self.query_one("#setup-scorer", Select).value)
         return out

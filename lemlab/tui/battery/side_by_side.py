@@ -59,28 +59,68 @@ class SideBySideScreen(Screen[None]):
     """
     BINDINGS = [
         # F1 first: the footer keeps its first keys when a small terminal cuts the rest.
-        Binding("f1", "app.help", "Help", id="battery.sbs_help", tooltip="Show all keys and commands"),
-        Binding("escape", "close", "Back", id="battery.sbs_close", tooltip="Back to the score table"),
+        Binding(
+            "f1", "app.help", "Help", id="battery.sbs_help", tooltip="Show all keys and commands"
+        ),
+        Binding(
+            "escape", "close", "Back", id="battery.sbs_close", tooltip="Back to the score table"
+        ),
         Binding("n", "step(1)", "Next", id="battery.sbs_next", tooltip="Show the next probe"),
         Binding("p", "step(-1)", "Prev", id="battery.sbs_prev", tooltip="Show the previous probe"),
         # Not a priority binding: it must see the probe that keys queued before it (n, p) chose.
-        Binding("o", "override", "Override", id="battery.sbs_override",
-                tooltip="Correct the score of the focused side (Tab switches sides)"),
-        Binding("t", "toggle_signals", "Signals", id="battery.sbs_signals",
-                tooltip="Show or hide the signal table (more rows for the responses)"),
-        Binding("a", "flip('left')", "Left cond.", id="battery.sbs_left",
-                tooltip="Cycle the condition shown on the left"),
-        Binding("b", "flip('right')", "Right cond.", id="battery.sbs_right",
-                tooltip="Cycle the condition shown on the right"),
-        Binding("x", "swap", "Swap", id="battery.sbs_swap", tooltip="Swap the left and right conditions"),
-        Binding("z", "toggle_zero", "Zero signals", id="battery.sbs_zero", show=False,
-                tooltip="Show or hide signals that are zero on both sides"),
-    ]  # fmt: skip
+        Binding(
+            "o",
+            "override",
+            "Override",
+            id="battery.sbs_override",
+            tooltip="Correct the score of the focused side (Tab switches sides)",
+        ),
+        Binding(
+            "t",
+            "toggle_signals",
+            "Signals",
+            id="battery.sbs_signals",
+            tooltip="Show or hide the signal table (more rows for the responses)",
+        ),
+        Binding(
+            "a",
+            "flip('left')",
+            "Left cond.",
+            id="battery.sbs_left",
+            tooltip="Cycle the condition shown on the left",
+        ),
+        Binding(
+            "b",
+            "flip('right')",
+            "Right cond.",
+            id="battery.sbs_right",
+            tooltip="Cycle the condition shown on the right",
+        ),
+        Binding(
+            "x", "swap", "Swap", id="battery.sbs_swap", tooltip="Swap the left and right conditions"
+        ),
+        Binding(
+            "z",
+            "toggle_zero",
+            "Zero signals",
+            id="battery.sbs_zero",
+            show=False,
+            tooltip="Show or hide signals that are zero on both sides",
+        ),
+    ]
 
-    def __init__(self, model: ScoreTable, rows: list[ProbeRow], index: int, left: str, right: str,
-                 scorer_id: str = "v2", *, on_show: Callable[[str, str], None] | None = None,
-                 on_override: Callable[[str, str, Callable[[], None]], None] | None = None,
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: ScoreTable,
+        rows: list[ProbeRow],
+        index: int,
+        left: str,
+        right: str,
+        scorer_id: str = "v2",
+        *,
+        on_show: Callable[[str, str], None] | None = None,
+        on_override: Callable[[str, str, Callable[[], None]], None] | None = None,
+    ) -> None:
         super().__init__()
         self.model, self.rows, self.index = model, rows, index
         self.left, self.right = left, right
@@ -117,7 +157,11 @@ class SideBySideScreen(Screen[None]):
         """The condition of the focused side (the right one unless the left has focus)."""
         focused = self.focused
         left = self.query_one("#sbs-left")
-        return self.left if focused is not None and (focused is left or left in focused.ancestors) else self.right
+        return (
+            self.left
+            if focused is not None and (focused is left or left in focused.ancestors)
+            else self.right
+        )
 
     # -- actions --------------------------------------------------------------------------------
     def action_close(self) -> None:
@@ -170,10 +214,12 @@ class SideBySideScreen(Screen[None]):
         # The conditions first: in a kernel A/B the kernel's name is the fact that matters, and
         # a narrow terminal must wrap the title, never cut it.
         # Names, ids, prompts and responses come from the file: controls shown visibly.
-        self.query_one("#sbs-title", Static).update(visible_line(
-            f"{self.left}  vs  {self.right}  ·  {row.id} [{row.category}]  "
-            f"probe {self.index + 1}/{len(self.rows)}"
-        ))  # fmt: skip
+        self.query_one("#sbs-title", Static).update(
+            visible_line(
+                f"{self.left}  vs  {self.right}  ·  {row.id} [{row.category}]  "
+                f"probe {self.index + 1}/{len(self.rows)}"
+            )
+        )
         self.query_one("#sbs-prompt", Static).update(Text(visible(row.prompt)))
         self._signals(row)
         for side, cond in (("left", self.left), ("right", self.right)):
@@ -195,10 +241,16 @@ class SideBySideScreen(Screen[None]):
     def _side(self, side: str, row: ProbeRow, cond: str) -> None:
         self.query_one(f"#sbs-{side}-head", Static).update(visible_line(self._head(row, cond)))
         found = row.failure_evidence(cond)
-        self.query_one(f"#sbs-{side}-failures", Static).update(visible_line(
-            "failure modes: "
-            + ("; ".join(f"{label} ({ev})" if ev else label for label, ev in found) if found else "none")
-        ))  # fmt: skip
+        self.query_one(f"#sbs-{side}-failures", Static).update(
+            visible_line(
+                "failure modes: "
+                + (
+                    "; ".join(f"{label} ({ev})" if ev else label for label, ev in found)
+                    if found
+                    else "none"
+                )
+            )
+        )
         self.query_one(f"#sbs-{side}-text", Static).update(
             Text(visible(row.response(cond)) or "(no response)")
         )
@@ -209,25 +261,50 @@ class SideBySideScreen(Screen[None]):
         table.clear(columns=True)
         lh, rh = row.heuristic(self.left), row.heuristic(self.right)
         names = list(dict.fromkeys([*lh, *rh]))
-        zero = [n for n in names if n != "lek_score" and not _nonzero(lh.get(n)) and not _nonzero(rh.get(n))]
+        zero = [
+            n
+            for n in names
+            if n != "lek_score" and not _nonzero(lh.get(n)) and not _nonzero(rh.get(n))
+        ]
         shown = names if self.zero_shown else [n for n in names if n not in zero]
         table.display = self.signals_shown
         if not self.signals_shown:
             note.display = True
             note.update(f"signal table hidden ({len(shown)} signals) · t shows it")
             return
-        note.update(f"{len(zero)} signals zero on both sides hidden · z shows them · t hides the table"
-                    if zero and not self.zero_shown else "")  # fmt: skip
+        note.update(
+            f"{len(zero)} signals zero on both sides hidden · z shows them · t hides the table"
+            if zero and not self.zero_shown
+            else ""
+        )
         note.display = bool(zero and not self.zero_shown)
-        table.add_columns(*(_cell(c) for c in (
-            "signal", self.left, f"{self.left}: fired on", self.right, f"{self.right}: fired on"
-        )))  # fmt: skip
+        table.add_columns(
+            *(
+                _cell(c)
+                for c in (
+                    "signal",
+                    self.left,
+                    f"{self.left}: fired on",
+                    self.right,
+                    f"{self.right}: fired on",
+                )
+            )
+        )
         le, re_ = self._explain(row, self.left), self._explain(row, self.right)
         lp, rp = self._points(lh), self._points(rh)
         for name in shown:
-            table.add_row(*(_cell(c) for c in (  # DataTable reads str cells as markup
-                name, _value(lh.get(name), lp.get(name)), _phrases(le.get(name, [])),
-                _value(rh.get(name), rp.get(name)), _phrases(re_.get(name, [])))))  # fmt: skip
+            table.add_row(
+                *(
+                    _cell(c)
+                    for c in (  # DataTable reads str cells as markup
+                        name,
+                        _value(lh.get(name), lp.get(name)),
+                        _phrases(le.get(name, [])),
+                        _value(rh.get(name), rp.get(name)),
+                        _phrases(re_.get(name, [])),
+                    )
+                )
+            )
 
     def _points(self, heuristic: dict[str, Any]) -> dict[str, float]:
         """Points per signal (weights and caps applied), when the stored signals are this scorer's."""

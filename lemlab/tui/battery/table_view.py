@@ -22,8 +22,13 @@ SCORE_WIDTH = 7  # -100.00
 FIXED = ("probe", "category")  # leading columns before the conditions
 
 
-def cell_text(cell: Cell, colours: dict[str, str], with_overrides: bool,
-              failures: list[str] | None = None, tag_width: int = 0) -> Text:  # fmt: skip
+def cell_text(
+    cell: Cell,
+    colours: dict[str, str],
+    with_overrides: bool,
+    failures: list[str] | None = None,
+    tag_width: int = 0,
+) -> Text:
     """Score, + / - marker, `*` when an override is shown, and the failure modes' tag (reversed,
     in the warning colour: a -17.4 from token degeneration must not read as a plain low score)."""
     # Fixed widths instead of right-justifying: a padded tag after the score would be trimmed.
@@ -32,7 +37,9 @@ def cell_text(cell: Cell, colours: dict[str, str], with_overrides: bool,
     else:
         shown = cell.override is not None and with_overrides
         mark = cell.marker or " "
-        mark_style = {"+": colours.get("success", ""), "-": colours.get("error", "")}.get(cell.marker, "")
+        mark_style = {"+": colours.get("success", ""), "-": colours.get("error", "")}.get(
+            cell.marker, ""
+        )
         score = Text(f"{cell.score:>{SCORE_WIDTH}.2f}")
         if shown:
             score.stylize(f"italic underline {colours.get('warning', '')}")
@@ -60,8 +67,17 @@ def summary_cells(s: ConditionSummary, is_reference: bool) -> list[str]:
         return [s.name, str(s.n), num(s.mean), "", "", "", "", "", ""]
     ci = f"[{s.ci[0]:+.2f}, {s.ci[1]:+.2f}]" if s.ci else ""
     p = f"{s.sign_p:.3f}" if s.sign_p is not None else ""
-    return [s.name, str(s.n), num(s.mean), num(s.delta, True), f"{s.pct(s.improved):.0f}%",
-            f"{s.pct(s.regressed):.0f}%", f"{s.pct(s.unchanged):.0f}%", p, ci]  # fmt: skip
+    return [
+        s.name,
+        str(s.n),
+        num(s.mean),
+        num(s.delta, True),
+        f"{s.pct(s.improved):.0f}%",
+        f"{s.pct(s.regressed):.0f}%",
+        f"{s.pct(s.unchanged):.0f}%",
+        p,
+        ci,
+    ]
 
 
 class ScoreGrid(Vertical):
@@ -128,20 +144,22 @@ class ScoreGrid(Vertical):
         colours = self.app.get_css_variables()
         t.clear()
         self.shown = model.visible()
-        widths = {c: max((len(failure_tag(r.failure_modes(c))) for r in self.shown), default=0)
-                  for c in model.conditions}  # fmt: skip
+        widths = {
+            c: max((len(failure_tag(r.failure_modes(c))) for r in self.shown), default=0)
+            for c in model.conditions
+        }
         compared = set(self.compared())
         for r in self.shown:
             cells: list[Text] = []
             for c in model.conditions:
                 cell = model.cell(r, c)
-                cells.append(cell_text(cell, colours, model.with_overrides, r.failure_modes(c),
-                                       widths[c]))  # fmt: skip
+                cells.append(
+                    cell_text(cell, colours, model.with_overrides, r.failure_modes(c), widths[c])
+                )
                 if c in compared:
                     cells.append(delta_text(cell, colours))
             # Ids and names come from the file: Text (never markup), controls visible.
-            t.add_row(Text(visible_line(r.id)), Text(visible_line(r.category)), *cells,
-                      key=r.id)  # fmt: skip
+            t.add_row(Text(visible_line(r.id)), Text(visible_line(r.category)), *cells, key=r.id)
         if probe is not None and probe in {r.id for r in self.shown}:
             t.move_cursor(row=t.get_row_index(probe), column=col)
         elif self.shown:
@@ -155,8 +173,18 @@ class ScoreGrid(Vertical):
         s.clear(columns=True)
         if model is None:
             return
-        s.add_columns("condition", "n", "mean", "Δ ref", "failure modes", "improved", "regressed",
-                      "unchanged", "sign p", "95% CI Δ")  # fmt: skip
+        s.add_columns(
+            "condition",
+            "n",
+            "mean",
+            "Δ ref",
+            "failure modes",
+            "improved",
+            "regressed",
+            "unchanged",
+            "sign p",
+            "95% CI Δ",
+        )
         for row in model.summary(self.shown):
             name, n, mean, delta, *rest = summary_cells(row, model.reference(row.name) == row.name)
             counts = model.failure_counts(row.name, self.shown)
@@ -218,10 +246,13 @@ class ScoreGrid(Vertical):
         assert self.live is not None
         pid, cond, text, tokens, tps = self.live
         pid, cond, text = visible_line(pid), visible_line(cond), visible(text)
-        lines = [w for para in text.split("\n") or [""]
-                 for w in textwrap.wrap(para, max(10, width)) or [""]]  # fmt: skip
+        lines = [
+            w
+            for para in text.split("\n") or [""]
+            for w in textwrap.wrap(para, max(10, width)) or [""]
+        ]
         head = Text(f"generating {pid} / {cond}: {tokens} tokens, {tps:.1f} tok/s", style="bold")
-        return Text("\n").join([head, Text("\n".join(lines[-(PREVIEW_LINES - 1):]))])
+        return Text("\n").join([head, Text("\n".join(lines[-(PREVIEW_LINES - 1) :]))])
 
     def show_preview(self) -> None:
         row, cond = self.current_row(), self.current_condition()
@@ -240,8 +271,9 @@ class ScoreGrid(Vertical):
         text = visible(row.response(cond)[:PREVIEW_CHARS])
         out = Text()
         for label, evidence in row.failure_evidence(cond):  # why the tag is there
-            out.append(visible_line(f"{label}{': ' + evidence if evidence else ''}") + "\n",
-                       style="bold")  # fmt: skip
+            out.append(
+                visible_line(f"{label}{': ' + evidence if evidence else ''}") + "\n", style="bold"
+            )
         out.append(f"{cond_shown}: {text}" if text else f"{cond_shown}: (no response)")
         box.update(out)
 

@@ -49,6 +49,7 @@ class ChatHost(Protocol):
 
     async def action_edit_last(self) -> None: ...
 
+
 SLASH_HELP = {
     "/system TEXT": "use TEXT as the system prompt (no text: clear it)",
     "/clear": "start over: drop every message of this session",
@@ -152,12 +153,17 @@ class SlashCommands:
                 return
             self.set_system(k.text, k.name)
 
-        items = [SimpleCommand("No kernel", lambda: self.set_system(""), "plain chat, no system prompt"),
-                 SimpleCommand("Type a system prompt…", self.ask_system, "free text")]  # fmt: skip
+        items = [
+            SimpleCommand("No kernel", lambda: self.set_system(""), "plain chat, no system prompt"),
+            SimpleCommand("Type a system prompt…", self.ask_system, "free text"),
+        ]
         for info in list_kernels():
             help_text = info.error or f"{info.size} bytes · sha256 {info.sha256[:12]} · {info.path}"
-            items.append(SimpleCommand(
-                f"Kernel: {info.name}", lambda p=info.path, n=info.name: choose(p, n), help_text))  # fmt: skip
+            items.append(
+                SimpleCommand(
+                    f"Kernel: {info.name}", lambda p=info.path, n=info.name: choose(p, n), help_text
+                )
+            )
         self.app.search_commands(items, placeholder="Pick a kernel…")
 
     def ask_system(self) -> None:
@@ -184,15 +190,29 @@ class SlashCommands:
         return [
             Verb("Pick kernel", "choose a kernel file as system prompt", self.pick_kernel),
             Verb("Set system prompt", "type a system prompt", self.ask_system),
-            Verb("Clear system prompt", "chat without a system prompt", lambda: self.set_system("")),
-            Verb("Regenerate reply", "generate the last reply again (earlier ones kept as variants)",
-                 p.action_regenerate),
-            Verb("Previous reply variant", "alt+←: an earlier version of the last reply",
-                 lambda: p.action_variant(-1)),
-            Verb("Next reply variant", "alt+→: a later version of the last reply", lambda: p.action_variant(1)),
+            Verb(
+                "Clear system prompt", "chat without a system prompt", lambda: self.set_system("")
+            ),
+            Verb(
+                "Regenerate reply",
+                "generate the last reply again (earlier ones kept as variants)",
+                p.action_regenerate,
+            ),
+            Verb(
+                "Previous reply variant",
+                "alt+←: an earlier version of the last reply",
+                lambda: p.action_variant(-1),
+            ),
+            Verb(
+                "Next reply variant",
+                "alt+→: a later version of the last reply",
+                lambda: p.action_variant(1),
+            ),
             Verb("Copy last reply", "to the clipboard (OSC 52, works over SSH)", self.copy_last),
             Verb("Cancel generation", "stop the reply being streamed", p.action_cancel),
-            Verb("Edit last message", "put the last message back into the input", p.action_edit_last),
+            Verb(
+                "Edit last message", "put the last message back into the input", p.action_edit_last
+            ),
             Verb("Undo last exchange", "drop the last message and its reply", self.undo),
             Verb("Clear chat", "drop every message of this session", self.clear),
             Verb("Export chat as Markdown", str(exports_dir()), lambda: self.export("md")),

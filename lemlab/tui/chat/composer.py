@@ -40,8 +40,14 @@ class Composer(TextArea):
             return self.composer
 
     def __init__(self, placeholder: str = "", *, id: str | None = None) -> None:
-        super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus",
-                         placeholder=placeholder, highlight_cursor_line=False)  # fmt: skip
+        super().__init__(
+            id=id,
+            soft_wrap=True,
+            show_line_numbers=False,
+            tab_behavior="focus",
+            placeholder=placeholder,
+            highlight_cursor_line=False,
+        )
 
     @property
     def value(self) -> str:

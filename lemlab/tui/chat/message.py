@@ -20,7 +20,9 @@ def stats_text(stats: dict[str, Any]) -> str:
     from the reused cache), peak memory, finish reason."""
     if not stats:
         return ""
-    prompt = f"prompt {stats.get('prompt_tokens', 0)} ({stats.get('cached_prompt_tokens', 0)} cached)"
+    prompt = (
+        f"prompt {stats.get('prompt_tokens', 0)} ({stats.get('cached_prompt_tokens', 0)} cached)"
+    )
     return (
         f"{stats.get('generation_tokens', 0)} tok · {stats.get('generation_tps', 0.0):.1f} tok/s · "
         f"ttft {stats.get('time_to_first_token', 0.0) * 1000:.0f} ms · {prompt} · "
@@ -77,8 +79,13 @@ class MessageView(_SettlesInOnePass, Vertical):
 
     can_focus = True
     BINDINGS = [
-        Binding("c", "copy", "Copy", id="chat.copy_message",
-                tooltip="Copy this message to the clipboard (OSC 52)"),  # fmt: skip
+        Binding(
+            "c",
+            "copy",
+            "Copy",
+            id="chat.copy_message",
+            tooltip="Copy this message to the clipboard (OSC 52)",
+        ),
     ]
 
     def __init__(self, role: str, content: str = "", meta: dict[str, Any] | None = None) -> None:

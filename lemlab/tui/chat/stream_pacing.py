@@ -53,7 +53,9 @@ class Pacer:
 
     def __init__(self, engine_cpu: Callable[[], float | None]) -> None:
         self.engine_cpu = engine_cpu
-        self.interval = FLUSH_SECONDS  # carried from reply to reply: the last cost is the best guess
+        self.interval = (
+            FLUSH_SECONDS  # carried from reply to reply: the last cost is the best guess
+        )
         self.engine_share: float | None = None
         self._clock: tuple[float, float, float | None] | None = None
 

@@ -27,8 +27,10 @@ def demo_plan() -> tuple[Path, list[str], str]:
     gguf = bundled_gguf()
     if gguf is not None:
         out = real_demo_dir()
-        return out, ["import-gguf", str(gguf), str(out), "--name", BUNDLED.name], (
-            f"{BUNDLED.name} (converting once)"
+        return (
+            out,
+            ["import-gguf", str(gguf), str(out), "--name", BUNDLED.name],
+            (f"{BUNDLED.name} (converting once)"),
         )
     out = random_demo_dir()
     return out, ["make-tiny-model", str(out)], "demo model (building once)"
@@ -39,9 +41,13 @@ async def ensure_demo_model(plan: tuple[Path, list[str], str] | None = None) -> 
     if folder_ready(path):
         return path
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lemlab", *command,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "lemlab",
+        *command,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, err = await proc.communicate()
     # Another lemlab may have finished the same folder first: its rename won, ours was refused.
     if folder_ready(path):

@@ -26,7 +26,9 @@ class FolderOpener(Protocol):
 
     def load_model(self, model: str, adapter: str | None = None) -> Any: ...
 
-    def notify(self, message: str, *, title: str = ..., severity: Any = ..., timeout: float | None = ...) -> None: ...
+    def notify(
+        self, message: str, *, title: str = ..., severity: Any = ..., timeout: float | None = ...
+    ) -> None: ...
 
     def push_screen(self, screen: Any, callback: Any = ...) -> Any: ...
 
@@ -62,8 +64,11 @@ def open_folder(app: FolderOpener, folder: str) -> None:
     if is_adapter_dir(path):
         base = _adapter_base(app, path)
         if base is None:
-            app.notify(f"{path.name} is an adapter: load its base model first "
-                       "(its adapter_config.json names none that exists here)", severity="warning")  # fmt: skip
+            app.notify(
+                f"{path.name} is an adapter: load its base model first "
+                "(its adapter_config.json names none that exists here)",
+                severity="warning",
+            )
             return
         warning = adapter_warning(str(path), base)
         if warning:
@@ -71,8 +76,10 @@ def open_folder(app: FolderOpener, folder: str) -> None:
         app.load_model(base, str(path))
         return
     if not (path / "config.json").is_file():
-        app.notify(f"not a model or adapter folder (no config.json or adapter_config.json): "
-                   f"{path}", severity="error")  # fmt: skip
+        app.notify(
+            f"not a model or adapter folder (no config.json or adapter_config.json): {path}",
+            severity="error",
+        )
         return
     app.load_model(str(path), None)
 

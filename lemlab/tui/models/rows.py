@@ -47,8 +47,16 @@ class AdapterRow:
     checkpoint_files: tuple[tuple[int, str], ...] = ()  # (iteration, file), loadable as adapters
 
     def cells(self) -> tuple[str, ...]:
-        return (self.name, self.rank, self.scale, self.layers, self.iters, self.lr,
-                self.checkpoints, self.base)  # fmt: skip
+        return (
+            self.name,
+            self.rank,
+            self.scale,
+            self.layers,
+            self.iters,
+            self.lr,
+            self.checkpoints,
+            self.base,
+        )
 
 
 MODEL_COLUMNS = ("name", "type", "params", "quant", "layers", "size")
@@ -88,9 +96,14 @@ def scan(
 
 def model_row(m: ModelEntry) -> ModelRow:
     return ModelRow(
-        m.name + (" (demo)" if m.is_demo else ""), str(m.path), _txt(m.model_type),
-        human_count(m.params), _txt(m.quantization), _txt(m.layers), human_size(m.size_bytes),
-    )  # fmt: skip
+        m.name + (" (demo)" if m.is_demo else ""),
+        str(m.path),
+        _txt(m.model_type),
+        human_count(m.params),
+        _txt(m.quantization),
+        _txt(m.layers),
+        human_size(m.size_bytes),
+    )
 
 
 def human_count(n: int | None) -> str:
@@ -100,11 +113,17 @@ def human_count(n: int | None) -> str:
 def adapter_row(entry: AdapterEntry) -> AdapterRow:
     a, lr = entry.info, entry.info.learning_rate
     return AdapterRow(
-        a.path.name, str(a.path), str(entry.base.path) if entry.base else _txt(a.base_model),
-        _txt(a.rank), _txt(a.scale), _txt(a.num_layers), _txt(a.iters),
-        f"{lr:.0e}" if isinstance(lr, float) else _txt(lr), str(len(a.checkpoints)),
+        a.path.name,
+        str(a.path),
+        str(entry.base.path) if entry.base else _txt(a.base_model),
+        _txt(a.rank),
+        _txt(a.scale),
+        _txt(a.num_layers),
+        _txt(a.iters),
+        f"{lr:.0e}" if isinstance(lr, float) else _txt(lr),
+        str(len(a.checkpoints)),
         tuple((int(i), str(f)) for i, f in a.checkpoints),
-    )  # fmt: skip
+    )
 
 
 # --- endpoints (OpenAI-compatible servers from config.toml's [endpoints.NAME]) ----------------
@@ -136,7 +155,9 @@ def scan_endpoints(
     with ThreadPoolExecutor(
         max_workers=min(8, len(endpoints)), thread_name_prefix="endpoints"
     ) as pool:
-        found = list(pool.map(lambda item: endpoint_rows(item[0], item[1], timeout), endpoints.items()))
+        found = list(
+            pool.map(lambda item: endpoint_rows(item[0], item[1], timeout), endpoints.items())
+        )
     return [row for rows in found for row in rows]
 
 
@@ -145,8 +166,15 @@ def endpoint_rows(name: str, endpoint: Any, timeout: float = ENDPOINT_TIMEOUT) -
 
     base = NAMED_PREFIX + name
     if endpoint.model:  # the config names the model: that is what a load asks for
-        return [EndpointRow(name, f"{base}#{endpoint.model}", endpoint.url, endpoint.model,
-                            _reachable(endpoint, timeout))]  # fmt: skip
+        return [
+            EndpointRow(
+                name,
+                f"{base}#{endpoint.model}",
+                endpoint.url,
+                endpoint.model,
+                _reachable(endpoint, timeout),
+            )
+        ]
     try:
         models = list_models(endpoint, timeout)
     except Exception as exc:  # noqa: BLE001 - an unreachable server is one line, not a crash

@@ -66,23 +66,115 @@ class BatteryPane(LabPane):
     BINDINGS = [
         # F1 first: a narrow terminal's footer keeps its first keys and cuts the rest.
         _b("f1", "app.help", "Help", "help", "Show all keys and commands"),
-        _b("n", "new_run", "New run", "new_run", "Set up and start a battery run on the loaded model"),
-        _b("escape", "cancel_run", "Cancel", "cancel", "Stop the run after the current token (resumable)"),
-        _b("r", "resume_run", "Resume", "resume", "Continue this session's last unfinished run", False),
-        _b("s", "sort", "Sort", "sort", "Sort by the column under the cursor (again: reverse, then file order)"),
-        _b("d", "sort_delta", "Sort Δ", "sort_delta", "Sort by this condition's delta vs the baseline"),
-        _b("f", "filter_category", "Category", "filter_category", "Show one category (cycles; all at the end)"),
-        _b("m", "filter_failure", "Failure", "filter_failure", "Show one failure mode (cycles)", False),
-        _b("v", "side_by_side", "Side by side", "side_by_side", "Compare two conditions of this probe"),
-        _b("o", "override", "Override", "override", "Correct the score under the cursor (value + reason)"),
-        _b("O", "remove_override", "Drop override", "remove_override", "Remove this cell's override", False),
-        _b("w", "toggle_overrides", "± overrides", "toggle_overrides", "Table and summary with or without overrides", False),
-        _b("l", "open_run", "Open", "open_run", "Open an A/B JSONL file (lemlab's or the research's)"),
-        _b("R", "rescore", "Rescore", "rescore", "Rescore the open file in place with a chosen scorer", False),
-        _b("c", "compare", "Compare", "compare", "Compare the open run with another run file", False),
-        _b("e", "export('md')", "Export", "export_md", "Export the current view as Markdown", False),
+        _b(
+            "n",
+            "new_run",
+            "New run",
+            "new_run",
+            "Set up and start a battery run on the loaded model",
+        ),
+        _b(
+            "escape",
+            "cancel_run",
+            "Cancel",
+            "cancel",
+            "Stop the run after the current token (resumable)",
+        ),
+        _b(
+            "r",
+            "resume_run",
+            "Resume",
+            "resume",
+            "Continue this session's last unfinished run",
+            False,
+        ),
+        _b(
+            "s",
+            "sort",
+            "Sort",
+            "sort",
+            "Sort by the column under the cursor (again: reverse, then file order)",
+        ),
+        _b(
+            "d",
+            "sort_delta",
+            "Sort Δ",
+            "sort_delta",
+            "Sort by this condition's delta vs the baseline",
+        ),
+        _b(
+            "f",
+            "filter_category",
+            "Category",
+            "filter_category",
+            "Show one category (cycles; all at the end)",
+        ),
+        _b(
+            "m",
+            "filter_failure",
+            "Failure",
+            "filter_failure",
+            "Show one failure mode (cycles)",
+            False,
+        ),
+        _b(
+            "v",
+            "side_by_side",
+            "Side by side",
+            "side_by_side",
+            "Compare two conditions of this probe",
+        ),
+        _b(
+            "o",
+            "override",
+            "Override",
+            "override",
+            "Correct the score under the cursor (value + reason)",
+        ),
+        _b(
+            "O",
+            "remove_override",
+            "Drop override",
+            "remove_override",
+            "Remove this cell's override",
+            False,
+        ),
+        _b(
+            "w",
+            "toggle_overrides",
+            "± overrides",
+            "toggle_overrides",
+            "Table and summary with or without overrides",
+            False,
+        ),
+        _b(
+            "l",
+            "open_run",
+            "Open",
+            "open_run",
+            "Open an A/B JSONL file (lemlab's or the research's)",
+        ),
+        _b(
+            "R",
+            "rescore",
+            "Rescore",
+            "rescore",
+            "Rescore the open file in place with a chosen scorer",
+            False,
+        ),
+        _b(
+            "c",
+            "compare",
+            "Compare",
+            "compare",
+            "Compare the open run with another run file",
+            False,
+        ),
+        _b(
+            "e", "export('md')", "Export", "export_md", "Export the current view as Markdown", False
+        ),
         _b("E", "export('csv')", "CSV", "export_csv", "Export the current view as CSV", False),
-    ]  # fmt: skip
+    ]
 
     def __init__(self) -> None:
         super().__init__(id="battery-pane")
@@ -159,20 +251,50 @@ class BatteryPane(LabPane):
 
     def palette_verbs(self) -> list[Verb]:
         return [
-            Verb("Battery: new run…", "choose battery, conditions, scorer, sampler", self._show(self.action_new_run)),
+            Verb(
+                "Battery: new run…",
+                "choose battery, conditions, scorer, sampler",
+                self._show(self.action_new_run),
+            ),
             Verb("Battery: cancel run", "stop after the current token", self.action_cancel_run),
-            Verb("Battery: resume run", "continue the last unfinished run", self._show(self.action_resume_run)),
+            Verb(
+                "Battery: resume run",
+                "continue the last unfinished run",
+                self._show(self.action_resume_run),
+            ),
             Verb("Battery: open run file…", "load any A/B JSONL", self._show(self.action_open_run)),
             Verb("Battery: rescore file…", "rescore the open file in place", self.action_rescore),
             Verb("Battery: compare with run…", "run vs run columns", self.action_compare),
-            Verb("Battery: sort by delta", "this condition vs the baseline", self.action_sort_delta),
+            Verb(
+                "Battery: sort by delta", "this condition vs the baseline", self.action_sort_delta
+            ),
             Verb("Battery: side by side", "two conditions of one probe", self.action_side_by_side),
-            Verb("Battery: override score…", "correct the score under the cursor", self.action_override),
-            Verb("Battery: toggle overrides", "summary with / without overrides", self.action_toggle_overrides),
-            Verb("Battery: export view as Markdown", "next to the run file", lambda: self.action_export("md")),
-            Verb("Battery: export view as CSV", "next to the run file", lambda: self.action_export("csv")),
-            Verb("Battery: export report (HTML)", "the whole run with charts, under exports/", self.export_html),
-        ]  # fmt: skip
+            Verb(
+                "Battery: override score…",
+                "correct the score under the cursor",
+                self.action_override,
+            ),
+            Verb(
+                "Battery: toggle overrides",
+                "summary with / without overrides",
+                self.action_toggle_overrides,
+            ),
+            Verb(
+                "Battery: export view as Markdown",
+                "next to the run file",
+                lambda: self.action_export("md"),
+            ),
+            Verb(
+                "Battery: export view as CSV",
+                "next to the run file",
+                lambda: self.action_export("csv"),
+            ),
+            Verb(
+                "Battery: export report (HTML)",
+                "the whole run with charts, under exports/",
+                self.export_html,
+            ),
+        ]
 
     def _show(self, then: Callable[[], object]) -> Callable[[], None]:
         def run() -> None:
@@ -261,8 +383,12 @@ class BatteryPane(LabPane):
         self.runs = []
         self.set_notes([])
         self.title = f"{job.output.name} (running)"
-        model = ScoreTable.from_lines(lines, conditions=names, baseline=names[0],
-                                      overrides=overrides_for_run(self.lab.session, job.output))  # fmt: skip
+        model = ScoreTable.from_lines(
+            lines,
+            conditions=names,
+            baseline=names[0],
+            overrides=overrides_for_run(self.lab.session, job.output),
+        )
         self.grid.show(model)
         self.status(f"starting {job.output.name}: {job.done}/{job.total} probes done")
 
@@ -359,8 +485,10 @@ class BatteryPane(LabPane):
     def action_open_run(self) -> None:
         from lemlab.tui.screens.prompt import TextPrompt
 
-        self.app.push_screen(TextPrompt("A/B JSONL file to open"),
-                             when_text(lambda p: self.open_run(Path(p).expanduser())))  # fmt: skip
+        self.app.push_screen(
+            TextPrompt("A/B JSONL file to open"),
+            when_text(lambda p: self.open_run(Path(p).expanduser())),
+        )
 
     def open_run(self, path: Path, *, quiet: bool = False) -> bool:
         if self.job is not None and path != self.job.output:
@@ -399,8 +527,10 @@ class BatteryPane(LabPane):
             return
         if self._busy():
             return
-        self.app.push_screen(TextPrompt("Rescore in place with scorer (v2, v2-distill, v0)", "v2"),
-                             when_text(self.rescore))  # fmt: skip
+        self.app.push_screen(
+            TextPrompt("Rescore in place with scorer (v2, v2-distill, v0)", "v2"),
+            when_text(self.rescore),
+        )
 
     def rescore(self, scorer_id: str) -> bool:
         path = self.run_path
@@ -422,8 +552,10 @@ class BatteryPane(LabPane):
         if self.run_path is None:
             self.notify("open a run file first (l), then compare it with another")
             return
-        self.app.push_screen(TextPrompt(f"Compare {self.run_path.name} with which A/B file?"),
-                             when_text(lambda p: self.compare(Path(p).expanduser())))  # fmt: skip
+        self.app.push_screen(
+            TextPrompt(f"Compare {self.run_path.name} with which A/B file?"),
+            when_text(lambda p: self.compare(Path(p).expanduser())),
+        )
 
     def compare(self, other: Path) -> bool:
         if self.run_path is None or self._busy():
@@ -452,8 +584,11 @@ class BatteryPane(LabPane):
             notes = [f"could not compare the runs' settings: {exc}"]
         self.set_notes(notes)
         if notes:
-            self.notify(f"{len(notes)} differences between the runs: listed above the table",
-                        severity="warning", timeout=10)  # fmt: skip
+            self.notify(
+                f"{len(notes)} differences between the runs: listed above the table",
+                severity="warning",
+                timeout=10,
+            )
         return True
 
     # -- table: sorting, filtering, drill-down --------------------------------------------------------
@@ -522,9 +657,18 @@ class BatteryPane(LabPane):
         right = cond if cond and cond != m.baseline else m.delta_column(None) or m.baseline
         rows = list(self.grid.shown)
         on_override = self.override_cell if self.run_path is not None else None
-        self.app.push_screen(SideBySideScreen(m, rows, rows.index(row), m.baseline, right,
-                                              self.scorer_id, on_show=self.grid.move_to,
-                                              on_override=on_override))  # fmt: skip
+        self.app.push_screen(
+            SideBySideScreen(
+                m,
+                rows,
+                rows.index(row),
+                m.baseline,
+                right,
+                self.scorer_id,
+                on_show=self.grid.move_to,
+                on_override=on_override,
+            )
+        )
 
     # -- overrides ----------------------------------------------------------------------------------
     def _cell(self) -> tuple[str, str, float] | None:
@@ -543,7 +687,9 @@ class BatteryPane(LabPane):
         if cell is not None:
             self.override_cell(cell[0], cell[1])
 
-    def override_cell(self, probe_id: str, cond: str, then: Callable[[], None] | None = None) -> None:
+    def override_cell(
+        self, probe_id: str, cond: str, then: Callable[[], None] | None = None
+    ) -> None:
         """Ask for a corrected score of exactly this cell (the table's cursor or the probe shown
         side by side), save it, then call `then`."""
         from lemlab.tui.battery.override_dialog import OverrideDialog
@@ -555,7 +701,9 @@ class BatteryPane(LabPane):
             self.notify("no score to override there", severity="warning")
             return
         existing = m.overrides.get((probe_id, cond))
-        dialog = OverrideDialog(path, probe_id, cond, original, existing.corrected if existing else None)
+        dialog = OverrideDialog(
+            path, probe_id, cond, original, existing.corrected if existing else None
+        )
 
         def saved(ov: object) -> None:
             if ov:
@@ -604,8 +752,11 @@ class BatteryPane(LabPane):
             self.run_path or self.lab.sessions_dir / f"{self.lab.session.name}.runs" / "comparison"
         )
         out = base.with_name(f"{base.stem}.view.{kind}")
-        text = (view_markdown(m, self.title, self.scorer_id, runs=self.runs, notes=self.notes)
-                if kind == "md" else view_csv(m))  # fmt: skip
+        text = (
+            view_markdown(m, self.title, self.scorer_id, runs=self.runs, notes=self.notes)
+            if kind == "md"
+            else view_csv(m)
+        )
         try:
             write_text_atomic(out, text)
         except OSError as exc:
@@ -636,15 +787,22 @@ class BatteryPane(LabPane):
         return out
 
     @work(thread=True, group="battery-html")
-    def _write_html(self, out: Path, old: Any, new: Any, cond: str | None, notes: dict[Any, Any]) -> None:
+    def _write_html(
+        self, out: Path, old: Any, new: Any, cond: str | None, notes: dict[Any, Any]
+    ) -> None:
         try:
             if isinstance(new, Path):  # re-read: a live run's file has grown since it was shown
                 new = abfile.read_ab_run(new)
             report, sides = report_and_sides(new, old, cond)
-            write_text_atomic(out, rh.ab_report_html(report, rh.HtmlContext(sides, notes, generated_now())))
+            write_text_atomic(
+                out, rh.ab_report_html(report, rh.HtmlContext(sides, notes, generated_now()))
+            )
         except Exception as exc:  # noqa: BLE001 - one line; a worker's error would end the app
-            self.app.call_from_thread(self.notify, f"report export failed: {(str(exc) or type(exc).__name__).splitlines()[0]}",
-                                      severity="error")  # fmt: skip
+            self.app.call_from_thread(
+                self.notify,
+                f"report export failed: {(str(exc) or type(exc).__name__).splitlines()[0]}",
+                severity="error",
+            )
             return
         self.app.call_from_thread(self.notify, f"report written: {out}")
 

@@ -57,20 +57,54 @@ class ChatPane(LabPane):
     TITLE = "Chat"
     FOCUS = "#chat-input"
     BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="chat.cancel",
-                tooltip="Stop the reply being generated"),  # fmt: skip
-        Binding("ctrl+r", "regenerate", "Regenerate", id="chat.regenerate",
-                tooltip="Generate the last reply again (earlier versions are kept as variants)"),  # fmt: skip
-        Binding("ctrl+y", "edit_last", "Edit last", id="chat.edit_last", priority=True,
-                tooltip="Put your last message back in the input and drop that exchange"),  # fmt: skip
-        Binding("ctrl+g", "pick_kernel", "Kernel", id="chat.kernel",
-                tooltip="Choose a kernel file or type a system prompt"),  # fmt: skip
-        Binding("ctrl+s", "export('md')", "Export", id="chat.export",
-                tooltip="Export this chat as Markdown (palette: also training JSONL)"),  # fmt: skip
-        Binding("alt+left", "variant(-1)", "Prev variant", id="chat.variant_prev", show=False,
-                tooltip="Show the previous version of the last reply"),  # fmt: skip
-        Binding("alt+right", "variant(1)", "Next variant", id="chat.variant_next", show=False,
-                tooltip="Show the next version of the last reply"),  # fmt: skip
+        Binding(
+            "escape", "cancel", "Cancel", id="chat.cancel", tooltip="Stop the reply being generated"
+        ),
+        Binding(
+            "ctrl+r",
+            "regenerate",
+            "Regenerate",
+            id="chat.regenerate",
+            tooltip="Generate the last reply again (earlier versions are kept as variants)",
+        ),
+        Binding(
+            "ctrl+y",
+            "edit_last",
+            "Edit last",
+            id="chat.edit_last",
+            priority=True,
+            tooltip="Put your last message back in the input and drop that exchange",
+        ),
+        Binding(
+            "ctrl+g",
+            "pick_kernel",
+            "Kernel",
+            id="chat.kernel",
+            tooltip="Choose a kernel file or type a system prompt",
+        ),
+        Binding(
+            "ctrl+s",
+            "export('md')",
+            "Export",
+            id="chat.export",
+            tooltip="Export this chat as Markdown (palette: also training JSONL)",
+        ),
+        Binding(
+            "alt+left",
+            "variant(-1)",
+            "Prev variant",
+            id="chat.variant_prev",
+            show=False,
+            tooltip="Show the previous version of the last reply",
+        ),
+        Binding(
+            "alt+right",
+            "variant(1)",
+            "Next variant",
+            id="chat.variant_next",
+            show=False,
+            tooltip="Show the next version of the last reply",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -86,14 +120,19 @@ class ChatPane(LabPane):
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-settings"):
             yield Static("kernel: none", id="kernel-label", markup=False)
-            for key, label in (("temperature", "temp"), ("top_p", "top-p"),
-                               ("max_tokens", "max"), ("seed", "seed")):  # fmt: skip
+            for key, label in (
+                ("temperature", "temp"),
+                ("top_p", "top-p"),
+                ("max_tokens", "max"),
+                ("seed", "seed"),
+            ):
                 yield Static(label, classes="setting-label", markup=False)
                 yield Input(id=f"set-{key}", classes="setting", compact=True)
         yield VerticalScroll(id="messages")
         yield Static(READY_HINT, id="chat-stats", markup=False)
-        yield Composer("Message — Enter sends, shift+enter or ctrl+j for a new line, /help",
-                       id="chat-input")  # fmt: skip
+        yield Composer(
+            "Message — Enter sends, shift+enter or ctrl+j for a new line, /help", id="chat-input"
+        )
 
     def on_mount(self) -> None:
         self.show_sampler()
@@ -106,8 +145,12 @@ class ChatPane(LabPane):
     # -- settings ---------------------------------------------------------------------------
     def show_sampler(self) -> None:
         s = self.lab.sampler
-        values = {"temperature": str(s.temperature), "top_p": str(s.top_p),
-                  "max_tokens": str(s.max_tokens), "seed": "" if s.seed is None else str(s.seed)}  # fmt: skip
+        values = {
+            "temperature": str(s.temperature),
+            "top_p": str(s.top_p),
+            "max_tokens": str(s.max_tokens),
+            "seed": "" if s.seed is None else str(s.seed),
+        }
         for key, value in values.items():
             self.query_one(f"#set-{key}", Input).value = value
         kernel = self.lab.session.kernel
@@ -117,8 +160,10 @@ class ChatPane(LabPane):
 
     @on(Input.Changed, ".setting")
     def _setting_changed(self, event: Input.Changed) -> None:
-        values = {k: self.query_one(f"#set-{k}", Input).value
-                  for k in ("temperature", "top_p", "max_tokens", "seed")}  # fmt: skip
+        values = {
+            k: self.query_one(f"#set-{k}", Input).value
+            for k in ("temperature", "top_p", "max_tokens", "seed")
+        }
         try:
             sampler = _parse_sampler(values, self.lab.sampler)
         except ValueError:
@@ -158,7 +203,11 @@ class ChatPane(LabPane):
             self.app.notify("A reply is still streaming (Esc cancels it).", severity="warning")
             return False
         if self.lab.loaded is None:
-            what = f"Still loading {self.lab.loading}." if self.lab.loading else "Load a model first (Models tab)."
+            what = (
+                f"Still loading {self.lab.loading}."
+                if self.lab.loading
+                else "Load a model first (Models tab)."
+            )
             self.app.notify(what, severity="warning")
             return False
         return True
@@ -218,7 +267,13 @@ class ChatPane(LabPane):
                 if text or tokens:
                     # Textual types the callback `R | Awaitable[R]`: mypy infers Never for R when
                     # it is a coroutine function (also below).
-                    self.app.call_from_thread(self._show, view, text, tokens, last.stats.generation_tps)  # type: ignore[arg-type]
+                    self.app.call_from_thread(
+                        self._show,  # type: ignore[arg-type]
+                        view,
+                        text,
+                        tokens,
+                        last.stats.generation_tps,
+                    )
                     shown += tokens
         finally:
             restore_gc()  # after the last display: the deferred full collection may run now
@@ -233,7 +288,8 @@ class ChatPane(LabPane):
         # The stats line first: both changes then reach the screen in one refresh, not two.
         self.query_one("#chat-stats", Static).update(
             f"streaming… {view.tokens_shown + tokens} tokens · {tps:.1f} tok/s · Esc cancels",
-            layout=False)  # fmt: skip
+            layout=False,
+        )
         await view.append(text, tokens)
         self.display_log.shown(tokens)
         self.pacer.displayed()
@@ -245,8 +301,14 @@ class ChatPane(LabPane):
     def displayed_tokens(self) -> int:
         return self.display_log.tokens
 
-    async def _finished(self, view: MessageView, text: str, final: Chunk | None,
-                        score: float | None, labels: list[str]) -> None:  # fmt: skip
+    async def _finished(
+        self,
+        view: MessageView,
+        text: str,
+        final: Chunk | None,
+        score: float | None,
+        labels: list[str],
+    ) -> None:
         self.handle = None
         self._stop_waiting()
         self.query_one("#chat-stats", Static).remove_class("-generating")
@@ -258,8 +320,9 @@ class ChatPane(LabPane):
             self._restore_regenerated()
             self.app.notify(f"generation failed: {final.error.splitlines()[0]}", severity="error")
             return
-        msg = self.lab.session.add_message("assistant", text, stats=stats, score=score,
-                                           labels=labels or None, **self._record)  # fmt: skip
+        msg = self.lab.session.add_message(
+            "assistant", text, stats=stats, score=score, labels=labels or None, **self._record
+        )
         if self._regenerating is not None:
             msg = self._replace_last(add_variant(self._regenerating, msg))
             self._regenerating = None

@@ -37,14 +37,34 @@ class ModelsPane(LabPane):
     TITLE = "Models"
     FOCUS = "#models-table"
     BINDINGS = [
-        Binding("slash", "focus_filter", "Filter", id="models.filter",
-                tooltip="Type to filter models and adapters by name"),  # fmt: skip
-        Binding("ctrl+u", "unload", "Unload", id="models.unload",
-                tooltip="Unload the current model and adapter"),  # fmt: skip
-        Binding("ctrl+l", "rescan", "Rescan", id="models.rescan",
-                tooltip="Scan the model folders and ask the endpoints again"),  # fmt: skip
-        Binding("ctrl+f", "open_folder", "Open folder", id="models.open_folder",
-                tooltip="Open a model or adapter folder by path (completion, tree, recent)"),  # fmt: skip
+        Binding(
+            "slash",
+            "focus_filter",
+            "Filter",
+            id="models.filter",
+            tooltip="Type to filter models and adapters by name",
+        ),
+        Binding(
+            "ctrl+u",
+            "unload",
+            "Unload",
+            id="models.unload",
+            tooltip="Unload the current model and adapter",
+        ),
+        Binding(
+            "ctrl+l",
+            "rescan",
+            "Rescan",
+            id="models.rescan",
+            tooltip="Scan the model folders and ask the endpoints again",
+        ),
+        Binding(
+            "ctrl+f",
+            "open_folder",
+            "Open folder",
+            id="models.open_folder",
+            tooltip="Open a model or adapter folder by path (completion, tree, recent)",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -60,14 +80,20 @@ class ModelsPane(LabPane):
         yield Static("", id="adapter-warning", markup=False)
         yield Static("Models  (Enter loads)", classes="table-title", markup=False)
         yield DataTable(id="models-table", cursor_type="row", zebra_stripes=True)
-        yield Static("Adapters  (Enter loads on the chosen base)", classes="table-title",
-                     markup=False)  # fmt: skip
+        yield Static(
+            "Adapters  (Enter loads on the chosen base)", classes="table-title", markup=False
+        )
         yield DataTable(id="adapters-table", cursor_type="row", zebra_stripes=True)
         # Shown only when config.toml has [endpoints.NAME] tables.
-        yield Static("Endpoints  (Enter loads)", id="endpoints-title", markup=False,
-                     classes="table-title -no-endpoints")  # fmt: skip
-        yield DataTable(id="endpoints-table", cursor_type="row", zebra_stripes=True,
-                        classes="-no-endpoints")  # fmt: skip
+        yield Static(
+            "Endpoints  (Enter loads)",
+            id="endpoints-title",
+            markup=False,
+            classes="table-title -no-endpoints",
+        )
+        yield DataTable(
+            id="endpoints-table", cursor_type="row", zebra_stripes=True, classes="-no-endpoints"
+        )
         yield Static("", id="models-status", markup=False)
 
     def on_mount(self) -> None:
@@ -109,7 +135,9 @@ class ModelsPane(LabPane):
         models, adapters, problems = scan(settings.model_dirs, settings.scan_hf_cache)
         self.app.call_from_thread(self._show_scan, models, adapters, problems)
 
-    def _show_scan(self, models: list[ModelRow], adapters: list[AdapterRow], problems: list[str]) -> None:
+    def _show_scan(
+        self, models: list[ModelRow], adapters: list[AdapterRow], problems: list[str]
+    ) -> None:
         self.models, self.adapters = models, adapters
         self._fill()
         note = f"{len(models)} models, {len(adapters)} adapters"
@@ -118,9 +146,10 @@ class ModelsPane(LabPane):
     def _fill(self) -> None:
         needle = self.query_one("#model-filter", Input).value.strip().lower()
         tables: list[tuple[str, list[ModelRow] | list[AdapterRow] | list[EndpointRow]]] = [
-            ("#models-table", self.models), ("#adapters-table", self.adapters),
+            ("#models-table", self.models),
+            ("#adapters-table", self.adapters),
             ("#endpoints-table", self.endpoints),
-        ]  # fmt: skip
+        ]
         for table_id, rows in tables:
             table = self.query_one(table_id, DataTable)
             table.clear()
@@ -197,18 +226,41 @@ class ModelsPane(LabPane):
             name = info.model_path if info.model_type == "remote" else Path(info.model_path).name
             self.set_status(f"loaded {name}{extra} in {info.load_time:.2f} s")
             if info.warnings:
-                self.show_warning("; ".join(info.warnings), toast=False)  # the app toasts load warnings
+                self.show_warning(
+                    "; ".join(info.warnings), toast=False
+                )  # the app toasts load warnings
 
     def palette_verbs(self) -> list[Verb]:
-        verbs = [Verb(f"Load model: {m.name}", m.path, partial(self._pick_model, m.path))
-                 for m in self.models]  # fmt: skip
-        verbs += [Verb(f"Load adapter: {a.name}", f"on the chosen base; trained on {a.base or '?'}",
-                       partial(self.load_adapter, a.path)) for a in self.adapters]  # fmt: skip
-        verbs += [Verb(f"Load checkpoint: {a.name} @ {it}", f"iteration {it} of {a.name}, on the chosen base",
-                       partial(self.load_adapter, f))
-                  for a in self.adapters for it, f in a.checkpoint_files]  # fmt: skip
-        verbs += [Verb(f"Load endpoint model: {e.name} {e.model}", e.url, partial(self.load_endpoint, e.spec))
-                  for e in self.endpoints if e.status == "ok"]  # fmt: skip
+        verbs = [
+            Verb(f"Load model: {m.name}", m.path, partial(self._pick_model, m.path))
+            for m in self.models
+        ]
+        verbs += [
+            Verb(
+                f"Load adapter: {a.name}",
+                f"on the chosen base; trained on {a.base or '?'}",
+                partial(self.load_adapter, a.path),
+            )
+            for a in self.adapters
+        ]
+        verbs += [
+            Verb(
+                f"Load checkpoint: {a.name} @ {it}",
+                f"iteration {it} of {a.name}, on the chosen base",
+                partial(self.load_adapter, f),
+            )
+            for a in self.adapters
+            for it, f in a.checkpoint_files
+        ]
+        verbs += [
+            Verb(
+                f"Load endpoint model: {e.name} {e.model}",
+                e.url,
+                partial(self.load_endpoint, e.spec),
+            )
+            for e in self.endpoints
+            if e.status == "ok"
+        ]
         return verbs
 
     def _pick_model(self, path: str) -> None:

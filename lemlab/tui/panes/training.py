@@ -55,8 +55,10 @@ from lemlab.tui.training.follow import FollowedRun
 from lemlab.tui.training.loss_plot import LossPlot
 from lemlab.tui.widgets.distill_progress import DistillProgress
 
-HINT = ("no run yet: n starts one; r picks a run (runs folder and session); a attaches to a file; "
-        "c runs a curriculum; d self-distills data")
+HINT = (
+    "no run yet: n starts one; r picks a run (runs folder and session); a attaches to a file; "
+    "c runs a curriculum; d self-distills data"
+)
 NARROW_WIDTH = 110  # below this many columns: the compact layout
 REDRAW_SECONDS = 1.0  # a live run's clock ("no event for 40s") ticks even when no event comes
 RECORD_KIND = "training_runs"
@@ -89,30 +91,86 @@ class TrainingPane(LabPane):
     #training-right .table-title { height: 1; color: $secondary; text-style: bold; padding: 0 1; }
     """
     BINDINGS = [
-        Binding("n", "start_run", "New run", id="training.start",
-                tooltip="Start a LoRA training run from a form"),  # fmt: skip
-        Binding("r", "pick_run", "Runs", id="training.runs",
-                tooltip="Pick a run to follow or overlay: the runs folder and this session's runs"),  # fmt: skip
-        Binding("a", "attach", "Attach", id="training.attach",
-                tooltip="Follow a run: events file, adapter folder or mlx-lm stdout log"),  # fmt: skip
-        Binding("x", "stop", "Stop", id="training.stop",
-                tooltip="Stop the followed run (saves adapters, keeps checkpoints; again = kill)"),  # fmt: skip
-        Binding("R", "continue_run", "Continue", id="training.continue", show=False,
-                tooltip="New run from the followed run's last checkpoint (weights only)"),  # fmt: skip
-        Binding("m", "smooth", "Smooth", id="training.smooth", show=False,
-                tooltip="Smooth the train loss on the chart (raw points stay)"),  # fmt: skip
-        Binding("plus,equals_sign", "zoom(1)", "Zoom in", id="training.zoom_in",
-                tooltip="Plot fewer, later iterations"),  # fmt: skip
-        Binding("minus", "zoom(-1)", "Zoom out", id="training.zoom_out",
-                tooltip="Plot more iterations"),  # fmt: skip
-        Binding("0", "zoom_all", "All", id="training.zoom_all", show=False,
-                tooltip="Plot the whole run"),  # fmt: skip
-        Binding("s", "score", "Score ckpts", id="training.score",
-                tooltip="Run a battery on every checkpoint: mean score vs loss"),  # fmt: skip
-        Binding("c", "curriculum", "Curriculum", id="training.curriculum", show=False,
-                tooltip="Run a staged curriculum (TOML): stages in order, a confirmed fuse between them"),  # fmt: skip
-        Binding("d", "distill", "Distill", id="training.distill", show=False,
-                tooltip="Self-distill training data from the loaded model (samples, scores, keeps)"),  # fmt: skip
+        Binding(
+            "n",
+            "start_run",
+            "New run",
+            id="training.start",
+            tooltip="Start a LoRA training run from a form",
+        ),
+        Binding(
+            "r",
+            "pick_run",
+            "Runs",
+            id="training.runs",
+            tooltip="Pick a run to follow or overlay: the runs folder and this session's runs",
+        ),
+        Binding(
+            "a",
+            "attach",
+            "Attach",
+            id="training.attach",
+            tooltip="Follow a run: events file, adapter folder or mlx-lm stdout log",
+        ),
+        Binding(
+            "x",
+            "stop",
+            "Stop",
+            id="training.stop",
+            tooltip="Stop the followed run (saves adapters, keeps checkpoints; again = kill)",
+        ),
+        Binding(
+            "R",
+            "continue_run",
+            "Continue",
+            id="training.continue",
+            show=False,
+            tooltip="New run from the followed run's last checkpoint (weights only)",
+        ),
+        Binding(
+            "m",
+            "smooth",
+            "Smooth",
+            id="training.smooth",
+            show=False,
+            tooltip="Smooth the train loss on the chart (raw points stay)",
+        ),
+        Binding(
+            "plus,equals_sign",
+            "zoom(1)",
+            "Zoom in",
+            id="training.zoom_in",
+            tooltip="Plot fewer, later iterations",
+        ),
+        Binding(
+            "minus", "zoom(-1)", "Zoom out", id="training.zoom_out", tooltip="Plot more iterations"
+        ),
+        Binding(
+            "0", "zoom_all", "All", id="training.zoom_all", show=False, tooltip="Plot the whole run"
+        ),
+        Binding(
+            "s",
+            "score",
+            "Score ckpts",
+            id="training.score",
+            tooltip="Run a battery on every checkpoint: mean score vs loss",
+        ),
+        Binding(
+            "c",
+            "curriculum",
+            "Curriculum",
+            id="training.curriculum",
+            show=False,
+            tooltip="Run a staged curriculum (TOML): stages in order, a confirmed fuse between them",
+        ),
+        Binding(
+            "d",
+            "distill",
+            "Distill",
+            id="training.distill",
+            show=False,
+            tooltip="Self-distill training data from the loaded model (samples, scores, keeps)",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -144,8 +202,12 @@ class TrainingPane(LabPane):
             with Vertical(id="training-right"):
                 yield Static(CHECKPOINTS_TITLE, classes="table-title", markup=False)
                 yield CheckpointTable(id="training-checkpoints")
-                yield Static("Self-distillation", classes="table-title", id="training-distill-title",
-                             markup=False)  # fmt: skip
+                yield Static(
+                    "Self-distillation",
+                    classes="table-title",
+                    id="training-distill-title",
+                    markup=False,
+                )
                 yield DistillProgress(id="training-distill")
 
     def on_resize(self) -> None:
@@ -197,7 +259,10 @@ class TrainingPane(LabPane):
         except OSError:
             return None
         for run in [*self.background, *([self.run] if self.run else [])]:
-            if run.process is not None and target in (run.folder.resolve(), run.source.file.resolve()):
+            if run.process is not None and target in (
+                run.folder.resolve(),
+                run.source.file.resolve(),
+            ):
                 return run
         return None
 
@@ -249,7 +314,9 @@ class TrainingPane(LabPane):
         self.query_one("#training-head", Static).update(visible_line(f"{where}: {name}"))
         self._drawn_at = time.monotonic()
         narrow = self.has_class("-narrow")
-        lines = (compact_lines if narrow else lambda s, now: summary_lines(s, chart=False, now=now))(st, time.time())
+        lines = (
+            compact_lines if narrow else lambda s, now: summary_lines(s, chart=False, now=now)
+        )(st, time.time())
         if run.exit_note:
             lines.append(run.exit_note)
         # Messages and paths come from events.jsonl and logs: controls shown visibly.
@@ -300,7 +367,9 @@ class TrainingPane(LabPane):
             return
         rec = self.run.session_record()
         # One entry per run: following it again (a restored session, the picker) updates it.
-        same = [r for r in self.lab.session.extra.get(RECORD_KIND, []) if r.get("file") == rec["file"]]
+        same = [
+            r for r in self.lab.session.extra.get(RECORD_KIND, []) if r.get("file") == rec["file"]
+        ]
         if same:
             self._record = same[-1]
             rec["origin"] = same[-1].get("origin", rec["origin"])  # who started it stays true
@@ -362,10 +431,16 @@ class TrainingPane(LabPane):
         if not runs:
             return ""
         names = ", ".join(r.folder.name for r in runs)
-        text = f"A training run is live: {names}." if len(runs) == 1 else f"Training runs are live: {names}."
+        text = (
+            f"A training run is live: {names}."
+            if len(runs) == 1
+            else f"Training runs are live: {names}."
+        )
         if self.flow.active:
-            text += (" The curriculum's later stages start only while lemlab runs: run "
-                     "`lemlab curriculum FILE` (it skips finished stages) to go on without it.")
+            text += (
+                " The curriculum's later stages start only while lemlab runs: run "
+                "`lemlab curriculum FILE` (it skips finished stages) to go on without it."
+            )
         return text
 
     def ask_before_quit(self, quit_app: Any) -> None:
@@ -394,14 +469,18 @@ class TrainingPane(LabPane):
             return
         loaded = self.lab.loaded
         model = loaded.model_path if loaded else str(self.lab.session.model.get("path", ""))
-        self.app.push_screen(StartRunScreen(initial_values(model)),
-                             lambda cfg: self.start_training(cfg) if cfg else None)  # fmt: skip
+        self.app.push_screen(
+            StartRunScreen(initial_values(model)),
+            lambda cfg: self.start_training(cfg) if cfg else None,
+        )
 
     def action_pick_run(self) -> None:
         from lemlab.tui.training.run_picker import RunPickerScreen
 
         rows = list_runs(
-            get_paths().runs_dir / "adapters", self.lab.session.records(RECORD_KIND), trainer_check(0.0)
+            get_paths().runs_dir / "adapters",
+            self.lab.session.records(RECORD_KIND),
+            trainer_check(0.0),
         )
 
         def picked(choice: tuple[str, str] | None) -> None:
@@ -427,8 +506,10 @@ class TrainingPane(LabPane):
             self.notify(f"cannot continue: {exc}", severity="warning", timeout=10)
             return
         values = {**initial_values(plan.values["model"]), **plan.values}
-        self.app.push_screen(StartRunScreen(values, base=plan.values, note=plan.note_lines),
-                             lambda cfg: self.start_training(cfg) if cfg else None)  # fmt: skip
+        self.app.push_screen(
+            StartRunScreen(values, base=plan.values, note=plan.note_lines),
+            lambda cfg: self.start_training(cfg) if cfg else None,
+        )
 
     def action_smooth(self) -> None:
         plot = self.query_one(LossPlot)
@@ -440,8 +521,10 @@ class TrainingPane(LabPane):
         from lemlab.tui.screens.prompt import TextPrompt
 
         start = str(self.run.folder) if self.run else ""
-        self.app.push_screen(TextPrompt("Attach to a run: events file, adapter folder or mlx-lm log", start),
-                             when_given(self.attach))  # fmt: skip
+        self.app.push_screen(
+            TextPrompt("Attach to a run: events file, adapter folder or mlx-lm log", start),
+            when_given(self.attach),
+        )
 
     def action_stop(self) -> None:
         if self.flow.phase == "fusing":
@@ -475,26 +558,57 @@ class TrainingPane(LabPane):
         if not count:
             self.notify("this run has no saved checkpoints yet", severity="warning")
             return
-        self.app.push_screen(ScoreDialog(self.score_request, count),
-                             when_given(self.score_checkpoints))  # fmt: skip
+        self.app.push_screen(
+            ScoreDialog(self.score_request, count), when_given(self.score_checkpoints)
+        )
 
     def palette_verbs(self) -> list[Verb]:
         return [
             Verb("Training: start a run…", "LoRA training from a form", self.action_start_run),
-            Verb("Training: pick a run…", "runs folder and session: attach or overlay", self.action_pick_run),
-            Verb("Training: attach to a run…", "events file, adapter folder or mlx-lm log", self.action_attach),
-            Verb("Training: continue the run…", "from its last checkpoint (weights only)", self.action_continue_run),
+            Verb(
+                "Training: pick a run…",
+                "runs folder and session: attach or overlay",
+                self.action_pick_run,
+            ),
+            Verb(
+                "Training: attach to a run…",
+                "events file, adapter folder or mlx-lm log",
+                self.action_attach,
+            ),
+            Verb(
+                "Training: continue the run…",
+                "from its last checkpoint (weights only)",
+                self.action_continue_run,
+            ),
             Verb("Training: smooth the train loss", "toggle a moving average", self.action_smooth),
-            Verb("Training: clear the overlay", "draw the followed run alone", lambda: self.set_overlay(None)),
+            Verb(
+                "Training: clear the overlay",
+                "draw the followed run alone",
+                lambda: self.set_overlay(None),
+            ),
             Verb("Training: stop the run", "saves adapters, keeps checkpoints", self.action_stop),
-            Verb("Training: score checkpoints…", "mean battery score per checkpoint vs loss", self.action_score),
+            Verb(
+                "Training: score checkpoints…",
+                "mean battery score per checkpoint vs loss",
+                self.action_score,
+            ),
             Verb("Training: zoom in", "plot the later iterations", lambda: self.action_zoom(1)),
             Verb("Training: zoom out", "plot more iterations", lambda: self.action_zoom(-1)),
-            Verb("Training: self-distill data…", "sample, score and keep replies", self.action_distill),
-            Verb("Training: run curriculum…", "stages from a TOML file, a confirmed fuse between them",
-                 self.action_curriculum),  # fmt: skip
-            Verb("Training: export report (HTML)", "loss curves, checkpoints and configuration, under exports/",
-                 self.export_html),  # fmt: skip
+            Verb(
+                "Training: self-distill data…",
+                "sample, score and keep replies",
+                self.action_distill,
+            ),
+            Verb(
+                "Training: run curriculum…",
+                "stages from a TOML file, a confirmed fuse between them",
+                self.action_curriculum,
+            ),
+            Verb(
+                "Training: export report (HTML)",
+                "loss curves, checkpoints and configuration, under exports/",
+                self.export_html,
+            ),
         ]
 
     def export_html(self) -> Path | None:
@@ -510,13 +624,17 @@ class TrainingPane(LabPane):
         scores = self.scores or _recorded_scores(self._record)
         try:
             # The file followed, not its folder: an mlx-lm log may have any name.
-            series = [training_series(r.source.file, name, scores if r is self.run else ())
-                      for r, name in zip(runs, names, strict=True)]  # fmt: skip
+            series = [
+                training_series(r.source.file, name, scores if r is self.run else ())
+                for r, name in zip(runs, names, strict=True)
+            ]
             out = exports_dir() / self.lab.session.name / f"{'-with-'.join(names)}.report.html"
             write_text_atomic(out, training_report_html(series, generated_now()))
         except Exception as exc:  # noqa: BLE001 - one line: an export must never end the app
-            self.notify(f"report export failed: {(str(exc) or type(exc).__name__).splitlines()[0]}",
-                        severity="error")  # fmt: skip
+            self.notify(
+                f"report export failed: {(str(exc) or type(exc).__name__).splitlines()[0]}",
+                severity="error",
+            )
             return None
         self.notify(f"report written: {out}")
         return out
@@ -536,18 +654,27 @@ class TrainingPane(LabPane):
         self.score_request = request
         engine, loaded = self.lab.engine, self.lab.loaded
         try:
-            scoring = prepare_scoring(engine, self.run.folder, self.run.state, request,
-                                      loaded.model_path if loaded else None)  # fmt: skip
+            scoring = prepare_scoring(
+                engine,
+                self.run.folder,
+                self.run.state,
+                request,
+                loaded.model_path if loaded else None,
+            )
         except LemlabError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
             return
         self.scoring = scoring
-        self.app.call_from_thread(self._scoring_started, len(scoring.checkpoints), len(scoring.probes))
+        self.app.call_from_thread(
+            self._scoring_started, len(scoring.checkpoints), len(scoring.probes)
+        )
         try:
             for event in scoring.events():
                 self.app.call_from_thread(self._on_scoring_event, event)
         except Exception as exc:  # noqa: BLE001 - any failure is one line; the pane stays usable
-            self.app.call_from_thread(self.notify, f"scoring failed: {exc}", severity="error", timeout=10)
+            self.app.call_from_thread(
+                self.notify, f"scoring failed: {exc}", severity="error", timeout=10
+            )
         finally:
             self.scoring = None
             self._restore_model(loaded)
@@ -560,19 +687,25 @@ class TrainingPane(LabPane):
             else:
                 self.lab.engine.unload().result()
         except Exception as exc:  # noqa: BLE001
-            self.app.call_from_thread(self.notify, f"could not reload the model: {exc}", severity="error")
+            self.app.call_from_thread(
+                self.notify, f"could not reload the model: {exc}", severity="error"
+            )
         self.app.call_from_thread(then or self._scoring_ended)
 
     def _scoring_started(self, checkpoints: int, probes: int) -> None:
         self.scores, self.comparison = [], None
         req = self.score_request
-        self.score_note = (f"scoring {checkpoints} checkpoints: {probes} probes of {req.battery}, "
-                           f"max {req.max_tokens} tokens (s again cancels)")  # fmt: skip
+        self.score_note = (
+            f"scoring {checkpoints} checkpoints: {probes} probes of {req.battery}, "
+            f"max {req.max_tokens} tokens (s again cancels)"
+        )
         self.redraw()
 
     def _on_scoring_event(self, event: ScoringEvent) -> None:
         if isinstance(event, ScoringProgress):
-            self.lab.loading = f"scoring checkpoint {event.iteration} ({event.done_units}/{event.total_units})"
+            self.lab.loading = (
+                f"scoring checkpoint {event.iteration} ({event.done_units}/{event.total_units})"
+            )
             self.app.refresh_status()  # type: ignore[attr-defined]
         elif isinstance(event, CheckpointScored):
             self.scores.append((event.iteration, event.mean))
@@ -591,7 +724,9 @@ class TrainingPane(LabPane):
     def _compare(self) -> None:
         assert self.run is not None
         files = dict(checkpoints_to_score(self.run.folder, self.run.state))
-        self.comparison = compare(align_scores(self.run.state, self.scores, files), self.run.state.best_val)
+        self.comparison = compare(
+            align_scores(self.run.state, self.scores, files), self.run.state.best_val
+        )
 
     def _show_scores(self) -> None:
         box = self.query_one("#training-scores", Static)
@@ -602,14 +737,17 @@ class TrainingPane(LabPane):
         text = self.score_note
         if cmp and cmp.best_by_score:
             s, v = cmp.best_by_score, cmp.best_by_val_loss
-            text = (f"{text}\n" if text else "") + f"best by score: iteration {s.iteration:,} ({s.score:.2f})"
+            text = (
+                f"{text}\n" if text else ""
+            ) + f"best by score: iteration {s.iteration:,} ({s.score:.2f})"
             if v is not None and v.val_loss is not None:
                 verdict = "same checkpoint" if cmp.agree else "DIFFERENT checkpoints"
-                text += f" · best by val loss: iteration {v.iteration:,} ({v.val_loss:.3f}) · {verdict}"
+                text += (
+                    f" · best by val loss: iteration {v.iteration:,} ({v.val_loss:.3f}) · {verdict}"
+                )
         box.update(text)
         box.set_class(bool(text), "-shown")  # an empty line would take a chart row
         box.set_class(bool(cmp and not cmp.agree and cmp.best_by_val_loss), "-differ")
-
 
     # -- self-distillation ---------------------------------------------------------------------
     def action_distill(self) -> None:
@@ -623,8 +761,9 @@ class TrainingPane(LabPane):
         if loaded is None:
             self.notify("load a model first: self-distillation samples from it", severity="warning")
             return
-        self.app.push_screen(DistillDialog(self.distill_request, loaded.model_path),
-                             when_given(self.distill))  # fmt: skip
+        self.app.push_screen(
+            DistillDialog(self.distill_request, loaded.model_path), when_given(self.distill)
+        )
 
     @work(thread=True, exclusive=True, group="training-distill")
     def distill(self, req: DistillRequest) -> None:
@@ -633,15 +772,25 @@ class TrainingPane(LabPane):
         if loaded is None:
             return
         try:
-            job = prepare_distill(model=loaded.model_path, adapter=loaded.adapter_path, prompts=req.battery,
-                                  output=req.output, resume=Path(req.output).exists(), samples=req.samples,
-                                  threshold=req.threshold, max_tokens=req.max_tokens,
-                                  temperature=req.temperature)  # fmt: skip
+            job = prepare_distill(
+                model=loaded.model_path,
+                adapter=loaded.adapter_path,
+                prompts=req.battery,
+                output=req.output,
+                resume=Path(req.output).exists(),
+                samples=req.samples,
+                threshold=req.threshold,
+                max_tokens=req.max_tokens,
+                temperature=req.temperature,
+            )
         except (LemlabError, OSError) as exc:
-            self.app.call_from_thread(self.notify, f"cannot distill: {exc}", severity="error", timeout=10)
+            self.app.call_from_thread(
+                self.notify, f"cannot distill: {exc}", severity="error", timeout=10
+            )
             return
-        self.distiller = DistillRunner(self.lab.engine, job.probes, job.settings, job.scorer, job.kernel_text,
-                                       job.state)  # fmt: skip
+        self.distiller = DistillRunner(
+            self.lab.engine, job.probes, job.settings, job.scorer, job.kernel_text, job.state
+        )
         recorder = DistillRecorder(job.output, job.settings)
         self.app.call_from_thread(self._distill_started, req.threshold)
         widget = self.query_one(DistillProgress)
@@ -654,12 +803,20 @@ class TrainingPane(LabPane):
                     done = event
                 self.app.call_from_thread(widget.apply, event)
             if done is not None and not done.cancelled:
-                s = recorder.finish(len(job.probes), job.state.records, job.state.prior_seconds,
-                                    {"battery": job.battery})  # fmt: skip
-                note = f"self-distill: kept {s['total_kept']}/{s['total_generated']} in {job.output}"
+                s = recorder.finish(
+                    len(job.probes),
+                    job.state.records,
+                    job.state.prior_seconds,
+                    {"battery": job.battery},
+                )
+                note = (
+                    f"self-distill: kept {s['total_kept']}/{s['total_generated']} in {job.output}"
+                )
                 self.app.call_from_thread(self.notify, note, timeout=10)
         except Exception as exc:  # noqa: BLE001 - one line; the samples written so far stay
-            self.app.call_from_thread(self.notify, f"self-distill failed: {exc}", severity="error", timeout=10)
+            self.app.call_from_thread(
+                self.notify, f"self-distill failed: {exc}", severity="error", timeout=10
+            )
         finally:
             self.distiller = None
             self._restore_model(loaded, self._distill_ended)
@@ -695,4 +852,3 @@ def _recorded_scores(record: dict[str, Any] | None) -> list[tuple[int, float]]:
 
 
 PANE = TrainingPane
-

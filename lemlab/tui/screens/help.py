@@ -14,7 +14,9 @@ from textual.widgets import DataTable, Static
 from lemlab.tui.chat.actions import SLASH_HELP
 
 
-def binding_rows(scopes: Iterable[tuple[str, Iterable[object]]], keymap: dict[str, str]) -> list[tuple[str, str, str, str]]:
+def binding_rows(
+    scopes: Iterable[tuple[str, Iterable[object]]], keymap: dict[str, str]
+) -> list[tuple[str, str, str, str]]:
     """(where, keys, id, what) for every Binding with an id, keys as the keymap sets them."""
     rows = []
     for where, bindings in scopes:
@@ -37,8 +39,11 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help-box"):
-            yield Static("Keys (remap any id under [keymap] in config.toml)", classes="table-title",
-                         markup=False)  # fmt: skip
+            yield Static(
+                "Keys (remap any id under [keymap] in config.toml)",
+                classes="table-title",
+                markup=False,
+            )
             table: DataTable[str] = DataTable(id="help-keys", cursor_type="row", zebra_stripes=True)
             table.add_columns("where", "keys", "id", "what it does")
             for row in self.rows:
@@ -46,8 +51,10 @@ class HelpScreen(ModalScreen[None]):
             yield table
             slash = "  ".join(f"{k}: {v}" for k, v in SLASH_HELP.items())
             yield Static(f"Chat commands — {slash}", id="help-slash", markup=False)
-            yield Static("ctrl+p opens the command palette: every verb is there. Esc closes this.",
-                         markup=False)  # fmt: skip
+            yield Static(
+                "ctrl+p opens the command palette: every verb is there. Esc closes this.",
+                markup=False,
+            )
 
     def action_dismiss(self) -> None:  # type: ignore[override]
         self.dismiss(None)

@@ -65,7 +65,9 @@ class OpenPathScreen(ModalScreen[str | Recent | None]):
     OpenPathScreen #open-error { color: $error; height: auto; }
     """
     BINDINGS = [
-        Binding("escape", "dismiss_none", "Cancel", id="open.cancel", tooltip="Close, open nothing"),
+        Binding(
+            "escape", "dismiss_none", "Cancel", id="open.cancel", tooltip="Close, open nothing"
+        ),
     ]
 
     def __init__(self, start: Path, recent: list[Recent]) -> None:
@@ -74,16 +76,27 @@ class OpenPathScreen(ModalScreen[str | Recent | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="open-box"):
-            yield Static("Open model / adapter folder  (Enter opens · → completes · Tab moves "
-                         "to the tree · Esc cancels)", markup=False)  # fmt: skip
-            yield Input(str(self.start) + os.sep, id="open-path", suggester=FolderSuggester(),
-                        placeholder="/path/to/model-or-adapter")  # fmt: skip
+            yield Static(
+                "Open model / adapter folder  (Enter opens · → completes · Tab moves "
+                "to the tree · Esc cancels)",
+                markup=False,
+            )
+            yield Input(
+                str(self.start) + os.sep,
+                id="open-path",
+                suggester=FolderSuggester(),
+                placeholder="/path/to/model-or-adapter",
+            )
             yield Static("", id="open-error", markup=False)
             if self.recent:
                 yield Static("Recently opened", classes="table-title", markup=False)
                 yield OptionList(
-                    *[Option(visible_line(r.label + "  ·  " + r.model), id=str(i))
-                      for i, r in enumerate(self.recent)], id="open-recent")  # fmt: skip
+                    *[
+                        Option(visible_line(r.label + "  ·  " + r.model), id=str(i))
+                        for i, r in enumerate(self.recent)
+                    ],
+                    id="open-recent",
+                )
             yield FoldersOnly(self.start, id="open-tree")
 
     def on_mount(self) -> None:

@@ -11,7 +11,9 @@ from textual.widgets import Input, Static, TextArea
 
 class TextPrompt(ModalScreen[str | None]):
     BINDINGS = [
-        Binding("escape", "dismiss_none", "Cancel", id="prompt.cancel", tooltip="Close, change nothing"),
+        Binding(
+            "escape", "dismiss_none", "Cancel", id="prompt.cancel", tooltip="Close, change nothing"
+        ),
         Binding("ctrl+s", "submit", "Done", id="prompt.submit", tooltip="Use this text"),
     ]
 
@@ -21,7 +23,11 @@ class TextPrompt(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="prompt-box"):
-            hint = "ctrl+s to use it, Esc to cancel" if self.multiline else "Enter to use it, Esc to cancel"
+            hint = (
+                "ctrl+s to use it, Esc to cancel"
+                if self.multiline
+                else "Enter to use it, Esc to cancel"
+            )
             yield Static(f"{self.title_text}  ({hint})", markup=False)
             if self.multiline:
                 yield TextArea(self.value, id="prompt-text")

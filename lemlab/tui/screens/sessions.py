@@ -20,7 +20,9 @@ class SessionsScreen(ModalScreen[str | None]):
     """Dismisses with the chosen (or new) session name, or None."""
 
     BINDINGS = [
-        Binding("escape", "close", "Close", id="sessions.close", tooltip="Keep the current session"),
+        Binding(
+            "escape", "close", "Close", id="sessions.close", tooltip="Keep the current session"
+        ),
         Binding("n", "new", "New", id="sessions.new", tooltip="Start a new session"),
     ]
 
@@ -31,18 +33,29 @@ class SessionsScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         found, damaged = list_sessions(self.sessions_dir)
         with Vertical(id="sessions-box"):
-            yield Static(f"Sessions in {self.sessions_dir}  (Enter opens, n new, Esc closes)",
-                         classes="table-title", markup=False)  # fmt: skip
+            yield Static(
+                f"Sessions in {self.sessions_dir}  (Enter opens, n new, Esc closes)",
+                classes="table-title",
+                markup=False,
+            )
             table: DataTable[str | Text] = DataTable(id="sessions-table", cursor_type="row")
             table.add_columns("name", "updated", "model", "messages", "runs")
             for s in found:
-                cells = (s.name, s.updated[:19].replace("T", " "), Path(s.model).name,
-                         str(s.messages), str(s.runs))  # from session files: never markup
+                cells = (
+                    s.name,
+                    s.updated[:19].replace("T", " "),
+                    Path(s.model).name,
+                    str(s.messages),
+                    str(s.runs),
+                )  # from session files: never markup
                 table.add_row(*(Text(visible_line(c)) for c in cells), key=s.name)
             yield table
             for line in damaged:
-                yield Static(visible_line(f"damaged, left untouched: {line}"), classes="damaged",
-                             markup=False)  # fmt: skip
+                yield Static(
+                    visible_line(f"damaged, left untouched: {line}"),
+                    classes="damaged",
+                    markup=False,
+                )
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.dismiss(str(event.row_key.value))

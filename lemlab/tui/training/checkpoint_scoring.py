@@ -121,8 +121,9 @@ class CheckpointScoring:
     def events(self) -> Iterator[ScoringEvent]:
         plan = checkpoint_plan(self.model, self.checkpoints)
         by_name = {variant_name(it): it for it, _ in self.checkpoints}
-        self._runner = ev.BatteryRunner(self.engine, self.probes, plan, self.scorer,
-                                        Sampler(max_tokens=self.max_tokens))  # fmt: skip
+        self._runner = ev.BatteryRunner(
+            self.engine, self.probes, plan, self.scorer, Sampler(max_tokens=self.max_tokens)
+        )
         if self._cancelled:
             self._runner.cancel()
         sums: dict[int, list[float]] = {}
@@ -141,8 +142,9 @@ class CheckpointScoring:
                 yield ScoringDone(scores, event.cancelled)
 
 
-def prepare_scoring(engine: Engine, folder: Path, state: RunState, request: ScoreRequest,
-                    fallback_model: str | None) -> CheckpointScoring:  # fmt: skip
+def prepare_scoring(
+    engine: Engine, folder: Path, state: RunState, request: ScoreRequest, fallback_model: str | None
+) -> CheckpointScoring:
     """Every check that can fail on user input, before any model is loaded (LemlabError)."""
     if request.max_tokens < 1:
         raise LemlabError("max tokens must be at least 1")
@@ -158,4 +160,6 @@ def prepare_scoring(engine: Engine, folder: Path, state: RunState, request: Scor
     probes = list(battery.probes[: request.limit] if request.limit else battery.probes)
     if not probes:
         raise LemlabError(f"battery {battery.name} has no probes")
-    return CheckpointScoring(engine, model, checkpoints, probes, get_scorer(request.scorer), request.max_tokens)
+    return CheckpointScoring(
+        engine, model, checkpoints, probes, get_scorer(request.scorer), request.max_tokens
+    )

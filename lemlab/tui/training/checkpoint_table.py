@@ -28,18 +28,24 @@ def checkpoint_rows(state: RunState, cmp: CheckpointComparison | None) -> list[t
     rows: list[tuple[str, ...]] = []
     for it in sorted(paths):
         near = nearest_val(state, it)
-        marks = [m for m, hit in ((BEST_VAL, it == best_val), (BEST_SCORE, it == best_score)) if hit]
-        rows.append((
-            f"{it:,}",
-            f"{near[1]:.3f}" if near else "",
-            f"{scores[it]:.2f}" if it in scores else "",
-            "".join(marks),
-            Path(paths[it]).name if paths[it] else "?",
-        ))  # fmt: skip
+        marks = [
+            m for m, hit in ((BEST_VAL, it == best_val), (BEST_SCORE, it == best_score)) if hit
+        ]
+        rows.append(
+            (
+                f"{it:,}",
+                f"{near[1]:.3f}" if near else "",
+                f"{scores[it]:.2f}" if it in scores else "",
+                "".join(marks),
+                Path(paths[it]).name if paths[it] else "?",
+            )
+        )
     return rows
 
 
-def _best_val_iteration(state: RunState, cmp: CheckpointComparison | None, paths: dict[int, str]) -> int | None:
+def _best_val_iteration(
+    state: RunState, cmp: CheckpointComparison | None, paths: dict[int, str]
+) -> int | None:
     if cmp and cmp.best_by_val_loss:
         return cmp.best_by_val_loss.iteration
     best = state.best_checkpoint

@@ -48,12 +48,27 @@ class CurriculumHost(Protocol):
     @property
     def lab(self) -> LabState: ...
 
-    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
-               timeout: float | None = None, markup: bool = True) -> None: ...  # fmt: skip
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None: ...
 
-    def run_worker(self, work: Callable[[], None], name: str | None = "", group: str = "default",
-                   description: str = "", exit_on_error: bool = True, start: bool = True,
-                   exclusive: bool = False, thread: bool = False) -> Worker[None]: ...  # fmt: skip
+    def run_worker(
+        self,
+        work: Callable[[], None],
+        name: str | None = "",
+        group: str = "default",
+        description: str = "",
+        exit_on_error: bool = True,
+        start: bool = True,
+        exclusive: bool = False,
+        thread: bool = False,
+    ) -> Worker[None]: ...
 
     def follow(self, run: FollowedRun) -> None:
         """Show this run in the pane and poll it."""
@@ -67,9 +82,14 @@ class CurriculumHost(Protocol):
         """Put the flow's one-line progress in view."""
         ...
 
+
 # What the one-line view says per stage while the flow works on it.
-PHASE_WORDS = {"training": "training", "confirm": "trained, fuse?", "fusing": "fusing",
-               "evaluating": "evaluating"}  # fmt: skip
+PHASE_WORDS = {
+    "training": "training",
+    "confirm": "trained, fuse?",
+    "fusing": "fusing",
+    "evaluating": "evaluating",
+}
 
 
 class CurriculumFlow:
@@ -95,8 +115,10 @@ class CurriculumFlow:
         if self.active:
             self.pane.notify("a curriculum is already running here", severity="warning")
             return
-        self.pane.app.push_screen(TextPrompt("Run a curriculum: TOML file with [[stage]] tables", self.last_path),
-                                  when_given(self.open))  # fmt: skip
+        self.pane.app.push_screen(
+            TextPrompt("Run a curriculum: TOML file with [[stage]] tables", self.last_path),
+            when_given(self.open),
+        )
 
     def open(self, path: str) -> bool:
         """Load and check every stage, then show the plan; a bad file is one line of notice."""
@@ -110,8 +132,10 @@ class CurriculumFlow:
         except (LemlabError, OSError) as exc:
             self.pane.notify(f"curriculum: {exc}", severity="error", timeout=10)
             return False
-        self.pane.app.push_screen(CurriculumDialog(cur, rows, plan.lines, plan.warned),
-                                  lambda yes: self.start(cur) if yes else None)  # fmt: skip
+        self.pane.app.push_screen(
+            CurriculumDialog(cur, rows, plan.lines, plan.warned),
+            lambda yes: self.start(cur) if yes else None,
+        )
         return True
 
     def start(self, cur: Curriculum) -> None:
@@ -123,7 +147,9 @@ class CurriculumFlow:
     def advance(self) -> None:
         assert self.progress is not None
         if self.stop_asked and self.stage is not None:
-            self.finish(f"curriculum stopped after stage {self.stage + 1}; run it again to continue")
+            self.finish(
+                f"curriculum stopped after stage {self.stage + 1}; run it again to continue"
+            )
             return
         step = self.progress.next_step(is_fused)
         if step is None:
@@ -144,15 +170,24 @@ class CurriculumFlow:
         assert self.cur is not None
         self.phase = "evaluating"
         self.show_line()
-        self.pane.run_worker(lambda: self._run_eval(i), thread=True, group="training-eval",
-                             exclusive=True, exit_on_error=False)  # fmt: skip
+        self.pane.run_worker(
+            lambda: self._run_eval(i),
+            thread=True,
+            group="training-eval",
+            exclusive=True,
+            exit_on_error=False,
+        )
 
     def _run_eval(self, i: int) -> None:
         assert self.cur is not None and self.cur.eval is not None
         scores, error = None, ""
         try:
-            scores = run_stage_eval(self.cur.eval, model=self.cur.input_model(i),
-                                    adapter=self.cur.adapter_dir(i), out=eval_file(self.cur, i))  # fmt: skip
+            scores = run_stage_eval(
+                self.cur.eval,
+                model=self.cur.input_model(i),
+                adapter=self.cur.adapter_dir(i),
+                out=eval_file(self.cur, i),
+            )
         except EvalInterrupted:
             error = "evaluation interrupted"
         except (LemlabError, OSError) as exc:
@@ -166,8 +201,12 @@ class CurriculumFlow:
             self.finish(f"curriculum stopped: stage {i + 1}: {error}", error=True)
             return
 
-        self.progress.note(i, eval_file=str(eval_file(self.cur, i)), battery_before=scores.before,
-                           battery_after=scores.after)  # fmt: skip
+        self.progress.note(
+            i,
+            eval_file=str(eval_file(self.cur, i)),
+            battery_before=scores.before,
+            battery_after=scores.after,
+        )
         self.progress.save()
         self.pane.notify(f"stage {i + 1} {self.cur.stages[i].name}: {scores.line()}", timeout=10)
         self.advance()
@@ -182,8 +221,13 @@ class CurriculumFlow:
             self.progress.set(i, "failed")
             self.finish(f"stage {i + 1} {st.name}: could not start training: {exc}", error=True)
             return
-        labels = {"curriculum": str(self.cur.path), "stage": st.name, "stage_number": i + 1,
-                  "stages": len(self.cur.stages), "model": str(self.cur.input_model(i))}  # fmt: skip
+        labels = {
+            "curriculum": str(self.cur.path),
+            "stage": st.name,
+            "stage_number": i + 1,
+            "stages": len(self.cur.stages),
+            "model": str(self.cur.input_model(i)),
+        }
         self.run = FollowedRun.started(proc, labels)
         self.phase = "training"
         self.pane.follow(self.run)
@@ -199,8 +243,11 @@ class CurriculumFlow:
         if status != "done":
             how = f"ended {status}" if self.run.state.finished else "ended without a final event"
             self.progress.set(i, "stopped")
-            self.finish(f"curriculum stopped: stage {i + 1} {self.cur.stages[i].name} {how}; "
-                        "run the curriculum again to retrain it", error=status != "stopped")  # fmt: skip
+            self.finish(
+                f"curriculum stopped: stage {i + 1} {self.cur.stages[i].name} {how}; "
+                "run the curriculum again to retrain it",
+                error=status != "stopped",
+            )
             return
         self.progress.set(i, "trained")
         self.advance()
@@ -212,22 +259,31 @@ class CurriculumFlow:
         self.phase = "confirm"
         self.show_line()
         job = fuse_job(self.cur, i)
-        self.pane.app.push_screen(FuseDialog(self.cur, job), lambda yes: self._fuse_answer(job, bool(yes)))
+        self.pane.app.push_screen(
+            FuseDialog(self.cur, job), lambda yes: self._fuse_answer(job, bool(yes))
+        )
 
     def _fuse_answer(self, job: FuseJob, yes: bool) -> None:
         assert self.cur is not None and self.progress is not None
         if not yes:
             self.progress.save()
             nxt = job.stage + 2
-            self.finish(f"curriculum stopped after stage {job.stage + 1} (not fused); "
-                        f"run it again to fuse and continue with stage {nxt}")  # fmt: skip
+            self.finish(
+                f"curriculum stopped after stage {job.stage + 1} (not fused); "
+                f"run it again to fuse and continue with stage {nxt}"
+            )
             return
         self.phase = "fusing"
         self.show_line()
         self.pane.lab.loading = f"fusing stage {job.stage + 1} into {job.out.name}"
         self.pane.app.refresh_status()  # type: ignore[attr-defined]
-        self.pane.run_worker(lambda: self._fuse(job), thread=True, group="training-fuse", exclusive=True,
-                             exit_on_error=False)  # fmt: skip
+        self.pane.run_worker(
+            lambda: self._fuse(job),
+            thread=True,
+            group="training-fuse",
+            exclusive=True,
+            exit_on_error=False,
+        )
 
     def _fuse(self, job: FuseJob) -> None:
         # Worker thread: it only waits for the fuse child; no MLX runs in this process.
@@ -278,7 +334,11 @@ class CurriculumFlow:
             return ""
         parts = []
         for row in stage_rows(self.cur, is_fused):
-            status = PHASE_WORDS.get(self.phase, row.status) if row.number - 1 == self.stage else row.status
+            status = (
+                PHASE_WORDS.get(self.phase, row.status)
+                if row.number - 1 == self.stage
+                else row.status
+            )
             parts.append(f"{row.number} {row.name} {status}")
         return f"curriculum {self.cur.path.name}: " + " · ".join(parts)
 

@@ -30,9 +30,14 @@ class DistillRequest:
     temperature: float
 
 
-FIELDS = (("battery", "battery (name or file)"), ("output", "output JSONL"), ("samples", "samples per probe"),
-          ("threshold", "keep at score >="), ("max_tokens", "max tokens per sample"),
-          ("temperature", "temperature"))  # fmt: skip
+FIELDS = (
+    ("battery", "battery (name or file)"),
+    ("output", "output JSONL"),
+    ("samples", "samples per probe"),
+    ("threshold", "keep at score >="),
+    ("max_tokens", "max tokens per sample"),
+    ("temperature", "temperature"),
+)
 
 
 def default_request() -> DistillRequest:
@@ -42,12 +47,21 @@ def default_request() -> DistillRequest:
 
 def parse_request(texts: dict[str, str]) -> DistillRequest:
     try:
-        request = DistillRequest(texts["battery"].strip(), str(Path(texts["output"].strip()).expanduser()),
-                                 int(texts["samples"]), float(texts["threshold"]), int(texts["max_tokens"]),
-                                 float(texts["temperature"]))  # fmt: skip
+        request = DistillRequest(
+            texts["battery"].strip(),
+            str(Path(texts["output"].strip()).expanduser()),
+            int(texts["samples"]),
+            float(texts["threshold"]),
+            int(texts["max_tokens"]),
+            float(texts["temperature"]),
+        )
     except ValueError:
-        raise LemlabError("samples and max tokens are whole numbers; threshold and temperature numbers") from None
-    if not (math.isfinite(request.threshold) and math.isfinite(request.temperature)):  # NaN passes `<`
+        raise LemlabError(
+            "samples and max tokens are whole numbers; threshold and temperature numbers"
+        ) from None
+    if not (
+        math.isfinite(request.threshold) and math.isfinite(request.temperature)
+    ):  # NaN passes `<`
         raise LemlabError("threshold and temperature must be finite numbers")
     return request
 
@@ -62,8 +76,20 @@ class DistillDialog(ModalScreen["DistillRequest | None"]):
     #distill-buttons { height: 3; align: right middle; }
     """
     BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="distill_form.cancel", tooltip="Close, generate nothing"),
-        Binding("ctrl+s", "run", "Distill", id="distill_form.run", tooltip="Sample, score and keep the best"),
+        Binding(
+            "escape",
+            "cancel",
+            "Cancel",
+            id="distill_form.cancel",
+            tooltip="Close, generate nothing",
+        ),
+        Binding(
+            "ctrl+s",
+            "run",
+            "Distill",
+            id="distill_form.run",
+            tooltip="Sample, score and keep the best",
+        ),
     ]
 
     def __init__(self, request: DistillRequest, model: str) -> None:
@@ -72,8 +98,11 @@ class DistillDialog(ModalScreen["DistillRequest | None"]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="distill-box"):
-            yield Static(f"Self-distill training data from {Path(self.model).name} (the loaded model)",
-                         classes="table-title", markup=False)  # fmt: skip
+            yield Static(
+                f"Self-distill training data from {Path(self.model).name} (the loaded model)",
+                classes="table-title",
+                markup=False,
+            )
             with Grid():
                 for name, label in FIELDS:
                     yield Label(label)
@@ -85,7 +114,9 @@ class DistillDialog(ModalScreen["DistillRequest | None"]):
 
     def action_run(self) -> None:
         try:
-            req = parse_request({name: self.query_one(f"#df-{name}", Input).value for name, _ in FIELDS})
+            req = parse_request(
+                {name: self.query_one(f"#df-{name}", Input).value for name, _ in FIELDS}
+            )
         except LemlabError as exc:
             self.query_one("#distill-error", Static).update(str(exc))
             return

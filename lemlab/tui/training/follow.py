@@ -20,7 +20,9 @@ from lemlab.engine.train_runner import (
 )
 
 QUIET_LOG_SECONDS = 300.0  # an unfinished log untouched this long is no longer taken as live
-LOST_TRAINER_GRACE = 3.0  # seconds an attached run's trainer may be gone before it counts as interrupted
+LOST_TRAINER_GRACE = (
+    3.0  # seconds an attached run's trainer may be gone before it counts as interrupted
+)
 
 
 class LiveClock:
@@ -49,15 +51,22 @@ class FollowedRun:
     def attach(cls, path: str | Path) -> FollowedRun:
         """Follow an events file, adapter folder or mlx-lm log. FileNotFoundError (one line)."""
         clock = LiveClock()
-        watcher = RunWatcher(resolve_run_source(path), clock=clock, liveness=trainer_check(LOST_TRAINER_GRACE))
+        watcher = RunWatcher(
+            resolve_run_source(path), clock=clock, liveness=trainer_check(LOST_TRAINER_GRACE)
+        )
         return cls(watcher, _clock=clock, origin="attached")
 
     @classmethod
     def started(cls, process: TrainingProcess, labels: dict[str, Any] | None = None) -> FollowedRun:
         clock = LiveClock()
         clock.armed = True  # every line of a run we started is new
-        return cls(RunWatcher(process.source, clock=clock), process, "started", labels=dict(labels or {}),
-                   _clock=clock)  # fmt: skip
+        return cls(
+            RunWatcher(process.source, clock=clock),
+            process,
+            "started",
+            labels=dict(labels or {}),
+            _clock=clock,
+        )
 
     @property
     def state(self) -> RunState:
@@ -153,7 +162,10 @@ class FollowedRun:
         if st.total_iters:
             rec["total_iters"] = st.total_iters
         if st.best_val:
-            rec["best_val_iteration"], rec["best_val_loss"] = st.best_val[0], round(st.best_val[1], 4)
+            rec["best_val_iteration"], rec["best_val_loss"] = (
+                st.best_val[0],
+                round(st.best_val[1], 4),
+            )
         if st.best_checkpoint:
             rec["best_checkpoint"] = st.best_checkpoint
         if st.log_format:

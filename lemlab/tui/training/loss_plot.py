@@ -100,8 +100,13 @@ class LossPlot(PlotextPlot):
         self.zoom = max(0, min(MAX_ZOOM, level))
         self.replot()
 
-    def show_run(self, train: Sequence[Point], val: Sequence[Point], total_iters: int | None,
-                 best_val_iter: int | None) -> None:  # fmt: skip
+    def show_run(
+        self,
+        train: Sequence[Point],
+        val: Sequence[Point],
+        total_iters: int | None,
+        best_val_iter: int | None,
+    ) -> None:
         self.train, self.val = list(train), list(val)
         self.total_iters, self.best_val_iter = total_iters, best_val_iter
         self.replot()
@@ -122,7 +127,9 @@ class LossPlot(PlotextPlot):
         self.replot()
 
     def _colour(self, name: str) -> tuple[int, int, int]:
-        value = self.app.theme_variables.get(name) or self.app.theme_variables.get("foreground", "white")
+        value = self.app.theme_variables.get(name) or self.app.theme_variables.get(
+            "foreground", "white"
+        )
         return Color.parse(value).rgb
 
     def replot(self) -> None:
@@ -133,7 +140,10 @@ class LossPlot(PlotextPlot):
         lo = None if window is None else self.last_iteration - window + 1
         limit = max(40, 2 * (self.size.width or 80))
         train, val = thin(in_window(self.train, lo), limit), in_window(self.val, lo)
-        other_train, other_val = thin(in_window(self.other_train, lo), limit), in_window(self.other_val, lo)
+        other_train, other_val = (
+            thin(in_window(self.other_train, lo), limit),
+            in_window(self.other_val, lo),
+        )
         scores = in_window(self.scores, lo)
         legend: list[tuple[str, Any, str]] = []
         self._legend = legend
@@ -145,23 +155,37 @@ class LossPlot(PlotextPlot):
         if other_train or other_val:
             colour = self._colour("secondary")
             if other_train:
-                plt.plot([p[0] for p in other_train], [p[1] for p in other_train], marker="braille", color=colour)
+                plt.plot(
+                    [p[0] for p in other_train],
+                    [p[1] for p in other_train],
+                    marker="braille",
+                    color=colour,
+                )
                 legend.append(("─", colour, f"train ({self.other_name})"))
             if other_val:
-                plt.scatter([p[0] for p in other_val], [p[1] for p in other_val], marker="○", color=colour)
+                plt.scatter(
+                    [p[0] for p in other_val], [p[1] for p in other_val], marker="○", color=colour
+                )
                 legend.append(("○", colour, f"val ({self.other_name})"))
         if train:
             colour = self._colour("primary")
             if self.smoothing and len(train) > 2:
-                raw = self._colour("foreground-muted") if "foreground-muted" in self.app.theme_variables \
-                    else self._colour("panel")  # fmt: skip
-                plt.scatter([p[0] for p in train], [p[1] for p in train], marker="braille", color=raw)
+                raw = (
+                    self._colour("foreground-muted")
+                    if "foreground-muted" in self.app.theme_variables
+                    else self._colour("panel")
+                )
+                plt.scatter(
+                    [p[0] for p in train], [p[1] for p in train], marker="braille", color=raw
+                )
                 legend.append(("⠂", raw, f"train ({me}, raw)"))
                 sm = smooth(train)
                 plt.plot([p[0] for p in sm], [p[1] for p in sm], marker="braille", color=colour)
                 legend.append(("─", colour, f"train ({me}, smoothed {SMOOTHING:g})"))
             else:
-                plt.plot([p[0] for p in train], [p[1] for p in train], marker="braille", color=colour)
+                plt.plot(
+                    [p[0] for p in train], [p[1] for p in train], marker="braille", color=colour
+                )
                 legend.append(("─", colour, f"train ({me})"))
         if val:
             colour = self._colour("accent")
@@ -169,7 +193,13 @@ class LossPlot(PlotextPlot):
             legend.append(("●", colour, f"val ({me})"))
         if scores:
             colour = self._colour("success")
-            plt.scatter([p[0] for p in scores], [p[1] for p in scores], marker="★", yside="right", color=colour)
+            plt.scatter(
+                [p[0] for p in scores],
+                [p[1] for p in scores],
+                marker="★",
+                yside="right",
+                color=colour,
+            )
             # textual-plotext's stub names ylabel's side `xside`; plotext's ylabel takes yside.
             plt.ylabel("mean score", yside="right")  # type: ignore[call-arg]
             legend.append(("★", colour, "mean score (right axis)"))
@@ -180,8 +210,12 @@ class LossPlot(PlotextPlot):
         self.refresh()
 
     def _ticks(self, lo: int | None) -> None:
-        xs = [p[0] for pts in (self.train, self.val, self.other_train, self.other_val, self.scores) for p in pts
-              if lo is None or p[0] >= lo]  # fmt: skip
+        xs = [
+            p[0]
+            for pts in (self.train, self.val, self.other_train, self.other_val, self.scores)
+            for p in pts
+            if lo is None or p[0] >= lo
+        ]
         if not xs:
             return
         first, last = min(xs), max(xs)
@@ -191,7 +225,10 @@ class LossPlot(PlotextPlot):
         self.plt.xticks(positions, [f"{t:,}" for t in ticks])
 
     def _mark_best(self, lo: int | None, legend: list[tuple[str, Any, str]]) -> None:
-        marks = ((self.best_val_iter, "accent", "best val loss"), (self.best_score_iter, "success", "best score"))
+        marks = (
+            (self.best_val_iter, "accent", "best val loss"),
+            (self.best_score_iter, "success", "best score"),
+        )
         for it, colour_name, what in marks:
             if it is not None and (lo is None or it >= lo):
                 colour = self._colour(colour_name)

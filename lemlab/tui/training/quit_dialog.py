@@ -21,10 +21,20 @@ class QuitWithRunScreen(ModalScreen["str | None"]):
     """
     BINDINGS = [
         Binding("escape", "choose('')", "Cancel", id="quit_run.cancel", tooltip="Do not quit"),
-        Binding("l", "choose('leave')", "Leave running", id="quit_run.leave",
-                tooltip="Quit; the training keeps running"),  # fmt: skip
-        Binding("s", "choose('stop')", "Stop and quit", id="quit_run.stop",
-                tooltip="Ask the trainer to save its adapters and stop, then quit"),  # fmt: skip
+        Binding(
+            "l",
+            "choose('leave')",
+            "Leave running",
+            id="quit_run.leave",
+            tooltip="Quit; the training keeps running",
+        ),
+        Binding(
+            "s",
+            "choose('stop')",
+            "Stop and quit",
+            id="quit_run.stop",
+            tooltip="Ask the trainer to save its adapters and stop, then quit",
+        ),
     ]
 
     def __init__(self, what: str) -> None:
@@ -33,10 +43,14 @@ class QuitWithRunScreen(ModalScreen["str | None"]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="quit-box"):
-            yield Static(f"{self.what}\n\nLeave it running (l): it keeps training after lemlab exits; "
-                         "reopen lemlab and pick it with r in the Training tab, or follow it with "
-                         "`lemlab watch`.\nStop it (s): the trainer saves adapters.safetensors "
-                         "and keeps every checkpoint.", id="quit-text", markup=False)  # fmt: skip
+            yield Static(
+                f"{self.what}\n\nLeave it running (l): it keeps training after lemlab exits; "
+                "reopen lemlab and pick it with r in the Training tab, or follow it with "
+                "`lemlab watch`.\nStop it (s): the trainer saves adapters.safetensors "
+                "and keeps every checkpoint.",
+                id="quit-text",
+                markup=False,
+            )
             with Horizontal(id="quit-buttons"):
                 yield Button("Cancel", id="quit-cancel")
                 yield Button("Stop it and quit", id="quit-stop", variant="warning")
@@ -50,4 +64,6 @@ class QuitWithRunScreen(ModalScreen["str | None"]):
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
-        self.action_choose({"quit-leave": "leave", "quit-stop": "stop"}.get(event.button.id or "", ""))
+        self.action_choose(
+            {"quit-leave": "leave", "quit-stop": "stop"}.get(event.button.id or "", "")
+        )

@@ -32,10 +32,21 @@ class RunPickerScreen(ModalScreen["tuple[str, str] | None"]):
     """
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="runs.cancel", tooltip="Close, attach nothing"),
-        Binding("enter", "pick('attach')", "Attach", id="runs.attach", priority=True,
-                tooltip="Follow the selected run"),  # fmt: skip
-        Binding("o", "pick('overlay')", "Overlay", id="runs.overlay",
-                tooltip="Draw the selected run on the chart beside the followed one"),  # fmt: skip
+        Binding(
+            "enter",
+            "pick('attach')",
+            "Attach",
+            id="runs.attach",
+            priority=True,
+            tooltip="Follow the selected run",
+        ),
+        Binding(
+            "o",
+            "pick('overlay')",
+            "Overlay",
+            id="runs.overlay",
+            tooltip="Draw the selected run on the chart beside the followed one",
+        ),
     ]
 
     def __init__(self, rows: list[RunRow]) -> None:
@@ -44,8 +55,11 @@ class RunPickerScreen(ModalScreen["tuple[str, str] | None"]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="runs-box"):
-            yield Static("Training runs  (Enter attaches, o overlays on the chart, Esc closes)",
-                         classes="table-title", markup=False)  # fmt: skip
+            yield Static(
+                "Training runs  (Enter attaches, o overlays on the chart, Esc closes)",
+                classes="table-title",
+                markup=False,
+            )
             yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
             hint = "" if self.rows else "no runs yet: n starts one (adapters go to the runs folder)"
             yield Static(hint, id="runs-hint", markup=False)

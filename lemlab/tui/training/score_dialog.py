@@ -42,7 +42,9 @@ class ScoreDialog(ModalScreen["ScoreRequest | None"]):
     #score-buttons { height: 3; align: right middle; }
     """
     BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="score_form.cancel", tooltip="Close, score nothing"),
+        Binding(
+            "escape", "cancel", "Cancel", id="score_form.cancel", tooltip="Close, score nothing"
+        ),
         Binding("ctrl+s", "run", "Score", id="score_form.run", tooltip="Score every checkpoint"),
     ]
 
@@ -53,12 +55,18 @@ class ScoreDialog(ModalScreen["ScoreRequest | None"]):
     def compose(self) -> ComposeResult:
         options = shipped_batteries()
         names = [name for _, name in options]
-        value = self.request.battery if self.request.battery in names else (
-            DEFAULT_BATTERY if DEFAULT_BATTERY in names else Select.NULL)  # fmt: skip
+        value = (
+            self.request.battery
+            if self.request.battery in names
+            else (DEFAULT_BATTERY if DEFAULT_BATTERY in names else Select.NULL)
+        )
         path = "" if self.request.battery in names else self.request.battery
         with Vertical(id="score-box"):
-            yield Static(f"Score {self.checkpoints} checkpoints with a battery (greedy; one model load each)",
-                         classes="table-title", markup=False)  # fmt: skip
+            yield Static(
+                f"Score {self.checkpoints} checkpoints with a battery (greedy; one model load each)",
+                classes="table-title",
+                markup=False,
+            )
             with Grid():
                 yield Label("shipped battery")
                 yield Select(options, value=value, id="score-battery", allow_blank=True)

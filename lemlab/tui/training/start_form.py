@@ -71,15 +71,25 @@ def initial_values(model: str, data: str = "", adapter_path: str = "") -> dict[s
     facts = read_model_facts(model) if model else None
     layers = default_num_layers(facts.num_layers if facts else None)
     return {
-        "model": model, "data": data, "adapter_path": adapter_path or (default_adapter_path(model) if model else ""),
-        "iters": cfg.iters, "batch_size": cfg.batch_size, "num_layers": layers,
-        "learning_rate": cfg.learning_rate, "rank": cfg.rank, "save_every": cfg.save_every,
-        "steps_per_eval": cfg.steps_per_eval, "steps_per_report": cfg.steps_per_report,
-        "val_batches": cfg.val_batches, "mask_prompt": cfg.mask_prompt,
-    }  # fmt: skip
+        "model": model,
+        "data": data,
+        "adapter_path": adapter_path or (default_adapter_path(model) if model else ""),
+        "iters": cfg.iters,
+        "batch_size": cfg.batch_size,
+        "num_layers": layers,
+        "learning_rate": cfg.learning_rate,
+        "rank": cfg.rank,
+        "save_every": cfg.save_every,
+        "steps_per_eval": cfg.steps_per_eval,
+        "steps_per_report": cfg.steps_per_report,
+        "val_batches": cfg.val_batches,
+        "mask_prompt": cfg.mask_prompt,
+    }
 
 
-def parse_form(texts: dict[str, str], mask_prompt: bool, base: dict[str, Any] | None = None) -> TrainingConfig:
+def parse_form(
+    texts: dict[str, str], mask_prompt: bool, base: dict[str, Any] | None = None
+) -> TrainingConfig:
     """Form text -> a validated config; LemlabError (one line) for the first bad field. `base`:
     settings the form does not show (a continued run's rank, seed, resume file...)."""
     values: dict[str, Any] = {**(base or {}), "mask_prompt": mask_prompt}
@@ -91,8 +101,14 @@ def parse_form(texts: dict[str, str], mask_prompt: bool, base: dict[str, Any] | 
         try:
             values[name] = kind(raw)
         except ValueError:
-            raise LemlabError(f"{label}: {raw!r} is not a {'whole number' if kind is int else 'number'}") from None
-    for name, label in (("model", "model folder"), ("data", "data folder"), ("adapter_path", "adapter folder")):
+            raise LemlabError(
+                f"{label}: {raw!r} is not a {'whole number' if kind is int else 'number'}"
+            ) from None
+    for name, label in (
+        ("model", "model folder"),
+        ("data", "data folder"),
+        ("adapter_path", "adapter folder"),
+    ):
         if not values[name]:
             raise LemlabError(f"{label} is required")
     return resolve_config(values)
@@ -103,8 +119,11 @@ def plan_lines(cfg: TrainingConfig) -> tuple[list[str], list[str]]:
     fig = gradient_figures(cfg, read_model_facts(cfg.model))
     warnings = small_model_warning(fig)
     if previous_run(Path(cfg.adapter_path)):
-        warnings = [*warnings, f"{cfg.adapter_path} holds an earlier run: its events and log will be "
-                               "archived (kept) and checkpoints saved again are overwritten"]  # fmt: skip
+        warnings = [
+            *warnings,
+            f"{cfg.adapter_path} holds an earlier run: its events and log will be "
+            "archived (kept) and checkpoints saved again are overwritten",
+        ]
     return format_figures(fig), warnings
 
 
@@ -127,13 +146,25 @@ class StartRunScreen(ModalScreen["TrainingConfig | None"]):
     #train-buttons { height: 3; align: right middle; }
     """
     BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="train_form.cancel", tooltip="Close, start nothing"),
-        Binding("ctrl+s", "start", "Start", id="train_form.start",
-                tooltip="Check the settings and start training"),  # fmt: skip
+        Binding(
+            "escape", "cancel", "Cancel", id="train_form.cancel", tooltip="Close, start nothing"
+        ),
+        Binding(
+            "ctrl+s",
+            "start",
+            "Start",
+            id="train_form.start",
+            tooltip="Check the settings and start training",
+        ),
     ]
 
-    def __init__(self, values: dict[str, Any], *, base: dict[str, Any] | None = None,
-                 note: list[str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        values: dict[str, Any],
+        *,
+        base: dict[str, Any] | None = None,
+        note: list[str] | None = None,
+    ) -> None:
         super().__init__()
         self.values, self.base, self.note = values, base, note or []
         self.acknowledged: TrainingConfig | None = None  # warnings seen for this exact config
@@ -142,20 +173,33 @@ class StartRunScreen(ModalScreen["TrainingConfig | None"]):
     def compose(self) -> ComposeResult:
         with Vertical(id="train-form"):
             title = "Continue a LoRA training run" if self.note else "Start a LoRA training run"
-            yield Static(f"{title}  (ctrl+s starts, Esc cancels)", classes="table-title", markup=False)
+            yield Static(
+                f"{title}  (ctrl+s starts, Esc cancels)", classes="table-title", markup=False
+            )
             # Above the fields: what stops ctrl+s is seen where the user looks, at any height.
             yield Static("", id="train-error", markup=False)
             yield Static("", id="train-warning", markup=False)
-            yield Static("\n".join(self.note), id="train-note", classes="-shown" if self.note else "",
-                         markup=False)  # fmt: skip
+            yield Static(
+                "\n".join(self.note),
+                id="train-note",
+                classes="-shown" if self.note else "",
+                markup=False,
+            )
             with VerticalScroll():
                 with Grid():
                     for name, label, _ in TEXT_FIELDS:
                         wide = name in ("model", "data", "adapter_path")
                         yield Label(label)
-                        yield Input(str(self.values.get(name, "")), id=f"tf-{name}", classes="-wide" if wide else "")
-                yield Checkbox("loss on the reply only (mask prompt)", bool(self.values.get("mask_prompt")),
-                               id="tf-mask_prompt")  # fmt: skip
+                        yield Input(
+                            str(self.values.get(name, "")),
+                            id=f"tf-{name}",
+                            classes="-wide" if wide else "",
+                        )
+                yield Checkbox(
+                    "loss on the reply only (mask prompt)",
+                    bool(self.values.get("mask_prompt")),
+                    id="tf-mask_prompt",
+                )
                 yield Static("", id="train-plan", markup=False)
                 yield Static(EFFECTIVE_GRADIENT_NOTE, id="train-explain", markup=False)
             with Horizontal(id="train-buttons"):
@@ -170,13 +214,19 @@ class StartRunScreen(ModalScreen["TrainingConfig | None"]):
         return {name: self.query_one(f"#tf-{name}", Input).value for name, _, _ in TEXT_FIELDS}
 
     def _config(self) -> TrainingConfig:
-        return parse_form(self._texts(), self.query_one("#tf-mask_prompt", Checkbox).value, self.base)
+        return parse_form(
+            self._texts(), self.query_one("#tf-mask_prompt", Checkbox).value, self.base
+        )
 
     @on(Input.Changed, "#tf-model")
     def _model_changed(self, event: Input.Changed) -> None:
         """Layers the user has not chosen follow the model: ~30% of its layers."""
         layers = self.query_one("#tf-num_layers", Input)
-        facts = read_model_facts(Path(event.value.strip()).expanduser()) if event.value.strip() else None
+        facts = (
+            read_model_facts(Path(event.value.strip()).expanduser())
+            if event.value.strip()
+            else None
+        )
         auto = str(default_num_layers(facts.num_layers if facts else None))
         if layers.value.strip() == self._auto_layers and auto != self._auto_layers:
             self._auto_layers = auto
@@ -185,7 +235,10 @@ class StartRunScreen(ModalScreen["TrainingConfig | None"]):
     @on(Input.Changed)
     @on(Checkbox.Changed)
     def refresh_plan(self) -> None:
-        plan, warning = self.query_one("#train-plan", Static), self.query_one("#train-warning", Static)
+        plan, warning = (
+            self.query_one("#train-plan", Static),
+            self.query_one("#train-warning", Static),
+        )
         start = self.query_one("#train-start", Button)
         try:
             cfg = self._config()
@@ -205,7 +258,9 @@ class StartRunScreen(ModalScreen["TrainingConfig | None"]):
     def action_start(self) -> None:
         try:
             cfg = self._config()
-            preflight_training(cfg)  # the same checks `lemlab train` makes (model, layers, data lines)
+            preflight_training(
+                cfg
+            )  # the same checks `lemlab train` makes (model, layers, data lines)
             _, warnings = plan_lines(cfg)
         except LemlabError as exc:
             self._show_error(str(exc))
@@ -213,7 +268,9 @@ class StartRunScreen(ModalScreen["TrainingConfig | None"]):
         if warnings and self.acknowledged != cfg:
             self.acknowledged = cfg
             self.refresh_plan()
-            self.notify("read the warning, then press Start anyway (ctrl+s) to train", severity="warning")
+            self.notify(
+                "read the warning, then press Start anyway (ctrl+s) to train", severity="warning"
+            )
             return
         self.dismiss(cfg)
 

@@ -56,9 +56,17 @@ class DistillProgress(Widget):
     DistillProgress > .distill-progress--dim { color: $text-muted; }
     """
 
-    def __init__(self, *, threshold: float = 24.0, total: int = 0, bin_width: float = 5.0,
-                 max_rows: int = 12, name: str | None = None, id: str | None = None,
-                 classes: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        threshold: float = 24.0,
+        total: int = 0,
+        bin_width: float = 5.0,
+        max_rows: int = 12,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.threshold, self.total, self.bin_width, self.max_rows = (
             threshold,
@@ -107,8 +115,10 @@ class DistillProgress(Widget):
 
     def summary_text(self) -> str:
         of = f" of {self.total}" if self.total else ""
-        return (f"kept {self.kept} / generated {self.generated}{of} · keep rate {self.keep_rate:.1f}% "
-                f"· threshold {self.threshold:g}")  # fmt: skip
+        return (
+            f"kept {self.kept} / generated {self.generated}{of} · keep rate {self.keep_rate:.1f}% "
+            f"· threshold {self.threshold:g}"
+        )
 
     # -- drawing --
 
